@@ -1,0 +1,352 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
+// One-command set-up: Debian packages, npm dependencies, the pinned node-llama-cpp package and a
+// llama.cpp build from the source it ships. Plain Node with no dependencies, because it runs
+// before `npm install`. Idempotent: every step checks a stamp or the file it would produce first.
+import { spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, homedir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const rootPackage = JSON.parse(readFileSync(join(repoRoot, "package.json"), "utf8"));
+const nodeLlamaCppVersion = rootPackage.profinfer.nodeLlamaCpp;
+const cacheRoot = process.env.PROFINFER_CACHE || join(homedir(), ".cache", "profinfer");
+const manifestPath = join(cacheRoot, "manifest.json");
+const isTty = process.stdout.isTTY === true;
+
+// Debian packages and the command each one provides, so a warm machine needs no dpkg query per package.
+const debianPackages = [
+  ["clang", "clang"],
+  ["llvm", "llvm-strip"],
+  ["libbpf-dev", null],
+  ["libelf-dev", null],
+  ["zlib1g-dev", null],
+  ["bpftool", "bpftool"],
+  ["linux-perf", "perf"],
+  ["cmake", "cmake"],
+  ["make", "make"],
+  ["g++", "g++"],
+  ["pkg-config", "pkg-config"],
+  ["git", "git"],
+  ["prometheus", "prometheus"],
+  ["chromium", "chromium"],
+];
+
+// llama.cpp build options. The key of the cache folder is derived from them, so a change of any
+// option gets a fresh build beside the old one instead of a silently reconfigured one.
+const llamaTargets = [
+  "llama-cli",
+  "llama-completion",
+  "llama-server",
+  "llama-bench",
+  "llama-simple",
+  "llama-eval-callback",
+  "llama-gguf",
+];
+const llamaCmakeOptions = {
+  CMAKE_BUILD_TYPE: "RelWithDebInfo",
+  BUILD_SHARED_LIBS: "ON",
+  GGML_NATIVE: "ON",
+  LLAMA_BUILD_TESTS: "OFF",
+  LLAMA_OPENSSL: "OFF",
+  LLAMA_BUILD_UI: "OFF",
+  // The prebuilt web UI is downloaded at configure time; our machines reach no such host.
+  LLAMA_USE_PREBUILT_UI: "OFF",
+};
+
+function log(message) {
+  process.stdout.write(`[setup] ${message}\n`);
+}
+
+function fail(message) {
+  process.stderr.write(`[setup] error: ${message}\n`);
+  process.exit(1);
+}
+
+function formatSeconds(ms) {
+  const s = Math.round(ms / 1000);
+  return s >= 60 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${s}s`;
+}
+
+function which(command) {
+  return spawnSync("sh", ["-c", `command -v ${command}`], { stdio: "ignore" }).status === 0;
+}
+
+function runChecked(command, args, options = {}) {
+  const result = spawnSync(command, args, { stdio: "inherit", ...options });
+  if (result.status !== 0) {
+    fail(`'${command} ${args.join(" ")}' exited with status ${result.status ?? result.signal}`);
+  }
+}
+
+/**
+ * Runs a long command and shows that it moves: a progress line rewritten in place on a terminal,
+ * a line every 30 s otherwise (CI logs). `parseProgress` turns an output line into a fraction.
+ */
+function runWithProgress(label, command, args, { cwd, logFile, parseProgress }) {
+  return new Promise((resolvePromise, rejectPromise) => {
+    const started = Date.now();
+    let fraction = 0;
+    let lastLine = "";
+    let lastReport = 0;
+    const logLines = [];
+    const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const report = (force) => {
+      const now = Date.now();
+      const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
+      const text = `${label}: ${pct} ${formatSeconds(now - started)} ${lastLine.slice(0, 60)}`;
+      if (isTty) {
+        process.stdout.write(`\r\x1b[K[setup] ${text}`);
+      } else if (force || now - lastReport >= 30000) {
+        process.stdout.write(`[setup] ${text}\n`);
+        lastReport = now;
+      }
+    };
+    const timer = setInterval(() => report(false), isTty ? 1000 : 5000);
+    const onData = (chunk) => {
+      for (const line of chunk.toString().split("\n")) {
+        if (!line.trim()) continue;
+        logLines.push(line);
+        const p = parseProgress(line);
+        if (p !== null) fraction = Math.max(fraction, p);
+        lastLine = line.replace(/^\[\s*\d+%\]\s*/, "").trim();
+      }
+      report(false);
+    };
+    child.stdout.on("data", onData);
+    child.stderr.on("data", onData);
+    child.on("error", (error) => {
+      clearInterval(timer);
+      rejectPromise(error);
+    });
+    child.on("close", (code) => {
+      clearInterval(timer);
+      writeFileSync(logFile, logLines.join("\n") + "\n");
+      if (isTty) process.stdout.write("\n");
+      if (code === 0) {
+        log(`${label}: done in ${formatSeconds(Date.now() - started)}`);
+        resolvePromise();
+      } else {
+        const tail = logLines.slice(-30).join("\n");
+        rejectPromise(new Error(`${label} failed (exit ${code}); full log: ${logFile}\n${tail}`));
+      }
+    });
+  });
+}
+
+function ensureDebianPackages() {
+  const missing = debianPackages.filter(([pkg, command]) =>
+    command ? !which(command) : !existsSync(`/usr/share/doc/${pkg}`),
+  );
+  if (missing.length === 0) {
+    log("Debian packages: all present");
+    return;
+  }
+  const names = missing.map(([pkg]) => pkg);
+  if (process.getuid?.() !== 0) {
+    fail(
+      `missing Debian packages: ${names.join(" ")}. Run as root, or install them first: ` +
+        `sudo apt-get install -y ${names.join(" ")}`,
+    );
+  }
+  log(`Debian packages: installing ${names.join(" ")}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  const listsStamp = "/var/lib/apt/lists/lock";
+  const listsAge = existsSync("/var/lib/apt/lists")
+    ? spawnSync("sh", ["-c", "ls /var/lib/apt/lists | wc -l"], { encoding: "utf8" }).stdout.trim()
+    : "0";
+  if (!existsSync(listsStamp) || Number(listsAge) < 5) {
+    runChecked("apt-get", ["update", "-q"], { env });
+  }
+  const install = spawnSync(
+    "apt-get",
+    ["install", "-y", "-q", "--no-install-recommends", ...names],
+    {
+      stdio: "inherit",
+      env,
+    },
+  );
+  if (install.status !== 0) {
+    // A stale package list is the usual cause; refresh once and retry.
+    runChecked("apt-get", ["update", "-q"], { env });
+    runChecked("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...names], { env });
+  }
+}
+
+function fileHash(path) {
+  return existsSync(path) ? createHash("sha256").update(readFileSync(path)).digest("hex") : "none";
+}
+
+function ensureNpmDependencies() {
+  const lock = join(repoRoot, "package-lock.json");
+  const stampPath = join(repoRoot, "node_modules", ".profinfer-setup-stamp");
+  const wanted = `${fileHash(lock)} ${fileHash(join(repoRoot, "package.json"))} ${process.version}`;
+  if (existsSync(stampPath) && readFileSync(stampPath, "utf8") === wanted) {
+    log("npm dependencies: up to date");
+    return;
+  }
+  log("npm dependencies: installing");
+  runChecked("npm", [existsSync(lock) ? "ci" : "install", "--no-audit", "--no-fund"], {
+    cwd: repoRoot,
+  });
+  writeFileSync(stampPath, wanted);
+}
+
+function ensureNodeLlamaCppPackage() {
+  // Installed into the cache, not the repo: it is a profiling target, and the package's optional
+  // dependencies would otherwise pull every GPU variant. Its install script is not run: it would
+  // try to download or build binaries, and the prebuilt package already carries them.
+  const dir = join(cacheRoot, `node-llama-cpp-${nodeLlamaCppVersion}`);
+  const pkgJson = join(dir, "node_modules", "node-llama-cpp", "package.json");
+  const prebuiltDir = join(
+    dir,
+    "node_modules",
+    "@node-llama-cpp",
+    "linux-x64",
+    "bins",
+    "linux-x64",
+  );
+  if (existsSync(pkgJson) && existsSync(join(prebuiltDir, "llama-addon.node"))) {
+    log(`node-llama-cpp ${nodeLlamaCppVersion}: present in ${dir}`);
+  } else {
+    log(`node-llama-cpp ${nodeLlamaCppVersion}: installing into ${dir}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, "package.json"),
+      JSON.stringify(
+        {
+          name: "profinfer-target-node-llama-cpp",
+          private: true,
+          dependencies: {
+            "node-llama-cpp": nodeLlamaCppVersion,
+            "@node-llama-cpp/linux-x64": nodeLlamaCppVersion,
+          },
+        },
+        null,
+        2,
+      ),
+    );
+    runChecked(
+      "npm",
+      [
+        "install",
+        "--omit=optional",
+        "--ignore-scripts",
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+      ],
+      { cwd: dir },
+    );
+  }
+  return {
+    dir,
+    prebuiltDir,
+    bundle: join(dir, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle"),
+  };
+}
+
+function llamaBuildKey() {
+  const optionsHash = createHash("sha256")
+    .update(JSON.stringify({ llamaCmakeOptions, llamaTargets }))
+    .digest("hex")
+    .slice(0, 8);
+  // A native build is only valid on a CPU with the same features.
+  const cpuModel = cpus()[0]?.model ?? "unknown-cpu";
+  const cpuHash = createHash("sha256").update(cpuModel).digest("hex").slice(0, 6);
+  return `llama.cpp-${nodeLlamaCppVersion}-${llamaCmakeOptions.CMAKE_BUILD_TYPE.toLowerCase()}-${optionsHash}-cpu${cpuHash}`;
+}
+
+async function ensureLlamaCppBuild(nodeLlamaCpp) {
+  const key = llamaBuildKey();
+  const dir = join(cacheRoot, key);
+  const srcDir = join(dir, "src");
+  const buildDir = join(dir, "build");
+  const binDir = join(buildDir, "bin");
+  const doneStamp = join(dir, "build-complete.json");
+  if (existsSync(doneStamp) && llamaTargets.every((t) => existsSync(join(binDir, t)))) {
+    log(`llama.cpp build: present in ${dir}`);
+    return JSON.parse(readFileSync(doneStamp, "utf8"));
+  }
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(join(srcDir, "CMakeLists.txt"))) {
+    log(`llama.cpp source: cloning ${nodeLlamaCpp.bundle}`);
+    rmSync(srcDir, { recursive: true, force: true });
+    runChecked("git", ["clone", "--quiet", nodeLlamaCpp.bundle, srcDir]);
+  }
+  const commit = spawnSync("git", ["-C", srcDir, "rev-parse", "HEAD"], {
+    encoding: "utf8",
+  }).stdout.trim();
+  const releaseInfo = JSON.parse(
+    readFileSync(
+      join(nodeLlamaCpp.dir, "node_modules", "node-llama-cpp", "llama", "llama.cpp.info.json"),
+      "utf8",
+    ),
+  );
+  if (!existsSync(join(buildDir, "CMakeCache.txt"))) {
+    log("llama.cpp: configuring");
+    const defines = Object.entries(llamaCmakeOptions).map(([k, v]) => `-D${k}=${v}`);
+    runChecked("cmake", ["-S", srcDir, "-B", buildDir, ...defines], {
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+  }
+  log(
+    `llama.cpp: building ${llamaTargets.join(", ")} with ${cpus().length} jobs ` +
+      "(15-40 minutes on 2 cores when cold; the result is cached)",
+  );
+  try {
+    await runWithProgress(
+      "llama.cpp build",
+      "cmake",
+      ["--build", buildDir, "-j", String(cpus().length), "--target", ...llamaTargets],
+      {
+        cwd: dir,
+        logFile: join(dir, "build.log"),
+        parseProgress: (line) => {
+          const m = /^\[\s*(\d+)%\]/.exec(line);
+          return m ? Number(m[1]) / 100 : null;
+        },
+      },
+    );
+  } catch (error) {
+    fail(error.message);
+  }
+  const info = {
+    key,
+    nodeLlamaCppVersion,
+    llamaCppRelease: releaseInfo.tag,
+    commit,
+    srcDir,
+    buildDir,
+    binDir,
+    options: llamaCmakeOptions,
+    targets: llamaTargets,
+  };
+  writeFileSync(doneStamp, JSON.stringify(info, null, 2));
+  return info;
+}
+
+async function main() {
+  const started = Date.now();
+  log(`cache: ${cacheRoot}`);
+  mkdirSync(cacheRoot, { recursive: true });
+  ensureDebianPackages();
+  ensureNpmDependencies();
+  const nodeLlamaCpp = ensureNodeLlamaCppPackage();
+  const llamaCpp = await ensureLlamaCppBuild(nodeLlamaCpp);
+  const manifest = {
+    version: 1,
+    nodeLlamaCpp: { version: nodeLlamaCppVersion, ...nodeLlamaCpp },
+    llamaCpp,
+  };
+  const text = JSON.stringify(manifest, null, 2) + "\n";
+  if (!existsSync(manifestPath) || readFileSync(manifestPath, "utf8") !== text) {
+    writeFileSync(manifestPath, text);
+  }
+  log(`ready in ${formatSeconds(Date.now() - started)} (manifest: ${manifestPath})`);
+}
+
+main().catch((error) => fail(error.stack ?? String(error)));

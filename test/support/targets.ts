@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+// What integration tests share: the set-up's llama.cpp targets and the model zoo in the cache.
+import { spawn } from "node:child_process";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  llamaBinary,
+  modelsDir,
+  requireManifest,
+  type CacheManifest,
+} from "../../exporter/src/target/cache.js";
+import { BENCH_MODEL, TINY_MODELS, ensureModels } from "../../exporter/src/models/zoo.js";
+
+export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
+
+let manifestCache: CacheManifest | undefined;
+export function manifest(): CacheManifest {
+  return (manifestCache ??= requireManifest());
+}
+
+export function llama(name: string): string {
+  return llamaBinary(manifest(), name);
+}
+
+/** The tiny models, written into the cache once and reused while identical. */
+export function tinyModels(): { arch: string; name: string; path: string }[] {
+  return ensureModels(TINY_MODELS, {
+    outDir: join(modelsDir(), "tiny"),
+    llamaSrcDir: manifest().llamaCpp.srcDir,
+  }).map((m) => ({
+    arch: m.config.arch,
+    name: m.config.name,
+    path: m.path,
+  }));
+}
+
+export function benchModel(): string {
+  return ensureModels([BENCH_MODEL], {
+    outDir: join(modelsDir(), "bench"),
+    llamaSrcDir: manifest().llamaCpp.srcDir,
+  })[0]!.path;
+}
+
+export interface Ran {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a program to completion (bounded by `timeoutMs`) and collects its output. */
+export function runProgram(
+  command: string,
+  args: string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<Ran> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: options.env ?? process.env,
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** The built CLI, as a user runs it. */
+export function profinfer(args: string[]): Promise<Ran> {
+  return runProgram(process.execPath, [join(repoRoot, "exporter", "dist", "cli.js"), ...args]);
+}
