@@ -1,0 +1,725 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* libbpf 1.1 (Debian 12) has no BPF_UPROBE: BPF_KPROBE reads the same pt_regs for uprobes. */
+/*
+ * profinfer: token, graph and operator tracing of an unmodified llama.cpp process.
+ * Uprobes on llama_decode, the graph compute functions, every per-operator compute function and
+ * ggml_barrier; sched_switch/sched_wakeup for the target's threads. Everything the program reads
+ * in the target is located through `layout`, resolved for the binary in hand by user space.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "profinfer.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Configuration, set by user space between open and load. */
+const volatile __u32 target_tgid = 0;
+const volatile __u32 level = PI_LEVEL_OP;
+const volatile __u32 sample_every = 1;	/* operator events for 1 in N llama_decode calls */
+const volatile __u32 window_first = 0;	/* ...and only for calls first..last (0: no window) */
+const volatile __u32 window_last = 0;
+const volatile __u32 ops_without_tokens = 1; /* record operators when llama_decode is not probed */
+const volatile __u32 moe_enabled = 1;
+const volatile struct pi_layout layout = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 20); /* resized by user space */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PI_DROP_REASONS);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PI_HIT_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} hits SEC(".maps");
+
+struct run_state {
+	__u32 decode_seq;   /* llama_decode calls so far */
+	__u32 ops_on;	    /* operator events are being recorded */
+	__u32 tokens_seen;  /* llama_decode is probed and has fired */
+	__u32 moe_armed;    /* consumers of routing tensors are known */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct run_state);
+} state SEC(".maps");
+
+/* The graph pointer of an in-flight graph compute, keyed by thread and function. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} graph_entry SEC(".maps");
+
+/* Signature of the last snapshot of each graph (cgraph pointer -> signature). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u64);
+} graph_sig SEC(".maps");
+
+/* Tensors already described in the current snapshot (pointer -> signature). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} described SEC(".maps");
+
+/* ffn_moe_topk tensors of the current snapshots (pointer -> 1). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} moe_topk SEC(".maps");
+
+/* Nodes that consume a routing tensor (consumer pointer -> routing tensor pointer). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u64);
+} moe_consumers SEC(".maps");
+
+#define SCRATCH_BYTES (PI_MAX_GRAPH_NODES * 8)
+struct node_scratch {
+	__u64 nodes[PI_MAX_GRAPH_NODES];
+};
+
+/* A graph's node pointer list, copied once per graph compute; one slot per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* user space sets it to the number of possible CPUs */
+	__type(key, __u32);
+	__type(value, struct node_scratch);
+} scratch SEC(".maps");
+
+static __always_inline void count(void *map, __u32 index)
+{
+	__u64 *v = bpf_map_lookup_elem(map, &index);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline struct run_state *run_state(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&state, &zero);
+}
+
+static __always_inline bool is_target(void)
+{
+	return (bpf_get_current_pid_tgid() >> 32) == target_tgid;
+}
+
+static __always_inline bool ops_on(void)
+{
+	struct run_state *s = run_state();
+
+	if (!s)
+		return false;
+	if (s->tokens_seen)
+		return s->ops_on;
+	return ops_without_tokens;
+}
+
+static __always_inline void fill_header(struct pi_header *h, __u32 type)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+
+	h->type = type;
+	h->cpu = bpf_get_smp_processor_id();
+	h->tgid = id >> 32;
+	h->tid = (__u32)id;
+	h->ts = bpf_ktime_get_ns();
+}
+
+/* Reserve an event or count the drop. */
+static __always_inline void *reserve(__u64 size)
+{
+	void *e = bpf_ringbuf_reserve(&events, size, 0);
+
+	if (!e)
+		count(&drops, PI_DROP_RINGBUF_FULL);
+	return e;
+}
+
+static __always_inline int read_user(void *dst, __u32 size, const void *src)
+{
+	int err = bpf_probe_read_user(dst, size, src);
+
+	if (err)
+		count(&drops, PI_DROP_READ_FAILED);
+	return err;
+}
+
+/* ---- token level ---- */
+
+static __always_inline bool sampled(__u32 seq)
+{
+	if (level < PI_LEVEL_OP)
+		return false;
+	if (window_last && (seq < window_first || seq > window_last))
+		return false;
+	return sample_every <= 1 || (seq - 1) % sample_every == 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(decode_enter, void *lctx)
+{
+	struct run_state *s = run_state();
+	struct pi_token_begin *e;
+	int n_tokens = 0;
+
+	if (!is_target() || !s)
+		return 0;
+	count(&hits, PI_HIT_TOKEN);
+	/* llama_batch (56 bytes) is passed by value in memory: it starts above the return address. */
+	read_user(&n_tokens, sizeof(n_tokens), (void *)(PT_REGS_SP(ctx) + 8));
+	s->decode_seq += 1;
+	s->tokens_seen = 1;
+	s->ops_on = sampled(s->decode_seq);
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(&e->h, PI_EV_TOKEN_BEGIN);
+	e->ctx = (__u64)lctx;
+	e->n_tokens = n_tokens;
+	e->seq = s->decode_seq;
+	e->ops_sampled = s->ops_on;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(decode_exit, int ret)
+{
+	struct run_state *s = run_state();
+	struct pi_token_end *e;
+
+	if (!is_target() || !s)
+		return 0;
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(&e->h, PI_EV_TOKEN_END);
+	e->ret = ret;
+	e->seq = s->decode_seq;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* ---- graph snapshots: the node list and tensor descriptions, when a graph changed ---- */
+
+struct sig_ctx {
+	struct node_scratch *scratch;
+	__u32 n;
+	__u64 sig;
+};
+
+static long signature_step(__u64 i, struct sig_ctx *c)
+{
+	struct {
+		__s64 ne[4];
+		__s32 op;
+	} shape = {};
+	__u64 node;
+
+	if (i >= PI_MAX_GRAPH_NODES || i >= c->n)
+		return 1;
+	node = c->scratch->nodes[i];
+	/* op and shape decide the graph's structure; the pointer decides its identity */
+	if (bpf_probe_read_user(&shape.ne, sizeof(shape.ne), (void *)(node + layout.tensor_ne)) ||
+	    bpf_probe_read_user(&shape.op, sizeof(shape.op), (void *)(node + layout.tensor_op)))
+		count(&drops, PI_DROP_READ_FAILED);
+	c->sig = (c->sig ^ node) * 0x100000001b3ULL;
+	c->sig = (c->sig ^ (__u64)shape.op) * 0x100000001b3ULL;
+	c->sig = (c->sig ^ (__u64)shape.ne[0] ^ ((__u64)shape.ne[1] << 20) ^ ((__u64)shape.ne[2] << 40) ^
+		  ((__u64)shape.ne[3] << 52)) *
+		 0x100000001b3ULL;
+	return 0;
+}
+
+static __always_inline bool name_has_prefix(const char *name, const char *prefix, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (name[i] != prefix[i])
+			return false;
+	return true;
+}
+
+/*
+ * Describe one tensor once per snapshot; returns 1 when it is a routing (ffn_moe_topk) tensor.
+ * A global function, so that the verifier checks it once rather than at each of its call sites.
+ */
+__noinline int describe(__u64 addr, __u64 sig)
+{
+	struct pi_tensor *e;
+	__u64 *seen;
+	bool topk;
+
+	if (!addr)
+		return 0;
+	seen = bpf_map_lookup_elem(&described, &addr);
+	if (seen && *seen == sig)
+		return bpf_map_lookup_elem(&moe_topk, &addr) != NULL;
+	if (bpf_map_update_elem(&described, &addr, &sig, BPF_ANY))
+		count(&drops, PI_DROP_MAP_FULL);
+	count(&hits, PI_HIT_SNAPSHOT_NODE);
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(&e->h, PI_EV_TENSOR);
+	e->addr = addr;
+	e->signature = sig;
+	/* one read per field: offsets come from the layout, so no block copy can be assumed */
+	read_user(&e->type, sizeof(e->type), (void *)(addr + layout.tensor_type));
+	read_user(e->ne, sizeof(e->ne), (void *)(addr + layout.tensor_ne));
+	read_user(e->nb, sizeof(e->nb), (void *)(addr + layout.tensor_nb));
+	read_user(&e->op, sizeof(e->op), (void *)(addr + layout.tensor_op));
+	read_user(e->op_params, sizeof(e->op_params), (void *)(addr + layout.tensor_op_params));
+	read_user(&e->flags, sizeof(e->flags), (void *)(addr + layout.tensor_flags));
+	read_user(e->src, sizeof(e->src), (void *)(addr + layout.tensor_src));
+	read_user(&e->view_src, sizeof(e->view_src), (void *)(addr + layout.tensor_view_src));
+	read_user(&e->view_offs, sizeof(e->view_offs), (void *)(addr + layout.tensor_view_offs));
+	read_user(&e->data, sizeof(e->data), (void *)(addr + layout.tensor_data));
+	read_user(e->name, sizeof(e->name), (void *)(addr + layout.tensor_name));
+	e->_pad = 0;
+	topk = name_has_prefix(e->name, "ffn_moe_topk", 12);
+	bpf_ringbuf_submit(e, 0);
+	if (topk) {
+		__u64 one = 1;
+
+		bpf_map_update_elem(&moe_topk, &addr, &one, BPF_ANY);
+	} else {
+		bpf_map_delete_elem(&moe_topk, &addr);
+	}
+	return topk;
+}
+
+struct describe_ctx {
+	struct node_scratch *scratch;
+	__u32 n;
+	__u64 sig;
+};
+
+static long describe_step(__u64 i, struct describe_ctx *c)
+{
+	__u64 srcs[PI_MAX_SRC] = {};
+	__u64 node, view_src = 0;
+
+	if (i >= PI_MAX_GRAPH_NODES || i >= c->n)
+		return 1;
+	node = c->scratch->nodes[i];
+	describe(node, c->sig);
+	if (bpf_probe_read_user(srcs, sizeof(srcs), (void *)(node + layout.tensor_src)))
+		return 0;
+	bpf_probe_read_user(&view_src, sizeof(view_src), (void *)(node + layout.tensor_view_src));
+	describe(view_src, c->sig);
+	for (int s = 0; s < PI_MAX_SRC; s++) {
+		if (!srcs[s])
+			continue;
+		if (describe(srcs[s], c->sig) && moe_enabled) {
+			/* this node reads routing ids: when it starts, they are complete */
+			struct run_state *st = run_state();
+
+			bpf_map_update_elem(&moe_consumers, &node, &srcs[s], BPF_ANY);
+			if (st)
+				st->moe_armed = 1;
+		}
+	}
+	return 0;
+}
+
+/* One chunk of a graph's node pointer list (global: verified once). */
+__noinline int emit_node_chunk(__u64 cgraph, __u64 nodes_ptr, __u32 first, __u32 n, __u64 sig)
+{
+	struct pi_graph_nodes *e;
+	__u32 cnt;
+
+	if (first >= n)
+		return 1;
+	cnt = n - first;
+	if (cnt > PI_NODES_PER_CHUNK)
+		cnt = PI_NODES_PER_CHUNK;
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 1;
+	fill_header(&e->h, PI_EV_GRAPH_NODES);
+	e->cgraph = cgraph;
+	e->signature = sig;
+	e->first = first;
+	e->count = cnt;
+	__u32 bytes = (((cnt - 1) & (PI_NODES_PER_CHUNK - 1)) + 1) * 8;
+
+	if (bpf_probe_read_user(e->nodes, bytes, (void *)(nodes_ptr + first * 8)))
+		count(&drops, PI_DROP_READ_FAILED);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+struct chunk_ctx {
+	__u64 cgraph;
+	__u64 nodes_ptr;
+	__u32 n;
+	__u64 sig;
+};
+
+static long node_chunk_step(__u64 chunk, struct chunk_ctx *c)
+{
+	/* a bpf_loop callback must return exactly 0 (go on) or 1 (stop) */
+	return emit_node_chunk(c->cgraph, c->nodes_ptr, chunk * PI_NODES_PER_CHUNK, c->n, c->sig) ? 1 : 0;
+}
+
+/* Reads the graph's nodes and, when they or their shapes changed, describes the graph. */
+static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
+{
+	struct run_state *s = run_state();
+	struct node_scratch *buf;
+	__u32 slot = bpf_get_smp_processor_id();
+	__u64 nodes_ptr = 0, *last;
+	__u32 n = e->n_nodes > 0 ? e->n_nodes : 0;
+
+	buf = bpf_map_lookup_elem(&scratch, &slot);
+	if (!buf || !s)
+		return;
+	if (n > PI_MAX_GRAPH_NODES) {
+		count(&drops, PI_DROP_NODES_TRUNCATED);
+		n = PI_MAX_GRAPH_NODES;
+	}
+	if (read_user(&nodes_ptr, sizeof(nodes_ptr), (void *)(cgraph + layout.cgraph_nodes)))
+		return;
+	if (n == 0)
+		return;
+	/* sizes as masks: the verifier follows an AND, while LLVM drops a clamp it finds redundant */
+	__u32 bytes = (((n - 1) & (PI_MAX_GRAPH_NODES - 1)) + 1) * 8;
+
+	if (read_user(buf->nodes, bytes, (void *)nodes_ptr))
+		return;
+
+	struct sig_ctx sc = { .scratch = buf, .n = n, .sig = 0xcbf29ce484222325ULL };
+	bpf_loop(n, signature_step, &sc, 0);
+	e->signature = sc.sig;
+	last = bpf_map_lookup_elem(&graph_sig, &cgraph);
+	if (last && *last == sc.sig)
+		return;
+	e->changed = 1;
+	bpf_map_update_elem(&graph_sig, &cgraph, &sc.sig, BPF_ANY);
+	struct chunk_ctx cc = { .cgraph = cgraph, .nodes_ptr = nodes_ptr, .n = n, .sig = sc.sig };
+	bpf_loop(PI_MAX_GRAPH_NODES / PI_NODES_PER_CHUNK, node_chunk_step, &cc, 0);
+
+	struct describe_ctx dc = { .scratch = buf, .n = n, .sig = sc.sig };
+	bpf_loop(n, describe_step, &dc, 0);
+}
+
+/* ---- graph level ---- */
+
+static __always_inline int graph_enter(struct pt_regs *ctx, __u32 fn, __u64 cgraph, __u64 cplan)
+{
+	__u64 key = (bpf_get_current_pid_tgid() << 8) | fn;
+	struct pi_graph_begin *e;
+	int n_nodes = 0;
+
+	if (!is_target())
+		return 0;
+	count(&hits, PI_HIT_GRAPH);
+	bpf_map_update_elem(&graph_entry, &key, &cgraph, BPF_ANY);
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	read_user(&n_nodes, sizeof(n_nodes), (void *)(cgraph + layout.cgraph_n_nodes));
+	fill_header(&e->h, PI_EV_GRAPH_BEGIN);
+	e->cgraph = cgraph;
+	e->fn = fn;
+	e->n_nodes = n_nodes;
+	e->n_threads = 0;
+	e->changed = 0;
+	e->signature = 0;
+	if (cplan)
+		read_user(&e->n_threads, sizeof(e->n_threads), (void *)(cplan + layout.cplan_n_threads));
+	/* The node list and tensors are only needed where operators are recorded (or routing read). */
+	if (fn == PI_GRAPH_CPU && (ops_on() || (moe_enabled && level >= PI_LEVEL_OP)))
+		snapshot(cgraph, e);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int graph_exit(__u32 fn, int ret)
+{
+	__u64 key = (bpf_get_current_pid_tgid() << 8) | fn;
+	struct pi_graph_end *e;
+	__u64 *cgraph;
+
+	if (!is_target())
+		return 0;
+	cgraph = bpf_map_lookup_elem(&graph_entry, &key);
+	e = reserve(sizeof(*e));
+	if (e) {
+		fill_header(&e->h, PI_EV_GRAPH_END);
+		e->cgraph = cgraph ? *cgraph : 0;
+		e->fn = fn;
+		e->ret = ret;
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&graph_entry, &key);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(sched_graph_enter, void *sched, void *cgraph)
+{
+	return graph_enter(ctx, PI_GRAPH_SCHED, (__u64)cgraph, 0);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(sched_graph_exit, int ret)
+{
+	return graph_exit(PI_GRAPH_SCHED, ret);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(cpu_graph_enter, void *cgraph, void *cplan)
+{
+	return graph_enter(ctx, PI_GRAPH_CPU, (__u64)cgraph, (__u64)cplan);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(cpu_graph_exit, int ret)
+{
+	return graph_exit(PI_GRAPH_CPU, ret);
+}
+
+/* ---- operator level ---- */
+
+struct moe_ctx {
+	struct pi_moe_ids *e;
+	__u64 data;
+	__u64 row_stride;
+	__u32 k;
+	__u32 first;
+	__u32 rows;
+};
+
+static long moe_row(__u64 r, struct moe_ctx *c)
+{
+	__u32 at = r * c->k, bytes = (((c->k - 1) & 63) + 1) * 4;
+
+	if (r >= c->rows || at + c->k > PI_MAX_MOE_IDS || c->k > 64)
+		return 1;
+	/* bounds the verifier can follow: a row of at most 64 ids ending inside ids[] */
+	if (at > PI_MAX_MOE_IDS - 64)
+		return 1;
+	if (bpf_probe_read_user(&c->e->ids[at], bytes, (void *)(c->data + (c->first + r) * c->row_stride)))
+		count(&drops, PI_DROP_READ_FAILED);
+	return 0;
+}
+
+/* The routing ids of one MoE layer: k per token, read when their first consumer starts. */
+static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
+{
+	struct {
+		__s64 ne[4];
+		__u64 nb[4];
+	} shape = {};
+	char prefix[12] = {};
+	__u64 data = 0;
+
+	/* the consumer slot may be stale (addresses are reused): check the tensor is still routing */
+	if (bpf_probe_read_user(prefix, sizeof(prefix), (void *)(topk + layout.tensor_name)) ||
+	    !name_has_prefix(prefix, "ffn_moe_topk", 12))
+		return;
+	if (read_user(shape.ne, sizeof(shape.ne), (void *)(topk + layout.tensor_ne)) ||
+	    read_user(shape.nb, sizeof(shape.nb), (void *)(topk + layout.tensor_nb)) ||
+	    read_user(&data, sizeof(data), (void *)(topk + layout.tensor_data)))
+		return;
+	if (shape.ne[0] <= 0 || shape.ne[0] > 64 || shape.ne[1] <= 0 || !data)
+		return;
+
+	__u32 k = shape.ne[0], n_tokens = shape.ne[1];
+	__u32 per_event = PI_MAX_MOE_IDS / k;
+
+	for (__u32 chunk = 0; chunk < 64; chunk++) {
+		__u32 first = chunk * per_event;
+		struct pi_moe_ids *e;
+
+		if (first >= n_tokens)
+			break;
+		e = reserve(sizeof(*e));
+		if (!e)
+			return;
+		fill_header(&e->h, PI_EV_MOE_IDS);
+		e->tensor = topk;
+		e->consumer = consumer;
+		e->k = k;
+		e->n_tokens = n_tokens;
+		e->first_token = first;
+		struct moe_ctx mc = {
+			.e = e, .data = data, .row_stride = shape.nb[1], .k = k, .first = first,
+			.rows = n_tokens - first < per_event ? n_tokens - first : per_event,
+		};
+		e->count = mc.rows * k;
+		bpf_loop(mc.rows, moe_row, &mc, 0);
+		bpf_ringbuf_submit(e, 0);
+	}
+}
+
+SEC("uprobe")
+int BPF_KPROBE(op_enter, void *params, void *dst)
+{
+	struct run_state *s;
+	struct pi_op *e;
+
+	if (!is_target() || !ops_on())
+		return 0;
+	count(&hits, PI_HIT_OP);
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(&e->h, PI_EV_OP_BEGIN);
+	e->dst = (__u64)dst;
+	e->func = bpf_get_attach_cookie(ctx);
+	e->ith = -1;
+	e->nth = -1;
+	e->_pad = 0;
+	read_user(&e->ith, sizeof(e->ith), params + layout.params_ith);
+	read_user(&e->nth, sizeof(e->nth), params + layout.params_nth);
+	bpf_ringbuf_submit(e, 0);
+
+	s = run_state();
+	if (moe_enabled && s && s->moe_armed) {
+		__u64 key = (__u64)dst, *topk;
+		int ith = -1;
+
+		bpf_probe_read_user(&ith, sizeof(ith), params + layout.params_ith);
+		topk = bpf_map_lookup_elem(&moe_consumers, &key);
+		if (topk && ith == 0)
+			emit_moe_ids(key, *topk);
+	}
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(op_exit)
+{
+	struct pi_op *e;
+
+	if (!is_target() || !ops_on())
+		return 0;
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(&e->h, PI_EV_OP_END);
+	e->dst = 0;
+	e->func = bpf_get_attach_cookie(ctx);
+	e->ith = -1;
+	e->nth = -1;
+	e->_pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+static __always_inline int barrier_event(__u32 type)
+{
+	struct pi_barrier *e;
+
+	if (!is_target() || !ops_on())
+		return 0;
+	if (type == PI_EV_BARRIER_BEGIN)
+		count(&hits, PI_HIT_BARRIER);
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(&e->h, type);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(barrier_enter)
+{
+	return barrier_event(PI_EV_BARRIER_BEGIN);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(barrier_exit)
+{
+	return barrier_event(PI_EV_BARRIER_END);
+}
+
+/* ---- scheduling ---- */
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 prev_tgid = BPF_CORE_READ(prev, tgid), next_tgid = BPF_CORE_READ(next, tgid);
+	struct pi_sched_switch *e;
+
+	if (prev_tgid != target_tgid && next_tgid != target_tgid)
+		return 0;
+	if (level < PI_LEVEL_OP)
+		return 0;
+	count(&hits, PI_HIT_SCHED);
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	e->h.type = PI_EV_SCHED_SWITCH;
+	e->h.cpu = bpf_get_smp_processor_id();
+	e->h.ts = bpf_ktime_get_ns();
+	/* the header names the target thread concerned; a switch between two of its threads names prev */
+	if (prev_tgid == target_tgid) {
+		e->h.tgid = prev_tgid;
+		e->h.tid = BPF_CORE_READ(prev, pid);
+	} else {
+		e->h.tgid = next_tgid;
+		e->h.tid = BPF_CORE_READ(next, pid);
+	}
+	e->prev_tid = BPF_CORE_READ(prev, pid);
+	e->next_tid = BPF_CORE_READ(next, pid);
+	e->prev_tgid = prev_tgid;
+	e->next_tgid = next_tgid;
+	e->prev_state = preempt ? 0 : BPF_CORE_READ(prev, __state);
+	BPF_CORE_READ_STR_INTO(&e->prev_comm, prev, comm);
+	BPF_CORE_READ_STR_INTO(&e->next_comm, next, comm);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(on_sched_wakeup, struct task_struct *p)
+{
+	struct pi_sched_wakeup *e;
+
+	if (BPF_CORE_READ(p, tgid) != target_tgid || level < PI_LEVEL_OP)
+		return 0;
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	e->h.type = PI_EV_SCHED_WAKEUP;
+	e->h.cpu = bpf_get_smp_processor_id();
+	e->h.tgid = target_tgid;
+	e->h.tid = BPF_CORE_READ(p, pid);
+	e->h.ts = bpf_ktime_get_ns();
+	e->waker_tid = (__u32)bpf_get_current_pid_tgid();
+	e->target_cpu = BPF_CORE_READ(p, wake_cpu);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}

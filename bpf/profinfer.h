@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Event structs shared by the BPF program (profinfer.bpf.c), the native addon and, through
+ * docs/raw-events.md, the TypeScript decoder. Plain C, fixed-width little-endian fields, no
+ * pointers: addresses in the target process are u64. Every event starts with pi_header.
+ * Bump PI_EVENT_ABI whenever a layout here changes.
+ */
+#ifndef __PROFINFER_H
+#define __PROFINFER_H
+
+#define PI_EVENT_ABI 1
+
+#define PI_MAX_SRC 10	     /* GGML_MAX_SRC */
+#define PI_MAX_NAME 64	     /* GGML_MAX_NAME */
+#define PI_NODES_PER_CHUNK 256 /* node pointers per PI_EV_GRAPH_NODES event */
+#define PI_MAX_GRAPH_NODES 16384
+#define PI_MAX_MOE_IDS 2048 /* expert ids per PI_EV_MOE_IDS event (k x tokens) */
+#define PI_MAX_OP_FUNCS 256 /* probed per-operator functions */
+
+enum pi_event_type {
+	PI_EV_TOKEN_BEGIN = 1,	/* llama_decode entry */
+	PI_EV_TOKEN_END = 2,	/* llama_decode return */
+	PI_EV_GRAPH_BEGIN = 3,	/* graph compute entry (which function: pi_graph_fn) */
+	PI_EV_GRAPH_END = 4,	/* graph compute return */
+	PI_EV_GRAPH_NODES = 5,	/* a chunk of a graph's node pointer list, when the graph changed */
+	PI_EV_TENSOR = 6,	/* one tensor's description (nodes, their sources, views' targets) */
+	PI_EV_OP_BEGIN = 7,	/* per-operator compute function entry, on one worker thread */
+	PI_EV_OP_END = 8,	/* per-operator compute function return */
+	PI_EV_BARRIER_BEGIN = 9, /* ggml_barrier entry on one worker thread */
+	PI_EV_BARRIER_END = 10,	/* ggml_barrier return */
+	PI_EV_SCHED_SWITCH = 11, /* a target thread left or took a CPU */
+	PI_EV_SCHED_WAKEUP = 12, /* a target thread was woken */
+	PI_EV_MOE_IDS = 13,	/* expert ids read from an ffn_moe_topk tensor */
+};
+
+enum pi_level {
+	PI_LEVEL_TOKEN = 1,
+	PI_LEVEL_GRAPH = 2,
+	PI_LEVEL_OP = 3,
+};
+
+enum pi_graph_fn {
+	PI_GRAPH_SCHED = 1, /* ggml_backend_sched_graph_compute_async: all backends, all splits */
+	PI_GRAPH_CPU = 2,   /* ggml_graph_compute: one CPU split */
+};
+
+/* Offsets of the fields the program reads, resolved for the binary in hand (never hard-coded). */
+struct pi_layout {
+	unsigned int tensor_type;
+	unsigned int tensor_ne;
+	unsigned int tensor_nb;
+	unsigned int tensor_op;
+	unsigned int tensor_op_params;
+	unsigned int tensor_flags;
+	unsigned int tensor_src;
+	unsigned int tensor_view_src;
+	unsigned int tensor_view_offs;
+	unsigned int tensor_data;
+	unsigned int tensor_name;
+	unsigned int cgraph_n_nodes;
+	unsigned int cgraph_nodes;
+	unsigned int params_ith;
+	unsigned int params_nth;
+	unsigned int cplan_n_threads;
+};
+
+struct pi_header {
+	unsigned int type;
+	unsigned int cpu;
+	unsigned int tgid;
+	unsigned int tid;
+	unsigned long long ts; /* CLOCK_MONOTONIC ns (bpf_ktime_get_ns) */
+};
+
+struct pi_token_begin {
+	struct pi_header h;
+	unsigned long long ctx;
+	int n_tokens;
+	unsigned int seq; /* llama_decode calls seen in this process, from 1 */
+	unsigned int ops_sampled; /* operator events are recorded for this call */
+	unsigned int _pad;
+};
+
+struct pi_token_end {
+	struct pi_header h;
+	int ret;
+	unsigned int seq;
+};
+
+struct pi_graph_begin {
+	struct pi_header h;
+	unsigned long long cgraph;
+	unsigned int fn; /* enum pi_graph_fn */
+	int n_nodes;
+	int n_threads;	      /* from the cplan (CPU graphs); 0 otherwise */
+	unsigned int changed; /* node list or shapes differ from this cgraph's last snapshot */
+	unsigned long long signature;
+};
+
+struct pi_graph_end {
+	struct pi_header h;
+	unsigned long long cgraph;
+	unsigned int fn;
+	int ret;
+};
+
+struct pi_graph_nodes {
+	struct pi_header h;
+	unsigned long long cgraph;
+	unsigned long long signature;
+	unsigned int first; /* index of nodes[0] in the graph */
+	unsigned int count;
+	unsigned long long nodes[PI_NODES_PER_CHUNK];
+};
+
+struct pi_tensor {
+	struct pi_header h;
+	unsigned long long addr;
+	unsigned long long signature; /* of the snapshot this description belongs to */
+	long long ne[4];
+	unsigned long long nb[4];
+	unsigned long long src[PI_MAX_SRC];
+	unsigned long long view_src;
+	unsigned long long view_offs;
+	unsigned long long data;
+	int type;
+	int op;
+	int op_params[2];
+	int flags;
+	unsigned int _pad;
+	char name[PI_MAX_NAME];
+};
+
+struct pi_op {
+	struct pi_header h;
+	unsigned long long dst;
+	unsigned int func; /* index into the table of probed per-operator functions */
+	int ith;
+	int nth;
+	unsigned int _pad;
+};
+
+struct pi_barrier {
+	struct pi_header h;
+};
+
+struct pi_sched_switch {
+	struct pi_header h; /* tid/tgid: the target thread concerned */
+	unsigned int prev_tid;
+	unsigned int next_tid;
+	long long prev_state;
+	unsigned int prev_tgid;
+	unsigned int next_tgid;
+	char prev_comm[16];
+	char next_comm[16];
+};
+
+struct pi_sched_wakeup {
+	struct pi_header h; /* tid: the woken target thread; cpu: where it will run */
+	unsigned int waker_tid;
+	unsigned int target_cpu;
+};
+
+struct pi_moe_ids {
+	struct pi_header h;
+	unsigned long long tensor;
+	unsigned long long consumer; /* the node whose computation showed the ids were ready */
+	int k;	      /* experts per token (ne[0]) */
+	int n_tokens; /* ne[1] */
+	unsigned int count;	  /* ids that follow: k per token, whole tokens only */
+	unsigned int first_token; /* batch index of the first token whose ids follow */
+	int ids[PI_MAX_MOE_IDS];
+};
+
+/* Indices into the per-CPU drop counters (map "drops"). */
+enum pi_drop_reason {
+	PI_DROP_RINGBUF_FULL = 0,  /* bpf_ringbuf_reserve failed */
+	PI_DROP_READ_FAILED = 1,   /* bpf_probe_read_user failed: the event was sent incomplete or not at all */
+	PI_DROP_MAP_FULL = 2,	   /* a map update failed */
+	PI_DROP_NODES_TRUNCATED = 3, /* a graph had more than PI_MAX_GRAPH_NODES nodes */
+	PI_DROP_REASONS = 4,
+};
+
+/* Indices into the per-CPU probe hit counters (map "hits"). */
+enum pi_hit_kind {
+	PI_HIT_TOKEN = 0,
+	PI_HIT_GRAPH = 1,
+	PI_HIT_OP = 2,
+	PI_HIT_BARRIER = 3,
+	PI_HIT_SCHED = 4,
+	PI_HIT_SNAPSHOT_NODE = 5, /* tensors read while snapshotting a changed graph */
+	PI_HIT_KINDS = 6,
+};
+
+#endif /* __PROFINFER_H */

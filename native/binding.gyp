@@ -1,0 +1,40 @@
+{
+  "targets": [
+    {
+      "target_name": "profinfer_native",
+      "sources": [
+        "src/addon.cpp",
+        "src/tracer.cpp"
+      ],
+      "include_dirs": [
+        "<!@(node -p \"require('node-addon-api').include\")",
+        "../bpf",
+        "../bpf/build"
+      ],
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').gyp\")"
+      ],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_DISABLE_CPP_EXCEPTIONS"
+      ],
+      "cflags_cc": [
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Wno-missing-field-initializers"
+      ],
+      "libraries": [
+        "-lbpf",
+        "-lelf",
+        "-lz"
+      ],
+      "cflags!": [
+        "-fno-exceptions"
+      ],
+      "cflags_cc!": [
+        "-fno-exceptions"
+      ]
+    }
+  ]
+}

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "profinfer.skel.h"
+
+namespace profinfer {
+
+namespace {
+
+// Batches are handed over when they reach this size or when a poll returns.
+constexpr size_t kBatchBytes = 1 << 20;
+constexpr int kPollMs = 50;
+
+std::string ErrnoText(int err) {
+  if (err < 0) err = -err;
+  return std::string(strerror(err)) + " (errno " + std::to_string(err) + ")";
+}
+
+int SilentLibbpf(enum libbpf_print_level level, const char* format, va_list args) {
+  // libbpf's own warnings go to stderr only when asked for: our errors carry the reason.
+  if (level == LIBBPF_WARN && getenv("PROFINFER_LIBBPF_DEBUG")) return vfprintf(stderr, format, args);
+  if (level == LIBBPF_DEBUG && getenv("PROFINFER_LIBBPF_DEBUG")) return vfprintf(stderr, format, args);
+  return 0;
+}
+
+bpf_program* ProgramByName(profinfer_bpf* skel, const std::string& name) {
+  if (name == "decode_enter") return skel->progs.decode_enter;
+  if (name == "decode_exit") return skel->progs.decode_exit;
+  if (name == "sched_graph_enter") return skel->progs.sched_graph_enter;
+  if (name == "sched_graph_exit") return skel->progs.sched_graph_exit;
+  if (name == "cpu_graph_enter") return skel->progs.cpu_graph_enter;
+  if (name == "cpu_graph_exit") return skel->progs.cpu_graph_exit;
+  if (name == "op_enter") return skel->progs.op_enter;
+  if (name == "op_exit") return skel->progs.op_exit;
+  if (name == "barrier_enter") return skel->progs.barrier_enter;
+  if (name == "barrier_exit") return skel->progs.barrier_exit;
+  return nullptr;
+}
+
+bool IsReturnProbe(const std::string& name) {
+  return name.size() > 5 && name.compare(name.size() - 5, 5, "_exit") == 0;
+}
+
+}  // namespace
+
+Tracer::Tracer(const TracerOptions& o) {
+  libbpf_set_print(SilentLibbpf);
+  /* open: nothing is in the kernel yet, so rodata and map sizes can still change */
+  skel_ = profinfer_bpf__open();
+  if (!skel_) throw std::runtime_error("cannot open the BPF object: " + ErrnoText(errno));
+
+  /* configure through rodata, which the verifier then treats as constants */
+  skel_->rodata->target_tgid = o.tgid;
+  skel_->rodata->level = o.level;
+  skel_->rodata->sample_every = o.sample_every;
+  skel_->rodata->window_first = o.window_first;
+  skel_->rodata->window_last = o.window_last;
+  skel_->rodata->ops_without_tokens = o.ops_without_tokens ? 1 : 0;
+  skel_->rodata->moe_enabled = o.moe ? 1 : 0;
+  std::memcpy(const_cast<pi_layout*>(&skel_->rodata->layout), &o.layout, sizeof(pi_layout));
+
+  /* the ring buffer must be a power-of-two number of pages */
+  uint64_t ring = 4096;
+  while (ring < o.ring_buffer_bytes) ring <<= 1;
+  ncpus_ = libbpf_num_possible_cpus();
+  if (ncpus_ <= 0) ncpus_ = 1;
+  int err = bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(ring));
+  if (!err) err = bpf_map__set_max_entries(skel_->maps.scratch, static_cast<uint32_t>(ncpus_));
+  if (err) {
+    profinfer_bpf__destroy(skel_);
+    skel_ = nullptr;
+    throw std::runtime_error("cannot size the BPF maps: " + ErrnoText(err));
+  }
+
+  /* load: the verifier runs here; permission problems show up as EPERM */
+  err = profinfer_bpf__load(skel_);
+  if (err) {
+    profinfer_bpf__destroy(skel_);
+    skel_ = nullptr;
+    std::string hint = (err == -EPERM || err == -EACCES)
+                           ? ": loading BPF programs needs root or CAP_BPF and CAP_PERFMON"
+                           : "";
+    throw std::runtime_error("cannot load the BPF programs: " + ErrnoText(err) + hint);
+  }
+}
+
+Tracer::~Tracer() {
+  Stop();
+  Detach();
+  if (skel_) profinfer_bpf__destroy(skel_);
+}
+
+std::string Tracer::AttachUprobe(const std::string& program, const std::string& binary,
+                                 const std::string& symbol, uint64_t cookie) {
+  if (!skel_) return "the tracer is closed";
+  bpf_program* prog = ProgramByName(skel_, program);
+  if (!prog) return "unknown probe handler '" + program + "'";
+  LIBBPF_OPTS(bpf_uprobe_opts, opts);
+  opts.func_name = symbol.c_str();
+  opts.retprobe = IsReturnProbe(program);
+  opts.bpf_cookie = cookie;
+  bpf_link* link = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(skel_->rodata->target_tgid),
+                                                   binary.c_str(), 0, &opts);
+  if (!link) {
+    int err = errno;
+    return std::string(opts.retprobe ? "uretprobe" : "uprobe") + " on " + symbol + " in " + binary +
+           ": " + ErrnoText(err);
+  }
+  links_.push_back(link);
+  return "";
+}
+
+std::string Tracer::AttachSchedTracepoints() {
+  if (!skel_) return "the tracer is closed";
+  for (bpf_program* prog : {skel_->progs.on_sched_switch, skel_->progs.on_sched_wakeup}) {
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) return std::string(bpf_program__name(prog)) + ": " + ErrnoText(errno);
+    links_.push_back(link);
+  }
+  return "";
+}
+
+int Tracer::OnEvent(void* ctx, void* data, size_t size) {
+  auto* self = static_cast<Tracer*>(ctx);
+  if (!self->pending_) {
+    self->pending_ = std::make_unique<Batch>();
+    self->pending_->reserve(kBatchBytes + 16384);
+  }
+  uint32_t length = static_cast<uint32_t>(size);
+  auto* bytes = reinterpret_cast<const uint8_t*>(&length);
+  self->pending_->insert(self->pending_->end(), bytes, bytes + sizeof(length));
+  auto* event = static_cast<const uint8_t*>(data);
+  self->pending_->insert(self->pending_->end(), event, event + size);
+  if (self->pending_->size() >= kBatchBytes) self->deliver_(std::move(self->pending_));
+  return 0;
+}
+
+void Tracer::Start(std::function<void(std::unique_ptr<Batch>)> deliver) {
+  if (running_ || !skel_) return;
+  deliver_ = std::move(deliver);
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), OnEvent, this, nullptr);
+  if (!ring_) throw std::runtime_error("cannot open the ring buffer: " + ErrnoText(errno));
+  running_ = true;
+  thread_ = std::thread([this] {
+    while (running_) {
+      int n = ring_buffer__poll(ring_, kPollMs);
+      if (n < 0 && n != -EINTR) break;
+      if (pending_) deliver_(std::move(pending_));
+    }
+    /* drain what arrived before the stop */
+    ring_buffer__consume(ring_);
+    if (pending_) deliver_(std::move(pending_));
+  });
+}
+
+void Tracer::Stop() {
+  if (!running_ && !thread_.joinable()) return;
+  running_ = false;
+  if (thread_.joinable()) thread_.join();
+  if (ring_) {
+    ring_buffer__free(ring_);
+    ring_ = nullptr;
+  }
+}
+
+void Tracer::Detach() {
+  for (bpf_link* link : links_) bpf_link__destroy(link);
+  links_.clear();
+}
+
+std::vector<uint64_t> Tracer::SumPerCpu(int map_fd, uint32_t entries) const {
+  std::vector<uint64_t> totals(entries, 0);
+  std::vector<uint64_t> values(static_cast<size_t>(ncpus_));
+  for (uint32_t key = 0; key < entries; key++) {
+    if (bpf_map_lookup_elem(map_fd, &key, values.data()) == 0) {
+      for (uint64_t v : values) totals[key] += v;
+    }
+  }
+  return totals;
+}
+
+std::vector<uint64_t> Tracer::Drops() const {
+  if (!skel_) return {};
+  return SumPerCpu(bpf_map__fd(skel_->maps.drops), PI_DROP_REASONS);
+}
+
+std::vector<uint64_t> Tracer::Hits() const {
+  if (!skel_) return {};
+  return SumPerCpu(bpf_map__fd(skel_->maps.hits), PI_HIT_KINDS);
+}
+
+}  // namespace profinfer

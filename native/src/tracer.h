@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+// The BPF side of profinfer, without any Node.js: open/configure/load the skeleton, attach
+// probes, poll the ring buffer on a thread of its own and hand out batches of records.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern "C" {
+#include "profinfer.h"
+}
+
+struct profinfer_bpf;
+struct bpf_link;
+struct ring_buffer;
+
+namespace profinfer {
+
+struct TracerOptions {
+  uint32_t tgid = 0;
+  uint32_t level = PI_LEVEL_OP;
+  uint32_t sample_every = 1;
+  uint32_t window_first = 0;
+  uint32_t window_last = 0;
+  bool ops_without_tokens = true;
+  bool moe = true;
+  uint64_t ring_buffer_bytes = 64ull << 20;
+  pi_layout layout{};
+};
+
+// Records as the raw file stores them: u32 length followed by the event bytes, concatenated.
+using Batch = std::vector<uint8_t>;
+
+class Tracer {
+ public:
+  // Opens, configures and loads the BPF object. Throws std::runtime_error with the reason.
+  explicit Tracer(const TracerOptions& options);
+  ~Tracer();
+  Tracer(const Tracer&) = delete;
+  Tracer& operator=(const Tracer&) = delete;
+
+  // Attaches one of the program's uprobe handlers to `symbol` in `binary` for the target
+  // process. Returns an empty string on success, else a message naming the symbol and errno.
+  std::string AttachUprobe(const std::string& program, const std::string& binary,
+                           const std::string& symbol, uint64_t cookie);
+  std::string AttachSchedTracepoints();
+
+  // Starts the polling thread; `deliver` is called from that thread with each batch.
+  void Start(std::function<void(std::unique_ptr<Batch>)> deliver);
+  // Stops polling after draining what the ring buffer still holds; joins the thread.
+  void Stop();
+  // Detaches every probe (the process keeps running unaffected). Idempotent.
+  void Detach();
+
+  std::vector<uint64_t> Drops() const;
+  std::vector<uint64_t> Hits() const;
+  size_t AttachedCount() const { return links_.size(); }
+
+ private:
+  static int OnEvent(void* ctx, void* data, size_t size);
+  std::vector<uint64_t> SumPerCpu(int map_fd, uint32_t entries) const;
+
+  profinfer_bpf* skel_ = nullptr;
+  ring_buffer* ring_ = nullptr;
+  std::vector<bpf_link*> links_;
+  std::thread thread_;
+  std::atomic<bool> running_{false};
+  std::function<void(std::unique_ptr<Batch>)> deliver_;
+  std::unique_ptr<Batch> pending_;
+  int ncpus_ = 1;
+};
+
+}  // namespace profinfer
