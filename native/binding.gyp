@@ -35,6 +35,22 @@
       "cflags_cc!": [
         "-fno-exceptions"
       ]
+    },
+    {
+      "target_name": "ggml-layout-probe",
+      "type": "executable",
+      "sources": [
+        "src/ggml_layout_probe.c"
+      ],
+      "cflags": [
+        "-std=c11",
+        "-O2",
+        "-Wall",
+        "-Wextra"
+      ],
+      "libraries": [
+        "-ldl"
+      ]
     }
   ]
 }

@@ -8,7 +8,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   CAPABILITY_BITS,
-  ElfFormatError,
   HARDWARE_EVENTS,
   SOFTWARE_EVENTS,
   capabilityNames,
@@ -19,12 +18,12 @@ import {
   findTracefsMounts,
   parseEffectiveCapabilities,
   parsePerfStatCsv,
-  readElfSections,
   systemHost,
   type DoctorHost,
   type DoctorReport,
 } from "./doctor.js";
 import { summarizeDoctorReport } from "../commands/doctor.js";
+import { ElfFormatError, readElfSections } from "./elf.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 

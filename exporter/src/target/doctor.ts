@@ -6,18 +6,16 @@
 import { spawnSync } from "node:child_process";
 import {
   accessSync,
-  closeSync,
   constants as fsConstants,
   existsSync,
-  openSync,
   readdirSync,
   readFileSync,
-  readSync,
   statSync,
 } from "node:fs";
 import { release } from "node:os";
 import { basename, delimiter, join } from "node:path";
 import { manifestPath, readManifest, type CacheManifest } from "./cache.js";
+import { readElfSections, type ElfSection } from "./elf.js";
 
 /**
  * ok: works. warn: works in a degraded way, or is optional. missing: something profinfer needs
@@ -518,118 +516,6 @@ export function checkBuildTools(host: DoctorHost): DoctorCheck {
     };
   }
   return { ...base, status: "ok", found: parts.join(", ") };
-}
-
-// ---------------------------------------------------------------------------------------------
-// ELF section headers
-
-export interface ElfSection {
-  name: string;
-  /** sh_type: 1 PROGBITS, 2 SYMTAB, 8 NOBITS, 11 DYNSYM ... */
-  type: number;
-  offset: number;
-  size: number;
-}
-
-export class ElfFormatError extends Error {
-  override name = "ElfFormatError";
-}
-
-/** Reads `length` bytes at `offset`; throws when the file is shorter. */
-export type ByteReader = (offset: number, length: number) => Buffer;
-
-const ELF_HEADER_SIZE = 64;
-const SECTION_HEADER_SIZE = 64;
-const SHN_XINDEX = 0xffff;
-const MAX_SECTIONS = 1_000_000;
-
-function toSafeNumber(value: bigint, what: string, label: string): number {
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-    throw new ElfFormatError(`${label}: ${what} ${value} is beyond any real file size`);
-  }
-  return Number(value);
-}
-
-/**
- * Section headers of an ELF64 little-endian file (every target we profile is x86-64 or
- * aarch64 Linux). Reads only the header, the section header table and the section name table,
- * so it stays cheap on libraries carrying hundreds of megabytes of DWARF.
- */
-export function parseElfSections(read: ByteReader, label = "file"): ElfSection[] {
-  const header = read(0, ELF_HEADER_SIZE);
-  if (header.readUInt32BE(0) !== 0x7f454c46) throw new ElfFormatError(`${label}: not an ELF file`);
-  if (header[4] !== 2) throw new ElfFormatError(`${label}: not a 64-bit ELF file`);
-  if (header[5] !== 1) throw new ElfFormatError(`${label}: not a little-endian ELF file`);
-  const sectionTableOffset = toSafeNumber(header.readBigUInt64LE(0x28), "e_shoff", label);
-  const entrySize = header.readUInt16LE(0x3a);
-  let sectionCount = header.readUInt16LE(0x3c);
-  let namesIndex = header.readUInt16LE(0x3e);
-  if (sectionTableOffset === 0) return [];
-  if (entrySize < SECTION_HEADER_SIZE) {
-    throw new ElfFormatError(
-      `${label}: section header size ${entrySize} is below ${SECTION_HEADER_SIZE}`,
-    );
-  }
-  // With 0xff00 sections or more, the real count and name-table index live in section 0.
-  if (sectionCount === 0 || namesIndex === SHN_XINDEX) {
-    const first = read(sectionTableOffset, SECTION_HEADER_SIZE);
-    if (sectionCount === 0)
-      sectionCount = toSafeNumber(first.readBigUInt64LE(32), "section count", label);
-    if (namesIndex === SHN_XINDEX) namesIndex = first.readUInt32LE(40);
-  }
-  // A corrupt count would otherwise size one enormous read; real files have a few hundred.
-  if (sectionCount > MAX_SECTIONS) {
-    throw new ElfFormatError(`${label}: ${sectionCount} sections is not a plausible ELF file`);
-  }
-  const table = read(sectionTableOffset, sectionCount * entrySize);
-  const raw = Array.from({ length: sectionCount }, (_, index) => {
-    const at = index * entrySize;
-    return {
-      nameOffset: table.readUInt32LE(at),
-      type: table.readUInt32LE(at + 4),
-      offset: toSafeNumber(table.readBigUInt64LE(at + 24), "sh_offset", label),
-      size: toSafeNumber(table.readBigUInt64LE(at + 32), "sh_size", label),
-    };
-  });
-  const namesSection = raw[namesIndex];
-  if (!namesSection) {
-    throw new ElfFormatError(
-      `${label}: e_shstrndx ${namesIndex} is not among ${sectionCount} sections`,
-    );
-  }
-  const names = read(namesSection.offset, namesSection.size);
-  return raw.map(({ nameOffset, type, offset, size }) => {
-    const end = names.indexOf(0, nameOffset);
-    return {
-      name: names.toString("latin1", nameOffset, end < 0 ? names.length : end),
-      type,
-      offset,
-      size,
-    };
-  });
-}
-
-/** parseElfSections on a file on disk. */
-export function readElfSections(path: string): ElfSection[] {
-  const fd = openSync(path, "r");
-  try {
-    return parseElfSections((offset, length) => {
-      const buffer = Buffer.alloc(length);
-      let filled = 0;
-      while (filled < length) {
-        const bytes = readSync(fd, buffer, filled, length - filled, offset + filled);
-        if (bytes === 0) {
-          throw new ElfFormatError(
-            `${path}: truncated (wanted ${length} bytes at offset ${offset})`,
-          );
-        }
-        filled += bytes;
-      }
-      return buffer;
-    }, path);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export interface DebugInfoSummary {
