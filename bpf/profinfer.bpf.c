@@ -22,7 +22,6 @@ const volatile __u32 window_first = 0;	/* ...and only for calls first..last (0: 
 const volatile __u32 window_last = 0;
 const volatile __u32 ops_without_tokens = 1; /* record operators when llama_decode is not probed */
 const volatile __u32 moe_enabled = 1;
-const volatile struct pi_layout layout = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -96,6 +95,30 @@ struct {
 	__type(key, __u64);
 	__type(value, __u64);
 } moe_consumers SEC(".maps");
+
+/*
+ * Field offsets of the target's ggml structs. A map rather than rodata: the library that defines
+ * them may be loaded (dlopen) after the program is, and is resolved then; `valid` is 0 until.
+ */
+struct layout_slot {
+	struct pi_layout l;
+	__u32 valid;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct layout_slot);
+} layout_map SEC(".maps");
+
+static __always_inline const struct pi_layout *layout(void)
+{
+	__u32 zero = 0;
+	struct layout_slot *slot = bpf_map_lookup_elem(&layout_map, &zero);
+
+	return slot && slot->valid ? &slot->l : NULL;
+}
 
 #define SCRATCH_BYTES (PI_MAX_GRAPH_NODES * 8)
 struct node_scratch {
@@ -238,18 +261,19 @@ struct sig_ctx {
 
 static long signature_step(__u64 i, struct sig_ctx *c)
 {
+	const struct pi_layout *L = layout();
 	struct {
 		__s64 ne[4];
 		__s32 op;
 	} shape = {};
 	__u64 node;
 
-	if (i >= PI_MAX_GRAPH_NODES || i >= c->n)
+	if (!L || i >= PI_MAX_GRAPH_NODES || i >= c->n)
 		return 1;
 	node = c->scratch->nodes[i];
 	/* op and shape decide the graph's structure; the pointer decides its identity */
-	if (bpf_probe_read_user(&shape.ne, sizeof(shape.ne), (void *)(node + layout.tensor_ne)) ||
-	    bpf_probe_read_user(&shape.op, sizeof(shape.op), (void *)(node + layout.tensor_op)))
+	if (bpf_probe_read_user(&shape.ne, sizeof(shape.ne), (void *)(node + L->tensor_ne)) ||
+	    bpf_probe_read_user(&shape.op, sizeof(shape.op), (void *)(node + L->tensor_op)))
 		count(&drops, PI_DROP_READ_FAILED);
 	c->sig = (c->sig ^ node) * 0x100000001b3ULL;
 	c->sig = (c->sig ^ (__u64)shape.op) * 0x100000001b3ULL;
@@ -273,11 +297,12 @@ static __always_inline bool name_has_prefix(const char *name, const char *prefix
  */
 __noinline int describe(__u64 addr, __u64 sig)
 {
+	const struct pi_layout *L = layout();
 	struct pi_tensor *e;
 	__u64 *seen;
 	bool topk;
 
-	if (!addr)
+	if (!addr || !L)
 		return 0;
 	seen = bpf_map_lookup_elem(&described, &addr);
 	if (seen && *seen == sig)
@@ -292,17 +317,17 @@ __noinline int describe(__u64 addr, __u64 sig)
 	e->addr = addr;
 	e->signature = sig;
 	/* one read per field: offsets come from the layout, so no block copy can be assumed */
-	read_user(&e->type, sizeof(e->type), (void *)(addr + layout.tensor_type));
-	read_user(e->ne, sizeof(e->ne), (void *)(addr + layout.tensor_ne));
-	read_user(e->nb, sizeof(e->nb), (void *)(addr + layout.tensor_nb));
-	read_user(&e->op, sizeof(e->op), (void *)(addr + layout.tensor_op));
-	read_user(e->op_params, sizeof(e->op_params), (void *)(addr + layout.tensor_op_params));
-	read_user(&e->flags, sizeof(e->flags), (void *)(addr + layout.tensor_flags));
-	read_user(e->src, sizeof(e->src), (void *)(addr + layout.tensor_src));
-	read_user(&e->view_src, sizeof(e->view_src), (void *)(addr + layout.tensor_view_src));
-	read_user(&e->view_offs, sizeof(e->view_offs), (void *)(addr + layout.tensor_view_offs));
-	read_user(&e->data, sizeof(e->data), (void *)(addr + layout.tensor_data));
-	read_user(e->name, sizeof(e->name), (void *)(addr + layout.tensor_name));
+	read_user(&e->type, sizeof(e->type), (void *)(addr + L->tensor_type));
+	read_user(e->ne, sizeof(e->ne), (void *)(addr + L->tensor_ne));
+	read_user(e->nb, sizeof(e->nb), (void *)(addr + L->tensor_nb));
+	read_user(&e->op, sizeof(e->op), (void *)(addr + L->tensor_op));
+	read_user(e->op_params, sizeof(e->op_params), (void *)(addr + L->tensor_op_params));
+	read_user(&e->flags, sizeof(e->flags), (void *)(addr + L->tensor_flags));
+	read_user(e->src, sizeof(e->src), (void *)(addr + L->tensor_src));
+	read_user(&e->view_src, sizeof(e->view_src), (void *)(addr + L->tensor_view_src));
+	read_user(&e->view_offs, sizeof(e->view_offs), (void *)(addr + L->tensor_view_offs));
+	read_user(&e->data, sizeof(e->data), (void *)(addr + L->tensor_data));
+	read_user(e->name, sizeof(e->name), (void *)(addr + L->tensor_name));
 	e->_pad = 0;
 	topk = name_has_prefix(e->name, "ffn_moe_topk", 12);
 	bpf_ringbuf_submit(e, 0);
@@ -324,16 +349,17 @@ struct describe_ctx {
 
 static long describe_step(__u64 i, struct describe_ctx *c)
 {
+	const struct pi_layout *L = layout();
 	__u64 srcs[PI_MAX_SRC] = {};
 	__u64 node, view_src = 0;
 
-	if (i >= PI_MAX_GRAPH_NODES || i >= c->n)
+	if (!L || i >= PI_MAX_GRAPH_NODES || i >= c->n)
 		return 1;
 	node = c->scratch->nodes[i];
 	describe(node, c->sig);
-	if (bpf_probe_read_user(srcs, sizeof(srcs), (void *)(node + layout.tensor_src)))
+	if (bpf_probe_read_user(srcs, sizeof(srcs), (void *)(node + L->tensor_src)))
 		return 0;
-	bpf_probe_read_user(&view_src, sizeof(view_src), (void *)(node + layout.tensor_view_src));
+	bpf_probe_read_user(&view_src, sizeof(view_src), (void *)(node + L->tensor_view_src));
 	describe(view_src, c->sig);
 	for (int s = 0; s < PI_MAX_SRC; s++) {
 		if (!srcs[s])
@@ -393,6 +419,7 @@ static long node_chunk_step(__u64 chunk, struct chunk_ctx *c)
 /* Reads the graph's nodes and, when they or their shapes changed, describes the graph. */
 static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 {
+	const struct pi_layout *L = layout();
 	struct run_state *s = run_state();
 	struct node_scratch *buf;
 	__u32 slot = bpf_get_smp_processor_id();
@@ -400,13 +427,13 @@ static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 	__u32 n = e->n_nodes > 0 ? e->n_nodes : 0;
 
 	buf = bpf_map_lookup_elem(&scratch, &slot);
-	if (!buf || !s)
+	if (!buf || !s || !L)
 		return;
 	if (n > PI_MAX_GRAPH_NODES) {
 		count(&drops, PI_DROP_NODES_TRUNCATED);
 		n = PI_MAX_GRAPH_NODES;
 	}
-	if (read_user(&nodes_ptr, sizeof(nodes_ptr), (void *)(cgraph + layout.cgraph_nodes)))
+	if (read_user(&nodes_ptr, sizeof(nodes_ptr), (void *)(cgraph + L->cgraph_nodes)))
 		return;
 	if (n == 0)
 		return;
@@ -435,6 +462,7 @@ static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 
 static __always_inline int graph_enter(struct pt_regs *ctx, __u32 fn, __u64 cgraph, __u64 cplan)
 {
+	const struct pi_layout *L = layout();
 	__u64 key = (bpf_get_current_pid_tgid() << 8) | fn;
 	struct pi_graph_begin *e;
 	int n_nodes = 0;
@@ -446,7 +474,8 @@ static __always_inline int graph_enter(struct pt_regs *ctx, __u32 fn, __u64 cgra
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
-	read_user(&n_nodes, sizeof(n_nodes), (void *)(cgraph + layout.cgraph_n_nodes));
+	if (L)
+		read_user(&n_nodes, sizeof(n_nodes), (void *)(cgraph + L->cgraph_n_nodes));
 	fill_header(&e->h, PI_EV_GRAPH_BEGIN);
 	e->cgraph = cgraph;
 	e->fn = fn;
@@ -454,8 +483,8 @@ static __always_inline int graph_enter(struct pt_regs *ctx, __u32 fn, __u64 cgra
 	e->n_threads = 0;
 	e->changed = 0;
 	e->signature = 0;
-	if (cplan)
-		read_user(&e->n_threads, sizeof(e->n_threads), (void *)(cplan + layout.cplan_n_threads));
+	if (cplan && L)
+		read_user(&e->n_threads, sizeof(e->n_threads), (void *)(cplan + L->cplan_n_threads));
 	/* The node list and tensors are only needed where operators are recorded (or routing read). */
 	if (fn == PI_GRAPH_CPU && (ops_on() || (moe_enabled && level >= PI_LEVEL_OP)))
 		snapshot(cgraph, e);
@@ -536,6 +565,7 @@ static long moe_row(__u64 r, struct moe_ctx *c)
 /* The routing ids of one MoE layer: k per token, read when their first consumer starts. */
 static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 {
+	const struct pi_layout *L = layout();
 	struct {
 		__s64 ne[4];
 		__u64 nb[4];
@@ -543,13 +573,15 @@ static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 	char prefix[12] = {};
 	__u64 data = 0;
 
+	if (!L)
+		return;
 	/* the consumer slot may be stale (addresses are reused): check the tensor is still routing */
-	if (bpf_probe_read_user(prefix, sizeof(prefix), (void *)(topk + layout.tensor_name)) ||
+	if (bpf_probe_read_user(prefix, sizeof(prefix), (void *)(topk + L->tensor_name)) ||
 	    !name_has_prefix(prefix, "ffn_moe_topk", 12))
 		return;
-	if (read_user(shape.ne, sizeof(shape.ne), (void *)(topk + layout.tensor_ne)) ||
-	    read_user(shape.nb, sizeof(shape.nb), (void *)(topk + layout.tensor_nb)) ||
-	    read_user(&data, sizeof(data), (void *)(topk + layout.tensor_data)))
+	if (read_user(shape.ne, sizeof(shape.ne), (void *)(topk + L->tensor_ne)) ||
+	    read_user(shape.nb, sizeof(shape.nb), (void *)(topk + L->tensor_nb)) ||
+	    read_user(&data, sizeof(data), (void *)(topk + L->tensor_data)))
 		return;
 	if (shape.ne[0] <= 0 || shape.ne[0] > 64 || shape.ne[1] <= 0 || !data)
 		return;
@@ -585,6 +617,7 @@ static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 SEC("uprobe")
 int BPF_KPROBE(op_enter, void *params, void *dst)
 {
+	const struct pi_layout *L = layout();
 	struct run_state *s;
 	struct pi_op *e;
 
@@ -600,8 +633,10 @@ int BPF_KPROBE(op_enter, void *params, void *dst)
 	e->ith = -1;
 	e->nth = -1;
 	e->_pad = 0;
-	read_user(&e->ith, sizeof(e->ith), params + layout.params_ith);
-	read_user(&e->nth, sizeof(e->nth), params + layout.params_nth);
+	if (L) {
+		read_user(&e->ith, sizeof(e->ith), params + L->params_ith);
+		read_user(&e->nth, sizeof(e->nth), params + L->params_nth);
+	}
 	bpf_ringbuf_submit(e, 0);
 
 	s = run_state();
@@ -609,7 +644,8 @@ int BPF_KPROBE(op_enter, void *params, void *dst)
 		__u64 key = (__u64)dst, *topk;
 		int ith = -1;
 
-		bpf_probe_read_user(&ith, sizeof(ith), params + layout.params_ith);
+		if (L)
+			bpf_probe_read_user(&ith, sizeof(ith), params + L->params_ith);
 		topk = bpf_map_lookup_elem(&moe_consumers, &key);
 		if (topk && ith == 0)
 			emit_moe_ids(key, *topk);
@@ -663,6 +699,29 @@ SEC("uretprobe")
 int BPF_KRETPROBE(barrier_exit)
 {
 	return barrier_event(PI_EV_BARRIER_END);
+}
+
+/* ---- libraries ---- */
+
+/*
+ * The dynamic linker calls _dl_debug_state whenever its list of loaded objects changes (the hook
+ * debuggers use). Stop the process there so that user space can attach probes to a library that
+ * was just loaded before any of its code runs; user space sends SIGCONT once it has.
+ */
+SEC("uprobe")
+int BPF_KPROBE(dl_activity)
+{
+	struct pi_header *e;
+
+	if (!is_target())
+		return 0;
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(e, PI_EV_LIBRARY);
+	bpf_ringbuf_submit(e, 0);
+	bpf_send_signal(19 /* SIGSTOP */);
+	return 0;
 }
 
 /* ---- scheduling ---- */

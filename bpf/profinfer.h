@@ -31,6 +31,7 @@ enum pi_event_type {
 	PI_EV_SCHED_SWITCH = 11, /* a target thread left or took a CPU */
 	PI_EV_SCHED_WAKEUP = 12, /* a target thread was woken */
 	PI_EV_MOE_IDS = 13,	/* expert ids read from an ffn_moe_topk tensor */
+	PI_EV_LIBRARY = 14,	/* the dynamic linker's object list changed; the process is stopped */
 };
 
 enum pi_level {

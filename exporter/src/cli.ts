@@ -3,6 +3,7 @@
 import { Command, CommanderError } from "commander";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerModelsCommand } from "./commands/models.js";
+import { registerRecordCommands } from "./commands/record.js";
 import { UserError } from "./errors.js";
 import { SetupMissingError } from "./target/cache.js";
 
@@ -12,6 +13,7 @@ const program = new Command("profinfer")
   .exitOverride();
 
 registerModelsCommand(program);
+registerRecordCommands(program);
 registerDoctorCommand(program);
 
 try {

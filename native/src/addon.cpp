@@ -3,6 +3,8 @@
 // JavaScript through one ThreadSafeFunction call per batch, never one call per event.
 #include <napi.h>
 
+#include <climits>
+#include <ctime>
 #include <memory>
 #include <stdexcept>
 
@@ -49,6 +51,7 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
                        {
                            InstanceMethod<&TracerBinding::AttachUprobe>("attachUprobe"),
                            InstanceMethod<&TracerBinding::AttachSched>("attachSchedTracepoints"),
+                           InstanceMethod<&TracerBinding::SetLayout>("setLayout"),
                            InstanceMethod<&TracerBinding::Start>("start"),
                            InstanceMethod<&TracerBinding::Stop>("stop"),
                            InstanceMethod<&TracerBinding::Detach>("detach"),
@@ -78,11 +81,6 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     options.moe = o.Get("moe").ToBoolean();
     Napi::Value ring = o.Get("ringBufferBytes");
     if (ring.IsNumber()) options.ring_buffer_bytes = static_cast<uint64_t>(ring.As<Napi::Number>().Int64Value());
-    if (!o.Get("layout").IsObject()) {
-      Napi::TypeError::New(env, "options.layout must be an object").ThrowAsJavaScriptException();
-      return;
-    }
-    if (!ReadLayout(env, o.Get("layout").As<Napi::Object>(), &options.layout)) return;
     try {
       tracer_ = std::make_unique<profinfer::Tracer>(options);
     } catch (const std::exception& e) {
@@ -109,12 +107,25 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     return Napi::String::New(env, error);
   }
 
+  // setLayout(layout) -> "" or an error message
+  Napi::Value SetLayout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!tracer_) return Napi::String::New(env, "the tracer is closed");
+    if (info.Length() < 1 || !info[0].IsObject()) {
+      Napi::TypeError::New(env, "setLayout(layout: object)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    pi_layout layout{};
+    if (!ReadLayout(env, info[0].As<Napi::Object>(), &layout)) return env.Undefined();
+    return Napi::String::New(env, tracer_->SetLayout(layout));
+  }
+
   Napi::Value AttachSched(const Napi::CallbackInfo& info) {
     if (!tracer_) return Napi::String::New(info.Env(), "the tracer is closed");
     return Napi::String::New(info.Env(), tracer_->AttachSchedTracepoints());
   }
 
-  // start(onBatch: (batch: Buffer) => void)
+  // start(onBatch: (batch: Buffer | null) => void): null once, after the last batch
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!tracer_ || started_) return env.Undefined();
@@ -128,6 +139,11 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
       tracer_->Start([this](std::unique_ptr<Batch> batch) {
         Batch* raw = batch.release();
         napi_status status = tsfn_.BlockingCall(raw, [](Napi::Env env, Napi::Function fn, Batch* b) {
+          // null after the last batch: the stream has ended
+          if (!b) {
+            fn.Call({env.Null()});
+            return;
+          }
           // zero copy: the Buffer owns the batch and frees it when collected
           Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
               env, b->data(), b->size(), [](Napi::Env, uint8_t*, Batch* owned) { delete owned; }, b);
@@ -195,8 +211,32 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
   bool started_ = false;
 };
 
+// clockPair() -> [monotonicNs, realtimeNs] as decimal strings: the closest pair of several tries,
+// so that BPF timestamps (CLOCK_MONOTONIC) convert to wall-clock time with one exact offset.
+Napi::Value ClockPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t best_gap = INT64_MAX, mono = 0, real = 0;
+  for (int i = 0; i < 16; i++) {
+    timespec a{}, r{}, b{};
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    clock_gettime(CLOCK_REALTIME, &r);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    int64_t na = a.tv_sec * 1000000000LL + a.tv_nsec, nb = b.tv_sec * 1000000000LL + b.tv_nsec;
+    if (nb - na < best_gap) {
+      best_gap = nb - na;
+      mono = na + (nb - na) / 2;
+      real = r.tv_sec * 1000000000LL + r.tv_nsec;
+    }
+  }
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::String::New(env, std::to_string(mono)));
+  out.Set(1u, Napi::String::New(env, std::to_string(real)));
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Tracer", TracerBinding::Define(env));
+  exports.Set("clockPair", Napi::Function::New(env, ClockPair));
   exports.Set("eventAbi", Napi::Number::New(env, PI_EVENT_ABI));
   return exports;
 }

@@ -40,6 +40,7 @@ bpf_program* ProgramByName(profinfer_bpf* skel, const std::string& name) {
   if (name == "op_exit") return skel->progs.op_exit;
   if (name == "barrier_enter") return skel->progs.barrier_enter;
   if (name == "barrier_exit") return skel->progs.barrier_exit;
+  if (name == "dl_activity") return skel->progs.dl_activity;
   return nullptr;
 }
 
@@ -63,7 +64,6 @@ Tracer::Tracer(const TracerOptions& o) {
   skel_->rodata->window_last = o.window_last;
   skel_->rodata->ops_without_tokens = o.ops_without_tokens ? 1 : 0;
   skel_->rodata->moe_enabled = o.moe ? 1 : 0;
-  std::memcpy(const_cast<pi_layout*>(&skel_->rodata->layout), &o.layout, sizeof(pi_layout));
 
   /* the ring buffer must be a power-of-two number of pages */
   uint64_t ring = 4096;
@@ -126,6 +126,20 @@ std::string Tracer::AttachSchedTracepoints() {
   return "";
 }
 
+std::string Tracer::SetLayout(const pi_layout& layout) {
+  if (!skel_) return "the tracer is closed";
+  struct {
+    pi_layout l;
+    uint32_t valid;
+  } slot{};
+  slot.l = layout;
+  slot.valid = 1;
+  uint32_t zero = 0;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.layout_map), &zero, &slot, BPF_ANY))
+    return "cannot set the ggml layout: " + ErrnoText(errno);
+  return "";
+}
+
 int Tracer::OnEvent(void* ctx, void* data, size_t size) {
   auto* self = static_cast<Tracer*>(ctx);
   if (!self->pending_) {
@@ -153,9 +167,10 @@ void Tracer::Start(std::function<void(std::unique_ptr<Batch>)> deliver) {
       if (n < 0 && n != -EINTR) break;
       if (pending_) deliver_(std::move(pending_));
     }
-    /* drain what arrived before the stop */
+    /* drain what arrived before the stop, then mark the end of the stream */
     ring_buffer__consume(ring_);
     if (pending_) deliver_(std::move(pending_));
+    deliver_(nullptr);
   });
 }
 

@@ -31,7 +31,6 @@ struct TracerOptions {
   bool ops_without_tokens = true;
   bool moe = true;
   uint64_t ring_buffer_bytes = 64ull << 20;
-  pi_layout layout{};
 };
 
 // Records as the raw file stores them: u32 length followed by the event bytes, concatenated.
@@ -50,8 +49,11 @@ class Tracer {
   std::string AttachUprobe(const std::string& program, const std::string& binary,
                            const std::string& symbol, uint64_t cookie);
   std::string AttachSchedTracepoints();
+  // Sets the ggml field offsets the handlers read with (once the library defining them is known).
+  std::string SetLayout(const pi_layout& layout);
 
-  // Starts the polling thread; `deliver` is called from that thread with each batch.
+  // Starts the polling thread; `deliver` is called from that thread with each batch, and once
+  // with nullptr after the last one when polling stops.
   void Start(std::function<void(std::unique_ptr<Batch>)> deliver);
   // Stops polling after draining what the ring buffer still holds; joins the thread.
   void Stop();

@@ -1,0 +1,266 @@
+// SPDX-License-Identifier: Apache-2.0
+// profinfer record | attach | replay
+import { Command, InvalidArgumentError, Option } from "commander";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { UserError } from "../errors.js";
+import { loadNativeModule } from "../record/nativeTracer.js";
+import { Recorder, type Level, type RecordOptions } from "../record/recorder.js";
+import { writeRunOutputs } from "../sinks/runOutputs.js";
+
+const VERSION = "0.1.0";
+
+interface CommonOptions {
+  out?: string;
+  level: Level;
+  ops?: string;
+  sampleTokens: number;
+  window?: [number, number];
+  moe: boolean;
+  ringBuffer: number;
+  status: boolean;
+}
+
+function positiveInt(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1)
+      throw new InvalidArgumentError(`${what} is a positive integer.`);
+    return n;
+  };
+}
+
+function parseWindow(value: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(value);
+  if (!m)
+    throw new InvalidArgumentError(
+      "a window is FIRST-LAST (llama_decode calls, from 1), e.g. 10-20.",
+    );
+  const first = Number(m[1]);
+  const last = m[2] ? Number(m[2]) : first;
+  if (first < 1 || last < first)
+    throw new InvalidArgumentError("a window is FIRST-LAST with 1 <= FIRST <= LAST.");
+  return [first, last];
+}
+
+function parseSize(value: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(value);
+  if (!m) throw new InvalidArgumentError("a size such as 64M or 256M.");
+  const unit = { "": 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[
+    m[2]!.toUpperCase() as "" | "K" | "M" | "G"
+  ];
+  return Number(m[1]) * unit;
+}
+
+function addCommonOptions(command: Command): Command {
+  return command
+    .option("--out <dir>", "run folder (default: ./profinfer-runs/<name>-<time>)")
+    .addOption(
+      new Option("--level <level>", "what to record")
+        .choices(["token", "graph", "op"])
+        .default("op"),
+    )
+    .option(
+      "--ops <list>",
+      "only these operators, comma-separated ggml op names (mul_mat,rms_norm,...)",
+    )
+    .option(
+      "--sample-tokens <n>",
+      "operator events for 1 in N llama_decode calls",
+      positiveInt("--sample-tokens"),
+      1,
+    )
+    .option(
+      "--window <first-last>",
+      "operator events only for llama_decode calls FIRST..LAST",
+      parseWindow,
+    )
+    .option("--no-moe", "do not read MoE expert ids")
+    .option("--ring-buffer <size>", "BPF ring buffer size", parseSize, 64 << 20)
+    .option("--no-status", "no live status line");
+}
+
+function defaultRunDir(name: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return resolve("profinfer-runs", `${basename(name)}-${stamp}`);
+}
+
+function recordOptions(opts: CommonOptions, outDir: string): RecordOptions {
+  return {
+    outDir,
+    level: opts.level,
+    ops: opts.ops
+      ? opts.ops
+          .split(",")
+          .map((s) => s.trim().toLowerCase())
+          .filter(Boolean)
+      : null,
+    sampleEvery: opts.sampleTokens,
+    window: opts.window ?? null,
+    moe: opts.moe,
+    ringBufferBytes: opts.ringBuffer,
+    log: (message) => process.stderr.write(`profinfer: ${message}\n`),
+    version: VERSION,
+  };
+}
+
+function openRecorder(
+  pid: number,
+  command: string[],
+  opts: CommonOptions,
+  outDir: string,
+): Recorder {
+  mkdirSync(outDir, { recursive: true });
+  const native = loadNativeModule();
+  try {
+    return new Recorder(native, pid, command, recordOptions(opts, outDir));
+  } catch (error) {
+    const message = (error as Error).message;
+    if (/Permission denied|Operation not permitted/.test(message)) {
+      throw new UserError(
+        `${message}. profinfer needs root, or the capabilities CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN on kernels before 5.8), to load its eBPF programs; run it with sudo. 'profinfer doctor' checks the machine.`,
+      );
+    }
+    throw new UserError(`cannot start the tracer: ${message}`);
+  }
+}
+
+/** A status line on the terminal while recording: tokens, tokens/s, events/s, drops. */
+function statusLine(recorder: Recorder, enabled: boolean): () => void {
+  if (!enabled || !process.stderr.isTTY) return () => {};
+  let last = { at: performance.now(), tokens: 0, events: 0 };
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const s = recorder.stats;
+    const dt = (now - last.at) / 1000;
+    const line =
+      `recording pid ${recorder.pid}  tokens ${s.tokens} (${((s.tokens - last.tokens) / dt).toFixed(1)}/s)  ` +
+      `events ${s.events} (${Math.round((s.events - last.events) / dt)}/s)  ${(s.bytes / (1 << 20)).toFixed(1)} MiB`;
+    process.stderr.write(`\r\x1b[K${line}`);
+    last = { at: now, tokens: s.tokens, events: s.events };
+  }, 1000);
+  return () => {
+    clearInterval(timer);
+    process.stderr.write("\r\x1b[K");
+  };
+}
+
+function reportRun(outDir: string, recorder: Recorder): void {
+  if (recorder.stats.libraries.length === 0) {
+    process.stderr.write(
+      `profinfer: no llama.cpp library was found in the target: none of the files it mapped defines llama_decode, ` +
+        `ggml_backend_sched_graph_compute_async, or ggml_graph_compute with ggml_barrier. Is it a llama.cpp program ` +
+        `(llama-cli, llama-server, a node-llama-cpp app)? Nothing was traced.\n`,
+    );
+  }
+  const summary = writeRunOutputs(outDir);
+  process.stdout.write(summary);
+  process.stderr.write(`profinfer: run folder ${outDir}\n`);
+}
+
+export function registerRecordCommands(program: Command): void {
+  addCommonOptions(
+    program
+      .command("record")
+      .description(
+        "launch a llama.cpp program and trace it from its first instruction until it exits",
+      )
+      .argument("<command...>", "the program and its arguments (after --)")
+      .usage("[options] -- <command ...>"),
+  ).action(async (command: string[], opts: CommonOptions) => {
+    const outDir = resolve(opts.out ?? defaultRunDir(command[0]!));
+    // The target waits on fd 3 until the probes are in place, then execs the real program, so
+    // that nothing runs untraced and the pid the probes filter on is the program's own.
+    const child = spawn("/bin/sh", ["-c", 'read _ <&3; exec 3<&-; exec "$0" "$@"', ...command], {
+      stdio: ["inherit", "inherit", "inherit", "pipe"],
+    });
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolveExit) =>
+      child.on("exit", (code, signal) => resolveExit({ code, signal })),
+    );
+    let recorder: Recorder;
+    try {
+      recorder = openRecorder(child.pid!, command, opts, outDir);
+      recorder.start();
+    } catch (error) {
+      child.kill("SIGKILL");
+      throw error;
+    }
+    const stopStatus = statusLine(recorder, opts.status);
+    // Ctrl-C reaches the target too (same process group): let it end, then finish the run.
+    const onSignal = () => {};
+    process.on("SIGINT", onSignal);
+    const gate = child.stdio[3] as NodeJS.WritableStream;
+    gate.end("go\n");
+    const exit = await exited;
+    process.off("SIGINT", onSignal);
+    stopStatus();
+    await recorder.finish(exit);
+    if (exit.code === 127)
+      process.stderr.write(
+        `profinfer: '${command[0]}' could not be started (command not found?)\n`,
+      );
+    reportRun(outDir, recorder);
+    process.exitCode = exit.code ?? (exit.signal ? 128 + (signalNumber(exit.signal) ?? 1) : 1);
+  });
+
+  addCommonOptions(
+    program
+      .command("attach")
+      .description(
+        "trace a running llama.cpp process until Ctrl-C or until it exits; it keeps running",
+      )
+      .requiredOption("--pid <pid>", "process id", positiveInt("--pid")),
+  ).action(async (opts: CommonOptions & { pid: number }) => {
+    if (!existsSync(`/proc/${opts.pid}`)) throw new UserError(`no process with pid ${opts.pid}`);
+    const comm = readFileSync(`/proc/${opts.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
+    const outDir = resolve(opts.out ?? defaultRunDir(comm[0] ?? String(opts.pid)));
+    const recorder = openRecorder(opts.pid, comm, opts, outDir);
+    recorder.start();
+    const stopStatus = statusLine(recorder, opts.status);
+    const reason = await new Promise<string>((resolveStop) => {
+      const onSignal = () => resolveStop("interrupted");
+      process.once("SIGINT", onSignal);
+      process.once("SIGTERM", onSignal);
+      const poll = setInterval(() => {
+        if (!existsSync(`/proc/${opts.pid}`)) {
+          clearInterval(poll);
+          resolveStop("exited");
+        }
+      }, 200);
+      poll.unref();
+    });
+    stopStatus();
+    await recorder.finish(null);
+    process.stderr.write(`profinfer: detached from pid ${opts.pid} (${reason})\n`);
+    reportRun(outDir, recorder);
+  });
+
+  program
+    .command("replay")
+    .description("rebuild every output of a run folder from its recorded events (no root needed)")
+    .argument("<run-dir>", "a folder written by record or attach")
+    .action((runDir: string) => {
+      const dir = resolve(runDir);
+      if (!existsSync(join(dir, "events.pinf"))) {
+        throw new UserError(
+          `${dir} holds no events.pinf: give a folder written by 'profinfer record' or 'profinfer attach'`,
+        );
+      }
+      process.stdout.write(writeRunOutputs(dir));
+    });
+}
+
+function signalNumber(signal: string): number | undefined {
+  const table: Record<string, number> = {
+    SIGHUP: 1,
+    SIGINT: 2,
+    SIGQUIT: 3,
+    SIGABRT: 6,
+    SIGKILL: 9,
+    SIGSEGV: 11,
+    SIGPIPE: 13,
+    SIGTERM: 15,
+  };
+  return table[signal];
+}

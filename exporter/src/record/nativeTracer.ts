@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// The native addon as an interface, so that the recorder can be tested with a fake one and
+// without root. loadNativeTracer() loads the real one built from native/.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Field offsets of the target's ggml structs, as native/src/tracer.h's pi_layout. */
+export interface NativeLayout {
+  tensorType: number;
+  tensorNe: number;
+  tensorNb: number;
+  tensorOp: number;
+  tensorOpParams: number;
+  tensorFlags: number;
+  tensorSrc: number;
+  tensorViewSrc: number;
+  tensorViewOffs: number;
+  tensorData: number;
+  tensorName: number;
+  cgraphNNodes: number;
+  cgraphNodes: number;
+  paramsIth: number;
+  paramsNth: number;
+  cplanNThreads: number;
+}
+
+export interface NativeTracerOptions {
+  tgid: number;
+  /** 1 token, 2 graph, 3 op (enum pi_level) */
+  level: number;
+  sampleEvery: number;
+  windowFirst: number;
+  windowLast: number;
+  opsWithoutTokens: boolean;
+  moe: boolean;
+  ringBufferBytes: number;
+}
+
+export type ProbeHandler =
+  | "decode_enter"
+  | "decode_exit"
+  | "sched_graph_enter"
+  | "sched_graph_exit"
+  | "cpu_graph_enter"
+  | "cpu_graph_exit"
+  | "op_enter"
+  | "op_exit"
+  | "barrier_enter"
+  | "barrier_exit"
+  | "dl_activity";
+
+export interface NativeTracer {
+  /** "" on success, else a message naming the symbol, the library and errno */
+  attachUprobe(handler: ProbeHandler, binary: string, symbol: string, cookie: number): string;
+  attachSchedTracepoints(): string;
+  setLayout(layout: NativeLayout): string;
+  /** batches of `u32 length + event` records, delivered on the JS thread; null once after the last */
+  start(onBatch: (batch: Buffer | null) => void): void;
+  /** drains the ring buffer and stops polling; the last batches and the null still arrive after */
+  stop(): void;
+  detach(): void;
+  close(): void;
+  counters(): { drops: number[]; hits: number[]; attached: number };
+}
+
+export interface NativeModule {
+  Tracer: new (options: NativeTracerOptions) => NativeTracer;
+  clockPair(): [string, string];
+  eventAbi: number;
+}
+
+const nativeDir = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "native");
+
+/** The compiled ggml layout probe (native/src/ggml_layout_probe.c). */
+export const layoutProbePath = join(nativeDir, "build", "Release", "ggml-layout-probe");
+
+export function loadNativeModule(): NativeModule {
+  const path = join(nativeDir, "build", "Release", "profinfer_native.node");
+  if (!existsSync(path)) {
+    throw new Error(`the profinfer addon is not built (${path} is missing): run 'npm run build'`);
+  }
+  return createRequire(import.meta.url)(path) as NativeModule;
+}

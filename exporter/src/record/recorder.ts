@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: Apache-2.0
+// A recording of one process: load the tracer, follow the libraries the process maps (also the
+// ones it dlopens later), attach probes, stream events into events.pinf, finish cleanly.
+import { hostname, cpus, release } from "node:os";
+import { join } from "node:path";
+import {
+  LayoutError,
+  probeLayout,
+  toNativeLayout,
+  validateTensorReadings,
+  type ProbedLayout,
+} from "../target/layout.js";
+import {
+  classifyLibrary,
+  mappedFiles,
+  opOfFunction,
+  type LibraryRoles,
+} from "../target/libraries.js";
+import { EventType, decodeEvent, type TensorEvent } from "../trace/events.js";
+import { RawFileWriter, type RawNote, type RunHeader } from "../trace/rawFile.js";
+import { layoutProbePath, type NativeModule, type NativeTracer } from "./nativeTracer.js";
+
+export type Level = "token" | "graph" | "op";
+export const LEVELS: Record<Level, number> = { token: 1, graph: 2, op: 3 };
+
+export interface RecordOptions {
+  outDir: string;
+  level: Level;
+  /** only these ops' functions are probed (names as in ggml_compute_forward_<name>) */
+  ops: string[] | null;
+  /** operator events for 1 in N llama_decode calls */
+  sampleEvery: number;
+  /** only for llama_decode calls first..last (1-based); null: all */
+  window: [number, number] | null;
+  moe: boolean;
+  ringBufferBytes: number;
+  /** called with warnings and progress a user should see */
+  log: (message: string) => void;
+  version: string;
+}
+
+/** Event type of the dynamic linker hook (bpf/profinfer.h PI_EV_LIBRARY): control, not recorded. */
+const EV_LIBRARY = 14;
+const VALIDATION_SAMPLE = 24;
+
+export interface RecorderStats {
+  tokens: number;
+  events: number;
+  bytes: number;
+  drops: number;
+  libraries: string[];
+}
+
+export class Recorder {
+  private tracer: NativeTracer;
+  private writer: RawFileWriter | null = null;
+  private pending: Buffer[] = [];
+  private notes: RawNote[] = [];
+  private examined = new Set<string>();
+  private roles: LibraryRoles[] = [];
+  private layout: ProbedLayout | null = null;
+  private opFuncs: { index: number; symbol: string; library: string }[] = [];
+  private validating: TensorEvent[] = [];
+  private validated = false;
+  private refused: string | null = null;
+  private finished = false;
+  private failure: Error | null = null;
+  private streamEnded: (() => void) | null = null;
+  private closed = false;
+  private opAttachFailures: string[] = [];
+  private clock: { monotonicNs: string; realtimeNs: string };
+  readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0, libraries: [] };
+
+  constructor(
+    private readonly native: NativeModule,
+    readonly pid: number,
+    private readonly command: string[],
+    private readonly options: RecordOptions,
+  ) {
+    const [monotonicNs, realtimeNs] = native.clockPair();
+    this.clock = { monotonicNs, realtimeNs };
+    this.tracer = new native.Tracer({
+      tgid: pid,
+      level: LEVELS[options.level],
+      sampleEvery: options.sampleEvery,
+      windowFirst: options.window?.[0] ?? 0,
+      windowLast: options.window?.[1] ?? 0,
+      opsWithoutTokens: true,
+      moe: options.moe,
+      ringBufferBytes: options.ringBufferBytes,
+    });
+  }
+
+  get rawPath(): string {
+    return join(this.options.outDir, "events.pinf");
+  }
+
+  /** Attaches to what the process has mapped now and to the dynamic linker, and starts polling. */
+  start(): void {
+    if (LEVELS[this.options.level] >= LEVELS.op) {
+      const error = this.tracer.attachSchedTracepoints();
+      if (error) this.warn(`scheduler tracepoints: ${error}; off-CPU time will not be shown`);
+    }
+    this.scanLibraries();
+    this.tracer.start((batch) => {
+      if (batch === null) {
+        this.streamEnded?.();
+        return;
+      }
+      try {
+        this.onBatch(batch);
+      } catch (error) {
+        // an exception must not escape into the addon's callback: keep it and report it once
+        if (!this.failure) {
+          this.failure = error as Error;
+          this.warn(`events could not be processed: ${(error as Error).message}`);
+        }
+      }
+    });
+  }
+
+  /** Looks at the process's mappings and attaches probes to every new library that has any. */
+  scanLibraries(): void {
+    let files: string[];
+    try {
+      files = mappedFiles(this.pid);
+    } catch {
+      return; // the process is gone
+    }
+    const found: LibraryRoles[] = [];
+    for (const path of files) {
+      if (this.examined.has(path)) continue;
+      this.examined.add(path);
+      const roles = classifyLibrary(path);
+      if (!roles) continue;
+      if (roles.dynamicLinker) this.attach("dl_activity", path, "_dl_debug_state", 0);
+      if (roles.llama || roles.ggmlBase || roles.ggmlCpu) found.push(roles);
+    }
+    // ggml's base library first: the layout it gives is needed before operator probes go in
+    found.sort((a, b) => Number(b.ggmlBase) - Number(a.ggmlBase));
+    this.roles.push(...found);
+    for (const roles of found) {
+      this.stats.libraries.push(roles.path);
+      this.attachLibrary(roles);
+    }
+  }
+
+  private attach(
+    handler: Parameters<NativeTracer["attachUprobe"]>[0],
+    path: string,
+    symbol: string,
+    cookie: number,
+  ): boolean {
+    const error = this.tracer.attachUprobe(handler, path, symbol, cookie);
+    if (error) this.warn(error);
+    return !error;
+  }
+
+  private attachLibrary(roles: LibraryRoles): void {
+    const level = LEVELS[this.options.level];
+    if (roles.llama) {
+      this.attach("decode_enter", roles.path, "llama_decode", 0);
+      this.attach("decode_exit", roles.path, "llama_decode", 0);
+    }
+    if (roles.ggmlBase && level >= LEVELS.graph) {
+      this.attach("sched_graph_enter", roles.path, "ggml_backend_sched_graph_compute_async", 0);
+      this.attach("sched_graph_exit", roles.path, "ggml_backend_sched_graph_compute_async", 0);
+    }
+    if (roles.ggmlBase && level >= LEVELS.graph && !this.layout) this.resolveLayout(roles.path);
+    if (roles.ggmlCpu && level >= LEVELS.graph) {
+      this.attach("cpu_graph_enter", roles.path, "ggml_graph_compute", 0);
+      this.attach("cpu_graph_exit", roles.path, "ggml_graph_compute", 0);
+    }
+    if (roles.ggmlCpu && level >= LEVELS.op) {
+      if (!this.layout) {
+        const base = this.roles.find((r) => r.ggmlBase);
+        if (base) this.resolveLayout(base.path, roles.path);
+      }
+      if (!this.layout) {
+        this.warn(`operator probes on ${roles.path} skipped: the ggml layout is unknown`);
+        return;
+      }
+      this.attach("barrier_enter", roles.path, "ggml_barrier", 0);
+      this.attach("barrier_exit", roles.path, "ggml_barrier", 0);
+      const wanted = this.options.ops;
+      const attached: { index: number; symbol: string; library: string }[] = [];
+      for (const symbol of roles.opFunctions) {
+        if (wanted && !wanted.includes(opOfFunction(symbol))) continue;
+        const index = this.opFuncs.length + attached.length;
+        if (this.attachOp(roles.path, symbol, index))
+          attached.push({ index, symbol, library: roles.path });
+      }
+      if (this.opAttachFailures.length > 0) {
+        this.warn(
+          `${this.opAttachFailures.length} of ${roles.opFunctions.length} operator functions in ${roles.path} cannot carry a probe ` +
+            `and are timed from the barriers instead: ${this.opAttachFailures.join(", ")}`,
+        );
+        this.opAttachFailures = [];
+      }
+      this.opFuncs.push(...attached);
+      if (attached.length === 0)
+        this.warn(`no per-operator function of ${roles.path} could be probed`);
+      this.note({ kind: "attach", library: roles.path, opFuncs: attached });
+    }
+  }
+
+  private resolveLayout(ggmlBase: string, ggmlCpu?: string): void {
+    try {
+      this.layout = probeLayout(
+        layoutProbePath,
+        ggmlBase,
+        ggmlCpu ?? this.roles.find((r) => r.ggmlCpu)?.path,
+      );
+    } catch (error) {
+      if (!(error instanceof LayoutError)) throw error;
+      this.warn(error.message);
+      return;
+    }
+    const error = this.tracer.setLayout(toNativeLayout(this.layout));
+    if (error) {
+      this.warn(error);
+      this.layout = null;
+    }
+  }
+
+  private warn(message: string): void {
+    this.options.log(message);
+    this.note({ kind: "warning", message });
+  }
+
+  private attachOp(path: string, symbol: string, index: number): boolean {
+    // one line for all operator functions that cannot carry a probe, not one per function
+    for (const handler of ["op_enter", "op_exit"] as const) {
+      const error = this.tracer.attachUprobe(handler, path, symbol, index);
+      if (error) {
+        this.opAttachFailures.push(`${opOfFunction(symbol)} (${error.replace(/^.*: /, "")})`);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private note(note: RawNote): void {
+    if (this.writer) {
+      if (!this.closed) this.writer.appendNote(note);
+    } else this.notes.push(note);
+  }
+
+  private header(): RunHeader {
+    const layout = this.layout;
+    return {
+      format: "profinfer-raw",
+      version: 1,
+      eventAbi: this.native.eventAbi,
+      profinfer: this.options.version,
+      level: this.options.level,
+      options: {
+        sampleTokens: this.options.sampleEvery,
+        ops: this.options.ops,
+        window: this.options.window,
+        moe: this.options.moe,
+      },
+      clock: this.clock,
+      target: {
+        pid: this.pid,
+        command: this.command,
+        libraries: Object.fromEntries(
+          this.roles.map((r) => [
+            r.path,
+            { llama: r.llama, ggmlBase: r.ggmlBase, ggmlCpu: r.ggmlCpu, debugInfo: r.hasDebugInfo },
+          ]),
+        ),
+      },
+      layout: layout ? (layout as unknown as Record<string, unknown>) : undefined,
+      opNames: layout?.opNames ?? [],
+      unaryOpNames: layout?.unaryOpNames ?? [],
+      gluOpNames: layout?.gluOpNames ?? [],
+      typeNames: layout?.typeNames ?? [],
+      opFuncs: this.opFuncs,
+      host: {
+        hostname: hostname(),
+        kernel: release(),
+        cpuModel: cpus()[0]?.model ?? "unknown",
+        cpus: cpus().length,
+      },
+    };
+  }
+
+  /** The header can be written: what the level needs from the libraries is known. */
+  private readyToWrite(): boolean {
+    if (this.options.level === "token") return this.roles.some((r) => r.llama);
+    return this.layout !== null;
+  }
+
+  /** Opens events.pinf once the ggml libraries are known, writing what was held back. */
+  private openWriter(): void {
+    if (this.writer) return;
+    this.writer = RawFileWriter.create(this.rawPath, this.header());
+    for (const note of this.notes) this.writer.appendNote(note);
+    this.notes = [];
+    for (const batch of this.pending) this.writer.appendEvents(batch);
+    this.pending = [];
+  }
+
+  private onBatch(batch: Buffer): void {
+    let libraryEvents = 0;
+    for (let at = 0; at + 8 <= batch.length;) {
+      const length = batch.readUInt32LE(at);
+      const type = batch.readUInt32LE(at + 4);
+      if (type === EV_LIBRARY) libraryEvents++;
+      else {
+        this.stats.events++;
+        if (type === EventType.TOKEN_END) this.stats.tokens++;
+        if (type === EventType.TENSOR && !this.validated)
+          this.validating.push(decodeEvent(batch, at + 4, length) as TensorEvent);
+      }
+      at += 4 + length;
+    }
+    this.stats.bytes += batch.length;
+    if (libraryEvents > 0) {
+      // the process stopped itself at the dynamic linker's hook: attach to what it loaded, resume
+      this.scanLibraries();
+      this.resume();
+      batch = withoutType(batch, EV_LIBRARY);
+    }
+    if (!this.validated && this.validating.length >= VALIDATION_SAMPLE) this.validate();
+    if (this.refused) return;
+    if (!this.writer && this.readyToWrite()) this.openWriter();
+    if (this.writer) this.writer.appendEvents(batch);
+    else this.pending.push(batch);
+  }
+
+  private validate(): void {
+    this.validated = true;
+    const problem = validateTensorReadings(
+      this.validating.map((t) => ({ name: t.name, op: t.op, ne: t.ne.map(BigInt) })),
+      this.layout?.opNames.length ?? 0,
+    );
+    this.validating = [];
+    if (!problem) return;
+    this.refused =
+      `the ggml layout resolved for ${this.layout?.library ?? "this build"} (ggml ${this.layout?.ggmlVersion ?? "?"}, commit ${this.layout?.commit ?? "?"}) ` +
+      `does not read back in the running process: ${problem}. Operator tracing stopped; what was recorded before is kept. ` +
+      `Report this build, and use --level graph meanwhile.`;
+    this.tracer.detach();
+    this.resume();
+    this.warn(this.refused);
+  }
+
+  /** SIGCONT after a stop at the dynamic linker's hook (harmless when it is running). */
+  private resume(): void {
+    try {
+      process.kill(this.pid, "SIGCONT");
+    } catch {
+      // gone
+    }
+  }
+
+  get refusal(): string | null {
+    return this.refused;
+  }
+
+  /** Stops tracing (draining the ring buffer), writes the closing notes; the process is untouched. */
+  async finish(exit: { code: number | null; signal: string | null } | null): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    const ended = new Promise<void>((resolveEnd) => (this.streamEnded = resolveEnd));
+    this.tracer.stop();
+    await ended;
+    const counters = this.tracer.counters();
+    this.tracer.detach();
+    this.resume();
+    this.stats.drops = counters.drops.reduce((a, b) => a + b, 0);
+    if (!this.validated && this.validating.length > 0) this.validate();
+    if (!this.writer) this.openWriter();
+    this.note({
+      kind: "drops",
+      ringBufferFull: counters.drops[0] ?? 0,
+      readFailed: counters.drops[1] ?? 0,
+      mapFull: counters.drops[2] ?? 0,
+      nodesTruncated: counters.drops[3] ?? 0,
+    });
+    this.note({
+      kind: "hits",
+      token: counters.hits[0] ?? 0,
+      graph: counters.hits[1] ?? 0,
+      op: counters.hits[2] ?? 0,
+      barrier: counters.hits[3] ?? 0,
+      sched: counters.hits[4] ?? 0,
+      snapshotTensors: counters.hits[5] ?? 0,
+      probes: counters.attached,
+    });
+    if (exit) this.note({ kind: "exit", code: exit.code, signal: exit.signal });
+    this.note({ kind: "end", events: this.stats.events, tokens: this.stats.tokens });
+    this.writer?.close();
+    this.closed = true;
+    this.tracer.close();
+  }
+}
+
+/** A batch without the records of one event type. */
+function withoutType(batch: Buffer, type: number): Buffer {
+  const parts: Buffer[] = [];
+  for (let at = 0; at + 8 <= batch.length;) {
+    const length = batch.readUInt32LE(at);
+    if (batch.readUInt32LE(at + 4) !== type) parts.push(batch.subarray(at, at + 4 + length));
+    at += 4 + length;
+  }
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,124 @@
+// SPDX-License-Identifier: Apache-2.0
+// The ggml struct layout and op names of the binary in hand: asked of the library itself through
+// native/src/ggml_layout_probe.c, then validated against what the tracer reads at attach.
+import { spawnSync } from "node:child_process";
+import type { NativeLayout } from "../record/nativeTracer.js";
+
+/** What ggml-layout-probe prints. */
+export interface ProbedLayout {
+  abi: number;
+  library: string;
+  cpuLibrary?: string | null;
+  ggmlVersion: string | null;
+  commit: string | null;
+  tensor: {
+    type: number;
+    ne: number;
+    nb: number;
+    op: number;
+    opParams: number;
+    flags: number;
+    src: number;
+    viewSrc: number;
+    viewOffs: number;
+    data: number;
+    name: number;
+    maxSrc: number;
+    maxName: number;
+  };
+  cgraph: { nNodes: number; nodes: number };
+  computeParams: { ith: number; nth: number };
+  cplan: { nThreads: number } | null;
+  opNames: string[];
+  unaryOpNames: string[];
+  gluOpNames: string[];
+  typeNames: string[];
+}
+
+export class LayoutError extends Error {
+  override name = "LayoutError";
+}
+
+/** The tracer's event structs hold this many sources and name bytes (bpf/profinfer.h). */
+const EVENT_MAX_SRC = 10;
+const EVENT_MAX_NAME = 64;
+
+/** Runs the probe on a ggml base library (and CPU backend); throws LayoutError with its reason. */
+export function probeLayout(probePath: string, ggmlBase: string, ggmlCpu?: string): ProbedLayout {
+  const args = ggmlCpu ? [ggmlBase, ggmlCpu] : [ggmlBase];
+  const run = spawnSync(probePath, args, { encoding: "utf8", timeout: 30_000 });
+  if (run.error)
+    throw new LayoutError(`cannot run ${probePath}: ${run.error.message}; run 'npm run build'`);
+  let parsed: (ProbedLayout & { error?: undefined }) | { error: string };
+  try {
+    parsed = JSON.parse(run.stdout) as typeof parsed;
+  } catch {
+    throw new LayoutError(
+      `the layout probe gave no answer for ${ggmlBase} (exit ${run.status}): ${run.stderr.trim()}`,
+    );
+  }
+  if (parsed.error !== undefined) {
+    throw new LayoutError(
+      `cannot resolve the ggml_tensor layout of ${ggmlBase}: ${parsed.error}. This build of ggml is not one profinfer can read safely; operator tracing needs it (token level still works: --level token).`,
+    );
+  }
+  const layout = parsed as ProbedLayout;
+  if (layout.tensor.maxSrc !== EVENT_MAX_SRC || layout.tensor.maxName !== EVENT_MAX_NAME) {
+    throw new LayoutError(
+      `${ggmlBase} was built with GGML_MAX_SRC=${layout.tensor.maxSrc} and GGML_MAX_NAME=${layout.tensor.maxName}; profinfer's events hold ${EVENT_MAX_SRC} and ${EVENT_MAX_NAME}. Use --level graph, or rebuild ggml with the defaults.`,
+    );
+  }
+  return layout;
+}
+
+export function toNativeLayout(p: ProbedLayout): NativeLayout {
+  return {
+    tensorType: p.tensor.type,
+    tensorNe: p.tensor.ne,
+    tensorNb: p.tensor.nb,
+    tensorOp: p.tensor.op,
+    tensorOpParams: p.tensor.opParams,
+    tensorFlags: p.tensor.flags,
+    tensorSrc: p.tensor.src,
+    tensorViewSrc: p.tensor.viewSrc,
+    tensorViewOffs: p.tensor.viewOffs,
+    tensorData: p.tensor.data,
+    tensorName: p.tensor.name,
+    cgraphNNodes: p.cgraph.nNodes,
+    cgraphNodes: p.cgraph.nodes,
+    paramsIth: p.computeParams.ith,
+    paramsNth: p.computeParams.nth,
+    // ggml_cplan is public ABI: work_size, work_data, then n_threads
+    cplanNThreads: p.cplan?.nThreads ?? 16,
+  };
+}
+
+/**
+ * Checks tensors read through the layout in a live process: names must read back as the names
+ * llama.cpp gives tensors (printable, like "attn_norm-3", "blk.0.attn_q.weight", "inp_embd"),
+ * op indices must be in the op table and shapes positive. Returns null when they do, else why not.
+ */
+export function validateTensorReadings(
+  tensors: readonly { name: string; op: number; ne: readonly bigint[] }[],
+  opCount: number,
+): string | null {
+  if (tensors.length === 0) return null;
+  const plausibleName = /^[\x20-\x7e]{1,63}$/;
+  const llamaName =
+    /(-\d+$)|(\.weight$)|(\.bias$)|^(inp_|embd|result|norm|cache_|attn_|ffn_|leaf_|node_)/;
+  let bad = 0;
+  let recognised = 0;
+  for (const t of tensors) {
+    const shapeOk = t.ne.every((n) => n > 0n && n < 1n << 40n);
+    if (!plausibleName.test(t.name) || t.op < 0 || t.op >= opCount || !shapeOk) bad++;
+    else if (llamaName.test(t.name)) recognised++;
+  }
+  if (bad > 0 || recognised === 0) {
+    const sample = tensors
+      .slice(0, 3)
+      .map((t) => JSON.stringify(t.name))
+      .join(", ");
+    return `${bad} of ${tensors.length} tensors read back as garbage (first names: ${sample})`;
+  }
+  return null;
+}
