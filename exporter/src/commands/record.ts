@@ -154,7 +154,7 @@ function reportRun(outDir: string, recorder: Recorder): void {
         `(llama-cli, llama-server, a node-llama-cpp app)? Nothing was traced.\n`,
     );
   }
-  const summary = writeRunOutputs(outDir);
+  const { summary } = writeRunOutputs(outDir);
   process.stdout.write(summary);
   process.stderr.write(`profinfer: run folder ${outDir}\n`);
 }
@@ -247,7 +247,7 @@ export function registerRecordCommands(program: Command): void {
           `${dir} holds no events.pinf: give a folder written by 'profinfer record' or 'profinfer attach'`,
         );
       }
-      process.stdout.write(writeRunOutputs(dir));
+      process.stdout.write(writeRunOutputs(dir).summary);
     });
 }
 

@@ -148,6 +148,8 @@ export interface ElfFile {
   symbols: Map<string, ElfSymbol>;
   /** bytes of the file at a virtual address (function entries, to see the probed instruction) */
   bytesAt(address: number, length: number): Buffer | null;
+  /** the file offset of a virtual address, or null when no loaded section holds it */
+  fileOffsetOf(address: number): number | null;
 }
 
 /** Sections and defined symbols of an ELF file. */
@@ -190,6 +192,10 @@ export function readElf(path: string): ElfFile {
       hasDebugInfo: sections.some((s) => s.name === ".debug_info"),
       hasSymbolTable: sections.some((s) => s.name === ".symtab"),
       symbols,
+      fileOffsetOf(address) {
+        const section = loaded.find((s) => address >= s.address && address < s.address + s.size);
+        return section ? section.offset + (address - section.address) : null;
+      },
       bytesAt(address, length) {
         const section = loaded.find(
           (s) => address >= s.address && address + length <= s.address + s.size,

@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: Apache-2.0
+// ProfTime: trace.json in the Chrome trace-event "JSON Object Format", which Perfetto UI and
+// chrome://tracing open. One process (the target), a "tokens" and a "graphs" track, one track per
+// ggml thread with its operators and barrier waits, one "sched <tid>" track per thread with its
+// off-CPU time. Timestamps are microseconds from the run's first event, computed from BigInt ns
+// (so they keep ns precision); the output depends on the recording only, byte for byte.
+import { closeSync, openSync, writeSync } from "node:fs";
+import { toWallClockNs } from "../trace/clock.js";
+import { displayOpName } from "../trace/dag.js";
+import type { GraphRun, Run, Token } from "../trace/model.js";
+
+/** Synthetic thread ids of the non-thread tracks: above any Linux tid (PID_MAX_LIMIT is 2^22). */
+export const TOKENS_TRACK_TID = 2_000_000_001;
+export const GRAPHS_TRACK_TID = 2_000_000_002;
+/** The "sched <tid>" track of thread tid has this tid plus the thread's. */
+export const SCHED_TRACK_BASE = 1_000_000_000;
+
+interface TraceEvent {
+  name: string;
+  cat?: string;
+  ph: "X" | "M";
+  ts?: number;
+  dur?: number;
+  pid: number;
+  tid: number;
+  args?: Record<string, unknown>;
+}
+
+function hex(value: bigint): string {
+  return `0x${value.toString(16)}`;
+}
+
+/**
+ * The trace's events as JSON texts, in a fixed order: metadata, tokens, graphs, each thread's
+ * operators and barriers (threads in Run.threads order, events in time order), sched tracks.
+ */
+export function* perfettoEventTexts(run: Run): Generator<string, void, undefined> {
+  const pid = run.pid;
+  const base = run.firstNs;
+  const us = (ns: bigint): number => Number(ns - base) / 1000;
+  const dur = (from: bigint, to: bigint): number => (to > from ? Number(to - from) / 1000 : 0);
+  const text = (ev: TraceEvent): string => JSON.stringify(ev);
+  const meta = (name: string, tid: number, args: Record<string, unknown>): string =>
+    text({ name, ph: "M", pid, tid, args });
+
+  yield meta("process_name", pid, { name: run.command.join(" ") || `pid ${pid}` });
+  yield meta("thread_name", TOKENS_TRACK_TID, { name: "tokens" });
+  yield meta("thread_sort_index", TOKENS_TRACK_TID, { sort_index: 0 });
+  yield meta("thread_name", GRAPHS_TRACK_TID, { name: "graphs" });
+  yield meta("thread_sort_index", GRAPHS_TRACK_TID, { sort_index: 1 });
+  let sortIndex = 10;
+  for (const t of run.threads.values()) {
+    yield meta("thread_name", t.tid, { name: t.name });
+    yield meta("thread_sort_index", t.tid, { sort_index: sortIndex++ });
+  }
+  for (const tid of run.offCpu.keys()) {
+    yield meta("thread_name", SCHED_TRACK_BASE + tid, { name: `sched ${tid}` });
+    yield meta("thread_sort_index", SCHED_TRACK_BASE + tid, { sort_index: sortIndex++ });
+  }
+
+  for (const token of run.tokens) yield text(tokenEvent(token, pid, us, dur));
+  for (const g of run.graphRuns) yield text(graphEvent(g, pid, us, dur));
+
+  // Operators per thread: one pass over the graphs, bucketed by thread.
+  const perThread = new Map<number, string[]>();
+  for (const tid of run.threads.keys()) perThread.set(tid, []);
+  for (const g of run.graphRuns) {
+    const dag = g.snapshot?.dag;
+    for (const op of g.ops) {
+      const fused = op.fusedWith?.map((i) => dag?.nodes[i]?.tensor.name ?? String(i));
+      const t0 = op.tensor;
+      for (const t of op.threads) {
+        let list = perThread.get(t.tid);
+        if (!list) perThread.set(t.tid, (list = []));
+        const args: Record<string, unknown> = {
+          op: op.label,
+          shape: t0.ne,
+          type: t0.typeName,
+          layer: t0.layer,
+          node: op.nodeIndex,
+          visible: t.visible,
+          graph: g.id,
+          token: g.tokenSeq,
+        };
+        if (fused) args.fused = fused;
+        if (t.innerBarrierWaitNs > 0) args.inner_barrier_ns = t.innerBarrierWaitNs;
+        if (t.offCpuNs > 0) args.off_cpu_ns = t.offCpuNs;
+        if (t.preemptedNs > 0) args.preempted_ns = t.preemptedNs;
+        if (t.startInferred) args.start_inferred = true;
+        list.push(
+          text({
+            name: t0.name,
+            cat: displayOpName(op.label),
+            ph: "X",
+            ts: us(t.startNs),
+            dur: dur(t.startNs, t.endNs),
+            pid,
+            tid: t.tid,
+            args,
+          }),
+        );
+        if (t.barrierStartNs !== null && t.barrierEndNs !== null) {
+          list.push(
+            text({
+              name: "barrier",
+              cat: "barrier",
+              ph: "X",
+              ts: us(t.barrierStartNs),
+              dur: dur(t.barrierStartNs, t.barrierEndNs),
+              pid,
+              tid: t.tid,
+              args: { after: t0.name, wait_ns: t.barrierWaitNs },
+            }),
+          );
+        }
+      }
+    }
+  }
+  for (const list of perThread.values()) yield* list;
+
+  for (const [tid, intervals] of run.offCpu) {
+    for (const iv of intervals) {
+      const args: Record<string, unknown> = { cpu: iv.cpu, prev_state: iv.prevState };
+      if (iv.by) {
+        args.by_comm = iv.by.comm;
+        args.by_tgid = iv.by.tgid;
+        args.by_tid = iv.by.tid;
+      }
+      if (iv.open) args.open = true;
+      yield text({
+        name: iv.preempted && iv.by ? `preempted by ${iv.by.comm}` : "off-cpu",
+        cat: "sched",
+        ph: "X",
+        ts: us(iv.startNs),
+        dur: dur(iv.startNs, iv.endNs),
+        pid,
+        tid: SCHED_TRACK_BASE + tid,
+        args,
+      });
+    }
+  }
+}
+
+type Us = (ns: bigint) => number;
+type Dur = (from: bigint, to: bigint) => number;
+
+function tokenEvent(token: Token, pid: number, us: Us, dur: Dur): TraceEvent {
+  const args: Record<string, unknown> = {
+    phase: token.phase,
+    n_tokens: token.nTokens,
+    seq: token.seq,
+    ret: token.ret,
+    ops_sampled: token.opsSampled,
+  };
+  if (!token.complete) args.complete = false;
+  return {
+    name: token.phase,
+    cat: "token",
+    ph: "X",
+    ts: us(token.startNs),
+    dur: dur(token.startNs, token.endNs),
+    pid,
+    tid: TOKENS_TRACK_TID,
+    args,
+  };
+}
+
+function graphEvent(g: GraphRun, pid: number, us: Us, dur: Dur): TraceEvent {
+  const args: Record<string, unknown> = {
+    fn: g.fn,
+    cgraph: hex(g.cgraph),
+    signature: hex(g.signature),
+    nodes: g.nNodes,
+    threads: g.nThreads,
+    token: g.tokenSeq,
+    ops: g.ops.length,
+    snapshot_uses: g.snapshot?.uses ?? 0,
+    complete: g.complete,
+  };
+  if (g.problems.length > 0) args.problems = g.problems;
+  return {
+    name: `${g.fn} graph`,
+    cat: "graph",
+    ph: "X",
+    ts: us(g.startNs),
+    dur: dur(g.startNs, g.endNs),
+    pid,
+    tid: GRAPHS_TRACK_TID,
+    args,
+  };
+}
+
+function headText(run: Run): string {
+  const otherData = {
+    profinfer: run.header.profinfer,
+    command: run.command,
+    pid: run.pid,
+    level: run.level,
+    firstEventRealtimeNs: toWallClockNs(run.clock, run.firstNs).toString(),
+    truncated: run.truncated,
+    warnings: run.warnings,
+  };
+  return `{"displayTimeUnit":"ns","otherData":${JSON.stringify(otherData)},"traceEvents":[\n`;
+}
+
+const TAIL = "\n]}\n";
+
+/** The whole trace.json text (for tests and small runs; writePerfettoTrace streams). */
+export function renderPerfettoTrace(run: Run): string {
+  return headText(run) + [...perfettoEventTexts(run)].join(",\n") + TAIL;
+}
+
+/** Write trace.json, in chunks, so that runs of millions of operators need no giant string. */
+export function writePerfettoTrace(run: Run, path: string): void {
+  const fd = openSync(path, "w");
+  try {
+    let chunk = headText(run);
+    let first = true;
+    for (const ev of perfettoEventTexts(run)) {
+      chunk += first ? ev : `,\n${ev}`;
+      first = false;
+      if (chunk.length > 1 << 20) {
+        writeSync(fd, chunk);
+        chunk = "";
+      }
+    }
+    writeSync(fd, chunk + TAIL);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,360 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tensor descriptions and the operator DAG of one graph snapshot: names and ops from the run
+// header's tables (never a ggml enum compiled in), layers from llama.cpp's tensor names, views
+// resolved to what they view so that edges reach the real producer.
+import type { TensorEvent } from "./events.js";
+import type { RunHeader } from "./rawFile.js";
+
+/** ggml's op/type name tables for the binary that was recorded. */
+export interface OpNaming {
+  opNames: readonly string[];
+  unaryOpNames: readonly string[];
+  gluOpNames: readonly string[];
+  typeNames: readonly string[];
+}
+
+export function opNamingFrom(header: RunHeader): OpNaming {
+  return {
+    opNames: header.opNames,
+    unaryOpNames: header.unaryOpNames,
+    gluOpNames: header.gluOpNames,
+    typeNames: header.typeNames,
+  };
+}
+
+/** One tensor as the TENSOR event described it, with names resolved. */
+export interface TensorInfo {
+  addr: bigint;
+  name: string;
+  /** ggml_tensor.op, an index into the header's opNames */
+  op: number;
+  /** the op's name as ggml prints it: "MUL_MAT", "UNARY" */
+  opName: string;
+  /** for UNARY / GLU, the sub-op named by op_params[0]: "SILU", "SWIGLU"; otherwise null */
+  subOp: string | null;
+  /** opName, or "OP:SUB" for UNARY/GLU: "UNARY:SILU" */
+  opLabel: string;
+  /** ggml_tensor.type and its name ("f32", "q4_0") */
+  type: number;
+  typeName: string;
+  ne: number[];
+  nb: number[];
+  flags: number;
+  /** source tensor addresses by slot, null for an empty slot; trailing empty slots dropped */
+  src: (bigint | null)[];
+  viewSrc: bigint | null;
+  viewOffs: bigint;
+  /** the model layer, from the name ("attn_norm-3", "blk.3.attn_q.weight", "cache_k_l3") */
+  layer: number | null;
+}
+
+/** ggml_tensor_flag bits (ggml.h), not an op enum: stable across builds that have them. */
+export const TENSOR_FLAG_INPUT = 1;
+export const TENSOR_FLAG_PARAM = 4;
+export const TENSOR_FLAG_COMPUTE = 16;
+
+/** Ops ggml_op_is_empty() reports: the CPU loop skips them (by name, from the header's table). */
+export const EMPTY_OPS: ReadonlySet<string> = new Set([
+  "NONE",
+  "RESHAPE",
+  "VIEW",
+  "PERMUTE",
+  "TRANSPOSE",
+]);
+
+const NAME_SUFFIXES = /( \([^()]*\))+$/;
+
+/**
+ * The layer of a tensor from its name, as llama.cpp names them: "attn_norm-3", "ffn_moe_topk-12"
+ * (cb() appends "-<layer>"; ggml adds " (view)", " (reshaped)", ... to views of them), weights
+ * "blk.3.attn_q.weight", KV cache "cache_k_l3". Null when the name carries no layer.
+ */
+export function parseLayer(name: string): number | null {
+  const base = name.replace(NAME_SUFFIXES, "");
+  const m =
+    /-(\d+)$/.exec(base) ?? /^blk\.(\d+)\./.exec(base) ?? /^cache_[a-z]+_l(\d+)$/.exec(base);
+  return m ? Number(m[1]) : null;
+}
+
+/** The op label as ggml users type it: lower case, "mul_mat", "unary:silu", "rms_norm+mul". */
+export function displayOpName(label: string): string {
+  return label.toLowerCase();
+}
+
+function tableName(table: readonly string[], index: number, what: string): string {
+  return table[index] ?? `${what}#${index}`;
+}
+
+export function describeTensor(ev: TensorEvent, naming: OpNaming): TensorInfo {
+  const opName = tableName(naming.opNames, ev.op, "OP");
+  let subOp: string | null = null;
+  if (opName === "UNARY") subOp = tableName(naming.unaryOpNames, ev.opParams[0], "UNARY");
+  else if (opName === "GLU") subOp = tableName(naming.gluOpNames, ev.opParams[0], "GLU");
+  const src: (bigint | null)[] = ev.src.map((a) => (a === 0n ? null : a));
+  while (src.length > 0 && src[src.length - 1] === null) src.pop();
+  return {
+    addr: ev.addr,
+    name: ev.name,
+    op: ev.op,
+    opName,
+    subOp,
+    opLabel: subOp === null ? opName : `${opName}:${subOp}`,
+    type: ev.typeIndex,
+    typeName: tableName(naming.typeNames, ev.typeIndex, "type"),
+    ne: ev.ne,
+    nb: ev.nb,
+    flags: ev.flags,
+    src,
+    viewSrc: ev.viewSrc === 0n ? null : ev.viewSrc,
+    viewOffs: ev.viewOffs,
+    layer: parseLayer(ev.name),
+  };
+}
+
+/** A tensor the snapshot never described (its TENSOR event was dropped). */
+function undescribed(addr: bigint): TensorInfo {
+  return {
+    addr,
+    name: `0x${addr.toString(16)}`,
+    op: -1,
+    opName: "?",
+    subOp: null,
+    opLabel: "?",
+    type: -1,
+    typeName: "?",
+    ne: [],
+    nb: [],
+    flags: 0,
+    src: [],
+    viewSrc: null,
+    viewOffs: 0n,
+    layer: null,
+  };
+}
+
+export type LeafKind = "weight" | "input" | "cache" | "other";
+
+/** What a tensor that no node of the graph produces is: a weight, an input, the KV cache. */
+export function classifyLeaf(tensor: TensorInfo): LeafKind {
+  const name = tensor.name.replace(NAME_SUFFIXES, "");
+  if (/^cache_[a-z]+_l\d+$/.test(name)) return "cache";
+  if (
+    (tensor.flags & TENSOR_FLAG_PARAM) !== 0 ||
+    /\.(weight|bias|scale)$/.test(name) ||
+    /^blk\.\d+\./.test(name)
+  ) {
+    return "weight";
+  }
+  if ((tensor.flags & TENSOR_FLAG_INPUT) !== 0 || /(^|_)inp_/.test(name) || /kq_mask/i.test(name)) {
+    return "input";
+  }
+  return "other";
+}
+
+/** A tensor of the DAG: a node of the graph, or a leaf (a tensor nodes read but no node makes). */
+export interface TensorRef {
+  kind: "node" | "leaf";
+  index: number;
+}
+
+export interface DagSource {
+  slot: number;
+  addr: bigint;
+  /** the tensor in the slot (a view node, if the source is a view that is a node) */
+  direct: TensorRef;
+  /** who really produced the data: views followed to their root, a root the graph writes into
+   * (KV cache) resolved to the last node writing a view of it before this one */
+  producer: TensorRef;
+}
+
+export interface DagNode {
+  index: number;
+  tensor: TensorInfo;
+  /** VIEW / RESHAPE / PERMUTE / TRANSPOSE: takes no compute time, ggml skips it */
+  view: boolean;
+  /** the CPU loop computes it: not an empty op, and the COMPUTE flag set where the build has it */
+  computed: boolean;
+  /** the root tensor this node views (following view_src), null when it views nothing */
+  viewOf: TensorRef | null;
+  sources: DagSource[];
+}
+
+export interface DagLeaf {
+  index: number;
+  tensor: TensorInfo;
+  kind: LeafKind;
+  /** whether the snapshot described it (false: only its address is known) */
+  described: boolean;
+}
+
+export interface DagEdge {
+  from: TensorRef;
+  to: number;
+  slot: number;
+  /** set when `from` was reached through a view: the direct source tensor */
+  via: TensorRef | null;
+}
+
+export interface Dag {
+  nodes: DagNode[];
+  leaves: DagLeaf[];
+  /** one per node source, from the real producer (views resolved) */
+  edges: DagEdge[];
+  /** indices of the nodes the CPU loop computes, in graph order */
+  computed: number[];
+  nodeByAddr: Map<bigint, number>;
+  /** nodes whose TENSOR description is missing (events dropped) */
+  undescribedNodes: number;
+}
+
+/** A graph description: the node list of one (cgraph, signature) and its tensors. */
+export interface GraphSnapshot {
+  key: string;
+  cgraph: bigint;
+  signature: bigint;
+  nNodes: number;
+  dag: Dag;
+  /** graph runs that referred to it; reuses = uses - 1 */
+  uses: number;
+  /** all node chunks and all node descriptions arrived */
+  complete: boolean;
+}
+
+export function snapshotKey(cgraph: bigint, signature: bigint): string {
+  return `0x${cgraph.toString(16)}:0x${signature.toString(16)}`;
+}
+
+/**
+ * Build the DAG of a node list. `tensors` holds the descriptions of the snapshot's signature:
+ * nodes, their sources, and what views view.
+ */
+export function buildDag(
+  nodeAddrs: readonly bigint[],
+  tensors: ReadonlyMap<bigint, TensorEvent>,
+  naming: OpNaming,
+): Dag {
+  const infos = new Map<bigint, TensorInfo>();
+  const info = (addr: bigint): TensorInfo | undefined => {
+    let t = infos.get(addr);
+    if (t === undefined) {
+      const ev = tensors.get(addr);
+      if (ev === undefined) return undefined;
+      t = describeTensor(ev, naming);
+      infos.set(addr, t);
+    }
+    return t;
+  };
+
+  const nodeByAddr = new Map<bigint, number>();
+  nodeAddrs.forEach((addr, i) => {
+    if (addr !== 0n && !nodeByAddr.has(addr)) nodeByAddr.set(addr, i);
+  });
+
+  let undescribedNodes = 0;
+  const nodeTensors = nodeAddrs.map((addr) => {
+    const t = info(addr);
+    if (t === undefined) undescribedNodes++;
+    return t ?? undescribed(addr);
+  });
+  // Builds without GGML_TENSOR_FLAG_COMPUTE compute every non-empty node.
+  const hasComputeFlag = nodeTensors.some((t) => (t.flags & TENSOR_FLAG_COMPUTE) !== 0);
+
+  const rootOf = (addr: bigint): bigint => {
+    let a = addr;
+    for (let guard = 0; guard < 64; guard++) {
+      const vs = info(a)?.viewSrc ?? null;
+      if (vs === null) return a;
+      a = vs;
+    }
+    return a;
+  };
+
+  const leaves: DagLeaf[] = [];
+  const leafByAddr = new Map<bigint, number>();
+  const refOf = (addr: bigint): TensorRef => {
+    const node = nodeByAddr.get(addr);
+    if (node !== undefined) return { kind: "node", index: node };
+    let leaf = leafByAddr.get(addr);
+    if (leaf === undefined) {
+      const t = info(addr);
+      leaf = leaves.length;
+      leaves.push({
+        index: leaf,
+        tensor: t ?? undescribed(addr),
+        kind: t ? classifyLeaf(t) : "other",
+        described: t !== undefined,
+      });
+      leafByAddr.set(addr, leaf);
+    }
+    return { kind: "leaf", index: leaf };
+  };
+
+  const nodes: DagNode[] = nodeTensors.map((tensor, index) => {
+    const empty = EMPTY_OPS.has(tensor.opName);
+    const computed =
+      !empty && tensor.op >= 0 && (!hasComputeFlag || (tensor.flags & TENSOR_FLAG_COMPUTE) !== 0);
+    return {
+      index,
+      tensor,
+      view: empty && tensor.opName !== "NONE",
+      computed,
+      viewOf: null,
+      sources: [],
+    };
+  });
+
+  // Which computed nodes write into a view of a root tensor (KV cache updates: SET_ROWS, CPY).
+  const writers = new Map<bigint, number[]>();
+  for (const node of nodes) {
+    if (node.tensor.viewSrc !== null) {
+      const root = rootOf(node.tensor.addr);
+      node.viewOf = refOf(root);
+      if (node.computed) {
+        const list = writers.get(root);
+        if (list) list.push(node.index);
+        else writers.set(root, [node.index]);
+      }
+    }
+  }
+
+  const edges: DagEdge[] = [];
+  for (const node of nodes) {
+    node.tensor.src.forEach((addr, slot) => {
+      if (addr === null) return;
+      const direct = refOf(addr);
+      const root = rootOf(addr);
+      let producer = refOf(root);
+      if (producer.kind === "leaf") {
+        const list = writers.get(root);
+        if (list) {
+          let last = -1;
+          for (const w of list) if (w < node.index) last = w;
+          if (last >= 0) producer = { kind: "node", index: last };
+        }
+      }
+      node.sources.push({ slot, addr, direct, producer });
+      const via = producer.kind === direct.kind && producer.index === direct.index ? null : direct;
+      edges.push({ from: producer, to: node.index, slot, via });
+    });
+  }
+
+  return {
+    nodes,
+    leaves,
+    edges,
+    computed: nodes.filter((n) => n.computed).map((n) => n.index),
+    nodeByAddr,
+    undescribedNodes,
+  };
+}
+
+/** Whether node `consumer` reads the output of node `producer` (directly or through views). */
+export function consumes(dag: Dag, consumer: number, producer: number): boolean {
+  const node = dag.nodes[consumer];
+  if (!node) return false;
+  for (const s of node.sources) {
+    if (s.producer.kind === "node" && s.producer.index === producer) return true;
+    if (s.direct.kind === "node" && s.direct.index === producer) return true;
+  }
+  return false;
+}

@@ -1,0 +1,582 @@
+// SPDX-License-Identifier: Apache-2.0
+// The event structs of bpf/profinfer.h, decoded from and encoded to their exact C layout
+// (x86-64 alignment, little-endian). This file is the one place that knows the byte offsets;
+// the reader, the writer and the test fixtures all go through it.
+
+/** PI_EVENT_ABI of bpf/profinfer.h: the struct layouts below. */
+export const EVENT_ABI = 1;
+
+/** enum pi_event_type */
+export const EventType = {
+  TOKEN_BEGIN: 1,
+  TOKEN_END: 2,
+  GRAPH_BEGIN: 3,
+  GRAPH_END: 4,
+  GRAPH_NODES: 5,
+  TENSOR: 6,
+  OP_BEGIN: 7,
+  OP_END: 8,
+  BARRIER_BEGIN: 9,
+  BARRIER_END: 10,
+  SCHED_SWITCH: 11,
+  SCHED_WAKEUP: 12,
+  MOE_IDS: 13,
+} as const;
+export type EventTypeCode = (typeof EventType)[keyof typeof EventType];
+
+/** enum pi_graph_fn */
+export const GraphFn = { SCHED: 1, CPU: 2 } as const;
+
+export const PI_MAX_SRC = 10;
+export const PI_MAX_NAME = 64;
+export const PI_NODES_PER_CHUNK = 256;
+export const PI_MAX_MOE_IDS = 2048;
+const COMM_LEN = 16;
+
+/**
+ * Size and field offsets of every struct of bpf/profinfer.h, by its C names (x86-64 alignment:
+ * each u64 on 8 bytes, each int on 4). The unit test compiles the header and checks each entry.
+ */
+export const LAYOUT = {
+  pi_header: { size: 24, type: 0, cpu: 4, tgid: 8, tid: 12, ts: 16 },
+  pi_token_begin: { size: 48, ctx: 24, n_tokens: 32, seq: 36, ops_sampled: 40 },
+  pi_token_end: { size: 32, ret: 24, seq: 28 },
+  pi_graph_begin: {
+    size: 56,
+    cgraph: 24,
+    fn: 32,
+    n_nodes: 36,
+    n_threads: 40,
+    changed: 44,
+    signature: 48,
+  },
+  pi_graph_end: { size: 40, cgraph: 24, fn: 32, ret: 36 },
+  pi_graph_nodes: {
+    size: 48 + 8 * PI_NODES_PER_CHUNK,
+    cgraph: 24,
+    signature: 32,
+    first: 40,
+    count: 44,
+    nodes: 48,
+  },
+  pi_tensor: {
+    size: 232 + PI_MAX_NAME,
+    addr: 24,
+    signature: 32,
+    ne: 40,
+    nb: 72,
+    src: 104,
+    view_src: 184,
+    view_offs: 192,
+    data: 200,
+    type: 208,
+    op: 212,
+    op_params: 216,
+    flags: 224,
+    name: 232,
+  },
+  pi_op: { size: 48, dst: 24, func: 32, ith: 36, nth: 40 },
+  pi_barrier: { size: 24 },
+  pi_sched_switch: {
+    size: 48 + 2 * COMM_LEN,
+    prev_tid: 24,
+    next_tid: 28,
+    prev_state: 32,
+    prev_tgid: 40,
+    next_tgid: 44,
+    prev_comm: 48,
+    next_comm: 64,
+  },
+  pi_sched_wakeup: { size: 32, waker_tid: 24, target_cpu: 28 },
+  pi_moe_ids: {
+    size: 56 + 4 * PI_MAX_MOE_IDS,
+    tensor: 24,
+    consumer: 32,
+    k: 40,
+    n_tokens: 44,
+    count: 48,
+    first_token: 52,
+    ids: 56,
+  },
+} as const;
+
+/** sizeof(struct pi_header) */
+export const HEADER_SIZE = LAYOUT.pi_header.size;
+
+/** The struct each event type is, as docs/raw-events.md tables it. */
+export const EVENT_STRUCTS: Readonly<Record<EventTypeCode, keyof typeof LAYOUT>> = {
+  [EventType.TOKEN_BEGIN]: "pi_token_begin",
+  [EventType.TOKEN_END]: "pi_token_end",
+  [EventType.GRAPH_BEGIN]: "pi_graph_begin",
+  [EventType.GRAPH_END]: "pi_graph_end",
+  [EventType.GRAPH_NODES]: "pi_graph_nodes",
+  [EventType.TENSOR]: "pi_tensor",
+  [EventType.OP_BEGIN]: "pi_op",
+  [EventType.OP_END]: "pi_op",
+  [EventType.BARRIER_BEGIN]: "pi_barrier",
+  [EventType.BARRIER_END]: "pi_barrier",
+  [EventType.SCHED_SWITCH]: "pi_sched_switch",
+  [EventType.SCHED_WAKEUP]: "pi_sched_wakeup",
+  [EventType.MOE_IDS]: "pi_moe_ids",
+};
+
+/** sizeof each struct, by event type. */
+export const EVENT_SIZES = Object.fromEntries(
+  Object.entries(EVENT_STRUCTS).map(([type, struct]) => [type, LAYOUT[struct].size]),
+) as unknown as Readonly<Record<EventTypeCode, number>>;
+
+/** Expected size of an event of `type`, or undefined for a type profinfer.h does not define. */
+export function eventSize(type: number): number | undefined {
+  return (EVENT_SIZES as Record<number, number>)[type];
+}
+
+/** Every size an event may have: a record of any other length is corrupt whatever its type. */
+export const VALID_EVENT_SIZES: ReadonlySet<number> = new Set(Object.values(EVENT_SIZES));
+
+const H = LAYOUT.pi_header;
+const TOKEN_BEGIN = LAYOUT.pi_token_begin;
+const TOKEN_END = LAYOUT.pi_token_end;
+const GRAPH_BEGIN = LAYOUT.pi_graph_begin;
+const GRAPH_END = LAYOUT.pi_graph_end;
+const GRAPH_NODES = LAYOUT.pi_graph_nodes;
+const TENSOR = LAYOUT.pi_tensor;
+const OP = LAYOUT.pi_op;
+const SCHED_SWITCH = LAYOUT.pi_sched_switch;
+const SCHED_WAKEUP = LAYOUT.pi_sched_wakeup;
+const MOE = LAYOUT.pi_moe_ids;
+
+/** struct pi_header, flattened into every event. `ts` is CLOCK_MONOTONIC ns. */
+export interface EventHeader {
+  type: EventTypeCode;
+  cpu: number;
+  tgid: number;
+  tid: number;
+  ts: bigint;
+}
+
+export interface TokenBeginEvent extends EventHeader {
+  type: typeof EventType.TOKEN_BEGIN;
+  ctx: bigint;
+  nTokens: number;
+  seq: number;
+  opsSampled: boolean;
+}
+
+export interface TokenEndEvent extends EventHeader {
+  type: typeof EventType.TOKEN_END;
+  ret: number;
+  seq: number;
+}
+
+export interface GraphBeginEvent extends EventHeader {
+  type: typeof EventType.GRAPH_BEGIN;
+  cgraph: bigint;
+  fn: number;
+  nNodes: number;
+  nThreads: number;
+  changed: boolean;
+  signature: bigint;
+}
+
+export interface GraphEndEvent extends EventHeader {
+  type: typeof EventType.GRAPH_END;
+  cgraph: bigint;
+  fn: number;
+  ret: number;
+}
+
+export interface GraphNodesEvent extends EventHeader {
+  type: typeof EventType.GRAPH_NODES;
+  cgraph: bigint;
+  signature: bigint;
+  first: number;
+  /** the `count` node pointers of the chunk (the struct's unused tail is not kept) */
+  nodes: bigint[];
+}
+
+export interface TensorEvent extends EventHeader {
+  type: typeof EventType.TENSOR;
+  addr: bigint;
+  signature: bigint;
+  /** int64 ne[4]; shapes fit a double exactly */
+  ne: number[];
+  nb: number[];
+  /** all PI_MAX_SRC slots; 0n where the slot is empty */
+  src: bigint[];
+  viewSrc: bigint;
+  viewOffs: bigint;
+  data: bigint;
+  typeIndex: number;
+  op: number;
+  opParams: [number, number];
+  flags: number;
+  name: string;
+}
+
+export interface OpEvent extends EventHeader {
+  type: typeof EventType.OP_BEGIN | typeof EventType.OP_END;
+  dst: bigint;
+  func: number;
+  ith: number;
+  nth: number;
+}
+
+export interface BarrierEvent extends EventHeader {
+  type: typeof EventType.BARRIER_BEGIN | typeof EventType.BARRIER_END;
+}
+
+export interface SchedSwitchEvent extends EventHeader {
+  type: typeof EventType.SCHED_SWITCH;
+  prevTid: number;
+  nextTid: number;
+  prevState: number;
+  prevTgid: number;
+  nextTgid: number;
+  prevComm: string;
+  nextComm: string;
+}
+
+export interface SchedWakeupEvent extends EventHeader {
+  type: typeof EventType.SCHED_WAKEUP;
+  wakerTid: number;
+  targetCpu: number;
+}
+
+export interface MoeIdsEvent extends EventHeader {
+  type: typeof EventType.MOE_IDS;
+  tensor: bigint;
+  consumer: bigint;
+  k: number;
+  nTokens: number;
+  /** batch index of the first token whose ids follow (a large prefill takes several events) */
+  firstToken: number;
+  /** the `count` ids, row by row (k per token) */
+  ids: Int32Array;
+}
+
+export type RawEvent =
+  | TokenBeginEvent
+  | TokenEndEvent
+  | GraphBeginEvent
+  | GraphEndEvent
+  | GraphNodesEvent
+  | TensorEvent
+  | OpEvent
+  | BarrierEvent
+  | SchedSwitchEvent
+  | SchedWakeupEvent
+  | MoeIdsEvent;
+
+/** Why an event's bytes cannot be decoded; the reader adds the file and offset. */
+export class EventLayoutError extends Error {
+  override name = "EventLayoutError";
+}
+
+function cString(buf: Buffer, start: number, max: number): string {
+  let end = start;
+  const limit = start + max;
+  while (end < limit && buf[end] !== 0) end++;
+  return buf.toString("utf8", start, end);
+}
+
+/**
+ * Decode the event of `length` bytes at `offset` of `buf`. Throws EventLayoutError when the type
+ * is unknown or the length is not that type's struct size.
+ */
+export function decodeEvent(buf: Buffer, offset: number, length: number): RawEvent {
+  if (length < HEADER_SIZE) {
+    throw new EventLayoutError(`event of ${length} bytes is shorter than pi_header (24)`);
+  }
+  const type = buf.readUInt32LE(offset + H.type);
+  const expected = eventSize(type);
+  if (expected === undefined) throw new EventLayoutError(`unknown event type ${type}`);
+  if (expected !== length) {
+    throw new EventLayoutError(
+      `event type ${type} must be ${expected} bytes, the record holds ${length}`,
+    );
+  }
+  const cpu = buf.readUInt32LE(offset + H.cpu);
+  const tgid = buf.readUInt32LE(offset + H.tgid);
+  const tid = buf.readUInt32LE(offset + H.tid);
+  const ts = buf.readBigUInt64LE(offset + H.ts);
+  const o = offset;
+  switch (type) {
+    case EventType.OP_BEGIN:
+    case EventType.OP_END:
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        dst: buf.readBigUInt64LE(o + OP.dst),
+        func: buf.readUInt32LE(o + OP.func),
+        ith: buf.readInt32LE(o + OP.ith),
+        nth: buf.readInt32LE(o + OP.nth),
+      };
+    case EventType.BARRIER_BEGIN:
+    case EventType.BARRIER_END:
+      return { type, cpu, tgid, tid, ts };
+    case EventType.TOKEN_BEGIN:
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        ctx: buf.readBigUInt64LE(o + TOKEN_BEGIN.ctx),
+        nTokens: buf.readInt32LE(o + TOKEN_BEGIN.n_tokens),
+        seq: buf.readUInt32LE(o + TOKEN_BEGIN.seq),
+        opsSampled: buf.readUInt32LE(o + TOKEN_BEGIN.ops_sampled) !== 0,
+      };
+    case EventType.TOKEN_END:
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        ret: buf.readInt32LE(o + TOKEN_END.ret),
+        seq: buf.readUInt32LE(o + TOKEN_END.seq),
+      };
+    case EventType.GRAPH_BEGIN:
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        cgraph: buf.readBigUInt64LE(o + GRAPH_BEGIN.cgraph),
+        fn: buf.readUInt32LE(o + GRAPH_BEGIN.fn),
+        nNodes: buf.readInt32LE(o + GRAPH_BEGIN.n_nodes),
+        nThreads: buf.readInt32LE(o + GRAPH_BEGIN.n_threads),
+        changed: buf.readUInt32LE(o + GRAPH_BEGIN.changed) !== 0,
+        signature: buf.readBigUInt64LE(o + GRAPH_BEGIN.signature),
+      };
+    case EventType.GRAPH_END:
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        cgraph: buf.readBigUInt64LE(o + GRAPH_END.cgraph),
+        fn: buf.readUInt32LE(o + GRAPH_END.fn),
+        ret: buf.readInt32LE(o + GRAPH_END.ret),
+      };
+    case EventType.GRAPH_NODES: {
+      const count = buf.readUInt32LE(o + GRAPH_NODES.count);
+      if (count > PI_NODES_PER_CHUNK) {
+        throw new EventLayoutError(
+          `graph nodes chunk claims ${count} nodes, at most ${PI_NODES_PER_CHUNK} fit`,
+        );
+      }
+      const nodes = new Array<bigint>(count);
+      for (let i = 0; i < count; i++) {
+        nodes[i] = buf.readBigUInt64LE(o + GRAPH_NODES.nodes + 8 * i);
+      }
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        cgraph: buf.readBigUInt64LE(o + GRAPH_NODES.cgraph),
+        signature: buf.readBigUInt64LE(o + GRAPH_NODES.signature),
+        first: buf.readUInt32LE(o + GRAPH_NODES.first),
+        nodes,
+      };
+    }
+    case EventType.TENSOR: {
+      const ne: number[] = [];
+      const nb: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        ne.push(Number(buf.readBigInt64LE(o + TENSOR.ne + 8 * i)));
+        nb.push(Number(buf.readBigUInt64LE(o + TENSOR.nb + 8 * i)));
+      }
+      const src: bigint[] = [];
+      for (let i = 0; i < PI_MAX_SRC; i++) src.push(buf.readBigUInt64LE(o + TENSOR.src + 8 * i));
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        addr: buf.readBigUInt64LE(o + TENSOR.addr),
+        signature: buf.readBigUInt64LE(o + TENSOR.signature),
+        ne,
+        nb,
+        src,
+        viewSrc: buf.readBigUInt64LE(o + TENSOR.view_src),
+        viewOffs: buf.readBigUInt64LE(o + TENSOR.view_offs),
+        data: buf.readBigUInt64LE(o + TENSOR.data),
+        typeIndex: buf.readInt32LE(o + TENSOR.type),
+        op: buf.readInt32LE(o + TENSOR.op),
+        opParams: [
+          buf.readInt32LE(o + TENSOR.op_params),
+          buf.readInt32LE(o + TENSOR.op_params + 4),
+        ],
+        flags: buf.readInt32LE(o + TENSOR.flags),
+        name: cString(buf, o + TENSOR.name, PI_MAX_NAME),
+      };
+    }
+    case EventType.SCHED_SWITCH:
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        prevTid: buf.readUInt32LE(o + SCHED_SWITCH.prev_tid),
+        nextTid: buf.readUInt32LE(o + SCHED_SWITCH.next_tid),
+        prevState: Number(buf.readBigInt64LE(o + SCHED_SWITCH.prev_state)),
+        prevTgid: buf.readUInt32LE(o + SCHED_SWITCH.prev_tgid),
+        nextTgid: buf.readUInt32LE(o + SCHED_SWITCH.next_tgid),
+        prevComm: cString(buf, o + SCHED_SWITCH.prev_comm, COMM_LEN),
+        nextComm: cString(buf, o + SCHED_SWITCH.next_comm, COMM_LEN),
+      };
+    case EventType.SCHED_WAKEUP:
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        wakerTid: buf.readUInt32LE(o + SCHED_WAKEUP.waker_tid),
+        targetCpu: buf.readUInt32LE(o + SCHED_WAKEUP.target_cpu),
+      };
+    case EventType.MOE_IDS: {
+      const count = buf.readUInt32LE(o + MOE.count);
+      if (count > PI_MAX_MOE_IDS) {
+        throw new EventLayoutError(`MoE event claims ${count} ids, at most ${PI_MAX_MOE_IDS} fit`);
+      }
+      const ids = new Int32Array(count);
+      for (let i = 0; i < count; i++) ids[i] = buf.readInt32LE(o + MOE.ids + 4 * i);
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        tensor: buf.readBigUInt64LE(o + MOE.tensor),
+        consumer: buf.readBigUInt64LE(o + MOE.consumer),
+        k: buf.readInt32LE(o + MOE.k),
+        nTokens: buf.readInt32LE(o + MOE.n_tokens),
+        firstToken: buf.readUInt32LE(o + MOE.first_token),
+        ids,
+      };
+    }
+    default:
+      throw new EventLayoutError(`unknown event type ${type}`);
+  }
+}
+
+function writeCString(buf: Buffer, offset: number, max: number, value: string): void {
+  const bytes = Buffer.from(value, "utf8");
+  // Like strncpy into char[max] with a terminating NUL kept.
+  bytes.copy(buf, offset, 0, Math.min(bytes.length, max - 1));
+}
+
+/**
+ * The bytes of `event` exactly as the BPF program writes them (unused fields and padding zero).
+ * The inverse of decodeEvent; used by tests, fixtures and anything that re-encodes events.
+ */
+export function encodeEvent(event: RawEvent): Buffer {
+  const buf = Buffer.alloc(EVENT_SIZES[event.type]);
+  buf.writeUInt32LE(event.type, H.type);
+  buf.writeUInt32LE(event.cpu, H.cpu);
+  buf.writeUInt32LE(event.tgid, H.tgid);
+  buf.writeUInt32LE(event.tid, H.tid);
+  buf.writeBigUInt64LE(event.ts, H.ts);
+  switch (event.type) {
+    case EventType.TOKEN_BEGIN:
+      buf.writeBigUInt64LE(event.ctx, TOKEN_BEGIN.ctx);
+      buf.writeInt32LE(event.nTokens, TOKEN_BEGIN.n_tokens);
+      buf.writeUInt32LE(event.seq, TOKEN_BEGIN.seq);
+      buf.writeUInt32LE(event.opsSampled ? 1 : 0, TOKEN_BEGIN.ops_sampled);
+      break;
+    case EventType.TOKEN_END:
+      buf.writeInt32LE(event.ret, TOKEN_END.ret);
+      buf.writeUInt32LE(event.seq, TOKEN_END.seq);
+      break;
+    case EventType.GRAPH_BEGIN:
+      buf.writeBigUInt64LE(event.cgraph, GRAPH_BEGIN.cgraph);
+      buf.writeUInt32LE(event.fn, GRAPH_BEGIN.fn);
+      buf.writeInt32LE(event.nNodes, GRAPH_BEGIN.n_nodes);
+      buf.writeInt32LE(event.nThreads, GRAPH_BEGIN.n_threads);
+      buf.writeUInt32LE(event.changed ? 1 : 0, GRAPH_BEGIN.changed);
+      buf.writeBigUInt64LE(event.signature, GRAPH_BEGIN.signature);
+      break;
+    case EventType.GRAPH_END:
+      buf.writeBigUInt64LE(event.cgraph, GRAPH_END.cgraph);
+      buf.writeUInt32LE(event.fn, GRAPH_END.fn);
+      buf.writeInt32LE(event.ret, GRAPH_END.ret);
+      break;
+    case EventType.GRAPH_NODES:
+      if (event.nodes.length > PI_NODES_PER_CHUNK) {
+        throw new RangeError(`a nodes chunk holds at most ${PI_NODES_PER_CHUNK} nodes`);
+      }
+      buf.writeBigUInt64LE(event.cgraph, GRAPH_NODES.cgraph);
+      buf.writeBigUInt64LE(event.signature, GRAPH_NODES.signature);
+      buf.writeUInt32LE(event.first, GRAPH_NODES.first);
+      buf.writeUInt32LE(event.nodes.length, GRAPH_NODES.count);
+      event.nodes.forEach((n, i) => buf.writeBigUInt64LE(n, GRAPH_NODES.nodes + 8 * i));
+      break;
+    case EventType.TENSOR:
+      buf.writeBigUInt64LE(event.addr, TENSOR.addr);
+      buf.writeBigUInt64LE(event.signature, TENSOR.signature);
+      for (let i = 0; i < 4; i++) {
+        buf.writeBigInt64LE(BigInt(event.ne[i] ?? 1), TENSOR.ne + 8 * i);
+        buf.writeBigUInt64LE(BigInt(event.nb[i] ?? 0), TENSOR.nb + 8 * i);
+      }
+      for (let i = 0; i < PI_MAX_SRC; i++) {
+        buf.writeBigUInt64LE(event.src[i] ?? 0n, TENSOR.src + 8 * i);
+      }
+      buf.writeBigUInt64LE(event.viewSrc, TENSOR.view_src);
+      buf.writeBigUInt64LE(event.viewOffs, TENSOR.view_offs);
+      buf.writeBigUInt64LE(event.data, TENSOR.data);
+      buf.writeInt32LE(event.typeIndex, TENSOR.type);
+      buf.writeInt32LE(event.op, TENSOR.op);
+      buf.writeInt32LE(event.opParams[0], TENSOR.op_params);
+      buf.writeInt32LE(event.opParams[1], TENSOR.op_params + 4);
+      buf.writeInt32LE(event.flags, TENSOR.flags);
+      writeCString(buf, TENSOR.name, PI_MAX_NAME, event.name);
+      break;
+    case EventType.OP_BEGIN:
+    case EventType.OP_END:
+      buf.writeBigUInt64LE(event.dst, OP.dst);
+      buf.writeUInt32LE(event.func, OP.func);
+      buf.writeInt32LE(event.ith, OP.ith);
+      buf.writeInt32LE(event.nth, OP.nth);
+      break;
+    case EventType.BARRIER_BEGIN:
+    case EventType.BARRIER_END:
+      break;
+    case EventType.SCHED_SWITCH:
+      buf.writeUInt32LE(event.prevTid, SCHED_SWITCH.prev_tid);
+      buf.writeUInt32LE(event.nextTid, SCHED_SWITCH.next_tid);
+      buf.writeBigInt64LE(BigInt(event.prevState), SCHED_SWITCH.prev_state);
+      buf.writeUInt32LE(event.prevTgid, SCHED_SWITCH.prev_tgid);
+      buf.writeUInt32LE(event.nextTgid, SCHED_SWITCH.next_tgid);
+      writeCString(buf, SCHED_SWITCH.prev_comm, COMM_LEN, event.prevComm);
+      writeCString(buf, SCHED_SWITCH.next_comm, COMM_LEN, event.nextComm);
+      break;
+    case EventType.SCHED_WAKEUP:
+      buf.writeUInt32LE(event.wakerTid, SCHED_WAKEUP.waker_tid);
+      buf.writeUInt32LE(event.targetCpu, SCHED_WAKEUP.target_cpu);
+      break;
+    case EventType.MOE_IDS:
+      if (event.ids.length > PI_MAX_MOE_IDS) {
+        throw new RangeError(`an MoE event holds at most ${PI_MAX_MOE_IDS} ids`);
+      }
+      buf.writeBigUInt64LE(event.tensor, MOE.tensor);
+      buf.writeBigUInt64LE(event.consumer, MOE.consumer);
+      buf.writeInt32LE(event.k, MOE.k);
+      buf.writeInt32LE(event.nTokens, MOE.n_tokens);
+      buf.writeUInt32LE(event.ids.length, MOE.count);
+      buf.writeUInt32LE(event.firstToken, MOE.first_token);
+      event.ids.forEach((id, i) => buf.writeInt32LE(id, MOE.ids + 4 * i));
+      break;
+  }
+  return buf;
+}

@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: Apache-2.0
+// events.pinf, the raw event stream of a recorded run (docs/raw-events.md): a streaming reader
+// that keeps everything before a cut-short tail and names the byte offset of any corruption,
+// and the writer the recorder appends ring-buffer batches and notes to.
+import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
+import {
+  EVENT_ABI,
+  EventLayoutError,
+  HEADER_SIZE,
+  VALID_EVENT_SIZES,
+  decodeEvent,
+  eventSize,
+  type RawEvent,
+} from "./events.js";
+
+export const RAW_MAGIC = "PINFRAW1";
+const MAGIC_BYTES = Buffer.from(RAW_MAGIC, "latin1");
+/** Record length that marks a note instead of an event. */
+export const NOTE_MARKER = 0xffffffff;
+/** Largest run header or note accepted: far above any real one, far below memory trouble. */
+const MAX_JSON = 64 << 20;
+const WINDOW = 4 << 20;
+
+/** The run header (docs/raw-events.md "Run header"). Unknown extra fields are kept as read. */
+export interface RunHeader {
+  format: "profinfer-raw";
+  version: 1;
+  eventAbi: number;
+  profinfer: string;
+  level: "token" | "graph" | "op";
+  options: { sampleTokens?: number; ops?: string[] | null; [key: string]: unknown };
+  /** one CLOCK_MONOTONIC / CLOCK_REALTIME pair, decimal strings of ns */
+  clock: { monotonicNs: string; realtimeNs: string };
+  target: {
+    pid: number;
+    command: string[];
+    executable?: string;
+    libraries?: Record<string, unknown>;
+    [key: string]: unknown;
+  };
+  layout?: Record<string, unknown>;
+  /** ggml op names, indexed by ggml_tensor.op for the binary in hand */
+  opNames: string[];
+  unaryOpNames: string[];
+  gluOpNames: string[];
+  typeNames: string[];
+  opFuncs: { index: number; symbol: string; library: string }[];
+  host?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+/** A note: JSON with a `kind` ("drops", "exit", "attach", "warning", "end", ...). */
+export interface RawNote {
+  kind: string;
+  [key: string]: unknown;
+}
+
+/** A note as met in the stream, with the byte offset of its record. */
+export interface NoteRecord {
+  type: "note";
+  offset: number;
+  /** how many events preceded it in the file */
+  afterEvents: number;
+  note: RawNote;
+}
+
+export type RawRecord = RawEvent | NoteRecord;
+
+/** Everything a file holds, read at once. */
+export interface RawRecording {
+  path: string;
+  header: RunHeader;
+  events: RawEvent[];
+  notes: NoteRecord[];
+  /** byte offset of the first record that did not fit in the file; null when the file is whole */
+  truncatedAt: number | null;
+  fileSize: number;
+}
+
+export class RawFormatError extends Error {
+  override name = "RawFormatError";
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    readonly reason: string,
+  ) {
+    super(
+      `${file}: not a valid profinfer event file at byte offset ${offset}: ${reason}. ` +
+        "The file is damaged or was not written by profinfer; record the run again.",
+    );
+  }
+}
+
+/**
+ * Sequential reader of an events.pinf file. `open` reads and checks the magic and the run header;
+ * iterating yields each event (decoded) and each note, in file order, reading through a window
+ * so that files of any size stream. When the file ends inside a record, iteration stops there
+ * and `truncatedAt` is set to that record's offset; corruption throws RawFormatError.
+ */
+export class RawFileReader implements Iterable<RawRecord> {
+  /** byte offset of the first record */
+  readonly recordsStart: number;
+  truncatedAt: number | null = null;
+  private buffer = Buffer.alloc(0);
+  private bufferStart = 0;
+  private bufferValid = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly fd: number,
+    readonly path: string,
+    readonly fileSize: number,
+    readonly header: RunHeader,
+    headerEnd: number,
+  ) {
+    this.recordsStart = headerEnd;
+  }
+
+  static open(path: string): RawFileReader {
+    const fd = openSync(path, "r");
+    try {
+      const size = fstatSync(fd).size;
+      const fail = (offset: number, reason: string): never => {
+        throw new RawFormatError(path, offset, reason);
+      };
+      const head = Buffer.alloc(12);
+      const got = readSync(fd, head, 0, 12, 0);
+      if (got < 8 || !head.subarray(0, 8).equals(MAGIC_BYTES)) {
+        fail(0, `it does not start with the magic "${RAW_MAGIC}"`);
+      }
+      if (got < 12) fail(8, "the file ends before the run header length");
+      const length = head.readUInt32LE(8);
+      if (length > MAX_JSON) fail(8, `run header length ${length} is implausible`);
+      if (12 + length > size) {
+        fail(12, `the file (${size} bytes) ends inside the run header of ${length} bytes`);
+      }
+      const json = Buffer.alloc(length);
+      readFully(fd, json, 12);
+      const header = parseHeader(json, (reason) => fail(12, reason));
+      return new RawFileReader(fd, path, size, header, 12 + length);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  close(): void {
+    if (!this.closed) {
+      this.closed = true;
+      closeSync(this.fd);
+    }
+  }
+
+  /** Make bytes [pos, pos+n) available in the window; the caller checked they are in the file. */
+  private window(pos: number, n: number): number {
+    const rel = pos - this.bufferStart;
+    if (rel >= 0 && rel + n <= this.bufferValid) return rel;
+    const length = Math.min(Math.max(WINDOW, n), this.fileSize - pos);
+    if (this.buffer.length < length) this.buffer = Buffer.allocUnsafe(Math.max(length, WINDOW));
+    readFully(this.fd, this.buffer.subarray(0, length), pos);
+    this.bufferStart = pos;
+    this.bufferValid = length;
+    return 0;
+  }
+
+  *[Symbol.iterator](): Generator<RawRecord, void, undefined> {
+    const size = this.fileSize;
+    let pos = this.recordsStart;
+    let events = 0;
+    while (pos < size) {
+      if (pos + 4 > size) break;
+      let rel = this.window(pos, 4);
+      const n = this.buffer.readUInt32LE(rel);
+      if (n === NOTE_MARKER) {
+        if (pos + 8 > size) break;
+        rel = this.window(pos, 8);
+        const m = this.buffer.readUInt32LE(rel + 4);
+        if (m > MAX_JSON) this.fail(pos + 4, `note length ${m} is implausible`);
+        if (pos + 8 + m > size) break;
+        rel = this.window(pos, 8 + m);
+        const note = parseNote(this.buffer.subarray(rel + 8, rel + 8 + m), (reason) =>
+          this.fail(pos + 8, reason),
+        );
+        yield { type: "note", offset: pos, afterEvents: events, note };
+        pos += 8 + m;
+        continue;
+      }
+      if (!VALID_EVENT_SIZES.has(n)) {
+        this.fail(pos, `record length ${n} is the size of no event struct`);
+      }
+      if (pos + 4 + n > size) break;
+      rel = this.window(pos, 4 + n);
+      let event: RawEvent;
+      try {
+        event = decodeEvent(this.buffer, rel + 4, n);
+      } catch (error) {
+        if (error instanceof EventLayoutError) this.fail(pos, error.message);
+        throw error;
+      }
+      events++;
+      yield event;
+      pos += 4 + n;
+    }
+    this.truncatedAt = pos < size ? pos : null;
+  }
+
+  private fail(offset: number, reason: string): never {
+    throw new RawFormatError(this.path, offset, reason);
+  }
+}
+
+function readFully(fd: number, into: Buffer, position: number): void {
+  let got = 0;
+  while (got < into.length) {
+    const r = readSync(fd, into, got, into.length - got, position + got);
+    if (r === 0) throw new Error(`read returned no data at offset ${position + got}`);
+    got += r;
+  }
+}
+
+function parseJsonObject(bytes: Buffer, what: string, fail: (reason: string) => never): object {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("utf8"));
+  } catch (error) {
+    fail(`the ${what} is not JSON (${(error as Error).message})`);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    fail(`the ${what} is not a JSON object`);
+  }
+  return value;
+}
+
+function parseHeader(bytes: Buffer, fail: (reason: string) => never): RunHeader {
+  const header = parseJsonObject(bytes, "run header", fail) as Partial<RunHeader>;
+  if (header.format !== "profinfer-raw") fail(`the run header's format is not "profinfer-raw"`);
+  if (header.version !== 1) {
+    fail(`format version ${String(header.version)} is not 1, the one this profinfer reads`);
+  }
+  if (header.eventAbi !== EVENT_ABI) {
+    fail(
+      `its events have ABI ${String(header.eventAbi)}, this profinfer decodes ABI ${EVENT_ABI}: ` +
+        "replay it with the profinfer version that recorded it",
+    );
+  }
+  const clock = header.clock;
+  if (
+    !clock ||
+    typeof clock.monotonicNs !== "string" ||
+    typeof clock.realtimeNs !== "string" ||
+    !/^\d+$/.test(clock.monotonicNs) ||
+    !/^\d+$/.test(clock.realtimeNs)
+  ) {
+    fail("the run header's clock pair is missing or not decimal strings");
+  }
+  for (const table of ["opNames", "unaryOpNames", "gluOpNames", "typeNames"] as const) {
+    const names = header[table];
+    if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) {
+      fail(`the run header's ${table} is not an array of strings`);
+    }
+  }
+  return header as RunHeader;
+}
+
+function parseNote(bytes: Buffer, fail: (reason: string) => never): RawNote {
+  const note = parseJsonObject(bytes, "note", fail) as Partial<RawNote>;
+  if (typeof note.kind !== "string") fail("the note has no string `kind`");
+  return note as RawNote;
+}
+
+/** Read a whole file: header, every event and note, and where it was cut short if it was. */
+export function readRawFile(path: string): RawRecording {
+  const reader = RawFileReader.open(path);
+  try {
+    const events: RawEvent[] = [];
+    const notes: NoteRecord[] = [];
+    for (const record of reader) {
+      if (record.type === "note") notes.push(record);
+      else events.push(record);
+    }
+    return {
+      path,
+      header: reader.header,
+      events,
+      notes,
+      truncatedAt: reader.truncatedAt,
+      fileSize: reader.fileSize,
+    };
+  } finally {
+    reader.close();
+  }
+}
+
+const FLUSH_AT = 1 << 20;
+
+/**
+ * Writes events.pinf. `create` writes the magic and the run header at once; `appendEvents` takes
+ * what the ring buffer delivered (one Buffer of concatenated `u32 length + event` records, or an
+ * array of single-event Buffers), checks every length against its event type (a TypeError names
+ * the byte at fault) and copies it, so the caller may reuse its buffers. Events are buffered up to
+ * 1 MiB; a note is written through at once, so a killed recorder loses at most the last batches.
+ * `close` flushes and is idempotent.
+ */
+export class RawFileWriter {
+  private pending = Buffer.allocUnsafe(FLUSH_AT);
+  private used = 0;
+  private fd: number | null;
+  /** events accepted so far */
+  eventsWritten = 0;
+  /** bytes written to the file, including what is still buffered */
+  bytesWritten = 0;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+  }
+
+  static create(path: string, header: RunHeader): RawFileWriter {
+    const json = Buffer.from(JSON.stringify(header), "utf8");
+    const head = Buffer.alloc(12);
+    MAGIC_BYTES.copy(head, 0);
+    head.writeUInt32LE(json.length, 8);
+    const fd = openSync(path, "w");
+    const writer = new RawFileWriter(path, fd);
+    writer.put(head);
+    writer.put(json);
+    writer.flush();
+    return writer;
+  }
+
+  appendEvents(records: Uint8Array | readonly Uint8Array[]): void {
+    if (isByteArray(records)) {
+      const buf = asBuffer(records);
+      let pos = 0;
+      let count = 0;
+      while (pos < buf.length) {
+        if (pos + 4 > buf.length) {
+          throw new TypeError(`records: a record length is cut at byte ${pos} of ${buf.length}`);
+        }
+        const n = buf.readUInt32LE(pos);
+        if (pos + 4 + n > buf.length) {
+          throw new TypeError(`records: the record at byte ${pos} (${n} bytes) runs past the end`);
+        }
+        checkEvent(buf, pos + 4, n, `records: the record at byte ${pos}`);
+        pos += 4 + n;
+        count++;
+      }
+      this.put(buf);
+      this.eventsWritten += count;
+      return;
+    }
+    const length = Buffer.alloc(4);
+    records.forEach((record, i) => {
+      const buf = asBuffer(record);
+      checkEvent(buf, 0, buf.length, `records[${i}]`);
+      length.writeUInt32LE(buf.length, 0);
+      this.put(length);
+      this.put(buf);
+    });
+    this.eventsWritten += records.length;
+  }
+
+  appendNote(note: RawNote): void {
+    if (typeof note?.kind !== "string") throw new TypeError("note: needs a string `kind`");
+    const json = Buffer.from(JSON.stringify(note), "utf8");
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(NOTE_MARKER, 0);
+    head.writeUInt32LE(json.length, 4);
+    this.put(head);
+    this.put(json);
+    this.flush();
+  }
+
+  flush(): void {
+    if (this.fd === null) throw new Error(`${this.path}: the raw event file is closed`);
+    let done = 0;
+    while (done < this.used) done += writeSync(this.fd, this.pending, done, this.used - done);
+    this.used = 0;
+  }
+
+  close(): void {
+    if (this.fd === null) return;
+    this.flush();
+    closeSync(this.fd);
+    this.fd = null;
+  }
+
+  private put(bytes: Buffer): void {
+    if (this.fd === null) throw new Error(`${this.path}: the raw event file is closed`);
+    this.bytesWritten += bytes.length;
+    if (this.used + bytes.length > this.pending.length) {
+      this.flush();
+      if (bytes.length > this.pending.length) {
+        let done = 0;
+        while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done);
+        return;
+      }
+    }
+    bytes.copy(this.pending, this.used);
+    this.used += bytes.length;
+  }
+}
+
+function isByteArray(value: Uint8Array | readonly Uint8Array[]): value is Uint8Array {
+  return value instanceof Uint8Array;
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+function checkEvent(buf: Buffer, offset: number, length: number, what: string): void {
+  if (length < HEADER_SIZE) {
+    throw new TypeError(`${what} is ${length} bytes, shorter than pi_header (${HEADER_SIZE})`);
+  }
+  const type = buf.readUInt32LE(offset);
+  const expected = eventSize(type);
+  if (expected === undefined) throw new TypeError(`${what} has unknown event type ${type}`);
+  if (expected !== length) {
+    throw new TypeError(`${what} is ${length} bytes, event type ${type} is ${expected}`);
+  }
+}

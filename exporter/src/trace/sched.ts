@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: Apache-2.0
+// Off-CPU intervals of the target's threads from sched_switch, and their attribution to the
+// operator intervals they overlap.
+import type { SchedSwitchEvent } from "./events.js";
+
+/** The task that took the CPU from a preempted target thread. */
+export interface Preemptor {
+  comm: string;
+  tgid: number;
+  tid: number;
+}
+
+/** A target thread off CPU from `startNs` until it ran again at `endNs`. */
+export interface OffCpuInterval {
+  tid: number;
+  startNs: bigint;
+  endNs: bigint;
+  /** the CPU it left */
+  cpu: number;
+  /** prev_state 0: it was runnable and another task took the CPU (interference) */
+  preempted: boolean;
+  prevState: number;
+  /** who took the CPU, when preempted */
+  by: Preemptor | null;
+  /** the recording ended before it ran again (`endNs` is the run's last event) */
+  open: boolean;
+}
+
+/** Anything with a thread interval that off-CPU time can be charged to. */
+export interface OffCpuTarget {
+  startNs: bigint;
+  endNs: bigint;
+  offCpuNs: number;
+  preemptedNs: number;
+}
+
+/**
+ * Per target thread, its off-CPU intervals in time order. A switch concerns a target thread when
+ * it is the header's thread (`h.tid`) or belongs to a target process; the state machine ignores
+ * repeated leaves and takes, so the same switch reported for both sides counts once.
+ */
+export function offCpuIntervals(
+  switches: readonly SchedSwitchEvent[],
+  targetTgids: ReadonlySet<number>,
+  endNs: bigint,
+): Map<number, OffCpuInterval[]> {
+  const sorted = [...switches].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+  const open = new Map<number, Omit<OffCpuInterval, "endNs" | "open">>();
+  const out = new Map<number, OffCpuInterval[]>();
+  const push = (iv: OffCpuInterval): void => {
+    const list = out.get(iv.tid);
+    if (list) list.push(iv);
+    else out.set(iv.tid, [iv]);
+  };
+  for (const ev of sorted) {
+    const leaves =
+      ev.prevTid !== 0 && (ev.prevTid === ev.tid || targetTgids.has(ev.prevTgid)) ? ev.prevTid : -1;
+    const takes =
+      ev.nextTid !== 0 && (ev.nextTid === ev.tid || targetTgids.has(ev.nextTgid)) ? ev.nextTid : -1;
+    if (takes >= 0) {
+      const off = open.get(takes);
+      if (off) {
+        push({ ...off, endNs: ev.ts, open: false });
+        open.delete(takes);
+      }
+    }
+    if (leaves >= 0 && !open.has(leaves)) {
+      const preempted = ev.prevState === 0;
+      open.set(leaves, {
+        tid: leaves,
+        startNs: ev.ts,
+        cpu: ev.cpu,
+        preempted,
+        prevState: ev.prevState,
+        by: preempted ? { comm: ev.nextComm, tgid: ev.nextTgid, tid: ev.nextTid } : null,
+      });
+    }
+  }
+  for (const off of open.values()) {
+    if (endNs > off.startNs) push({ ...off, endNs, open: true });
+  }
+  for (const list of out.values()) list.sort((a, b) => (a.startNs < b.startNs ? -1 : 1));
+  return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
+}
+
+/**
+ * Add to each target the off-CPU (and preempted) ns of the intervals that overlap it. `targets`
+ * are one thread's intervals; they are sorted here by start.
+ */
+export function chargeOffCpu(targets: OffCpuTarget[], intervals: readonly OffCpuInterval[]): void {
+  if (intervals.length === 0 || targets.length === 0) return;
+  targets.sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0));
+  let first = 0;
+  for (const t of targets) {
+    while (first < intervals.length && intervals[first]!.endNs <= t.startNs) first++;
+    for (let i = first; i < intervals.length; i++) {
+      const iv = intervals[i]!;
+      if (iv.startNs >= t.endNs) break;
+      const from = iv.startNs > t.startNs ? iv.startNs : t.startNs;
+      const to = iv.endNs < t.endNs ? iv.endNs : t.endNs;
+      if (to > from) {
+        const ns = Number(to - from);
+        t.offCpuNs += ns;
+        if (iv.preempted) t.preemptedNs += ns;
+      }
+    }
+  }
+}

@@ -1,0 +1,613 @@
+// SPDX-License-Identifier: Apache-2.0
+// Per-thread timelines of one graph run, mapped onto its computed nodes.
+//
+// ggml's CPU loop (ggml_graph_compute_thread) walks the nodes, skips empty ops and nodes without
+// the COMPUTE flag, computes each remaining node (or a fused group), and calls ggml_barrier after
+// it unless it was the last node; after the loop every thread passes one more barrier. Some op
+// implementations pass barriers of their own (mul_mat, mul_mat_id): inside a probed op they nest
+// inside its OP events, inside an unprobed op they cut its time into several segments. So, per
+// thread, the barriers outside OP events cut the timeline into segments; a segment with an OP event
+// is an anchor naming its node; the segments between two anchors belong to the computed nodes
+// between them, and a small cost model (docs/trace-model.md) decides which node took several
+// segments (inner barriers), which took none (fused into the one before it) and which is missing.
+import { consumes, type Dag } from "./dag.js";
+import { EventType, type BarrierEvent, type OpEvent } from "./events.js";
+import type { GraphRun, GraphThread, OpRun, OpThreadRun } from "./model.js";
+
+/** A top-level OP or BARRIER interval of one thread (nested ones are folded into it). */
+export interface ThreadItem {
+  op: boolean;
+  beginNs: bigint;
+  /** null when the end event was lost */
+  endNs: bigint | null;
+  /** OP: the destination tensor */
+  dst: bigint;
+  ith: number;
+  /** barriers passed inside an OP interval, and the time spent in them */
+  innerBarriers: number;
+  innerBarrierNs: number;
+  /** a begin or end event of it was lost */
+  broken: boolean;
+}
+
+/**
+ * Pair one thread's OP and BARRIER events (in the thread's own order, which is the file order)
+ * into top-level intervals. A nested OP with the same dst (cpy calling dup) folds into its outer
+ * one; a barrier inside an OP interval is the op's own.
+ */
+export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): ThreadItem[] {
+  const items: ThreadItem[] = [];
+  let openOp: ThreadItem | null = null;
+  let depth = 0;
+  let openBarrier: ThreadItem | null = null;
+  let innerStart: bigint | null = null;
+  const item = (op: boolean, ts: bigint, dst: bigint, ith: number): ThreadItem => ({
+    op,
+    beginNs: ts,
+    endNs: null,
+    dst,
+    ith,
+    innerBarriers: 0,
+    innerBarrierNs: 0,
+    broken: false,
+  });
+  for (const ev of events) {
+    switch (ev.type) {
+      case EventType.OP_BEGIN:
+        if (openBarrier) {
+          openBarrier.broken = true;
+          openBarrier = null;
+        }
+        if (openOp && openOp.dst === ev.dst) {
+          depth++;
+          break;
+        }
+        if (openOp) openOp.broken = true; // its end was lost: a new node started
+        openOp = item(true, ev.ts, ev.dst, ev.ith);
+        depth = 1;
+        innerStart = null;
+        items.push(openOp);
+        break;
+      case EventType.OP_END:
+        if (!openOp) {
+          const lost = item(true, ev.ts, ev.dst, ev.ith);
+          lost.endNs = ev.ts;
+          lost.broken = true;
+          items.push(lost);
+          break;
+        }
+        if (--depth === 0) {
+          openOp.endNs = ev.ts;
+          if (ev.dst !== openOp.dst) openOp.broken = true;
+          openOp = null;
+        }
+        break;
+      case EventType.BARRIER_BEGIN:
+        if (openOp) {
+          if (innerStart !== null) openOp.broken = true;
+          innerStart = ev.ts;
+        } else {
+          if (openBarrier) openBarrier.broken = true;
+          openBarrier = item(false, ev.ts, 0n, -1);
+          items.push(openBarrier);
+        }
+        break;
+      case EventType.BARRIER_END:
+        if (openOp && innerStart !== null) {
+          openOp.innerBarriers++;
+          openOp.innerBarrierNs += Number(ev.ts - innerStart);
+          innerStart = null;
+        } else if (openBarrier) {
+          openBarrier.endNs = ev.ts;
+          openBarrier = null;
+        } else {
+          const lost = item(false, ev.ts, 0n, -1);
+          lost.endNs = ev.ts;
+          lost.broken = true;
+          items.push(lost);
+        }
+        break;
+    }
+  }
+  if (openOp) openOp.broken = true;
+  if (openBarrier) openBarrier.broken = true;
+  return items;
+}
+
+/**
+ * Barriers that op implementations pass inside themselves, in the pinned ggml (mul_mat converts
+ * src1 then waits; mul_mat_id groups rows then waits; the repacked-weight paths do the same). Used
+ * for ops never seen probed; probed instances in the recording override it.
+ */
+const KNOWN_INNER_BARRIERS: ReadonlyMap<string, number> = new Map([
+  ["MUL_MAT", 1],
+  ["MUL_MAT_ID", 1],
+]);
+
+/** Consecutive ops ggml's CPU backend fuses into one step (ggml_cpu_try_fuse_ops). */
+const FUSION_PATTERNS: readonly (readonly [string, string])[] = [["RMS_NORM", "MUL"]];
+
+/** Inner barriers per op name: the most common count in probed instances, else the known one. */
+export type InnerBarrierExpectations = (opName: string) => number;
+
+export function innerBarrierExpectations(
+  itemsByGraph: ReadonlyMap<GraphRun, ReadonlyMap<number, readonly ThreadItem[]>>,
+): InnerBarrierExpectations {
+  const histograms = new Map<string, Map<number, number>>();
+  for (const [g, perThread] of itemsByGraph) {
+    const dag = g.snapshot?.dag;
+    if (!dag) continue;
+    for (const items of perThread.values()) {
+      for (const it of items) {
+        if (!it.op || it.broken) continue;
+        const node = dag.nodeByAddr.get(it.dst);
+        if (node === undefined) continue;
+        const name = dag.nodes[node]!.tensor.opName;
+        let h = histograms.get(name);
+        if (!h) histograms.set(name, (h = new Map()));
+        h.set(it.innerBarriers, (h.get(it.innerBarriers) ?? 0) + 1);
+      }
+    }
+  }
+  const learned = new Map<string, number>();
+  for (const [name, h] of histograms) {
+    let best = 0;
+    let bestCount = -1;
+    for (const [count, n] of [...h].sort((a, b) => a[0] - b[0])) {
+      if (n > bestCount) {
+        best = count;
+        bestCount = n;
+      }
+    }
+    learned.set(name, best);
+  }
+  return (opName) => learned.get(opName) ?? KNOWN_INNER_BARRIERS.get(opName) ?? 0;
+}
+
+/** The time between two top-level barriers of a thread (or before the first one). */
+interface Segment {
+  startNs: bigint;
+  /** the start is the graph's start: the thread's real start was not seen */
+  inferredStart: boolean;
+  endNs: bigint;
+  ops: ThreadItem[];
+  /** the barrier that ends it; null for a last segment without one */
+  barrier: ThreadItem | null;
+}
+
+function segmentsOf(items: readonly ThreadItem[], graphStart: bigint): Segment[] {
+  const segments: Segment[] = [];
+  if (!items.some((it) => !it.op)) {
+    // No barrier events (ggml_barrier not probed): each probed op is a segment of its own.
+    for (const it of items) {
+      const endNs = it.endNs ?? it.beginNs;
+      segments.push({ startNs: it.beginNs, inferredStart: false, endNs, ops: [it], barrier: null });
+    }
+    return segments;
+  }
+  let cur: Segment = {
+    startNs: graphStart,
+    inferredStart: true,
+    endNs: graphStart,
+    ops: [],
+    barrier: null,
+  };
+  for (const it of items) {
+    if (it.op) {
+      cur.ops.push(it);
+      continue;
+    }
+    cur.endNs = it.beginNs;
+    cur.barrier = it;
+    segments.push(cur);
+    const start = it.endNs ?? it.beginNs;
+    cur = { startNs: start, inferredStart: false, endNs: start, ops: [], barrier: null };
+  }
+  // After the loop's final barrier a thread only returns: keep that part only if it computed.
+  const last = cur.ops[cur.ops.length - 1];
+  if (last) {
+    cur.endNs = last.endNs ?? last.beginNs;
+    segments.push(cur);
+  }
+  return segments;
+}
+
+function barrierNs(s: Segment): number {
+  const b = s.barrier;
+  return b && b.endNs !== null && b.endNs > b.beginNs ? Number(b.endNs - b.beginNs) : 0;
+}
+
+/** Computed nodes (by position in dag.computed) one thread computed in one step. */
+interface ThreadGroup {
+  positions: number[];
+  segments: Segment[];
+  /** segments after the last computed step (trailing empty nodes) whose barriers it waited in */
+  tail: Segment[];
+}
+
+interface ThreadAlignment {
+  tid: number;
+  ith: number | null;
+  groups: ThreadGroup[];
+  cost: number;
+  anomalies: number;
+}
+
+interface GapNode {
+  expect: number;
+  /** cost of computing it in the previous node's step; Infinity when that cannot be fusion */
+  fuseCost: number;
+  /** the pseudo node for what follows the last computed node (trailing empty nodes) */
+  tail: boolean;
+}
+
+const MISSING_COST = 4;
+const DP_LIMIT = 2_000_000;
+
+/**
+ * Assign `u` segments, in order, to the gap's nodes. Per node: k >= 1 segments of its own (cost
+ * |k - 1 - expected inner barriers|), 0 (fused into the previous step, or nothing for the tail
+ * pseudo node), or -1 (missing, cost MISSING_COST). Minimum total cost; ties keep the earlier,
+ * simpler choice.
+ */
+function solveGap(
+  nodes: readonly GapNode[],
+  u: number,
+  prevPresent: boolean,
+): { take: number[]; cost: number } {
+  const g = nodes.length;
+  if ((g + 1) * (u + 1) * (u + 1) > DP_LIMIT) return greedyGap(g, u);
+  const width = (u + 1) * 2;
+  const cost = new Float64Array((g + 1) * width).fill(Infinity);
+  const choice = new Int32Array((g + 1) * width);
+  const from = new Int32Array((g + 1) * width).fill(-1);
+  cost[prevPresent ? 1 : 0] = 0;
+  for (let i = 0; i < g; i++) {
+    const node = nodes[i]!;
+    for (let j = 0; j <= u; j++) {
+      for (let p = 0; p < 2; p++) {
+        const at = i * width + j * 2 + p;
+        const base = cost[at]!;
+        if (base === Infinity) continue;
+        const relax = (nj: number, np: number, c: number, k: number): void => {
+          const to = (i + 1) * width + nj * 2 + np;
+          if (c < cost[to]!) {
+            cost[to] = c;
+            choice[to] = k;
+            from[to] = at;
+          }
+        };
+        for (let k = 1; j + k <= u; k++) {
+          const c = node.tail ? k - 1 : Math.abs(k - 1 - node.expect);
+          relax(j + k, 1, base + c, k);
+        }
+        if (node.tail) relax(j, p, base, 0);
+        else {
+          if (p === 1 && node.fuseCost !== Infinity) relax(j, 1, base + node.fuseCost, 0);
+          relax(j, 0, base + MISSING_COST, -1);
+        }
+      }
+    }
+  }
+  const end0 = g * width + u * 2;
+  const end = cost[end0 + 1]! < cost[end0]! ? end0 + 1 : end0;
+  if (cost[end] === Infinity) return greedyGap(g, u);
+  const take = new Array<number>(g);
+  for (let i = g, at = end; i > 0; i--) {
+    take[i - 1] = choice[at]!;
+    at = from[at]!;
+  }
+  return { take, cost: cost[end]! };
+}
+
+function greedyGap(g: number, u: number): { take: number[]; cost: number } {
+  const take = new Array<number>(g).fill(-1);
+  for (let i = 0; i < Math.min(g, u); i++) take[i] = 1;
+  if (u > g && g > 0) take[g - 1] = 1 + u - g;
+  return { take, cost: MISSING_COST * Math.abs(u - g) };
+}
+
+function alignThread(
+  tid: number,
+  ith: number | null,
+  segments: Segment[],
+  dag: Dag,
+  posOfNode: Int32Array,
+  gapNode: (pos: number) => GapNode,
+  hasTail: boolean,
+): ThreadAlignment {
+  const m = dag.computed.length;
+  const positionOf = (addr: bigint): number => {
+    const node = dag.nodeByAddr.get(addr);
+    return node === undefined ? -1 : posOfNode[node]!;
+  };
+  let anomalies = 0;
+  let cost = 0;
+
+  // Anchors: segments whose OP events name their node(s), in increasing node order.
+  const anchors: { segment: number; positions: number[] }[] = [];
+  let lastPos = -1;
+  segments.forEach((s, i) => {
+    const first = s.ops[0];
+    if (!first) return;
+    const p0 = positionOf(first.dst);
+    if (p0 <= lastPos) {
+      anomalies++;
+      return;
+    }
+    const positions = [p0];
+    for (const op of s.ops.slice(1)) {
+      const p = positionOf(op.dst);
+      const lastOfGroup = positions[positions.length - 1]!;
+      if (p === lastOfGroup) continue;
+      if (p === lastOfGroup + 1) positions.push(p);
+      else anomalies++;
+    }
+    anchors.push({ segment: i, positions });
+    lastPos = positions[positions.length - 1]!;
+  });
+  anchors.push({ segment: segments.length, positions: [m] });
+
+  const groups: ThreadGroup[] = [];
+  let current: ThreadGroup | null = null;
+  let prevPos = -1;
+  let prevSegment = -1;
+  for (const anchor of anchors) {
+    const isEnd = anchor.segment === segments.length;
+    const gapSegments = segments.slice(prevSegment + 1, anchor.segment);
+    const nodes: GapNode[] = [];
+    for (let p = prevPos + 1; p < anchor.positions[0]!; p++) nodes.push(gapNode(p));
+    if (isEnd && hasTail) nodes.push({ expect: 0, fuseCost: Infinity, tail: true });
+    if (nodes.length === 0) {
+      if (gapSegments.length > 0) {
+        // Barriers no node explains: fold them into the step before.
+        anomalies++;
+        if (current) current.segments.push(...gapSegments);
+      }
+    } else {
+      const { take, cost: c } = solveGap(nodes, gapSegments.length, current !== null);
+      cost += c;
+      let next = 0;
+      for (let i = 0; i < take.length; i++) {
+        const k = take[i]!;
+        const pos = prevPos + 1 + i;
+        if (nodes[i]!.tail) {
+          if (k > 0 && current) current.tail.push(...gapSegments.slice(next, next + k));
+          next += Math.max(k, 0);
+        } else if (k > 0) {
+          current = { positions: [pos], segments: gapSegments.slice(next, next + k), tail: [] };
+          groups.push(current);
+          next += k;
+        } else if (k === 0 && current) {
+          current.positions.push(pos);
+        } else {
+          current = null;
+        }
+      }
+    }
+    if (isEnd) break;
+    current = { positions: anchor.positions, segments: [segments[anchor.segment]!], tail: [] };
+    groups.push(current);
+    prevPos = anchor.positions[anchor.positions.length - 1]!;
+    prevSegment = anchor.segment;
+  }
+  return { tid, ith, groups, cost, anomalies };
+}
+
+function threadRunOf(group: ThreadGroup, tid: number, ith: number | null): OpThreadRun {
+  const first = group.segments[0]!;
+  const last = group.segments[group.segments.length - 1]!;
+  const firstOp = first.ops[0];
+  const lastOp = last.ops[last.ops.length - 1];
+  const startNs = firstOp ? firstOp.beginNs : first.startNs;
+  let endNs = lastOp ? (lastOp.endNs ?? last.endNs) : last.endNs;
+  if (endNs < startNs) endNs = startNs;
+  let inner = 0;
+  let visible = false;
+  group.segments.forEach((s, i) => {
+    for (const op of s.ops) inner += op.innerBarrierNs;
+    if (s.ops.length > 0) visible = true;
+    if (i < group.segments.length - 1) inner += barrierNs(s);
+  });
+  let wait = barrierNs(last);
+  let barrierEnd = last.barrier?.endNs ?? null;
+  for (const t of group.tail) {
+    wait += barrierNs(t);
+    if (t.barrier?.endNs != null) barrierEnd = t.barrier.endNs;
+  }
+  return {
+    tid,
+    ith,
+    startNs,
+    endNs,
+    visible,
+    startInferred: !firstOp && first.inferredStart,
+    barrierStartNs: last.barrier?.beginNs ?? null,
+    barrierEndNs: barrierEnd,
+    barrierWaitNs: wait,
+    innerBarrierWaitNs: inner,
+    offCpuNs: 0,
+    preemptedNs: 0,
+  };
+}
+
+function mergeInto(target: OpThreadRun, more: OpThreadRun): void {
+  if (more.startNs < target.startNs) {
+    target.startNs = more.startNs;
+    target.startInferred = more.startInferred;
+  }
+  if (more.endNs > target.endNs) {
+    target.endNs = more.endNs;
+    target.barrierStartNs = more.barrierStartNs;
+    target.barrierEndNs = more.barrierEndNs;
+  }
+  target.visible ||= more.visible;
+  target.barrierWaitNs += more.barrierWaitNs;
+  target.innerBarrierWaitNs += more.innerBarrierWaitNs;
+}
+
+const byIth = (a: { ith: number | null; tid: number }, b: { ith: number | null; tid: number }) =>
+  (a.ith ?? Number.MAX_SAFE_INTEGER) - (b.ith ?? Number.MAX_SAFE_INTEGER) || a.tid - b.tid;
+
+/**
+ * Fill `g.ops` and `g.threads` from its threads' top-level items: one OpRun per computed node or
+ * fused group, every computed node covered exactly once, `g.complete` false when anything had to
+ * be given up.
+ */
+export interface ReconstructContext {
+  expectInner: InnerBarrierExpectations;
+  /** ggml worker index of each thread, from all its OP events */
+  ithByTid: ReadonlyMap<number, number>;
+  /** events may be missing (drops, a cut-short file): a node without a segment of its own is
+   * then missing, unless it completes a known fusion pattern */
+  lossPossible: boolean;
+}
+
+export function reconstructGraph(
+  g: GraphRun,
+  itemsByTid: ReadonlyMap<number, readonly ThreadItem[]>,
+  context: ReconstructContext,
+): void {
+  const { expectInner, ithByTid } = context;
+  const barrierless = [...itemsByTid.values()].some((items) => !items.some((it) => !it.op));
+  const lossPossible = context.lossPossible || !g.complete || barrierless;
+  const dag = g.snapshot?.dag;
+  g.opsRecorded = true;
+  const fail = (problem: string): void => {
+    g.complete = false;
+    g.problems.push(problem);
+  };
+  if (!dag) {
+    g.opsRecorded = false;
+    fail("its graph was never described (no GRAPH_NODES/TENSOR events for its signature)");
+    return;
+  }
+  if (!g.snapshot!.complete) fail("its graph description is incomplete (events lost)");
+  if (barrierless && itemsByTid.size > 0) {
+    fail("a thread has no barrier events: its unprobed operators cannot be timed");
+  }
+  const computed = dag.computed;
+  const m = computed.length;
+  const posOfNode = new Int32Array(dag.nodes.length).fill(-1);
+  computed.forEach((node, p) => (posOfNode[node] = p));
+  const hasTail = m > 0 && computed[m - 1]! < dag.nodes.length - 1;
+  const gapNodes = new Array<GapNode | undefined>(m);
+  const gapNode = (p: number): GapNode => {
+    let node = gapNodes[p];
+    if (!node) {
+      const tensor = dag.nodes[computed[p]!]!.tensor;
+      let fuseCost = Infinity;
+      if (p > 0 && consumes(dag, computed[p]!, computed[p - 1]!)) {
+        const prevOp = dag.nodes[computed[p - 1]!]!.tensor.opName;
+        if (FUSION_PATTERNS.some(([a, b]) => a === prevOp && b === tensor.opName)) fuseCost = 0.2;
+        else if (!lossPossible) fuseCost = 1.5;
+      }
+      node = { expect: expectInner(tensor.opName), fuseCost, tail: false };
+      gapNodes[p] = node;
+    }
+    return node;
+  };
+
+  const alignments: ThreadAlignment[] = [];
+  let broken = 0;
+  for (const [tid, items] of [...itemsByTid].sort((a, b) => a[0] - b[0])) {
+    const ith =
+      items.find((it) => it.op && it.ith >= 0)?.ith ??
+      ithByTid.get(tid) ??
+      (tid === g.tid ? 0 : null);
+    for (const it of items) if (it.broken) broken++;
+    const segments = segmentsOf(items, g.startNs);
+    alignments.push(alignThread(tid, ith, segments, dag, posOfNode, gapNode, hasTail));
+  }
+  if (broken > 0) fail(`${broken} operator/barrier intervals lost a begin or end event`);
+  alignments.sort(byIth);
+
+  // The grouping of the thread with the fewest problems is the graph's grouping.
+  const reference = [...alignments].sort(
+    (a, b) => a.anomalies - b.anomalies || a.cost - b.cost || byIth(a, b),
+  )[0];
+  const opAt = new Array<OpRun | undefined>(m);
+  const newOp = (positions: number[]): OpRun => {
+    const node = dag.nodes[computed[positions[0]!]!]!;
+    const op: OpRun = {
+      nodeIndex: node.index,
+      tensor: node.tensor,
+      label: positions.map((p) => dag.nodes[computed[p]!]!.tensor.opLabel).join("+"),
+      sources: node.sources,
+      visible: false,
+      threads: [],
+      missingTids: [],
+      startNs: null,
+      endNs: null,
+      durationNs: 0,
+    };
+    if (positions.length > 1) op.fusedWith = positions.slice(1).map((p) => computed[p]!);
+    for (const p of positions) opAt[p] = op;
+    return op;
+  };
+  for (const group of reference?.groups ?? []) newOp(group.positions);
+  for (let p = 0; p < m; p++) if (!opAt[p]) newOp([p]);
+  const ops = [...new Set(opAt as OpRun[])].sort((a, b) => a.nodeIndex - b.nodeIndex);
+
+  let disagreements = 0;
+  let anomalies = 0;
+  for (const a of alignments) {
+    anomalies += a.anomalies;
+    const mine = new Map<OpRun, OpThreadRun>();
+    for (const group of a.groups) {
+      const op = opAt[group.positions[0]!]!;
+      if (group.positions.some((p) => opAt[p] !== op)) disagreements++;
+      const run = threadRunOf(group, a.tid, a.ith);
+      const have = mine.get(op);
+      if (have) mergeInto(have, run);
+      else {
+        mine.set(op, run);
+        op.threads.push(run);
+      }
+    }
+  }
+  if (anomalies > 0) fail(`${anomalies} operator events did not fit the graph's node order`);
+  if (disagreements > 0) fail(`threads disagree on ${disagreements} fused steps`);
+
+  const tids = alignments.map((a) => a.tid);
+  let missing = 0;
+  for (const op of ops) {
+    op.threads.sort(byIth);
+    const present = new Set(op.threads.map((t) => t.tid));
+    op.missingTids = tids.filter((t) => !present.has(t));
+    missing += op.missingTids.length;
+    if (op.threads.length === 0) missing++;
+    for (const t of op.threads) {
+      op.visible ||= t.visible;
+      if (op.startNs === null || t.startNs < op.startNs) op.startNs = t.startNs;
+      if (op.endNs === null || t.endNs > op.endNs) op.endNs = t.endNs;
+    }
+    op.durationNs = op.startNs === null ? 0 : Number(op.endNs! - op.startNs);
+  }
+  if (tids.length === 0 && m > 0) fail("no operator events were recorded for it");
+  else if (missing > 0) fail(`${missing} operator intervals are missing on some thread`);
+  if (g.nThreads > 0 && tids.length > 0 && tids.length < g.nThreads) {
+    fail(`${g.nThreads} threads computed it, events of only ${tids.length} were recorded`);
+  }
+  g.ops = ops;
+
+  const threads = new Map<number, GraphThread>();
+  for (const a of alignments) {
+    threads.set(a.tid, {
+      tid: a.tid,
+      ith: a.ith,
+      computeNs: 0,
+      barrierWaitNs: 0,
+      offCpuNs: 0,
+      preemptedNs: 0,
+    });
+  }
+  for (const op of ops) {
+    for (const t of op.threads) {
+      const gt = threads.get(t.tid)!;
+      gt.computeNs += Number(t.endNs - t.startNs);
+      gt.barrierWaitNs += t.barrierWaitNs;
+    }
+  }
+  g.threads = [...threads.values()];
+}
