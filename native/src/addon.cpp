@@ -91,7 +91,7 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
   ~TracerBinding() override { Shutdown(); }
 
  private:
-  // attachUprobe(handler, binary, symbol, cookie) -> "" or an error message
+  // attachUprobe(handler, binary, symbol, cookie, fileOffset?) -> "" or an error message
   Napi::Value AttachUprobe(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!tracer_) return Napi::String::New(env, "the tracer is closed");
@@ -101,9 +101,12 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
           .ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    uint64_t offset = info.Length() > 4 && info[4].IsNumber()
+                          ? static_cast<uint64_t>(info[4].As<Napi::Number>().Int64Value())
+                          : 0;
     std::string error = tracer_->AttachUprobe(info[0].As<Napi::String>(), info[1].As<Napi::String>(),
                                               info[2].As<Napi::String>(),
-                                              static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value()));
+                                              static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value()), offset);
     return Napi::String::New(env, error);
   }
 

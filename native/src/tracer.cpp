@@ -97,16 +97,16 @@ Tracer::~Tracer() {
 }
 
 std::string Tracer::AttachUprobe(const std::string& program, const std::string& binary,
-                                 const std::string& symbol, uint64_t cookie) {
+                                 const std::string& symbol, uint64_t cookie, uint64_t file_offset) {
   if (!skel_) return "the tracer is closed";
   bpf_program* prog = ProgramByName(skel_, program);
   if (!prog) return "unknown probe handler '" + program + "'";
   LIBBPF_OPTS(bpf_uprobe_opts, opts);
-  opts.func_name = symbol.c_str();
+  opts.func_name = file_offset ? nullptr : symbol.c_str();
   opts.retprobe = IsReturnProbe(program);
   opts.bpf_cookie = cookie;
   bpf_link* link = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(skel_->rodata->target_tgid),
-                                                   binary.c_str(), 0, &opts);
+                                                   binary.c_str(), static_cast<size_t>(file_offset), &opts);
   if (!link) {
     int err = errno;
     return std::string(opts.retprobe ? "uretprobe" : "uprobe") + " on " + symbol + " in " + binary +

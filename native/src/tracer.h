@@ -46,8 +46,9 @@ class Tracer {
 
   // Attaches one of the program's uprobe handlers to `symbol` in `binary` for the target
   // process. Returns an empty string on success, else a message naming the symbol and errno.
+  // A non-zero `file_offset` places the probe there instead of at the symbol's first byte.
   std::string AttachUprobe(const std::string& program, const std::string& binary,
-                           const std::string& symbol, uint64_t cookie);
+                           const std::string& symbol, uint64_t cookie, uint64_t file_offset = 0);
   std::string AttachSchedTracepoints();
   // Sets the ggml field offsets the handlers read with (once the library defining them is known).
   std::string SetLayout(const pi_layout& layout);

@@ -20,6 +20,7 @@ interface CommonOptions {
   moe: boolean;
   ringBuffer: number;
   status: boolean;
+  probeAllOps?: boolean;
 }
 
 function positiveInt(what: string) {
@@ -78,7 +79,11 @@ function addCommonOptions(command: Command): Command {
     )
     .option("--no-moe", "do not read MoE expert ids")
     .option("--ring-buffer <size>", "BPF ring buffer size", parseSize, 64 << 20)
-    .option("--no-status", "no live status line");
+    .option("--no-status", "no live status line")
+    .option(
+      "--probe-all-ops",
+      "also probe operator functions whose first instruction the kernel must single-step (about 10x the cost a hit; by default they are timed from the barriers)",
+    );
 }
 
 function defaultRunDir(name: string): string {
@@ -100,6 +105,7 @@ function recordOptions(opts: CommonOptions, outDir: string): RecordOptions {
     window: opts.window ?? null,
     moe: opts.moe,
     ringBufferBytes: opts.ringBuffer,
+    probeAllOps: opts.probeAllOps ?? false,
     log: (message) => process.stderr.write(`profinfer: ${message}\n`),
     version: VERSION,
   };

@@ -52,8 +52,17 @@ export type ProbeHandler =
   | "dl_activity";
 
 export interface NativeTracer {
-  /** "" on success, else a message naming the symbol, the library and errno */
-  attachUprobe(handler: ProbeHandler, binary: string, symbol: string, cookie: number): string;
+  /**
+   * "" on success, else a message naming the symbol, the library and errno. `fileOffset` places
+   * the probe at that offset of the file rather than at the symbol's first instruction.
+   */
+  attachUprobe(
+    handler: ProbeHandler,
+    binary: string,
+    symbol: string,
+    cookie: number,
+    fileOffset?: number,
+  ): string;
   attachSchedTracepoints(): string;
   setLayout(layout: NativeLayout): string;
   /** batches of `u32 length + event` records, delivered on the JS thread; null once after the last */

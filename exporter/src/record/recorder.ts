@@ -18,7 +18,12 @@ import {
 } from "../target/libraries.js";
 import { EventType, decodeEvent, type TensorEvent } from "../trace/events.js";
 import { RawFileWriter, type RawNote, type RunHeader } from "../trace/rawFile.js";
-import { layoutProbePath, type NativeModule, type NativeTracer } from "./nativeTracer.js";
+import {
+  layoutProbePath,
+  type NativeModule,
+  type NativeTracer,
+  type ProbeHandler,
+} from "./nativeTracer.js";
 
 export type Level = "token" | "graph" | "op";
 export const LEVELS: Record<Level, number> = { token: 1, graph: 2, op: 3 };
@@ -34,6 +39,8 @@ export interface RecordOptions {
   window: [number, number] | null;
   moe: boolean;
   ringBufferBytes: number;
+  /** also probe operator functions whose first instruction the kernel must single-step */
+  probeAllOps: boolean;
   /** called with warnings and progress a user should see */
   log: (message: string) => void;
   version: string;
@@ -133,7 +140,7 @@ export class Recorder {
       this.examined.add(path);
       const roles = classifyLibrary(path);
       if (!roles) continue;
-      if (roles.dynamicLinker) this.attach("dl_activity", path, "_dl_debug_state", 0);
+      if (roles.dynamicLinker) this.attach("dl_activity", roles, "_dl_debug_state", 0);
       if (roles.llama || roles.ggmlBase || roles.ggmlCpu) found.push(roles);
     }
     // ggml's base library first: the layout it gives is needed before operator probes go in
@@ -146,12 +153,19 @@ export class Recorder {
   }
 
   private attach(
-    handler: Parameters<NativeTracer["attachUprobe"]>[0],
-    path: string,
+    handler: ProbeHandler,
+    roles: LibraryRoles,
     symbol: string,
     cookie: number,
   ): boolean {
-    const error = this.tracer.attachUprobe(handler, path, symbol, cookie);
+    const site = roles.probeSites.get(symbol);
+    const error = this.tracer.attachUprobe(
+      handler,
+      roles.path,
+      symbol,
+      cookie,
+      site?.fileOffset ?? 0,
+    );
     if (error) this.warn(error);
     return !error;
   }
@@ -159,17 +173,17 @@ export class Recorder {
   private attachLibrary(roles: LibraryRoles): void {
     const level = LEVELS[this.options.level];
     if (roles.llama) {
-      this.attach("decode_enter", roles.path, "llama_decode", 0);
-      this.attach("decode_exit", roles.path, "llama_decode", 0);
+      this.attach("decode_enter", roles, "llama_decode", 0);
+      this.attach("decode_exit", roles, "llama_decode", 0);
     }
     if (roles.ggmlBase && level >= LEVELS.graph) {
-      this.attach("sched_graph_enter", roles.path, "ggml_backend_sched_graph_compute_async", 0);
-      this.attach("sched_graph_exit", roles.path, "ggml_backend_sched_graph_compute_async", 0);
+      this.attach("sched_graph_enter", roles, "ggml_backend_sched_graph_compute_async", 0);
+      this.attach("sched_graph_exit", roles, "ggml_backend_sched_graph_compute_async", 0);
     }
     if (roles.ggmlBase && level >= LEVELS.graph && !this.layout) this.resolveLayout(roles.path);
     if (roles.ggmlCpu && level >= LEVELS.graph) {
-      this.attach("cpu_graph_enter", roles.path, "ggml_graph_compute", 0);
-      this.attach("cpu_graph_exit", roles.path, "ggml_graph_compute", 0);
+      this.attach("cpu_graph_enter", roles, "ggml_graph_compute", 0);
+      this.attach("cpu_graph_exit", roles, "ggml_graph_compute", 0);
     }
     if (roles.ggmlCpu && level >= LEVELS.op) {
       if (!this.layout) {
@@ -180,15 +194,29 @@ export class Recorder {
         this.warn(`operator probes on ${roles.path} skipped: the ggml layout is unknown`);
         return;
       }
-      this.attach("barrier_enter", roles.path, "ggml_barrier", 0);
-      this.attach("barrier_exit", roles.path, "ggml_barrier", 0);
+      this.attach("barrier_enter", roles, "ggml_barrier", 0);
+      this.attach("barrier_exit", roles, "ggml_barrier", 0);
       const wanted = this.options.ops;
       const attached: { index: number; symbol: string; library: string }[] = [];
+      const stepped: string[] = [];
       for (const symbol of roles.opFunctions) {
         if (wanted && !wanted.includes(opOfFunction(symbol))) continue;
+        const site = roles.probeSites.get(symbol);
+        if (site && !site.emulated && !this.options.probeAllOps) {
+          stepped.push(opOfFunction(symbol));
+          continue;
+        }
         const index = this.opFuncs.length + attached.length;
-        if (this.attachOp(roles.path, symbol, index))
+        if (this.attachOp(roles, symbol, index))
           attached.push({ index, symbol, library: roles.path });
+      }
+      if (stepped.length > 0) {
+        this.note({
+          kind: "unprobed",
+          library: roles.path,
+          reason: "single-stepped entry instruction",
+          ops: stepped,
+        });
       }
       if (this.opAttachFailures.length > 0) {
         this.warn(
@@ -228,10 +256,11 @@ export class Recorder {
     this.note({ kind: "warning", message });
   }
 
-  private attachOp(path: string, symbol: string, index: number): boolean {
+  private attachOp(roles: LibraryRoles, symbol: string, index: number): boolean {
     // one line for all operator functions that cannot carry a probe, not one per function
+    const offset = roles.probeSites.get(symbol)?.fileOffset ?? 0;
     for (const handler of ["op_enter", "op_exit"] as const) {
-      const error = this.tracer.attachUprobe(handler, path, symbol, index);
+      const error = this.tracer.attachUprobe(handler, roles.path, symbol, index, offset);
       if (error) {
         this.opAttachFailures.push(`${opOfFunction(symbol)} (${error.replace(/^.*: /, "")})`);
         return false;

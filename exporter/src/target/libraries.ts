@@ -3,6 +3,7 @@
 // scheduler, a CPU backend with its per-operator functions, the dynamic linker's debug hook.
 import { readFileSync } from "node:fs";
 import { readElf, type ElfFile } from "./elf.js";
+import { findProbeSite, type ProbeSite } from "./probeSite.js";
 
 export interface LibraryRoles {
   path: string;
@@ -14,6 +15,8 @@ export interface LibraryRoles {
   ggmlCpu: boolean;
   /** ggml_compute_forward_<op> functions found in the CPU backend (exported or local) */
   opFunctions: string[];
+  /** where a probe on each traced function goes, by symbol */
+  probeSites: Map<string, ProbeSite>;
   /** _dl_debug_state: the dynamic linker */
   dynamicLinker: boolean;
   hasDebugInfo: boolean;
@@ -51,17 +54,32 @@ export function classifyLibrary(path: string): LibraryRoles | null {
     return null;
   }
   const ggmlCpu = has(elf, "ggml_graph_compute") && has(elf, "ggml_barrier");
+  const opFunctions = ggmlCpu
+    ? [...elf.symbols.values()]
+        .filter((s) => s.isFunction && OP_FUNCTION.test(s.name))
+        .map((s) => s.name)
+        .sort()
+    : [];
+  const probeSites = new Map<string, ProbeSite>();
+  const traced = [
+    "llama_decode",
+    "ggml_backend_sched_graph_compute_async",
+    "ggml_graph_compute",
+    "ggml_barrier",
+    "_dl_debug_state",
+    ...opFunctions,
+  ];
+  for (const symbol of traced) {
+    const site = findProbeSite(elf, symbol);
+    if (site) probeSites.set(symbol, site);
+  }
   return {
     path,
     llama: has(elf, "llama_decode"),
     ggmlBase: has(elf, "ggml_backend_sched_graph_compute_async") && has(elf, "ggml_op_name"),
     ggmlCpu,
-    opFunctions: ggmlCpu
-      ? [...elf.symbols.values()]
-          .filter((s) => s.isFunction && OP_FUNCTION.test(s.name))
-          .map((s) => s.name)
-          .sort()
-      : [],
+    opFunctions,
+    probeSites,
     dynamicLinker: has(elf, "_dl_debug_state"),
     hasDebugInfo: elf.hasDebugInfo,
     hasSymbolTable: elf.hasSymbolTable,

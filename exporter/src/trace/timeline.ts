@@ -78,7 +78,8 @@ export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): T
         }
         if (--depth === 0) {
           openOp.endNs = ev.ts;
-          if (ev.dst !== openOp.dst) openOp.broken = true;
+          // OP_END carries no dst (a return probe has no arguments): 0 there is no mismatch
+          if (ev.dst !== 0n && ev.dst !== openOp.dst) openOp.broken = true;
           openOp = null;
         }
         break;
