@@ -51,6 +51,8 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
                        {
                            InstanceMethod<&TracerBinding::AttachUprobe>("attachUprobe"),
                            InstanceMethod<&TracerBinding::AttachSched>("attachSchedTracepoints"),
+                           InstanceMethod<&TracerBinding::AttachUprobeMulti>("attachUprobeMulti"),
+                           InstanceMethod<&TracerBinding::DropLastMultiLink>("dropLastMultiLink"),
                            InstanceMethod<&TracerBinding::SetLayout>("setLayout"),
                            InstanceMethod<&TracerBinding::Start>("start"),
                            InstanceMethod<&TracerBinding::Stop>("stop"),
@@ -79,6 +81,7 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     options.window_last = U32(o, "windowLast", 0);
     options.ops_without_tokens = o.Get("opsWithoutTokens").ToBoolean();
     options.moe = o.Get("moe").ToBoolean();
+    options.uprobe_multi = o.Get("uprobeMulti").ToBoolean();
     Napi::Value ring = o.Get("ringBufferBytes");
     if (ring.IsNumber()) options.ring_buffer_bytes = static_cast<uint64_t>(ring.As<Napi::Number>().Int64Value());
     try {
@@ -121,6 +124,30 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     pi_layout layout{};
     if (!ReadLayout(env, info[0].As<Napi::Object>(), &layout)) return env.Undefined();
     return Napi::String::New(env, tracer_->SetLayout(layout));
+  }
+
+  // attachUprobeMulti(handler, binary, fileOffsets: number[], cookies: number[]) -> "" or an error
+  Napi::Value AttachUprobeMulti(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!tracer_) return Napi::String::New(env, "the tracer is closed");
+    if (info.Length() < 4 || !info[0].IsString() || !info[1].IsString() || !info[2].IsArray() || !info[3].IsArray()) {
+      Napi::TypeError::New(env, "attachUprobeMulti(handler: string, binary: string, fileOffsets: number[], cookies: number[])")
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto numbers = [](Napi::Array a) {
+      std::vector<uint64_t> out(a.Length());
+      for (uint32_t i = 0; i < a.Length(); i++) out[i] = static_cast<uint64_t>(a.Get(i).As<Napi::Number>().Int64Value());
+      return out;
+    };
+    return Napi::String::New(env, tracer_->AttachUprobeMulti(info[0].As<Napi::String>(), info[1].As<Napi::String>(),
+                                                             numbers(info[2].As<Napi::Array>()),
+                                                             numbers(info[3].As<Napi::Array>())));
+  }
+
+  Napi::Value DropLastMultiLink(const Napi::CallbackInfo& info) {
+    if (tracer_) tracer_->DropLastMultiLink();
+    return info.Env().Undefined();
   }
 
   Napi::Value AttachSched(const Napi::CallbackInfo& info) {

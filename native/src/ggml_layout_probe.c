@@ -1003,8 +1003,30 @@ static void *open_library(const char *path)
 
 static struct pi_table g_ops, g_unary, g_glu, g_types;
 
+/*
+ * --score LIB...: ggml_backend_score() of each CPU backend variant, as ggml's loader asks it, so
+ * that the tracer probes the variant ggml will pick (highest score) instead of all of them.
+ */
+static int score_variants(int argc, char **argv)
+{
+    printf("{\"scores\":{");
+    for (int i = 2; i < argc; i++) {
+        void *lib = dlopen(argv[i], RTLD_NOW | RTLD_LOCAL);
+        int (*score)(void) = lib ? (int (*)(void))dlsym(lib, "ggml_backend_score") : NULL;
+        printf("%s\"", i > 2 ? "," : "");
+        for (const char *c = argv[i]; *c; c++) {
+            if (*c == '"' || *c == '\\') putchar('\\');
+            putchar(*c);
+        }
+        printf("\":%d", score ? score() : -1);
+    }
+    printf("}}\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--score") == 0) return score_variants(argc, argv);
     if (argc < 2 || argc > 3) {
         fail(PI_EXIT_LOAD, "usage: %s /path/to/libggml-base.so [/path/to/libggml-cpu.so]",
              argc > 0 ? argv[0] : "ggml-layout-probe");

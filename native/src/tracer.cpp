@@ -3,6 +3,9 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
@@ -48,6 +51,27 @@ bool IsReturnProbe(const std::string& name) {
   return name.size() > 5 && name.compare(name.size() - 5, 5, "_exit") == 0;
 }
 
+// The kernel's uprobe_multi link (6.6+). Debian 12's libbpf 1.1 and uapi headers predate it, so
+// the attach type and the link_create attributes are spelled out here from the kernel's uapi.
+constexpr uint32_t kTraceUprobeMulti = 48;  // BPF_TRACE_UPROBE_MULTI
+constexpr uint32_t kUprobeMultiReturn = 1;  // BPF_F_UPROBE_MULTI_RETURN
+
+struct UprobeMultiLinkAttr {
+  uint32_t prog_fd;
+  uint32_t target_fd;
+  uint32_t attach_type;
+  uint32_t flags;
+  uint64_t path;
+  uint64_t offsets;
+  uint64_t ref_ctr_offsets;
+  uint64_t cookies;
+  uint32_t cnt;
+  uint32_t multi_flags;
+  uint32_t pid;
+  uint32_t pad;
+  uint8_t rest[64];  // the rest of union bpf_attr, zeroed
+};
+
 }  // namespace
 
 Tracer::Tracer(const TracerOptions& o) {
@@ -76,6 +100,11 @@ Tracer::Tracer(const TracerOptions& o) {
     profinfer_bpf__destroy(skel_);
     skel_ = nullptr;
     throw std::runtime_error("cannot size the BPF maps: " + ErrnoText(err));
+  }
+
+  if (o.uprobe_multi) {
+    bpf_program__set_expected_attach_type(skel_->progs.op_enter, static_cast<bpf_attach_type>(kTraceUprobeMulti));
+    bpf_program__set_expected_attach_type(skel_->progs.op_exit, static_cast<bpf_attach_type>(kTraceUprobeMulti));
   }
 
   /* load: the verifier runs here; permission problems show up as EPERM */
@@ -114,6 +143,36 @@ std::string Tracer::AttachUprobe(const std::string& program, const std::string& 
   }
   links_.push_back(link);
   return "";
+}
+
+std::string Tracer::AttachUprobeMulti(const std::string& program, const std::string& binary,
+                                      const std::vector<uint64_t>& offsets, const std::vector<uint64_t>& cookies) {
+  if (!skel_) return "the tracer is closed";
+  bpf_program* prog = ProgramByName(skel_, program);
+  if (!prog) return "unknown probe handler '" + program + "'";
+  if (offsets.empty() || offsets.size() != cookies.size()) return "offsets and cookies must be non-empty and of one length";
+  UprobeMultiLinkAttr attr{};
+  attr.prog_fd = static_cast<uint32_t>(bpf_program__fd(prog));
+  attr.attach_type = kTraceUprobeMulti;
+  attr.path = reinterpret_cast<uint64_t>(binary.c_str());
+  attr.offsets = reinterpret_cast<uint64_t>(offsets.data());
+  attr.cookies = reinterpret_cast<uint64_t>(cookies.data());
+  attr.cnt = static_cast<uint32_t>(offsets.size());
+  attr.multi_flags = IsReturnProbe(program) ? kUprobeMultiReturn : 0;
+  attr.pid = skel_->rodata->target_tgid;
+  long fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+  if (fd < 0) {
+    int err = errno;
+    return "uprobe_multi (" + std::to_string(offsets.size()) + " functions) in " + binary + ": " + ErrnoText(err);
+  }
+  multi_link_fds_.push_back(static_cast<int>(fd));
+  return "";
+}
+
+void Tracer::DropLastMultiLink() {
+  if (multi_link_fds_.empty()) return;
+  close(multi_link_fds_.back());
+  multi_link_fds_.pop_back();
 }
 
 std::string Tracer::AttachSchedTracepoints() {
@@ -165,6 +224,8 @@ void Tracer::Start(std::function<void(std::unique_ptr<Batch>)> deliver) {
     while (running_) {
       int n = ring_buffer__poll(ring_, kPollMs);
       if (n < 0 && n != -EINTR) break;
+      /* events are submitted without a wakeup: take what is there even when poll timed out */
+      ring_buffer__consume(ring_);
       if (pending_) deliver_(std::move(pending_));
     }
     /* drain what arrived before the stop, then mark the end of the stream */
@@ -187,6 +248,8 @@ void Tracer::Stop() {
 void Tracer::Detach() {
   for (bpf_link* link : links_) bpf_link__destroy(link);
   links_.clear();
+  for (int fd : multi_link_fds_) close(fd);
+  multi_link_fds_.clear();
 }
 
 std::vector<uint64_t> Tracer::SumPerCpu(int map_fd, uint32_t entries) const {

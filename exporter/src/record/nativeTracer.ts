@@ -36,6 +36,8 @@ export interface NativeTracerOptions {
   opsWithoutTokens: boolean;
   moe: boolean;
   ringBufferBytes: number;
+  /** per-operator probes go on as uprobe_multi links (Linux 6.6+) */
+  uprobeMulti: boolean;
 }
 
 export type ProbeHandler =
@@ -63,6 +65,15 @@ export interface NativeTracer {
     cookie: number,
     fileOffset?: number,
   ): string;
+  /** one uprobe_multi link over many file offsets; cookies[i] goes with offsets[i] */
+  attachUprobeMulti(
+    handler: "op_enter" | "op_exit",
+    binary: string,
+    fileOffsets: number[],
+    cookies: number[],
+  ): string;
+  /** closes the most recent uprobe_multi link */
+  dropLastMultiLink(): void;
   attachSchedTracepoints(): string;
   setLayout(layout: NativeLayout): string;
   /** batches of `u32 length + event` records, delivered on the JS thread; null once after the last */

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // A recording of one process: load the tracer, follow the libraries the process maps (also the
 // ones it dlopens later), attach probes, stream events into events.pinf, finish cleanly.
+import { readdirSync } from "node:fs";
 import { hostname, cpus, release } from "node:os";
 import { join } from "node:path";
 import {
   LayoutError,
   probeLayout,
+  scoreCpuVariants,
   toNativeLayout,
   validateTensorReadings,
   type ProbedLayout,
@@ -74,7 +76,8 @@ export class Recorder {
   private failure: Error | null = null;
   private streamEnded: (() => void) | null = null;
   private closed = false;
-  private opAttachFailures: string[] = [];
+  private chosenVariants = new Map<string, string | null>();
+  private readonly uprobeMulti: boolean;
   private clock: { monotonicNs: string; realtimeNs: string };
   readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0, libraries: [] };
 
@@ -84,6 +87,7 @@ export class Recorder {
     private readonly command: string[],
     private readonly options: RecordOptions,
   ) {
+    this.uprobeMulti = kernelHasUprobeMulti();
     const [monotonicNs, realtimeNs] = native.clockPair();
     this.clock = { monotonicNs, realtimeNs };
     this.tracer = new native.Tracer({
@@ -95,6 +99,7 @@ export class Recorder {
       opsWithoutTokens: true,
       moe: options.moe,
       ringBufferBytes: options.ringBufferBytes,
+      uprobeMulti: this.uprobeMulti,
     });
   }
 
@@ -141,6 +146,7 @@ export class Recorder {
       const roles = classifyLibrary(path);
       if (!roles) continue;
       if (roles.dynamicLinker) this.attach("dl_activity", roles, "_dl_debug_state", 0);
+      if (roles.ggmlCpu && !this.isChosenCpuVariant(path)) continue;
       if (roles.llama || roles.ggmlBase || roles.ggmlCpu) found.push(roles);
     }
     // ggml's base library first: the layout it gives is needed before operator probes go in
@@ -150,6 +156,35 @@ export class Recorder {
       this.stats.libraries.push(roles.path);
       this.attachLibrary(roles);
     }
+  }
+
+  /**
+   * A build with dynamically loaded backends (node-llama-cpp, GGML_BACKEND_DL) dlopens every
+   * libggml-cpu-<variant>.so of its folder to ask its score and keeps the best. Only that one
+   * will compute, so only that one is probed: thousands of probes on the others would cost their
+   * detach time for nothing.
+   */
+  private isChosenCpuVariant(path: string): boolean {
+    const match = /^(.*)\/libggml-cpu-[^/]+\.so$/.exec(path);
+    if (!match) return true;
+    const dir = match[1]!;
+    let best: string | null | undefined = this.chosenVariants.get(dir);
+    if (best === undefined) {
+      best = null;
+      try {
+        const variants = readdirSync(dir)
+          .filter((f) => /^libggml-cpu-[^/]+\.so$/.test(f))
+          .map((f) => join(dir, f));
+        let top = 0;
+        for (const [variant, score] of scoreCpuVariants(layoutProbePath, variants)) {
+          if (score > top) [best, top] = [variant, score];
+        }
+      } catch (error) {
+        this.warn(`${(error as Error).message}; probing every CPU variant in ${dir}`);
+      }
+      this.chosenVariants.set(dir, best);
+    }
+    return best === null || best === path;
   }
 
   private attach(
@@ -197,18 +232,21 @@ export class Recorder {
       this.attach("barrier_enter", roles, "ggml_barrier", 0);
       this.attach("barrier_exit", roles, "ggml_barrier", 0);
       const wanted = this.options.ops;
-      const attached: { index: number; symbol: string; library: string }[] = [];
+      const candidates: { index: number; symbol: string; offset: number }[] = [];
       const stepped: string[] = [];
       for (const symbol of roles.opFunctions) {
         if (wanted && !wanted.includes(opOfFunction(symbol))) continue;
         const site = roles.probeSites.get(symbol);
-        if (site && !site.emulated && !this.options.probeAllOps) {
+        if (!site) continue;
+        if (!site.emulated && !this.options.probeAllOps) {
           stepped.push(opOfFunction(symbol));
           continue;
         }
-        const index = this.opFuncs.length + attached.length;
-        if (this.attachOp(roles, symbol, index))
-          attached.push({ index, symbol, library: roles.path });
+        candidates.push({
+          index: this.opFuncs.length + candidates.length,
+          symbol,
+          offset: site.fileOffset,
+        });
       }
       if (stepped.length > 0) {
         this.note({
@@ -218,12 +256,16 @@ export class Recorder {
           ops: stepped,
         });
       }
-      if (this.opAttachFailures.length > 0) {
+      const failures: string[] = [];
+      const attachedSet = this.attachOps(roles.path, candidates, failures);
+      const attached = candidates
+        .filter((c) => attachedSet.has(c.index))
+        .map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
+      if (failures.length > 0) {
         this.warn(
-          `${this.opAttachFailures.length} of ${roles.opFunctions.length} operator functions in ${roles.path} cannot carry a probe ` +
-            `and are timed from the barriers instead: ${this.opAttachFailures.join(", ")}`,
+          `${failures.length} of ${roles.opFunctions.length} operator functions in ${roles.path} cannot carry a probe ` +
+            `and are timed from the barriers instead: ${failures.join(", ")}`,
         );
-        this.opAttachFailures = [];
       }
       this.opFuncs.push(...attached);
       if (attached.length === 0)
@@ -256,17 +298,49 @@ export class Recorder {
     this.note({ kind: "warning", message });
   }
 
-  private attachOp(roles: LibraryRoles, symbol: string, index: number): boolean {
-    // one line for all operator functions that cannot carry a probe, not one per function
-    const offset = roles.probeSites.get(symbol)?.fileOffset ?? 0;
-    for (const handler of ["op_enter", "op_exit"] as const) {
-      const error = this.tracer.attachUprobe(handler, roles.path, symbol, index, offset);
-      if (error) {
-        this.opAttachFailures.push(`${opOfFunction(symbol)} (${error.replace(/^.*: /, "")})`);
-        return false;
+  /**
+   * Probes operator functions, entry and return. With uprobe_multi, one link per direction
+   * covers them all; when the kernel refuses a set (one function whose entry cannot carry a
+   * probe spoils the link), the set is split in halves until the culprits are found, so a few
+   * links still cover everything else. Returns the cookies (indices) that were attached.
+   */
+  private attachOps(
+    path: string,
+    items: { index: number; symbol: string; offset: number }[],
+    failures: string[],
+  ): Set<number> {
+    const done = new Set<number>();
+    if (items.length === 0) return done;
+    if (!this.uprobeMulti) {
+      for (const item of items) {
+        const errors = (["op_enter", "op_exit"] as const).map((h) =>
+          this.tracer.attachUprobe(h, path, item.symbol, item.index, item.offset),
+        );
+        const error = errors.find(Boolean);
+        if (error) failures.push(`${opOfFunction(item.symbol)} (${error.replace(/^.*: /, "")})`);
+        else done.add(item.index);
       }
+      return done;
     }
-    return true;
+    const offsets = items.map((i) => i.offset);
+    const cookies = items.map((i) => i.index);
+    const enter = this.tracer.attachUprobeMulti("op_enter", path, offsets, cookies);
+    const exit = enter ? enter : this.tracer.attachUprobeMulti("op_exit", path, offsets, cookies);
+    if (!enter && !exit) {
+      for (const i of items) done.add(i.index);
+      return done;
+    }
+    // an entry link without its return twin would leave operators open: take it out again
+    if (!enter && exit) this.tracer.dropLastMultiLink();
+    if (items.length === 1) {
+      failures.push(`${opOfFunction(items[0]!.symbol)} (${(enter || exit).replace(/^.*: /, "")})`);
+      return done;
+    }
+    const half = Math.ceil(items.length / 2);
+    for (const part of [items.slice(0, half), items.slice(half)]) {
+      for (const index of this.attachOps(path, part, failures)) done.add(index);
+    }
+    return done;
   }
 
   private note(note: RawNote): void {
@@ -425,6 +499,12 @@ export class Recorder {
     this.closed = true;
     this.tracer.close();
   }
+}
+
+/** uprobe_multi links exist from Linux 6.6. */
+export function kernelHasUprobeMulti(kernelRelease = release()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
+  return m !== null && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 6));
 }
 
 /** A batch without the records of one event type. */

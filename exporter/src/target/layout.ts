@@ -122,3 +122,22 @@ export function validateTensorReadings(
   }
   return null;
 }
+
+/** ggml_backend_score() of each CPU backend variant (0: this CPU cannot run it; -1: no score). */
+export function scoreCpuVariants(
+  probePath: string,
+  libraries: readonly string[],
+): Map<string, number> {
+  const run = spawnSync(probePath, ["--score", ...libraries], {
+    encoding: "utf8",
+    timeout: 30_000,
+  });
+  try {
+    const parsed = JSON.parse(run.stdout) as { scores: Record<string, number> };
+    return new Map(Object.entries(parsed.scores));
+  } catch {
+    throw new LayoutError(
+      `cannot score the CPU backend variants (${run.stderr.trim() || `exit ${run.status}`})`,
+    );
+  }
+}

@@ -1,0 +1,546 @@
+// SPDX-License-Identifier: Apache-2.0
+// The tracer against real llama.cpp processes (root, real eBPF): token counts, graphs and
+// operators against llama.cpp's own view of its graph (llama-eval-callback), MoE expert ids,
+// per-thread structure, replay, and the failure cases a user meets.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { readElf } from "../exporter/src/target/elf.js";
+import { buildRun, type Run } from "../exporter/src/trace/model.js";
+import { readRawFile } from "../exporter/src/trace/rawFile.js";
+import {
+  llama,
+  manifest,
+  profinfer,
+  repoRoot,
+  runProgram,
+  tinyModels,
+  type Ran,
+} from "./support/targets.js";
+
+const scratch = mkdtempSync(join(tmpdir(), "profinfer-tracer-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+let models: ReturnType<typeof tinyModels> = [];
+before(() => {
+  models = tinyModels();
+});
+const model = (arch: string) => models.find((m) => m.arch === arch)!.path;
+const prompt = "The quick brown fox jumps over the lazy dog";
+
+let runCounter = 0;
+/** profinfer record into a fresh run folder; returns the run folder, the model and the output. */
+async function record(
+  args: string[],
+  command: string[],
+): Promise<{ dir: string; ran: Ran; run: Run }> {
+  const dir = join(scratch, `run-${++runCounter}`);
+  const ran = await profinfer(["record", "--no-status", "--out", dir, ...args, "--", ...command]);
+  const run = buildRun(readRawFile(join(dir, "events.pinf")));
+  return { dir, ran, run };
+}
+
+function completion(modelPath: string, tokens: number, extra: string[] = []): string[] {
+  return [
+    llama("llama-completion"),
+    "-m",
+    modelPath,
+    "-p",
+    prompt,
+    "-n",
+    String(tokens),
+    "--ignore-eos",
+    "-no-cnv",
+    "--temp",
+    "0",
+    "-t",
+    "2",
+    "-c",
+    "256",
+    "--no-warmup",
+    ...extra,
+  ];
+}
+
+function cpuGraphs(run: Run) {
+  return run.graphRuns.filter((g) => g.fn === "cpu" && g.opsRecorded);
+}
+
+describe("tokens, graphs and operators of every tiny architecture", () => {
+  for (const arch of ["llama", "qwen2", "gemma2", "qwen2moe"]) {
+    test(`${arch}: token count, phases, nesting and threads`, async () => {
+      const { ran, run } = await record([], completion(model(arch), 8));
+      assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+      // llama.cpp's own count: one prompt evaluation, then one eval run per further token
+      const prompt = /prompt eval time =\s+[\d.]+ ms \/\s+(\d+) tokens/.exec(ran.stderr);
+      const evals = /\beval time =\s+[\d.]+ ms \/\s+(\d+) runs/.exec(ran.stderr);
+      assert.ok(prompt && evals, "llama-completion printed its timings");
+      const prefill = run.tokens.filter((t) => t.phase === "prefill");
+      const decode = run.tokens.filter((t) => t.phase === "decode");
+      assert.equal(decode.length, Number(evals[1]), "decode calls = llama.cpp's eval runs");
+      assert.equal(
+        prefill.reduce((a, t) => a + t.nTokens, 0),
+        Number(prompt[1]),
+        "prefill tokens = llama.cpp's prompt tokens",
+      );
+      assert.ok(run.tokens.every((t) => t.complete && t.ret === 0));
+
+      const graphs = cpuGraphs(run);
+      assert.ok(graphs.length >= run.tokens.length, "at least one CPU graph per llama_decode");
+      for (const g of graphs) {
+        assert.ok(g.complete, `graph ${g.id}: ${g.problems.join("; ")}`);
+        const token = run.tokens.find((t) => t.seq === g.tokenSeq)!;
+        assert.ok(
+          g.startNs >= token.startNs && g.endNs <= token.endNs,
+          "graphs nest inside their token",
+        );
+        const computed = g.snapshot!.dag.computed.length;
+        const covered = g.ops.reduce((a, op) => a + 1 + (op.fusedWith?.length ?? 0), 0);
+        assert.equal(covered, computed, "every computed node has an operator run");
+        const nThreads = new Set(g.ops.flatMap((op) => op.threads.map((t) => t.tid))).size;
+        for (const op of g.ops) {
+          assert.equal(
+            op.threads.length,
+            nThreads,
+            `${op.tensor.name} runs on every worker thread`,
+          );
+          for (const t of op.threads)
+            assert.ok(t.startNs >= g.startNs && t.endNs <= g.endNs, "ops nest inside their graph");
+        }
+        // no two operators overlap on one thread
+        const byThread = new Map<number, [bigint, bigint][]>();
+        for (const op of g.ops)
+          for (const t of op.threads)
+            byThread.set(t.tid, [...(byThread.get(t.tid) ?? []), [t.startNs, t.endNs]]);
+        for (const intervals of byThread.values()) {
+          intervals.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+          for (let i = 1; i < intervals.length; i++)
+            assert.ok(
+              intervals[i]![0] >= intervals[i - 1]![1],
+              "operators do not overlap on a thread",
+            );
+        }
+      }
+      assert.equal(run.drops?.total ?? 0, 0, "no events dropped");
+    });
+  }
+});
+
+/** llama-eval-callback prints each computed node: `name = (type) OP(src0{..}, src1{..}) = {shape}`. */
+function evalCallbackNodes(text: string): { name: string; op: string; sources: string[] }[] {
+  const nodes: { name: string; op: string; sources: string[] }[] = [];
+  for (const m of text.matchAll(
+    /common_debug_cb_eval:\s+(.+?) = \((\w+)\)\s+(\w+)\((.*)\) = \{/g,
+  )) {
+    const sources = [...m[4]!.matchAll(/([^,{}]+?)\{[\d, ]+\}/g)].map((s) => s[1]!.trim());
+    nodes.push({ name: m[1]!.trim(), op: m[3]!, sources });
+  }
+  return nodes;
+}
+
+/**
+ * The ffn_moe_topk tensors llama-eval-callback printed, per layer: its first rows and, when it
+ * elides the middle with "...", its last rows ({ head, tail }).
+ */
+function evalCallbackTopk(text: string): Map<number, { head: number[][]; tail: number[][] }> {
+  const out = new Map<number, { head: number[][]; tail: number[][] }>();
+  const re = /ffn_moe_topk-(\d+) = \(i32\)[^\n]*\n([\s\S]*?)sum = /g;
+  for (const m of text.matchAll(re)) {
+    const [before, after = ""] = m[2]!.split("...,");
+    const rows = (part: string) =>
+      [...part.matchAll(/\[([^[\]]+)\]/g)].map((r) =>
+        r[1]!.split(",").map((x) => Math.round(Number(x.trim()))),
+      );
+    out.set(Number(m[1]), { head: rows(before!), tail: rows(after) });
+  }
+  return out;
+}
+
+describe("against llama.cpp's own view of the graph (llama-eval-callback)", () => {
+  for (const arch of ["llama", "qwen2moe"]) {
+    test(`${arch}: operators, op types and DAG sources match; MoE ids equal llama.cpp's`, async () => {
+      const { ran, run } = await record(
+        [],
+        [llama("llama-eval-callback"), "-m", model(arch), "-p", prompt, "-t", "2", "-c", "256"],
+      );
+      assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+      const oracle = evalCallbackNodes(ran.stdout + ran.stderr);
+      assert.ok(oracle.length > 50, `llama-eval-callback printed ${oracle.length} nodes`);
+      // the token the callback printed: the prompt's (last) prefill
+      const token = run.tokens.filter((t) => t.phase === "prefill").at(-1)!;
+      const nodes = token.graphs
+        .filter((g) => g.fn === "cpu" && g.snapshot)
+        .flatMap((g) =>
+          g.snapshot!.dag.computed.map((i) => ({
+            node: g.snapshot!.dag.nodes[i]!,
+            dag: g.snapshot!.dag,
+          })),
+        );
+      // llama.cpp prints UNARY and GLU nodes by their sub-op (SILU, SWIGLU)
+      const ours = nodes.map(({ node }) => ({
+        name: node.tensor.name,
+        op: node.tensor.subOp ?? node.tensor.opName,
+      }));
+      const theirs = oracle.filter(
+        (n) => !["VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE", "NONE"].includes(n.op),
+      );
+      assert.deepEqual(
+        ours.map((n) => `${n.name}:${n.op}`),
+        theirs.map((n) => `${n.name}:${n.op}`),
+        "the computed nodes, in order, with their op types",
+      );
+      // DAG edges: each node's sources carry the names llama.cpp prints for it
+      for (const [i, { node, dag }] of nodes.entries()) {
+        const sourceNames = node.sources.map((s) =>
+          s.direct.kind === "node"
+            ? dag.nodes[s.direct.index]!.tensor.name
+            : dag.leaves[s.direct.index]!.tensor.name,
+        );
+        // llama-eval-callback prints the first two sources of a node
+        assert.deepEqual(
+          sourceNames.slice(0, 2),
+          theirs[i]!.sources,
+          `sources of ${node.tensor.name}`,
+        );
+      }
+      if (arch === "qwen2moe") {
+        const expected = evalCallbackTopk(ran.stdout + ran.stderr);
+        assert.equal(expected.size, 4, "llama.cpp printed the routing of 4 layers");
+        for (const [layer, { head, tail }] of expected) {
+          const ours = token.experts?.get(layer) ?? [];
+          assert.deepEqual(ours.slice(0, head.length), head, `layer ${layer}: first rows`);
+          if (tail.length > 0)
+            assert.deepEqual(ours.slice(-tail.length), tail, `layer ${layer}: last rows`);
+        }
+      }
+    });
+  }
+
+  test("qwen2moe: expert ids are recorded for every decode token and layer, prefill batches included", async () => {
+    const { run } = await record([], completion(model("qwen2moe"), 6));
+    for (const t of run.tokens) {
+      assert.deepEqual([...(t.experts?.keys() ?? [])], [0, 1, 2, 3], `token ${t.seq}`);
+      for (const [layer, rows] of t.experts!) {
+        // llama.cpp computes the last layer for the output token only (inp_out_ids)
+        assert.equal(
+          rows.length,
+          layer === 3 ? 1 : t.nTokens,
+          `layer ${layer}: one row per token computed`,
+        );
+        for (const row of rows) {
+          assert.equal(row.length, 4, "top-4");
+          assert.ok(
+            row.every((id) => id >= 0 && id < 60) && new Set(row).size === 4,
+            `distinct experts in range: ${row}`,
+          );
+        }
+      }
+    }
+  });
+});
+
+describe("outputs", () => {
+  test("replay reproduces trace.json and stats.json byte for byte, without the tracer", async () => {
+    const { dir } = await record([], completion(model("gemma2"), 6));
+    const trace = readFileSync(join(dir, "trace.json"));
+    const stats = readFileSync(join(dir, "stats.json"));
+    rmSync(join(dir, "trace.json"));
+    rmSync(join(dir, "stats.json"));
+    const replay = await profinfer(["replay", dir]);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.ok(readFileSync(join(dir, "trace.json")).equals(trace), "trace.json identical");
+    assert.ok(readFileSync(join(dir, "stats.json")).equals(stats), "stats.json identical");
+    const parsed = JSON.parse(trace.toString()) as {
+      traceEvents: { ph: string; name: string; args?: Record<string, unknown> }[];
+    };
+    const threadNames = parsed.traceEvents
+      .filter((e) => e.ph === "M" && e.name === "thread_name")
+      .map((e) => e.args?.name);
+    assert.ok(threadNames.includes("worker 1"), `thread tracks: ${threadNames.join(", ")}`);
+    assert.ok(
+      parsed.traceEvents.some((e) => e.ph === "X" && e.name === "barrier"),
+      "barrier waits on the timeline",
+    );
+  });
+
+  test("a node-llama-cpp app is traced through the prebuilt libraries it dlopens", async () => {
+    const workload = join(repoRoot, "exporter", "dist", "workloads", "nodeLlamaCppGenerate.js");
+    const { ran, run } = await record(
+      [],
+      [process.execPath, workload, "--model", model("qwen2moe"), "--tokens", "6"],
+    );
+    assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+    const summary = JSON.parse(ran.stdout.split("\n").find((l) => l.startsWith("{"))!) as {
+      generatedTokens: number;
+    };
+    assert.equal(summary.generatedTokens, 6);
+    const libraries = Object.keys(run.header.target.libraries ?? {});
+    assert.ok(
+      libraries.some((l) => l.includes("@node-llama-cpp/linux-x64")),
+      `prebuilt libraries traced: ${libraries.join(", ")}`,
+    );
+    assert.ok(run.tokens.filter((t) => t.phase === "decode").length >= 5, "decode calls recorded");
+    assert.ok(
+      cpuGraphs(run).some((g) => g.ops.length > 50),
+      "operators recorded on the dlopen'ed CPU backend",
+    );
+    assert.ok(
+      run.tokens.some((t) => t.experts?.size === 4),
+      "expert ids on the prebuilt build too",
+    );
+  });
+});
+
+describe("attach to a running llama-server", () => {
+  test("requests succeed while traced, the trace holds their tokens, no probe is left behind", async () => {
+    const port = 18000 + Math.floor(Math.random() * 1000);
+    const server = spawn(
+      llama("llama-server"),
+      [
+        "-m",
+        model("llama"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "-t",
+        "2",
+        "-c",
+        "512",
+        "-np",
+        "1",
+      ],
+      {
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 100; i++) {
+        const ok = await fetch(`${base}/health`)
+          .then((r) => r.ok)
+          .catch(() => false);
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const dir = join(scratch, "attach");
+      const tracer = spawn(
+        process.execPath,
+        [
+          join(repoRoot, "exporter", "dist", "cli.js"),
+          "attach",
+          "--pid",
+          String(server.pid),
+          "--no-status",
+          "--out",
+          dir,
+        ],
+        {
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let tracerErr = "";
+      tracer.stderr.on("data", (d: Buffer) => (tracerErr += d.toString()));
+      await new Promise((r) => setTimeout(r, 3000)); // probes in place
+      const completions: { content: string; tokens_predicted: number }[] = [];
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${base}/completion`, {
+          method: "POST",
+          body: JSON.stringify({
+            prompt: `${prompt} ${i}`,
+            n_predict: 8,
+            temperature: 0,
+            ignore_eos: true,
+            cache_prompt: false,
+          }),
+        });
+        assert.equal(res.status, 200);
+        completions.push((await res.json()) as { content: string; tokens_predicted: number });
+      }
+      const exited = new Promise<number | null>((r) => tracer.on("exit", r));
+      tracer.kill("SIGINT");
+      assert.equal(await exited, 0, tracerErr);
+      assert.equal(server.exitCode, null, "the server keeps running");
+      // after detaching, the probed instructions are back: no int3 left in the server's memory
+      const libllama = readFileSync(`/proc/${server.pid}/maps`, "utf8")
+        .split("\n")
+        .find((l) => l.includes("libllama.so"))!;
+      const elf = readElf(libllama.split(/\s+/).slice(5).join(" "));
+      const decode = elf.symbols.get("llama_decode")!;
+      const maps = readFileSync(`/proc/${server.pid}/maps`, "utf8")
+        .split("\n")
+        .filter((l) => l.includes("libllama.so"));
+      const fileOffset = elf.fileOffsetOf(decode.address)!;
+      const mapping = maps
+        .map((l) => l.split(/\s+/))
+        .find((f) => {
+          const off = parseInt(f[2]!, 16);
+          const [lo, hi] = f[0]!.split("-").map((x) => parseInt(x, 16));
+          return fileOffset >= off && fileOffset < off + (hi! - lo!);
+        })!;
+      const address =
+        parseInt(mapping[0]!.split("-")[0]!, 16) + fileOffset - parseInt(mapping[2]!, 16);
+      const live = await readTargetBytes(server.pid!, address, 8);
+      assert.deepEqual(
+        live,
+        elf.bytesAt(decode.address, 8),
+        "llama_decode's first bytes are the file's again",
+      );
+
+      const run = buildRun(readRawFile(join(dir, "events.pinf")));
+      const decodeCalls = run.tokens.filter((t) => t.phase === "decode").length;
+      const predicted = completions.reduce((a, c) => a + c.tokens_predicted, 0);
+      assert.ok(
+        decodeCalls >= predicted - completions.length,
+        `${decodeCalls} decode calls for ${predicted} generated tokens`,
+      );
+      assert.ok(
+        run.tokens.filter((t) => t.phase === "prefill").length >= 3,
+        "each request's prompt",
+      );
+      // the server still answers after the tracer left
+      const after = await fetch(`${base}/completion`, {
+        method: "POST",
+        body: JSON.stringify({ prompt, n_predict: 4 }),
+      });
+      assert.equal(after.status, 200);
+    } finally {
+      server.kill("SIGKILL");
+    }
+  });
+});
+
+/** The pid of a process's child (the traced program under profinfer record). */
+function childOf(parent: number): number {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      // pid (comm) state ppid ...: comm may hold spaces, so split after the last ")"
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  throw new Error(`no child of ${parent}`);
+}
+
+/** Reads bytes of another process's memory (root): /proc/PID/mem at an address. */
+async function readTargetBytes(pid: number, address: number, length: number): Promise<Buffer> {
+  const { open } = await import("node:fs/promises");
+  const handle = await open(`/proc/${pid}/mem`, "r");
+  try {
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, address);
+    return buffer;
+  } finally {
+    await handle.close();
+  }
+}
+
+describe("bad input: a clear message, nothing recorded lost", () => {
+  test("a command that is not llama.cpp names the symbols looked for", async () => {
+    const dir = join(scratch, "not-llama");
+    const ran = await profinfer(["record", "--no-status", "--out", dir, "--", "/bin/true"]);
+    assert.equal(ran.code, 0, "exits with the target's status");
+    assert.match(
+      ran.stderr,
+      /no llama\.cpp library was found in the target: none of the files it mapped defines llama_decode, ggml_backend_sched_graph_compute_async, or ggml_graph_compute with ggml_barrier/,
+    );
+  });
+
+  test("without privileges: names the capabilities needed", async () => {
+    const ran = await runProgram("setpriv", [
+      "--reuid=nobody",
+      "--regid=nogroup",
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--bounding-set=-all",
+      process.execPath,
+      join(repoRoot, "exporter", "dist", "cli.js"),
+      "record",
+      "--out",
+      join(tmpdir(), `profinfer-unprivileged-${process.pid}`),
+      "--",
+      "/bin/true",
+    ]);
+    assert.notEqual(ran.code, 0);
+    assert.match(ran.stderr, /needs root, or the capabilities CAP_BPF and CAP_PERFMON/);
+    assert.doesNotMatch(ran.stderr, /\n\s+at /, "no stack trace");
+  });
+
+  test("the target killed mid-run: outputs complete up to that point", async () => {
+    const dir = join(scratch, "killed");
+    const child = spawn(
+      process.execPath,
+      [
+        join(repoRoot, "exporter", "dist", "cli.js"),
+        "record",
+        "--no-status",
+        "--out",
+        dir,
+        "--",
+        ...completion(model("llama"), 100000, ["-c", "4096"]),
+      ],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => setTimeout(r, 4000));
+    process.kill(childOf(child.pid!), "SIGKILL");
+    const code = await new Promise<number | null>((r) => child.on("exit", r));
+    assert.equal(code, 137, "exits with the target's status (killed)");
+    const run = buildRun(readRawFile(join(dir, "events.pinf")));
+    assert.ok(run.tokens.filter((t) => t.complete).length > 3, "tokens up to the kill are kept");
+    assert.equal(run.exit?.signal, "SIGKILL");
+    assert.ok(existsSync(join(dir, "trace.json")) && existsSync(join(dir, "stats.json")));
+    assert.match(out, /decode/);
+  });
+
+  test("a ring buffer too small: drops are counted and reported, incomplete graphs are marked", async () => {
+    const { ran, run } = await record(["--ring-buffer", "16K"], completion(model("qwen2moe"), 8));
+    assert.equal(ran.code, 0, ran.stderr.slice(-2000));
+    assert.ok((run.drops?.counts.ringBufferFull ?? 0) > 0, "the BPF side counted drops");
+    assert.match(ran.stdout, /dropped/i);
+    assert.ok(
+      run.graphRuns.some((g) => !g.complete),
+      "graphs that lost events are marked incomplete",
+    );
+  });
+
+  test("replay of a truncated raw event file keeps what came before the cut", async () => {
+    const { dir } = await record([], completion(model("qwen2"), 6));
+    const copy = join(scratch, "truncated");
+    rmSync(copy, { recursive: true, force: true });
+    const { mkdirSync } = await import("node:fs");
+    mkdirSync(copy);
+    copyFileSync(join(dir, "events.pinf"), join(copy, "events.pinf"));
+    truncateSync(
+      join(copy, "events.pinf"),
+      Math.floor(statSync(join(copy, "events.pinf")).size * 0.6) + 3,
+    );
+    const replay = await profinfer(["replay", copy]);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.match(replay.stdout, /cut short|truncated/i);
+    const run = buildRun(readRawFile(join(copy, "events.pinf")));
+    assert.ok(run.truncated && run.tokens.length > 0);
+  });
+});
+
+test("the set-up manifest names the build the tests use", () => {
+  assert.ok(manifest().llamaCpp.binDir.includes(manifest().llamaCpp.key));
+});
