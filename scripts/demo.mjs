@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: Apache-2.0
-// `npm run demo` after set-up and build: writes the tiny model zoo and runs every model through
-// llama.cpp built from the bundle (llama-simple) and through node-llama-cpp's prebuilt libraries.
-// The eBPF tracer is not built yet; once it lands, this records the same runs with it.
+// `npm run demo` after set-up and build: checks the machine, writes the tiny model zoo, and
+// records every tiny model with profinfer: llama.cpp built from the bundle (llama-completion) and,
+// for the MoE model, a node-llama-cpp app on the prebuilt libraries. Each run leaves a folder with
+// trace.json (open it in https://ui.perfetto.dev), stats.json and the raw events, and prints its
+// ProfStat summary.
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,58 +16,84 @@ const { requireManifest, llamaBinary, modelsDir } = await import(
 );
 const { TINY_MODELS } = await import(join(repoRoot, "exporter", "dist", "models", "zoo.js"));
 
-function run(command, args) {
-  const result = spawnSync(command, args, { encoding: "utf8", maxBuffer: 64 << 20 });
-  if (result.status !== 0) {
-    process.stderr.write(result.stdout + result.stderr);
+function step(title) {
+  process.stdout.write(`\n=== ${title}\n`);
+}
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { stdio: "inherit", ...options });
+  if (result.status !== 0)
     throw new Error(`${command} ${args.join(" ")} exited with ${result.status ?? result.signal}`);
-  }
-  return result;
 }
 
 const manifest = requireManifest();
-console.log(
-  `profinfer demo: llama.cpp ${manifest.llamaCpp.llamaCppRelease} (${manifest.llamaCpp.commit.slice(0, 7)}) from node-llama-cpp ${manifest.nodeLlamaCpp.version}\n`,
+step(
+  `profinfer doctor (llama.cpp ${manifest.llamaCpp.llamaCppRelease}, node-llama-cpp ${manifest.nodeLlamaCpp.version})`,
 );
+run(process.execPath, [cli, "doctor"]);
 
-const doctor = spawnSync(process.execPath, [cli, "doctor"], { stdio: "inherit" });
-if (doctor.status !== 0) process.exitCode = doctor.status;
+step("model zoo: tiny models");
+const modelDir = join(modelsDir(), "tiny");
+run(process.execPath, [cli, "models", "tiny", "--out", modelDir]);
 
-console.log("\nmodel zoo (tiny):");
-const outDir = join(modelsDir(), "tiny");
-process.stdout.write(run(process.execPath, [cli, "models", "tiny", "--out", outDir]).stdout);
-
+const runsDir = join(repoRoot, "profinfer-runs", "demo");
 const prompt = "The quick brown fox jumps over the lazy dog";
-const rows = [];
+const folders = [];
 for (const config of TINY_MODELS) {
-  const model = join(outDir, `${config.name}.gguf`);
-  const simple = run(llamaBinary(manifest, "llama-simple"), ["-m", model, "-n", "32", prompt]);
-  const speed = /decoded (\d+) tokens in ([\d.]+) s, speed: ([\d.]+) t\/s/.exec(simple.stderr);
-  const nlc = JSON.parse(
-    run(process.execPath, [
-      join(repoRoot, "exporter", "dist", "workloads", "nodeLlamaCppGenerate.js"),
-      "--model",
-      model,
-      "--tokens",
-      "32",
-    ])
-      .stdout.trim()
-      .split("\n")
-      .at(-1),
+  const out = join(runsDir, config.name);
+  step(`profinfer record: llama-completion on ${config.name} (${config.realModel} architecture)`);
+  run(
+    process.execPath,
+    [
+      cli,
+      "record",
+      "--no-status",
+      "--out",
+      out,
+      "--",
+      llamaBinary(manifest, "llama-completion"),
+      "-m",
+      join(modelDir, `${config.name}.gguf`),
+      "-p",
+      prompt,
+      "-n",
+      "16",
+      "--ignore-eos",
+      "-no-cnv",
+      "--temp",
+      "0",
+      "-t",
+      "2",
+      "-c",
+      "512",
+      "--no-warmup",
+    ],
+    { stdio: ["ignore", "inherit", "ignore"] },
   );
-  rows.push([
-    config.name,
-    config.arch,
-    `${speed?.[1] ?? "?"} tokens, ${speed?.[3] ?? "?"} t/s`,
-    `${nlc.generatedTokens} tokens in ${nlc.generateMs} ms`,
-  ]);
+  folders.push(out);
 }
-const header = ["model", "arch", "llama-simple (bundle build)", "node-llama-cpp (prebuilt)"];
-const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-const line = (cells) => cells.map((c, i) => c.padEnd(widths[i])).join("  ");
-console.log("\n" + line(header));
-for (const r of rows) console.log(line(r));
-console.log(
-  "\nThe eBPF tracer has not landed yet: these runs are not profiled. Once it does, `npm run demo` records\n" +
-    "them with profinfer and leaves a Perfetto trace and a ProfStat summary.",
+
+const nlcOut = join(runsDir, "node-llama-cpp-tiny-qwen2moe");
+step("profinfer record: a node-llama-cpp app (prebuilt libraries, CPU backend loaded by dlopen)");
+run(
+  process.execPath,
+  [
+    cli,
+    "record",
+    "--no-status",
+    "--out",
+    nlcOut,
+    "--",
+    process.execPath,
+    join(repoRoot, "exporter", "dist", "workloads", "nodeLlamaCppGenerate.js"),
+    "--model",
+    join(modelDir, "tiny-qwen2moe.gguf"),
+    "--tokens",
+    "16",
+  ],
+  { stdio: ["ignore", "inherit", "ignore"] },
 );
+folders.push(nlcOut);
+
+step("run folders (open trace.json in https://ui.perfetto.dev)");
+for (const folder of folders) process.stdout.write(`  ${join(folder, "trace.json")}\n`);

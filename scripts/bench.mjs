@@ -1,0 +1,136 @@
+#!/usr/bin/env node
+// SPDX-License-Identifier: Apache-2.0
+// `npm run bench`: decode speed of the bench model (LLaMA-3.2-1B shapes, Q4_0, 2 threads) with
+// llama-bench, without profinfer and under `profinfer record` at each level, interleaved in
+// rounds (the order shuffled each round) so that machine drift cancels in the per-round ratios.
+// Reports the slowdown, probe hits per decoded token and the cost per probe hit. A benchmark,
+// not a test: it asserts nothing. BENCH_ROUNDS (default 7) and BENCH_TOKENS (default 64) tune it.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const cli = join(repoRoot, "exporter", "dist", "cli.js");
+const { requireManifest, llamaBinary, modelsDir } = await import(
+  join(repoRoot, "exporter", "dist", "target", "cache.js")
+);
+const { readRawFile } = await import(join(repoRoot, "exporter", "dist", "trace", "rawFile.js"));
+
+const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
+const tokens = Number(process.env.BENCH_TOKENS ?? 64);
+const manifest = requireManifest();
+const benchBin = llamaBinary(manifest, "llama-bench");
+
+const models = spawnSync(process.execPath, [cli, "models", "bench"], { encoding: "utf8" });
+if (models.status !== 0) throw new Error(models.stderr);
+const model = join(modelsDir(), "bench", "bench-llama3.2-1b-q4_0.gguf");
+
+const configs = ["none", "token", "graph", "op"];
+const scratch = mkdtempSync(join(tmpdir(), "profinfer-bench-"));
+const benchArgs = [
+  "-m",
+  model,
+  "-t",
+  "2",
+  "-p",
+  "0",
+  "-n",
+  String(tokens),
+  "-r",
+  "1",
+  "-o",
+  "json",
+];
+
+function runOnce(config, round) {
+  const out = join(scratch, `${config}-${round}`);
+  const command =
+    config === "none"
+      ? [benchBin, benchArgs]
+      : [
+          process.execPath,
+          [
+            cli,
+            "record",
+            "--no-status",
+            "--level",
+            config,
+            "--out",
+            out,
+            "--",
+            benchBin,
+            ...benchArgs,
+          ],
+        ];
+  const run = spawnSync(command[0], command[1], { encoding: "utf8", maxBuffer: 64 << 20 });
+  if (run.status !== 0)
+    throw new Error(`${config}: exit ${run.status}\n${run.stderr.slice(-2000)}`);
+  const json = JSON.parse(
+    run.stdout.slice(run.stdout.indexOf("["), run.stdout.lastIndexOf("]") + 1),
+  );
+  const tps = json[0].avg_ts;
+  let hits = null;
+  if (config !== "none") {
+    const recording = readRawFile(join(out, "events.pinf"));
+    const note = recording.notes.find((n) => n.note.kind === "hits")?.note;
+    const decodes = recording.events.filter((e) => e.type === 1 && e.nTokens === 1).length;
+    hits = note
+      ? ((note.op + note.barrier + note.graph + note.token) * 2) / Math.max(decodes, 1)
+      : null; // entry + return
+    rmSync(out, { recursive: true, force: true });
+  }
+  return { tps, hits };
+}
+
+const results = Object.fromEntries(configs.map((c) => [c, []]));
+for (let round = 0; round < rounds; round++) {
+  const order = [...configs].sort(() => Math.random() - 0.5);
+  for (const config of order) results[config].push(runOnce(config, round));
+  process.stdout.write(
+    `round ${round + 1}/${rounds}: ${configs.map((c) => `${c} ${results[c].at(-1).tps.toFixed(2)} t/s`).join(", ")}\n`,
+  );
+}
+rmSync(scratch, { recursive: true, force: true });
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const rows = configs.map((config) => {
+  const tps = results[config].map((r) => r.tps);
+  const ratios = results[config].map((r, i) => r.tps / results.none[i].tps);
+  const slowdown = ratios.map((r) => (1 / r - 1) * 100);
+  const hits = median(results[config].map((r) => r.hits ?? 0));
+  const extraMsPerToken = 1000 / median(tps) - 1000 / median(results.none.map((r) => r.tps));
+  return {
+    config,
+    medianTps: median(tps),
+    medianSlowdownPct: config === "none" ? 0 : median(slowdown),
+    slowdownRangePct: config === "none" ? [0, 0] : [Math.min(...slowdown), Math.max(...slowdown)],
+    probeHitsPerToken: config === "none" ? 0 : hits,
+    // below a few hundred hits a token the difference is inside the run-to-run noise
+    usPerProbeHit:
+      config === "none" || !hits || hits < 100 ? null : (extraMsPerToken * 1000) / hits,
+  };
+});
+
+const lines = [
+  `bench model, llama-bench -t 2 -n ${tokens}, ${rounds} interleaved rounds (profinfer's own CPU shares the 2 cores)`,
+  "",
+  "| level | median t/s | slowdown (median) | slowdown range | probe hits / token | us / probe hit |",
+  "| --- | ---: | ---: | ---: | ---: | ---: |",
+  ...rows.map(
+    (r) =>
+      `| ${r.config} | ${r.medianTps.toFixed(2)} | ${r.medianSlowdownPct.toFixed(2)}% | ${r.slowdownRangePct.map((x) => x.toFixed(1)).join(" .. ")}% | ${r.probeHitsPerToken ? r.probeHitsPerToken.toFixed(0) : "-"} | ${r.usPerProbeHit === null ? "-" : r.usPerProbeHit.toFixed(2)} |`,
+  ),
+];
+process.stdout.write("\n" + lines.join("\n") + "\n");
+const outDir = join(repoRoot, "test-output");
+mkdirSync(outDir, { recursive: true });
+writeFileSync(
+  join(outDir, "bench-tracer.json"),
+  JSON.stringify({ rounds, tokens, results, rows }, null, 2),
+);
+writeFileSync(join(outDir, "bench-tracer.md"), lines.join("\n") + "\n");
