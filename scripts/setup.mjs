@@ -295,7 +295,7 @@ async function ensureLlamaCppBuild(nodeLlamaCpp) {
   }
   log(
     `llama.cpp: building ${llamaTargets.join(", ")} with ${cpus().length} jobs ` +
-      "(15-40 minutes on 2 cores when cold; the result is cached)",
+      "(about 7 minutes on 2 cores when cold; the result is cached)",
   );
   try {
     await runWithProgress(

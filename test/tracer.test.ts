@@ -7,6 +7,7 @@ import { spawn } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -459,6 +460,57 @@ describe("bad input: a clear message, nothing recorded lost", () => {
       ran.stderr,
       /no llama\.cpp library was found in the target: none of the files it mapped defines llama_decode, ggml_backend_sched_graph_compute_async, or ggml_graph_compute with ggml_barrier/,
     );
+  });
+
+  test("stripped libraries: what can be traced is traced; a missing level is named with the reason", async () => {
+    // copies of the build's libraries without .symtab or debug info, found first through LD_LIBRARY_PATH
+    const stripped = join(scratch, "stripped");
+    mkdirSync(stripped, { recursive: true });
+    const binDir = manifest().llamaCpp.binDir;
+    for (const file of readdirSync(binDir).filter((f) => /\.so(\.\d+)*$/.test(f))) {
+      copyFileSync(join(binDir, file), join(stripped, file));
+      const strip = await runProgram("strip", ["--strip-all", join(stripped, file)]);
+      assert.equal(strip.code, 0, strip.stderr);
+    }
+    assert.equal(readElf(join(stripped, "libggml-cpu.so")).hasSymbolTable, false);
+    const env = { ...process.env, LD_LIBRARY_PATH: stripped };
+    const dir = join(scratch, "stripped-run");
+    const cli = join(repoRoot, "exporter", "dist", "cli.js");
+    const ran = await runProgram(
+      process.execPath,
+      [cli, "record", "--no-status", "--out", dir, "--", ...completion(model("llama"), 6)],
+      { env },
+    );
+    assert.equal(ran.code, 0, ran.stderr.slice(-2000));
+    const run = buildRun(readRawFile(join(dir, "events.pinf")));
+    assert.ok(
+      Object.keys(run.header.target.libraries ?? {}).every((l) => l.startsWith(stripped)),
+      "the stripped copies were traced",
+    );
+    assert.equal(run.tokens.filter((t) => t.phase === "decode").length, 5);
+    assert.ok(
+      cpuGraphs(run).every((g) => g.complete && g.ops.some((op) => op.visible)),
+      "exported operator functions still probed",
+    );
+    assert.doesNotMatch(ran.stderr, /not traced/);
+    // a ggml program without libllama: the token level is missing, and the output says why
+    const gguf = await runProgram(
+      process.execPath,
+      [
+        cli,
+        "record",
+        "--no-status",
+        "--out",
+        join(scratch, "no-llama"),
+        "--",
+        llama("llama-gguf"),
+        model("llama"),
+        "r",
+        "n",
+      ],
+      { env },
+    );
+    assert.match(gguf.stderr, /not traced: token level: no mapped library defines llama_decode/);
   });
 
   test("without privileges: names the capabilities needed", async () => {

@@ -142,7 +142,7 @@ function statusLine(recorder: Recorder, enabled: boolean): () => void {
     const dt = (now - last.at) / 1000;
     const line =
       `recording pid ${recorder.pid}  tokens ${s.tokens} (${((s.tokens - last.tokens) / dt).toFixed(1)}/s)  ` +
-      `events ${s.events} (${Math.round((s.events - last.events) / dt)}/s)  ${(s.bytes / (1 << 20)).toFixed(1)} MiB`;
+      `events ${s.events} (${Math.round((s.events - last.events) / dt)}/s)  drops ${recorder.liveDrops()}  ${(s.bytes / (1 << 20)).toFixed(1)} MiB`;
     process.stderr.write(`\r\x1b[K${line}`);
     last = { at: now, tokens: s.tokens, events: s.events };
   }, 1000);
@@ -159,6 +159,10 @@ function reportRun(outDir: string, recorder: Recorder): void {
         `ggml_backend_sched_graph_compute_async, or ggml_graph_compute with ggml_barrier. Is it a llama.cpp program ` +
         `(llama-cli, llama-server, a node-llama-cpp app)? Nothing was traced.\n`,
     );
+  }
+  if (recorder.stats.libraries.length > 0) {
+    for (const line of recorder.levelReport())
+      process.stderr.write(`profinfer: not traced: ${line}\n`);
   }
   const { summary } = writeRunOutputs(outDir);
   process.stdout.write(summary);

@@ -463,6 +463,40 @@ export class Recorder {
     return this.refused;
   }
 
+  /** Events dropped so far (the BPF per-CPU counters), for the live status line. */
+  liveDrops(): number {
+    if (this.finished) return this.stats.drops;
+    return this.tracer.counters().drops.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Which of the asked-for levels could be traced, and why not where not: a library may lack a
+   * symbol (a stripped or unusual build), or the layout may not resolve.
+   */
+  levelReport(): string[] {
+    const wanted = LEVELS[this.options.level];
+    const missing: string[] = [];
+    if (!this.roles.some((r) => r.llama))
+      missing.push("token level: no mapped library defines llama_decode");
+    if (wanted >= LEVELS.graph && !this.roles.some((r) => r.ggmlBase)) {
+      missing.push("graph level: no mapped library defines ggml_backend_sched_graph_compute_async");
+    }
+    if (wanted >= LEVELS.op) {
+      if (!this.roles.some((r) => r.ggmlCpu))
+        missing.push(
+          "operator level: no CPU backend (ggml_graph_compute with ggml_barrier) was mapped",
+        );
+      else if (!this.layout)
+        missing.push("operator level: the ggml tensor layout of this build could not be resolved");
+      else if (this.opFuncs.length === 0)
+        missing.push(
+          "operator level: no ggml_compute_forward_<op> function could be probed; operators are timed from the barriers only",
+        );
+      if (this.refused) missing.push(`operator level: ${this.refused}`);
+    }
+    return missing;
+  }
+
   /** Stops tracing (draining the ring buffer), writes the closing notes; the process is untouched. */
   async finish(exit: { code: number | null; signal: string | null } | null): Promise<void> {
     if (this.finished) return;
