@@ -251,6 +251,27 @@ describe("against llama.cpp's own view of the graph (llama-eval-callback)", () =
   });
 });
 
+describe("volume control", () => {
+  test("--sample-tokens and --window choose the llama_decode calls whose operators are recorded", async () => {
+    const sampled = await record(["--sample-tokens", "3"], completion(model("qwen2"), 9));
+    assert.deepEqual(
+      sampled.run.tokens.map((t) => t.opsSampled),
+      sampled.run.tokens.map((t) => (t.seq - 1) % 3 === 0),
+      "1 in 3 calls",
+    );
+    for (const t of sampled.run.tokens) {
+      const ops = t.graphs.filter((g) => g.fn === "cpu").reduce((a, g) => a + g.ops.length, 0);
+      assert.equal(ops > 0, t.opsSampled, `call ${t.seq}: operators only when sampled`);
+    }
+    const windowed = await record(["--window", "3-4"], completion(model("qwen2"), 6));
+    assert.deepEqual(
+      windowed.run.tokens.filter((t) => t.opsSampled).map((t) => t.seq),
+      [3, 4],
+    );
+    assert.equal(windowed.run.tokens.length, 6, "tokens outside the window are still recorded");
+  });
+});
+
 describe("outputs", () => {
   test("replay reproduces trace.json and stats.json byte for byte, without the tracer", async () => {
     const { dir } = await record([], completion(model("gemma2"), 6));
