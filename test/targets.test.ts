@@ -13,14 +13,15 @@ import { ggmlTypeName } from "../exporter/src/gguf/format.js";
 import { readGguf } from "../exporter/src/gguf/reader.js";
 import {
   benchModel,
+  completion,
   llama,
   profinfer,
+  prompt,
   repoRoot,
   runProgram,
   tinyModels,
 } from "./support/targets.js";
 
-const prompt = "The quick brown fox jumps over the lazy dog";
 let models: ReturnType<typeof tinyModels> = [];
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-targets-"));
 before(() => {
@@ -41,23 +42,8 @@ describe("every tiny model generates tokens", () => {
 
   test("in llama-completion built from the bundle, with the requested token count", async () => {
     for (const m of models) {
-      const args = [
-        "-m",
-        m.path,
-        "-p",
-        prompt,
-        "-n",
-        "8",
-        "--ignore-eos",
-        "-no-cnv",
-        "--temp",
-        "0",
-        "-t",
-        "2",
-        "-c",
-        "256",
-      ];
-      const r = await runProgram(llama("llama-completion"), args);
+      const [binary, ...args] = completion(m.path, 8);
+      const r = await runProgram(binary!, args);
       assert.equal(r.code, 0, `${m.name}: ${r.stderr.slice(-2000)}`);
       // The first token is sampled from the prompt's logits, each further one costs one eval run.
       const runs = /\beval time =\s+[\d.]+ ms \/\s+(\d+) runs/.exec(r.stderr);

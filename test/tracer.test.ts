@@ -22,9 +22,11 @@ import { readElf } from "../exporter/src/target/elf.js";
 import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import {
+  completion,
   llama,
   manifest,
   profinfer,
+  prompt,
   repoRoot,
   runProgram,
   tinyModels,
@@ -38,7 +40,6 @@ before(() => {
   models = tinyModels();
 });
 const model = (arch: string) => models.find((m) => m.arch === arch)!.path;
-const prompt = "The quick brown fox jumps over the lazy dog";
 
 let runCounter = 0;
 /** profinfer record into a fresh run folder; returns the run folder, the model and the output. */
@@ -52,28 +53,6 @@ async function record(
   return { dir, ran, run };
 }
 
-function completion(modelPath: string, tokens: number, extra: string[] = []): string[] {
-  return [
-    llama("llama-completion"),
-    "-m",
-    modelPath,
-    "-p",
-    prompt,
-    "-n",
-    String(tokens),
-    "--ignore-eos",
-    "-no-cnv",
-    "--temp",
-    "0",
-    "-t",
-    "2",
-    "-c",
-    "256",
-    "--no-warmup",
-    ...extra,
-  ];
-}
-
 function cpuGraphs(run: Run) {
   return run.graphRuns.filter((g) => g.fn === "cpu" && g.opsRecorded);
 }
@@ -84,15 +63,15 @@ describe("tokens, graphs and operators of every tiny architecture", () => {
       const { ran, run } = await record([], completion(model(arch), 8));
       assert.equal(ran.code, 0, ran.stderr.slice(-3000));
       // llama.cpp's own count: one prompt evaluation, then one eval run per further token
-      const prompt = /prompt eval time =\s+[\d.]+ ms \/\s+(\d+) tokens/.exec(ran.stderr);
+      const promptEval = /prompt eval time =\s+[\d.]+ ms \/\s+(\d+) tokens/.exec(ran.stderr);
       const evals = /\beval time =\s+[\d.]+ ms \/\s+(\d+) runs/.exec(ran.stderr);
-      assert.ok(prompt && evals, "llama-completion printed its timings");
+      assert.ok(promptEval && evals, "llama-completion printed its timings");
       const prefill = run.tokens.filter((t) => t.phase === "prefill");
       const decode = run.tokens.filter((t) => t.phase === "decode");
       assert.equal(decode.length, Number(evals[1]), "decode calls = llama.cpp's eval runs");
       assert.equal(
         prefill.reduce((a, t) => a + t.nTokens, 0),
-        Number(prompt[1]),
+        Number(promptEval[1]),
         "prefill tokens = llama.cpp's prompt tokens",
       );
       assert.ok(run.tokens.every((t) => t.complete && t.ret === 0));

@@ -4,54 +4,22 @@
 // libraries, which must give the same answer. Both come from `npm run setup` (the cache manifest).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { manifestPath, readManifest } from "../../exporter/src/target/cache.js";
+import type { ProbedLayout } from "../../exporter/src/target/layout.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const probeSource = join(repoRoot, "native/src/ggml_layout_probe.c");
-const cacheDir = process.env.PROFINFER_CACHE ?? join(homedir(), ".cache/profinfer");
-const manifestPath = join(cacheDir, "manifest.json");
 const nonGgmlLibrary = "/lib/x86_64-linux-gnu/libz.so.1";
 
 const EXIT_LOAD = 1;
 const EXIT_SYMBOL = 2;
 
-interface TensorLayout {
-  type: number;
-  ne: number;
-  nb: number;
-  op: number;
-  opParams: number;
-  flags: number;
-  src: number;
-  viewSrc: number;
-  viewOffs: number;
-  data: number;
-  name: number;
-  maxSrc: number;
-  maxName: number;
-  maxOpParams: number;
-  size: number | null;
-}
-
-interface ProbeLayout {
-  abi: number;
-  library: string;
-  cpuLibrary: string | null;
-  ggmlVersion: string | null;
-  commit: string | null;
-  tensor: TensorLayout;
-  cgraph: { nNodes: number; nodes: number };
-  computeParams: { ith: number; nth: number; wsize: number; wdata: number; source: string };
-  cplan: { nThreads: number; source: string } | null;
-  opNames: string[];
-  unaryOpNames: string[];
-  gluOpNames: string[];
-  typeNames: string[];
-}
+type ProbeLayout = ProbedLayout;
 
 interface ProbeError {
   error: string;
@@ -64,19 +32,10 @@ interface ProbeRun {
   stderr: string;
 }
 
-interface CacheManifest {
-  nodeLlamaCpp?: { prebuiltDir?: string };
-  llamaCpp?: { binDir?: string; srcDir?: string };
-}
 
 interface DwarfStruct {
   byteSize: number;
   members: Map<string, { offset: number; typeName: string }>;
-}
-
-function readManifest(): CacheManifest | null {
-  if (!existsSync(manifestPath)) return null;
-  return JSON.parse(readFileSync(manifestPath, "utf8")) as CacheManifest;
 }
 
 function findOnPath(pattern: RegExp): string | null {
@@ -168,7 +127,7 @@ const manifest = readManifest();
 const compiler = findOnPath(/^cc$/) ?? findOnPath(/^gcc$/);
 const skipReason =
   manifest === null
-    ? `no cache manifest at ${manifestPath}: run \`npm run setup\` (or set PROFINFER_CACHE)`
+    ? `no cache manifest at ${manifestPath()}: run \`npm run setup\` (or set PROFINFER_CACHE)`
     : compiler === null
       ? "no C compiler (cc or gcc) on PATH"
       : false;

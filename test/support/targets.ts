@@ -22,6 +22,28 @@ export function llama(name: string): string {
   return llamaBinary(manifest(), name);
 }
 
+export const prompt = "The quick brown fox jumps over the lazy dog";
+
+/**
+ * llama-completion generating `tokens` tokens from the test prompt, greedily, on 2 threads, with
+ * no warm-up call (so every llama_decode is the prompt's or a generated token's).
+ */
+export function completion(modelPath: string, tokens: number, extra: string[] = []): string[] {
+  const args = [
+    "-m",
+    modelPath,
+    "-p",
+    prompt,
+    "-n",
+    String(tokens),
+    "--ignore-eos",
+    "-no-cnv",
+    "--temp",
+    "0",
+  ];
+  return [llama("llama-completion"), ...args, "-t", "2", "-c", "256", "--no-warmup", ...extra];
+}
+
 /** The tiny models, written into the cache once and reused while identical. */
 export function tinyModels(): { arch: string; name: string; path: string }[] {
   return ensureModels(TINY_MODELS, {

@@ -25,10 +25,14 @@ export interface ProbedLayout {
     name: number;
     maxSrc: number;
     maxName: number;
+    maxOpParams: number;
+    /** sizeof(struct ggml_tensor), when the probe could establish it */
+    size: number | null;
   };
   cgraph: { nNodes: number; nodes: number };
-  computeParams: { ith: number; nth: number };
-  cplan: { nThreads: number } | null;
+  /** ggml_compute_params is never exported: its offsets are its public definition's */
+  computeParams: { ith: number; nth: number; wsize: number; wdata: number; source: string };
+  cplan: { nThreads: number; source: string } | null;
   opNames: string[];
   unaryOpNames: string[];
   gluOpNames: string[];
