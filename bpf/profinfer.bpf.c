@@ -633,32 +633,30 @@ int BPF_KPROBE(op_enter, void *params, void *dst)
 	const struct pi_layout *L = layout();
 	struct run_state *s;
 	struct pi_op *e;
+	int ith = -1, nth = -1;
 
 	if (!is_target() || !ops_on())
 		return 0;
 	count(&hits, PI_HIT_OP);
-	e = reserve(sizeof(*e));
-	if (!e)
-		return 0;
-	fill_header(&e->h, PI_EV_OP_BEGIN);
-	e->dst = (__u64)dst;
-	e->func = bpf_get_attach_cookie(ctx);
-	e->ith = -1;
-	e->nth = -1;
-	e->_pad = 0;
 	if (L) {
-		read_user(&e->ith, sizeof(e->ith), params + L->params_ith);
-		read_user(&e->nth, sizeof(e->nth), params + L->params_nth);
+		read_user(&ith, sizeof(ith), params + L->params_ith);
+		read_user(&nth, sizeof(nth), params + L->params_nth);
 	}
-	submit(e);
+	e = reserve(sizeof(*e));
+	if (e) {
+		fill_header(&e->h, PI_EV_OP_BEGIN);
+		e->dst = (__u64)dst;
+		e->func = bpf_get_attach_cookie(ctx);
+		e->ith = ith;
+		e->nth = nth;
+		e->_pad = 0;
+		submit(e);
+	}
 
 	s = run_state();
 	if (moe_enabled && s && s->moe_armed) {
 		__u64 key = (__u64)dst, *topk;
-		int ith = -1;
 
-		if (L)
-			bpf_probe_read_user(&ith, sizeof(ith), params + L->params_ith);
 		topk = bpf_map_lookup_elem(&moe_consumers, &key);
 		if (topk && ith == 0)
 			emit_moe_ids(key, *topk);
