@@ -64,9 +64,16 @@ function runOnce(config, round) {
             ...benchArgs,
           ],
         ];
-  const run = spawnSync(command[0], command[1], { encoding: "utf8", maxBuffer: 64 << 20 });
+  // bash's `time` sums the CPU of everything it waited for: the target and profinfer itself
+  const quoted = [command[0], ...command[1]].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
+  const run = spawnSync("bash", ["-c", `TIMEFORMAT='cpu %U %S'; time ${quoted}`], {
+    encoding: "utf8",
+    maxBuffer: 64 << 20,
+  });
   if (run.status !== 0)
     throw new Error(`${config}: exit ${run.status}\n${run.stderr.slice(-2000)}`);
+  const cpu = /cpu ([\d.]+) ([\d.]+)\s*$/.exec(run.stderr);
+  const cpuSeconds = cpu ? Number(cpu[1]) + Number(cpu[2]) : NaN;
   const json = JSON.parse(
     run.stdout.slice(run.stdout.indexOf("["), run.stdout.lastIndexOf("]") + 1),
   );
@@ -81,7 +88,7 @@ function runOnce(config, round) {
       : null; // entry + return
     rmSync(out, { recursive: true, force: true });
   }
-  return { tps, hits };
+  return { tps, hits, cpuSeconds };
 }
 
 const results = Object.fromEntries(configs.map((c) => [c, []]));
@@ -104,10 +111,14 @@ const rows = configs.map((config) => {
   const slowdown = ratios.map((r) => (1 / r - 1) * 100);
   const hits = median(results[config].map((r) => r.hits ?? 0));
   const extraMsPerToken = 1000 / median(tps) - 1000 / median(results.none.map((r) => r.tps));
+  // CPU time of the whole run (model load included) against the same round's run without profinfer
+  const cpuRatios = results[config].map((r, i) => r.cpuSeconds / results.none[i].cpuSeconds);
   return {
     config,
     medianTps: median(tps),
     medianSlowdownPct: config === "none" ? 0 : median(slowdown),
+    medianCpuIncreasePct: config === "none" ? 0 : (median(cpuRatios) - 1) * 100,
+    medianCpuSeconds: median(results[config].map((r) => r.cpuSeconds)),
     slowdownRangePct: config === "none" ? [0, 0] : [Math.min(...slowdown), Math.max(...slowdown)],
     probeHitsPerToken: config === "none" ? 0 : hits,
     // below a few hundred hits a token the difference is inside the run-to-run noise
@@ -117,13 +128,14 @@ const rows = configs.map((config) => {
 });
 
 const lines = [
-  `bench model, llama-bench -t 2 -n ${tokens}, ${rounds} interleaved rounds (profinfer's own CPU shares the 2 cores)`,
+  `bench model, llama-bench -t 2 -n ${tokens}, ${rounds} interleaved rounds (profinfer's own CPU shares the 2 cores).`,
+  "CPU s / run: user+system CPU of the whole run (model load, warm-up, the tokens, and under profinfer its start-up, probing and output writing).",
   "",
-  "| level | median t/s | slowdown (median) | slowdown range | probe hits / token | us / probe hit |",
-  "| --- | ---: | ---: | ---: | ---: | ---: |",
+  "| level | median t/s | slowdown (median) | slowdown range | CPU s / run | CPU increase (median) | probe hits / token | us / probe hit |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ...rows.map(
     (r) =>
-      `| ${r.config} | ${r.medianTps.toFixed(2)} | ${r.medianSlowdownPct.toFixed(2)}% | ${r.slowdownRangePct.map((x) => x.toFixed(1)).join(" .. ")}% | ${r.probeHitsPerToken ? r.probeHitsPerToken.toFixed(0) : "-"} | ${r.usPerProbeHit === null ? "-" : r.usPerProbeHit.toFixed(2)} |`,
+      `| ${r.config} | ${r.medianTps.toFixed(2)} | ${r.medianSlowdownPct.toFixed(2)}% | ${r.slowdownRangePct.map((x) => x.toFixed(1)).join(" .. ")}% | ${r.medianCpuSeconds.toFixed(2)} | ${r.medianCpuIncreasePct.toFixed(1)}% | ${r.probeHitsPerToken ? r.probeHitsPerToken.toFixed(0) : "-"} | ${r.usPerProbeHit === null ? "-" : r.usPerProbeHit.toFixed(2)} |`,
   ),
 ];
 process.stdout.write("\n" + lines.join("\n") + "\n");
