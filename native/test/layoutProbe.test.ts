@@ -32,7 +32,6 @@ interface ProbeRun {
   stderr: string;
 }
 
-
 interface DwarfStruct {
   byteSize: number;
   members: Map<string, { offset: number; typeName: string }>;
