@@ -16,6 +16,7 @@ import { release } from "node:os";
 import { basename, delimiter, join } from "node:path";
 import { manifestPath, readManifest, type CacheManifest } from "./cache.js";
 import { readElfSections, type ElfSection } from "./elf.js";
+import { classifyLibrary } from "./libraries.js";
 
 /**
  * ok: works. warn: works in a degraded way, or is optional. missing: something profinfer needs
@@ -84,7 +85,10 @@ export function parseKernelVersion(kernelRelease: string): { major: number; mino
   return { major: Number(match[1]), minor: Number(match[2]) };
 }
 
-function isAtLeast(version: { major: number; minor: number }, minimum: typeof MINIMUM_KERNEL) {
+function isAtLeast(
+  version: { major: number; minor: number },
+  minimum: { major: number; minor: number },
+) {
   return (
     version.major > minimum.major ||
     (version.major === minimum.major && version.minor >= minimum.minor)
@@ -99,10 +103,19 @@ export function checkKernel(kernelRelease: string): DoctorCheck {
     return { ...base, status: "unknown", found: `cannot read a version from '${kernelRelease}'` };
   }
   if (isAtLeast(version, MINIMUM_KERNEL)) {
+    // uprobe_multi (6.6): operator probes as one link per library, detached in one step
+    const multi = isAtLeast(version, { major: 6, minor: 6 });
     return {
       ...base,
       status: "ok",
-      found: `${kernelRelease} (>= ${minimum}: ring buffer, CAP_BPF)`,
+      found: `${kernelRelease} (>= ${minimum}: ring buffer, CAP_BPF${multi ? "; >= 6.6: uprobe_multi" : ""})`,
+      ...(multi
+        ? {}
+        : {
+            notes: [
+              "before 6.6 operator probes are attached one by one: detaching takes about 0.1 s a probe",
+            ],
+          }),
     };
   }
   return {
@@ -599,6 +612,7 @@ export function checkLlamaBuild(host: DoctorHost, manifest: CacheManifest): Doct
     `targets: ${presentTargets.join(" ") || "none"}${absentTargets.length ? `; absent: ${absentTargets.join(" ")}` : ""}`,
     ...libraries.map(describeDebugInfo),
     ...absentLibraries.map((name) => `${name}: absent`),
+    ...describeProbeSites(join(build.binDir, "libggml-cpu.so")),
   ];
   const data = {
     release: build.llamaCppRelease,
@@ -625,6 +639,20 @@ export function checkLlamaBuild(host: DoctorHost, manifest: CacheManifest): Doct
     };
   }
   return { ...base, status: "ok", found, notes, data };
+}
+
+/** How cheaply the operator functions of a CPU backend can be probed (see record's docs). */
+function describeProbeSites(library: string): string[] {
+  const roles = classifyLibrary(library);
+  if (!roles || roles.opFunctions.length === 0) return [];
+  const sites = roles.opFunctions
+    .map((f) => roles.probeSites.get(f))
+    .filter((s) => s !== undefined);
+  const cheap = sites.filter((s) => s.emulated).length;
+  return [
+    `operator functions: ${roles.opFunctions.length}, ${cheap} with an emulated probe site, ` +
+      `${sites.length - cheap} single-stepped (timed from the barriers unless --probe-all-ops)`,
+  ];
 }
 
 export function checkNodeLlamaCppPrebuilt(host: DoctorHost, manifest: CacheManifest): DoctorCheck {
