@@ -266,13 +266,14 @@ int BPF_KRETPROBE(decode_exit, int ret)
 
 /* ---- graph snapshots: the node list and tensor descriptions, when a graph changed ---- */
 
-struct sig_ctx {
+/* Context of the bpf_loop passes over a graph's nodes (signature, then descriptions). */
+struct nodes_ctx {
 	struct node_scratch *scratch;
 	__u32 n;
 	__u64 sig;
 };
 
-static long signature_step(__u64 i, struct sig_ctx *c)
+static long signature_step(__u64 i, struct nodes_ctx *c)
 {
 	const struct pi_layout *L = layout();
 	struct {
@@ -354,13 +355,7 @@ __noinline int describe(__u64 addr, __u64 sig)
 	return topk;
 }
 
-struct describe_ctx {
-	struct node_scratch *scratch;
-	__u32 n;
-	__u64 sig;
-};
-
-static long describe_step(__u64 i, struct describe_ctx *c)
+static long describe_step(__u64 i, struct nodes_ctx *c)
 {
 	const struct pi_layout *L = layout();
 	__u64 srcs[PI_MAX_SRC] = {};
@@ -456,7 +451,7 @@ static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 	if (read_user(buf->nodes, bytes, (void *)nodes_ptr))
 		return;
 
-	struct sig_ctx sc = { .scratch = buf, .n = n, .sig = 0xcbf29ce484222325ULL };
+	struct nodes_ctx sc = { .scratch = buf, .n = n, .sig = 0xcbf29ce484222325ULL };
 	bpf_loop(n, signature_step, &sc, 0);
 	e->signature = sc.sig;
 	last = bpf_map_lookup_elem(&graph_sig, &cgraph);
@@ -467,7 +462,7 @@ static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 	struct chunk_ctx cc = { .cgraph = cgraph, .nodes_ptr = nodes_ptr, .n = n, .sig = sc.sig };
 	bpf_loop(PI_MAX_GRAPH_NODES / PI_NODES_PER_CHUNK, node_chunk_step, &cc, 0);
 
-	struct describe_ctx dc = { .scratch = buf, .n = n, .sig = sc.sig };
+	struct nodes_ctx dc = { .scratch = buf, .n = n, .sig = sc.sig };
 	bpf_loop(n, describe_step, &dc, 0);
 }
 

@@ -592,7 +592,3 @@ describe("bad input: a clear message, nothing recorded lost", () => {
     assert.ok(run.truncated && run.tokens.length > 0);
   });
 });
-
-test("the set-up manifest names the build the tests use", () => {
-  assert.ok(manifest().llamaCpp.binDir.includes(manifest().llamaCpp.key));
-});

@@ -153,14 +153,14 @@ function statusLine(recorder: Recorder, enabled: boolean): () => void {
 }
 
 function reportRun(outDir: string, recorder: Recorder): void {
-  if (recorder.stats.libraries.length === 0) {
+  if (recorder.libraries.length === 0) {
     process.stderr.write(
       `profinfer: no llama.cpp library was found in the target: none of the files it mapped defines llama_decode, ` +
         `ggml_backend_sched_graph_compute_async, or ggml_graph_compute with ggml_barrier. Is it a llama.cpp program ` +
         `(llama-cli, llama-server, a node-llama-cpp app)? Nothing was traced.\n`,
     );
   }
-  if (recorder.stats.libraries.length > 0) {
+  if (recorder.libraries.length > 0) {
     for (const line of recorder.levelReport())
       process.stderr.write(`profinfer: not traced: ${line}\n`);
   }

@@ -4,6 +4,7 @@
 import { readdirSync } from "node:fs";
 import { hostname, cpus, release } from "node:os";
 import { join } from "node:path";
+import { parseKernelVersion } from "../target/doctor.js";
 import {
   LayoutError,
   probeLayout,
@@ -57,7 +58,6 @@ export interface RecorderStats {
   events: number;
   bytes: number;
   drops: number;
-  libraries: string[];
 }
 
 export class Recorder {
@@ -79,7 +79,12 @@ export class Recorder {
   private chosenVariants = new Map<string, string | null>();
   private readonly uprobeMulti: boolean;
   private clock: { monotonicNs: string; realtimeNs: string };
-  readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0, libraries: [] };
+  readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0 };
+
+  /** the llama.cpp / ggml libraries found in the target so far */
+  get libraries(): string[] {
+    return this.roles.map((r) => r.path);
+  }
 
   constructor(
     private readonly native: NativeModule,
@@ -153,7 +158,6 @@ export class Recorder {
     found.sort((a, b) => Number(b.ggmlBase) - Number(a.ggmlBase));
     this.roles.push(...found);
     for (const roles of found) {
-      this.stats.libraries.push(roles.path);
       this.attachLibrary(roles);
     }
   }
@@ -435,10 +439,7 @@ export class Recorder {
 
   private validate(): void {
     this.validated = true;
-    const problem = validateTensorReadings(
-      this.validating.map((t) => ({ name: t.name, op: t.op, ne: t.ne.map(BigInt) })),
-      this.layout?.opNames.length ?? 0,
-    );
+    const problem = validateTensorReadings(this.validating, this.layout?.opNames.length ?? 0);
     this.validating = [];
     if (!problem) return;
     this.refused =
@@ -537,8 +538,8 @@ export class Recorder {
 
 /** uprobe_multi links exist from Linux 6.6. */
 export function kernelHasUprobeMulti(kernelRelease = release()): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
-  return m !== null && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 6));
+  const v = parseKernelVersion(kernelRelease);
+  return v !== null && (v.major > 6 || (v.major === 6 && v.minor >= 6));
 }
 
 /** A batch without the records of one event type. */

@@ -103,7 +103,7 @@ export function toNativeLayout(p: ProbedLayout): NativeLayout {
  * op indices must be in the op table and shapes positive. Returns null when they do, else why not.
  */
 export function validateTensorReadings(
-  tensors: readonly { name: string; op: number; ne: readonly bigint[] }[],
+  tensors: readonly { name: string; op: number; ne: readonly number[] }[],
   opCount: number,
 ): string | null {
   if (tensors.length === 0) return null;
@@ -113,7 +113,7 @@ export function validateTensorReadings(
   let bad = 0;
   let recognised = 0;
   for (const t of tensors) {
-    const shapeOk = t.ne.every((n) => n > 0n && n < 1n << 40n);
+    const shapeOk = t.ne.every((n) => n > 0 && n < 2 ** 40);
     if (!plausibleName.test(t.name) || t.op < 0 || t.op >= opCount || !shapeOk) bad++;
     else if (llamaName.test(t.name)) recognised++;
   }
