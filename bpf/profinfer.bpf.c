@@ -707,6 +707,64 @@ int BPF_KRETPROBE(barrier_exit)
 	return barrier_event(PI_EV_BARRIER_END);
 }
 
+/* ---- compute loop steps ---- */
+
+/*
+ * The value of the register a step site's cookie names (x86-64 only: sites are found there).
+ * Read through bpf_probe_read_kernel at an offset chosen by the switch: the verifier refuses a
+ * ctx access at a variable offset, which is what the compiler makes of a switch of ctx reads.
+ */
+static __always_inline long step_register(struct pt_regs *ctx, __u64 reg)
+{
+	long value = -1;
+	__u32 off;
+
+#if defined(__TARGET_ARCH_x86)
+	switch (reg) {
+	case PI_STEP_RAX: off = offsetof(struct pt_regs, ax); break;
+	case PI_STEP_RBX: off = offsetof(struct pt_regs, bx); break;
+	case PI_STEP_RCX: off = offsetof(struct pt_regs, cx); break;
+	case PI_STEP_RDX: off = offsetof(struct pt_regs, dx); break;
+	case PI_STEP_RSI: off = offsetof(struct pt_regs, si); break;
+	case PI_STEP_RDI: off = offsetof(struct pt_regs, di); break;
+	case PI_STEP_RBP: off = offsetof(struct pt_regs, bp); break;
+	case PI_STEP_R8: off = offsetof(struct pt_regs, r8); break;
+	case PI_STEP_R9: off = offsetof(struct pt_regs, r9); break;
+	case PI_STEP_R10: off = offsetof(struct pt_regs, r10); break;
+	case PI_STEP_R11: off = offsetof(struct pt_regs, r11); break;
+	case PI_STEP_R12: off = offsetof(struct pt_regs, r12); break;
+	case PI_STEP_R13: off = offsetof(struct pt_regs, r13); break;
+	case PI_STEP_R14: off = offsetof(struct pt_regs, r14); break;
+	case PI_STEP_R15: off = offsetof(struct pt_regs, r15); break;
+	default: return -1;
+	}
+	if (bpf_probe_read_kernel(&value, sizeof(value), (void *)ctx + off))
+		return -1;
+#endif
+	return value;
+}
+
+/* On the compute loop's `call ggml_barrier`: one hit per step and thread (the kernel emulates a
+ * call, so no single-step). */
+SEC("uprobe")
+int BPF_KPROBE(step_site)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct pi_step *e;
+
+	if (!is_target() || !ops_on())
+		return 0;
+	count(&hits, PI_HIT_STEP);
+	e = reserve(sizeof(*e));
+	if (!e)
+		return 0;
+	fill_header(&e->h, PI_EV_STEP);
+	e->next = cookie == PI_STEP_FINAL ? -1 : (int)step_register(ctx, cookie);
+	e->_pad = 0;
+	submit(e);
+	return 0;
+}
+
 /* ---- libraries ---- */
 
 /*

@@ -32,6 +32,7 @@ enum pi_event_type {
 	PI_EV_SCHED_WAKEUP = 12, /* a target thread was woken */
 	PI_EV_MOE_IDS = 13,	/* expert ids read from an ffn_moe_topk tensor */
 	PI_EV_LIBRARY = 14,	/* the dynamic linker's object list changed; the process is stopped */
+	PI_EV_STEP = 15,	/* the compute loop's barrier call on one worker thread (a step ended) */
 };
 
 enum pi_level {
@@ -145,6 +146,37 @@ struct pi_barrier {
 	struct pi_header h;
 };
 
+/*
+ * The compute loop calls ggml_barrier after each computed node or fused group (a step) and once
+ * more after the loop. `next` is node_n + 1 there: the index of the first node after the step,
+ * read from the register the attach cookie names; -1 at the final barrier.
+ */
+struct pi_step {
+	struct pi_header h;
+	int next;
+	unsigned int _pad;
+};
+
+/* Attach cookie of a step site: the register holding node_n + 1, or PI_STEP_FINAL. */
+enum pi_step_reg {
+	PI_STEP_RAX = 0,
+	PI_STEP_RBX,
+	PI_STEP_RCX,
+	PI_STEP_RDX,
+	PI_STEP_RSI,
+	PI_STEP_RDI,
+	PI_STEP_RBP,
+	PI_STEP_R8,
+	PI_STEP_R9,
+	PI_STEP_R10,
+	PI_STEP_R11,
+	PI_STEP_R12,
+	PI_STEP_R13,
+	PI_STEP_R14,
+	PI_STEP_R15,
+	PI_STEP_FINAL = 255,
+};
+
 struct pi_sched_switch {
 	struct pi_header h; /* tid/tgid: the target thread concerned */
 	unsigned int prev_tid;
@@ -190,7 +222,8 @@ enum pi_hit_kind {
 	PI_HIT_BARRIER = 3,
 	PI_HIT_SCHED = 4,
 	PI_HIT_SNAPSHOT_NODE = 5, /* tensors read while snapshotting a changed graph */
-	PI_HIT_KINDS = 6,
+	PI_HIT_STEP = 6, /* compute loop barrier calls (one probe hit each: no return probe) */
+	PI_HIT_KINDS = 7,
 };
 
 #endif /* __PROFINFER_H */

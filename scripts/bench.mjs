@@ -27,7 +27,9 @@ const models = spawnSync(process.execPath, [cli, "models", "bench"], { encoding:
 if (models.status !== 0) throw new Error(models.stderr);
 const model = join(modelsDir(), "bench", "bench-llama3.2-1b-q4_0.gguf");
 
-const configs = ["none", "token", "graph", "op"];
+// "op" times operators with step probes (the default), "op-functions" with the operator
+// functions' entry and return probes and ggml_barrier's
+const configs = ["none", "token", "graph", "op", "op-functions"];
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-bench-"));
 const benchArgs = [
   "-m",
@@ -56,7 +58,8 @@ function runOnce(config, round) {
             "record",
             "--no-status",
             "--level",
-            config,
+            config === "op-functions" ? "op" : config,
+            ...(config === "op-functions" ? ["--op-timing", "functions"] : []),
             "--out",
             out,
             "--",
@@ -83,9 +86,11 @@ function runOnce(config, round) {
     const recording = readRawFile(join(out, "events.pinf"));
     const note = recording.notes.find((n) => n.note.kind === "hits")?.note;
     const decodes = recording.events.filter((e) => e.type === 1 && e.nTokens === 1).length;
+    // entry + return probes, and step probes (entry only)
     hits = note
-      ? ((note.op + note.barrier + note.graph + note.token) * 2) / Math.max(decodes, 1)
-      : null; // entry + return
+      ? ((note.op + note.barrier + note.graph + note.token) * 2 + (note.step ?? 0)) /
+        Math.max(decodes, 1)
+      : null;
     rmSync(out, { recursive: true, force: true });
   }
   return { tps, hits, cpuSeconds };

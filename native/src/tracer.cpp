@@ -43,6 +43,7 @@ bpf_program* ProgramByName(profinfer_bpf* skel, const std::string& name) {
   if (name == "op_exit") return skel->progs.op_exit;
   if (name == "barrier_enter") return skel->progs.barrier_enter;
   if (name == "barrier_exit") return skel->progs.barrier_exit;
+  if (name == "step_site") return skel->progs.step_site;
   if (name == "dl_activity") return skel->progs.dl_activity;
   return nullptr;
 }

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { loadNativeModule } from "../record/nativeTracer.js";
-import { Recorder, type Level, type RecordOptions } from "../record/recorder.js";
+import { Recorder, type Level, type OpTiming, type RecordOptions } from "../record/recorder.js";
 import { writeRunOutputs } from "../sinks/runOutputs.js";
 
 const VERSION = "0.1.0";
@@ -21,6 +21,7 @@ interface CommonOptions {
   ringBuffer: number;
   status: boolean;
   probeAllOps?: boolean;
+  opTiming: OpTiming;
 }
 
 function positiveInt(what: string) {
@@ -80,6 +81,14 @@ function addCommonOptions(command: Command): Command {
     .option("--no-moe", "do not read MoE expert ids")
     .option("--ring-buffer <size>", "BPF ring buffer size", parseSize, 64 << 20)
     .option("--no-status", "no live status line")
+    .addOption(
+      new Option(
+        "--op-timing <how>",
+        "how operators are timed: steps (a probe on the compute loop's barrier call: one hit per operator and thread) or functions (entry and return of each operator function, and ggml_barrier); --ops and --probe-all-ops imply functions",
+      )
+        .choices(["steps", "functions"])
+        .default("steps"),
+    )
     .option(
       "--probe-all-ops",
       "also probe operator functions whose first instruction the kernel must single-step (about 10x the cost a hit; by default they are timed from the barriers)",
@@ -106,6 +115,7 @@ function recordOptions(opts: CommonOptions, outDir: string): RecordOptions {
     moe: opts.moe,
     ringBufferBytes: opts.ringBuffer,
     probeAllOps: opts.probeAllOps ?? false,
+    opTiming: opts.ops || opts.probeAllOps ? "functions" : opts.opTiming,
     log: (message) => process.stderr.write(`profinfer: ${message}\n`),
     version: VERSION,
   };

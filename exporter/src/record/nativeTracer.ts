@@ -51,6 +51,7 @@ export type ProbeHandler =
   | "op_exit"
   | "barrier_enter"
   | "barrier_exit"
+  | "step_site"
   | "dl_activity";
 
 export interface NativeTracer {

@@ -19,6 +19,8 @@ import {
   opOfFunction,
   type LibraryRoles,
 } from "../target/libraries.js";
+import { readElf } from "../target/elf.js";
+import { STEP_REGISTERS, findStepSites, type StepSite } from "../target/stepSites.js";
 import { EventType, decodeEvent, type TensorEvent } from "../trace/events.js";
 import { RawFileWriter, type RawNote, type RunHeader } from "../trace/rawFile.js";
 import {
@@ -29,6 +31,11 @@ import {
 } from "./nativeTracer.js";
 
 export type Level = "token" | "graph" | "op";
+export type OpTiming = "steps" | "functions";
+
+/** The operators that consume MoE routing ids (read when the first of them starts). */
+const MOE_CONSUMERS = ["get_rows", "mul_mat_id"];
+const STEP_FINAL = 255;
 export const LEVELS: Record<Level, number> = { token: 1, graph: 2, op: 3 };
 
 export interface RecordOptions {
@@ -44,6 +51,12 @@ export interface RecordOptions {
   ringBufferBytes: number;
   /** also probe operator functions whose first instruction the kernel must single-step */
   probeAllOps: boolean;
+  /**
+   * how operators are timed: "steps" probes the compute loop's barrier call (one hit per step and
+   * thread; falls back to "functions" where the loop is not found), "functions" probes each
+   * operator function's entry and return and ggml_barrier
+   */
+  opTiming: OpTiming;
   /** called with warnings and progress a user should see */
   log: (message: string) => void;
   version: string;
@@ -77,6 +90,7 @@ export class Recorder {
   private streamEnded: (() => void) | null = null;
   private closed = false;
   private chosenVariants = new Map<string, string | null>();
+  private stepLibraries: string[] = [];
   private readonly uprobeMulti: boolean;
   private clock: { monotonicNs: string; realtimeNs: string };
   readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0 };
@@ -233,49 +247,115 @@ export class Recorder {
         this.warn(`operator probes on ${roles.path} skipped: the ggml layout is unknown`);
         return;
       }
+      if (this.options.opTiming === "steps" && this.attachSteps(roles)) {
+        // MoE routing ids are read when their consumer operator starts: probe just those
+        if (this.options.moe) this.attachOpFunctions(roles, MOE_CONSUMERS, false);
+        return;
+      }
       this.attach("barrier_enter", roles, "ggml_barrier", 0);
       this.attach("barrier_exit", roles, "ggml_barrier", 0);
-      const wanted = this.options.ops;
-      const candidates: { index: number; symbol: string; offset: number }[] = [];
-      const stepped: string[] = [];
-      for (const symbol of roles.opFunctions) {
-        if (wanted && !wanted.includes(opOfFunction(symbol))) continue;
-        const site = roles.probeSites.get(symbol);
-        if (!site) continue;
-        if (!site.emulated && !this.options.probeAllOps) {
-          stepped.push(opOfFunction(symbol));
-          continue;
-        }
-        candidates.push({
-          index: this.opFuncs.length + candidates.length,
-          symbol,
-          offset: site.fileOffset,
-        });
-      }
-      if (stepped.length > 0) {
-        this.note({
-          kind: "unprobed",
-          library: roles.path,
-          reason: "single-stepped entry instruction",
-          ops: stepped,
-        });
-      }
-      const failures: string[] = [];
-      const attachedSet = this.attachOps(roles.path, candidates, failures);
-      const attached = candidates
-        .filter((c) => attachedSet.has(c.index))
-        .map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
-      if (failures.length > 0) {
-        this.warn(
-          `${failures.length} of ${roles.opFunctions.length} operator functions in ${roles.path} cannot carry a probe ` +
-            `and are timed from the barriers instead: ${failures.join(", ")}`,
-        );
-      }
-      this.opFuncs.push(...attached);
-      if (attached.length === 0)
-        this.warn(`no per-operator function of ${roles.path} could be probed`);
-      this.note({ kind: "attach", library: roles.path, opFuncs: attached });
+      this.attachOpFunctions(roles, this.options.ops, false);
     }
+  }
+
+  /**
+   * Step probes: one on the compute loop's own barrier call (and on the final one), which time
+   * every step of every thread and name its nodes. False (nothing attached) when the library
+   * does not have the loop's pattern; the caller then probes the operator functions.
+   */
+  private attachSteps(roles: LibraryRoles): boolean {
+    let sites: StepSite[] = [];
+    try {
+      sites = findStepSites(readElf(roles.path), this.layout!.cgraph.nNodes);
+    } catch (error) {
+      this.warn(`cannot read ${roles.path}: ${(error as Error).message}`);
+    }
+    if (!sites.some((s) => !s.final)) {
+      this.warn(
+        `the compute loop's barrier call was not found in ${roles.path}; operators are timed by probing their functions instead`,
+      );
+      return false;
+    }
+    const attached: StepSite[] = [];
+    // loop sites first: when none attaches, nothing is left half done
+    for (const site of [...sites].sort((a, b) => Number(a.final) - Number(b.final))) {
+      const cookie = site.final ? STEP_FINAL : STEP_REGISTERS.indexOf(site.register!);
+      const error = this.tracer.attachUprobe(
+        "step_site",
+        roles.path,
+        site.function ?? "ggml_graph_compute_thread",
+        cookie,
+        site.fileOffset,
+      );
+      if (error) {
+        if (attached.length === 0) {
+          this.warn(`${error}; operators are timed by probing their functions instead`);
+          return false;
+        }
+        this.warn(`${error}; some steps of that loop will be missing`);
+        continue;
+      }
+      attached.push(site);
+    }
+    this.stepLibraries.push(roles.path);
+    this.note({
+      kind: "steps",
+      library: roles.path,
+      sites: attached.map((s) => ({
+        fileOffset: s.fileOffset,
+        final: s.final,
+        register: s.register,
+        function: s.function,
+      })),
+    });
+    return true;
+  }
+
+  /** Entry and return probes on the per-operator functions of `wanted` ops (null: all). */
+  private attachOpFunctions(
+    roles: LibraryRoles,
+    wanted: readonly string[] | null,
+    alwaysProbe: boolean,
+  ): void {
+    const candidates: { index: number; symbol: string; offset: number }[] = [];
+    const stepped: string[] = [];
+    for (const symbol of roles.opFunctions) {
+      if (wanted && !wanted.includes(opOfFunction(symbol))) continue;
+      const site = roles.probeSites.get(symbol);
+      if (!site) continue;
+      if (!site.emulated && !this.options.probeAllOps && !alwaysProbe) {
+        stepped.push(opOfFunction(symbol));
+        continue;
+      }
+      candidates.push({
+        index: this.opFuncs.length + candidates.length,
+        symbol,
+        offset: site.fileOffset,
+      });
+    }
+    if (stepped.length > 0) {
+      this.note({
+        kind: "unprobed",
+        library: roles.path,
+        reason: "single-stepped entry instruction",
+        ops: stepped,
+      });
+    }
+    const failures: string[] = [];
+    const attachedSet = this.attachOps(roles.path, candidates, failures);
+    const attached = candidates
+      .filter((c) => attachedSet.has(c.index))
+      .map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
+    if (failures.length > 0) {
+      this.warn(
+        `${failures.length} of ${roles.opFunctions.length} operator functions in ${roles.path} cannot carry a probe ` +
+          `and are timed from the barriers instead: ${failures.join(", ")}`,
+      );
+    }
+    this.opFuncs.push(...attached);
+    if (attached.length === 0 && !alwaysProbe)
+      this.warn(`no per-operator function of ${roles.path} could be probed`);
+    this.note({ kind: "attach", library: roles.path, opFuncs: attached });
   }
 
   private resolveLayout(ggmlBase: string, ggmlCpu?: string): void {
@@ -489,7 +569,7 @@ export class Recorder {
         );
       else if (!this.layout)
         missing.push("operator level: the ggml tensor layout of this build could not be resolved");
-      else if (this.opFuncs.length === 0)
+      else if (this.opFuncs.length === 0 && this.stepLibraries.length === 0)
         missing.push(
           "operator level: no ggml_compute_forward_<op> function could be probed; operators are timed from the barriers only",
         );
@@ -526,6 +606,7 @@ export class Recorder {
       barrier: counters.hits[3] ?? 0,
       sched: counters.hits[4] ?? 0,
       snapshotTensors: counters.hits[5] ?? 0,
+      step: counters.hits[6] ?? 0,
       probes: counters.attached,
     });
     if (exit) this.note({ kind: "exit", code: exit.code, signal: exit.signal });

@@ -21,6 +21,7 @@ export const EventType = {
   SCHED_SWITCH: 11,
   SCHED_WAKEUP: 12,
   MOE_IDS: 13,
+  STEP: 15,
 } as const;
 export type EventTypeCode = (typeof EventType)[keyof typeof EventType];
 
@@ -77,6 +78,7 @@ export const LAYOUT = {
   },
   pi_op: { size: 48, dst: 24, func: 32, ith: 36, nth: 40 },
   pi_barrier: { size: 24 },
+  pi_step: { size: 32, next: 24 },
   pi_sched_switch: {
     size: 48 + 2 * COMM_LEN,
     prev_tid: 24,
@@ -118,6 +120,7 @@ export const EVENT_STRUCTS: Readonly<Record<EventTypeCode, keyof typeof LAYOUT>>
   [EventType.SCHED_SWITCH]: "pi_sched_switch",
   [EventType.SCHED_WAKEUP]: "pi_sched_wakeup",
   [EventType.MOE_IDS]: "pi_moe_ids",
+  [EventType.STEP]: "pi_step",
 };
 
 /** sizeof each struct, by event type. */
@@ -225,6 +228,13 @@ export interface BarrierEvent extends EventHeader {
   type: typeof EventType.BARRIER_BEGIN | typeof EventType.BARRIER_END;
 }
 
+/** The compute loop's barrier call on one thread: a step (a node or fused group) ended there. */
+export interface StepEvent extends EventHeader {
+  type: typeof EventType.STEP;
+  /** node_n + 1: the first node after the step; -1 at the loop's final barrier */
+  next: number;
+}
+
 export interface SchedSwitchEvent extends EventHeader {
   type: typeof EventType.SCHED_SWITCH;
   prevTid: number;
@@ -263,6 +273,7 @@ export type RawEvent =
   | TensorEvent
   | OpEvent
   | BarrierEvent
+  | StepEvent
   | SchedSwitchEvent
   | SchedWakeupEvent
   | MoeIdsEvent;
@@ -317,6 +328,8 @@ export function decodeEvent(buf: Buffer, offset: number, length: number): RawEve
     case EventType.BARRIER_BEGIN:
     case EventType.BARRIER_END:
       return { type, cpu, tgid, tid, ts };
+    case EventType.STEP:
+      return { type, cpu, tgid, tid, ts, next: buf.readInt32LE(o + LAYOUT.pi_step.next) };
     case EventType.TOKEN_BEGIN:
       return {
         type,
@@ -551,6 +564,9 @@ export function encodeEvent(event: RawEvent): Buffer {
       break;
     case EventType.BARRIER_BEGIN:
     case EventType.BARRIER_END:
+      break;
+    case EventType.STEP:
+      buf.writeInt32LE(event.next, LAYOUT.pi_step.next);
       break;
     case EventType.SCHED_SWITCH:
       buf.writeUInt32LE(event.prevTid, SCHED_SWITCH.prev_tid);

@@ -148,6 +148,11 @@ export interface ComputeOptions {
   sched?: boolean;
   /** called when a step starts: MoE ids are emitted here */
   onStep?: (step: StepInfo, nodes: TensorSpec[]) => void;
+  /**
+   * record as step probes do (--op-timing steps): a STEP event at each of the loop's barrier calls
+   * and at the final one, and no OP or BARRIER events
+   */
+  steps?: boolean;
 }
 
 export interface ComputeResult {
@@ -360,7 +365,7 @@ export class FixtureRecorder {
         stepNodes.reduce((sum, n) => sum + opts.duration(n, ith), 0),
       );
       opts.threads.forEach((tid, ith) => {
-        if (isProbed)
+        if (isProbed && !opts.steps)
           this.opEvent(EventType.OP_BEGIN, tid, opStarts[ith]!, leader, ith, threadCount);
       });
       for (let part = 0; part <= inner; part++) {
@@ -370,15 +375,18 @@ export class FixtureRecorder {
         if (part < inner) {
           const out = barrier(arrivals);
           opts.threads.forEach((tid, ith) => {
-            this.barrierEvent(EventType.BARRIER_BEGIN, tid, arrivals[ith]!);
-            this.barrierEvent(EventType.BARRIER_END, tid, out);
+            if (!opts.steps) {
+              this.barrierEvent(EventType.BARRIER_BEGIN, tid, arrivals[ith]!);
+              this.barrierEvent(EventType.BARRIER_END, tid, out);
+            }
             cursors[ith] = out;
           });
         } else arrivals.forEach((a, ith) => (cursors[ith] = a));
       }
       const opEnds = [...cursors];
       opts.threads.forEach((tid, ith) => {
-        if (isProbed) this.opEvent(EventType.OP_END, tid, opEnds[ith]!, leader, ith, threadCount);
+        if (isProbed && !opts.steps)
+          this.opEvent(EventType.OP_END, tid, opEnds[ith]!, leader, ith, threadCount);
       });
       const last = step[step.length - 1]!;
       const isLastStep = s === steps.length - 1;
@@ -390,7 +398,16 @@ export class FixtureRecorder {
       for (let b = 0; b < barriers; b++) {
         out = barrier(begin);
         const closing = out;
+        const final = !(last + 1 < nNodes && b === 0);
         opts.threads.forEach((tid, ith) => {
+          if (opts.steps) {
+            this.emit({
+              ...this.head(EventType.STEP, tid, begin[ith]!),
+              type: EventType.STEP,
+              next: final ? -1 : last + 1,
+            });
+            return;
+          }
           this.barrierEvent(EventType.BARRIER_BEGIN, tid, begin[ith]!);
           this.barrierEvent(EventType.BARRIER_END, tid, closing);
         });

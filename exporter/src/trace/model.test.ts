@@ -509,3 +509,87 @@ test("without barrier events probed operators keep their times and unprobed ones
     g.snapshot!.dag.computed,
   );
 });
+
+test("step probes: the same operators and fused steps as function probes, times from the steps", () => {
+  const record = (steps: boolean) => {
+    const rec = new FixtureRecorder();
+    let result: ComputeResult | null = null;
+    rec.token(1, 1, 1001, () => {
+      result = rec.compute({
+        cgraph: 0xa000n,
+        signature: 0x1n,
+        graph: moeLayerGraph(0),
+        changed: true,
+        threads: [1001, 1002, 1003],
+        duration: (n, ith) => 1000 + 300 * ith + (n.op === "MUL_MAT_ID" ? 5000 : 0),
+        steps,
+      });
+    });
+    return { run: buildRun(rec.recording()), result: result! };
+  };
+  const byFunctions = record(false);
+  const bySteps = record(true);
+  const [gf] = cpuGraphs(byFunctions.run);
+  const [gs] = cpuGraphs(bySteps.run);
+  assert.ok(gf && gs);
+  assert.deepEqual(gs.problems, []);
+  assert.equal(gs.complete, true);
+  assert.deepEqual(
+    gs.ops.map((o) => [o.nodeIndex, o.label, o.fusedWith ?? []]),
+    gf.ops.map((o) => [o.nodeIndex, o.label, o.fusedWith ?? []]),
+  );
+  assert.ok(
+    gs.ops.some((o) => o.fusedWith),
+    "the fixture has a fused step",
+  );
+  // each thread's step ends at its barrier call and waits there for the last thread to arrive
+  const steps = bySteps.result.steps;
+  assert.equal(steps.length, gs.ops.length);
+  steps.forEach((step, k) => {
+    const op = gs.ops[k]!;
+    assert.equal(op.nodeIndex, step.nodes[0]);
+    const arrivals = step.threads.map((t) => t.barrierBeginNs);
+    const last = arrivals.reduce((a, b) => (a > b ? a : b));
+    for (const t of op.threads) {
+      const mine = step.threads.find((x) => x.tid === t.tid)!;
+      assert.equal(t.endNs, mine.barrierBeginNs, `${op.label} on ${t.tid}`);
+      assert.equal(t.barrierWaitNs, Number(last - mine.barrierBeginNs));
+      assert.equal(t.visible, true);
+      if (k > 0) {
+        const before = steps[k - 1]!.threads.map((x) => x.barrierBeginNs);
+        assert.equal(
+          t.startNs,
+          before.reduce((a, b) => (a > b ? a : b)),
+        );
+        assert.equal(t.startInferred, false);
+      } else assert.equal(t.startInferred, true);
+    }
+    assert.equal(op.threads.length, 3);
+  });
+  assert.deepEqual(
+    gs.threads.map((t) => t.tid),
+    [1001, 1002, 1003],
+  );
+});
+
+test("step probes: a step that goes backwards is an anomaly, uncovered nodes are missing", () => {
+  const rec = new FixtureRecorder();
+  let seen = 0;
+  rec.drop = (ev) => ev.type === EventType.STEP && ev.tid === 1002 && ++seen === 2;
+  rec.token(1, 1, 1001, () => {
+    rec.compute({
+      cgraph: 0xa000n,
+      signature: 0x1n,
+      graph: moeLayerGraph(0),
+      changed: true,
+      threads: [1001, 1002],
+      duration: () => 1000,
+      steps: true,
+    });
+  });
+  const [g] = cpuGraphs(buildRun(rec.recording()));
+  assert.ok(g);
+  assert.equal(g.complete, false);
+  // thread 1002 lost one step event: its next step covers two steps' nodes, which disagrees
+  assert.match(g.problems.join("; "), /disagree|missing/);
+});

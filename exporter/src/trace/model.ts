@@ -22,6 +22,7 @@ import {
   type OpEvent,
   type RawEvent,
   type SchedSwitchEvent,
+  type StepEvent,
   type TensorEvent,
   type TokenBeginEvent,
 } from "./events.js";
@@ -30,7 +31,9 @@ import { chargeOffCpu, offCpuIntervals, type OffCpuInterval, type OffCpuTarget }
 import {
   innerBarrierExpectations,
   pairThreadEvents,
+  reconstructFromSteps,
   reconstructGraph,
+  type StepItem,
   type ThreadItem,
 } from "./timeline.js";
 
@@ -271,6 +274,7 @@ export function buildRun(input: RawInput | RawRecording): Run {
   const nodeChunks = new Map<string, GraphNodesEvent[]>();
   const tensorsBySignature = new Map<bigint, Map<bigint, TensorEvent>>();
   const threadEvents = new Map<number, (OpEvent | BarrierEvent)[]>();
+  const stepEvents = new Map<number, StepEvent[]>();
   const switches: SchedSwitchEvent[] = [];
   const moeEvents: MoeIdsEvent[] = [];
   const targetTgids = new Set<number>([header.target.pid]);
@@ -299,6 +303,9 @@ export function buildRun(input: RawInput | RawRecording): Run {
       case EventType.BARRIER_BEGIN:
       case EventType.BARRIER_END:
         pushTo(threadEvents, ev.tid, ev);
+        break;
+      case EventType.STEP:
+        pushTo(stepEvents, ev.tid, ev);
         break;
       case EventType.TOKEN_BEGIN: {
         targetTgids.add(ev.tgid);
@@ -511,6 +518,20 @@ export function buildRun(input: RawInput | RawRecording): Run {
       pushTo(perThread, tid, item);
     }
   }
+  const stepsByGraph = new Map<GraphRun, Map<number, StepItem[]>>();
+  for (const [tid, list] of stepEvents) {
+    const index = indexes.get(list[0]!.tgid);
+    for (const ev of list) {
+      const g = index?.innermostAt(ev.ts) ?? null;
+      if (!g) {
+        lostItems++;
+        continue;
+      }
+      let perThread = stepsByGraph.get(g);
+      if (!perThread) stepsByGraph.set(g, (perThread = new Map()));
+      pushTo(perThread, tid, { ts: ev.ts, next: ev.next });
+    }
+  }
   if (lostItems > 0) {
     warnings.push(`${lostItems} operator/barrier intervals fell outside any graph`);
   }
@@ -540,8 +561,11 @@ export function buildRun(input: RawInput | RawRecording): Run {
     const token = g.tokenSeq === null ? null : tokenBySeq.get(`${g.tgid}:${g.tokenSeq}`);
     const expectOps =
       header.level === "op" && !hasChild.has(g) && g.fn === "cpu" && (token?.opsSampled ?? false);
-    if (!items && !expectOps) continue;
-    reconstructGraph(g, items ?? new Map(), { expectInner, ithByTid, lossPossible });
+    const steps = stepsByGraph.get(g);
+    if (steps) reconstructFromSteps(g, steps, ithByTid);
+    else if (items || expectOps)
+      reconstructGraph(g, items ?? new Map(), { expectInner, ithByTid, lossPossible });
+    else continue;
     for (const op of g.ops) for (const t of op.threads) pushTo(targetsByTid, t.tid, t);
   }
 

@@ -52,6 +52,18 @@ function sampleRecorder(): FixtureRecorder {
     });
     rec.preempt(1002, r.startNs + 2000n, r.startNs + 2500n, { comm: "stress", tgid: 7, tid: 8 });
   });
+  // a decode timed by step probes
+  rec.token(2, 1, 1001, () => {
+    rec.compute({
+      cgraph: 0xa000n,
+      signature: 0x1n,
+      graph: moeLayerGraph(0),
+      changed: false,
+      threads: [1001, 1002],
+      duration: () => 1000,
+      steps: true,
+    });
+  });
   rec.emit({
     type: EventType.SCHED_WAKEUP,
     cpu: 1,
@@ -71,7 +83,7 @@ test("the struct sizes are the table of docs/raw-events.md", () => {
   const rows = [
     ...doc.matchAll(/^\| (\d+) `PI_EV_\w+`(?:, (\d+) `PI_EV_\w+`)? \| `(\w+)` \| (\d+) \|$/gm),
   ];
-  assert.equal(rows.length, 11, "rows of the size table");
+  assert.equal(rows.length, 12, "rows of the size table");
   const documented = new Map<number, [string, number]>();
   for (const [, a, b, struct, size] of rows) {
     documented.set(Number(a), [struct!, Number(size)]);

@@ -570,7 +570,17 @@ export function reconstructGraph(
   if (anomalies > 0) fail(`${anomalies} operator events did not fit the graph's node order`);
   if (disagreements > 0) fail(`threads disagree on ${disagreements} fused steps`);
 
-  const tids = alignments.map((a) => a.tid);
+  finishGraph(g, ops, alignments, fail);
+}
+
+/** Per-op thread lists, op extents and per-thread totals of a reconstructed graph. */
+function finishGraph(
+  g: GraphRun,
+  ops: OpRun[],
+  participants: readonly { tid: number; ith: number | null }[],
+  fail: (problem: string) => void,
+): void {
+  const tids = participants.map((a) => a.tid);
   let missing = 0;
   for (const op of ops) {
     op.threads.sort(byIth);
@@ -585,7 +595,7 @@ export function reconstructGraph(
     }
     op.durationNs = op.startNs === null ? 0 : Number(op.endNs! - op.startNs);
   }
-  if (tids.length === 0 && m > 0) fail("no operator events were recorded for it");
+  if (tids.length === 0 && ops.length > 0) fail("no operator events were recorded for it");
   else if (missing > 0) fail(`${missing} operator intervals are missing on some thread`);
   if (g.nThreads > 0 && tids.length > 0 && tids.length < g.nThreads) {
     fail(`${g.nThreads} threads computed it, events of only ${tids.length} were recorded`);
@@ -593,7 +603,7 @@ export function reconstructGraph(
   g.ops = ops;
 
   const threads = new Map<number, GraphThread>();
-  for (const a of alignments) {
+  for (const a of participants) {
     threads.set(a.tid, {
       tid: a.tid,
       ith: a.ith,
@@ -611,4 +621,142 @@ export function reconstructGraph(
     }
   }
   g.threads = [...threads.values()];
+}
+
+/** A STEP event of one thread, inside one graph run. */
+export interface StepItem {
+  ts: bigint;
+  /** the first node after the step; -1 at the final barrier */
+  next: number;
+}
+
+/**
+ * Fill `g.ops` and `g.threads` from step events (docs/trace-model.md, "Steps"): each thread's
+ * step k covers the computed nodes from the previous step's `next` up to its own; it starts when
+ * the previous barrier released (the last thread's arrival there) and ends at its barrier call.
+ * Exact about which nodes each step computed, fusion included: no alignment is needed.
+ */
+export function reconstructFromSteps(
+  g: GraphRun,
+  stepsByTid: ReadonlyMap<number, readonly StepItem[]>,
+  ithByTid: ReadonlyMap<number, number>,
+): void {
+  g.opsRecorded = true;
+  const fail = (problem: string): void => {
+    g.complete = false;
+    g.problems.push(problem);
+  };
+  const dag = g.snapshot?.dag;
+  if (!dag) {
+    g.opsRecorded = false;
+    fail("its graph was never described (no GRAPH_NODES/TENSOR events for its signature)");
+    return;
+  }
+  if (!g.snapshot!.complete) fail("its graph description is incomplete (events lost)");
+  const n = dag.nodes.length;
+  const computed = dag.computed;
+  // computed nodes in [from, to)
+  const lowerBound = (x: number): number => {
+    let lo = 0;
+    let hi = computed.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (computed[mid]! < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  const nodesIn = (from: number, to: number): number[] =>
+    computed.slice(lowerBound(from), lowerBound(to));
+
+  // A barrier releases its threads when the last one arrives.
+  const release = new Map<number, bigint>();
+  let finals = 0;
+  for (const steps of stepsByTid.values()) {
+    for (const s of steps) {
+      const r = release.get(s.next);
+      if (r === undefined || s.ts > r) release.set(s.next, s.ts);
+    }
+    if (steps.some((s) => s.next < 0)) finals++;
+  }
+  const noFinalSite = finals === 0;
+  if (noFinalSite)
+    fail("the loop's final barrier was not probed: last operators end with the graph");
+
+  const opByFirst = new Map<number, OpRun>();
+  const newOp = (nodes: number[]): OpRun => {
+    const node = dag.nodes[nodes[0]!]!;
+    const op: OpRun = {
+      nodeIndex: node.index,
+      tensor: node.tensor,
+      label: nodes.map((i) => dag.nodes[i]!.tensor.opLabel).join("+"),
+      sources: node.sources,
+      visible: false,
+      threads: [],
+      missingTids: [],
+      startNs: null,
+      endNs: null,
+      durationNs: 0,
+    };
+    if (nodes.length > 1) op.fusedWith = nodes.slice(1);
+    opByFirst.set(nodes[0]!, op);
+    return op;
+  };
+  const participants: { tid: number; ith: number | null }[] = [];
+  let anomalies = 0;
+  let disagreements = 0;
+  for (const [tid, steps] of [...stepsByTid].sort((a, b) => a[0] - b[0])) {
+    const ith = ithByTid.get(tid) ?? (tid === g.tid ? 0 : null);
+    participants.push({ tid, ith });
+    let from = 0;
+    let startNs = g.startNs;
+    let inferred = true;
+    const take = (to: number, endNs: bigint, barrierEnd: bigint | null): void => {
+      const nodes = nodesIn(from, to);
+      if (nodes.length === 0) return;
+      const op = opByFirst.get(nodes[0]!) ?? newOp(nodes);
+      if (op.label.split("+").length !== nodes.length) disagreements++;
+      const end = endNs < startNs ? startNs : endNs;
+      op.threads.push({
+        tid,
+        ith,
+        startNs,
+        endNs: end,
+        visible: true,
+        startInferred: inferred,
+        barrierStartNs: barrierEnd === null ? null : end,
+        barrierEndNs: barrierEnd,
+        barrierWaitNs: barrierEnd !== null && barrierEnd > end ? Number(barrierEnd - end) : 0,
+        innerBarrierWaitNs: 0,
+        offCpuNs: 0,
+        preemptedNs: 0,
+      });
+    };
+    let ended = false;
+    for (const s of [...steps].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0))) {
+      const to = s.next < 0 ? n : s.next;
+      if (ended || to <= from || to > n) {
+        anomalies++;
+        continue;
+      }
+      const released = release.get(s.next)!;
+      take(to, s.ts, released);
+      from = to;
+      startNs = released;
+      inferred = false;
+      if (s.next < 0) ended = true;
+    }
+    if (!ended && noFinalSite && from < n) take(n, g.endNs, null);
+  }
+  if (anomalies > 0) fail(`${anomalies} step events did not fit the graph's node order`);
+  if (disagreements > 0) fail(`threads disagree on ${disagreements} fused steps`);
+  const covered = new Set<number>();
+  for (const op of opByFirst.values()) {
+    covered.add(op.nodeIndex);
+    for (const i of op.fusedWith ?? []) covered.add(i);
+  }
+  for (const node of computed) if (!covered.has(node)) newOp([node]);
+  const ops = [...opByFirst.values()].sort((a, b) => a.nodeIndex - b.nodeIndex);
+  participants.sort(byIth);
+  finishGraph(g, ops, participants, fail);
 }

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: Apache-2.0
+// The compute loop's own barrier calls ("step sites"). ggml's CPU loop (ggml_graph_compute_thread)
+// computes a node, or a fused group of nodes, and then calls ggml_barrier unless the node was the
+// last one:
+//
+//     for (node_n = 0; node_n < cgraph->n_nodes ...; node_n++) {
+//         ...compute node_n (node_n += n_fused)...
+//         if (node_n + 1 < cgraph->n_nodes) ggml_barrier(tp);
+//     }
+//     ggml_barrier(tp);
+//
+// A probe on that `call` instruction fires exactly once per computed step and thread, and the
+// kernel emulates a call (no single-step), so it is the cheapest way to time every operator on
+// every thread: one hit per step instead of entry and return of the operator function plus entry
+// and return of every ggml_barrier (operators call it too). The register the compiler compared
+// with cgraph->n_nodes just before the call holds node_n + 1: the index of the first node after
+// the step, which names the step's nodes exactly, fusion included. The branch that skips the call
+// when the loop is done leads to the final barrier, which ends each thread's last step.
+//
+// Found by decoding machine code (iced-x86), never by fixed addresses: the call's target is
+// ggml_barrier itself or its PLT stub (resolved through .rela.plt), the comparison is
+// `cmp REG32, [BASE + n_nodes offset]`, and nothing between it and the call may write REG.
+// x86-64 only; elsewhere, or when the pattern is absent, the caller falls back to operator
+// function probes.
+import { createRequire } from "node:module";
+import type * as Iced from "iced-x86";
+import type { ElfFile } from "./elf.js";
+
+const iced = createRequire(import.meta.url)("iced-x86") as typeof Iced;
+const {
+  Decoder,
+  DecoderOptions,
+  FlowControl,
+  InstructionInfoFactory,
+  Mnemonic,
+  OpAccess,
+  OpKind,
+  Register,
+  RegisterExt,
+} = iced;
+
+/**
+ * Registers a step site may name, in the order of the BPF program's switch (bpf/profinfer.h
+ * enum pi_step_reg). Caller-saved registers are allowed: the value is read at the call, before it.
+ */
+export const STEP_REGISTERS = [
+  "RAX",
+  "RBX",
+  "RCX",
+  "RDX",
+  "RSI",
+  "RDI",
+  "RBP",
+  "R8",
+  "R9",
+  "R10",
+  "R11",
+  "R12",
+  "R13",
+  "R14",
+  "R15",
+] as const;
+export type StepRegister = (typeof STEP_REGISTERS)[number];
+
+export interface StepSite {
+  /** virtual address and file offset of the `call ggml_barrier` */
+  address: number;
+  fileOffset: number;
+  /** the loop's barrier (register holds node_n + 1) or the final one after the loop */
+  final: boolean;
+  /** where node_n + 1 is at the call; null for the final barrier */
+  register: StepRegister | null;
+  /** the function it was found in, when the symbol table names it */
+  function: string | null;
+}
+
+const MAX_LOOKBACK = 12;
+const MAX_FUNCTION_BYTES = 256 * 1024;
+const RELA_SIZE = 24;
+const SYMBOL_SIZE = 24;
+const R_X86_64_JUMP_SLOT = 7;
+const R_X86_64_GLOB_DAT = 6;
+
+/** Addresses a call to `symbol` can target: the function itself and its PLT stubs. */
+export function callTargetsOf(elf: ElfFile, symbol: string): Set<number> {
+  const targets = new Set<number>();
+  const own = elf.symbols.get(symbol);
+  if (own?.isFunction) targets.add(own.address);
+  const slots = gotSlotsOf(elf, symbol);
+  if (slots.size === 0) return targets;
+  for (const section of elf.sections) {
+    if (!/^\.plt(\.sec|\.got)?$/.test(section.name) || section.size === 0) continue;
+    const bytes = elf.bytesAt(section.address, section.size);
+    if (!bytes) continue;
+    const decoder = new Decoder(64, bytes, DecoderOptions.None);
+    decoder.ip = BigInt(section.address);
+    let stubStart = section.address;
+    while (decoder.canDecode) {
+      const ins = decoder.decode();
+      const ip = Number(ins.ip);
+      // PLT stubs are 16 bytes (8 in .plt.got); a stub starts where an endbr64 or the jump is
+      if (ins.mnemonic === Mnemonic.Endbr64) stubStart = ip;
+      else if (
+        ins.mnemonic === Mnemonic.Jmp &&
+        ins.op0Kind === OpKind.Memory &&
+        ins.memoryBase === Register.RIP
+      ) {
+        // iced resolves a RIP-relative displacement to the absolute address
+        const slot = Number(ins.memoryDisplacement);
+        const start = stubStart > ip - 8 && stubStart <= ip ? stubStart : ip;
+        if (slots.has(slot)) targets.add(start);
+      }
+      ins.free();
+    }
+    decoder.free();
+  }
+  return targets;
+}
+
+/** GOT slots the dynamic linker fills with `symbol`'s address (.rela.plt and .rela.dyn). */
+function gotSlotsOf(elf: ElfFile, symbol: string): Set<number> {
+  const slots = new Set<number>();
+  const dynsym = elf.sections.find((s) => s.name === ".dynsym");
+  const dynstr = dynsym ? elf.sections[dynsym.link] : undefined;
+  if (!dynsym || !dynstr || dynsym.address === 0) return slots;
+  const symbols = elf.bytesAt(dynsym.address, dynsym.size);
+  const names = elf.bytesAt(dynstr.address, dynstr.size);
+  if (!symbols || !names) return slots;
+  const nameOf = (index: number): string | null => {
+    const at = index * SYMBOL_SIZE;
+    if (at + SYMBOL_SIZE > symbols.length) return null;
+    const offset = symbols.readUInt32LE(at);
+    const end = names.indexOf(0, offset);
+    return names.toString("latin1", offset, end < 0 ? names.length : end);
+  };
+  for (const section of elf.sections) {
+    if (section.name !== ".rela.plt" && section.name !== ".rela.dyn") continue;
+    const entries = section.address ? elf.bytesAt(section.address, section.size) : null;
+    if (!entries) continue;
+    for (let at = 0; at + RELA_SIZE <= entries.length; at += RELA_SIZE) {
+      const info = entries.readBigUInt64LE(at + 8);
+      const type = Number(info & 0xffffffffn);
+      if (type !== R_X86_64_JUMP_SLOT && type !== R_X86_64_GLOB_DAT) continue;
+      if (nameOf(Number(info >> 32n)) === symbol) slots.add(Number(entries.readBigUInt64LE(at)));
+    }
+  }
+  return slots;
+}
+
+const WRITES = new Set<number>([
+  OpAccess.Write,
+  OpAccess.CondWrite,
+  OpAccess.ReadWrite,
+  OpAccess.ReadCondWrite,
+]);
+
+function writesRegister(
+  factory: Iced.InstructionInfoFactory,
+  ins: Iced.Instruction,
+  full: number,
+): boolean {
+  const info = factory.info(ins);
+  let written = false;
+  for (const used of info.usedRegisters() as Iced.UsedRegister[]) {
+    if (WRITES.has(used.access) && RegisterExt.fullRegister(used.register) === full) written = true;
+    used.free();
+  }
+  info.free();
+  return written;
+}
+
+/** `cmp REG32, [BASE + off]` (or the memory operand first): the 64-bit REG, or null. */
+function comparedWithNNodes(ins: Iced.Instruction, nNodesOffset: number): number | null {
+  if (ins.mnemonic !== Mnemonic.Cmp || ins.opCount !== 2) return null;
+  let reg: number | null = null;
+  let memory = false;
+  for (let i = 0; i < 2; i++) {
+    const kind = ins.opKind(i);
+    if (kind === OpKind.Register) reg = ins.opRegister(i);
+    else if (kind === OpKind.Memory) memory = true;
+  }
+  if (reg === null || !memory || ins.memoryIndex !== Register.None) return null;
+  if (Number(ins.memoryDisplacement) !== nNodesOffset || ins.memorySize !== 3 /* DWord */)
+    return null;
+  if (!RegisterExt.isGPR32(reg)) return null;
+  return RegisterExt.fullRegister(reg);
+}
+
+function stepRegisterName(full: number): StepRegister | null {
+  const name = Register[full] as string | undefined;
+  return (STEP_REGISTERS as readonly string[]).includes(name ?? "") ? (name as StepRegister) : null;
+}
+
+interface Code {
+  name: string | null;
+  start: number;
+  size: number;
+}
+
+/** The functions to search: the compute loop by name, else every executable section. */
+function codeToSearch(elf: ElfFile): Code[] {
+  const named = [...elf.symbols.values()]
+    .filter((s) => s.isFunction && /^ggml_graph_compute_thread(\.|$)/.test(s.name) && s.size > 0)
+    .map((s) => ({ name: s.name, start: s.address, size: Math.min(s.size, MAX_FUNCTION_BYTES) }));
+  if (named.length > 0) return named;
+  return elf.sections
+    .filter((s) => s.name === ".text" && s.address !== 0)
+    .map((s) => ({ name: null, start: s.address, size: s.size }));
+}
+
+/**
+ * The compute loop's barrier calls in a CPU backend library: one per loop (the compiler may
+ * duplicate a loop) plus the final barriers its exits branch to. Empty when the pattern is not
+ * there (another architecture or an unfamiliar build).
+ */
+export function findStepSites(elf: ElfFile, nNodesOffset: number): StepSite[] {
+  const barrier = callTargetsOf(elf, "ggml_barrier");
+  if (barrier.size === 0) return [];
+  const sites = new Map<number, StepSite>();
+  const factory = new InstructionInfoFactory();
+  for (const code of codeToSearch(elf)) {
+    const bytes = elf.bytesAt(code.start, code.size);
+    if (!bytes) continue;
+    const decoder = new Decoder(64, bytes, DecoderOptions.None);
+    decoder.ip = BigInt(code.start);
+    const window: Iced.Instruction[] = [];
+    const loopExits: number[] = [];
+    const barrierCalls = new Set<number>();
+    while (decoder.canDecode) {
+      const ins = decoder.decode();
+      const ip = Number(ins.ip);
+      const isBarrierCall =
+        ins.flowControl === FlowControl.Call &&
+        ins.op0Kind === OpKind.NearBranch64 &&
+        barrier.has(Number(ins.nearBranchTarget));
+      if (isBarrierCall) {
+        barrierCalls.add(ip);
+        const found = loopSite(window, ip, nNodesOffset, factory);
+        if (found) {
+          const offset = elf.fileOffsetOf(ip);
+          if (offset !== null && found.register) {
+            sites.set(ip, {
+              address: ip,
+              fileOffset: offset,
+              final: false,
+              register: found.register,
+              function: code.name,
+            });
+            loopExits.push(found.exit);
+          }
+        }
+      }
+      window.push(ins);
+      if (window.length > MAX_LOOKBACK) window.shift()!.free();
+    }
+    for (const ins of window) ins.free();
+    decoder.free();
+    for (const exit of loopExits) {
+      const offset = elf.fileOffsetOf(exit);
+      if (!barrierCalls.has(exit) || offset === null || sites.has(exit)) continue;
+      sites.set(exit, {
+        address: exit,
+        fileOffset: offset,
+        final: true,
+        register: null,
+        function: code.name,
+      });
+    }
+  }
+  factory.free();
+  const found = [...sites.values()].sort((a, b) => a.address - b.address);
+  // Without the function's name, a lone match in all of .text could be something else: only an
+  // unambiguous one (one loop site) is trusted.
+  const unnamed = found.filter((s) => s.function === null);
+  if (unnamed.filter((s) => !s.final).length > 1) return found.filter((s) => s.function !== null);
+  return found;
+}
+
+/**
+ * Looking back from a barrier call: `cmp REG, [X + n_nodes]`, then a conditional branch over the
+ * call (the loop's exit), and no write to REG before the call.
+ */
+function loopSite(
+  window: readonly Iced.Instruction[],
+  callIp: number,
+  nNodesOffset: number,
+  factory: Iced.InstructionInfoFactory,
+): { register: StepRegister | null; exit: number } | null {
+  for (let i = window.length - 1; i >= 0; i--) {
+    const full = comparedWithNNodes(window[i]!, nNodesOffset);
+    if (full === null) continue;
+    const between = window.slice(i + 1);
+    const branch = between.find((ins) => ins.flowControl === FlowControl.ConditionalBranch);
+    if (!branch || Number(branch.nearBranchTarget) <= callIp) return null;
+    if (between.some((ins) => ins !== branch && ins.flowControl !== FlowControl.Next)) return null;
+    if (between.some((ins) => writesRegister(factory, ins, full))) return null;
+    return { register: stepRegisterName(full), exit: Number(branch.nearBranchTarget) };
+  }
+  return null;
+}
