@@ -1090,9 +1090,12 @@ int BPF_KPROBE(dl_activity)
 
 	if (!is_target())
 		return 0;
-	e = reserve(sizeof(*e));
-	if (!e)
+	/* a control event: it travels even at level metrics, where nothing else does */
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&drops, PI_DROP_RINGBUF_FULL);
 		return 0;
+	}
 	fill_header(e, PI_EV_LIBRARY);
 	/* the process waits, stopped, until user space has seen this */
 	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);

@@ -69,7 +69,9 @@ export class ProfinferMetrics {
     };
     const model = { [N.MODEL]: options.model };
     const bounds = options.boundsNs.map((ns) => ns / 1e9);
-    const self = this;
+    // collect() runs with the prom-client metric as `this`
+    const src = this.source;
+    const opTotals = () => this.opTotals();
 
     const tokenSeries = (phase: 0 | 1): BucketCounts[] => {
       const t = this.source.aggregates().tokens[phase];
@@ -95,7 +97,7 @@ export class ProfinferMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        const tokens = self.source.aggregates().tokens;
+        const tokens = src.aggregates().tokens;
         PHASES.forEach((phase, i) => this.inc({ ...model, phase }, tokens[i]?.tokens ?? 0));
       },
     });
@@ -106,7 +108,7 @@ export class ProfinferMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        const tokens = self.source.aggregates().tokens;
+        const tokens = src.aggregates().tokens;
         PHASES.forEach((phase, i) => this.inc({ ...model, phase }, tokens[i]?.calls ?? 0));
       },
     });
@@ -129,7 +131,7 @@ export class ProfinferMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [op, t] of self.opTotals()) this.inc({ ...model, op }, t.ns / 1e9);
+        for (const [op, t] of opTotals()) this.inc({ ...model, op }, t.ns / 1e9);
       },
     });
     new Counter({
@@ -139,7 +141,7 @@ export class ProfinferMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [op, t] of self.opTotals()) this.inc({ ...model, op }, t.barrierNs / 1e9);
+        for (const [op, t] of opTotals()) this.inc({ ...model, op }, t.barrierNs / 1e9);
       },
     });
     new Counter({
@@ -149,8 +151,8 @@ export class ProfinferMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        const names = self.source.counters.map((c) => c.name);
-        for (const [op, t] of self.opTotals()) {
+        const names = src.counters.map((c) => c.name);
+        for (const [op, t] of opTotals()) {
           names.forEach((event, i) => this.inc({ ...model, op, event }, t.counters[i] ?? 0));
         }
       },
@@ -162,7 +164,7 @@ export class ProfinferMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const c of self.source.counters)
+        for (const c of src.counters)
           this.set({ ...model, event: c.name, hardware: String(c.hardware) }, 1);
       },
     });
@@ -176,7 +178,7 @@ export class ProfinferMetrics {
         this.reset();
         this.inc(
           model,
-          self.source.probeCounters().hits.reduce((a, b) => a + b, 0),
+          src.probeCounters().hits.reduce((a, b) => a + b, 0),
         );
       },
     });
@@ -187,7 +189,7 @@ export class ProfinferMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        this.inc(model, self.source.eventsReceived());
+        this.inc(model, src.eventsReceived());
       },
     });
     new Counter({
@@ -197,7 +199,7 @@ export class ProfinferMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        const drops = self.source.probeCounters().drops;
+        const drops = src.probeCounters().drops;
         N.DROP_REASONS.forEach((reason, i) => this.inc({ ...model, reason }, drops[i] ?? 0));
       },
     });
