@@ -26,6 +26,8 @@ const volatile __u32 n_counters = 0; /* perf events in `pmc`, counter-major: ind
 const volatile __u32 n_cpus = 1;
 const volatile __u32 stream = 1;     /* 0 (--level metrics): no event leaves the kernel, only aggregates */
 const volatile __u32 aggregate = 0;  /* keep the metrics aggregates (token_agg, op_agg) */
+const volatile __u32 aggregate_layers = 0; /* ...and layer_agg (reads each operator's tensor name) */
+const volatile __u32 aggregate_moe = 0;	   /* ...and moe_agg (expert selections, from MOE_IDS reads) */
 
 /* Upper bounds of the aggregate histograms' buckets (then +Inf); set by user space. */
 const volatile __u64 agg_bounds_ns[PI_AGG_BUCKETS - 1] = {};
@@ -92,6 +94,8 @@ struct thread_state {
 	__u32 seg_has_op;
 	__u32 last_func;
 	__u64 barrier_start;
+	__u32 op_layer;
+	__u32 _pad;
 };
 
 struct {
@@ -127,6 +131,20 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pi_op_agg);
 } op_agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PI_MAX_LAYER_KEYS);
+	__type(key, struct pi_layer_key);
+	__type(value, struct pi_layer_agg);
+} layer_agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PI_MAX_MOE_KEYS);
+	__type(key, struct pi_moe_key);
+	__type(value, __u64);
+} moe_agg SEC(".maps");
 
 struct decode_start {
 	__u64 ts;
@@ -458,6 +476,70 @@ static __always_inline void agg_op(__u32 func, __u64 ns, __u64 wait, const __u64
 			break;
 		a->counters[i] += vals[i] - from[i];
 	}
+}
+
+/* The layer of a tensor name: the number after its last '-' ("ffn_up-3", "attn_norm-0 (view)"). */
+struct layer_parse {
+	char name[PI_MAX_NAME];
+	__u32 layer;
+	__u32 in_num;
+	__u32 digits;
+};
+
+static long layer_parse_step(__u64 i, struct layer_parse *p)
+{
+	char c;
+
+	if (i >= PI_MAX_NAME)
+		return 1;
+	c = p->name[i];
+	if (c == 0 || c == ' ')
+		return 1;
+	if (c == '-') {
+		p->in_num = 1;
+		p->digits = 0;
+		p->layer = 0;
+	} else if (p->in_num && c >= '0' && c <= '9' && p->digits < 6) {
+		p->layer = p->layer * 10 + (c - '0');
+		p->digits++;
+	} else {
+		p->in_num = 0;
+	}
+	return 0;
+}
+
+/* A global function: verified once, not inside each caller's paths. */
+__noinline __u32 layer_of_tensor(__u64 tensor)
+{
+	const struct pi_layout *L = layout();
+	struct layer_parse p = {};
+
+	if (!L || bpf_probe_read_user(p.name, sizeof(p.name) - 1, (void *)(tensor + L->tensor_name)))
+		return PI_NO_LAYER;
+	/* a callback is verified once; an unrolled loop over unknown characters is not */
+	bpf_loop(PI_MAX_NAME, layer_parse_step, &p, 0);
+	return p.in_num && p.digits ? p.layer : PI_NO_LAYER;
+}
+
+static __always_inline void agg_layer(__u32 layer, __u32 func, __u64 ns)
+{
+	struct pi_layer_key key = { .layer = layer, .func = func };
+	struct pi_layer_agg *a = bpf_map_lookup_elem(&layer_agg, &key);
+
+	if (!a) {
+		struct pi_layer_agg zero = {};
+
+		/* bounded: a full map drops new keys, counted */
+		if (bpf_map_update_elem(&layer_agg, &key, &zero, BPF_NOEXIST) && !bpf_map_lookup_elem(&layer_agg, &key)) {
+			count(&drops, PI_DROP_MAP_FULL);
+			return;
+		}
+		a = bpf_map_lookup_elem(&layer_agg, &key);
+		if (!a)
+			return;
+	}
+	a->count += 1;
+	a->ns += ns;
 }
 
 /* ---- token level ---- */
@@ -855,8 +937,33 @@ static long moe_row(__u64 r, struct moe_ctx *c)
 	return 0;
 }
 
-/* The routing ids of one MoE layer: k per token, read when their first consumer starts. */
-static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
+struct moe_count_ctx {
+	struct pi_moe_ids *e;
+	__u32 layer;
+};
+
+/* One expert selection into moe_agg (bounded by the map's size; a full map counts a drop). */
+static long moe_count(__u64 i, struct moe_count_ctx *c)
+{
+	struct pi_moe_key key = { .layer = c->layer };
+	__u64 one = 1, *n;
+
+	if (i >= PI_MAX_MOE_IDS)
+		return 1;
+	key.expert = (__u32)c->e->ids[i];
+	n = bpf_map_lookup_elem(&moe_agg, &key);
+	if (n)
+		*n += 1;
+	else if (bpf_map_update_elem(&moe_agg, &key, &one, BPF_NOEXIST))
+		count(&drops, PI_DROP_MAP_FULL);
+	return 0;
+}
+
+/*
+ * The routing ids of one MoE layer: k per token, read when their first consumer starts. A global
+ * function, so that the verifier checks its loop once rather than inside op_enter's paths.
+ */
+__noinline int emit_moe_ids(__u64 consumer, __u64 topk)
 {
 	const struct pi_layout *L = layout();
 	struct {
@@ -867,17 +974,17 @@ static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 	__u64 data = 0;
 
 	if (!L)
-		return;
+		return 0;
 	/* the consumer slot may be stale (addresses are reused): check the tensor is still routing */
 	if (bpf_probe_read_user(prefix, sizeof(prefix), (void *)(topk + L->tensor_name)) ||
 	    !name_has_prefix(prefix, "ffn_moe_topk", 12))
-		return;
+		return 0;
 	if (read_user(shape.ne, sizeof(shape.ne), (void *)(topk + L->tensor_ne)) ||
 	    read_user(shape.nb, sizeof(shape.nb), (void *)(topk + L->tensor_nb)) ||
 	    read_user(&data, sizeof(data), (void *)(topk + L->tensor_data)))
-		return;
+		return 0;
 	if (shape.ne[0] <= 0 || shape.ne[0] > 64 || shape.ne[1] <= 0 || !data)
-		return;
+		return 0;
 
 	__u32 k = shape.ne[0], n_tokens = shape.ne[1];
 	__u32 per_event = PI_MAX_MOE_IDS / k;
@@ -890,7 +997,7 @@ static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 			break;
 		e = reserve(sizeof(*e));
 		if (!e)
-			return;
+			return 0;
 		fill_header(&e->h, PI_EV_MOE_IDS);
 		e->tensor = topk;
 		e->consumer = consumer;
@@ -903,8 +1010,14 @@ static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 		};
 		e->count = mc.rows * k;
 		bpf_loop(mc.rows, moe_row, &mc, 0);
+		if (aggregate_moe) {
+			struct moe_count_ctx cc = { .e = e, .layer = layer_of_tensor(topk) };
+
+			bpf_loop(e->count < PI_MAX_MOE_IDS ? e->count : PI_MAX_MOE_IDS, moe_count, &cc, 0);
+		}
 		submit(e);
 	}
+	return 0;
 }
 
 /* Emits an OP event, with the thread's counter readings when the run records counters. */
@@ -959,6 +1072,7 @@ int BPF_KPROBE(op_enter, void *params, void *dst)
 	if (aggregate && st) {
 		/* nested functions (add calling add_non_quantized) count once, as the outer one */
 		if (st->depth == 0) {
+			st->op_layer = aggregate_layers ? layer_of_tensor((__u64)dst) : PI_NO_LAYER;
 			st->op_start = bpf_ktime_get_ns();
 			st->op_func = func;
 			for (__u32 i = 0; i < PI_MAX_COUNTERS; i++)
@@ -995,7 +1109,11 @@ int BPF_KRETPROBE(op_exit)
 	if (aggregate && st && st->depth > 0) {
 		st->depth -= 1;
 		if (st->depth == 0) {
-			agg_op(st->op_func, bpf_ktime_get_ns() - st->op_start, 0, vals, st->op_vals);
+			__u64 ns = bpf_ktime_get_ns() - st->op_start;
+
+			agg_op(st->op_func, ns, 0, vals, st->op_vals);
+			if (aggregate_layers && st->op_layer != PI_NO_LAYER)
+				agg_layer(st->op_layer, st->op_func, ns);
 			st->seg_has_op = 1;
 			st->last_func = st->op_func;
 		}

@@ -199,7 +199,22 @@ struct pi_op_agg {
 	unsigned long long buckets[PI_AGG_BUCKETS];
 };
 
-/* MoE routing (map "moe_agg", hash): selections per layer and expert. */
+/* Per layer and probed operator function (map "layer_agg", per-CPU hash), behind a flag. */
+struct pi_layer_key {
+	unsigned int layer;
+	unsigned int func;
+};
+
+struct pi_layer_agg {
+	unsigned long long count;
+	unsigned long long ns;
+};
+
+#define PI_NO_LAYER 0xffffffffu
+#define PI_MAX_LAYER_KEYS 16384
+#define PI_MAX_MOE_KEYS 16384
+
+/* MoE routing (map "moe_agg", per-CPU hash, value: selections), behind a flag. */
 struct pi_moe_key {
 	unsigned int layer;
 	unsigned int expert;

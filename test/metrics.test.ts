@@ -243,6 +243,12 @@ describe("bad input", () => {
     }
   });
 
+  test("per-layer and MoE metrics without a metrics endpoint are refused", async () => {
+    const ran = await profinfer(["record", "--metrics-moe", "--", "/bin/true"]);
+    assert.equal(ran.code, 2);
+    assert.match(ran.stderr, /give --metrics-addr HOST:PORT or --level metrics/);
+  });
+
   test("a metrics address that is not HOST:PORT is refused", async () => {
     const ran = await profinfer(["record", "--metrics-addr", "localhost", "--", "/bin/true"]);
     assert.equal(ran.code, 2);
@@ -324,6 +330,7 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
         "4",
         "--model",
         "tiny-llama",
+        "--metrics-layers",
       ],
       completion(llamaModel, 48),
     );
@@ -351,6 +358,50 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
     assert.equal(info.get("event=task-clock,hardware=false,model=tiny-llama"), 1);
     const dropped = await last("profinfer_events_dropped_total");
     assert.equal(dropped.get("model=tiny-llama,reason=ringbuf_full"), 0);
+    // per-layer detail: every layer of the model that stats.json saw has mul_mat time
+    const layers = await last("profinfer_layer_op_seconds_total");
+    for (const l of stats.layers) {
+      if (l.layer === null) continue;
+      assert.ok(
+        (layers.get(`layer=${l.layer},model=tiny-llama,op=mul_mat`) ?? 0) > 0,
+        `layer ${l.layer}`,
+      );
+    }
+  });
+
+  test("MoE expert selections per layer and expert agree with stats.json", async () => {
+    const moeModel = tinyModels().find((m) => m.arch === "qwen2moe")!.path;
+    const { stats } = await record(
+      [
+        "--metrics-addr",
+        `127.0.0.1:${metricsPort}`,
+        "--metrics-linger",
+        "4",
+        "--model",
+        "tiny-moe",
+        "--metrics-moe",
+      ],
+      completion(moeModel, 12),
+    );
+    assert.ok(stats.experts.length > 0, "the model routed tokens");
+    const selections = await query(
+      'last_over_time(profinfer_moe_expert_selections_total{model="tiny-moe"}[10m])',
+    );
+    let total = 0;
+    for (const e of stats.experts) {
+      for (const [expert, n] of Object.entries(e.counts)) {
+        assert.equal(
+          selections.get(`expert=${expert},layer=${e.layer},model=tiny-moe`),
+          n,
+          `layer ${e.layer} expert ${expert}`,
+        );
+        total += n;
+      }
+    }
+    assert.equal(
+      [...selections.values()].reduce((a, b) => a + b, 0),
+      total,
+    );
   });
 
   test("--level metrics streams no events and still fills every operator metric", async () => {

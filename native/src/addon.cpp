@@ -136,6 +136,8 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     options.uprobe_multi = o.Get("uprobeMulti").ToBoolean();
     options.stream = o.Get("stream").IsUndefined() ? true : o.Get("stream").ToBoolean().Value();
     options.aggregate = o.Get("aggregate").ToBoolean();
+    options.aggregate_layers = o.Get("aggregateLayers").ToBoolean();
+    options.aggregate_moe = o.Get("aggregateMoe").ToBoolean();
     if (!ReadCounters(env, o.Get("counters"), &options.counters)) return;
     Napi::Value ring = o.Get("ringBufferBytes");
     if (ring.IsNumber()) options.ring_buffer_bytes = static_cast<uint64_t>(ring.As<Napi::Number>().Int64Value());
@@ -330,8 +332,27 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
       o.Set("buckets", numbers(v.buckets, PI_AGG_BUCKETS));
       ops.Set(static_cast<uint32_t>(i), o);
     }
+    Napi::Array layers = Napi::Array::New(env, a.layers.size());
+    for (size_t i = 0; i < a.layers.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("layer", static_cast<double>(a.layers[i].first.layer));
+      o.Set("func", static_cast<double>(a.layers[i].first.func));
+      o.Set("count", static_cast<double>(a.layers[i].second.count));
+      o.Set("ns", static_cast<double>(a.layers[i].second.ns));
+      layers.Set(static_cast<uint32_t>(i), o);
+    }
+    Napi::Array moe = Napi::Array::New(env, a.moe.size());
+    for (size_t i = 0; i < a.moe.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("layer", static_cast<double>(a.moe[i].first.layer));
+      o.Set("expert", static_cast<double>(a.moe[i].first.expert));
+      o.Set("count", static_cast<double>(a.moe[i].second));
+      moe.Set(static_cast<uint32_t>(i), o);
+    }
     out.Set("tokens", tokens);
     out.Set("ops", ops);
+    out.Set("layers", layers);
+    out.Set("moe", moe);
     return out;
   }
 
@@ -381,6 +402,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventAbi", Napi::Number::New(env, PI_EVENT_ABI));
   exports.Set("maxCounters", Napi::Number::New(env, PI_MAX_COUNTERS));
   exports.Set("unprobedKey", Napi::Number::New(env, PI_AGG_UNPROBED));
+  exports.Set("noLayer", Napi::Number::New(env, PI_NO_LAYER));
   std::vector<uint64_t> bounds_ns = profinfer::AggregateBoundsNs();
   Napi::Array bounds = Napi::Array::New(env, bounds_ns.size());
   for (size_t i = 0; i < bounds_ns.size(); i++) bounds.Set(static_cast<uint32_t>(i), static_cast<double>(bounds_ns[i]));

@@ -181,6 +181,8 @@ Tracer::Tracer(const TracerOptions& o) {
   skel_->rodata->n_cpus = static_cast<uint32_t>(ncpus_);
   skel_->rodata->stream = o.stream ? 1 : 0;
   skel_->rodata->aggregate = o.aggregate ? 1 : 0;
+  skel_->rodata->aggregate_layers = o.aggregate && o.aggregate_layers ? 1 : 0;
+  skel_->rodata->aggregate_moe = o.aggregate && o.aggregate_moe ? 1 : 0;
   std::vector<uint64_t> bounds = AggregateBoundsNs();
   for (size_t i = 0; i < bounds.size(); i++) skel_->rodata->agg_bounds_ns[i] = bounds[i];
 
@@ -408,6 +410,33 @@ Aggregates Tracer::ReadAggregates() const {
       for (int b = 0; b < PI_AGG_BUCKETS; b++) sum.buckets[b] += a.buckets[b];
     }
     out.ops.emplace_back(key, sum);
+  }
+  std::vector<pi_layer_agg> layers(static_cast<size_t>(ncpus_));
+  fd = bpf_map__fd(skel_->maps.layer_agg);
+  pi_layer_key lkey{}, lnext{};
+  pi_layer_key* lprev = nullptr;
+  while (bpf_map_get_next_key(fd, lprev, &lnext) == 0) {
+    lkey = lnext;
+    lprev = &lkey;
+    if (bpf_map_lookup_elem(fd, &lkey, layers.data())) continue;
+    pi_layer_agg sum{};
+    for (const pi_layer_agg& a : layers) {
+      sum.count += a.count;
+      sum.ns += a.ns;
+    }
+    out.layers.emplace_back(lkey, sum);
+  }
+  std::vector<uint64_t> selections(static_cast<size_t>(ncpus_));
+  fd = bpf_map__fd(skel_->maps.moe_agg);
+  pi_moe_key mkey{}, mnext{};
+  pi_moe_key* mprev = nullptr;
+  while (bpf_map_get_next_key(fd, mprev, &mnext) == 0) {
+    mkey = mnext;
+    mprev = &mkey;
+    if (bpf_map_lookup_elem(fd, &mkey, selections.data())) continue;
+    uint64_t sum = 0;
+    for (uint64_t v : selections) sum += v;
+    out.moe.emplace_back(mkey, sum);
   }
   return out;
 }

@@ -42,6 +42,8 @@ struct CounterStatus {
 struct Aggregates {
   std::vector<pi_token_agg> tokens;  // by enum pi_phase
   std::vector<std::pair<uint32_t, pi_op_agg>> ops;  // by cookie (PI_AGG_UNPROBED: barrier-timed)
+  std::vector<std::pair<pi_layer_key, pi_layer_agg>> layers;  // when aggregate_layers
+  std::vector<std::pair<pi_moe_key, uint64_t>> moe;           // when aggregate_moe
 };
 
 // Upper bounds of the aggregate histograms' buckets: 1-2-5 steps from 1 us to 10 s.
@@ -66,6 +68,10 @@ struct TracerOptions {
   bool stream = true;
   // keep the in-kernel aggregates the metrics exporter reads
   bool aggregate = false;
+  // ...per layer and operator function too (reads each operator's tensor name)
+  bool aggregate_layers = false;
+  // ...and MoE expert selections per layer (where expert ids are read: levels that stream)
+  bool aggregate_moe = false;
 };
 
 // Records as the raw file stores them: u32 length followed by the event bytes, concatenated.

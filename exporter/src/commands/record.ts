@@ -34,6 +34,8 @@ interface CommonOptions {
   metricsAddr?: string;
   metricsLinger: number;
   model?: string;
+  metricsLayers?: boolean;
+  metricsMoe?: boolean;
 }
 
 function positiveInt(what: string) {
@@ -102,6 +104,11 @@ function addCommonOptions(command: Command): Command {
       0,
     )
     .option("--model <name>", "the model label of the metrics (default: the -m file's name)")
+    .option("--metrics-layers", "also operator time per layer (profinfer_layer_op_seconds_total)")
+    .option(
+      "--metrics-moe",
+      "also MoE expert selections per layer and expert (profinfer_moe_expert_selections_total; not at --level metrics)",
+    )
     .option(
       "--ops <list>",
       "only these operators, comma-separated ggml op names (mul_mat,rms_norm,...)",
@@ -148,6 +155,8 @@ function recordOptions(opts: CommonOptions, outDir: string): RecordOptions {
     probeAllOps: opts.probeAllOps ?? false,
     counters: opts.pmc ? resolveCounters(opts.pmc) : null,
     aggregate: opts.level === "metrics" || opts.metricsAddr !== undefined,
+    aggregateLayers: opts.metricsLayers ?? false,
+    aggregateMoe: opts.metricsMoe ?? false,
     log: (message) => process.stderr.write(`profinfer: ${message}\n`),
     version: VERSION,
   };
@@ -215,7 +224,17 @@ interface MetricsEndpoint {
 }
 
 async function openMetrics(opts: CommonOptions): Promise<MetricsEndpoint | null> {
-  if (opts.level !== "metrics" && opts.metricsAddr === undefined) return null;
+  if (opts.level !== "metrics" && opts.metricsAddr === undefined) {
+    if (opts.metricsLayers || opts.metricsMoe)
+      throw new UserError(
+        "--metrics-layers and --metrics-moe add to the metrics: give --metrics-addr HOST:PORT or --level metrics",
+      );
+    return null;
+  }
+  if (opts.metricsMoe && opts.level === "metrics")
+    throw new UserError(
+      "--metrics-moe needs the expert ids, which are read at --level op: use --level op --metrics-addr HOST:PORT",
+    );
   const registry = new Registry();
   const server = await startMetricsServer(
     registry,
@@ -243,7 +262,10 @@ async function openMetrics(opts: CommonOptions): Promise<MetricsEndpoint | null>
         {
           model: opts.model ?? modelLabel(command),
           unprobedKey: native.unprobedKey,
+          noLayer: native.noLayer,
           boundsNs: native.aggregateBoundsNs,
+          layers: opts.metricsLayers ?? false,
+          moe: opts.metricsMoe ?? false,
         },
       );
     },

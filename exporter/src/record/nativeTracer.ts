@@ -42,6 +42,10 @@ export interface NativeTracerOptions {
   stream: boolean;
   /** keep the in-kernel aggregates (aggregates()) */
   aggregate: boolean;
+  /** ...also per layer and operator function (reads each operator's tensor name) */
+  aggregateLayers: boolean;
+  /** ...also MoE expert selections per layer (where expert ids are read: levels that stream) */
+  aggregateMoe: boolean;
   /** perf events to read at operator and barrier boundaries, per CPU */
   counters: { name: string; type: number; config: bigint; config1: bigint; config2: bigint }[];
 }
@@ -60,6 +64,10 @@ export interface NativeAggregates {
     counters: number[];
     buckets: number[];
   }[];
+  /** by layer and probed operator function (aggregateLayers) */
+  layers: { layer: number; func: number; count: number; ns: number }[];
+  /** selections by layer and expert id (aggregateMoe) */
+  moe: { layer: number; expert: number; count: number }[];
 }
 
 export type ProbeHandler =
@@ -118,6 +126,8 @@ export interface NativeModule {
   maxCounters: number;
   /** the aggregate key of barrier-timed operators */
   unprobedKey: number;
+  /** the layer of a tensor whose name has none */
+  noLayer: number;
   /** upper bounds (ns) of the aggregate histograms' buckets; one more bucket is +Inf */
   aggregateBoundsNs: number[];
 }

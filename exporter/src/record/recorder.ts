@@ -54,6 +54,9 @@ export interface RecordOptions {
   counters: CounterSelection | null;
   /** keep the in-kernel aggregates (the metrics exporter reads them); always on at level metrics */
   aggregate: boolean;
+  /** ...per layer too, and MoE expert selections (bounded by the BPF maps' sizes) */
+  aggregateLayers: boolean;
+  aggregateMoe: boolean;
   /** called with warnings and progress a user should see */
   log: (message: string) => void;
   version: string;
@@ -122,6 +125,8 @@ export class Recorder {
       uprobeMulti: this.uprobeMulti,
       stream: options.level !== "metrics",
       aggregate: options.aggregate || options.level === "metrics",
+      aggregateLayers: options.aggregateLayers,
+      aggregateMoe: options.aggregateMoe,
       counters: (options.counters?.counters ?? []).map((c) => ({
         name: c.name,
         type: c.type,

@@ -9,6 +9,8 @@ import { parseMetricsAddr, startMetricsServer } from "./server.js";
 
 const BOUNDS_NS = [1000, 2000, 5000];
 const UNPROBED = 0xffffffff;
+const NO_LAYER = 0xffffffff;
+const OPTIONS = { unprobedKey: UNPROBED, noLayer: NO_LAYER, boundsNs: BOUNDS_NS };
 
 function source(reads: { n: number }): MetricsSource {
   const aggregates: NativeAggregates = {
@@ -28,6 +30,15 @@ function source(reads: { n: number }): MetricsSource {
         counters: [8000, 0],
         buckets: [0, 0, 0, 1],
       },
+    ],
+    layers: [
+      { layer: 3, func: 0, count: 2, ns: 4000 },
+      { layer: 3, func: 1, count: 1, ns: 4000 },
+      { layer: NO_LAYER, func: 0, count: 2, ns: 2000 },
+    ],
+    moe: [
+      { layer: 1, expert: 7, count: 12 },
+      { layer: NO_LAYER, expert: 2, count: 1 },
     ],
   };
   return {
@@ -52,9 +63,10 @@ test("the metrics read the aggregates once per scrape and expose them under the 
   const registry = new Registry();
   const reads = { n: 0 };
   new ProfinferMetrics(registry, source(reads), {
+    ...OPTIONS,
     model: "tiny",
-    unprobedKey: UNPROBED,
-    boundsNs: BOUNDS_NS,
+    layers: true,
+    moe: true,
   });
   const text = await registry.metrics();
   assert.equal(reads.n, 1);
@@ -82,6 +94,8 @@ test("the metrics read the aggregates once per scrape and expose them under the 
     'profinfer_events_dropped_total{model="tiny",reason="ringbuf_full"} 2',
     'profinfer_events_dropped_total{model="tiny",reason="counter_read_failed"} 1',
     'profinfer_spans_exported_total{model="tiny"} 0',
+    'profinfer_layer_op_seconds_total{model="tiny",layer="3",op="add"} 0.000008',
+    'profinfer_moe_expert_selections_total{model="tiny",layer="1",expert="7"} 12',
     "# TYPE profinfer_op_duration_seconds histogram",
     "# TYPE profinfer_tokens_total counter",
   ]) {
@@ -92,7 +106,9 @@ test("the metrics read the aggregates once per scrape and expose them under the 
     for (const pair of m[1]!.split(",")) {
       const label = pair.split("=")[0]!;
       assert.ok(
-        ["model", "op", "event", "phase", "hardware", "reason", "le"].includes(label),
+        ["model", "op", "event", "phase", "hardware", "reason", "le", "layer", "expert"].includes(
+          label,
+        ),
         label,
       );
     }
@@ -102,9 +118,10 @@ test("the metrics read the aggregates once per scrape and expose them under the 
 test("the server serves /metrics, and a port in use is a UserError naming it", async () => {
   const registry = new Registry();
   new ProfinferMetrics(registry, source({ n: 0 }), {
+    ...OPTIONS,
     model: "m",
-    unprobedKey: UNPROBED,
-    boundsNs: BOUNDS_NS,
+    layers: false,
+    moe: false,
   });
   const server = await startMetricsServer(registry, parseMetricsAddr("127.0.0.1:0"));
   try {

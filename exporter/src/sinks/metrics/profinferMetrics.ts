@@ -29,6 +29,12 @@ export interface MetricsOptions {
   unprobedKey: number;
   /** bucket upper bounds of the aggregates, in ns (the addon's aggregateBoundsNs) */
   boundsNs: readonly number[];
+  /** the layer the aggregates give a tensor without one (the addon's noLayer) */
+  noLayer: number;
+  /** expose profinfer_layer_op_seconds_total (the aggregates were kept per layer) */
+  layers: boolean;
+  /** expose profinfer_moe_expert_selections_total */
+  moe: boolean;
 }
 
 interface OpTotals {
@@ -169,6 +175,37 @@ export class ProfinferMetrics {
       },
     });
 
+    if (options.layers) {
+      const opName = (func: number) => this.opName(func);
+      new Counter({
+        name: N.LAYER_OP_SECONDS,
+        help: "Time in probed operators per layer and operator type, summed over threads",
+        labelNames: [N.MODEL, N.LAYER, N.OP] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const l of src.aggregates().layers) {
+            if (l.layer === options.noLayer) continue;
+            this.inc({ ...model, layer: String(l.layer), op: opName(l.func) }, l.ns / 1e9);
+          }
+        },
+      });
+    }
+    if (options.moe) {
+      new Counter({
+        name: N.MOE_EXPERT_SELECTIONS,
+        help: "Times each expert was chosen, per MoE layer (tokens x k)",
+        labelNames: [N.MODEL, N.LAYER, N.EXPERT] as const,
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const m of src.aggregates().moe) {
+            if (m.layer === options.noLayer) continue;
+            this.inc({ ...model, layer: String(m.layer), expert: String(m.expert) }, m.count);
+          }
+        },
+      });
+    }
     new Counter({
       name: N.PROBE_HITS,
       help: "Probe hits of profinfer's eBPF programs in the target",
@@ -237,17 +274,20 @@ export class ProfinferMetrics {
     });
   }
 
+  /** The `op` label of an aggregate key. */
+  opName(func: number): string {
+    if (func === this.options.unprobedKey) return N.UNPROBED_OP;
+    const f = this.source.operatorFunctions.find((x) => x.index === func);
+    return f ? opOfFunction(f.symbol) : `func${func}`;
+  }
+
   /** The aggregates by operator type (functions of one op summed). */
   opTotals(): Map<string, OpTotals> {
-    const names = new Map(
-      this.source.operatorFunctions.map((f) => [f.index, opOfFunction(f.symbol)]),
-    );
+    const names = new Map<number, string>();
     const out = new Map<string, OpTotals>();
     for (const a of this.source.aggregates().ops) {
-      const op =
-        a.func === this.options.unprobedKey
-          ? N.UNPROBED_OP
-          : (names.get(a.func) ?? `func${a.func}`);
+      let op = names.get(a.func);
+      if (op === undefined) names.set(a.func, (op = this.opName(a.func)));
       let t = out.get(op);
       if (!t) {
         t = { count: 0, ns: 0, barrierNs: 0, counters: [], buckets: [] };
