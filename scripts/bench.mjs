@@ -95,6 +95,7 @@ function runOnce(config, round) {
   );
   const tps = json[0].avg_ts;
   let hits = null;
+  let totalHits = null;
   if (config !== "none") {
     const recording = readRawFile(join(out, "events.pinf"));
     const note = recording.notes.find((n) => n.note.kind === "hits")?.note;
@@ -103,12 +104,12 @@ function runOnce(config, round) {
     const decodes = aggregates
       ? aggregates.tokens[1].calls
       : recording.events.filter((e) => e.type === 1 && e.nTokens === 1).length;
-    hits = note
-      ? ((note.op + note.barrier + note.graph + note.token) * 2) / Math.max(decodes, 1)
-      : null; // entry + return
+    // entry + return
+    totalHits = note ? (note.op + note.barrier + note.graph + note.token) * 2 : null;
+    hits = totalHits === null ? null : totalHits / Math.max(decodes, 1);
     rmSync(out, { recursive: true, force: true });
   }
-  return { tps, hits, cpuSeconds };
+  return { tps, hits, totalHits, cpuSeconds };
 }
 
 const results = Object.fromEntries(configs.map((c) => [c, []]));
@@ -153,10 +154,17 @@ const counterCost = rows
   .filter((r) => r.config.startsWith("op+") && opRow)
   .map((r) => {
     const extraMs = 1000 / r.medianTps - 1000 / opRow.medianTps;
+    // CPU time is less disturbed than t/s by other programs on the machine: the extra CPU of the
+    // whole run (target and profinfer) over plain op, per probe hit of the run
+    const runs = results[r.config];
+    const cpuPerHitUs = runs.map(
+      (x, i) => ((x.cpuSeconds - results.op[i].cpuSeconds) * 1e6) / (x.totalHits ?? Infinity),
+    );
     return {
       config: r.config,
       extraMsPerToken: extraMs,
       usPerHit: r.probeHitsPerToken ? (extraMs * 1000) / r.probeHitsPerToken : null,
+      cpuUsPerHit: median(cpuPerHitUs),
     };
   });
 
@@ -175,11 +183,11 @@ const lines = [
         "",
         "Reading counters at every boundary, over plain op (extra time per decoded token and per probe hit):",
         "",
-        "| config | extra ms / token | us / probe hit |",
-        "| --- | ---: | ---: |",
+        "| config | extra ms / token | us / probe hit (from t/s) | CPU us / probe hit (median of rounds) |",
+        "| --- | ---: | ---: | ---: |",
         ...counterCost.map(
           (c) =>
-            `| ${c.config} | ${c.extraMsPerToken.toFixed(3)} | ${c.usPerHit === null ? "-" : c.usPerHit.toFixed(3)} |`,
+            `| ${c.config} | ${c.extraMsPerToken.toFixed(3)} | ${c.usPerHit === null ? "-" : c.usPerHit.toFixed(3)} | ${c.cpuUsPerHit.toFixed(3)} |`,
         ),
       ]
     : []),
