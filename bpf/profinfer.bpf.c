@@ -95,7 +95,7 @@ struct thread_state {
 	__u32 last_func;
 	__u64 barrier_start;
 	__u32 op_layer;
-	__u32 _pad;
+	__u32 off_cpu; /* a switch away was seen and its switch back not yet */
 };
 
 struct {
@@ -362,9 +362,10 @@ static __always_inline void pmc_accumulate(struct thread_state *st)
 {
 	struct bpf_perf_event_value v;
 
-	if (st->cpu != bpf_get_smp_processor_id()) {
-		/* a switch was missed: the piece since the base is lost, not misattributed */
+	if (st->cpu != bpf_get_smp_processor_id() || st->off_cpu) {
+		/* a switch back was missed: the piece since the base is lost, not misattributed */
 		pmc_rebase(st);
+		st->off_cpu = 1;
 		return;
 	}
 	for (__u32 i = 0; i < PI_MAX_COUNTERS; i++) {
@@ -385,8 +386,14 @@ static __always_inline void pmc_values(struct thread_state *st, __u64 *out, __u3
 {
 	struct bpf_perf_event_value v;
 
-	if (st->cpu != bpf_get_smp_processor_id())
+	/*
+	 * The thread runs now: when it left its CPU and the switch back was not reported (the
+	 * tracepoint misses a few), count from here rather than the time it was away.
+	 */
+	if (st->cpu != bpf_get_smp_processor_id() || st->off_cpu) {
 		pmc_rebase(st);
+		st->off_cpu = 0;
+	}
 	*scaled = st->scaled;
 	for (__u32 i = 0; i < PI_MAX_COUNTERS; i++) {
 		if (i >= n_counters)
@@ -1238,13 +1245,17 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 
 		if (prev_tgid == target_tgid) {
 			st = bpf_map_lookup_elem(&threads, &prev_tid);
-			if (st)
+			if (st) {
 				pmc_accumulate(st);
+				st->off_cpu = 1;
+			}
 		}
 		if (next_tgid == target_tgid) {
 			st = bpf_map_lookup_elem(&threads, &next_tid);
-			if (st)
+			if (st) {
 				pmc_rebase(st);
+				st->off_cpu = 0;
+			}
 		}
 	}
 	if (level < PI_LEVEL_OP || !stream)

@@ -569,7 +569,13 @@ export function buildRun(input: RawInput | RawRecording): Run {
   }
 
   // Scheduler: off-CPU intervals, charged to the operator intervals and graph threads.
-  const offCpu = offCpuIntervals(switches, targetTgids, lastNs);
+  const ranAt = new Map<number, bigint[]>();
+  for (const [tid, list] of threadEvents)
+    ranAt.set(
+      tid,
+      list.map((e) => e.ts),
+    );
+  const offCpu = offCpuIntervals(switches, targetTgids, lastNs, ranAt);
   for (const [tid, targets] of targetsByTid) {
     const intervals = offCpu.get(tid);
     if (intervals) chargeOffCpu(targets, intervals);
