@@ -204,6 +204,20 @@ describe("bad input", () => {
     assert.match(ran.stderr, /unknown event 'bogus-event'. Give a perf event: cycles/);
   });
 
+  test("counters at a level without operator probes are refused", async () => {
+    const ran = await profinfer([
+      "record",
+      "--level",
+      "token",
+      "--pmc",
+      "task-clock",
+      "--",
+      "/bin/true",
+    ]);
+    assert.equal(ran.code, 2);
+    assert.match(ran.stderr, /--pmc reads counters at operator boundaries/);
+  });
+
   test("a malformed raw event is refused with the syntax", async () => {
     const ran = await profinfer(["record", "--pmc", "r12xz", "--", "/bin/true"]);
     assert.equal(ran.code, 2);

@@ -138,6 +138,18 @@ function defaultRunDir(name: string): string {
   return resolve("profinfer-runs", `${basename(name)}-${stamp}`);
 }
 
+/** Option combinations that cannot work, refused before the target starts. */
+function checkOptions(opts: CommonOptions): void {
+  if (opts.pmc) {
+    if (opts.level === "token" || opts.level === "graph") {
+      throw new UserError(
+        `--pmc reads counters at operator boundaries, which --level ${opts.level} does not probe: use --level op or --level metrics`,
+      );
+    }
+    resolveCounters(opts.pmc);
+  }
+}
+
 function recordOptions(opts: CommonOptions, outDir: string): RecordOptions {
   return {
     outDir,
@@ -310,7 +322,7 @@ export function registerRecordCommands(program: Command): void {
   ).action(async (command: string[], opts: CommonOptions) => {
     const outDir = resolve(opts.out ?? defaultRunDir(command[0]!));
     // bad input (counter names, the metrics address) fails before the target starts
-    if (opts.pmc) resolveCounters(opts.pmc);
+    checkOptions(opts);
     const metrics = await openMetrics(opts);
     // The target waits on fd 3 until the probes are in place, then execs the real program, so
     // that nothing runs untraced and the pid the probes filter on is the program's own.
@@ -360,7 +372,7 @@ export function registerRecordCommands(program: Command): void {
     if (!existsSync(`/proc/${opts.pid}`)) throw new UserError(`no process with pid ${opts.pid}`);
     const comm = readFileSync(`/proc/${opts.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
     const outDir = resolve(opts.out ?? defaultRunDir(comm[0] ?? String(opts.pid)));
-    if (opts.pmc) resolveCounters(opts.pmc);
+    checkOptions(opts);
     const metrics = await openMetrics(opts);
     let recorder: Recorder;
     try {
