@@ -22,6 +22,15 @@ const volatile __u32 window_first = 0;	/* ...and only for calls first..last (0: 
 const volatile __u32 window_last = 0;
 const volatile __u32 ops_without_tokens = 1; /* record operators when llama_decode is not probed */
 const volatile __u32 moe_enabled = 1;
+const volatile __u32 n_counters = 0; /* perf events in `pmc`, counter-major: index i * n_cpus + cpu */
+const volatile __u32 n_cpus = 1;
+const volatile __u32 stream = 1;     /* 0 (--level metrics): no event leaves the kernel, only aggregates */
+const volatile __u32 aggregate = 0;  /* keep the metrics aggregates (token_agg, op_agg) */
+const volatile __u32 aggregate_layers = 0; /* ...and layer_agg (reads each operator's tensor name) */
+const volatile __u32 aggregate_moe = 0;	   /* ...and moe_agg (expert selections, from MOE_IDS reads) */
+
+/* Upper bounds of the aggregate histograms' buckets (then +Inf); set by user space. */
+const volatile __u64 agg_bounds_ns[PI_AGG_BUCKETS - 1] = {};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -47,6 +56,7 @@ struct run_state {
 	__u32 ops_on;	    /* operator events are being recorded */
 	__u32 tokens_seen;  /* llama_decode is probed and has fired */
 	__u32 moe_armed;    /* consumers of routing tensors are known */
+	__u64 cpu_graph_start; /* the latest ggml_graph_compute entry */
 };
 
 struct {
@@ -55,6 +65,100 @@ struct {
 	__type(key, __u32);
 	__type(value, struct run_state);
 } state SEC(".maps");
+
+/* Per-CPU perf events (user space opens them and sizes the map: n_counters * n_cpus). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} pmc SEC(".maps");
+
+/*
+ * Per target thread: its own counter totals (acc, plus what the CPU it runs on counted since
+ * `base`), and where its current operator, segment and barrier began for the aggregates.
+ */
+struct thread_state {
+	__u64 acc[PI_MAX_COUNTERS];
+	__u64 base_c[PI_MAX_COUNTERS];
+	__u64 base_e[PI_MAX_COUNTERS];
+	__u64 base_r[PI_MAX_COUNTERS];
+	__u32 cpu;
+	__u32 scaled;
+	__u64 op_start;
+	__u64 op_vals[PI_MAX_COUNTERS];
+	__u32 op_func;
+	__u32 depth;
+	__u64 seg_start;
+	__u64 seg_vals[PI_MAX_COUNTERS];
+	__u32 seg_has_op;
+	__u32 last_func;
+	__u64 barrier_start;
+	__u32 op_layer;
+	__u32 off_cpu; /* a switch away was seen and its switch back not yet */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct thread_state);
+} threads SEC(".maps");
+
+/* Zeroed values to create map entries from (too large for the BPF stack). */
+struct zeros {
+	struct thread_state thread;
+	struct pi_op_agg op;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct zeros);
+} zero SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PI_PHASES);
+	__type(key, __u32);
+	__type(value, struct pi_token_agg);
+} token_agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PI_MAX_OP_FUNCS * 4 + 1);
+	__type(key, __u32);
+	__type(value, struct pi_op_agg);
+} op_agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PI_MAX_LAYER_KEYS);
+	__type(key, struct pi_layer_key);
+	__type(value, struct pi_layer_agg);
+} layer_agg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PI_MAX_MOE_KEYS);
+	__type(key, struct pi_moe_key);
+	__type(value, __u64);
+} moe_agg SEC(".maps");
+
+struct decode_start {
+	__u64 ts;
+	__s32 n_tokens;
+	__u32 _pad;
+};
+
+/* llama_decode calls in flight, by thread (for the token aggregates). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct decode_start);
+} decode_starts SEC(".maps");
 
 /* The graph pointer of an in-flight graph compute, keyed by thread and function. */
 struct {
@@ -178,7 +282,12 @@ static __always_inline void fill_header(struct pi_header *h, __u32 type)
 /* Reserve an event or count the drop. */
 static __always_inline void *reserve(__u64 size)
 {
-	void *e = bpf_ringbuf_reserve(&events, size, 0);
+	void *e;
+
+	/* --level metrics: nothing per event leaves the kernel */
+	if (!stream)
+		return NULL;
+	e = bpf_ringbuf_reserve(&events, size, 0);
 
 	if (!e)
 		count(&drops, PI_DROP_RINGBUF_FULL);
@@ -207,6 +316,239 @@ static __always_inline int read_user(void *dst, __u32 size, const void *src)
 	return err;
 }
 
+/* ---- counters ---- */
+
+static __always_inline int pmc_read(__u32 i, struct bpf_perf_event_value *v)
+{
+	__u32 index = i * n_cpus + bpf_get_smp_processor_id();
+	int err = bpf_perf_event_read_value(&pmc, index, v, sizeof(*v));
+
+	if (err)
+		count(&drops, PI_DROP_COUNTER_READ);
+	return err;
+}
+
+/* One piece of a count, scaled by enabled/running when the event was multiplexed. */
+static __always_inline __u64 scaled_piece(__u64 c, __u64 e, __u64 r, __u32 *scaled, __u32 bit)
+{
+	if (r >= e)
+		return c;
+	*scaled |= bit;
+	if (r == 0)
+		return 0;
+	/* fixed point (10 bits): c * e / r without a 128-bit product */
+	return (c * ((e << 10) / r)) >> 10;
+}
+
+/* Restart the thread's pieces on the CPU it runs on now. */
+static __always_inline void pmc_rebase(struct thread_state *st)
+{
+	struct bpf_perf_event_value v;
+
+	st->cpu = bpf_get_smp_processor_id();
+	for (__u32 i = 0; i < PI_MAX_COUNTERS; i++) {
+		if (i >= n_counters)
+			break;
+		if (pmc_read(i, &v))
+			continue;
+		st->base_c[i] = v.counter;
+		st->base_e[i] = v.enabled;
+		st->base_r[i] = v.running;
+	}
+}
+
+/* Add what the CPU counted since the base to the thread's totals; the base moves to now. */
+static __always_inline void pmc_accumulate(struct thread_state *st)
+{
+	struct bpf_perf_event_value v;
+
+	if (st->cpu != bpf_get_smp_processor_id() || st->off_cpu) {
+		/* a switch back was missed: the piece since the base is lost, not misattributed */
+		pmc_rebase(st);
+		st->off_cpu = 1;
+		return;
+	}
+	for (__u32 i = 0; i < PI_MAX_COUNTERS; i++) {
+		if (i >= n_counters)
+			break;
+		if (pmc_read(i, &v))
+			continue;
+		st->acc[i] += scaled_piece(v.counter - st->base_c[i], v.enabled - st->base_e[i],
+					   v.running - st->base_r[i], &st->scaled, 1u << i);
+		st->base_c[i] = v.counter;
+		st->base_e[i] = v.enabled;
+		st->base_r[i] = v.running;
+	}
+}
+
+/* The running thread's totals now, without changing its state. */
+static __always_inline void pmc_values(struct thread_state *st, __u64 *out, __u32 *scaled)
+{
+	struct bpf_perf_event_value v;
+
+	/*
+	 * The thread runs now: when it left its CPU and the switch back was not reported (the
+	 * tracepoint misses a few), count from here rather than the time it was away.
+	 */
+	if (st->cpu != bpf_get_smp_processor_id() || st->off_cpu) {
+		pmc_rebase(st);
+		st->off_cpu = 0;
+	}
+	*scaled = st->scaled;
+	for (__u32 i = 0; i < PI_MAX_COUNTERS; i++) {
+		if (i >= n_counters)
+			break;
+		out[i] = st->acc[i];
+		if (pmc_read(i, &v))
+			continue;
+		out[i] += scaled_piece(v.counter - st->base_c[i], v.enabled - st->base_e[i],
+				       v.running - st->base_r[i], scaled, 1u << i);
+	}
+}
+
+static __always_inline struct thread_state *thread_state(bool create)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid(), key = 0;
+	struct thread_state *st = bpf_map_lookup_elem(&threads, &tid);
+	struct zeros *z;
+
+	if (st || !create)
+		return st;
+	z = bpf_map_lookup_elem(&zero, &key);
+	if (!z)
+		return NULL;
+	if (bpf_map_update_elem(&threads, &tid, &z->thread, BPF_NOEXIST)) {
+		count(&drops, PI_DROP_MAP_FULL);
+		return NULL;
+	}
+	st = bpf_map_lookup_elem(&threads, &tid);
+	if (st) {
+		st->last_func = PI_AGG_UNPROBED;
+		pmc_rebase(st);
+	}
+	return st;
+}
+
+static __always_inline void fill_counters(struct pi_counter_values *c, const __u64 *vals, __u32 scaled)
+{
+	c->n = n_counters;
+	c->scaled = scaled;
+	for (__u32 i = 0; i < PI_MAX_COUNTERS; i++)
+		c->value[i] = i < n_counters ? vals[i] : 0;
+}
+
+/* ---- aggregates ---- */
+
+static __always_inline __u32 bucket_of(__u64 ns)
+{
+	__u32 b = 0;
+
+	for (__u32 i = 0; i < PI_AGG_BUCKETS - 1; i++)
+		if (ns > agg_bounds_ns[i])
+			b = i + 1;
+	return b;
+}
+
+/* One operator interval of one thread (or a barrier wait when ns is 0 and wait is not). */
+static __always_inline void agg_op(__u32 func, __u64 ns, __u64 wait, const __u64 *vals, const __u64 *from)
+{
+	struct pi_op_agg *a = bpf_map_lookup_elem(&op_agg, &func);
+	__u32 key = 0;
+
+	if (!a) {
+		struct zeros *z = bpf_map_lookup_elem(&zero, &key);
+
+		if (!z)
+			return;
+		if (bpf_map_update_elem(&op_agg, &func, &z->op, BPF_NOEXIST) && !bpf_map_lookup_elem(&op_agg, &func)) {
+			count(&drops, PI_DROP_MAP_FULL);
+			return;
+		}
+		a = bpf_map_lookup_elem(&op_agg, &func);
+		if (!a)
+			return;
+	}
+	a->barrier_ns += wait;
+	if (!ns)
+		return;
+	a->count += 1;
+	a->ns += ns;
+	__u32 b = bucket_of(ns);
+	if (b < PI_AGG_BUCKETS)
+		a->buckets[b] += 1;
+	if (!vals || !from)
+		return;
+	for (__u32 i = 0; i < PI_MAX_COUNTERS; i++) {
+		if (i >= n_counters)
+			break;
+		a->counters[i] += vals[i] - from[i];
+	}
+}
+
+/* The layer of a tensor name: the number after its last '-' ("ffn_up-3", "attn_norm-0 (view)"). */
+struct layer_parse {
+	char name[PI_MAX_NAME];
+	__u32 layer;
+	__u32 in_num;
+	__u32 digits;
+};
+
+static long layer_parse_step(__u64 i, struct layer_parse *p)
+{
+	char c;
+
+	if (i >= PI_MAX_NAME)
+		return 1;
+	c = p->name[i];
+	if (c == 0 || c == ' ')
+		return 1;
+	if (c == '-') {
+		p->in_num = 1;
+		p->digits = 0;
+		p->layer = 0;
+	} else if (p->in_num && c >= '0' && c <= '9' && p->digits < 6) {
+		p->layer = p->layer * 10 + (c - '0');
+		p->digits++;
+	} else {
+		p->in_num = 0;
+	}
+	return 0;
+}
+
+/* A global function: verified once, not inside each caller's paths. */
+__noinline __u32 layer_of_tensor(__u64 tensor)
+{
+	const struct pi_layout *L = layout();
+	struct layer_parse p = {};
+
+	if (!L || bpf_probe_read_user(p.name, sizeof(p.name) - 1, (void *)(tensor + L->tensor_name)))
+		return PI_NO_LAYER;
+	/* a callback is verified once; an unrolled loop over unknown characters is not */
+	bpf_loop(PI_MAX_NAME, layer_parse_step, &p, 0);
+	return p.in_num && p.digits ? p.layer : PI_NO_LAYER;
+}
+
+static __always_inline void agg_layer(__u32 layer, __u32 func, __u64 ns)
+{
+	struct pi_layer_key key = { .layer = layer, .func = func };
+	struct pi_layer_agg *a = bpf_map_lookup_elem(&layer_agg, &key);
+
+	if (!a) {
+		struct pi_layer_agg zero = {};
+
+		/* bounded: a full map drops new keys, counted */
+		if (bpf_map_update_elem(&layer_agg, &key, &zero, BPF_NOEXIST) && !bpf_map_lookup_elem(&layer_agg, &key)) {
+			count(&drops, PI_DROP_MAP_FULL);
+			return;
+		}
+		a = bpf_map_lookup_elem(&layer_agg, &key);
+		if (!a)
+			return;
+	}
+	a->count += 1;
+	a->ns += ns;
+}
+
 /* ---- token level ---- */
 
 static __always_inline bool sampled(__u32 seq)
@@ -233,6 +575,12 @@ int BPF_KPROBE(decode_enter, void *lctx)
 	s->decode_seq += 1;
 	s->tokens_seen = 1;
 	s->ops_on = sampled(s->decode_seq);
+	if (aggregate) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct decode_start d = { .ts = bpf_ktime_get_ns(), .n_tokens = n_tokens };
+
+		bpf_map_update_elem(&decode_starts, &tid, &d, BPF_ANY);
+	}
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
@@ -254,6 +602,26 @@ int BPF_KRETPROBE(decode_exit, int ret)
 
 	if (!is_target() || !s)
 		return 0;
+	if (aggregate) {
+		__u32 tid = (__u32)bpf_get_current_pid_tgid();
+		struct decode_start *d = bpf_map_lookup_elem(&decode_starts, &tid);
+
+		if (d) {
+			__u32 phase = d->n_tokens > 1 ? PI_PHASE_PREFILL : PI_PHASE_DECODE;
+			struct pi_token_agg *a = bpf_map_lookup_elem(&token_agg, &phase);
+			__u64 ns = bpf_ktime_get_ns() - d->ts;
+
+			if (a) {
+				a->calls += 1;
+				a->tokens += d->n_tokens > 0 ? d->n_tokens : 0;
+				a->ns += ns;
+				__u32 b = bucket_of(ns);
+				if (b < PI_AGG_BUCKETS)
+					a->buckets[b] += 1;
+			}
+			bpf_map_delete_elem(&decode_starts, &tid);
+		}
+	}
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
@@ -478,6 +846,12 @@ static __always_inline int graph_enter(struct pt_regs *ctx, __u32 fn, __u64 cgra
 	if (!is_target())
 		return 0;
 	count(&hits, PI_HIT_GRAPH);
+	if (fn == PI_GRAPH_CPU) {
+		struct run_state *s = run_state();
+
+		if (s)
+			s->cpu_graph_start = bpf_ktime_get_ns();
+	}
 	bpf_map_update_elem(&graph_entry, &key, &cgraph, BPF_ANY);
 	e = reserve(sizeof(*e));
 	if (!e)
@@ -570,8 +944,33 @@ static long moe_row(__u64 r, struct moe_ctx *c)
 	return 0;
 }
 
-/* The routing ids of one MoE layer: k per token, read when their first consumer starts. */
-static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
+struct moe_count_ctx {
+	struct pi_moe_ids *e;
+	__u32 layer;
+};
+
+/* One expert selection into moe_agg (bounded by the map's size; a full map counts a drop). */
+static long moe_count(__u64 i, struct moe_count_ctx *c)
+{
+	struct pi_moe_key key = { .layer = c->layer };
+	__u64 one = 1, *n;
+
+	if (i >= PI_MAX_MOE_IDS)
+		return 1;
+	key.expert = (__u32)c->e->ids[i];
+	n = bpf_map_lookup_elem(&moe_agg, &key);
+	if (n)
+		*n += 1;
+	else if (bpf_map_update_elem(&moe_agg, &key, &one, BPF_NOEXIST))
+		count(&drops, PI_DROP_MAP_FULL);
+	return 0;
+}
+
+/*
+ * The routing ids of one MoE layer: k per token, read when their first consumer starts. A global
+ * function, so that the verifier checks its loop once rather than inside op_enter's paths.
+ */
+__noinline int emit_moe_ids(__u64 consumer, __u64 topk)
 {
 	const struct pi_layout *L = layout();
 	struct {
@@ -582,17 +981,17 @@ static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 	__u64 data = 0;
 
 	if (!L)
-		return;
+		return 0;
 	/* the consumer slot may be stale (addresses are reused): check the tensor is still routing */
 	if (bpf_probe_read_user(prefix, sizeof(prefix), (void *)(topk + L->tensor_name)) ||
 	    !name_has_prefix(prefix, "ffn_moe_topk", 12))
-		return;
+		return 0;
 	if (read_user(shape.ne, sizeof(shape.ne), (void *)(topk + L->tensor_ne)) ||
 	    read_user(shape.nb, sizeof(shape.nb), (void *)(topk + L->tensor_nb)) ||
 	    read_user(&data, sizeof(data), (void *)(topk + L->tensor_data)))
-		return;
+		return 0;
 	if (shape.ne[0] <= 0 || shape.ne[0] > 64 || shape.ne[1] <= 0 || !data)
-		return;
+		return 0;
 
 	__u32 k = shape.ne[0], n_tokens = shape.ne[1];
 	__u32 per_event = PI_MAX_MOE_IDS / k;
@@ -605,7 +1004,7 @@ static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 			break;
 		e = reserve(sizeof(*e));
 		if (!e)
-			return;
+			return 0;
 		fill_header(&e->h, PI_EV_MOE_IDS);
 		e->tensor = topk;
 		e->consumer = consumer;
@@ -618,38 +1017,79 @@ static __always_inline void emit_moe_ids(__u64 consumer, __u64 topk)
 		};
 		e->count = mc.rows * k;
 		bpf_loop(mc.rows, moe_row, &mc, 0);
+		if (aggregate_moe) {
+			struct moe_count_ctx cc = { .e = e, .layer = layer_of_tensor(topk) };
+
+			bpf_loop(e->count < PI_MAX_MOE_IDS ? e->count : PI_MAX_MOE_IDS, moe_count, &cc, 0);
+		}
 		submit(e);
 	}
+	return 0;
+}
+
+/* Emits an OP event, with the thread's counter readings when the run records counters. */
+static __always_inline void emit_op(__u32 type, __u64 dst, __u32 func, int ith, int nth, const __u64 *vals,
+				    __u32 scaled)
+{
+	struct pi_op *e;
+
+	if (n_counters) {
+		struct pi_op_counted *ec = reserve(sizeof(*ec));
+
+		if (!ec)
+			return;
+		fill_counters(&ec->c, vals, scaled);
+		e = &ec->op;
+	} else {
+		e = reserve(sizeof(*e));
+		if (!e)
+			return;
+	}
+	fill_header(&e->h, type);
+	e->dst = dst;
+	e->func = func;
+	e->ith = ith;
+	e->nth = nth;
+	e->_pad = 0;
+	submit(e);
 }
 
 SEC("uprobe")
 int BPF_KPROBE(op_enter, void *params, void *dst)
 {
 	const struct pi_layout *L = layout();
+	__u64 vals[PI_MAX_COUNTERS] = {};
+	struct thread_state *st = NULL;
+	__u32 func = bpf_get_attach_cookie(ctx), scaled = 0;
 	struct run_state *s;
-	struct pi_op *e;
 	int ith = -1, nth = -1;
 
 	if (!is_target() || !ops_on())
 		return 0;
 	count(&hits, PI_HIT_OP);
-	if (L) {
+	if (L && stream) {
 		read_user(&ith, sizeof(ith), params + L->params_ith);
 		read_user(&nth, sizeof(nth), params + L->params_nth);
 	}
-	e = reserve(sizeof(*e));
-	if (e) {
-		fill_header(&e->h, PI_EV_OP_BEGIN);
-		e->dst = (__u64)dst;
-		e->func = bpf_get_attach_cookie(ctx);
-		e->ith = ith;
-		e->nth = nth;
-		e->_pad = 0;
-		submit(e);
+	if (n_counters || aggregate)
+		st = thread_state(true);
+	if (st && n_counters)
+		pmc_values(st, vals, &scaled);
+	emit_op(PI_EV_OP_BEGIN, (__u64)dst, func, ith, nth, vals, scaled);
+	if (aggregate && st) {
+		/* nested functions (add calling add_non_quantized) count once, as the outer one */
+		if (st->depth == 0) {
+			st->op_layer = aggregate_layers ? layer_of_tensor((__u64)dst) : PI_NO_LAYER;
+			st->op_start = bpf_ktime_get_ns();
+			st->op_func = func;
+			for (__u32 i = 0; i < PI_MAX_COUNTERS; i++)
+				st->op_vals[i] = vals[i];
+		}
+		st->depth += 1;
 	}
 
 	s = run_state();
-	if (moe_enabled && s && s->moe_armed) {
+	if (moe_enabled && stream && s && s->moe_armed) {
 		__u64 key = (__u64)dst, *topk;
 
 		topk = bpf_map_lookup_elem(&moe_consumers, &key);
@@ -662,36 +1102,90 @@ int BPF_KPROBE(op_enter, void *params, void *dst)
 SEC("uretprobe")
 int BPF_KRETPROBE(op_exit)
 {
-	struct pi_op *e;
+	__u64 vals[PI_MAX_COUNTERS] = {};
+	struct thread_state *st = NULL;
+	__u32 func = bpf_get_attach_cookie(ctx), scaled = 0;
 
 	if (!is_target() || !ops_on())
 		return 0;
-	e = reserve(sizeof(*e));
-	if (!e)
-		return 0;
-	fill_header(&e->h, PI_EV_OP_END);
-	e->dst = 0;
-	e->func = bpf_get_attach_cookie(ctx);
-	e->ith = -1;
-	e->nth = -1;
-	e->_pad = 0;
-	submit(e);
+	if (n_counters || aggregate)
+		st = thread_state(true);
+	if (st && n_counters)
+		pmc_values(st, vals, &scaled);
+	emit_op(PI_EV_OP_END, 0, func, -1, -1, vals, scaled);
+	if (aggregate && st && st->depth > 0) {
+		st->depth -= 1;
+		if (st->depth == 0) {
+			__u64 ns = bpf_ktime_get_ns() - st->op_start;
+
+			agg_op(st->op_func, ns, 0, vals, st->op_vals);
+			if (aggregate_layers && st->op_layer != PI_NO_LAYER)
+				agg_layer(st->op_layer, st->op_func, ns);
+			st->seg_has_op = 1;
+			st->last_func = st->op_func;
+		}
+	}
 	return 0;
 }
 
 static __always_inline int barrier_event(__u32 type)
 {
-	struct pi_barrier *e;
+	__u64 vals[PI_MAX_COUNTERS] = {};
+	struct thread_state *st = NULL;
+	__u32 scaled = 0;
+	__u64 now;
 
 	if (!is_target() || !ops_on())
 		return 0;
 	if (type == PI_EV_BARRIER_BEGIN)
 		count(&hits, PI_HIT_BARRIER);
-	e = reserve(sizeof(*e));
-	if (!e)
+	if (n_counters || aggregate)
+		st = thread_state(true);
+	if (st && n_counters)
+		pmc_values(st, vals, &scaled);
+	if (n_counters) {
+		struct pi_barrier_counted *ec = reserve(sizeof(*ec));
+
+		if (ec) {
+			fill_header(&ec->b.h, type);
+			fill_counters(&ec->c, vals, scaled);
+			submit(ec);
+		}
+	} else {
+		struct pi_barrier *e = reserve(sizeof(*e));
+
+		if (e) {
+			fill_header(&e->h, type);
+			submit(e);
+		}
+	}
+	/* barriers inside an operator's own code are part of that operator */
+	if (!aggregate || !st || st->depth > 0)
 		return 0;
-	fill_header(&e->h, type);
-	submit(e);
+	now = bpf_ktime_get_ns();
+	if (type == PI_EV_BARRIER_BEGIN) {
+		/* a segment without a probed operator: a barrier-timed operator */
+		if (!st->seg_has_op && st->seg_start) {
+			struct run_state *s = run_state();
+			__u64 graph_start = s ? s->cpu_graph_start : 0;
+
+			if (st->seg_start >= graph_start)
+				agg_op(PI_AGG_UNPROBED, now - st->seg_start, 0, vals, st->seg_vals);
+			else if (graph_start && now > graph_start)
+				/* the thread's first step of a graph: it started with the graph, its
+				 * counters before that include the idle wait, so none are added */
+				agg_op(PI_AGG_UNPROBED, now - graph_start, 0, NULL, NULL);
+		}
+		st->barrier_start = now;
+	} else if (st->barrier_start) {
+		agg_op(st->last_func, 0, now - st->barrier_start, NULL, NULL);
+		st->barrier_start = 0;
+		st->seg_start = now;
+		st->seg_has_op = 0;
+		st->last_func = PI_AGG_UNPROBED;
+		for (__u32 i = 0; i < PI_MAX_COUNTERS; i++)
+			st->seg_vals[i] = vals[i];
+	}
 	return 0;
 }
 
@@ -779,9 +1273,12 @@ int BPF_KPROBE(dl_activity)
 
 	if (!is_target())
 		return 0;
-	e = reserve(sizeof(*e));
-	if (!e)
+	/* a control event: it travels even at level metrics, where nothing else does */
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(&drops, PI_DROP_RINGBUF_FULL);
 		return 0;
+	}
 	fill_header(e, PI_EV_LIBRARY);
 	/* the process waits, stopped, until user space has seen this */
 	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
@@ -799,7 +1296,27 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 
 	if (prev_tgid != target_tgid && next_tgid != target_tgid)
 		return 0;
-	if (level < PI_LEVEL_OP)
+	if (n_counters) {
+		/* a thread's counts are its own: close its piece on this CPU, open one for the next */
+		__u32 prev_tid = BPF_CORE_READ(prev, pid), next_tid = BPF_CORE_READ(next, pid);
+		struct thread_state *st;
+
+		if (prev_tgid == target_tgid) {
+			st = bpf_map_lookup_elem(&threads, &prev_tid);
+			if (st) {
+				pmc_accumulate(st);
+				st->off_cpu = 1;
+			}
+		}
+		if (next_tgid == target_tgid) {
+			st = bpf_map_lookup_elem(&threads, &next_tid);
+			if (st) {
+				pmc_rebase(st);
+				st->off_cpu = 0;
+			}
+		}
+	}
+	if (level < PI_LEVEL_OP || !stream)
 		return 0;
 	count(&hits, PI_HIT_SCHED);
 	e = reserve(sizeof(*e));
@@ -832,7 +1349,7 @@ int BPF_PROG(on_sched_wakeup, struct task_struct *p)
 {
 	struct pi_sched_wakeup *e;
 
-	if (BPF_CORE_READ(p, tgid) != target_tgid || level < PI_LEVEL_OP)
+	if (BPF_CORE_READ(p, tgid) != target_tgid || level < PI_LEVEL_OP || !stream)
 		return 0;
 	e = reserve(sizeof(*e));
 	if (!e)

@@ -8,7 +8,7 @@
 #ifndef __PROFINFER_H
 #define __PROFINFER_H
 
-#define PI_EVENT_ABI 1
+#define PI_EVENT_ABI 2
 
 #define PI_MAX_SRC 10	     /* GGML_MAX_SRC */
 #define PI_MAX_NAME 64	     /* GGML_MAX_NAME */
@@ -16,6 +16,9 @@
 #define PI_MAX_GRAPH_NODES 16384
 #define PI_MAX_MOE_IDS 2048 /* expert ids per PI_EV_MOE_IDS event (k x tokens) */
 #define PI_MAX_OP_FUNCS 256 /* probed per-operator functions */
+#define PI_MAX_COUNTERS 8   /* perf events read at operator and barrier boundaries */
+#define PI_AGG_BUCKETS 23   /* duration histogram buckets of the aggregates (pi_agg_bounds_ns + Inf) */
+#define PI_AGG_UNPROBED 0xffffffffu /* aggregate key of barrier-timed operators (no probe of their own) */
 
 enum pi_event_type {
 	PI_EV_TOKEN_BEGIN = 1,	/* llama_decode entry */
@@ -177,6 +180,78 @@ enum pi_step_reg {
 	PI_STEP_FINAL = 255,
 };
 
+/*
+ * Counter readings, appended to OP_* and BARRIER_* events when the run records counters (the run
+ * header lists them, in this order). value[i] is the thread's own cumulative count of counter i:
+ * per-CPU perf events read at each boundary and at each sched_switch of the thread, each piece
+ * scaled by its enabled/running times, so the difference of two readings of one thread is that
+ * thread's count between them, whatever CPUs it ran on.
+ */
+struct pi_counter_values {
+	unsigned int n;	     /* counters that follow */
+	unsigned int scaled; /* bit i: counter i was multiplexed on this thread (scaled estimate) */
+	unsigned long long value[PI_MAX_COUNTERS];
+};
+
+struct pi_op_counted {
+	struct pi_op op;
+	struct pi_counter_values c;
+};
+
+struct pi_barrier_counted {
+	struct pi_barrier b;
+	struct pi_counter_values c;
+};
+
+/* ---- in-kernel aggregates (metrics), read by user space; nothing per event leaves the kernel ---- */
+
+enum pi_phase {
+	PI_PHASE_PREFILL = 0,
+	PI_PHASE_DECODE = 1,
+	PI_PHASES = 2,
+};
+
+/* Per llama_decode phase (map "token_agg", per-CPU array indexed by enum pi_phase). */
+struct pi_token_agg {
+	unsigned long long calls;
+	unsigned long long tokens;
+	unsigned long long ns;
+	unsigned long long buckets[PI_AGG_BUCKETS];
+};
+
+/*
+ * Per probed operator function (key: its cookie, the index into opFuncs) or PI_AGG_UNPROBED
+ * (map "op_agg", per-CPU hash): one interval per operator per thread.
+ */
+struct pi_op_agg {
+	unsigned long long count;
+	unsigned long long ns;
+	unsigned long long barrier_ns; /* wait in the barrier that followed it */
+	unsigned long long counters[PI_MAX_COUNTERS];
+	unsigned long long buckets[PI_AGG_BUCKETS];
+};
+
+/* Per layer and probed operator function (map "layer_agg", per-CPU hash), behind a flag. */
+struct pi_layer_key {
+	unsigned int layer;
+	unsigned int func;
+};
+
+struct pi_layer_agg {
+	unsigned long long count;
+	unsigned long long ns;
+};
+
+#define PI_NO_LAYER 0xffffffffu
+#define PI_MAX_LAYER_KEYS 16384
+#define PI_MAX_MOE_KEYS 16384
+
+/* MoE routing (map "moe_agg", per-CPU hash, value: selections), behind a flag. */
+struct pi_moe_key {
+	unsigned int layer;
+	unsigned int expert;
+};
+
 struct pi_sched_switch {
 	struct pi_header h; /* tid/tgid: the target thread concerned */
 	unsigned int prev_tid;
@@ -211,7 +286,8 @@ enum pi_drop_reason {
 	PI_DROP_READ_FAILED = 1,   /* bpf_probe_read_user failed: the event was sent incomplete or not at all */
 	PI_DROP_MAP_FULL = 2,	   /* a map update failed */
 	PI_DROP_NODES_TRUNCATED = 3, /* a graph had more than PI_MAX_GRAPH_NODES nodes */
-	PI_DROP_REASONS = 4,
+	PI_DROP_COUNTER_READ = 4,    /* bpf_perf_event_read_value failed: a reading kept its last value */
+	PI_DROP_REASONS = 5,
 };
 
 /* Indices into the per-CPU probe hit counters (map "hits"). */

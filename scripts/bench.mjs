@@ -5,6 +5,9 @@
 // rounds (the order shuffled each round) so that machine drift cancels in the per-round ratios.
 // Reports the slowdown, probe hits per decoded token and the cost per probe hit. A benchmark,
 // not a test: it asserts nothing. BENCH_ROUNDS (default 7) and BENCH_TOKENS (default 64) tune it.
+// Also: `metrics` (operator aggregates kept in the kernel, no event stream, /metrics served) against
+// no profiler, and `op` with N counters read at every boundary (software events here), whose extra
+// time per token over `op`, divided by the probe hits, is the cost of reading N counters a hit.
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -27,9 +30,23 @@ const models = spawnSync(process.execPath, [cli, "models", "bench"], { encoding:
 if (models.status !== 0) throw new Error(models.stderr);
 const model = join(modelsDir(), "bench", "bench-llama3.2-1b-q4_0.gguf");
 
-// "op" times operators with step probes (the default), "op-functions" with the operator
-// functions' entry and return probes and ggml_barrier's
-const configs = ["none", "token", "graph", "op", "op-functions"];
+// name -> profinfer record arguments (null: no profiler)
+const COUNTER_SETS = { 1: "task-clock", 4: "task-clock,cpu-clock,page-faults,context-switches" };
+const CONFIGS = {
+  none: null,
+  token: ["--level", "token"],
+  graph: ["--level", "graph"],
+  op: ["--level", "op"],
+  // the same with the operator functions' entry and return probes and ggml_barrier's
+  "op-functions": ["--level", "op", "--op-timing", "functions"],
+  metrics: ["--level", "metrics", "--metrics-addr", "127.0.0.1:0"],
+  "op+1 counter": ["--level", "op", "--pmc", COUNTER_SETS[1]],
+  "op+4 counters": ["--level", "op", "--pmc", COUNTER_SETS[4]],
+};
+const configs = (process.env.BENCH_CONFIGS?.split(",") ?? Object.keys(CONFIGS)).filter(
+  (c) => c in CONFIGS,
+);
+if (!configs.includes("none")) configs.unshift("none");
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-bench-"));
 const benchArgs = [
   "-m",
@@ -57,9 +74,7 @@ function runOnce(config, round) {
             cli,
             "record",
             "--no-status",
-            "--level",
-            config === "op-functions" ? "op" : config,
-            ...(config === "op-functions" ? ["--op-timing", "functions"] : []),
+            ...CONFIGS[config],
             "--out",
             out,
             "--",
@@ -82,18 +97,23 @@ function runOnce(config, round) {
   );
   const tps = json[0].avg_ts;
   let hits = null;
+  let totalHits = null;
   if (config !== "none") {
     const recording = readRawFile(join(out, "events.pinf"));
     const note = recording.notes.find((n) => n.note.kind === "hits")?.note;
-    const decodes = recording.events.filter((e) => e.type === 1 && e.nTokens === 1).length;
+    // at level metrics no event reaches user space: the kernel's aggregates count the decodes
+    const aggregates = recording.notes.find((n) => n.note.kind === "aggregates")?.note;
+    const decodes = aggregates
+      ? aggregates.tokens[1].calls
+      : recording.events.filter((e) => e.type === 1 && e.nTokens === 1).length;
     // entry + return probes, and step probes (entry only)
-    hits = note
-      ? ((note.op + note.barrier + note.graph + note.token) * 2 + (note.step ?? 0)) /
-        Math.max(decodes, 1)
+    totalHits = note
+      ? (note.op + note.barrier + note.graph + note.token) * 2 + (note.step ?? 0)
       : null;
+    hits = totalHits === null ? null : totalHits / Math.max(decodes, 1);
     rmSync(out, { recursive: true, force: true });
   }
-  return { tps, hits, cpuSeconds };
+  return { tps, hits, totalHits, cpuSeconds };
 }
 
 const results = Object.fromEntries(configs.map((c) => [c, []]));
@@ -132,6 +152,26 @@ const rows = configs.map((config) => {
   };
 });
 
+// The cost of reading counters: extra time per token over plain `op`, per probe hit.
+const opRow = rows.find((r) => r.config === "op");
+const counterCost = rows
+  .filter((r) => r.config.startsWith("op+") && opRow)
+  .map((r) => {
+    const extraMs = 1000 / r.medianTps - 1000 / opRow.medianTps;
+    // CPU time is less disturbed than t/s by other programs on the machine: the extra CPU of the
+    // whole run (target and profinfer) over plain op, per probe hit of the run
+    const runs = results[r.config];
+    const cpuPerHitUs = runs.map(
+      (x, i) => ((x.cpuSeconds - results.op[i].cpuSeconds) * 1e6) / (x.totalHits ?? Infinity),
+    );
+    return {
+      config: r.config,
+      extraMsPerToken: extraMs,
+      usPerHit: r.probeHitsPerToken ? (extraMs * 1000) / r.probeHitsPerToken : null,
+      cpuUsPerHit: median(cpuPerHitUs),
+    };
+  });
+
 const lines = [
   `bench model, llama-bench -t 2 -n ${tokens}, ${rounds} interleaved rounds (profinfer's own CPU shares the 2 cores).`,
   "CPU s / run: user+system CPU of the whole run (model load, warm-up, the tokens, and under profinfer its start-up, probing and output writing).",
@@ -142,12 +182,25 @@ const lines = [
     (r) =>
       `| ${r.config} | ${r.medianTps.toFixed(2)} | ${r.medianSlowdownPct.toFixed(2)}% | ${r.slowdownRangePct.map((x) => x.toFixed(1)).join(" .. ")}% | ${r.medianCpuSeconds.toFixed(2)} | ${r.medianCpuIncreasePct.toFixed(1)}% | ${r.probeHitsPerToken ? r.probeHitsPerToken.toFixed(0) : "-"} | ${r.usPerProbeHit === null ? "-" : r.usPerProbeHit.toFixed(2)} |`,
   ),
+  ...(counterCost.length
+    ? [
+        "",
+        "Reading counters at every boundary, over plain op (extra time per decoded token and per probe hit):",
+        "",
+        "| config | extra ms / token | us / probe hit (from t/s) | CPU us / probe hit (median of rounds) |",
+        "| --- | ---: | ---: | ---: |",
+        ...counterCost.map(
+          (c) =>
+            `| ${c.config} | ${c.extraMsPerToken.toFixed(3)} | ${c.usPerHit === null ? "-" : c.usPerHit.toFixed(3)} | ${c.cpuUsPerHit.toFixed(3)} |`,
+        ),
+      ]
+    : []),
 ];
 process.stdout.write("\n" + lines.join("\n") + "\n");
 const outDir = join(repoRoot, "test-output");
 mkdirSync(outDir, { recursive: true });
 writeFileSync(
   join(outDir, "bench-tracer.json"),
-  JSON.stringify({ rounds, tokens, results, rows }, null, 2),
+  JSON.stringify({ rounds, tokens, results, rows, counterCost }, null, 2),
 );
 writeFileSync(join(outDir, "bench-tracer.md"), lines.join("\n") + "\n");

@@ -19,6 +19,56 @@ uint32_t U32(const Napi::Object& o, const char* key, uint32_t fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().Uint32Value() : fallback;
 }
 
+// A u64 given as a number or a bigint.
+bool U64(const Napi::Env& env, const Napi::Value& v, const std::string& what, uint64_t* out) {
+  if (v.IsUndefined()) {
+    *out = 0;
+    return true;
+  }
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    *out = v.As<Napi::BigInt>().Uint64Value(&lossless);
+    if (lossless) return true;
+  } else if (v.IsNumber() && v.As<Napi::Number>().DoubleValue() >= 0) {
+    *out = static_cast<uint64_t>(v.As<Napi::Number>().Int64Value());
+    return true;
+  }
+  Napi::TypeError::New(env, what + " must be a non-negative integer (number or bigint)").ThrowAsJavaScriptException();
+  return false;
+}
+
+// options.counters: [{ name, type, config, config1?, config2? }]
+bool ReadCounters(const Napi::Env& env, const Napi::Value& v, std::vector<profinfer::CounterSpec>* out) {
+  if (v.IsUndefined() || v.IsNull()) return true;
+  if (!v.IsArray()) {
+    Napi::TypeError::New(env, "options.counters must be an array").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value item = a.Get(i);
+    std::string at = "options.counters[" + std::to_string(i) + "]";
+    if (!item.IsObject()) {
+      Napi::TypeError::New(env, at + " must be an object").ThrowAsJavaScriptException();
+      return false;
+    }
+    Napi::Object o = item.As<Napi::Object>();
+    profinfer::CounterSpec spec;
+    if (!o.Get("name").IsString() || !o.Get("type").IsNumber()) {
+      Napi::TypeError::New(env, at + " needs name (string) and type (number)").ThrowAsJavaScriptException();
+      return false;
+    }
+    spec.name = o.Get("name").As<Napi::String>();
+    spec.type = o.Get("type").As<Napi::Number>().Uint32Value();
+    if (!U64(env, o.Get("config"), at + ".config", &spec.config) ||
+        !U64(env, o.Get("config1"), at + ".config1", &spec.config1) ||
+        !U64(env, o.Get("config2"), at + ".config2", &spec.config2))
+      return false;
+    out->push_back(spec);
+  }
+  return true;
+}
+
 bool ReadLayout(const Napi::Env& env, const Napi::Object& o, pi_layout* out) {
   struct Field {
     const char* name;
@@ -59,6 +109,8 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
                            InstanceMethod<&TracerBinding::Detach>("detach"),
                            InstanceMethod<&TracerBinding::Close>("close"),
                            InstanceMethod<&TracerBinding::Counters>("counters"),
+                           InstanceMethod<&TracerBinding::CounterStatus>("counterStatus"),
+                           InstanceMethod<&TracerBinding::Aggregates>("aggregates"),
                        });
   }
 
@@ -82,6 +134,11 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     options.ops_without_tokens = o.Get("opsWithoutTokens").ToBoolean();
     options.moe = o.Get("moe").ToBoolean();
     options.uprobe_multi = o.Get("uprobeMulti").ToBoolean();
+    options.stream = o.Get("stream").IsUndefined() ? true : o.Get("stream").ToBoolean().Value();
+    options.aggregate = o.Get("aggregate").ToBoolean();
+    options.aggregate_layers = o.Get("aggregateLayers").ToBoolean();
+    options.aggregate_moe = o.Get("aggregateMoe").ToBoolean();
+    if (!ReadCounters(env, o.Get("counters"), &options.counters)) return;
     Napi::Value ring = o.Get("ringBufferBytes");
     if (ring.IsNumber()) options.ring_buffer_bytes = static_cast<uint64_t>(ring.As<Napi::Number>().Int64Value());
     try {
@@ -224,6 +281,81 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     return out;
   }
 
+  // counterStatus() -> [{ name, opened, error }] in the order asked; opened ones are read in order
+  Napi::Value CounterStatus(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!tracer_) return Napi::Array::New(env, 0);
+    const auto& status = tracer_->Counters();
+    Napi::Array out = Napi::Array::New(env, status.size());
+    for (size_t i = 0; i < status.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", status[i].name);
+      o.Set("opened", status[i].opened);
+      o.Set("error", status[i].error);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  }
+
+  // aggregates() -> { tokens: [{calls, tokens, ns, buckets}] by phase, ops: [{func, count, ns,
+  // barrierNs, counters, buckets}] }: cumulative, summed over CPUs
+  Napi::Value Aggregates(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    profinfer::Aggregates a = tracer_ ? tracer_->ReadAggregates() : profinfer::Aggregates{};
+    auto numbers = [&](const unsigned long long* v, size_t n) {
+      Napi::Array arr = Napi::Array::New(env, n);
+      for (size_t i = 0; i < n; i++) arr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(v[i])));
+      return arr;
+    };
+    Napi::Array tokens = Napi::Array::New(env, a.tokens.size());
+    for (size_t p = 0; p < a.tokens.size(); p++) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("calls", static_cast<double>(a.tokens[p].calls));
+      t.Set("tokens", static_cast<double>(a.tokens[p].tokens));
+      t.Set("ns", static_cast<double>(a.tokens[p].ns));
+      t.Set("buckets", numbers(a.tokens[p].buckets, PI_AGG_BUCKETS));
+      tokens.Set(static_cast<uint32_t>(p), t);
+    }
+    Napi::Array ops = Napi::Array::New(env, a.ops.size());
+    uint32_t n_counters = 0;
+    if (tracer_)
+      for (const auto& c : tracer_->Counters()) n_counters += c.opened ? 1 : 0;
+    for (size_t i = 0; i < a.ops.size(); i++) {
+      const pi_op_agg& v = a.ops[i].second;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("func", static_cast<double>(a.ops[i].first));
+      o.Set("count", static_cast<double>(v.count));
+      o.Set("ns", static_cast<double>(v.ns));
+      o.Set("barrierNs", static_cast<double>(v.barrier_ns));
+      o.Set("counters", numbers(v.counters, n_counters));
+      o.Set("buckets", numbers(v.buckets, PI_AGG_BUCKETS));
+      ops.Set(static_cast<uint32_t>(i), o);
+    }
+    Napi::Array layers = Napi::Array::New(env, a.layers.size());
+    for (size_t i = 0; i < a.layers.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("layer", static_cast<double>(a.layers[i].first.layer));
+      o.Set("func", static_cast<double>(a.layers[i].first.func));
+      o.Set("count", static_cast<double>(a.layers[i].second.count));
+      o.Set("ns", static_cast<double>(a.layers[i].second.ns));
+      layers.Set(static_cast<uint32_t>(i), o);
+    }
+    Napi::Array moe = Napi::Array::New(env, a.moe.size());
+    for (size_t i = 0; i < a.moe.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("layer", static_cast<double>(a.moe[i].first.layer));
+      o.Set("expert", static_cast<double>(a.moe[i].first.expert));
+      o.Set("count", static_cast<double>(a.moe[i].second));
+      moe.Set(static_cast<uint32_t>(i), o);
+    }
+    out.Set("tokens", tokens);
+    out.Set("ops", ops);
+    out.Set("layers", layers);
+    out.Set("moe", moe);
+    return out;
+  }
+
   void Shutdown() {
     if (tracer_) {
       tracer_->Stop();
@@ -268,6 +400,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Tracer", TracerBinding::Define(env));
   exports.Set("clockPair", Napi::Function::New(env, ClockPair));
   exports.Set("eventAbi", Napi::Number::New(env, PI_EVENT_ABI));
+  exports.Set("maxCounters", Napi::Number::New(env, PI_MAX_COUNTERS));
+  exports.Set("unprobedKey", Napi::Number::New(env, PI_AGG_UNPROBED));
+  exports.Set("noLayer", Napi::Number::New(env, PI_NO_LAYER));
+  std::vector<uint64_t> bounds_ns = profinfer::AggregateBoundsNs();
+  Napi::Array bounds = Napi::Array::New(env, bounds_ns.size());
+  for (size_t i = 0; i < bounds_ns.size(); i++) bounds.Set(static_cast<uint32_t>(i), static_cast<double>(bounds_ns[i]));
+  exports.Set("aggregateBoundsNs", bounds);
   return exports;
 }
 

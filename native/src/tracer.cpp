@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <linux/perf_event.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -73,7 +74,42 @@ struct UprobeMultiLinkAttr {
   uint8_t rest[64];  // the rest of union bpf_attr, zeroed
 };
 
+// perf_event_open has no libc wrapper.
+int PerfEventOpen(perf_event_attr* attr, pid_t pid, int cpu, int group, unsigned long flags) {
+  return static_cast<int>(syscall(__NR_perf_event_open, attr, pid, cpu, group, flags));
+}
+
+// Why an event did not open, in words a user can act on.
+std::string PerfOpenError(int err, uint32_t type) {
+  std::string text = ErrnoText(err);
+  if (err == ENOENT || err == EOPNOTSUPP || err == ENODEV) {
+    if (type == PERF_TYPE_HARDWARE || type == PERF_TYPE_HW_CACHE || type == PERF_TYPE_RAW)
+      return text + ": this CPU exposes no such hardware counter (a virtual machine without a virtual PMU?)";
+    return text + ": the kernel does not support this event here";
+  }
+  if (err == EACCES || err == EPERM) return text + ": system-wide counters need root or CAP_PERFMON";
+  if (err == EINVAL) return text + ": the kernel rejected the event's settings";
+  return text;
+}
+
+void CloseAll(std::vector<int>& fds) {
+  for (int fd : fds)
+    if (fd >= 0) close(fd);
+  fds.clear();
+}
+
 }  // namespace
+
+std::vector<uint64_t> AggregateBoundsNs() {
+  std::vector<uint64_t> bounds;
+  const uint64_t steps[3] = {1, 2, 5};
+  for (uint32_t i = 0; i < PI_AGG_BUCKETS - 1; i++) {
+    uint64_t ns = steps[i % 3] * 1000;
+    for (uint32_t k = 0; k < i / 3; k++) ns *= 10;
+    bounds.push_back(ns);
+  }
+  return bounds;
+}
 
 Tracer::Tracer(const TracerOptions& o) {
   libbpf_set_print(SilentLibbpf);
@@ -95,11 +131,70 @@ Tracer::Tracer(const TracerOptions& o) {
   while (ring < o.ring_buffer_bytes) ring <<= 1;
   ncpus_ = libbpf_num_possible_cpus();
   if (ncpus_ <= 0) ncpus_ = 1;
+
+  /* counters: one system-wide event per CPU each; a counter missing on any CPU is left out */
+  for (const CounterSpec& spec : o.counters) {
+    CounterStatus status{spec.name, false, ""};
+    if (counter_fds_.size() / ncpus_ >= PI_MAX_COUNTERS) {
+      status.error = "at most " + std::to_string(PI_MAX_COUNTERS) + " counters can be read at once";
+      counter_status_.push_back(status);
+      continue;
+    }
+    std::vector<int> fds;
+    for (int cpu = 0; cpu < ncpus_; cpu++) {
+      perf_event_attr attr{};
+      attr.size = sizeof(attr);
+      attr.type = spec.type;
+      attr.config = spec.config;
+      attr.config1 = spec.config1;
+      attr.config2 = spec.config2;
+      int fd = PerfEventOpen(&attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+      if (fd < 0) {
+        int err = errno;
+        /* an offline CPU cannot count, nor run the target: leave its slot empty */
+        if (err == ENODEV && access(("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/online").c_str(), F_OK) == 0) {
+          FILE* f = fopen(("/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/online").c_str(), "r");
+          int online = 1;
+          if (f) {
+            if (fscanf(f, "%d", &online) != 1) online = 1;
+            fclose(f);
+          }
+          if (!online) {
+            fds.push_back(-1);
+            continue;
+          }
+        }
+        status.error = PerfOpenError(err, spec.type);
+        break;
+      }
+      fds.push_back(fd);
+    }
+    if (!status.error.empty()) {
+      CloseAll(fds);
+    } else {
+      status.opened = true;
+      counter_fds_.insert(counter_fds_.end(), fds.begin(), fds.end());
+    }
+    counter_status_.push_back(status);
+  }
+  uint32_t n_counters = static_cast<uint32_t>(counter_fds_.size() / ncpus_);
+  skel_->rodata->n_counters = n_counters;
+  skel_->rodata->n_cpus = static_cast<uint32_t>(ncpus_);
+  skel_->rodata->stream = o.stream ? 1 : 0;
+  skel_->rodata->aggregate = o.aggregate ? 1 : 0;
+  skel_->rodata->aggregate_layers = o.aggregate && o.aggregate_layers ? 1 : 0;
+  skel_->rodata->aggregate_moe = o.aggregate && o.aggregate_moe ? 1 : 0;
+  std::vector<uint64_t> bounds = AggregateBoundsNs();
+  for (size_t i = 0; i < bounds.size(); i++) skel_->rodata->agg_bounds_ns[i] = bounds[i];
+
   int err = bpf_map__set_max_entries(skel_->maps.events, static_cast<uint32_t>(ring));
   if (!err) err = bpf_map__set_max_entries(skel_->maps.scratch, static_cast<uint32_t>(ncpus_));
+  if (!err)
+    err = bpf_map__set_max_entries(skel_->maps.pmc, static_cast<uint32_t>(n_counters > 0 ? n_counters * ncpus_ : 1));
   if (err) {
     profinfer_bpf__destroy(skel_);
     skel_ = nullptr;
+    CloseAll(counter_fds_);
     throw std::runtime_error("cannot size the BPF maps: " + ErrnoText(err));
   }
 
@@ -113,10 +208,26 @@ Tracer::Tracer(const TracerOptions& o) {
   if (err) {
     profinfer_bpf__destroy(skel_);
     skel_ = nullptr;
+    CloseAll(counter_fds_);
     std::string hint = (err == -EPERM || err == -EACCES)
                            ? ": loading BPF programs needs root or CAP_BPF and CAP_PERFMON"
                            : "";
     throw std::runtime_error("cannot load the BPF programs: " + ErrnoText(err) + hint);
+  }
+
+  /* the program reads counter i on cpu c at index i * ncpus + c */
+  int pmc_fd = bpf_map__fd(skel_->maps.pmc);
+  for (size_t index = 0; index < counter_fds_.size(); index++) {
+    if (counter_fds_[index] < 0) continue;
+    uint32_t key = static_cast<uint32_t>(index);
+    uint32_t fd = static_cast<uint32_t>(counter_fds_[index]);
+    if (bpf_map_update_elem(pmc_fd, &key, &fd, BPF_ANY)) {
+      int e = errno;
+      profinfer_bpf__destroy(skel_);
+      skel_ = nullptr;
+      CloseAll(counter_fds_);
+      throw std::runtime_error("cannot hand the perf events to the BPF program: " + ErrnoText(e));
+    }
   }
 }
 
@@ -124,6 +235,7 @@ Tracer::~Tracer() {
   Stop();
   Detach();
   if (skel_) profinfer_bpf__destroy(skel_);
+  CloseAll(counter_fds_);
 }
 
 std::string Tracer::AttachUprobe(const std::string& program, const std::string& binary,
@@ -262,6 +374,72 @@ std::vector<uint64_t> Tracer::SumPerCpu(int map_fd, uint32_t entries) const {
     }
   }
   return totals;
+}
+
+Aggregates Tracer::ReadAggregates() const {
+  Aggregates out;
+  if (!skel_) return out;
+  /* per-CPU maps hand back one value per possible CPU, each rounded up to 8 bytes */
+  std::vector<pi_token_agg> tokens(static_cast<size_t>(ncpus_));
+  int fd = bpf_map__fd(skel_->maps.token_agg);
+  for (uint32_t phase = 0; phase < PI_PHASES; phase++) {
+    pi_token_agg sum{};
+    if (bpf_map_lookup_elem(fd, &phase, tokens.data()) == 0) {
+      for (const pi_token_agg& t : tokens) {
+        sum.calls += t.calls;
+        sum.tokens += t.tokens;
+        sum.ns += t.ns;
+        for (int b = 0; b < PI_AGG_BUCKETS; b++) sum.buckets[b] += t.buckets[b];
+      }
+    }
+    out.tokens.push_back(sum);
+  }
+  std::vector<pi_op_agg> ops(static_cast<size_t>(ncpus_));
+  fd = bpf_map__fd(skel_->maps.op_agg);
+  uint32_t key = 0, next = 0;
+  uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(fd, &key, ops.data())) continue;
+    pi_op_agg sum{};
+    for (const pi_op_agg& a : ops) {
+      sum.count += a.count;
+      sum.ns += a.ns;
+      sum.barrier_ns += a.barrier_ns;
+      for (int i = 0; i < PI_MAX_COUNTERS; i++) sum.counters[i] += a.counters[i];
+      for (int b = 0; b < PI_AGG_BUCKETS; b++) sum.buckets[b] += a.buckets[b];
+    }
+    out.ops.emplace_back(key, sum);
+  }
+  std::vector<pi_layer_agg> layers(static_cast<size_t>(ncpus_));
+  fd = bpf_map__fd(skel_->maps.layer_agg);
+  pi_layer_key lkey{}, lnext{};
+  pi_layer_key* lprev = nullptr;
+  while (bpf_map_get_next_key(fd, lprev, &lnext) == 0) {
+    lkey = lnext;
+    lprev = &lkey;
+    if (bpf_map_lookup_elem(fd, &lkey, layers.data())) continue;
+    pi_layer_agg sum{};
+    for (const pi_layer_agg& a : layers) {
+      sum.count += a.count;
+      sum.ns += a.ns;
+    }
+    out.layers.emplace_back(lkey, sum);
+  }
+  std::vector<uint64_t> selections(static_cast<size_t>(ncpus_));
+  fd = bpf_map__fd(skel_->maps.moe_agg);
+  pi_moe_key mkey{}, mnext{};
+  pi_moe_key* mprev = nullptr;
+  while (bpf_map_get_next_key(fd, mprev, &mnext) == 0) {
+    mkey = mnext;
+    mprev = &mkey;
+    if (bpf_map_lookup_elem(fd, &mkey, selections.data())) continue;
+    uint64_t sum = 0;
+    for (uint64_t v : selections) sum += v;
+    out.moe.emplace_back(mkey, sum);
+  }
+  return out;
 }
 
 std::vector<uint64_t> Tracer::Drops() const {

@@ -22,6 +22,33 @@ struct ring_buffer;
 
 namespace profinfer {
 
+// One perf event as perf_event_open takes it; `name` is what the user wrote.
+struct CounterSpec {
+  std::string name;
+  uint32_t type = 0;
+  uint64_t config = 0;
+  uint64_t config1 = 0;
+  uint64_t config2 = 0;
+};
+
+// What became of one requested counter: opened on every CPU, or the reason it was not.
+struct CounterStatus {
+  std::string name;
+  bool opened = false;
+  std::string error;
+};
+
+// The in-kernel aggregates (bpf/profinfer.h pi_token_agg, pi_op_agg), summed over CPUs.
+struct Aggregates {
+  std::vector<pi_token_agg> tokens;  // by enum pi_phase
+  std::vector<std::pair<uint32_t, pi_op_agg>> ops;  // by cookie (PI_AGG_UNPROBED: barrier-timed)
+  std::vector<std::pair<pi_layer_key, pi_layer_agg>> layers;  // when aggregate_layers
+  std::vector<std::pair<pi_moe_key, uint64_t>> moe;           // when aggregate_moe
+};
+
+// Upper bounds of the aggregate histograms' buckets: 1-2-5 steps from 1 us to 10 s.
+std::vector<uint64_t> AggregateBoundsNs();
+
 struct TracerOptions {
   uint32_t tgid = 0;
   uint32_t level = PI_LEVEL_OP;
@@ -35,6 +62,16 @@ struct TracerOptions {
   // direction instead of one per function, which makes detaching take one RCU grace period
   // rather than about 0.1 s per probe.
   bool uprobe_multi = true;
+  // perf events to read at operator and barrier boundaries (at most PI_MAX_COUNTERS open)
+  std::vector<CounterSpec> counters;
+  // false: --level metrics, nothing per event leaves the kernel
+  bool stream = true;
+  // keep the in-kernel aggregates the metrics exporter reads
+  bool aggregate = false;
+  // ...per layer and operator function too (reads each operator's tensor name)
+  bool aggregate_layers = false;
+  // ...and MoE expert selections per layer (where expert ids are read: levels that stream)
+  bool aggregate_moe = false;
 };
 
 // Records as the raw file stores them: u32 length followed by the event bytes, concatenated.
@@ -71,6 +108,9 @@ class Tracer {
   // Detaches every probe (the process keeps running unaffected). Idempotent.
   void Detach();
 
+  const std::vector<CounterStatus>& Counters() const { return counter_status_; }
+  Aggregates ReadAggregates() const;
+
   std::vector<uint64_t> Drops() const;
   std::vector<uint64_t> Hits() const;
   size_t AttachedCount() const { return links_.size() + multi_link_fds_.size(); }
@@ -88,6 +128,9 @@ class Tracer {
   std::function<void(std::unique_ptr<Batch>)> deliver_;
   std::unique_ptr<Batch> pending_;
   int ncpus_ = 1;
+  std::vector<CounterStatus> counter_status_;
+  // open perf event fds, counter-major (counter i on cpu c at i * ncpus_ + c)
+  std::vector<int> counter_fds_;
 };
 
 }  // namespace profinfer

@@ -6,7 +6,16 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { loadNativeModule } from "../record/nativeTracer.js";
+import { Registry } from "prom-client";
+import { resolveCounters } from "../record/counters.js";
 import { Recorder, type Level, type OpTiming, type RecordOptions } from "../record/recorder.js";
+import { ProfinferMetrics } from "../sinks/metrics/profinferMetrics.js";
+import {
+  DEFAULT_METRICS_ADDR,
+  parseMetricsAddr,
+  startMetricsServer,
+  type MetricsServer,
+} from "../sinks/metrics/server.js";
 import { writeRunOutputs } from "../sinks/runOutputs.js";
 
 const VERSION = "0.1.0";
@@ -22,6 +31,12 @@ interface CommonOptions {
   status: boolean;
   probeAllOps?: boolean;
   opTiming: OpTiming;
+  pmc?: string;
+  metricsAddr?: string;
+  metricsLinger: number;
+  model?: string;
+  metricsLayers?: boolean;
+  metricsMoe?: boolean;
 }
 
 function positiveInt(what: string) {
@@ -29,6 +44,15 @@ function positiveInt(what: string) {
     const n = Number(value);
     if (!/^\d+$/.test(value) || n < 1)
       throw new InvalidArgumentError(`${what} is a positive integer.`);
+    return n;
+  };
+}
+
+function nonNegativeNumber(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value))
+      throw new InvalidArgumentError(`${what} is a number of seconds.`);
     return n;
   };
 }
@@ -59,9 +83,32 @@ function addCommonOptions(command: Command): Command {
   return command
     .option("--out <dir>", "run folder (default: ./profinfer-runs/<name>-<time>)")
     .addOption(
-      new Option("--level <level>", "what to record")
-        .choices(["token", "graph", "op"])
+      new Option(
+        "--level <level>",
+        "what to record (metrics: operator-level aggregates in the kernel, served to Prometheus, no event stream)",
+      )
+        .choices(["token", "graph", "op", "metrics"])
         .default("op"),
+    )
+    .option(
+      "--pmc <list>",
+      "perf counters read at every operator boundary: perf event names (cycles,instructions,task-clock,cpu/event=0x3c/,r003c,...) or 'auto'",
+    )
+    .option(
+      "--metrics-addr <host:port>",
+      `serve Prometheus metrics at http://HOST:PORT/metrics while recording (default ${DEFAULT_METRICS_ADDR} at --level metrics)`,
+    )
+    .option(
+      "--metrics-linger <seconds>",
+      "keep serving the final metrics this long after the target exits, for a last scrape",
+      nonNegativeNumber("--metrics-linger"),
+      0,
+    )
+    .option("--model <name>", "the model label of the metrics (default: the -m file's name)")
+    .option("--metrics-layers", "also operator time per layer (profinfer_layer_op_seconds_total)")
+    .option(
+      "--metrics-moe",
+      "also MoE expert selections per layer and expert (profinfer_moe_expert_selections_total; not at --level metrics)",
     )
     .option(
       "--ops <list>",
@@ -100,6 +147,18 @@ function defaultRunDir(name: string): string {
   return resolve("profinfer-runs", `${basename(name)}-${stamp}`);
 }
 
+/** Option combinations that cannot work, refused before the target starts. */
+function checkOptions(opts: CommonOptions): void {
+  if (opts.pmc) {
+    if (opts.level === "token" || opts.level === "graph") {
+      throw new UserError(
+        `--pmc reads counters at operator boundaries, which --level ${opts.level} does not probe: use --level op or --level metrics`,
+      );
+    }
+    resolveCounters(opts.pmc);
+  }
+}
+
 function recordOptions(opts: CommonOptions, outDir: string): RecordOptions {
   return {
     outDir,
@@ -115,7 +174,19 @@ function recordOptions(opts: CommonOptions, outDir: string): RecordOptions {
     moe: opts.moe,
     ringBufferBytes: opts.ringBuffer,
     probeAllOps: opts.probeAllOps ?? false,
-    opTiming: opts.ops || opts.probeAllOps ? "functions" : opts.opTiming,
+    // counters and the in-kernel aggregates are read at operator and barrier boundaries
+    opTiming:
+      opts.ops ||
+      opts.probeAllOps ||
+      opts.pmc ||
+      opts.level === "metrics" ||
+      opts.metricsAddr !== undefined
+        ? "functions"
+        : opts.opTiming,
+    counters: opts.pmc ? resolveCounters(opts.pmc) : null,
+    aggregate: opts.level === "metrics" || opts.metricsAddr !== undefined,
+    aggregateLayers: opts.metricsLayers ?? false,
+    aggregateMoe: opts.metricsMoe ?? false,
     log: (message) => process.stderr.write(`profinfer: ${message}\n`),
     version: VERSION,
   };
@@ -162,6 +233,84 @@ function statusLine(recorder: Recorder, enabled: boolean): () => void {
   };
 }
 
+/** The model label: the file name of the command's -m/--model argument, without .gguf. */
+export function modelLabel(command: string[]): string {
+  for (let i = 0; i < command.length; i++) {
+    const arg = command[i]!;
+    const value =
+      arg === "-m" || arg === "--model" ? command[i + 1] : /^--model=(.+)$/.exec(arg)?.[1];
+    if (value) return basename(value).replace(/\.gguf$/i, "");
+  }
+  return "unknown";
+}
+
+/** The metrics endpoint of a recording, started before the target runs. */
+interface MetricsEndpoint {
+  registry: Registry;
+  server: MetricsServer;
+  attach(recorder: Recorder, command: string[]): void;
+  /** after the target exited: serve the final values a while, then stop */
+  finish(): Promise<void>;
+}
+
+async function openMetrics(opts: CommonOptions): Promise<MetricsEndpoint | null> {
+  if (opts.level !== "metrics" && opts.metricsAddr === undefined) {
+    if (opts.metricsLayers || opts.metricsMoe)
+      throw new UserError(
+        "--metrics-layers and --metrics-moe add to the metrics: give --metrics-addr HOST:PORT or --level metrics",
+      );
+    return null;
+  }
+  if (opts.metricsMoe && opts.level === "metrics")
+    throw new UserError(
+      "--metrics-moe needs the expert ids, which are read at --level op: use --level op --metrics-addr HOST:PORT",
+    );
+  const registry = new Registry();
+  const server = await startMetricsServer(
+    registry,
+    parseMetricsAddr(opts.metricsAddr ?? DEFAULT_METRICS_ADDR),
+  );
+  process.stderr.write(
+    `profinfer: metrics at http://${server.address.host}:${server.address.port}/metrics\n`,
+  );
+  return {
+    registry,
+    server,
+    attach(recorder, command) {
+      const native = loadNativeModule();
+      new ProfinferMetrics(
+        registry,
+        {
+          aggregates: () => recorder.aggregates(),
+          probeCounters: () => recorder.probeCounters(),
+          get operatorFunctions() {
+            return recorder.operatorFunctions;
+          },
+          counters: recorder.counters,
+          eventsReceived: () => recorder.stats.events,
+        },
+        {
+          model: opts.model ?? modelLabel(command),
+          unprobedKey: native.unprobedKey,
+          noLayer: native.noLayer,
+          boundsNs: native.aggregateBoundsNs,
+          layers: opts.metricsLayers ?? false,
+          moe: opts.metricsMoe ?? false,
+        },
+      );
+    },
+    async finish() {
+      if (opts.metricsLinger > 0) {
+        process.stderr.write(
+          `profinfer: serving the final metrics for ${opts.metricsLinger} s more\n`,
+        );
+        await new Promise((r) => setTimeout(r, opts.metricsLinger * 1000));
+      }
+      await server.close();
+    },
+  };
+}
+
 function reportRun(outDir: string, recorder: Recorder): void {
   if (recorder.libraries.length === 0) {
     process.stderr.write(
@@ -190,6 +339,9 @@ export function registerRecordCommands(program: Command): void {
       .usage("[options] -- <command ...>"),
   ).action(async (command: string[], opts: CommonOptions) => {
     const outDir = resolve(opts.out ?? defaultRunDir(command[0]!));
+    // bad input (counter names, the metrics address) fails before the target starts
+    checkOptions(opts);
+    const metrics = await openMetrics(opts);
     // The target waits on fd 3 until the probes are in place, then execs the real program, so
     // that nothing runs untraced and the pid the probes filter on is the program's own.
     const child = spawn("/bin/sh", ["-c", 'read _ <&3; exec 3<&-; exec "$0" "$@"', ...command], {
@@ -201,9 +353,11 @@ export function registerRecordCommands(program: Command): void {
     let recorder: Recorder;
     try {
       recorder = openRecorder(child.pid!, command, opts, outDir);
+      metrics?.attach(recorder, command);
       recorder.start();
     } catch (error) {
       child.kill("SIGKILL");
+      await metrics?.server.close();
       throw error;
     }
     const stopStatus = statusLine(recorder, opts.status);
@@ -216,6 +370,7 @@ export function registerRecordCommands(program: Command): void {
     process.off("SIGINT", onSignal);
     stopStatus();
     await recorder.finish(exit);
+    await metrics?.finish();
     if (exit.code === 127)
       process.stderr.write(
         `profinfer: '${command[0]}' could not be started (command not found?)\n`,
@@ -235,7 +390,16 @@ export function registerRecordCommands(program: Command): void {
     if (!existsSync(`/proc/${opts.pid}`)) throw new UserError(`no process with pid ${opts.pid}`);
     const comm = readFileSync(`/proc/${opts.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
     const outDir = resolve(opts.out ?? defaultRunDir(comm[0] ?? String(opts.pid)));
-    const recorder = openRecorder(opts.pid, comm, opts, outDir);
+    checkOptions(opts);
+    const metrics = await openMetrics(opts);
+    let recorder: Recorder;
+    try {
+      recorder = openRecorder(opts.pid, comm, opts, outDir);
+    } catch (error) {
+      await metrics?.server.close();
+      throw error;
+    }
+    metrics?.attach(recorder, comm);
     recorder.start();
     const stopStatus = statusLine(recorder, opts.status);
     const reason = await new Promise<string>((resolveStop) => {
@@ -252,6 +416,7 @@ export function registerRecordCommands(program: Command): void {
     });
     stopStatus();
     await recorder.finish(null);
+    await metrics?.finish();
     process.stderr.write(`profinfer: detached from pid ${opts.pid} (${reason})\n`);
     reportRun(outDir, recorder);
   });

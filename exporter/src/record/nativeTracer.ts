@@ -38,6 +38,36 @@ export interface NativeTracerOptions {
   ringBufferBytes: number;
   /** per-operator probes go on as uprobe_multi links (Linux 6.6+) */
   uprobeMulti: boolean;
+  /** false (level metrics): no event leaves the kernel but the dynamic linker's */
+  stream: boolean;
+  /** keep the in-kernel aggregates (aggregates()) */
+  aggregate: boolean;
+  /** ...also per layer and operator function (reads each operator's tensor name) */
+  aggregateLayers: boolean;
+  /** ...also MoE expert selections per layer (where expert ids are read: levels that stream) */
+  aggregateMoe: boolean;
+  /** perf events to read at operator and barrier boundaries, per CPU */
+  counters: { name: string; type: number; config: bigint; config1: bigint; config2: bigint }[];
+}
+
+/** bpf/profinfer.h pi_token_agg / pi_op_agg, summed over CPUs, cumulative. */
+export interface NativeAggregates {
+  /** by phase: 0 prefill, 1 decode */
+  tokens: { calls: number; tokens: number; ns: number; buckets: number[] }[];
+  /** by probed operator function (index into opFuncs), or unprobedKey: barrier-timed operators */
+  ops: {
+    func: number;
+    count: number;
+    ns: number;
+    barrierNs: number;
+    /** by opened counter, in order */
+    counters: number[];
+    buckets: number[];
+  }[];
+  /** by layer and probed operator function (aggregateLayers) */
+  layers: { layer: number; func: number; count: number; ns: number }[];
+  /** selections by layer and expert id (aggregateMoe) */
+  moe: { layer: number; expert: number; count: number }[];
 }
 
 export type ProbeHandler =
@@ -84,12 +114,23 @@ export interface NativeTracer {
   detach(): void;
   close(): void;
   counters(): { drops: number[]; hits: number[]; attached: number };
+  /** each requested perf counter: opened on every CPU, or the reason (errno in words) */
+  counterStatus(): { name: string; opened: boolean; error: string }[];
+  aggregates(): NativeAggregates;
 }
 
 export interface NativeModule {
   Tracer: new (options: NativeTracerOptions) => NativeTracer;
   clockPair(): [string, string];
   eventAbi: number;
+  /** most counters one run reads */
+  maxCounters: number;
+  /** the aggregate key of barrier-timed operators */
+  unprobedKey: number;
+  /** the layer of a tensor whose name has none */
+  noLayer: number;
+  /** upper bounds (ns) of the aggregate histograms' buckets; one more bucket is +Inf */
+  aggregateBoundsNs: number[];
 }
 
 const nativeDir = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "native");

@@ -22,21 +22,28 @@ import {
 import { readElf } from "../target/elf.js";
 import { STEP_REGISTERS, findStepSites, type StepSite } from "../target/stepSites.js";
 import { EventType, decodeEvent, type TensorEvent } from "../trace/events.js";
+import type { CounterRequest, CounterSelection } from "./counters.js";
 import { RawFileWriter, type RawNote, type RunHeader } from "../trace/rawFile.js";
 import {
   layoutProbePath,
+  type NativeAggregates,
   type NativeModule,
   type NativeTracer,
   type ProbeHandler,
 } from "./nativeTracer.js";
 
-export type Level = "token" | "graph" | "op";
+export type Level = "token" | "graph" | "op" | "metrics";
 export type OpTiming = "steps" | "functions";
 
 /** The operators that consume MoE routing ids (read when the first of them starts). */
 const MOE_CONSUMERS = ["get_rows", "mul_mat_id"];
 const STEP_FINAL = 255;
-export const LEVELS: Record<Level, number> = { token: 1, graph: 2, op: 3 };
+
+/**
+ * BPF level (enum pi_level) of each level. `metrics` probes what `op` does but sends no event to
+ * user space: the kernel keeps the aggregates the metrics exporter reads.
+ */
+export const LEVELS: Record<Level, number> = { token: 1, graph: 2, op: 3, metrics: 3 };
 
 export interface RecordOptions {
   outDir: string;
@@ -57,6 +64,13 @@ export interface RecordOptions {
    * operator function's entry and return and ggml_barrier
    */
   opTiming: OpTiming;
+  /** perf counters to read at operator boundaries, and the ones this machine lacks */
+  counters: CounterSelection | null;
+  /** keep the in-kernel aggregates (the metrics exporter reads them); always on at level metrics */
+  aggregate: boolean;
+  /** ...per layer too, and MoE expert selections (bounded by the BPF maps' sizes) */
+  aggregateLayers: boolean;
+  aggregateMoe: boolean;
   /** called with warnings and progress a user should see */
   log: (message: string) => void;
   version: string;
@@ -86,6 +100,8 @@ export class Recorder {
   private validated = false;
   private refused: string | null = null;
   private finished = false;
+  private finalAggregates: NativeAggregates | null = null;
+  private finalCounters: { drops: number[]; hits: number[] } | null = null;
   private failure: Error | null = null;
   private streamEnded: (() => void) | null = null;
   private closed = false;
@@ -93,6 +109,8 @@ export class Recorder {
   private stepLibraries: string[] = [];
   private readonly uprobeMulti: boolean;
   private clock: { monotonicNs: string; realtimeNs: string };
+  /** the counters that opened, in the order the events carry their readings */
+  readonly counters: CounterRequest[] = [];
   readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0 };
 
   /** the llama.cpp / ggml libraries found in the target so far */
@@ -117,9 +135,55 @@ export class Recorder {
       windowLast: options.window?.[1] ?? 0,
       opsWithoutTokens: true,
       moe: options.moe,
-      ringBufferBytes: options.ringBufferBytes,
+      // nothing but the dynamic linker's control events travel at level metrics
+      ringBufferBytes: options.level === "metrics" ? 256 << 10 : options.ringBufferBytes,
       uprobeMulti: this.uprobeMulti,
+      stream: options.level !== "metrics",
+      aggregate: options.aggregate || options.level === "metrics",
+      aggregateLayers: options.aggregateLayers,
+      aggregateMoe: options.aggregateMoe,
+      counters: (options.counters?.counters ?? []).map((c) => ({
+        name: c.name,
+        type: c.type,
+        config: c.config,
+        config1: c.config1,
+        config2: c.config2,
+      })),
     });
+    for (const missing of options.counters?.unavailable ?? []) {
+      this.warn(`counter ${missing.name} is not recorded: ${missing.reason}`);
+    }
+    const requested = options.counters?.counters ?? [];
+    for (const status of this.tracer.counterStatus()) {
+      const req = requested.find((c) => c.name === status.name);
+      if (status.opened && req) this.counters.push(req);
+      else this.warn(`counter ${status.name} is not recorded: ${status.error}`);
+    }
+    if (requested.length > 0 || (options.counters?.unavailable.length ?? 0) > 0) {
+      options.log(this.counterSummary());
+    }
+  }
+
+  /** One line saying which counters are recorded and which of them are real hardware counts. */
+  counterSummary(): string {
+    if (this.counters.length === 0) return "counters: none recorded";
+    const kind = (c: CounterRequest) => (c.hardware ? "hardware" : "software");
+    return `counters: ${this.counters.map((c) => `${c.name} (${kind(c)})`).join(", ")}`;
+  }
+
+  /** The in-kernel aggregates so far (cumulative), for the metrics exporter. */
+  aggregates(): NativeAggregates {
+    return this.finalAggregates ?? this.tracer.aggregates();
+  }
+
+  /** Probe hits and drops so far (cumulative), for the metrics exporter. */
+  probeCounters(): { drops: number[]; hits: number[] } {
+    return this.finalCounters ?? this.tracer.counters();
+  }
+
+  /** The probed operator functions (index = aggregate key), for the metrics exporter. */
+  get operatorFunctions(): readonly { index: number; symbol: string }[] {
+    return this.opFuncs;
   }
 
   get rawPath(): string {
@@ -446,7 +510,16 @@ export class Recorder {
         ops: this.options.ops,
         window: this.options.window,
         moe: this.options.moe,
+        pmc: this.options.counters
+          ? [
+              ...this.options.counters.counters.map((c) => c.name),
+              ...this.options.counters.unavailable.map((c) => c.name),
+            ]
+          : null,
       },
+      ...(this.counters.length > 0
+        ? { counters: this.counters.map((c) => ({ name: c.name, hardware: c.hardware })) }
+        : {}),
       clock: this.clock,
       target: {
         pid: this.pid,
@@ -476,6 +549,7 @@ export class Recorder {
   /** The header can be written: what the level needs from the libraries is known. */
   private readyToWrite(): boolean {
     if (this.options.level === "token") return this.roles.some((r) => r.llama);
+    if (this.options.level === "metrics") return this.roles.some((r) => r.ggmlCpu);
     return this.layout !== null;
   }
 
@@ -586,6 +660,8 @@ export class Recorder {
     this.tracer.stop();
     await ended;
     const counters = this.tracer.counters();
+    this.finalCounters = counters;
+    this.finalAggregates = this.tracer.aggregates();
     this.tracer.detach();
     this.resume();
     this.stats.drops = counters.drops.reduce((a, b) => a + b, 0);
@@ -597,7 +673,11 @@ export class Recorder {
       readFailed: counters.drops[1] ?? 0,
       mapFull: counters.drops[2] ?? 0,
       nodesTruncated: counters.drops[3] ?? 0,
+      counterReadFailed: counters.drops[4] ?? 0,
     });
+    if (this.options.level === "metrics") {
+      this.note({ kind: "aggregates", ...this.finalAggregates });
+    }
     this.note({
       kind: "hits",
       token: counters.hits[0] ?? 0,

@@ -7,7 +7,8 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
-import type { GraphRun, Run, Token } from "../trace/model.js";
+import { deriveFigures, type DerivedFigures } from "../trace/derived.js";
+import type { GraphRun, OpThreadRun, Run, Token } from "../trace/model.js";
 
 /** Synthetic thread ids of the non-thread tracks: above any Linux tid (PID_MAX_LIMIT is 2^22). */
 export const TOKENS_TRACK_TID = 2_000_000_001;
@@ -18,7 +19,7 @@ export const SCHED_TRACK_BASE = 1_000_000_000;
 interface TraceEvent {
   name: string;
   cat?: string;
-  ph: "X" | "M";
+  ph: "X" | "M" | "C";
   ts?: number;
   dur?: number;
   pid: number;
@@ -87,6 +88,12 @@ export function* perfettoEventTexts(run: Run): Generator<string, void, undefined
         if (t.offCpuNs > 0) args.off_cpu_ns = t.offCpuNs;
         if (t.preemptedNs > 0) args.preempted_ns = t.preemptedNs;
         if (t.startInferred) args.start_inferred = true;
+        if (t.counters) {
+          args.counters = t.counters;
+          const figures = deriveFigures(t.counters, Number(t.endNs - t.startNs));
+          if (Object.keys(figures).length > 0) args.derived = figures;
+          list.push(...counterSamples(t, figures, pid, us));
+        }
         list.push(
           text({
             name: t0.name,
@@ -143,6 +150,47 @@ export function* perfettoEventTexts(run: Run): Generator<string, void, undefined
 
 type Us = (ns: bigint) => number;
 type Dur = (from: bigint, to: bigint) => number;
+
+/** Derived figures drawn as counter tracks, with the unit the track shows. */
+const DERIVED_TRACKS: [keyof DerivedFigures, string][] = [
+  ["ipc", "IPC"],
+  ["backendStallRatio", "backend stall ratio"],
+  ["cacheMissRate", "cache miss rate"],
+  ["onCpuRatio", "on-CPU ratio"],
+];
+
+/**
+ * Counter track samples of one operator interval on one thread: each recorded counter as a rate
+ * (per microsecond of the interval) and each derived figure, set at its start and back to 0 at
+ * its end, on tracks named after the thread ("cycles/us tid 1234").
+ */
+function counterSamples(t: OpThreadRun, figures: DerivedFigures, pid: number, us: Us): string[] {
+  const out: string[] = [];
+  const durUs = Number(t.endNs - t.startNs) / 1000;
+  const sample = (name: string, ts: bigint, value: number) =>
+    out.push(
+      JSON.stringify({
+        name: `${name} tid ${t.tid}`,
+        cat: "counter",
+        ph: "C",
+        ts: us(ts),
+        pid,
+        tid: t.tid,
+        args: { value },
+      } satisfies TraceEvent),
+    );
+  for (const [name, delta] of Object.entries(t.counters ?? {})) {
+    sample(`${name}/us`, t.startNs, durUs > 0 ? Math.round((delta / durUs) * 1000) / 1000 : 0);
+    sample(`${name}/us`, t.endNs, 0);
+  }
+  for (const [key, label] of DERIVED_TRACKS) {
+    const v = figures[key];
+    if (v === undefined) continue;
+    sample(label, t.startNs, v);
+    sample(label, t.endNs, 0);
+  }
+  return out;
+}
 
 function tokenEvent(token: Token, pid: number, us: Us, dur: Dur): TraceEvent {
   const args: Record<string, unknown> = {

@@ -119,6 +119,7 @@ test("stats aggregate tokens, phases, ops, layers, tensors and threads as comput
       share: 0.6784,
       barrierWaitMs: 0.0006,
       imbalance: 0,
+      threadRuns: 6,
     },
     {
       op: "ADD",
@@ -132,6 +133,7 @@ test("stats aggregate tokens, phases, ops, layers, tensors and threads as comput
       share: 0.1221,
       barrierWaitMs: 0.0066,
       imbalance: 0.6667,
+      threadRuns: 6,
     },
     {
       op: "GET_ROWS",
@@ -145,6 +147,7 @@ test("stats aggregate tokens, phases, ops, layers, tensors and threads as comput
       share: 0.0814,
       barrierWaitMs: 0.0036,
       imbalance: 0.5,
+      threadRuns: 6,
     },
   ]);
   assert.deepEqual(stats.layers, [

@@ -5,6 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
+import { addCounters, deriveFigures, type DerivedFigures } from "../trace/derived.js";
 import type { Drops, OpRun, Phase, Run } from "../trace/model.js";
 
 export interface TokenStat {
@@ -50,6 +51,11 @@ export interface OpTypeStat {
   barrierWaitMs: number;
   /** mean over op runs of (slowest thread - fastest thread) / slowest thread */
   imbalance: number;
+  /** operator intervals on threads (count x threads, when none was lost) */
+  threadRuns: number;
+  /** counter deltas summed over threads and runs (runs that recorded counters) */
+  counters?: Record<string, number>;
+  derived?: DerivedFigures;
 }
 
 export interface LayerStat {
@@ -58,6 +64,8 @@ export interface LayerStat {
   ops: number;
   totalMs: number;
   share: number;
+  counters?: Record<string, number>;
+  derived?: DerivedFigures;
 }
 
 export interface TensorStat {
@@ -67,6 +75,8 @@ export interface TensorStat {
   count: number;
   meanMs: number;
   totalMs: number;
+  counters?: Record<string, number>;
+  derived?: DerivedFigures;
 }
 
 export interface ThreadStat {
@@ -110,6 +120,8 @@ export interface ProfStats {
     durationMs: number;
     truncated: boolean;
   };
+  /** the counters recorded; `hardware` false: a software event, not a hardware count */
+  counters: { name: string; hardware: boolean; scaled: boolean }[] | null;
   tokens: TokenStat[];
   phases: {
     prefill: PhaseStat;
@@ -212,16 +224,36 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
 
   // Operators: every op run of every graph that carries them.
   const phaseOfSeq = new Map(run.tokens.map((t) => [`${t.tgid}:${t.seq}`, t.phase]));
-  interface OpAcc {
+  interface CounterAcc {
+    /** summed counter deltas, and the summed thread time they cover */
+    counters: Record<string, number>;
+    threadNs: number;
+  }
+  interface OpAcc extends CounterAcc {
     durations: number[];
     inferred: number;
     barrierNs: number;
     imbalanceSum: number;
     imbalanceN: number;
+    threadRuns: number;
   }
+  const recorded = (run.counters?.length ?? 0) > 0;
+  const addOp = (acc: CounterAcc, op: OpRun): void => {
+    if (!recorded) return;
+    for (const t of op.threads) {
+      if (!t.counters) continue;
+      addCounters(acc.counters, t.counters);
+      acc.threadNs += Number(t.endNs - t.startNs);
+    }
+  };
+  const counterFields = (acc: CounterAcc) =>
+    recorded ? { counters: acc.counters, derived: deriveFigures(acc.counters, acc.threadNs) } : {};
   const opAcc = new Map<string, OpAcc>();
-  const layerAcc = new Map<number | null, { ops: number; ns: number }>();
-  const tensorAcc = new Map<string, { op: string; layer: number | null; durations: number[] }>();
+  const layerAcc = new Map<number | null, CounterAcc & { ops: number; ns: number }>();
+  const tensorAcc = new Map<
+    string,
+    CounterAcc & { op: string; layer: number | null; durations: number[] }
+  >();
   let opGraphNs = 0;
   let withOps = 0;
   for (const g of run.graphRuns) {
@@ -232,10 +264,21 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     for (const op of g.ops) {
       let acc = opAcc.get(op.label);
       if (!acc) {
-        acc = { durations: [], inferred: 0, barrierNs: 0, imbalanceSum: 0, imbalanceN: 0 };
+        acc = {
+          durations: [],
+          inferred: 0,
+          barrierNs: 0,
+          imbalanceSum: 0,
+          imbalanceN: 0,
+          threadRuns: 0,
+          counters: {},
+          threadNs: 0,
+        };
         opAcc.set(op.label, acc);
       }
       acc.durations.push(op.durationNs);
+      acc.threadRuns += op.threads.length;
+      addOp(acc, op);
       if (!op.visible) acc.inferred++;
       for (const t of op.threads) acc.barrierNs += t.barrierWaitNs;
       const imbalance = imbalanceOf(op);
@@ -244,14 +287,22 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
         acc.imbalanceN++;
       }
       const layer = op.tensor.layer;
-      const l = layerAcc.get(layer) ?? { ops: 0, ns: 0 };
+      const l = layerAcc.get(layer) ?? { ops: 0, ns: 0, counters: {}, threadNs: 0 };
       l.ops++;
       l.ns += op.durationNs;
+      addOp(l, op);
       layerAcc.set(layer, l);
       if (phase === "decode" || decode.length === 0) {
         const name = op.tensor.name;
-        const t = tensorAcc.get(name) ?? { op: op.label, layer, durations: [] };
+        const t = tensorAcc.get(name) ?? {
+          op: op.label,
+          layer,
+          durations: [],
+          counters: {},
+          threadNs: 0,
+        };
         t.durations.push(op.durationNs);
+        addOp(t, op);
         tensorAcc.set(name, t);
       }
     }
@@ -272,6 +323,8 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
         share: ratio(total, opGraphNs),
         barrierWaitMs: ms(acc.barrierNs),
         imbalance: acc.imbalanceN ? Math.round((acc.imbalanceSum / acc.imbalanceN) * 1e4) / 1e4 : 0,
+        threadRuns: acc.threadRuns,
+        ...counterFields(acc),
       };
     })
     .sort((a, b) => b.totalMs - a.totalMs || (a.op < b.op ? -1 : 1));
@@ -282,6 +335,7 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
       ops: l.ops,
       totalMs: ms(l.ns),
       share: ratio(l.ns, opGraphNs),
+      ...counterFields(l),
     }));
   const slowestTensors: TensorStat[] = [...tensorAcc]
     .map(([tensor, t]) => {
@@ -293,6 +347,7 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
         count: t.durations.length,
         meanMs: ms(total / t.durations.length),
         totalMs: ms(total),
+        ...counterFields(t),
       };
     })
     .sort((a, b) => b.meanMs - a.meanMs || (a.tensor < b.tensor ? -1 : 1))
@@ -395,6 +450,7 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
       durationMs: ms(Number(run.lastNs - run.firstNs)),
       truncated: run.truncated,
     },
+    counters: run.counters ?? null,
     tokens,
     phases: {
       prefill: phaseStat(
@@ -461,6 +517,45 @@ function table(headers: string[], rows: string[][]): string[] {
   return [line(headers), ...rows.map(line)];
 }
 
+function fmtCount(v: number): string {
+  if (v >= 1e9) return `${(v / 1e9).toFixed(2)}G`;
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k`;
+  return String(Math.round(v));
+}
+
+/** Counter totals and derived figures per operator type, and which counters are hardware. */
+function counterSummary(stats: ProfStats, top: OpTypeStat[]): string[] {
+  const counters = stats.counters ?? [];
+  const kinds = counters
+    .map((c) => `${c.name} ${c.hardware ? "hardware" : "SOFTWARE"}${c.scaled ? " (scaled)" : ""}`)
+    .join(", ");
+  const figures: [keyof DerivedFigures, string, (v: number) => string][] = [
+    ["ipc", "IPC", (v) => v.toFixed(2)],
+    ["backendStallRatio", "be-stall", pct],
+    ["cacheMissRate", "miss", pct],
+    ["memoryBandwidth", "GB/s", (v) => (v / 1e9).toFixed(2)],
+    ["onCpuRatio", "on-cpu", pct],
+  ];
+  const shown = figures.filter(([key]) => top.some((o) => o.derived?.[key] !== undefined));
+  const names = counters.map((c) => c.name).slice(0, Math.max(1, 5 - shown.length));
+  return [
+    clip(`counters per operator type (${kinds})`, WIDTH),
+    ...table(
+      ["op", ...names, ...shown.map(([, label]) => label)],
+      top.map((o) => [
+        o.display,
+        ...names.map((n) => (o.counters?.[n] === undefined ? "-" : fmtCount(o.counters[n]!))),
+        ...shown.map(([key, , fmt]) => {
+          const v = o.derived?.[key];
+          return v === undefined ? "-" : fmt(v);
+        }),
+      ]),
+    ),
+    "",
+  ];
+}
+
 export interface SummaryOptions {
   /** rows of the operator table (default 15) */
   ops?: number;
@@ -525,6 +620,7 @@ export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {
       out.push("* not probed: timed from the barriers around it");
     }
     out.push("");
+    if (stats.counters && stats.counters.length > 0) out.push(...counterSummary(stats, top));
 
     const layerCells = stats.layers.map(
       (l) => `${l.layer === null ? "other" : `L${l.layer}`} ${pct(l.share)}`,

@@ -4,7 +4,12 @@
 // the reader, the writer and the test fixtures all go through it.
 
 /** PI_EVENT_ABI of bpf/profinfer.h: the struct layouts below. */
-export const EVENT_ABI = 1;
+export const EVENT_ABI = 2;
+/**
+ * ABIs this decoder reads: ABI 2 only added the counter readings OP and BARRIER events may carry
+ * (pi_op_counted, pi_barrier_counted), so ABI 1 files read unchanged.
+ */
+export const READABLE_EVENT_ABIS: readonly number[] = [1, 2];
 
 /** enum pi_event_type */
 export const EventType = {
@@ -32,6 +37,7 @@ export const PI_MAX_SRC = 10;
 export const PI_MAX_NAME = 64;
 export const PI_NODES_PER_CHUNK = 256;
 export const PI_MAX_MOE_IDS = 2048;
+export const PI_MAX_COUNTERS = 8;
 const COMM_LEN = 16;
 
 /**
@@ -79,6 +85,9 @@ export const LAYOUT = {
   pi_op: { size: 48, dst: 24, func: 32, ith: 36, nth: 40 },
   pi_barrier: { size: 24 },
   pi_step: { size: 32, next: 24 },
+  pi_counter_values: { size: 8 + 8 * PI_MAX_COUNTERS, n: 0, scaled: 4, value: 8 },
+  pi_op_counted: { size: 48 + 8 + 8 * PI_MAX_COUNTERS, op: 0, c: 48 },
+  pi_barrier_counted: { size: 24 + 8 + 8 * PI_MAX_COUNTERS, b: 0, c: 24 },
   pi_sched_switch: {
     size: 48 + 2 * COMM_LEN,
     prev_tid: 24,
@@ -133,8 +142,28 @@ export function eventSize(type: number): number | undefined {
   return (EVENT_SIZES as Record<number, number>)[type];
 }
 
+/** Size of an OP or BARRIER event that carries counter readings (pi_*_counted). */
+export function countedEventSize(type: number): number | undefined {
+  if (type === EventType.OP_BEGIN || type === EventType.OP_END) return LAYOUT.pi_op_counted.size;
+  if (type === EventType.BARRIER_BEGIN || type === EventType.BARRIER_END)
+    return LAYOUT.pi_barrier_counted.size;
+  return undefined;
+}
+
+/** The sizes an event of `type` may have (its struct, and with counter readings where allowed). */
+export function eventSizes(type: number): number[] {
+  const base = eventSize(type);
+  if (base === undefined) return [];
+  const counted = countedEventSize(type);
+  return counted === undefined ? [base] : [base, counted];
+}
+
 /** Every size an event may have: a record of any other length is corrupt whatever its type. */
-export const VALID_EVENT_SIZES: ReadonlySet<number> = new Set(Object.values(EVENT_SIZES));
+export const VALID_EVENT_SIZES: ReadonlySet<number> = new Set([
+  ...Object.values(EVENT_SIZES),
+  LAYOUT.pi_op_counted.size,
+  LAYOUT.pi_barrier_counted.size,
+]);
 
 const H = LAYOUT.pi_header;
 const TOKEN_BEGIN = LAYOUT.pi_token_begin;
@@ -216,16 +245,28 @@ export interface TensorEvent extends EventHeader {
   name: string;
 }
 
+/**
+ * Counter readings an OP or BARRIER event carries when the run records counters: the thread's
+ * own cumulative scaled count of each counter of the run header's `counters`, in that order.
+ */
+export interface CounterReadings {
+  values: number[];
+  /** bit i: counter i was multiplexed on this thread so far (its values are scaled estimates) */
+  scaled: number;
+}
+
 export interface OpEvent extends EventHeader {
   type: typeof EventType.OP_BEGIN | typeof EventType.OP_END;
   dst: bigint;
   func: number;
   ith: number;
   nth: number;
+  counters?: CounterReadings;
 }
 
 export interface BarrierEvent extends EventHeader {
   type: typeof EventType.BARRIER_BEGIN | typeof EventType.BARRIER_END;
+  counters?: CounterReadings;
 }
 
 /** The compute loop's barrier call on one thread: a step (a node or fused group) ended there. */
@@ -299,13 +340,14 @@ export function decodeEvent(buf: Buffer, offset: number, length: number): RawEve
     throw new EventLayoutError(`event of ${length} bytes is shorter than pi_header (24)`);
   }
   const type = buf.readUInt32LE(offset + H.type);
-  const expected = eventSize(type);
-  if (expected === undefined) throw new EventLayoutError(`unknown event type ${type}`);
-  if (expected !== length) {
+  const sizes = eventSizes(type);
+  if (sizes.length === 0) throw new EventLayoutError(`unknown event type ${type}`);
+  if (!sizes.includes(length)) {
     throw new EventLayoutError(
-      `event type ${type} must be ${expected} bytes, the record holds ${length}`,
+      `event type ${type} must be ${sizes.join(" or ")} bytes, the record holds ${length}`,
     );
   }
+  const counted = length !== sizes[0];
   const cpu = buf.readUInt32LE(offset + H.cpu);
   const tgid = buf.readUInt32LE(offset + H.tgid);
   const tid = buf.readUInt32LE(offset + H.tid);
@@ -324,10 +366,20 @@ export function decodeEvent(buf: Buffer, offset: number, length: number): RawEve
         func: buf.readUInt32LE(o + OP.func),
         ith: buf.readInt32LE(o + OP.ith),
         nth: buf.readInt32LE(o + OP.nth),
+        ...(counted ? { counters: decodeCounters(buf, o + LAYOUT.pi_op_counted.c) } : {}),
       };
     case EventType.BARRIER_BEGIN:
     case EventType.BARRIER_END:
-      return { type, cpu, tgid, tid, ts };
+      return counted
+        ? {
+            type,
+            cpu,
+            tgid,
+            tid,
+            ts,
+            counters: decodeCounters(buf, o + LAYOUT.pi_barrier_counted.c),
+          }
+        : { type, cpu, tgid, tid, ts };
     case EventType.STEP:
       return { type, cpu, tgid, tid, ts, next: buf.readInt32LE(o + LAYOUT.pi_step.next) };
     case EventType.TOKEN_BEGIN:
@@ -484,6 +536,32 @@ export function decodeEvent(buf: Buffer, offset: number, length: number): RawEve
   }
 }
 
+const COUNTERS = LAYOUT.pi_counter_values;
+
+function decodeCounters(buf: Buffer, at: number): CounterReadings {
+  const n = buf.readUInt32LE(at + COUNTERS.n);
+  if (n > PI_MAX_COUNTERS) {
+    throw new EventLayoutError(
+      `counter readings claim ${n} counters, at most ${PI_MAX_COUNTERS} fit`,
+    );
+  }
+  const values: number[] = [];
+  // u64 counts: exact below 2^53 (104 days of nanoseconds, 2^53 cycles)
+  for (let i = 0; i < n; i++) values.push(Number(buf.readBigUInt64LE(at + COUNTERS.value + 8 * i)));
+  return { values, scaled: buf.readUInt32LE(at + COUNTERS.scaled) };
+}
+
+function encodeCounters(buf: Buffer, at: number, c: CounterReadings): void {
+  if (c.values.length > PI_MAX_COUNTERS) {
+    throw new RangeError(`an event carries at most ${PI_MAX_COUNTERS} counter readings`);
+  }
+  buf.writeUInt32LE(c.values.length, at + COUNTERS.n);
+  buf.writeUInt32LE(c.scaled, at + COUNTERS.scaled);
+  c.values.forEach((v, i) =>
+    buf.writeBigUInt64LE(BigInt(Math.round(v)), at + COUNTERS.value + 8 * i),
+  );
+}
+
 function writeCString(buf: Buffer, offset: number, max: number, value: string): void {
   const bytes = Buffer.from(value, "utf8");
   // Like strncpy into char[max] with a terminating NUL kept.
@@ -495,7 +573,8 @@ function writeCString(buf: Buffer, offset: number, max: number, value: string): 
  * The inverse of decodeEvent; used by tests, fixtures and anything that re-encodes events.
  */
 export function encodeEvent(event: RawEvent): Buffer {
-  const buf = Buffer.alloc(EVENT_SIZES[event.type]);
+  const counters = "counters" in event ? event.counters : undefined;
+  const buf = Buffer.alloc(counters ? countedEventSize(event.type)! : EVENT_SIZES[event.type]);
   buf.writeUInt32LE(event.type, H.type);
   buf.writeUInt32LE(event.cpu, H.cpu);
   buf.writeUInt32LE(event.tgid, H.tgid);
@@ -561,9 +640,11 @@ export function encodeEvent(event: RawEvent): Buffer {
       buf.writeUInt32LE(event.func, OP.func);
       buf.writeInt32LE(event.ith, OP.ith);
       buf.writeInt32LE(event.nth, OP.nth);
+      if (event.counters) encodeCounters(buf, LAYOUT.pi_op_counted.c, event.counters);
       break;
     case EventType.BARRIER_BEGIN:
     case EventType.BARRIER_END:
+      if (event.counters) encodeCounters(buf, LAYOUT.pi_barrier_counted.c, event.counters);
       break;
     case EventType.STEP:
       buf.writeInt32LE(event.next, LAYOUT.pi_step.next);

@@ -70,6 +70,12 @@ export interface Run {
   truncated: boolean;
   truncatedAt: number | null;
   warnings: string[];
+  /**
+   * The perf counters recorded (the run header's), in order: `hardware` says whether it counts
+   * real hardware events (false: a software event of the kernel), `scaled` whether any reading
+   * was multiplexed and so scaled by enabled/running time. Absent when no counter was recorded.
+   */
+  counters?: { name: string; hardware: boolean; scaled: boolean }[];
 }
 
 export interface Drops {
@@ -195,6 +201,12 @@ export interface OpThreadRun extends OffCpuTarget {
   innerBarrierWaitNs: number;
   offCpuNs: number;
   preemptedNs: number;
+  /**
+   * Counter deltas of this thread over this interval (event name -> scaled count), when the run
+   * recorded counters and both readings were seen (a thread's first step of a graph that started
+   * before any of its events was read: none).
+   */
+  counters?: Record<string, number>;
 }
 
 export interface RawInput {
@@ -554,6 +566,12 @@ export function buildRun(input: RawInput | RawRecording): Run {
     }
   }
   const lossPossible = truncatedAt !== null || (drops?.total ?? 0) > 0 || brokenItems > 0;
+  const counterNames = (header.counters ?? []).map((c) => c.name);
+  let scaledBits = 0;
+  if (counterNames.length > 0) {
+    for (const list of threadEvents.values())
+      for (const ev of list) if (ev.counters) scaledBits |= ev.counters.scaled;
+  }
   const targetsByTid = new Map<number, OffCpuTarget[]>();
 
   for (const g of graphRuns) {
@@ -564,13 +582,24 @@ export function buildRun(input: RawInput | RawRecording): Run {
     const steps = stepsByGraph.get(g);
     if (steps) reconstructFromSteps(g, steps, ithByTid);
     else if (items || expectOps)
-      reconstructGraph(g, items ?? new Map(), { expectInner, ithByTid, lossPossible });
+      reconstructGraph(g, items ?? new Map(), {
+        expectInner,
+        ithByTid,
+        lossPossible,
+        counterNames,
+      });
     else continue;
     for (const op of g.ops) for (const t of op.threads) pushTo(targetsByTid, t.tid, t);
   }
 
   // Scheduler: off-CPU intervals, charged to the operator intervals and graph threads.
-  const offCpu = offCpuIntervals(switches, targetTgids, lastNs);
+  const ranAt = new Map<number, bigint[]>();
+  for (const [tid, list] of threadEvents)
+    ranAt.set(
+      tid,
+      list.map((e) => e.ts),
+    );
+  const offCpu = offCpuIntervals(switches, targetTgids, lastNs, ranAt);
   for (const [tid, targets] of targetsByTid) {
     const intervals = offCpu.get(tid);
     if (intervals) chargeOffCpu(targets, intervals);
@@ -656,6 +685,15 @@ export function buildRun(input: RawInput | RawRecording): Run {
     truncated: truncatedAt !== null,
     truncatedAt,
     warnings,
+    ...(header.counters && header.counters.length > 0
+      ? {
+          counters: header.counters.map((c, i) => ({
+            name: c.name,
+            hardware: c.hardware,
+            scaled: (scaledBits & (1 << i)) !== 0,
+          })),
+        }
+      : {}),
   };
 }
 

@@ -4,12 +4,12 @@
 // and the writer the recorder appends ring-buffer batches and notes to.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import {
-  EVENT_ABI,
   EventLayoutError,
   HEADER_SIZE,
+  READABLE_EVENT_ABIS,
   VALID_EVENT_SIZES,
   decodeEvent,
-  eventSize,
+  eventSizes,
   type RawEvent,
 } from "./events.js";
 
@@ -27,7 +27,9 @@ export interface RunHeader {
   version: 1;
   eventAbi: number;
   profinfer: string;
-  level: "token" | "graph" | "op";
+  level: "token" | "graph" | "op" | "metrics";
+  /** the perf counters the OP/BARRIER events carry readings of, in order (absent: none) */
+  counters?: { name: string; hardware: boolean }[];
   options: { sampleTokens?: number; ops?: string[] | null; [key: string]: unknown };
   /** one CLOCK_MONOTONIC / CLOCK_REALTIME pair, decimal strings of ns */
   clock: { monotonicNs: string; realtimeNs: string };
@@ -237,9 +239,9 @@ function parseHeader(bytes: Buffer, fail: (reason: string) => never): RunHeader 
   if (header.version !== 1) {
     fail(`format version ${String(header.version)} is not 1, the one this profinfer reads`);
   }
-  if (header.eventAbi !== EVENT_ABI) {
+  if (!READABLE_EVENT_ABIS.includes(header.eventAbi as number)) {
     fail(
-      `its events have ABI ${String(header.eventAbi)}, this profinfer decodes ABI ${EVENT_ABI}: ` +
+      `its events have ABI ${String(header.eventAbi)}, this profinfer decodes ABI ${READABLE_EVENT_ABIS.join(" and ")}: ` +
         "replay it with the profinfer version that recorded it",
     );
   }
@@ -416,9 +418,9 @@ function checkEvent(buf: Buffer, offset: number, length: number, what: string): 
     throw new TypeError(`${what} is ${length} bytes, shorter than pi_header (${HEADER_SIZE})`);
   }
   const type = buf.readUInt32LE(offset);
-  const expected = eventSize(type);
-  if (expected === undefined) throw new TypeError(`${what} has unknown event type ${type}`);
-  if (expected !== length) {
-    throw new TypeError(`${what} is ${length} bytes, event type ${type} is ${expected}`);
+  const sizes = eventSizes(type);
+  if (sizes.length === 0) throw new TypeError(`${what} has unknown event type ${type}`);
+  if (!sizes.includes(length)) {
+    throw new TypeError(`${what} is ${length} bytes, event type ${type} is ${sizes.join(" or ")}`);
   }
 }

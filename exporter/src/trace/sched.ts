@@ -43,20 +43,46 @@ export function offCpuIntervals(
   switches: readonly SchedSwitchEvent[],
   targetTgids: ReadonlySet<number>,
   endNs: bigint,
+  ranAt: ReadonlyMap<number, readonly bigint[]> = new Map(),
 ): Map<number, OffCpuInterval[]> {
+  // The thread's own events (ascending) prove it was running: an interval whose switch back was
+  // not seen (the tracepoint does not always report it) ends at the first of them after its start.
+  const firstRunAfter = (tid: number, after: bigint, before: bigint): bigint | null => {
+    const times = ranAt.get(tid);
+    if (!times || times.length === 0) return null;
+    let lo = 0;
+    let hi = times.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (times[mid]! <= after) lo = mid + 1;
+      else hi = mid;
+    }
+    const t = times[lo];
+    return t !== undefined && t < before ? t : null;
+  };
+  const closeIfRan = (tid: number, before: bigint): void => {
+    const off = open.get(tid);
+    if (!off) return;
+    const ran = firstRunAfter(tid, off.startNs, before);
+    if (ran === null) return;
+    push({ ...off, endNs: ran, open: false });
+    open.delete(tid);
+  };
   const sorted = [...switches].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
   const open = new Map<number, Omit<OffCpuInterval, "endNs" | "open">>();
   const out = new Map<number, OffCpuInterval[]>();
-  const push = (iv: OffCpuInterval): void => {
+  function push(iv: OffCpuInterval): void {
     const list = out.get(iv.tid);
     if (list) list.push(iv);
     else out.set(iv.tid, [iv]);
-  };
+  }
   for (const ev of sorted) {
     const leaves =
       ev.prevTid !== 0 && (ev.prevTid === ev.tid || targetTgids.has(ev.prevTgid)) ? ev.prevTid : -1;
     const takes =
       ev.nextTid !== 0 && (ev.nextTid === ev.tid || targetTgids.has(ev.nextTgid)) ? ev.nextTid : -1;
+    if (takes >= 0) closeIfRan(takes, ev.ts);
+    if (leaves >= 0) closeIfRan(leaves, ev.ts);
     if (takes >= 0) {
       const off = open.get(takes);
       if (off) {
@@ -76,8 +102,9 @@ export function offCpuIntervals(
       });
     }
   }
-  for (const off of open.values()) {
-    if (endNs > off.startNs) push({ ...off, endNs, open: true });
+  for (const off of [...open.values()]) {
+    closeIfRan(off.tid, endNs + 1n);
+    if (open.has(off.tid) && endNs > off.startNs) push({ ...off, endNs, open: true });
   }
   for (const list of out.values()) list.sort((a, b) => (a.startNs < b.startNs ? -1 : 1));
   return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));

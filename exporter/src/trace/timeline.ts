@@ -28,6 +28,9 @@ export interface ThreadItem {
   innerBarrierNs: number;
   /** a begin or end event of it was lost */
   broken: boolean;
+  /** the thread's counter readings at its begin and end (runs that record counters) */
+  beginCounters: number[] | null;
+  endCounters: number[] | null;
 }
 
 /**
@@ -41,7 +44,13 @@ export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): T
   let depth = 0;
   let openBarrier: ThreadItem | null = null;
   let innerStart: bigint | null = null;
-  const item = (op: boolean, ts: bigint, dst: bigint, ith: number): ThreadItem => ({
+  const item = (
+    op: boolean,
+    ts: bigint,
+    dst: bigint,
+    ith: number,
+    counters: number[] | null,
+  ): ThreadItem => ({
     op,
     beginNs: ts,
     endNs: null,
@@ -50,8 +59,11 @@ export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): T
     innerBarriers: 0,
     innerBarrierNs: 0,
     broken: false,
+    beginCounters: counters,
+    endCounters: null,
   });
   for (const ev of events) {
+    const readings = ev.counters?.values ?? null;
     switch (ev.type) {
       case EventType.OP_BEGIN:
         if (openBarrier) {
@@ -63,14 +75,14 @@ export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): T
           break;
         }
         if (openOp) openOp.broken = true; // its end was lost: a new node started
-        openOp = item(true, ev.ts, ev.dst, ev.ith);
+        openOp = item(true, ev.ts, ev.dst, ev.ith, readings);
         depth = 1;
         innerStart = null;
         items.push(openOp);
         break;
       case EventType.OP_END:
         if (!openOp) {
-          const lost = item(true, ev.ts, ev.dst, ev.ith);
+          const lost = item(true, ev.ts, ev.dst, ev.ith, null);
           lost.endNs = ev.ts;
           lost.broken = true;
           items.push(lost);
@@ -78,6 +90,7 @@ export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): T
         }
         if (--depth === 0) {
           openOp.endNs = ev.ts;
+          openOp.endCounters = readings;
           // OP_END carries no dst (a return probe has no arguments): 0 there is no mismatch
           if (ev.dst !== 0n && ev.dst !== openOp.dst) openOp.broken = true;
           openOp = null;
@@ -89,7 +102,7 @@ export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): T
           innerStart = ev.ts;
         } else {
           if (openBarrier) openBarrier.broken = true;
-          openBarrier = item(false, ev.ts, 0n, -1);
+          openBarrier = item(false, ev.ts, 0n, -1, readings);
           items.push(openBarrier);
         }
         break;
@@ -100,9 +113,10 @@ export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): T
           innerStart = null;
         } else if (openBarrier) {
           openBarrier.endNs = ev.ts;
+          openBarrier.endCounters = readings;
           openBarrier = null;
         } else {
-          const lost = item(false, ev.ts, 0n, -1);
+          const lost = item(false, ev.ts, 0n, -1, null);
           lost.endNs = ev.ts;
           lost.broken = true;
           items.push(lost);
@@ -174,6 +188,8 @@ interface Segment {
   ops: ThreadItem[];
   /** the barrier that ends it; null for a last segment without one */
   barrier: ThreadItem | null;
+  /** counter readings at its start (the previous barrier's end); null when not read there */
+  startCounters: number[] | null;
 }
 
 function segmentsOf(items: readonly ThreadItem[], graphStart: bigint): Segment[] {
@@ -182,7 +198,14 @@ function segmentsOf(items: readonly ThreadItem[], graphStart: bigint): Segment[]
     // No barrier events (ggml_barrier not probed): each probed op is a segment of its own.
     for (const it of items) {
       const endNs = it.endNs ?? it.beginNs;
-      segments.push({ startNs: it.beginNs, inferredStart: false, endNs, ops: [it], barrier: null });
+      segments.push({
+        startNs: it.beginNs,
+        inferredStart: false,
+        endNs,
+        ops: [it],
+        barrier: null,
+        startCounters: it.beginCounters,
+      });
     }
     return segments;
   }
@@ -192,6 +215,7 @@ function segmentsOf(items: readonly ThreadItem[], graphStart: bigint): Segment[]
     endNs: graphStart,
     ops: [],
     barrier: null,
+    startCounters: null,
   };
   for (const it of items) {
     if (it.op) {
@@ -202,7 +226,14 @@ function segmentsOf(items: readonly ThreadItem[], graphStart: bigint): Segment[]
     cur.barrier = it;
     segments.push(cur);
     const start = it.endNs ?? it.beginNs;
-    cur = { startNs: start, inferredStart: false, endNs: start, ops: [], barrier: null };
+    cur = {
+      startNs: start,
+      inferredStart: false,
+      endNs: start,
+      ops: [],
+      barrier: null,
+      startCounters: it.endNs === null ? null : it.endCounters,
+    };
   }
   // After the loop's final barrier a thread only returns: keep that part only if it computed.
   const last = cur.ops[cur.ops.length - 1];
@@ -395,7 +426,24 @@ function alignThread(
   return { tid, ith, groups, cost, anomalies };
 }
 
-function threadRunOf(group: ThreadGroup, tid: number, ith: number | null): OpThreadRun {
+/** end - start per counter name; undefined when either reading is missing. */
+function counterDeltas(
+  names: readonly string[],
+  start: number[] | null,
+  end: number[] | null,
+): Record<string, number> | undefined {
+  if (names.length === 0 || !start || !end) return undefined;
+  const out: Record<string, number> = {};
+  names.forEach((name, i) => (out[name] = Math.max(0, (end[i] ?? 0) - (start[i] ?? 0))));
+  return out;
+}
+
+function threadRunOf(
+  group: ThreadGroup,
+  tid: number,
+  ith: number | null,
+  counterNames: readonly string[],
+): OpThreadRun {
   const first = group.segments[0]!;
   const last = group.segments[group.segments.length - 1]!;
   const firstOp = first.ops[0];
@@ -410,6 +458,9 @@ function threadRunOf(group: ThreadGroup, tid: number, ith: number | null): OpThr
     if (s.ops.length > 0) visible = true;
     if (i < group.segments.length - 1) inner += barrierNs(s);
   });
+  const startCounters = firstOp ? firstOp.beginCounters : first.startCounters;
+  const endCounters = lastOp ? (lastOp.endCounters ?? null) : (last.barrier?.beginCounters ?? null);
+  const counters = counterDeltas(counterNames, startCounters, endCounters);
   let wait = barrierNs(last);
   let barrierEnd = last.barrier?.endNs ?? null;
   for (const t of group.tail) {
@@ -429,10 +480,15 @@ function threadRunOf(group: ThreadGroup, tid: number, ith: number | null): OpThr
     innerBarrierWaitNs: inner,
     offCpuNs: 0,
     preemptedNs: 0,
+    ...(counters ? { counters } : {}),
   };
 }
 
 function mergeInto(target: OpThreadRun, more: OpThreadRun): void {
+  if (target.counters && more.counters) {
+    for (const [name, v] of Object.entries(more.counters))
+      target.counters[name] = (target.counters[name] ?? 0) + v;
+  } else delete target.counters;
   if (more.startNs < target.startNs) {
     target.startNs = more.startNs;
     target.startInferred = more.startInferred;
@@ -462,6 +518,8 @@ export interface ReconstructContext {
   /** events may be missing (drops, a cut-short file): a node without a segment of its own is
    * then missing, unless it completes a known fusion pattern */
   lossPossible: boolean;
+  /** names of the counters the events carry readings of (Run.counters), in order */
+  counterNames: readonly string[];
 }
 
 export function reconstructGraph(
@@ -558,7 +616,7 @@ export function reconstructGraph(
     for (const group of a.groups) {
       const op = opAt[group.positions[0]!]!;
       if (group.positions.some((p) => opAt[p] !== op)) disagreements++;
-      const run = threadRunOf(group, a.tid, a.ith);
+      const run = threadRunOf(group, a.tid, a.ith, context.counterNames);
       const have = mine.get(op);
       if (have) mergeInto(have, run);
       else {
