@@ -7,7 +7,11 @@ import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { loadNativeModule } from "../record/nativeTracer.js";
 import { Recorder, type Level, type RecordOptions } from "../record/recorder.js";
-import { writeRunOutputs } from "../sinks/runOutputs.js";
+import { writeReport } from "../sinks/report.js";
+import { writeRunOutputs, type RunOutputs } from "../sinks/runOutputs.js";
+import { computeStats } from "../sinks/stats.js";
+import { buildRun } from "../trace/model.js";
+import { readRawFile } from "../trace/rawFile.js";
 
 const VERSION = "0.1.0";
 
@@ -21,6 +25,7 @@ interface CommonOptions {
   ringBuffer: number;
   status: boolean;
   probeAllOps?: boolean;
+  report: boolean;
 }
 
 function positiveInt(what: string) {
@@ -80,6 +85,7 @@ function addCommonOptions(command: Command): Command {
     .option("--no-moe", "do not read MoE expert ids")
     .option("--ring-buffer <size>", "BPF ring buffer size", parseSize, 64 << 20)
     .option("--no-status", "no live status line")
+    .option("--no-report", "do not write report.html")
     .option(
       "--probe-all-ops",
       "also probe operator functions whose first instruction the kernel must single-step (about 10x the cost a hit; by default they are timed from the barriers)",
@@ -152,7 +158,7 @@ function statusLine(recorder: Recorder, enabled: boolean): () => void {
   };
 }
 
-function reportRun(outDir: string, recorder: Recorder): void {
+function reportRun(outDir: string, recorder: Recorder, report: boolean): void {
   if (recorder.libraries.length === 0) {
     process.stderr.write(
       `profinfer: no llama.cpp library was found in the target: none of the files it mapped defines llama_decode, ` +
@@ -164,9 +170,25 @@ function reportRun(outDir: string, recorder: Recorder): void {
     for (const line of recorder.levelReport())
       process.stderr.write(`profinfer: not traced: ${line}\n`);
   }
-  const { summary } = writeRunOutputs(outDir);
-  process.stdout.write(summary);
+  const outputs = writeRunOutputs(outDir, { report: report });
+  process.stdout.write(outputs.summary);
+  reportReportFile(outputs);
   process.stderr.write(`profinfer: run folder ${outDir}\n`);
+}
+
+function reportReportFile(outputs: RunOutputs): void {
+  if (outputs.report) process.stderr.write(`profinfer: report ${outputs.report}\n`);
+  if (outputs.reportError) process.stderr.write(`profinfer: ${outputs.reportError}\n`);
+}
+
+function requireRunDir(runDir: string): string {
+  const dir = resolve(runDir);
+  if (!existsSync(join(dir, "events.pinf"))) {
+    throw new UserError(
+      `${dir} holds no events.pinf: give a folder written by 'profinfer record' or 'profinfer attach'`,
+    );
+  }
+  return dir;
 }
 
 export function registerRecordCommands(program: Command): void {
@@ -210,7 +232,7 @@ export function registerRecordCommands(program: Command): void {
       process.stderr.write(
         `profinfer: '${command[0]}' could not be started (command not found?)\n`,
       );
-    reportRun(outDir, recorder);
+    reportRun(outDir, recorder, opts.report);
     process.exitCode = exit.code ?? (exit.signal ? 128 + (signalNumber(exit.signal) ?? 1) : 1);
   });
 
@@ -243,21 +265,33 @@ export function registerRecordCommands(program: Command): void {
     stopStatus();
     await recorder.finish(null);
     process.stderr.write(`profinfer: detached from pid ${opts.pid} (${reason})\n`);
-    reportRun(outDir, recorder);
+    reportRun(outDir, recorder, opts.report);
   });
 
   program
     .command("replay")
     .description("rebuild every output of a run folder from its recorded events (no root needed)")
     .argument("<run-dir>", "a folder written by record or attach")
-    .action((runDir: string) => {
-      const dir = resolve(runDir);
-      if (!existsSync(join(dir, "events.pinf"))) {
-        throw new UserError(
-          `${dir} holds no events.pinf: give a folder written by 'profinfer record' or 'profinfer attach'`,
-        );
-      }
-      process.stdout.write(writeRunOutputs(dir).summary);
+    .option("--no-report", "do not write report.html")
+    .action((runDir: string, opts: { report: boolean }) => {
+      const outputs = writeRunOutputs(requireRunDir(runDir), { report: opts.report });
+      process.stdout.write(outputs.summary);
+      reportReportFile(outputs);
+    });
+
+  program
+    .command("report")
+    .description(
+      "write report.html of a run folder: ProfDAG, expert heatmap, timeline and ProfStat in one offline file",
+    )
+    .argument("<run-dir>", "a folder written by record or attach")
+    .option("--out <file>", "where to write it (default: RUN_DIR/report.html)")
+    .action((runDir: string, opts: { out?: string }) => {
+      const dir = requireRunDir(runDir);
+      const run = buildRun(readRawFile(join(dir, "events.pinf")));
+      const out = resolve(opts.out ?? join(dir, "report.html"));
+      writeReport(run, computeStats(run), out);
+      process.stderr.write(`profinfer: report ${out}\n`);
     });
 }
 
