@@ -103,5 +103,7 @@ await build({
   logLevel: "warning",
   outfile: join(dist, "tools/generate-dashboards.mjs"),
 });
-const { writeDashboards } = await import(pathToFileURL(join(dist, "tools/generate-dashboards.mjs")).href);
+const { writeDashboards } = await import(
+  pathToFileURL(join(dist, "tools/generate-dashboards.mjs")).href
+);
 writeDashboards(join(here, "..", "provisioning", "grafana", "dashboards"));

@@ -19,7 +19,8 @@ export const plugin = new PanelPlugin<Options>(ProfinferPanel).setPanelOptions((
     .addRadio({
       path: "view",
       name: "View",
-      description: "ProfDAG reads a Tempo trace or a nodes/edges pair; the heatmap reads Prometheus expert selections or a trace",
+      description:
+        "ProfDAG reads a Tempo trace or a nodes/edges pair; the heatmap reads Prometheus expert selections or a trace",
       defaultValue: defaultOptions.view,
       settings: {
         options: [
@@ -31,7 +32,8 @@ export const plugin = new PanelPlugin<Options>(ProfinferPanel).setPanelOptions((
     .addSelect({
       path: "colorMetric",
       name: "Colour by",
-      description: "A metric of the operator spans; counters (ggml.counter.<event>) are listed when the trace has them",
+      description:
+        "A metric of the operator spans; counters (ggml.counter.<event>) are listed when the trace has them",
       category: DAG,
       defaultValue: defaultOptions.colorMetric,
       settings: {

@@ -9,7 +9,13 @@ import { createRequire } from "node:module";
 import { UserError } from "../errors.js";
 import type { Run } from "../trace/model.js";
 import type { ProfStats } from "./stats.js";
-import { firstPrefillGraph, mainDecodeGraph, runModelName, traceFrame, type TraceFrame } from "./traceFrame.js";
+import {
+  firstPrefillGraph,
+  mainDecodeGraph,
+  runModelName,
+  traceFrame,
+  type TraceFrame,
+} from "./traceFrame.js";
 
 /** The JSON the report bundle reads (grafana-plugin/src/report/reportData.ts). */
 export interface ReportData {

@@ -50,7 +50,8 @@ interface SpanRow {
 export function runModelName(run: Run): string {
   const args = run.command;
   for (let i = 0; i < args.length - 1; i++)
-    if (args[i] === "-m" || args[i] === "--model") return basename(args[i + 1]!).replace(/\.gguf$/, "");
+    if (args[i] === "-m" || args[i] === "--model")
+      return basename(args[i + 1]!).replace(/\.gguf$/, "");
   return basename(args[0] ?? "llama.cpp");
 }
 
@@ -78,7 +79,11 @@ export function firstPrefillGraph(run: Run): GraphRun | null {
   const phaseOf = new Map(run.tokens.map((t) => [t.seq, t.phase]));
   return (
     run.graphRuns.find(
-      (g) => g.opsRecorded && g.ops.length > 0 && g.tokenSeq !== null && phaseOf.get(g.tokenSeq) === "prefill",
+      (g) =>
+        g.opsRecorded &&
+        g.ops.length > 0 &&
+        g.tokenSeq !== null &&
+        phaseOf.get(g.tokenSeq) === "prefill",
     ) ?? null
   );
 }
@@ -97,7 +102,9 @@ function opSources(op: OpRun, dag: Dag): TensorRef[] {
 }
 
 function refName(dag: Dag, ref: TensorRef): string {
-  return ref.kind === "node" ? dag.nodes[ref.index]!.tensor.name : dag.leaves[ref.index]!.tensor.name;
+  return ref.kind === "node"
+    ? dag.nodes[ref.index]!.tensor.name
+    : dag.leaves[ref.index]!.tensor.name;
 }
 
 function refOp(dag: Dag, ref: TensorRef): string {
@@ -181,8 +188,14 @@ export function traceFrame(run: Run, options: TraceFrameOptions): TraceFrame {
       { key: "gen_ai.operation.name", value: "text_completion" },
       { key: "gen_ai.provider.name", value: "llama.cpp" },
       { key: "gen_ai.request.model", value: model },
-      { key: "gen_ai.usage.input_tokens", value: complete.filter((t) => t.phase === "prefill").reduce((a, t) => a + t.nTokens, 0) },
-      { key: "gen_ai.usage.output_tokens", value: complete.filter((t) => t.phase === "decode").length },
+      {
+        key: "gen_ai.usage.input_tokens",
+        value: complete.filter((t) => t.phase === "prefill").reduce((a, t) => a + t.nTokens, 0),
+      },
+      {
+        key: "gen_ai.usage.output_tokens",
+        value: complete.filter((t) => t.phase === "decode").length,
+      },
     ],
     logs: [],
   });
@@ -222,36 +235,109 @@ export function traceFrame(run: Run, options: TraceFrameOptions): TraceFrame {
       if (row) rows.push(row);
     }
   }
-  const column = (name: string, type: FrameField["type"], values: unknown[]): FrameField => ({ name, type, config: {}, values });
+  const column = (name: string, type: FrameField["type"], values: unknown[]): FrameField => ({
+    name,
+    type,
+    config: {},
+    values,
+  });
   return {
     name: "Trace",
     refId: "A",
     meta: { preferredVisualisationType: "trace" },
     length: rows.length,
     fields: [
-      column("traceID", "string", rows.map(() => traceID)),
-      column("spanID", "string", rows.map((r) => r.spanID)),
-      column("parentSpanID", "string", rows.map((r) => r.parentSpanID)),
-      column("operationName", "string", rows.map((r) => r.operationName)),
-      column("serviceName", "string", rows.map(() => "profinfer")),
-      column("kind", "string", rows.map(() => "internal")),
-      column("statusCode", "number", rows.map(() => 0)),
-      column("statusMessage", "string", rows.map(() => "")),
-      column("instrumentationLibraryName", "string", rows.map(() => "profinfer")),
-      column("instrumentationLibraryVersion", "string", rows.map(() => run.header.profinfer)),
-      column("traceState", "string", rows.map(() => "")),
-      column("serviceTags", "other", rows.map(() => [
-        { key: "service.name", value: "profinfer" },
-        { key: "process.pid", value: run.pid },
-        { key: "process.command_line", value: run.command.join(" ") },
-      ])),
-      column("startTime", "number", rows.map((r) => wallMs(r.startNs))),
-      column("duration", "number", rows.map((r) => r.durationNs / 1e6)),
-      column("logs", "other", rows.map((r) =>
-        r.logs.map((l) => ({ timestamp: wallMs(l.atNs), name: l.name, fields: l.fields })),
-      )),
-      column("references", "other", rows.map(() => [])),
-      column("tags", "other", rows.map((r) => r.tags)),
+      column(
+        "traceID",
+        "string",
+        rows.map(() => traceID),
+      ),
+      column(
+        "spanID",
+        "string",
+        rows.map((r) => r.spanID),
+      ),
+      column(
+        "parentSpanID",
+        "string",
+        rows.map((r) => r.parentSpanID),
+      ),
+      column(
+        "operationName",
+        "string",
+        rows.map((r) => r.operationName),
+      ),
+      column(
+        "serviceName",
+        "string",
+        rows.map(() => "profinfer"),
+      ),
+      column(
+        "kind",
+        "string",
+        rows.map(() => "internal"),
+      ),
+      column(
+        "statusCode",
+        "number",
+        rows.map(() => 0),
+      ),
+      column(
+        "statusMessage",
+        "string",
+        rows.map(() => ""),
+      ),
+      column(
+        "instrumentationLibraryName",
+        "string",
+        rows.map(() => "profinfer"),
+      ),
+      column(
+        "instrumentationLibraryVersion",
+        "string",
+        rows.map(() => run.header.profinfer),
+      ),
+      column(
+        "traceState",
+        "string",
+        rows.map(() => ""),
+      ),
+      column(
+        "serviceTags",
+        "other",
+        rows.map(() => [
+          { key: "service.name", value: "profinfer" },
+          { key: "process.pid", value: run.pid },
+          { key: "process.command_line", value: run.command.join(" ") },
+        ]),
+      ),
+      column(
+        "startTime",
+        "number",
+        rows.map((r) => wallMs(r.startNs)),
+      ),
+      column(
+        "duration",
+        "number",
+        rows.map((r) => r.durationNs / 1e6),
+      ),
+      column(
+        "logs",
+        "other",
+        rows.map((r) =>
+          r.logs.map((l) => ({ timestamp: wallMs(l.atNs), name: l.name, fields: l.fields })),
+        ),
+      ),
+      column(
+        "references",
+        "other",
+        rows.map(() => []),
+      ),
+      column(
+        "tags",
+        "other",
+        rows.map((r) => r.tags),
+      ),
     ],
   };
 }

@@ -23,12 +23,22 @@ const LEGEND = 44;
 const ROW_LABEL = 70;
 const COL_LABEL = 16;
 
-export function ExpertHeatmap({ model, width, height, theme, scale, scheme, onLayerChange }: ExpertHeatmapProps) {
+export function ExpertHeatmap({
+  model,
+  width,
+  height,
+  theme,
+  scale,
+  scheme,
+  onLayerChange,
+}: ExpertHeatmapProps) {
   const colors = useMemo(
     () => makeColorScale(model.values.flat(), scale, scheme),
     [model, scale, scheme],
   );
-  const [hover, setHover] = useState<{ row: number; col: number; x: number; y: number } | null>(null);
+  const [hover, setHover] = useState<{ row: number; col: number; x: number; y: number } | null>(
+    null,
+  );
   const gridW = Math.max(40, width - ROW_LABEL - 8);
   const gridH = Math.max(40, height - HEADER - LEGEND - COL_LABEL);
   const cw = gridW / Math.max(1, model.experts.length);
@@ -57,8 +67,27 @@ export function ExpertHeatmap({ model, width, height, theme, scale, scheme, onLa
   );
   const svgH = COL_LABEL + ch * model.rows.length + 4;
   return (
-    <div data-testid="expert-heatmap" style={{ position: "relative", width, height, fontFamily: theme.fontFamily, color: theme.text, fontSize: 11 }}>
-      <div style={{ height: HEADER, display: "flex", alignItems: "center", gap: 8, whiteSpace: "nowrap", overflow: "hidden" }}>
+    <div
+      data-testid="expert-heatmap"
+      style={{
+        position: "relative",
+        width,
+        height,
+        fontFamily: theme.fontFamily,
+        color: theme.text,
+        fontSize: 11,
+      }}
+    >
+      <div
+        style={{
+          height: HEADER,
+          display: "flex",
+          alignItems: "center",
+          gap: 8,
+          whiteSpace: "nowrap",
+          overflow: "hidden",
+        }}
+      >
         <span>{model.title}</span>
         {model.mode === "tokens" && onLayerChange && (
           <select
@@ -66,7 +95,12 @@ export function ExpertHeatmap({ model, width, height, theme, scale, scheme, onLa
             data-testid="heatmap-layer"
             value={model.layer ?? ""}
             onChange={(e) => onLayerChange(Number(e.target.value))}
-            style={{ background: theme.surface, color: theme.text, border: `1px solid ${theme.border}`, fontSize: 11 }}
+            style={{
+              background: theme.surface,
+              color: theme.text,
+              border: `1px solid ${theme.border}`,
+              fontSize: 11,
+            }}
           >
             {model.layers.map((l) => (
               <option key={l} value={l}>
@@ -76,7 +110,8 @@ export function ExpertHeatmap({ model, width, height, theme, scale, scheme, onLa
           </select>
         )}
         <span style={{ color: theme.textWeak }} data-testid="heatmap-size">
-          {model.rows.length} {model.mode === "layers" ? "layers" : "tokens"} x {model.experts.length} experts
+          {model.rows.length} {model.mode === "layers" ? "layers" : "tokens"} x{" "}
+          {model.experts.length} experts
         </span>
       </div>
       <div style={{ maxHeight: height - HEADER - LEGEND, overflowY: "auto" }}>
@@ -90,20 +125,39 @@ export function ExpertHeatmap({ model, width, height, theme, scale, scheme, onLa
             const c = t.getAttribute("data-col");
             const rect = (e.currentTarget as Element).getBoundingClientRect();
             if (r === null || c === null) return setHover(null);
-            setHover({ row: Number(r), col: Number(c), x: e.clientX - rect.left, y: e.clientY - rect.top });
+            setHover({
+              row: Number(r),
+              col: Number(c),
+              x: e.clientX - rect.left,
+              y: e.clientY - rect.top,
+            });
           }}
           onMouseLeave={() => setHover(null)}
         >
           {model.experts.map((e, c) =>
             c % expertEvery === 0 ? (
-              <text key={e} x={ROW_LABEL + c * cw + cw / 2} y={11} textAnchor="middle" fontSize={9} fill={theme.textWeak}>
+              <text
+                key={e}
+                x={ROW_LABEL + c * cw + cw / 2}
+                y={11}
+                textAnchor="middle"
+                fontSize={9}
+                fill={theme.textWeak}
+              >
                 {e}
               </text>
             ) : null,
           )}
           {model.rows.map((label, r) =>
             r % labelEvery === 0 ? (
-              <text key={label + r} x={ROW_LABEL - 4} y={COL_LABEL + r * ch + ch / 2 + 3} textAnchor="end" fontSize={9} fill={theme.textWeak}>
+              <text
+                key={label + r}
+                x={ROW_LABEL - 4}
+                y={COL_LABEL + r * ch + ch / 2 + 3}
+                textAnchor="end"
+                fontSize={9}
+                fill={theme.textWeak}
+              >
                 {label}
               </text>
             ) : null,
@@ -128,7 +182,8 @@ export function ExpertHeatmap({ model, width, height, theme, scale, scheme, onLa
             pointerEvents: "none",
           }}
         >
-          {model.rows[hover.row]}, expert {model.experts[hover.col]}: chosen {model.values[hover.row]![hover.col]} times
+          {model.rows[hover.row]}, expert {model.experts[hover.col]}: chosen{" "}
+          {model.values[hover.row]![hover.col]} times
         </div>
       )}
     </div>

@@ -187,7 +187,11 @@ export function ProfDag({
   }, [layout, width, viewH, apply]);
   useLayoutEffect(() => {
     fit();
-    onRendered?.({ layoutMs: layoutTimed.ms, nodes: shown.nodes.length, edges: shown.edges.length });
+    onRendered?.({
+      layoutMs: layoutTimed.ms,
+      nodes: shown.nodes.length,
+      edges: shown.edges.length,
+    });
   }, [fit, onRendered, layoutTimed, shown]);
 
   useEffect(() => {
@@ -246,7 +250,9 @@ export function ProfDag({
     () =>
       shown.edges.map((e) => {
         const p = layout.edges.get(e.id)?.points ?? [];
-        const d = p.map((q, i) => `${i === 0 ? "M" : "L"}${q.x.toFixed(1)},${q.y.toFixed(1)}`).join("");
+        const d = p
+          .map((q, i) => `${i === 0 ? "M" : "L"}${q.x.toFixed(1)},${q.y.toFixed(1)}`)
+          .join("");
         const on = path?.edges.has(e.id) ?? false;
         return (
           <path
@@ -317,7 +323,13 @@ export function ProfDag({
     <div
       data-testid="profdag"
       data-layout-ms={layoutTimed.ms.toFixed(1)}
-      style={{ position: "relative", width, height, fontFamily: theme.fontFamily, color: theme.text }}
+      style={{
+        position: "relative",
+        width,
+        height,
+        fontFamily: theme.fontFamily,
+        color: theme.text,
+      }}
     >
       <div
         style={{
@@ -421,10 +433,26 @@ export function ProfDag({
       >
         <style>{".profdag-far text{display:none}"}</style>
         <defs>
-          <marker id="profdag-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse">
+          <marker
+            id="profdag-arrow"
+            viewBox="0 0 10 10"
+            refX="10"
+            refY="5"
+            markerWidth="6"
+            markerHeight="6"
+            orient="auto-start-reverse"
+          >
             <path d="M0,0L10,5L0,10Z" fill={theme.edge} />
           </marker>
-          <marker id="profdag-arrow-on" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto-start-reverse">
+          <marker
+            id="profdag-arrow-on"
+            viewBox="0 0 10 10"
+            refX="10"
+            refY="5"
+            markerWidth="6"
+            markerHeight="6"
+            orient="auto-start-reverse"
+          >
             <path d="M0,0L10,5L0,10Z" fill={theme.highlight} />
           </marker>
         </defs>
@@ -433,9 +461,23 @@ export function ProfDag({
           <g>{nodeElements}</g>
         </g>
       </svg>
-      <div style={{ height: LEGEND_HEIGHT, display: "flex", gap: 16, alignItems: "flex-start", paddingTop: 4 }}>
-        {metric && <ColorLegend scale={scale} title={metric.label} unit={metric.unit} theme={theme} />}
-        <svg width={Math.max(0, width - 260)} height={LEGEND_HEIGHT - 6} data-testid="profdag-shapes">
+      <div
+        style={{
+          height: LEGEND_HEIGHT,
+          display: "flex",
+          gap: 16,
+          alignItems: "flex-start",
+          paddingTop: 4,
+        }}
+      >
+        {metric && (
+          <ColorLegend scale={scale} title={metric.label} unit={metric.unit} theme={theme} />
+        )}
+        <svg
+          width={Math.max(0, width - 260)}
+          height={LEGEND_HEIGHT - 6}
+          data-testid="profdag-shapes"
+        >
           {kinds.map((k, i) => (
             <g key={k} transform={`translate(${i * 150 + 18},14)`}>
               <path d={shapePath(k, 30, 16)} fill="none" stroke={theme.textWeak} />
@@ -447,7 +489,13 @@ export function ProfDag({
         </svg>
       </div>
       {hovered && hover && (
-        <Tooltip node={hovered} model={shown} theme={theme} x={hover.x} y={hover.y + TOOLBAR_HEIGHT} />
+        <Tooltip
+          node={hovered}
+          model={shown}
+          theme={theme}
+          x={hover.x}
+          y={hover.y + TOOLBAR_HEIGHT}
+        />
       )}
     </div>
   );

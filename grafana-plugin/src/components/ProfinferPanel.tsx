@@ -38,7 +38,14 @@ function build<T>(make: () => T): Built<T> {
   }
 }
 
-export function ProfinferPanel({ data, options, width, height, id, fieldConfig }: PanelProps<Options>) {
+export function ProfinferPanel({
+  data,
+  options,
+  width,
+  height,
+  id,
+  fieldConfig,
+}: PanelProps<Options>) {
   const theme = viewTheme(useTheme2());
   const frames = data.series as unknown as FrameLike[];
   const [graphId, setGraphId] = useState<string | null>(null);
@@ -61,7 +68,9 @@ export function ProfinferPanel({ data, options, width, height, id, fieldConfig }
   );
   const error = dag?.error ?? heatmap?.error;
   if (error !== undefined)
-    return <PanelDataErrorView panelId={id} data={data} fieldConfig={fieldConfig} message={error} />;
+    return (
+      <PanelDataErrorView panelId={id} data={data} fieldConfig={fieldConfig} message={error} />
+    );
   if (dag?.model)
     return (
       <ProfDag

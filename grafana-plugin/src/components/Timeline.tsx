@@ -34,7 +34,10 @@ export function Timeline({ title, startMs, endMs, tracks, width, theme, testId }
   const x = (t: number) => label + ((t - startMs) / span) * (width - label - 8);
   const [hover, setHover] = useState<string | null>(null);
   return (
-    <div data-testid={testId} style={{ fontFamily: theme.fontFamily, fontSize: 11, color: theme.text }}>
+    <div
+      data-testid={testId}
+      style={{ fontFamily: theme.fontFamily, fontSize: 11, color: theme.text }}
+    >
       <div style={{ marginBottom: 4 }}>
         {title} — {formatValue(span, "ms")}
       </div>
@@ -52,7 +55,11 @@ export function Timeline({ title, startMs, endMs, tracks, width, theme, testId }
                 width={Math.max(0.5, x(it.endMs) - x(it.startMs))}
                 height={lane}
                 fill={KIND_COLORS[it.kind] ?? "#999"}
-                onMouseEnter={() => setHover(`${track.name}: ${it.label}, ${formatValue(it.endMs - it.startMs, "ms")}`)}
+                onMouseEnter={() =>
+                  setHover(
+                    `${track.name}: ${it.label}, ${formatValue(it.endMs - it.startMs, "ms")}`,
+                  )
+                }
                 onMouseLeave={() => setHover(null)}
               >
                 <title>{it.label}</title>
@@ -63,7 +70,13 @@ export function Timeline({ title, startMs, endMs, tracks, width, theme, testId }
         <text x={label} y={tracks.length * (lane + 4) + 14} fontSize={10} fill={theme.textWeak}>
           0
         </text>
-        <text x={width - 8} y={tracks.length * (lane + 4) + 14} fontSize={10} fill={theme.textWeak} textAnchor="end">
+        <text
+          x={width - 8}
+          y={tracks.length * (lane + 4) + 14}
+          fontSize={10}
+          fill={theme.textWeak}
+          textAnchor="end"
+        >
           {formatValue(span, "ms")}
         </text>
       </svg>

@@ -47,7 +47,10 @@ export function layoutDag(model: DagModel, rankdir: "TB" | "LR"): DagLayout {
   const edges = new Map<string, EdgePath>();
   for (const e of model.edges) {
     const v = g.edge(e.source, e.target);
-    edges.set(e.id, { id: e.id, points: (v?.points ?? []).map((p: { x: number; y: number }) => ({ x: p.x, y: p.y })) });
+    edges.set(e.id, {
+      id: e.id,
+      points: (v?.points ?? []).map((p: { x: number; y: number }) => ({ x: p.x, y: p.y })),
+    });
   }
   const graph = g.graph();
   return { nodes, edges, width: graph.width ?? 0, height: graph.height ?? 0 };

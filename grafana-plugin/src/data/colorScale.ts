@@ -67,7 +67,7 @@ export function makeColorScale(
       at: (t) => interpolate(t),
     };
   }
-  let lo = finite.length ? Math.min(0, ...finite) : 0;
+  const lo = finite.length ? Math.min(0, ...finite) : 0;
   if (hi <= lo) hi = lo + 1;
   const s = scaleSequential(interpolate).domain([lo, hi]).clamp(true);
   return {
@@ -95,6 +95,13 @@ export function formatValue(v: number | undefined, unit: string): string {
   if (v === undefined || !Number.isFinite(v)) return "-";
   if (unit === "ratio") return v < 10 ? v.toFixed(3) : v.toFixed(1);
   const a = Math.abs(v);
-  const s = a !== 0 && (a < 0.001 || a >= 1e6) ? v.toExponential(2) : a < 1 ? v.toFixed(4) : a < 100 ? v.toFixed(3) : v.toFixed(0);
+  const s =
+    a !== 0 && (a < 0.001 || a >= 1e6)
+      ? v.toExponential(2)
+      : a < 1
+        ? v.toFixed(4)
+        : a < 100
+          ? v.toFixed(3)
+          : v.toFixed(0);
   return unit ? `${s} ${unit}` : s;
 }

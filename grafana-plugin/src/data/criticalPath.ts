@@ -49,7 +49,7 @@ export function criticalPath(model: DagModel, metric = "duration"): CriticalPath
     }
   const nodes = new Set<string>();
   const edges = new Set<string>();
-  for (let id = end; id !== null; ) {
+  for (let id = end; id !== null;) {
     nodes.add(id);
     const step = via.get(id);
     if (!step) break;

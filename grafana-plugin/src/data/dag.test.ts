@@ -22,10 +22,12 @@ describe("ProfDAG from a Tempo trace frame", () => {
     const model = dagModelFromFrames([frame]);
     // assert
     assert.equal(model.nodes.length, 14);
-    assert.deepEqual(
-      model.nodes.map((n) => n.label).slice(0, 4),
-      ["inp_embd", "norm-0", "Qcur-0", "Qcur-0"],
-    );
+    assert.deepEqual(model.nodes.map((n) => n.label).slice(0, 4), [
+      "inp_embd",
+      "norm-0",
+      "Qcur-0",
+      "Qcur-0",
+    ]);
     const edges = edgesByName(model);
     // the fused rms_norm+mul is found through the name of its last node (attn_norm-0)
     assert.ok(edges.includes("norm-0/rms_norm+mul -> Qcur-0/mul_mat"));
@@ -43,7 +45,11 @@ describe("ProfDAG from a Tempo trace frame", () => {
 
   test("metrics, tooltip details and per-thread times come from the span attributes and thread events", () => {
     const ops = twoLayerOps();
-    ops[2]!.tags = { "ggml.barrier_wait_ns": 2_000_000, "ggml.counter.task-clock": 12345, "ggml.backend_stall_ratio": 0.8 };
+    ops[2]!.tags = {
+      "ggml.barrier_wait_ns": 2_000_000,
+      "ggml.counter.task-clock": 12345,
+      "ggml.backend_stall_ratio": 0.8,
+    };
     const model = dagModelFromFrames([makeTraceFrame(makeOpTrace(ops))]);
     const q = model.nodes[2]!;
     assert.equal(q.metrics.duration, 0.2);
@@ -52,7 +58,10 @@ describe("ProfDAG from a Tempo trace frame", () => {
     assert.equal(q.metrics["counter:task-clock"], 12345);
     assert.equal(q.metrics.backendStallRatio, 0.8);
     assert.ok(model.metrics.some((m) => m.id === "counter:task-clock"));
-    assert.deepEqual(q.details.find(([k]) => k === "shape"), ["shape", "[64, 1, 1, 1]"]);
+    assert.deepEqual(
+      q.details.find(([k]) => k === "shape"),
+      ["shape", "[64, 1, 1, 1]"],
+    );
     assert.equal(q.kind, "matmul");
     assert.deepEqual(
       q.threads.map((t) => [t.ith, t.tid, Math.round(t.durationMs * 1e6)]),
@@ -81,14 +90,22 @@ describe("ProfDAG from a Tempo trace frame", () => {
     assert.equal(model.edges.length, 17);
   });
 
-  for (const field of ["spanID", "parentSpanID", "operationName", "startTime", "duration", "tags"]) {
+  for (const field of [
+    "spanID",
+    "parentSpanID",
+    "operationName",
+    "startTime",
+    "duration",
+    "tags",
+  ]) {
     test(`a trace frame without ${field} is refused naming it`, () => {
       const frame = makeTraceFrame(makeOpTrace(twoLayerOps()), [field]);
       // without spanID and operationName the frame is not recognisable as a trace at all
       frame.meta = { preferredVisualisationType: "trace" };
       assert.throws(
         () => dagModelFromFrames([frame]),
-        (e: unknown) => e instanceof MissingFieldError && e.field === field && e.message.includes(`"${field}"`),
+        (e: unknown) =>
+          e instanceof MissingFieldError && e.field === field && e.message.includes(`"${field}"`),
       );
     });
   }
@@ -111,7 +128,13 @@ describe("ProfDAG from a Tempo trace frame", () => {
 
   test("no frames, or frames of another kind, say what ProfDAG reads", () => {
     assert.throws(() => dagModelFromFrames([]), NoUsableFrameError);
-    const series = { length: 1, fields: [{ name: "Time", values: [1] }, { name: "Value", values: [2] }] };
+    const series = {
+      length: 1,
+      fields: [
+        { name: "Time", values: [1] },
+        { name: "Value", values: [2] },
+      ],
+    };
     assert.throws(() => dagModelFromFrames([series]), /Tempo/);
   });
 });
@@ -131,8 +154,14 @@ describe("ProfDAG from a node graph frame pair", () => {
       ],
     );
     const model = dagModelFromFrames(frames);
-    assert.deepEqual(model.nodes.map((n) => n.id), ["a", "b", "c"]);
-    assert.deepEqual(model.edges.map((e) => `${e.source}${e.target}`), ["ab", "bc"]);
+    assert.deepEqual(
+      model.nodes.map((n) => n.id),
+      ["a", "b", "c"],
+    );
+    assert.deepEqual(
+      model.edges.map((e) => `${e.source}${e.target}`),
+      ["ab", "bc"],
+    );
     assert.equal(model.inputs, 1, "the edge to an unknown node is counted, not drawn");
     assert.equal(model.nodes[1]!.metrics.mainstat, 5);
     assert.ok(model.metrics.some((m) => m.id === "mainstat"));
@@ -146,7 +175,13 @@ describe("ProfDAG from a node graph frame pair", () => {
     ["edges", "target"],
   ] as const) {
     test(`a ${frame} frame without ${field} is refused naming it`, () => {
-      const frames = makeNodeGraphFrames([{ id: "a", title: "x" }, { id: "b", title: "y" }], [["a", "b"]]);
+      const frames = makeNodeGraphFrames(
+        [
+          { id: "a", title: "x" },
+          { id: "b", title: "y" },
+        ],
+        [["a", "b"]],
+      );
       const f = frames.find((x) => x.name === frame)!;
       f.fields = f.fields.filter((x) => x.name !== field);
       assert.throws(
@@ -166,13 +201,18 @@ describe("folding repeated layers", () => {
     const kq = folded.nodes.find((n) => n.label === "kq" && n.op === "mul_mat")!;
     assert.equal(kq.members?.length, 2);
     assert.equal(kq.metrics.duration, 0.6);
-    assert.equal(foldLayers(model, "max").nodes.find((n) => n.label === "kq")!.metrics.duration, 0.3);
+    assert.equal(
+      foldLayers(model, "max").nodes.find((n) => n.label === "kq")!.metrics.duration,
+      0.3,
+    );
     // the two Qcur-L operators stay apart (matmul and bias add)
     assert.equal(folded.nodes.filter((n) => n.label === "Qcur").length, 2);
     // the hand-over from layer 0 to layer 1 is one loop edge inside the block
     assert.ok(folded.edges.some((e) => e.loop));
     const ids = new Set(folded.nodes.map((n) => n.id));
-    assert.ok(folded.edges.every((e) => ids.has(e.source) && ids.has(e.target) && e.source !== e.target));
+    assert.ok(
+      folded.edges.every((e) => ids.has(e.source) && ids.has(e.target) && e.source !== e.target),
+    );
     // the original is untouched
     assert.equal(model.nodes.length, 14);
     assert.equal(model.edges.length, 17);

@@ -2,7 +2,14 @@
 // A nodes/edges frame pair as Grafana's node graph panel reads it (nodes: id, title, subtitle,
 // mainstat, secondarystat, detail__*, arc__*, color; edges: id, source, target, ...) -> DagModel.
 import { EmptyModelError } from "./errors.js";
-import { fieldValues, findField, frameLength, requireField, toNumber, type FrameLike } from "./frames.js";
+import {
+  fieldValues,
+  findField,
+  frameLength,
+  requireField,
+  toNumber,
+  type FrameLike,
+} from "./frames.js";
 import {
   metricDefsOf,
   opKind,
@@ -30,14 +37,16 @@ export function findNodeGraphFrames(frames: readonly FrameLike[]): {
     frames.find((f) => f.name === "nodes") ??
     frames.find(
       (f) =>
-        f !== edges &&
-        (f.meta?.preferredVisualisationType === "nodeGraph" || !!findField(f, "id")),
+        f !== edges && (f.meta?.preferredVisualisationType === "nodeGraph" || !!findField(f, "id")),
     );
   return { nodes, edges };
 }
 
 const isStatField = (name: string) =>
-  name === "mainstat" || name === "secondarystat" || name.startsWith("detail__") || name.startsWith("arc__");
+  name === "mainstat" ||
+  name === "secondarystat" ||
+  name.startsWith("detail__") ||
+  name.startsWith("arc__");
 
 export function dagFromNodeGraph(nodesFrame: FrameLike, edgesFrame: FrameLike): DagModel {
   const ids = fieldValues(requireField(nodesFrame, "id", NODES, NODE_HINT));
@@ -76,7 +85,10 @@ export function dagFromNodeGraph(nodesFrame: FrameLike, edgesFrame: FrameLike): 
     const details: [string, string][] = [["id", id]];
     if (subtitle) details.push(["subtitle", subtitle]);
     for (const f of [...numeric, ...textual])
-      details.push([f.config?.displayName ?? f.name.replace(/^detail__|^arc__/, ""), String(fieldValues(f)[i] ?? "")]);
+      details.push([
+        f.config?.displayName ?? f.name.replace(/^detail__|^arc__/, ""),
+        String(fieldValues(f)[i] ?? ""),
+      ]);
     const op = subtitle || title;
     const layerMatch = /-(\d+)$/.exec(title);
     nodes.push({

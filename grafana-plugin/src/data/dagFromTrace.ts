@@ -76,8 +76,7 @@ function threadTime(span: Span, attrs: Map<string, unknown>, eventMs: number): T
   };
 }
 
-const OP_HINT =
-  "profinfer writes it on every operator span; was the run recorded with --level op?";
+const OP_HINT = "profinfer writes it on every operator span; was the run recorded with --level op?";
 
 function opNode(span: Span, graph: Span, order: number): DagNodeModel {
   const a = span.attrs;
@@ -158,7 +157,8 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
     if (!s.attrs.has(ATTR.nodeIndex))
       throw new MissingFieldError(ATTR.nodeIndex, `operator span "${s.name}"`, OP_HINT);
   opSpans.sort(
-    (x, y) => (toNumber(x.attrs.get(ATTR.nodeIndex)) ?? 0) - (toNumber(y.attrs.get(ATTR.nodeIndex)) ?? 0),
+    (x, y) =>
+      (toNumber(x.attrs.get(ATTR.nodeIndex)) ?? 0) - (toNumber(y.attrs.get(ATTR.nodeIndex)) ?? 0),
   );
 
   const nodes: DagNodeModel[] = [];
@@ -195,9 +195,7 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
     nodes,
     edges,
     metrics: metricDefsOf(nodes),
-    graphs: graphs.map(
-      (g): GraphChoice => ({ id: g.spanId, label: graphLabel(trace, g) }),
-    ),
+    graphs: graphs.map((g): GraphChoice => ({ id: g.spanId, label: graphLabel(trace, g) })),
     graphId: graph.spanId,
     inputs,
     folded: false,

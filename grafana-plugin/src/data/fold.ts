@@ -24,10 +24,33 @@ function aggregate(values: number[], how: Aggregate): number {
 
 /** "attn_norm-3" -> "attn_norm", "cache_k_l3 (view)" -> "cache_k (view)", "blk.3.x" -> "blk.x" */
 export function blockName(label: string, layer: number): string {
+  if (ANONYMOUS.test(label)) return "node";
   return label
     .replace(new RegExp(`-${layer}(?=$| \\()`), "")
     .replace(new RegExp(`_l${layer}(?=$| \\()`), "")
     .replace(new RegExp(`^blk\\.${layer}\\.`), "blk.");
+}
+
+const ANONYMOUS = /^node_\d+$/;
+
+/**
+ * The layer of each node for folding: its own, or for a tensor llama.cpp left unnamed
+ * ("node_140", such as flash_attn_ext's output) the layer of all its producers when they agree.
+ */
+export function effectiveLayers(model: DagModel): Map<string, number | null> {
+  const producers = new Map<string, string[]>();
+  for (const e of model.edges)
+    producers.set(e.target, [...(producers.get(e.target) ?? []), e.source]);
+  const layer = new Map<string, number | null>();
+  for (const n of [...model.nodes].sort((a, b) => a.order - b.order)) {
+    let l = n.layer;
+    if (l === null && ANONYMOUS.test(n.label)) {
+      const from = new Set((producers.get(n.id) ?? []).map((p) => layer.get(p) ?? null));
+      if (from.size === 1) l = [...from][0] ?? null;
+    }
+    layer.set(n.id, l);
+  }
+  return layer;
 }
 
 /** The layers that repeat: at least two layers with operators. */
@@ -45,13 +68,15 @@ export function foldLayers(model: DagModel, how: Aggregate): DagModel {
   const groupOf = new Map<string, string>();
   const groups = new Map<string, DagNodeModel[]>();
   const seen = new Map<string, number>();
+  const layerOf = effectiveLayers(model);
   for (const n of model.nodes) {
-    if (n.layer === null) {
+    const layer = layerOf.get(n.id) ?? null;
+    if (layer === null) {
       groupOf.set(n.id, n.id);
       continue;
     }
-    const base = `${blockName(n.label, n.layer)}|${n.op}`;
-    const k = `${n.layer}|${base}`;
+    const base = `${blockName(n.label, layer)}|${n.op}`;
+    const k = `${layer}|${base}`;
     const occurrence = seen.get(k) ?? 0;
     seen.set(k, occurrence + 1);
     const key = `block:${base}#${occurrence}`;
@@ -78,7 +103,7 @@ export function foldLayers(model: DagModel, how: Aggregate): DagModel {
         members.flatMap((m) => (m.metrics[id] === undefined ? [] : [m.metrics[id]!])),
         how,
       );
-    const label = blockName(n.label, n.layer!);
+    const label = blockName(n.label, layerOf.get(n.id)!);
     nodes.push({
       id: key,
       label,
@@ -90,7 +115,7 @@ export function foldLayers(model: DagModel, how: Aggregate): DagModel {
       details: [
         ["block", label],
         ["op", n.op],
-        ["layers", members.map((m) => m.layer).join(", ")],
+        ["layers", members.map((m) => layerOf.get(m.id)).join(", ")],
         ["aggregate", `${how} over ${members.length} layers`],
         ...n.details.filter(([k]) => k === "shape" || k === "type"),
       ],
@@ -98,7 +123,6 @@ export function foldLayers(model: DagModel, how: Aggregate): DagModel {
       members: members.map((m) => m.id),
     });
   }
-  const layerOf = new Map(model.nodes.map((n) => [n.id, n.layer]));
   const edges: DagEdgeModel[] = [];
   const ids = new Set<string>();
   for (const e of model.edges) {

@@ -5,10 +5,23 @@
 import type { DataFrame, Field } from "@grafana/data";
 import { MissingFieldError } from "./errors.js";
 
+/** The subset of Field the converters read; a @grafana/data Field is one. */
+export interface FieldLike {
+  name: string;
+  values: Field["values"] | unknown[];
+  type?: Field["type"] | string;
+  labels?: Field["labels"];
+  config?: { displayName?: string; unit?: string };
+}
+
 /** The subset of DataFrame the converters read; a @grafana/data DataFrame is one. */
-export type FrameLike = Pick<DataFrame, "fields" | "length"> &
-  Partial<Pick<DataFrame, "name" | "refId" | "meta">>;
-export type FieldLike = Pick<Field, "name" | "values"> & Partial<Pick<Field, "labels" | "type">>;
+export interface FrameLike {
+  fields: FieldLike[];
+  length?: number;
+  name?: string;
+  refId?: string;
+  meta?: Pick<NonNullable<DataFrame["meta"]>, "preferredVisualisationType">;
+}
 
 export function fieldValues(field: FieldLike): unknown[] {
   const v = field.values as unknown;

@@ -21,17 +21,26 @@ function moeTrace(): SpanSpec[] {
     parent: "0000000000000001",
     name: "llama_decode",
     startMs: 1_732_869_999_000,
-    tags: { "profinfer.token.seq": 1, "profinfer.token.phase": "prefill", "profinfer.token.n_tokens": 2 },
+    tags: {
+      "profinfer.token.seq": 1,
+      "profinfer.token.phase": "prefill",
+      "profinfer.token.n_tokens": 2,
+    },
     logs: [route(0, 2, [0, 1, 1, 2]), route(1, 2, [3, 0, 0, 2])],
   });
   // the router's width says there are 6 experts, more than were chosen
-  spans.find((s) => s.tags?.["ggml.tensor.name"] === "ffn_moe_logits-0")!.tags!["ggml.tensor.shape"] = [6, 1, 1, 1];
+  spans.find((s) => s.tags?.["ggml.tensor.name"] === "ffn_moe_logits-0")!.tags![
+    "ggml.tensor.shape"
+  ] = [6, 1, 1, 1];
   return spans;
 }
 
 describe("expert heatmap from a trace", () => {
   test("layers mode: selections per layer and expert over every token", () => {
-    const model = heatmapModelFromFrames([makeTraceFrame(moeTrace())], { ...defaultOptions, heatmapMode: "layers" });
+    const model = heatmapModelFromFrames([makeTraceFrame(moeTrace())], {
+      ...defaultOptions,
+      heatmapMode: "layers",
+    });
     assert.deepEqual(model.rows, ["layer 0", "layer 1"]);
     assert.equal(model.experts.length, 6);
     assert.deepEqual(model.values, [
@@ -42,13 +51,20 @@ describe("expert heatmap from a trace", () => {
   });
 
   test("tokens mode: one row per token of each batch, in time order, for the chosen layer", () => {
-    const model = heatmapModelFromFrames([makeTraceFrame(moeTrace())], { ...defaultOptions, heatmapMode: "tokens", heatmapLayer: 1 });
+    const model = heatmapModelFromFrames([makeTraceFrame(moeTrace())], {
+      ...defaultOptions,
+      heatmapMode: "tokens",
+      heatmapLayer: 1,
+    });
     assert.deepEqual(model.rows, ["#1.0", "#1.1", "#2.0"]);
-    assert.deepEqual(model.values.map((r) => r.slice(0, 4)), [
-      [1, 0, 0, 1],
-      [1, 0, 1, 0],
-      [1, 1, 0, 0],
-    ]);
+    assert.deepEqual(
+      model.values.map((r) => r.slice(0, 4)),
+      [
+        [1, 0, 0, 1],
+        [1, 0, 1, 0],
+        [1, 1, 0, 0],
+      ],
+    );
     assert.equal(model.layer, 1);
     assert.deepEqual(model.layers, [0, 1]);
   });
@@ -58,7 +74,11 @@ describe("expert heatmap from a trace", () => {
       const spans = moeTrace();
       for (const s of spans) for (const l of s.logs ?? []) delete l.fields[attr];
       assert.throws(
-        () => heatmapModelFromFrames([makeTraceFrame(spans)], { ...defaultOptions, heatmapSource: "trace" }),
+        () =>
+          heatmapModelFromFrames([makeTraceFrame(spans)], {
+            ...defaultOptions,
+            heatmapSource: "trace",
+          }),
         (e: unknown) => e instanceof MissingFieldError && e.field === attr,
       );
     });
@@ -74,11 +94,17 @@ describe("expert heatmap from a trace", () => {
   test("expert ids that are not n_tokens x k are refused", () => {
     const spans = moeTrace();
     spans[1]!.logs = [route(0, 2, [1, 2, 3])];
-    assert.throws(() => heatmapModelFromFrames([makeTraceFrame(spans)], defaultOptions), BadValueError);
+    assert.throws(
+      () => heatmapModelFromFrames([makeTraceFrame(spans)], defaultOptions),
+      BadValueError,
+    );
   });
 
   test("a dense model's trace says it has no routing", () => {
-    assert.throws(() => heatmapModelFromFrames([makeTraceFrame(makeOpTrace([]))], defaultOptions), EmptyModelError);
+    assert.throws(
+      () => heatmapModelFromFrames([makeTraceFrame(makeOpTrace([]))], defaultOptions),
+      EmptyModelError,
+    );
   });
 });
 
@@ -126,7 +152,13 @@ describe("expert heatmap from Prometheus", () => {
     });
     test(`a table without the ${label} column is refused naming it`, () => {
       const other = label === "layer" ? "expert" : "layer";
-      const table = { length: 1, fields: [{ name: other, values: ["1"] }, { name: "Value", type: "number", values: [1] }] };
+      const table = {
+        length: 1,
+        fields: [
+          { name: other, values: ["1"] },
+          { name: "Value", type: "number", values: [1] },
+        ],
+      };
       assert.throws(
         () => heatmapModelFromFrames([table as never], defaultOptions),
         (e: unknown) => e instanceof MissingFieldError && e.field === label,
@@ -136,6 +168,9 @@ describe("expert heatmap from Prometheus", () => {
 
   test("frames without any value say what to query", () => {
     const frames = [{ length: 1, fields: [{ name: "Time", type: "time", values: [1] }] }];
-    assert.throws(() => heatmapModelFromFrames(frames as never, defaultOptions), /sum by \(layer, expert\)/);
+    assert.throws(
+      () => heatmapModelFromFrames(frames as never, defaultOptions),
+      /sum by \(layer, expert\)/,
+    );
   });
 });

@@ -12,7 +12,14 @@ import {
   SPAN_TOKEN,
 } from "./conventions.js";
 import { BadValueError, EmptyModelError, MissingFieldError } from "./errors.js";
-import { fieldValues, findField, frameLength, toNumber, toNumberArray, type FrameLike } from "./frames.js";
+import {
+  fieldValues,
+  findField,
+  frameLength,
+  toNumber,
+  toNumberArray,
+  type FrameLike,
+} from "./frames.js";
 import type { Trace } from "./trace.js";
 
 export type HeatmapMode = "layers" | "tokens";
@@ -79,7 +86,11 @@ export function heatmapFromPrometheus(frames: readonly FrameLike[]): HeatmapMode
     const layerCol = findField(frame, LABEL_LAYER);
     const expertCol = findField(frame, LABEL_EXPERT);
     const valueFields = frame.fields.filter(
-      (f) => f !== layerCol && f !== expertCol && f.name !== "Time" && (f.type === "number" || fieldValues(f).some((v) => typeof v === "number")),
+      (f) =>
+        f !== layerCol &&
+        f !== expertCol &&
+        f.name !== "Time" &&
+        (f.type === "number" || fieldValues(f).some((v) => typeof v === "number")),
     );
     if (valueFields.length > 0) sawNumber = true;
     if (layerCol || expertCol) {
@@ -100,30 +111,45 @@ export function heatmapFromPrometheus(frames: readonly FrameLike[]): HeatmapMode
     }
     for (const f of valueFields) {
       const labels = f.labels ?? {};
-      if (labels[LABEL_LAYER] === undefined) throw new MissingFieldError(`${LABEL_LAYER} label`, PROM, PROM_HINT);
-      if (labels[LABEL_EXPERT] === undefined) throw new MissingFieldError(`${LABEL_EXPERT} label`, PROM, PROM_HINT);
+      if (labels[LABEL_LAYER] === undefined)
+        throw new MissingFieldError(`${LABEL_LAYER} label`, PROM, PROM_HINT);
+      if (labels[LABEL_EXPERT] === undefined)
+        throw new MissingFieldError(`${LABEL_EXPERT} label`, PROM, PROM_HINT);
       const l = toNumber(labels[LABEL_LAYER]);
       const e = toNumber(labels[LABEL_EXPERT]);
       const vs = fieldValues(f);
       let last: number | null = null;
       for (let i = vs.length - 1; i >= 0 && last === null; i--) last = toNumber(vs[i]);
       if (l === null || e === null)
-        throw new BadValueError(`A series has layer="${labels[LABEL_LAYER]}", expert="${labels[LABEL_EXPERT]}": both must be integers.`);
+        throw new BadValueError(
+          `A series has layer="${labels[LABEL_LAYER]}", expert="${labels[LABEL_EXPERT]}": both must be integers.`,
+        );
       if (last !== null) add(l, e, last);
     }
   }
   if (!sawNumber) throw new MissingFieldError("Value", PROM, PROM_HINT);
   if (counts.size === 0)
-    throw new EmptyModelError(`No expert selections in the time range: is the model a Mixture-of-Experts model, and does profinfer export ${METRIC_EXPERT_SELECTIONS}?`);
+    throw new EmptyModelError(
+      `No expert selections in the time range: is the model a Mixture-of-Experts model, and does profinfer export ${METRIC_EXPERT_SELECTIONS}?`,
+    );
   const layers = [...counts.keys()].sort((a, b) => a - b);
   let nExperts = 0;
-  for (const row of counts.values()) for (const e of row.keys()) nExperts = Math.max(nExperts, e + 1);
+  for (const row of counts.values())
+    for (const e of row.keys()) nExperts = Math.max(nExperts, e + 1);
   const values = layers.map((l) => {
     const r = new Array<number>(nExperts).fill(0);
     for (const [e, v] of counts.get(l)!) r[e] = v;
     return r;
   });
-  return finish("layers", `${METRIC_EXPERT_SELECTIONS}: layer x expert`, layers.map((l) => `layer ${l}`), nExperts, values, layers, null);
+  return finish(
+    "layers",
+    `${METRIC_EXPERT_SELECTIONS}: layer x expert`,
+    layers.map((l) => `layer ${l}`),
+    nExperts,
+    values,
+    layers,
+    null,
+  );
 }
 
 interface Route {
@@ -141,13 +167,30 @@ function traceRoutes(trace: Trace): Route[] {
     for (const ev of span.events) {
       if (ev.name !== EVENT_MOE_ROUTE) continue;
       const layer = toNumber(ev.attrs.get(ATTR.layer));
-      if (layer === null) throw new MissingFieldError(ATTR.layer, `${EVENT_MOE_ROUTE} event`, "profinfer writes one moe.route event per layer with ggml.layer, ggml.moe.k and ggml.moe.experts.");
+      if (layer === null)
+        throw new MissingFieldError(
+          ATTR.layer,
+          `${EVENT_MOE_ROUTE} event`,
+          "profinfer writes one moe.route event per layer with ggml.layer, ggml.moe.k and ggml.moe.experts.",
+        );
       const k = toNumber(ev.attrs.get(ATTR.moeK));
-      if (k === null || k < 1) throw new MissingFieldError(ATTR.moeK, `${EVENT_MOE_ROUTE} event`, "It is the number of experts chosen per token.");
+      if (k === null || k < 1)
+        throw new MissingFieldError(
+          ATTR.moeK,
+          `${EVENT_MOE_ROUTE} event`,
+          "It is the number of experts chosen per token.",
+        );
       const experts = toNumberArray(ev.attrs.get(ATTR.moeExperts));
-      if (!experts) throw new MissingFieldError(ATTR.moeExperts, `${EVENT_MOE_ROUTE} event`, "It is the int array of expert ids, n_tokens x k.");
+      if (!experts)
+        throw new MissingFieldError(
+          ATTR.moeExperts,
+          `${EVENT_MOE_ROUTE} event`,
+          "It is the int array of expert ids, n_tokens x k.",
+        );
       if (experts.length % k !== 0)
-        throw new BadValueError(`A moe.route event of layer ${layer} has ${experts.length} expert ids, not a multiple of k = ${k}.`);
+        throw new BadValueError(
+          `A moe.route event of layer ${layer} has ${experts.length} expert ids, not a multiple of k = ${k}.`,
+        );
       routes.push({ seq, layer, k, experts });
     }
   }
@@ -188,9 +231,20 @@ export function heatmapFromTrace(trace: Trace, options: HeatmapFromTraceOptions)
       const row = values[layers.indexOf(r.layer)]!;
       for (const e of r.experts) row[e]! += 1;
     }
-    return finish("layers", "expert selections: layer x expert", layers.map((l) => `layer ${l}`), nExperts, values, layers, null);
+    return finish(
+      "layers",
+      "expert selections: layer x expert",
+      layers.map((l) => `layer ${l}`),
+      nExperts,
+      values,
+      layers,
+      null,
+    );
   }
-  const layer = options.layer !== undefined && options.layer !== null && layers.includes(options.layer) ? options.layer : layers[0]!;
+  const layer =
+    options.layer !== undefined && options.layer !== null && layers.includes(options.layer)
+      ? options.layer
+      : layers[0]!;
   const rows: string[] = [];
   const values: number[][] = [];
   for (const r of routes) {
@@ -202,5 +256,13 @@ export function heatmapFromTrace(trace: Trace, options: HeatmapFromTraceOptions)
       values.push(row);
     }
   }
-  return finish("tokens", `experts chosen per token, layer ${layer}`, rows, nExperts, values, layers, layer);
+  return finish(
+    "tokens",
+    `experts chosen per token, layer ${layer}`,
+    rows,
+    nExperts,
+    values,
+    layers,
+    layer,
+  );
 }

@@ -19,27 +19,104 @@ const keyValues = (o: Record<string, unknown>) =>
   Object.entries(o).map(([key, value]) => ({ key, value: otlpValue(value) }));
 
 export function makeTraceFrame(spans: SpanSpec[], omit: string[] = []): FrameLike {
-  const column = (name: string, type: string, values: unknown[]) => ({ name, type, config: {}, values });
+  const column = (name: string, type: string, values: unknown[]) => ({
+    name,
+    type,
+    config: {},
+    values,
+  });
   const fields = [
-    column("traceID", "string", spans.map(() => "5b8efff798038103d269b633813fc60c")),
-    column("spanID", "string", spans.map((s) => s.id)),
-    column("parentSpanID", "string", spans.map((s) => s.parent ?? "0000000000000000")),
-    column("operationName", "string", spans.map((s) => s.name)),
-    column("serviceName", "string", spans.map(() => "profinfer")),
-    column("kind", "string", spans.map(() => "internal")),
-    column("statusCode", "number", spans.map(() => 0)),
-    column("statusMessage", "string", spans.map(() => "")),
-    column("instrumentationLibraryName", "string", spans.map(() => "profinfer")),
-    column("instrumentationLibraryVersion", "string", spans.map(() => "0.1.0")),
-    column("traceState", "string", spans.map(() => "")),
-    column("serviceTags", "other", spans.map(() => [{ key: "service.name", value: "profinfer" }])),
-    column("startTime", "number", spans.map((s, i) => s.startMs ?? 1_732_870_000_000 + i)),
-    column("duration", "number", spans.map((s) => s.durationMs ?? 1)),
-    column("logs", "other", spans.map((s) =>
-      (s.logs ?? []).map((l) => ({ timestamp: l.timestamp ?? 1_732_870_000_000, name: l.name, fields: keyValues(l.fields) })),
-    )),
-    column("references", "other", spans.map(() => [])),
-    column("tags", "other", spans.map((s) => keyValues(s.tags ?? {}))),
+    column(
+      "traceID",
+      "string",
+      spans.map(() => "5b8efff798038103d269b633813fc60c"),
+    ),
+    column(
+      "spanID",
+      "string",
+      spans.map((s) => s.id),
+    ),
+    column(
+      "parentSpanID",
+      "string",
+      spans.map((s) => s.parent ?? "0000000000000000"),
+    ),
+    column(
+      "operationName",
+      "string",
+      spans.map((s) => s.name),
+    ),
+    column(
+      "serviceName",
+      "string",
+      spans.map(() => "profinfer"),
+    ),
+    column(
+      "kind",
+      "string",
+      spans.map(() => "internal"),
+    ),
+    column(
+      "statusCode",
+      "number",
+      spans.map(() => 0),
+    ),
+    column(
+      "statusMessage",
+      "string",
+      spans.map(() => ""),
+    ),
+    column(
+      "instrumentationLibraryName",
+      "string",
+      spans.map(() => "profinfer"),
+    ),
+    column(
+      "instrumentationLibraryVersion",
+      "string",
+      spans.map(() => "0.1.0"),
+    ),
+    column(
+      "traceState",
+      "string",
+      spans.map(() => ""),
+    ),
+    column(
+      "serviceTags",
+      "other",
+      spans.map(() => [{ key: "service.name", value: "profinfer" }]),
+    ),
+    column(
+      "startTime",
+      "number",
+      spans.map((s, i) => s.startMs ?? 1_732_870_000_000 + i),
+    ),
+    column(
+      "duration",
+      "number",
+      spans.map((s) => s.durationMs ?? 1),
+    ),
+    column(
+      "logs",
+      "other",
+      spans.map((s) =>
+        (s.logs ?? []).map((l) => ({
+          timestamp: l.timestamp ?? 1_732_870_000_000,
+          name: l.name,
+          fields: keyValues(l.fields),
+        })),
+      ),
+    ),
+    column(
+      "references",
+      "other",
+      spans.map(() => []),
+    ),
+    column(
+      "tags",
+      "other",
+      spans.map((s) => keyValues(s.tags ?? {})),
+    ),
   ].filter((f) => !omit.includes(f.name));
   return {
     name: "Trace",
@@ -69,7 +146,11 @@ export function makeOpTrace(ops: OpSpec[], options: { moe?: SpanSpec["logs"] } =
       parent: "0000000000000001",
       name: "llama_decode",
       durationMs: 9,
-      tags: { "profinfer.token.seq": 2, "profinfer.token.phase": "decode", "profinfer.token.n_tokens": 1 },
+      tags: {
+        "profinfer.token.seq": 2,
+        "profinfer.token.phase": "decode",
+        "profinfer.token.n_tokens": 1,
+      },
       logs: options.moe ?? [],
     },
     {
@@ -77,7 +158,12 @@ export function makeOpTrace(ops: OpSpec[], options: { moe?: SpanSpec["logs"] } =
       parent: "0000000000000002",
       name: "graph_compute",
       durationMs: 8,
-      tags: { "ggml.backend": "CPU", "ggml.graph.fn": "cpu", "ggml.graph.nodes": ops.length, "ggml.graph.threads": 2 },
+      tags: {
+        "ggml.backend": "CPU",
+        "ggml.graph.fn": "cpu",
+        "ggml.graph.nodes": ops.length,
+        "ggml.graph.threads": 2,
+      },
     },
   ];
   ops.forEach((o, i) => {
@@ -100,8 +186,14 @@ export function makeOpTrace(ops: OpSpec[], options: { moe?: SpanSpec["logs"] } =
         ...(o.tags ?? {}),
       },
       logs: [
-        { name: "thread", fields: { "thread.id": 100, "ggml.thread.ith": 0, start: 0, end: 40_000 } },
-        { name: "thread", fields: { "thread.id": 101, "ggml.thread.ith": 1, start: 1_000, end: 50_000 } },
+        {
+          name: "thread",
+          fields: { "thread.id": 100, "ggml.thread.ith": 0, start: 0, end: 40_000 },
+        },
+        {
+          name: "thread",
+          fields: { "thread.id": 101, "ggml.thread.ith": 1, start: 1_000, end: 50_000 },
+        },
       ],
     });
   });
@@ -110,20 +202,45 @@ export function makeOpTrace(ops: OpSpec[], options: { moe?: SpanSpec["logs"] } =
 
 /** Two transformer layers as llama.cpp names them, plus embedding and output. */
 export function twoLayerOps(): OpSpec[] {
-  const ops: OpSpec[] = [{ name: "inp_embd", op: "get_rows", src: ["token_embd.weight", "inp_tokens"] }];
+  const ops: OpSpec[] = [
+    { name: "inp_embd", op: "get_rows", src: ["token_embd.weight", "inp_tokens"] },
+  ];
   let input = "inp_embd";
   for (const l of [0, 1]) {
     ops.push(
-      { name: `norm-${l}`, op: "rms_norm+mul", src: [input, `blk.${l}.attn_norm.weight`], layer: l, fused: [`norm-${l}`, `attn_norm-${l}`] },
-      { name: `Qcur-${l}`, op: "mul_mat", src: [`blk.${l}.attn_q.weight`, `attn_norm-${l}`], layer: l, durationMs: 0.2 },
+      {
+        name: `norm-${l}`,
+        op: "rms_norm+mul",
+        src: [input, `blk.${l}.attn_norm.weight`],
+        layer: l,
+        fused: [`norm-${l}`, `attn_norm-${l}`],
+      },
+      {
+        name: `Qcur-${l}`,
+        op: "mul_mat",
+        src: [`blk.${l}.attn_q.weight`, `attn_norm-${l}`],
+        layer: l,
+        durationMs: 0.2,
+      },
       { name: `Qcur-${l}`, op: "add", src: [`Qcur-${l}`, `blk.${l}.attn_q.bias`], layer: l },
       { name: `cache_k_l${l} (view)`, op: "set_rows", src: [`Qcur-${l}`, "k_idxs"], layer: l },
-      { name: `kq-${l}`, op: "mul_mat", src: [`cache_k_l${l}`, `Qcur-${l}`], layer: l, durationMs: 0.3 },
+      {
+        name: `kq-${l}`,
+        op: "mul_mat",
+        src: [`cache_k_l${l}`, `Qcur-${l}`],
+        layer: l,
+        durationMs: 0.3,
+      },
       { name: `ffn_out-${l}`, op: "add", src: [`kq-${l}`, input], layer: l },
     );
     input = `ffn_out-${l}`;
   }
-  ops.push({ name: "result_output", op: "mul_mat", src: ["output.weight", input], durationMs: 0.4 });
+  ops.push({
+    name: "result_output",
+    op: "mul_mat",
+    src: ["output.weight", input],
+    durationMs: 0.4,
+  });
   return ops;
 }
 
@@ -140,7 +257,12 @@ export function makeNodeGraphFrames(
         { name: "id", type: "string", config: {}, values: nodes.map((n) => n.id) },
         { name: "title", type: "string", config: {}, values: nodes.map((n) => n.title) },
         { name: "mainstat", type: "number", config: {}, values: nodes.map((n) => n.mainstat ?? 1) },
-        { name: "detail__shape", type: "string", config: { displayName: "shape" }, values: nodes.map(() => "[64, 1]") },
+        {
+          name: "detail__shape",
+          type: "string",
+          config: { displayName: "shape" },
+          values: nodes.map(() => "[64, 1]"),
+        },
       ],
     },
     {
@@ -157,17 +279,29 @@ export function makeNodeGraphFrames(
 }
 
 /** Prometheus range query frames: one per series, labels on the value field. */
-export function makePrometheusSeries(series: { layer: number; expert: number; values: number[] }[]): FrameLike[] {
+export function makePrometheusSeries(
+  series: { layer: number; expert: number; values: number[] }[],
+): FrameLike[] {
   return series.map((s) => ({
     refId: "A",
     length: s.values.length,
     fields: [
-      { name: "Time", type: "time", config: {}, values: s.values.map((_, i) => 1_732_870_000_000 + i * 15_000) },
+      {
+        name: "Time",
+        type: "time",
+        config: {},
+        values: s.values.map((_, i) => 1_732_870_000_000 + i * 15_000),
+      },
       {
         name: "Value",
         type: "number",
         config: {},
-        labels: { __name__: "profinfer_moe_expert_selections_total", model: "tiny-qwen2moe", layer: String(s.layer), expert: String(s.expert) },
+        labels: {
+          __name__: "profinfer_moe_expert_selections_total",
+          model: "tiny-qwen2moe",
+          layer: String(s.layer),
+          expert: String(s.expert),
+        },
         values: s.values,
       },
     ],

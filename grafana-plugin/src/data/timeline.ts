@@ -74,14 +74,17 @@ export function timelineFromTrace(trace: Trace, graphId: string | null = null): 
         const span = trace.byId.get(n.id)!;
         add("operators", span.startMs, span.startMs + span.durationMs);
       }
-      for (const t of n.threads) add(`thread ${t.ith ?? "?"}${t.tid !== null ? ` (tid ${t.tid})` : ""}`, t.startMs, t.endMs);
+      for (const t of n.threads)
+        add(`thread ${t.ith ?? "?"}${t.tid !== null ? ` (tid ${t.tid})` : ""}`, t.startMs, t.endMs);
     }
     const threads = toNumber(graphSpan.attrs.get(ATTR.graphThreads));
     graph = {
       title: `${dag.title}${threads ? `, ${threads} threads` : ""}`,
       startMs: graphSpan.startMs,
       endMs: graphSpan.startMs + graphSpan.durationMs,
-      tracks: [...lanes].sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true })).map(([name, items]) => ({ name, items })),
+      tracks: [...lanes]
+        .sort(([a], [b]) => a.localeCompare(b, undefined, { numeric: true }))
+        .map(([name, items]) => ({ name, items })),
     };
   } catch {
     graph = null;

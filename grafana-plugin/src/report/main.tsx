@@ -34,7 +34,11 @@ export interface RenderTiming {
   layoutMs: number;
 }
 
-async function timed(container: Element, element: React.ReactElement, layoutMs: () => number): Promise<RenderTiming> {
+async function timed(
+  container: Element,
+  element: React.ReactElement,
+  layoutMs: () => number,
+): Promise<RenderTiming> {
   const t0 = performance.now();
   flushSync(() => rootOf(container).render(element));
   const renderMs = performance.now() - t0;
@@ -46,26 +50,56 @@ async function timed(container: Element, element: React.ReactElement, layoutMs: 
 export const api = {
   renderReport(container: Element, data: ReportData): void {
     const width = Math.max(900, Math.min(1600, window.innerWidth - 40));
-    flushSync(() => rootOf(container).render(<Report data={data} theme={REPORT_THEME} width={width} />));
+    flushSync(() =>
+      rootOf(container).render(<Report data={data} theme={REPORT_THEME} width={width} />),
+    );
   },
-  async renderProfDag(container: Element, frames: FrameLike[], options: Partial<Options> = {}, size = { width: 1400, height: 900 }): Promise<RenderTiming> {
+  async renderProfDag(
+    container: Element,
+    frames: FrameLike[],
+    options: Partial<Options> = {},
+    size = { width: 1400, height: 900 },
+  ): Promise<RenderTiming> {
     let layoutMs = 0;
     const t0 = performance.now();
     const model = dagModelFromFrames(frames);
     const modelMs = performance.now() - t0;
     const timing = await timed(
       container,
-      <ProfDag model={model} width={size.width} height={size.height} theme={REPORT_THEME} options={{ ...defaultOptions, ...options }} onRendered={(i) => (layoutMs = i.layoutMs)} />,
+      <ProfDag
+        model={model}
+        width={size.width}
+        height={size.height}
+        theme={REPORT_THEME}
+        options={{ ...defaultOptions, ...options }}
+        onRendered={(i) => (layoutMs = i.layoutMs)}
+      />,
       () => layoutMs,
     );
-    return { ...timing, renderMs: timing.renderMs + modelMs, paintedMs: timing.paintedMs + modelMs };
+    return {
+      ...timing,
+      renderMs: timing.renderMs + modelMs,
+      paintedMs: timing.paintedMs + modelMs,
+    };
   },
-  async renderHeatmap(container: Element, frames: FrameLike[], options: Partial<Options> = {}, size = { width: 900, height: 500 }): Promise<RenderTiming> {
+  async renderHeatmap(
+    container: Element,
+    frames: FrameLike[],
+    options: Partial<Options> = {},
+    size = { width: 900, height: 500 },
+  ): Promise<RenderTiming> {
     const o = { ...defaultOptions, ...options };
     const model = heatmapModelFromFrames(frames, o);
     return timed(
       container,
-      <ExpertHeatmap model={model} width={size.width} height={size.height} theme={REPORT_THEME} scale={o.heatmapScale} scheme={o.heatmapScheme} />,
+      <ExpertHeatmap
+        model={model}
+        width={size.width}
+        height={size.height}
+        theme={REPORT_THEME}
+        scale={o.heatmapScale}
+        scheme={o.heatmapScheme}
+      />,
       () => 0,
     );
   },
@@ -80,6 +114,8 @@ window.profinfer = api;
 
 const embedded = document.getElementById(REPORT_DATA_ELEMENT_ID);
 if (embedded?.textContent) {
-  const mount = document.getElementById("profinfer-report") ?? document.body.appendChild(document.createElement("div"));
+  const mount =
+    document.getElementById("profinfer-report") ??
+    document.body.appendChild(document.createElement("div"));
   api.renderReport(mount, JSON.parse(embedded.textContent) as ReportData);
 }

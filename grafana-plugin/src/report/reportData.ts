@@ -15,12 +15,49 @@ export interface ReportPhase {
 }
 
 export interface ReportStats {
-  run: { command: string[]; pid: number; level: string; events: number; durationMs: number; truncated: boolean };
-  phases: { prefill: ReportPhase; decode: ReportPhase; ttftMs: number | null; tpotMs: number | null };
-  ops: { display: string; count: number; inferred: number; totalMs: number; meanMs: number; p50Ms: number; p99Ms: number; share: number; barrierWaitMs: number; imbalance: number }[];
+  run: {
+    command: string[];
+    pid: number;
+    level: string;
+    events: number;
+    durationMs: number;
+    truncated: boolean;
+  };
+  phases: {
+    prefill: ReportPhase;
+    decode: ReportPhase;
+    ttftMs: number | null;
+    tpotMs: number | null;
+  };
+  ops: {
+    display: string;
+    count: number;
+    inferred: number;
+    totalMs: number;
+    meanMs: number;
+    p50Ms: number;
+    p99Ms: number;
+    share: number;
+    barrierWaitMs: number;
+    imbalance: number;
+  }[];
   layers: { layer: number | null; ops: number; totalMs: number; share: number }[];
-  slowestTensors: { tensor: string; op: string; layer: number | null; count: number; meanMs: number; totalMs: number }[];
-  threads: { tid: number; name: string; computeMs: number; barrierWaitMs: number; offCpuMs: number; preemptedMs: number }[];
+  slowestTensors: {
+    tensor: string;
+    op: string;
+    layer: number | null;
+    count: number;
+    meanMs: number;
+    totalMs: number;
+  }[];
+  threads: {
+    tid: number;
+    name: string;
+    computeMs: number;
+    barrierWaitMs: number;
+    offCpuMs: number;
+    preemptedMs: number;
+  }[];
   experts: { layer: number; k: number; rows: number; counts: Record<string, number> }[];
   drops: { counts: Record<string, number>; total: number } | null;
   warnings: string[];
