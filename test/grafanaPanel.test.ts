@@ -7,7 +7,15 @@
 // cells for the MoE model, report.html opens with the network off and no console error.
 // Screenshots and render times go to test-output/grafana/.
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -366,6 +374,29 @@ describe("expert heatmap of a real MoE run in Chromium", () => {
 });
 
 describe("report.html of a real run", () => {
+  test("record writes it; replay rewrites it byte for byte; --no-report leaves it out; report --out writes it anywhere", async () => {
+    const recorded =
+      runs.get("llama") ??
+      (await recordRun("llama-cli", tinyModels().find((m) => m.arch === "llama")!.path, 6));
+    const file = join(recorded.dir, "report.html");
+    const original = readFileSync(file);
+    rmSync(file);
+    const noReport = await profinfer(["replay", "--no-report", recorded.dir]);
+    assert.equal(noReport.code, 0, noReport.stderr);
+    assert.ok(!existsSync(file));
+    const replay = await profinfer(["replay", recorded.dir]);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.match(replay.stderr, /profinfer: report .*report\.html/);
+    assert.ok(readFileSync(file).equals(original), "the same report from the same events");
+    const elsewhere = join(scratch, "elsewhere.html");
+    const report = await profinfer(["report", recorded.dir, "--out", elsewhere]);
+    assert.equal(report.code, 0, report.stderr);
+    assert.ok(readFileSync(elsewhere).equals(original));
+    const missing = await profinfer(["report", scratch]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /holds no events\.pinf/);
+  });
+
   for (const arch of ["llama", "qwen2moe"]) {
     test(`${arch}: opens in Chromium with the network off and renders every section with no console error`, async () => {
       const recorded =
