@@ -2,7 +2,7 @@
 // The expert heatmap: rows (layers, or the tokens of one layer) x experts, coloured by how often
 // each expert was chosen, with hover counts and a layer selector in tokens mode. Pure React: the
 // panel and the offline report render this same component.
-import React, { useMemo, useState } from "react";
+import React, { useEffect, useMemo, useState } from "react";
 import { makeColorScale, type ScaleType, type SchemeName } from "../data/colorScale.js";
 import type { HeatmapModel } from "../data/heatmap.js";
 import { ColorLegend } from "./Legend.js";
@@ -39,6 +39,8 @@ export function ExpertHeatmap({
   const [hover, setHover] = useState<{ row: number; col: number; x: number; y: number } | null>(
     null,
   );
+  // a new matrix (another layer, new data) drops the hover of the old one
+  useEffect(() => setHover(null), [model]);
   const gridW = Math.max(40, width - ROW_LABEL - 8);
   const gridH = Math.max(40, height - HEADER - LEGEND - COL_LABEL);
   const cw = gridW / Math.max(1, model.experts.length);
@@ -166,7 +168,7 @@ export function ExpertHeatmap({
         </svg>
       </div>
       <div style={{ height: LEGEND, paddingTop: 4 }}>
-        <ColorLegend scale={colors} title="times chosen" unit="" theme={theme} />
+        <ColorLegend scale={colors} title="times chosen" unit="" theme={theme} integer />
       </div>
       {hover && (
         <div

@@ -6,13 +6,22 @@ import type { ViewTheme } from "./theme.js";
 
 export interface ColorLegendProps {
   scale: ColorScale;
+  /** the values are counts: only whole-number ticks */
+  integer?: boolean;
   title: string;
   unit: string;
   theme: ViewTheme;
   width?: number;
 }
 
-export function ColorLegend({ scale, title, unit, theme, width = 220 }: ColorLegendProps) {
+export function ColorLegend({
+  scale,
+  title,
+  unit,
+  theme,
+  integer = false,
+  width = 220,
+}: ColorLegendProps) {
   const stops = Array.from({ length: 11 }, (_, i) => `${scale.at(i / 10)} ${i * 10}%`).join(", ");
   const [lo, hi] = scale.domain;
   const pos = (v: number) =>
@@ -35,20 +44,25 @@ export function ColorLegend({ scale, title, unit, theme, width = 220 }: ColorLeg
       />
       <div style={{ position: "relative", height: 14 }}>
         {scale.ticks
-          .filter((t) => t >= lo && t <= hi)
-          .map((t) => (
-            <span
-              key={t}
-              style={{
-                position: "absolute",
-                left: `${Math.min(100, Math.max(0, pos(t) * 100))}%`,
-                transform: "translateX(-50%)",
-                whiteSpace: "nowrap",
-              }}
-            >
-              {formatValue(t, unit === "ms" ? "" : unit === "ratio" ? "ratio" : "")}
-            </span>
-          ))}
+          .filter((t) => t >= lo && t <= hi && (!integer || Number.isInteger(t)))
+          .map((t) => {
+            const at = Math.min(1, Math.max(0, pos(t)));
+            // the end ticks stay inside the bar's width
+            const shift = at < 0.05 ? "0" : at > 0.95 ? "-100%" : "-50%";
+            return (
+              <span
+                key={t}
+                style={{
+                  position: "absolute",
+                  left: `${at * 100}%`,
+                  transform: `translateX(${shift})`,
+                  whiteSpace: "nowrap",
+                }}
+              >
+                {formatValue(t, unit === "ratio" ? "ratio" : "")}
+              </span>
+            );
+          })}
       </div>
     </div>
   );

@@ -93,6 +93,8 @@ export function textOn(background: string): string {
 
 export function formatValue(v: number | undefined, unit: string): string {
   if (v === undefined || !Number.isFinite(v)) return "-";
+  if (Number.isInteger(v) && Math.abs(v) < 1e6)
+    return unit && unit !== "ratio" ? `${v} ${unit}` : String(v);
   if (unit === "ratio") return v < 10 ? v.toFixed(3) : v.toFixed(1);
   const a = Math.abs(v);
   const s =
