@@ -9,7 +9,7 @@ import { join, relative, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const roots = ["exporter/src", "native/test", "test"];
+const roots = ["exporter/src", "grafana-plugin/src", "native/test", "test"];
 
 function collect(dir) {
   const out = [];

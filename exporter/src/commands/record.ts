@@ -16,7 +16,11 @@ import {
   startMetricsServer,
   type MetricsServer,
 } from "../sinks/metrics/server.js";
-import { writeRunOutputs } from "../sinks/runOutputs.js";
+import { writeReport } from "../sinks/report.js";
+import { writeRunOutputs, type RunOutputs } from "../sinks/runOutputs.js";
+import { computeStats } from "../sinks/stats.js";
+import { buildRun } from "../trace/model.js";
+import { readRawFile } from "../trace/rawFile.js";
 
 const VERSION = "0.1.0";
 
@@ -37,6 +41,7 @@ interface CommonOptions {
   model?: string;
   metricsLayers?: boolean;
   metricsMoe?: boolean;
+  report: boolean;
 }
 
 function positiveInt(what: string) {
@@ -136,6 +141,7 @@ function addCommonOptions(command: Command): Command {
         .choices(["steps", "functions"])
         .default("steps"),
     )
+    .option("--no-report", "do not write report.html")
     .option(
       "--probe-all-ops",
       "also probe operator functions whose first instruction the kernel must single-step (about 10x the cost a hit; by default they are timed from the barriers)",
@@ -311,7 +317,7 @@ async function openMetrics(opts: CommonOptions): Promise<MetricsEndpoint | null>
   };
 }
 
-function reportRun(outDir: string, recorder: Recorder): void {
+function reportRun(outDir: string, recorder: Recorder, report: boolean): void {
   if (recorder.libraries.length === 0) {
     process.stderr.write(
       `profinfer: no llama.cpp library was found in the target: none of the files it mapped defines llama_decode, ` +
@@ -323,9 +329,25 @@ function reportRun(outDir: string, recorder: Recorder): void {
     for (const line of recorder.levelReport())
       process.stderr.write(`profinfer: not traced: ${line}\n`);
   }
-  const { summary } = writeRunOutputs(outDir);
-  process.stdout.write(summary);
+  const outputs = writeRunOutputs(outDir, { report: report });
+  process.stdout.write(outputs.summary);
+  reportReportFile(outputs);
   process.stderr.write(`profinfer: run folder ${outDir}\n`);
+}
+
+function reportReportFile(outputs: RunOutputs): void {
+  if (outputs.report) process.stderr.write(`profinfer: report ${outputs.report}\n`);
+  if (outputs.reportError) process.stderr.write(`profinfer: ${outputs.reportError}\n`);
+}
+
+function requireRunDir(runDir: string): string {
+  const dir = resolve(runDir);
+  if (!existsSync(join(dir, "events.pinf"))) {
+    throw new UserError(
+      `${dir} holds no events.pinf: give a folder written by 'profinfer record' or 'profinfer attach'`,
+    );
+  }
+  return dir;
 }
 
 export function registerRecordCommands(program: Command): void {
@@ -375,7 +397,7 @@ export function registerRecordCommands(program: Command): void {
       process.stderr.write(
         `profinfer: '${command[0]}' could not be started (command not found?)\n`,
       );
-    reportRun(outDir, recorder);
+    reportRun(outDir, recorder, opts.report);
     process.exitCode = exit.code ?? (exit.signal ? 128 + (signalNumber(exit.signal) ?? 1) : 1);
   });
 
@@ -418,21 +440,33 @@ export function registerRecordCommands(program: Command): void {
     await recorder.finish(null);
     await metrics?.finish();
     process.stderr.write(`profinfer: detached from pid ${opts.pid} (${reason})\n`);
-    reportRun(outDir, recorder);
+    reportRun(outDir, recorder, opts.report);
   });
 
   program
     .command("replay")
     .description("rebuild every output of a run folder from its recorded events (no root needed)")
     .argument("<run-dir>", "a folder written by record or attach")
-    .action((runDir: string) => {
-      const dir = resolve(runDir);
-      if (!existsSync(join(dir, "events.pinf"))) {
-        throw new UserError(
-          `${dir} holds no events.pinf: give a folder written by 'profinfer record' or 'profinfer attach'`,
-        );
-      }
-      process.stdout.write(writeRunOutputs(dir).summary);
+    .option("--no-report", "do not write report.html")
+    .action((runDir: string, opts: { report: boolean }) => {
+      const outputs = writeRunOutputs(requireRunDir(runDir), { report: opts.report });
+      process.stdout.write(outputs.summary);
+      reportReportFile(outputs);
+    });
+
+  program
+    .command("report")
+    .description(
+      "write report.html of a run folder: ProfDAG, expert heatmap, timeline and ProfStat in one offline file",
+    )
+    .argument("<run-dir>", "a folder written by record or attach")
+    .option("--out <file>", "where to write it (default: RUN_DIR/report.html)")
+    .action((runDir: string, opts: { out?: string }) => {
+      const dir = requireRunDir(runDir);
+      const run = buildRun(readRawFile(join(dir, "events.pinf")));
+      const out = resolve(opts.out ?? join(dir, "report.html"));
+      writeReport(run, computeStats(run), out);
+      process.stderr.write(`profinfer: report ${out}\n`);
     });
 }
 

@@ -5,13 +5,40 @@ import { join } from "node:path";
 import { buildRun, type Run } from "../trace/model.js";
 import { readRawFile } from "../trace/rawFile.js";
 import { writePerfettoTrace } from "./perfetto.js";
+import { writeReport } from "./report.js";
 import { computeStats, formatStatsSummary, writeStatsJson } from "./stats.js";
 
-/** Writes trace.json and stats.json into `runDir`; returns the run and the terminal summary. */
-export function writeRunOutputs(runDir: string): { run: Run; summary: string } {
+export interface RunOutputOptions {
+  /** write report.html (default true) */
+  report?: boolean;
+}
+
+export interface RunOutputs {
+  run: Run;
+  summary: string;
+  /** report.html, when it was written */
+  report: string | null;
+  /** why report.html was not written, when it was asked for */
+  reportError: string | null;
+}
+
+/** Writes trace.json, stats.json and report.html into `runDir`; returns the run and the terminal summary. */
+export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}): RunOutputs {
   const run = buildRun(readRawFile(join(runDir, "events.pinf")));
   writePerfettoTrace(run, join(runDir, "trace.json"));
   const stats = computeStats(run);
   writeStatsJson(stats, join(runDir, "stats.json"));
-  return { run, summary: formatStatsSummary(stats) };
+  let report: string | null = null;
+  let reportError: string | null = null;
+  if (options.report ?? true) {
+    // the report comes last: a failure to write it loses none of the other outputs
+    try {
+      report = join(runDir, "report.html");
+      writeReport(run, stats, report);
+    } catch (error) {
+      report = null;
+      reportError = (error as Error).message;
+    }
+  }
+  return { run, summary: formatStatsSummary(stats), report, reportError };
 }

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: Apache-2.0
+// The dashboard "llama.cpp inference profile", built with Grafana's foundation SDK (typed
+// against Grafana's dashboard schema): throughput and latency, time by operator, stall ratio,
+// barrier wait, drops and profinfer's alerts from Prometheus; the expert heatmap; ProfDAG and the
+// expert routing of a chosen trace, and a Tempo search table whose trace IDs choose it.
+import * as bargauge from "@grafana/grafana-foundation-sdk/bargauge";
+import * as common from "@grafana/grafana-foundation-sdk/common";
+import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
+import * as prometheus from "@grafana/grafana-foundation-sdk/prometheus";
+import * as stat from "@grafana/grafana-foundation-sdk/stat";
+import * as table from "@grafana/grafana-foundation-sdk/table";
+import * as tempo from "@grafana/grafana-foundation-sdk/tempo";
+import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
+import { defaultOptions, type Options } from "../src/types.js";
+import {
+  ALERTS,
+  DASHBOARD_TITLE,
+  DASHBOARD_UID,
+  METRICS,
+  PANEL_PLUGIN_ID,
+  PROMETHEUS_UID,
+  TEMPO_UID,
+} from "./names.js";
+
+const PROM: common.DataSourceRef = { type: "prometheus", uid: PROMETHEUS_UID };
+const TEMPO: common.DataSourceRef = { type: "tempo", uid: TEMPO_UID };
+const MODEL = 'model=~"$model"';
+
+const promQuery = (expr: string, legend: string, refId = "A") =>
+  new prometheus.DataqueryBuilder().datasource(PROM).expr(expr).legendFormat(legend).refId(refId);
+
+function series(
+  title: string,
+  unit: string,
+  queries: prometheus.DataqueryBuilder[],
+  description: string,
+) {
+  const panel = new timeseries.PanelBuilder()
+    .title(title)
+    .description(description)
+    .datasource(PROM)
+    .unit(unit)
+    .height(8)
+    .span(8);
+  for (const q of queries) panel.withTarget(q);
+  return panel;
+}
+
+/** The plugin's panel: options as the plugin declares them (src/types.ts). */
+function profinferPanel(
+  title: string,
+  options: Partial<Options>,
+  target: prometheus.DataqueryBuilder | tempo.DataqueryBuilder,
+  ds: common.DataSourceRef,
+) {
+  return new dashboard.PanelBuilder()
+    .type(PANEL_PLUGIN_ID)
+    .title(title)
+    .datasource(ds)
+    .withTarget(target)
+    .options({ ...defaultOptions, ...options })
+    .height(14)
+    .span(12);
+}
+
+export function inferenceProfileDashboard(): dashboard.Dashboard {
+  const traceQuery = () =>
+    new tempo.DataqueryBuilder()
+      .datasource(TEMPO)
+      .queryType("traceql")
+      .query("$trace_id")
+      .refId("A");
+  return new dashboard.DashboardBuilder(DASHBOARD_TITLE)
+    .uid(DASHBOARD_UID)
+    .tags(["profinfer", "llama.cpp", "ggml"])
+    .description(
+      "Tokens, latency, operators, experts and the operator DAG of llama.cpp inference, from profinfer's metrics (Prometheus) and traces (Tempo)",
+    )
+    .editable()
+    .tooltip(dashboard.DashboardCursorSync.Crosshair)
+    .time({ from: "now-1h", to: "now" })
+    .refresh("30s")
+    .withVariable(
+      new dashboard.QueryVariableBuilder("model")
+        .label("model")
+        .datasource(PROM)
+        .query(`label_values(${METRICS.tokens}, model)`)
+        .definition(`label_values(${METRICS.tokens}, model)`)
+        .multi(true)
+        .includeAll(true)
+        .allValue(".*")
+        .refresh(dashboard.VariableRefresh.OnTimeRangeChanged),
+    )
+    .withVariable(
+      new dashboard.TextBoxVariableBuilder("trace_id")
+        .label("trace ID")
+        .description(
+          "A profinfer trace (one generation): pick one in the Tempo search table below",
+        ),
+    )
+    .withRow(new dashboard.RowBuilder("Throughput and latency"))
+    .withPanel(
+      series(
+        "Tokens per second",
+        "suffix: tok/s",
+        [
+          promQuery(
+            `sum by (model, phase) (${METRICS.tokensPerSecondRule}{${MODEL}})`,
+            "{{model}} {{phase}}",
+          ),
+        ],
+        "Tokens processed per second by phase (recording rule over profinfer_tokens_total)",
+      ),
+    )
+    .withPanel(
+      series(
+        "Time to first token",
+        "s",
+        [
+          promQuery(
+            `histogram_quantile(0.5, sum by (le, model) (rate(${METRICS.ttft}_bucket{${MODEL}}[$__rate_interval])))`,
+            "p50 {{model}}",
+          ),
+          promQuery(
+            `histogram_quantile(0.99, sum by (le, model) (rate(${METRICS.ttft}_bucket{${MODEL}}[$__rate_interval])))`,
+            "p99 {{model}}",
+            "B",
+          ),
+        ],
+        "TTFT: the duration of the prefill llama_decode call",
+      ),
+    )
+    .withPanel(
+      series(
+        "Time per output token",
+        "s",
+        [
+          promQuery(
+            `histogram_quantile(0.5, sum by (le, model) (rate(${METRICS.tpot}_bucket{${MODEL}}[$__rate_interval])))`,
+            "p50 {{model}}",
+          ),
+          promQuery(
+            `histogram_quantile(0.99, sum by (le, model) (rate(${METRICS.tpot}_bucket{${MODEL}}[$__rate_interval])))`,
+            "p99 {{model}}",
+            "B",
+          ),
+        ],
+        "TPOT: the duration of a decode llama_decode call",
+      ),
+    )
+    .withRow(new dashboard.RowBuilder("Operators"))
+    .withPanel(
+      series(
+        "Time by operator type",
+        "s",
+        [
+          promQuery(
+            `sum by (op) (rate(${METRICS.opSeconds}{${MODEL}}[$__rate_interval]))`,
+            "{{op}}",
+          ),
+        ],
+        "Seconds of operator time per second, by ggml op (first thread start to last thread end)",
+      ),
+    )
+    .withPanel(
+      new bargauge.PanelBuilder()
+        .title("Share of graph time by operator")
+        .datasource(PROM)
+        .withTarget(
+          promQuery(
+            `sort_desc(avg by (op) (${METRICS.timeShareRule}{${MODEL}}))`,
+            "{{op}}",
+          ).instant(),
+        )
+        .unit("percentunit")
+        .min(0)
+        .max(1)
+        .height(8)
+        .span(8),
+    )
+    .withPanel(
+      series(
+        "Backend stall ratio by operator",
+        "percentunit",
+        [promQuery(`avg by (op) (${METRICS.stallRatioRule}{${MODEL}})`, "{{op}}")],
+        "Backend stall cycles over cycles per operator (hardware counters; empty where the machine has none). Over 0.8: memory-bound",
+      ),
+    )
+    .withPanel(
+      series(
+        "Barrier wait by operator",
+        "s",
+        [
+          promQuery(
+            `sum by (op) (rate(${METRICS.barrierWait}{${MODEL}}[$__rate_interval]))`,
+            "{{op}}",
+          ),
+        ],
+        "Time worker threads waited for the slowest thread after each operator: load imbalance",
+      ),
+    )
+    .withPanel(
+      series(
+        "Instructions per cycle by operator",
+        "short",
+        [promQuery(`avg by (op) (${METRICS.ipcRule}{${MODEL}})`, "{{op}}")],
+        "Where hardware counters are recorded",
+      ),
+    )
+    .withPanel(
+      new stat.PanelBuilder()
+        .title("Dropped events and spans")
+        .datasource(PROM)
+        .withTarget(
+          promQuery(
+            `sum by (reason) (increase(${METRICS.eventsDropped}[$__range]))`,
+            "events: {{reason}}",
+          ),
+        )
+        .withTarget(promQuery(`sum(increase(${METRICS.spansDropped}[$__range]))`, "spans", "B"))
+        .unit("short")
+        .height(8)
+        .span(8),
+    )
+    .withPanel(
+      new dashboard.PanelBuilder()
+        .type("alertlist")
+        .title("profinfer alerts")
+        .description(`Prometheus rules of provisioning/prometheus/rules: ${ALERTS.join(", ")}`)
+        .options({
+          viewMode: "list",
+          groupMode: "default",
+          maxItems: 20,
+          sortOrder: 1,
+          dashboardAlerts: false,
+          alertName: "Profinfer",
+          alertInstanceLabelFilter: "",
+          datasource: PROMETHEUS_UID,
+          stateFilter: { firing: true, pending: true, noData: false, normal: true, error: true },
+        })
+        .height(8)
+        .span(24),
+    )
+    .withRow(new dashboard.RowBuilder("Mixture of experts"))
+    .withPanel(
+      profinferPanel(
+        "Expert selections (layer x expert)",
+        { view: "heatmap", heatmapSource: "prometheus", heatmapMode: "layers" },
+        promQuery(
+          `sum by (layer, expert) (increase(${METRICS.expertSelections}{${MODEL}}[$__range]))`,
+          "{{layer}}/{{expert}}",
+        ).instant(),
+        PROM,
+      ).span(24),
+    )
+    .withRow(new dashboard.RowBuilder("Traces"))
+    .withPanel(
+      new table.PanelBuilder()
+        .title("Generations (Tempo search)")
+        .description("One trace per generation; click a trace ID to show its operator DAG below")
+        .datasource(TEMPO)
+        .withTarget(
+          new tempo.DataqueryBuilder()
+            .datasource(TEMPO)
+            .queryType("traceql")
+            .query('{ name = "generation" }')
+            .tableType(tempo.SearchTableType.Traces)
+            .limit(50)
+            .refId("A"),
+        )
+        .overrideByName("traceID", [
+          {
+            id: "links",
+            value: [
+              {
+                title: "show this trace's DAG",
+                url: `/d/${DASHBOARD_UID}?var-trace_id=\${__value.raw}&\${model:queryparam}&\${__url_time_range}`,
+              },
+            ],
+          },
+        ])
+        .height(8)
+        .span(24),
+    )
+    .withPanel(
+      profinferPanel("ProfDAG of the chosen trace", { view: "dag" }, traceQuery(), TEMPO)
+        .height(18)
+        .span(24),
+    )
+    .withPanel(
+      profinferPanel(
+        "Experts chosen per token (chosen trace)",
+        { view: "heatmap", heatmapSource: "trace", heatmapMode: "tokens" },
+        traceQuery(),
+        TEMPO,
+      ).span(24),
+    )
+    .build();
+}

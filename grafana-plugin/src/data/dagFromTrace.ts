@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: Apache-2.0
+// Operator spans of one graph_compute span -> DagModel. Edges come from each operator's source
+// names (ggml.src.names): a source is made by the last earlier operator of the graph whose
+// tensor has that name (ggml reuses names: qwen2's "Qcur-0" is both the matmul and its bias add),
+// else by the last earlier operator writing a view of a tensor of that name (the KV cache: the
+// cache_k_l0 an attention matmul reads was written by the set_rows "cache_k_l0 (view)").
+import { ATTR, EVENT_THREAD, SPAN_GRAPH, SPAN_TOKEN } from "./conventions.js";
+import { EmptyModelError, MissingFieldError } from "./errors.js";
+import { toNumber, toNumberArray, toStringArray } from "./frames.js";
+import {
+  METRIC_DURATION,
+  metricDefsOf,
+  opKind,
+  type DagEdgeModel,
+  type DagModel,
+  type DagNodeModel,
+  type GraphChoice,
+  type ThreadTime,
+} from "./dagModel.js";
+import { ancestorNamed, type Span, type Trace } from "./trace.js";
+
+const VIEW_SUFFIXES = /( \([^()]*\))+$/;
+export const baseTensorName = (name: string): string => name.replace(VIEW_SUFFIXES, "");
+
+/** The graph_compute spans that have operator spans, in start order. */
+export function graphSpans(trace: Trace): Span[] {
+  return trace.spans.filter(
+    (s) =>
+      s.name === SPAN_GRAPH &&
+      (trace.children.get(s.spanId) ?? []).some((c) => c.attrs.has(ATTR.op)),
+  );
+}
+
+function graphLabel(trace: Trace, graph: Span): string {
+  const token = ancestorNamed(trace, graph, SPAN_TOKEN);
+  const ops = (trace.children.get(graph.spanId) ?? []).filter((c) => c.attrs.has(ATTR.op)).length;
+  const phase = token?.attrs.get(ATTR.tokenPhase);
+  const seq = token?.attrs.get(ATTR.tokenSeq);
+  const backend = graph.attrs.get(ATTR.graphBackend);
+  const who = token ? `${String(phase ?? "token")} #${String(seq ?? "?")}` : "graph";
+  return `${who}${backend ? ` ${String(backend)}` : ""}: ${ops} ops, ${graph.durationMs.toFixed(3)} ms`;
+}
+
+/** The graph ProfDAG shows by default: the first decode token's, else the one with most ops. */
+export function defaultGraph(trace: Trace, graphs: Span[]): Span | undefined {
+  const decode = graphs.find(
+    (g) => ancestorNamed(trace, g, SPAN_TOKEN)?.attrs.get(ATTR.tokenPhase) === "decode",
+  );
+  if (decode) return decode;
+  let best: Span | undefined;
+  let bestOps = -1;
+  for (const g of graphs) {
+    const n = trace.children.get(g.spanId)?.length ?? 0;
+    if (n > bestOps) [best, bestOps] = [g, n];
+  }
+  return best;
+}
+
+/**
+ * A thread's interval from a `thread` span event. The event's own time is the thread's start;
+ * `start`/`end` are ns after the operator span's start, or Unix ns when that large.
+ */
+function threadTime(span: Span, attrs: Map<string, unknown>, eventMs: number): ThreadTime | null {
+  const start = toNumber(attrs.get(ATTR.threadStart));
+  const end = toNumber(attrs.get(ATTR.threadEnd));
+  if (end === null) return null;
+  const toMs = (n: number) => (n > 1e15 ? n / 1e6 : span.startMs + n / 1e6);
+  const startMs = start === null ? eventMs : toMs(start);
+  const endMs = toMs(end);
+  return {
+    tid: toNumber(attrs.get(ATTR.threadId)),
+    ith: toNumber(attrs.get(ATTR.threadIth)),
+    startMs,
+    endMs,
+    durationMs: start === null ? endMs - startMs : (end - start) / 1e6,
+  };
+}
+
+const OP_HINT = "profinfer writes it on every operator span; was the run recorded with --level op?";
+
+function opNode(span: Span, graph: Span, order: number): DagNodeModel {
+  const a = span.attrs;
+  const name = a.get(ATTR.tensorName);
+  if (name === undefined)
+    throw new MissingFieldError(ATTR.tensorName, `operator span "${span.name}"`, OP_HINT);
+  const op = String(a.get(ATTR.op) ?? span.name);
+  const layer = toNumber(a.get(ATTR.layer));
+  const shape = toNumberArray(a.get(ATTR.tensorShape));
+  const metrics: Record<string, number> = {
+    duration: span.durationMs,
+    share: graph.durationMs > 0 ? span.durationMs / graph.durationMs : 0,
+  };
+  const num = (key: string, id: string, scale = 1) => {
+    const v = toNumber(a.get(key));
+    if (v !== null) metrics[id] = v * scale;
+  };
+  num(ATTR.barrierWaitNs, "barrierWait", 1e-6);
+  num(ATTR.threadImbalance, "imbalance");
+  num(ATTR.threadSlowestNs, "slowestThread", 1e-6);
+  num(ATTR.ipc, "ipc");
+  num(ATTR.backendStallRatio, "backendStallRatio");
+  for (const [key, value] of a) {
+    if (!key.startsWith(ATTR.counterPrefix)) continue;
+    const v = toNumber(value);
+    if (v !== null) metrics[`counter:${key.slice(ATTR.counterPrefix.length)}`] = v;
+  }
+  const threads: ThreadTime[] = [];
+  for (const ev of span.events) {
+    if (ev.name !== EVENT_THREAD) continue;
+    const t = threadTime(span, ev.attrs, ev.timestampMs);
+    if (t) threads.push(t);
+  }
+  threads.sort((x, y) => (x.ith ?? 0) - (y.ith ?? 0));
+  const details: [string, string][] = [
+    ["tensor", String(name)],
+    ["op", op],
+    ["shape", shape ? `[${shape.join(", ")}]` : "?"],
+    ["type", String(a.get(ATTR.tensorType) ?? "?")],
+    ["layer", layer === null ? "-" : String(layer)],
+    ["node", String(toNumber(a.get(ATTR.nodeIndex)) ?? "?")],
+  ];
+  const srcNames = toStringArray(a.get(ATTR.srcNames));
+  if (srcNames) details.push(["sources", srcNames.join(", ")]);
+  return {
+    id: span.spanId,
+    label: String(name),
+    op,
+    kind: opKind(op),
+    layer,
+    order,
+    metrics,
+    details,
+    threads,
+  };
+}
+
+export interface DagFromTraceOptions {
+  /** a graph_compute span id; the default graph when absent or unknown */
+  graphId?: string | null;
+}
+
+export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): DagModel {
+  const graphs = graphSpans(trace);
+  if (graphs.length === 0) {
+    const anyGraph = trace.spans.some((s) => s.name === SPAN_GRAPH);
+    throw new EmptyModelError(
+      anyGraph
+        ? `The trace has ${SPAN_GRAPH} spans but no operator spans under them: record with --level op (the default) to see the operator DAG.`
+        : `The trace has no ${SPAN_GRAPH} span: it is not a profinfer trace of llama.cpp, or it was recorded with --level token.`,
+    );
+  }
+  const graph =
+    (options.graphId ? graphs.find((g) => g.spanId === options.graphId) : undefined) ??
+    defaultGraph(trace, graphs)!;
+  const opSpans = (trace.children.get(graph.spanId) ?? []).filter((c) => c.attrs.has(ATTR.op));
+  for (const s of opSpans)
+    if (!s.attrs.has(ATTR.nodeIndex))
+      throw new MissingFieldError(ATTR.nodeIndex, `operator span "${s.name}"`, OP_HINT);
+  opSpans.sort(
+    (x, y) =>
+      (toNumber(x.attrs.get(ATTR.nodeIndex)) ?? 0) - (toNumber(y.attrs.get(ATTR.nodeIndex)) ?? 0),
+  );
+
+  const nodes: DagNodeModel[] = [];
+  const edges: DagEdgeModel[] = [];
+  const edgeIds = new Set<string>();
+  const byName = new Map<string, string>();
+  const byBase = new Map<string, string>();
+  let inputs = 0;
+  opSpans.forEach((span, order) => {
+    const node = opNode(span, graph, order);
+    nodes.push(node);
+    const srcNames = toStringArray(span.attrs.get(ATTR.srcNames)) ?? [];
+    for (const src of srcNames) {
+      const from = byName.get(src) ?? byBase.get(baseTensorName(src));
+      if (from === undefined) {
+        inputs++;
+        continue;
+      }
+      if (from === node.id) continue;
+      const id = `${from}->${node.id}`;
+      if (edgeIds.has(id)) continue;
+      edgeIds.add(id);
+      edges.push({ id, source: from, target: node.id });
+    }
+    const names = toStringArray(span.attrs.get(ATTR.fusedNames)) ?? [node.label];
+    if (!names.includes(node.label)) names.unshift(node.label);
+    for (const name of names) {
+      byName.set(name, node.id);
+      byBase.set(baseTensorName(name), node.id);
+    }
+  });
+  return {
+    title: graphLabel(trace, graph),
+    nodes,
+    edges,
+    metrics: metricDefsOf(nodes),
+    graphs: graphs.map((g): GraphChoice => ({ id: g.spanId, label: graphLabel(trace, g) })),
+    graphId: graph.spanId,
+    inputs,
+    folded: false,
+  };
+}
+
+export { METRIC_DURATION };

@@ -1,0 +1,179 @@
+// SPDX-License-Identifier: Apache-2.0
+// ProfStat as tables (the same figures as stats.json and the terminal summary).
+import React from "react";
+import type { ViewTheme } from "../components/theme.js";
+import type { ReportStats } from "./reportData.js";
+
+type Cell = string | number | null;
+
+function Table({
+  title,
+  head,
+  rows,
+  theme,
+  testId,
+}: {
+  title: string;
+  head: string[];
+  rows: Cell[][];
+  theme: ViewTheme;
+  testId: string;
+}) {
+  const cell = {
+    padding: "2px 8px",
+    borderBottom: `1px solid ${theme.border}`,
+    textAlign: "right" as const,
+  };
+  return (
+    <section style={{ marginBottom: 16 }}>
+      <h3 style={{ fontSize: 14, margin: "8px 0 4px" }}>{title}</h3>
+      <table
+        data-testid={testId}
+        style={{ borderCollapse: "collapse", fontSize: 12, fontVariantNumeric: "tabular-nums" }}
+      >
+        <thead>
+          <tr>
+            {head.map((h, i) => (
+              <th
+                key={h}
+                style={{ ...cell, textAlign: i === 0 ? "left" : "right", color: theme.textWeak }}
+              >
+                {h}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((r, i) => (
+            <tr key={i}>
+              {r.map((c, j) => (
+                <td key={j} style={{ ...cell, textAlign: j === 0 ? "left" : "right" }}>
+                  {c === null ? "-" : typeof c === "number" ? fmt(c) : c}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
+const fmt = (n: number) =>
+  Number.isInteger(n) ? String(n) : Math.abs(n) >= 100 ? n.toFixed(1) : n.toFixed(3);
+const pct = (n: number) => `${(n * 100).toFixed(1)}%`;
+
+export function StatsTables({ stats, theme }: { stats: ReportStats; theme: ViewTheme }) {
+  const p = stats.phases;
+  return (
+    <div>
+      <Table
+        title="Phases"
+        testId="stats-phases"
+        theme={theme}
+        head={["phase", "calls", "tokens", "total ms", "mean ms", "p50 ms", "p99 ms", "tokens/s"]}
+        rows={(["prefill", "decode"] as const).map((k) => [
+          k,
+          p[k].calls,
+          p[k].tokens,
+          p[k].totalMs,
+          p[k].meanMs,
+          p[k].p50Ms,
+          p[k].p99Ms,
+          p[k].tokensPerSecond,
+        ])}
+      />
+      <p style={{ fontSize: 12 }}>
+        TTFT {p.ttftMs === null ? "-" : `${fmt(p.ttftMs)} ms`}, TPOT{" "}
+        {p.tpotMs === null ? "-" : `${fmt(p.tpotMs)} ms`}
+      </p>
+      <Table
+        title="Operators by type"
+        testId="stats-ops"
+        theme={theme}
+        head={[
+          "op",
+          "count",
+          "total ms",
+          "mean ms",
+          "p99 ms",
+          "share",
+          "barrier wait ms",
+          "imbalance",
+        ]}
+        rows={stats.ops.map((o) => [
+          `${o.display}${o.inferred === o.count ? " *" : ""}`,
+          o.count,
+          o.totalMs,
+          o.meanMs,
+          o.p99Ms,
+          pct(o.share),
+          o.barrierWaitMs,
+          o.imbalance,
+        ])}
+      />
+      <Table
+        title="Layers"
+        testId="stats-layers"
+        theme={theme}
+        head={["layer", "ops", "total ms", "share"]}
+        rows={stats.layers.map((l) => [
+          l.layer === null ? "none" : String(l.layer),
+          l.ops,
+          l.totalMs,
+          pct(l.share),
+        ])}
+      />
+      <Table
+        title="Slowest tensors"
+        testId="stats-tensors"
+        theme={theme}
+        head={["tensor", "op", "layer", "count", "mean ms", "total ms"]}
+        rows={stats.slowestTensors.map((t) => [
+          t.tensor,
+          t.op,
+          t.layer,
+          t.count,
+          t.meanMs,
+          t.totalMs,
+        ])}
+      />
+      <Table
+        title="Threads"
+        testId="stats-threads"
+        theme={theme}
+        head={["thread", "tid", "compute ms", "barrier wait ms", "off-CPU ms", "preempted ms"]}
+        rows={stats.threads.map((t) => [
+          t.name,
+          t.tid,
+          t.computeMs,
+          t.barrierWaitMs,
+          t.offCpuMs,
+          t.preemptedMs,
+        ])}
+      />
+      {stats.experts.length > 0 && (
+        <Table
+          title="Experts (most chosen first)"
+          testId="stats-experts"
+          theme={theme}
+          head={["layer", "k", "token rows", "top experts (times chosen)"]}
+          rows={stats.experts.map((e) => [
+            String(e.layer),
+            e.k,
+            e.rows,
+            Object.entries(e.counts)
+              .sort((a, b) => b[1] - a[1])
+              .slice(0, 8)
+              .map(([id, n]) => `${id}:${n}`)
+              .join(" "),
+          ])}
+        />
+      )}
+      <p style={{ fontSize: 12 }}>
+        dropped events: {stats.drops?.total ?? 0}
+        {stats.warnings.length > 0 ? ` — ${stats.warnings.join("; ")}` : ""}
+      </p>
+    </div>
+  );
+}
