@@ -77,7 +77,7 @@ export class LiveSpanExport implements RecordListener {
       model: "unknown",
     });
     this.options.runInfo?.(header, this.notes);
-    this.timer = setInterval(() => this.tick(false), this.options.intervalMs);
+    this.timer = setInterval(() => this.exportFinished(), this.options.intervalMs);
     this.timer.unref();
   }
 
@@ -180,6 +180,11 @@ export class LiveSpanExport implements RecordListener {
       }
     }
     return cut;
+  }
+
+  /** Turns the calls finished by now into spans (the timer calls it every intervalMs). */
+  exportFinished(): void {
+    this.tick(false);
   }
 
   private tick(all: boolean): void {
