@@ -5,9 +5,14 @@
 // rounds (the order shuffled each round) so that machine drift cancels in the per-round ratios.
 // Reports the slowdown, probe hits per decoded token and the cost per probe hit. A benchmark,
 // not a test: it asserts nothing. BENCH_ROUNDS (default 7) and BENCH_TOKENS (default 64) tune it.
-import { spawnSync } from "node:child_process";
+// "op+otlp" is the op level with live OTLP export (default operator-span sampling) to a real gRPC
+// receiver in a process of its own; the OTLP section after the rounds measures how many spans a
+// second profinfer exports without a drop, the CPU it spends per span, and the span sizes the
+// default sampling (docs/spans.md "Volume") is chosen from.
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { performance } from "node:perf_hooks";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -27,7 +32,33 @@ const models = spawnSync(process.execPath, [cli, "models", "bench"], { encoding:
 if (models.status !== 0) throw new Error(models.stderr);
 const model = join(modelsDir(), "bench", "bench-llama3.2-1b-q4_0.gguf");
 
-const configs = ["none", "token", "graph", "op"];
+// the OTLP receiver, a process of its own
+const collector = spawn(
+  process.execPath,
+  ["--import", "tsx", join(repoRoot, "test", "support", "otlpCollectorProcess.ts")],
+  { cwd: repoRoot, stdio: ["ignore", "pipe", "inherit"] },
+);
+let collectorOut = "";
+collector.stdout.on("data", (d) => (collectorOut += d.toString()));
+const collectorPort = await new Promise((resolvePort, reject) => {
+  const timer = setInterval(() => {
+    const m = /port (\d+)/.exec(collectorOut);
+    if (m) {
+      clearInterval(timer);
+      resolvePort(Number(m[1]));
+    }
+  }, 20);
+  collector.on("exit", (code) => reject(new Error(`the OTLP receiver exited (${code})`)));
+});
+const collectorUrl = `http://127.0.0.1:${collectorPort}`;
+/** [total spans received, distinct span ids] so far */
+const received = () => {
+  const all = [...collectorOut.matchAll(/spans (\d+) (\d+)/g)];
+  const last = all.at(-1);
+  return last ? [Number(last[1]), Number(last[2])] : [0, 0];
+};
+
+const configs = ["none", "token", "graph", "op", "op+otlp"];
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-bench-"));
 const benchArgs = [
   "-m",
@@ -56,7 +87,8 @@ function runOnce(config, round) {
             "record",
             "--no-status",
             "--level",
-            config,
+            config === "op+otlp" ? "op" : config,
+            ...(config === "op+otlp" ? ["--otlp-endpoint", collectorUrl] : []),
             "--out",
             out,
             "--",
@@ -146,3 +178,128 @@ writeFileSync(
   JSON.stringify({ rounds, tokens, results, rows }, null, 2),
 );
 writeFileSync(join(outDir, "bench-tracer.md"), lines.join("\n") + "\n");
+
+// --- OTLP export: throughput without drops, CPU per span, span sizes
+const { buildRun } = await import(join(repoRoot, "exporter", "dist", "trace", "model.js"));
+const { buildRunSpans } = await import(
+  join(repoRoot, "exporter", "dist", "sinks", "otel", "spans.js")
+);
+const { SpanExport, EXPORT_DEFAULTS } = await import(
+  join(repoRoot, "exporter", "dist", "sinks", "otel", "exporter.js")
+);
+const { toReadableSpans } = await import(
+  join(repoRoot, "exporter", "dist", "sinks", "otel", "readable.js")
+);
+const { resourceAttributes } = await import(
+  join(repoRoot, "exporter", "dist", "sinks", "otel", "resource.js")
+);
+const { resourceFromAttributes } = await import("@opentelemetry/resources");
+const { ProtobufTraceSerializer } = await import("@opentelemetry/otlp-transformer");
+
+const otlpTokens = Number(process.env.BENCH_OTLP_TOKENS ?? 16);
+const otlpDir = mkdtempSync(join(tmpdir(), "profinfer-bench-otlp-"));
+const recorded = spawnSync(
+  process.execPath,
+  [
+    cli,
+    "record",
+    "--no-status",
+    "--level",
+    "op",
+    "--out",
+    otlpDir,
+    "--",
+    benchBin,
+    ...benchArgs.map((a) => (a === String(tokens) ? String(otlpTokens) : a)),
+  ],
+  { encoding: "utf8", maxBuffer: 64 << 20 },
+);
+if (recorded.status !== 0) throw new Error(`OTLP bench record: ${recorded.stderr.slice(-2000)}`);
+const otlpRun = buildRun(readRawFile(join(otlpDir, "events.pinf")));
+const t0 = process.cpuUsage();
+const w0 = performance.now();
+const allSpans = buildRunSpans(otlpRun, { kind: "all" });
+const buildCpu = process.cpuUsage(t0);
+const buildWall = performance.now() - w0;
+const opSpans = allSpans.filter((x) => x.attributes["ggml.op"] !== undefined);
+const resource = resourceFromAttributes(
+  resourceAttributes(
+    otlpRun.header,
+    otlpRun.notes.map((n) => n.note),
+  ),
+);
+const opBytes = ProtobufTraceSerializer.serializeRequest(
+  toReadableSpans(opSpans, resource, "bench"),
+).length;
+const decodeCalls = otlpRun.tokens.filter((t) => t.phase === "decode");
+const opsPerDecode =
+  decodeCalls.length > 0
+    ? Math.round(
+        decodeCalls.reduce(
+          (n, t) => n + t.graphs.reduce((m, g) => m + (g.opsRecorded ? g.ops.length : 0), 0),
+          0,
+        ) / decodeCalls.length,
+      )
+    : 0;
+rmSync(otlpDir, { recursive: true, force: true });
+
+// throughput: the recorded run's spans, sent REPEAT times through SpanExport as record does
+const repeat = Number(process.env.BENCH_OTLP_REPEAT ?? 20);
+const spoolDir = mkdtempSync(join(tmpdir(), "profinfer-bench-spool-"));
+const exporter = new SpanExport(
+  {
+    url: collectorUrl,
+    headers: {},
+    timeoutMs: EXPORT_DEFAULTS.timeoutMs,
+    spoolDir,
+    spoolMaxBytes: EXPORT_DEFAULTS.spoolMaxBytes,
+    batchSpans: EXPORT_DEFAULTS.batchSpans,
+    retryInitialMs: EXPORT_DEFAULTS.retryInitialMs,
+    retryMaxMs: EXPORT_DEFAULTS.retryMaxMs,
+    version: "bench",
+    log: (m) => process.stderr.write(`otlp: ${m}\n`),
+  },
+  resource.attributes,
+);
+const before = received()[0];
+const c0 = process.cpuUsage();
+const s0 = performance.now();
+for (let i = 0; i < repeat; i++) exporter.add(allSpans);
+await exporter.flush(600_000);
+const sendWall = performance.now() - s0;
+const sendCpu = process.cpuUsage(c0);
+await exporter.close();
+rmSync(spoolDir, { recursive: true, force: true });
+await new Promise((r) => setTimeout(r, 300));
+const arrived = received()[0] - before;
+collector.kill();
+const exported = allSpans.length * repeat;
+const otlp = {
+  spansPerRun: allSpans.length,
+  opSpans: opSpans.length,
+  opSpansPerDecodeCall: opsPerDecode,
+  bytesPerOpSpan: opBytes / Math.max(opSpans.length, 1),
+  buildUsPerSpan: (buildCpu.user + buildCpu.system) / allSpans.length,
+  buildWallMs: buildWall,
+  exported,
+  arrived,
+  dropped: exporter.stats.dropped + (exported - arrived),
+  spoolUsed: exporter.stats.spooled,
+  spansPerSecond: exported / (sendWall / 1000),
+  sendCpuUsPerSpan: (sendCpu.user + sendCpu.system) / exported,
+};
+const roundsOtlp = results["op+otlp"].map((r, i) => r.tps / results.op[i].tps);
+const otlpLines = [
+  "",
+  `OTLP export (bench model, llama-bench -n ${otlpTokens} at op level, every operator span; receiver in its own process):`,
+  `- spans of the run: ${otlp.spansPerRun} (${otlp.opSpans} operator spans, ${otlp.opSpansPerDecodeCall} per decode call), ${otlp.bytesPerOpSpan.toFixed(0)} bytes per operator span in OTLP protobuf`,
+  `- building spans from the model: ${otlp.buildUsPerSpan.toFixed(2)} us CPU per span`,
+  `- export: ${otlp.exported} spans in ${(otlp.exported / otlp.spansPerSecond).toFixed(2)} s = ${Math.round(otlp.spansPerSecond)} spans/s, ${otlp.sendCpuUsPerSpan.toFixed(2)} us CPU per span (serialisation + gRPC), ${otlp.arrived} arrived, ${otlp.dropped} dropped, ${otlp.spoolUsed} went through the spool`,
+  `- op level with live OTLP export vs without, same rounds: median t/s ratio ${median(roundsOtlp).toFixed(4)} (range ${Math.min(...roundsOtlp).toFixed(3)} .. ${Math.max(...roundsOtlp).toFixed(3)})`,
+];
+process.stdout.write(otlpLines.join("\n") + "\n");
+writeFileSync(
+  join(outDir, "bench-otlp.json"),
+  JSON.stringify({ ...otlp, opOtlpOverOpRatios: roundsOtlp }, null, 2),
+);
+writeFileSync(join(outDir, "bench-otlp.md"), otlpLines.join("\n") + "\n");

@@ -43,10 +43,11 @@ export type OpSampling =
   | { kind: "first"; k: number };
 
 /**
- * Operator spans for the prefill and 1 in 16 decode calls. Measured on the bench model (LLaMA
- * 3.2 1B shapes): ~470 operator spans per call, ~440 bytes each in OTLP protobuf, so a 128-token
- * generation with every call is ~27 MB, over Tempo's default 5 MB per trace; 1 in 16 keeps it
- * near 3.5 MB. See docs/spans.md "Volume".
+ * Operator spans for the prefill and 1 in 16 calls of each generation. Measured on the bench model
+ * (LLaMA 3.2 1B shapes, 16 layers): 277 operator spans per llama_decode call, about 805 bytes each
+ * in OTLP protobuf (their thread events included), so 223 kB per call. With every call, a
+ * 128-token generation is a 28 MB trace, far over Tempo's default 5 MB per trace; 1 in 16 makes it
+ * about 2 MB, and keeps generations of up to ~350 tokens under 5 MB. docs/spans.md "Volume".
  */
 export const DEFAULT_OP_SAMPLING: OpSampling = { kind: "every", n: 16 };
 
