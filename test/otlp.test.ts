@@ -15,7 +15,15 @@ import { toWallClockNs } from "../exporter/src/trace/clock.js";
 import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";
-import { completion, profinfer, repoRoot, tinyModels, type Ran } from "./support/targets.js";
+import {
+  completion,
+  llama,
+  profinfer,
+  prompt,
+  repoRoot,
+  tinyModels,
+  type Ran,
+} from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-otlp-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -378,6 +386,101 @@ describe("live export of a profiled llama.cpp run", () => {
     } finally {
       clearInterval(poll);
       clearInterval(watch);
+      await collector.stop();
+    }
+  });
+});
+
+describe("attach to a running llama-server", () => {
+  test("a request's spans arrive while the server runs and profinfer stays attached; all exactly once after detach", async () => {
+    const collector = await OtlpCollector.start();
+    const port = 18000 + Math.floor(Math.random() * 1000);
+    const server = spawn(
+      llama("llama-server"),
+      [
+        "-m",
+        model("llama"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "-t",
+        "2",
+        "-c",
+        "512",
+        "-np",
+        "1",
+      ],
+      { stdio: ["ignore", "ignore", "ignore"] },
+    );
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 150; i++) {
+        const ok = await fetch(`${base}/health`)
+          .then((r) => r.ok)
+          .catch(() => false);
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const dir = join(scratch, "attach");
+      const tracer = spawn(
+        process.execPath,
+        [
+          join(repoRoot, "exporter", "dist", "cli.js"),
+          "attach",
+          "--pid",
+          String(server.pid),
+          "--no-status",
+          "--out",
+          dir,
+          "--otlp-endpoint",
+          collector.url,
+        ],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let tracerErr = "";
+      tracer.stderr.on("data", (d: Buffer) => (tracerErr += d.toString()));
+      await new Promise((r) => setTimeout(r, 3000)); // probes in place
+      const request = async (i: number) => {
+        const res = await fetch(`${base}/completion`, {
+          method: "POST",
+          body: JSON.stringify({
+            prompt: `${prompt} ${i}`,
+            n_predict: 8,
+            temperature: 0,
+            ignore_eos: true,
+            cache_prompt: false,
+          }),
+        });
+        assert.equal(res.status, 200);
+      };
+      const tokenSpans = () => collector.spans.filter((s) => s.name === C.SPAN_TOKEN);
+      await request(1);
+      await waitFor("the first request's call spans", () => tokenSpans().length >= 8, 30_000);
+      assert.equal(tracer.exitCode, null, "still attached");
+      assert.ok(
+        tokenSpans().some((s) => s.attributes[C.ATTR_TOKEN_PHASE]!.value === "prefill"),
+        "its prompt's call",
+      );
+      await request(2);
+      // the second prompt closes the first generation: its root span leaves before detaching
+      await waitFor(
+        "the first generation's root span",
+        () => collector.spans.some((s) => s.name === C.SPAN_GENERATION),
+        30_000,
+      );
+      assert.equal(tracer.exitCode, null, "still attached");
+      const exited = new Promise<number | null>((r) => tracer.on("exit", r));
+      tracer.kill("SIGINT");
+      assert.equal(await exited, 0, tracerErr);
+      assert.equal(server.exitCode, null, "the server keeps running");
+      const run = runOf(dir);
+      const byId = assertExactlyOnce(collector.spans);
+      sameIds(byId, buildRunSpans(run, { kind: "every", n: 16 }));
+      assert.ok(collector.spans.filter((s) => s.name === C.SPAN_GENERATION).length >= 2);
+      assert.equal(exportCounts(tracerErr).dropped, 0);
+    } finally {
+      server.kill("SIGKILL");
       await collector.stop();
     }
   });

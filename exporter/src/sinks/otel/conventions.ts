@@ -5,6 +5,7 @@
 // copied here as constants. Everything else lives in one namespace of our own: `ggml.*` for what
 // ggml computes, `profinfer.*` for what the profiler adds. docs/spans.md is the reference; the
 // Grafana plugin keeps its own copy of the names it reads (grafana-plugin/src/data/conventions.ts).
+import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 
 // --- span names
 export const SPAN_GENERATION = "generation";
@@ -110,8 +111,7 @@ export const ATTR_OFF_CPU_BY = "profinfer.off_cpu.by";
 export const ATTR_CPU_ID = "cpu.id";
 
 // --- resource (semantic-conventions names where they exist)
-export const RES_SERVICE_NAME = "service.name";
-export const RES_SERVICE_VERSION = "service.version";
+export const RES_SERVICE_NAME = ATTR_SERVICE_NAME;
 export const RES_HOST_NAME = "host.name";
 export const RES_HOST_ARCH = "host.arch";
 export const RES_HOST_CPU_MODEL_NAME = "host.cpu.model.name";

@@ -5,8 +5,8 @@
 // queue. A long llama-server run thus exports its tokens as they finish, not at its end.
 //
 // The cut: a time before which every event has arrived (the newest event's time less a margin:
-// the ring buffer hands events over within its 50 ms poll) and no llama_decode call is open, so
-// every call before it is whole. Graph descriptions are sent by the tracer only when a graph
+// the ring buffer hands events over within its 50 ms poll; all of them when no batch came since
+// the last tick) and no llama_decode call is open, so every call before it is whole. Graph descriptions are sent by the tracer only when a graph
 // changes; they are kept (per graph, the newest 64) and given again to every chunk that runs
 // that graph. Generations are tracked across chunks (SpanBuilder keeps them), so the spans are
 // the ones the whole run gives (docs/spans.md says where they can differ).
@@ -164,9 +164,14 @@ export class LiveSpanExport implements RecordListener {
     this.incoming = [];
   }
 
-  /** The time before which every event has arrived and every llama_decode call is whole. */
-  private cutNs(): bigint {
-    let cut = this.newestNs - this.options.marginNs;
+  /**
+   * The time before which every event has arrived and every llama_decode call is whole. When no
+   * batch came since the last tick the ring buffer was empty all along (it is polled every 50 ms
+   * on this same loop): everything up to the newest event is in, so an idle server's last call
+   * leaves now rather than with the next request.
+   */
+  private cutNs(quiet: boolean): bigint {
+    let cut = quiet ? this.newestNs + 1n : this.newestNs - this.options.marginNs;
     for (const begin of this.openCalls.values()) if (begin < cut) cut = begin;
     // a call that ended after the cut must not be split either; moving the cut back may reach
     // an earlier one, hence the loop
@@ -190,8 +195,9 @@ export class LiveSpanExport implements RecordListener {
   private tick(all: boolean): void {
     if (!this.runHeader || !this.builder || this.failed) return;
     try {
+      const quiet = this.incoming.length === 0;
       this.decodeIncoming();
-      const cut = all ? null : this.cutNs();
+      const cut = all ? null : this.cutNs(quiet);
       let chunk: RawEvent[];
       if (cut === null) {
         chunk = this.pending;
