@@ -4,14 +4,15 @@
 // equals the trace model, span for span and exactly once, also when the collector is missing at
 // start or goes away mid-run; replay sends the same spans; bad options fail at start, clearly.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as C from "../exporter/src/sinks/otel/conventions.js";
 import { buildRunSpans, type SpanRecord } from "../exporter/src/sinks/otel/spans.js";
 import { toWallClockNs } from "../exporter/src/trace/clock.js";
+import { syntheticRecorder } from "../exporter/src/trace/fixtures.js";
 import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";
@@ -21,6 +22,7 @@ import {
   profinfer,
   prompt,
   repoRoot,
+  runProgram,
   tinyModels,
   type Ran,
 } from "./support/targets.js";
@@ -653,5 +655,70 @@ describe("bad input: clear errors at start", () => {
     const refused = await profinfer(["replay", dir, "--otlp-endpoint", `http://127.0.0.1:${port}`]);
     assert.equal(refused.code, 2);
     assert.match(refused.stderr, /does not answer: unavailable.*Nothing was sent/);
+  });
+});
+
+describe("TLS and the standard OTEL_EXPORTER_OTLP_* variables", () => {
+  test("https endpoint from OTEL_EXPORTER_OTLP_ENDPOINT, CA from OTEL_EXPORTER_OTLP_CERTIFICATE, headers from OTEL_EXPORTER_OTLP_HEADERS", async () => {
+    // a recorded run without root: a fixture written as events.pinf
+    const dir = join(scratch, "tls-run");
+    mkdirSync(dir, { recursive: true });
+    syntheticRecorder(6, 1, 2).writeTo(join(dir, "events.pinf"));
+    const expected = buildRunSpans(runOf(dir), { kind: "every", n: 16 });
+    const key = join(scratch, "key.pem");
+    const cert = join(scratch, "cert.pem");
+    const made = spawnSync("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ]);
+    assert.equal(made.status, 0, made.stderr?.toString());
+    const collector = await OtlpCollector.start(0, {
+      key: readFileSync(key),
+      cert: readFileSync(cert),
+    });
+    const replay = (env: Record<string, string>, extra: string[] = []) =>
+      runProgram(
+        process.execPath,
+        [join(repoRoot, "exporter", "dist", "cli.js"), "replay", dir, ...extra],
+        {
+          env: { ...process.env, ...env },
+        },
+      );
+    try {
+      assert.match(collector.url, /^https:/);
+      const ok = await replay({
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_EXPORTER_OTLP_CERTIFICATE: cert,
+        OTEL_EXPORTER_OTLP_HEADERS: "x-team=inference",
+      });
+      assert.equal(ok.code, 0, ok.stderr);
+      sameIds(assertExactlyOnce(collector.spans), expected);
+      assert.ok(collector.requests.every((r) => r.metadata["x-team"] === "inference"));
+
+      // the server's certificate not trusted: refused at start, nothing sent
+      const untrusted = await replay({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url });
+      assert.equal(untrusted.code, 2);
+      assert.match(untrusted.stderr, /does not answer/);
+      // plain gRPC to a TLS port
+      const plain = await replay({}, ["--otlp-endpoint", collector.url.replace("https", "http")]);
+      assert.equal(plain.code, 2);
+      assert.match(plain.stderr, /does not answer/);
+      assert.equal(collector.spans.length, expected.length, "the refused attempts sent nothing");
+    } finally {
+      await collector.stop();
+    }
   });
 });

@@ -127,12 +127,16 @@ export class OtlpCollector {
   private constructor(
     readonly port: number,
     service: grpc.ServiceDefinition,
+    private readonly tls: { key: Buffer; cert: Buffer } | null,
   ) {
     this.service = service;
   }
 
-  /** Binds 127.0.0.1:`port` (0: a free port) and serves. */
-  static async start(port = 0): Promise<OtlpCollector> {
+  /** Binds 127.0.0.1:`port` (0: a free port) and serves, over TLS with `tls`'s key and cert. */
+  static async start(
+    port = 0,
+    tls: { key: Buffer; cert: Buffer } | null = null,
+  ): Promise<OtlpCollector> {
     const definition = protoLoader.loadSync(
       "opentelemetry/proto/collector/trace/v1/trace_service.proto",
       { includeDirs: [protoRoot], longs: String, enums: Number, defaults: true, oneofs: true },
@@ -147,13 +151,13 @@ export class OtlpCollector {
       };
     };
     const service = loaded.opentelemetry.proto.collector.trace.v1.TraceService.service;
-    const collector = new OtlpCollector(port, service);
+    const collector = new OtlpCollector(port, service, tls);
     await collector.listen(port);
     return collector;
   }
 
   get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? "https" : "http"}://127.0.0.1:${this.port}`;
   }
 
   private async listen(port: number): Promise<void> {
@@ -175,8 +179,14 @@ export class OtlpCollector {
       },
     });
     const bound = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e, p) =>
-        e ? reject(e) : resolve(p),
+      server.bindAsync(
+        `127.0.0.1:${port}`,
+        this.tls
+          ? grpc.ServerCredentials.createSsl(null, [
+              { private_key: this.tls.key, cert_chain: this.tls.cert },
+            ])
+          : grpc.ServerCredentials.createInsecure(),
+        (e, p) => (e ? reject(e) : resolve(p)),
       ),
     );
     (this as { port: number }).port = bound;
