@@ -17,7 +17,7 @@ import { Spool, SpoolReadError } from "./spool.js";
 export interface ExportStats {
   /** spans delivered on their first attempt */
   sent: number;
-  /** spans delivered from the spool, after a failed attempt */
+  /** spans delivered from the spool after an outage (a failed attempt, or held while it lasted) */
   resent: number;
   /** spans waiting in the spool now */
   queued: number;
@@ -136,6 +136,8 @@ export class SpanExport {
   private timer: NodeJS.Timeout | null = null;
   private idle: (() => void)[] = [];
   private warnedFull = false;
+  /** spool files whose sending failed at least once (they count as re-sent when delivered) */
+  private readonly failedFiles = new Set<string>();
   private closed = false;
   private resource: Resource;
 
@@ -193,7 +195,8 @@ export class SpanExport {
   }
 
   private toSpool(records: readonly SpanRecord[]): void {
-    if (this.spool.write(this.resourceAttributes, records)) {
+    // held while the endpoint is down: they count as re-sent; held behind a slow one: as sent
+    if (this.spool.write(this.resourceAttributes, records, !this.stats.connected)) {
       this.stats.spooled += records.length;
       this.stats.queued += records.length;
       return;
@@ -253,7 +256,9 @@ export class SpanExport {
         if (!error) {
           if (spooled) {
             this.spool.remove(spooled.file);
-            this.stats.resent += records.length;
+            if (spooled.failed || this.failedFiles.delete(spooled.file))
+              this.stats.resent += records.length;
+            else this.stats.sent += records.length;
             this.stats.queued -= records.length;
           } else this.stats.sent += records.length;
           if (!this.stats.connected) {
@@ -272,7 +277,8 @@ export class SpanExport {
           );
         }
         this.stats.connected = false;
-        if (!spooled) this.toSpool(records);
+        if (spooled) this.failedFiles.add(spooled.file);
+        else this.toSpool(records);
         this.spoolMemory();
         this.retryAt = Date.now() + this.backoffMs;
         this.backoffMs = Math.min(this.backoffMs * 2, this.options.retryMaxMs);

@@ -21,6 +21,8 @@ export interface SpooledBatch {
   file: string;
   resource: Attributes;
   records: SpanRecord[];
+  /** it waited for an endpoint that failed (true), or only for a slow one to catch up */
+  failed: boolean;
 }
 
 /** A spool file that could not be read back: its spans are lost (and counted as dropped). */
@@ -84,8 +86,8 @@ export class Spool {
   }
 
   /** Keeps a batch; false when it does not fit in the bound (nothing is written then). */
-  write(resource: Attributes, records: readonly SpanRecord[]): boolean {
-    const text = [JSON.stringify({ resource }), ...records.map(toLine)].join("\n") + "\n";
+  write(resource: Attributes, records: readonly SpanRecord[], failed = true): boolean {
+    const text = [JSON.stringify({ resource, failed }), ...records.map(toLine)].join("\n") + "\n";
     const bytes = Buffer.byteLength(text);
     if (this.bytes + bytes > this.maxBytes) return false;
     const name = `${String(this.next++).padStart(12, "0")}.spool`;
@@ -105,11 +107,12 @@ export class Spool {
     const path = join(this.dir, head.name);
     try {
       const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
-      const first = JSON.parse(lines[0] ?? "{}") as { resource?: Attributes };
+      const first = JSON.parse(lines[0] ?? "{}") as { resource?: Attributes; failed?: boolean };
       return {
         file: head.name,
         resource: first.resource ?? {},
         records: lines.slice(1).map(fromLine),
+        failed: first.failed ?? true,
       };
     } catch (error) {
       this.remove(head.name);
