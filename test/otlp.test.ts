@@ -332,6 +332,7 @@ describe("live export of a profiled llama.cpp run", () => {
   test("replay --otlp-endpoint sends the same spans as the live run", async () => {
     assert.ok(liveDir, "the live run test ran");
     const collector = await OtlpCollector.start();
+    const fileBefore = readFileSync(join(liveDir, "traces.otlp.jsonl"));
     try {
       const ran = await profinferAsync([
         "replay",
@@ -356,6 +357,10 @@ describe("live export of a profiled llama.cpp run", () => {
         );
       }
       assert.deepEqual(collector.spans[0]!.resource, liveSpans[0]!.resource);
+      assert.ok(
+        readFileSync(join(liveDir, "traces.otlp.jsonl")).equals(fileBefore),
+        "replay rewrites traces.otlp.jsonl byte for byte",
+      );
     } finally {
       await collector.stop();
     }
