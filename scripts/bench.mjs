@@ -4,7 +4,8 @@
 // llama-bench, without profinfer and under `profinfer record` at each level, interleaved in
 // rounds (the order shuffled each round) so that machine drift cancels in the per-round ratios.
 // Reports the slowdown, probe hits per decoded token and the cost per probe hit. A benchmark,
-// not a test: it asserts nothing. BENCH_ROUNDS (default 7) and BENCH_TOKENS (default 64) tune it.
+// not a test: it asserts nothing. BENCH_ROUNDS (default 7), BENCH_TOKENS (default 64) and
+// BENCH_CONFIGS (default all: none,token,graph,op,op+otlp) tune it.
 // "op+otlp" is the op level with live OTLP export (default operator-span sampling) to a real gRPC
 // receiver in a process of its own; the OTLP section after the rounds measures how many spans a
 // second profinfer exports without a drop, the CPU it spends per span, and the span sizes the
@@ -58,7 +59,11 @@ const received = () => {
   return last ? [Number(last[1]), Number(last[2])] : [0, 0];
 };
 
-const configs = ["none", "token", "graph", "op", "op+otlp"];
+// BENCH_CONFIGS=none,op,op+otlp narrows the rounds ("none" is the baseline and always runs)
+const configs = ["none", "token", "graph", "op", "op+otlp"].filter(
+  (c) =>
+    c === "none" || !process.env.BENCH_CONFIGS || process.env.BENCH_CONFIGS.split(",").includes(c),
+);
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-bench-"));
 const benchArgs = [
   "-m",
@@ -307,7 +312,8 @@ const otlp = {
   spooled: exporter.stats.spooled,
   dropped: exporter.stats.dropped + (2 * exported - arrived - backlogArrived),
 };
-const roundsOtlp = results["op+otlp"].map((r, i) => r.tps / results.op[i].tps);
+const roundsOtlp = (results["op+otlp"] ?? []).map((r, i) => r.tps / results.op[i].tps);
+const cpuOtlp = (results["op+otlp"] ?? []).map((r, i) => r.cpuSeconds / results.op[i].cpuSeconds);
 const otlpLines = [
   "",
   `OTLP export (bench model, llama-bench -n ${otlpTokens} at op level, every operator span; receiver in its own process):`,
@@ -316,15 +322,15 @@ const otlpLines = [
   `- export, chunk by chunk: ${otlp.exported} spans in ${(otlp.exported / otlp.spansPerSecond).toFixed(2)} s = ${Math.round(otlp.spansPerSecond)} spans/s, ${otlp.sendCpuUsPerSpan.toFixed(2)} us CPU per span (serialisation + gRPC), ${otlp.arrived} arrived`,
   `- export, all at once (the excess through the disk spool): ${Math.round(otlp.backlogSpansPerSecond)} spans/s, ${otlp.backlogCpuUsPerSpan.toFixed(2)} us CPU per span, ${otlp.backlogArrived} arrived, ${otlp.spooled} spooled`,
   `- dropped: ${otlp.dropped}`,
-  ...(rounds > 0
+  ...(roundsOtlp.length > 0 && results.op
     ? [
-        `- op level with live OTLP export vs without, same rounds: median t/s ratio ${median(roundsOtlp).toFixed(4)} (range ${Math.min(...roundsOtlp).toFixed(3)} .. ${Math.max(...roundsOtlp).toFixed(3)})`,
+        `- op level with live OTLP export vs without, same rounds: median t/s ratio ${median(roundsOtlp).toFixed(4)} (range ${Math.min(...roundsOtlp).toFixed(3)} .. ${Math.max(...roundsOtlp).toFixed(3)}), median CPU-per-run ratio ${median(cpuOtlp).toFixed(4)} (range ${Math.min(...cpuOtlp).toFixed(3)} .. ${Math.max(...cpuOtlp).toFixed(3)})`,
       ]
     : []),
 ];
 process.stdout.write(otlpLines.join("\n") + "\n");
 writeFileSync(
   join(outDir, "bench-otlp.json"),
-  JSON.stringify({ ...otlp, opOtlpOverOpRatios: roundsOtlp }, null, 2),
+  JSON.stringify({ ...otlp, opOtlpOverOpRatios: roundsOtlp, opOtlpOverOpCpu: cpuOtlp }, null, 2),
 );
 writeFileSync(join(outDir, "bench-otlp.md"), otlpLines.join("\n") + "\n");
