@@ -585,8 +585,18 @@ describe("nothing lost when the collector is away", () => {
 
 describe("bad input: clear errors at start", () => {
   test("an endpoint that is not a URL, a header without '=', a sample spec that does not parse", async () => {
-    const notUrl = await profinfer(["record", "--otlp-endpoint", "localhost 4317", "--", "true"]);
+    const untouched = join(scratch, "bad-url");
+    const notUrl = await profinfer([
+      "record",
+      "--out",
+      untouched,
+      "--otlp-endpoint",
+      "localhost 4317",
+      "--",
+      "true",
+    ]);
     assert.equal(notUrl.code, 2);
+    assert.ok(!existsSync(untouched), "nothing was started or written");
     assert.match(notUrl.stderr, /not a URL.*http:\/\/HOST:PORT/);
     const scheme = await profinfer([
       "record",

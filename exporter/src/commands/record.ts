@@ -264,8 +264,11 @@ interface LiveOtlp {
   live: LiveSpanExport;
 }
 
-async function startLiveOtlp(opts: OtlpOptions, runDir: string): Promise<LiveOtlp | null> {
-  const endpoint = otlpEndpoint(opts);
+async function startLiveOtlp(
+  opts: OtlpOptions,
+  endpoint: EndpointConfig | null,
+  runDir: string,
+): Promise<LiveOtlp | null> {
   if (!endpoint) return null;
   const exporter = newSpanExport(
     opts,
@@ -353,8 +356,9 @@ export function registerRecordCommands(program: Command): void {
       .usage("[options] -- <command ...>"),
   ).action(async (command: string[], opts: CommonOptions) => {
     const outDir = resolve(opts.out ?? defaultRunDir(command[0]!));
+    const endpoint = otlpEndpoint(opts); // a bad URL stops here, before anything is made
     mkdirSync(outDir, { recursive: true });
-    const otlp = await startLiveOtlp(opts, outDir);
+    const otlp = await startLiveOtlp(opts, endpoint, outDir);
     // The target waits on fd 3 until the probes are in place, then execs the real program, so
     // that nothing runs untraced and the pid the probes filter on is the program's own.
     const child = spawn("/bin/sh", ["-c", 'read _ <&3; exec 3<&-; exec "$0" "$@"', ...command], {
@@ -402,8 +406,9 @@ export function registerRecordCommands(program: Command): void {
     if (!existsSync(`/proc/${opts.pid}`)) throw new UserError(`no process with pid ${opts.pid}`);
     const comm = readFileSync(`/proc/${opts.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
     const outDir = resolve(opts.out ?? defaultRunDir(comm[0] ?? String(opts.pid)));
+    const endpoint = otlpEndpoint(opts);
     mkdirSync(outDir, { recursive: true });
-    const otlp = await startLiveOtlp(opts, outDir);
+    const otlp = await startLiveOtlp(opts, endpoint, outDir);
     let recorder: Recorder;
     try {
       recorder = openRecorder(opts.pid, comm, opts, outDir, otlp?.live);
