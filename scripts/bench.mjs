@@ -4,13 +4,19 @@
 // llama-bench, without profinfer and under `profinfer record` at each level, interleaved in
 // rounds (the order shuffled each round) so that machine drift cancels in the per-round ratios.
 // Reports the slowdown, probe hits per decoded token and the cost per probe hit. A benchmark,
-// not a test: it asserts nothing. BENCH_ROUNDS (default 7) and BENCH_TOKENS (default 64) tune it.
+// not a test: it asserts nothing. BENCH_ROUNDS (default 7), BENCH_TOKENS (default 64) and
+// BENCH_CONFIGS (a comma-separated subset of the configurations below; "none" always runs) tune it.
 // Also: `metrics` (operator aggregates kept in the kernel, no event stream, /metrics served) against
 // no profiler, and `op` with N counters read at every boundary (software events here), whose extra
 // time per token over `op`, divided by the probe hits, is the cost of reading N counters a hit.
-import { spawnSync } from "node:child_process";
+// "op+otlp" is the op level with live OTLP export (default operator-span sampling) to a real gRPC
+// receiver in a process of its own; the OTLP section after the rounds measures how many spans a
+// second profinfer exports without a drop, the CPU it spends per span, and the span sizes the
+// default sampling (docs/spans.md "Volume") is chosen from.
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { performance } from "node:perf_hooks";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -30,6 +36,32 @@ const models = spawnSync(process.execPath, [cli, "models", "bench"], { encoding:
 if (models.status !== 0) throw new Error(models.stderr);
 const model = join(modelsDir(), "bench", "bench-llama3.2-1b-q4_0.gguf");
 
+// the OTLP receiver, a process of its own
+const collector = spawn(
+  process.execPath,
+  ["--import", "tsx", join(repoRoot, "test", "support", "otlpCollectorProcess.ts")],
+  { cwd: repoRoot, stdio: ["ignore", "pipe", "inherit"] },
+);
+let collectorOut = "";
+collector.stdout.on("data", (d) => (collectorOut += d.toString()));
+const collectorPort = await new Promise((resolvePort, reject) => {
+  const timer = setInterval(() => {
+    const m = /port (\d+)/.exec(collectorOut);
+    if (m) {
+      clearInterval(timer);
+      resolvePort(Number(m[1]));
+    }
+  }, 20);
+  collector.on("exit", (code) => reject(new Error(`the OTLP receiver exited (${code})`)));
+});
+const collectorUrl = `http://127.0.0.1:${collectorPort}`;
+/** [total spans received, distinct span ids] so far */
+const received = () => {
+  const all = [...collectorOut.matchAll(/spans (\d+) (\d+)/g)];
+  const last = all.at(-1);
+  return last ? [Number(last[1]), Number(last[2])] : [0, 0];
+};
+
 // name -> profinfer record arguments (null: no profiler)
 const COUNTER_SETS = { 1: "task-clock", 4: "task-clock,cpu-clock,page-faults,context-switches" };
 const CONFIGS = {
@@ -42,6 +74,7 @@ const CONFIGS = {
   metrics: ["--level", "metrics", "--metrics-addr", "127.0.0.1:0"],
   "op+1 counter": ["--level", "op", "--pmc", COUNTER_SETS[1]],
   "op+4 counters": ["--level", "op", "--pmc", COUNTER_SETS[4]],
+  "op+otlp": ["--level", "op", "--otlp-endpoint", collectorUrl],
 };
 const configs = (process.env.BENCH_CONFIGS?.split(",") ?? Object.keys(CONFIGS)).filter(
   (c) => c in CONFIGS,
@@ -155,7 +188,7 @@ const rows = configs.map((config) => {
 // The cost of reading counters: extra time per token over plain `op`, per probe hit.
 const opRow = rows.find((r) => r.config === "op");
 const counterCost = rows
-  .filter((r) => r.config.startsWith("op+") && opRow)
+  .filter((r) => r.config.includes("counter") && opRow)
   .map((r) => {
     const extraMs = 1000 / r.medianTps - 1000 / opRow.medianTps;
     // CPU time is less disturbed than t/s by other programs on the machine: the extra CPU of the
@@ -196,11 +229,162 @@ const lines = [
       ]
     : []),
 ];
-process.stdout.write("\n" + lines.join("\n") + "\n");
 const outDir = join(repoRoot, "test-output");
 mkdirSync(outDir, { recursive: true });
-writeFileSync(
-  join(outDir, "bench-tracer.json"),
-  JSON.stringify({ rounds, tokens, results, rows, counterCost }, null, 2),
+// BENCH_ROUNDS=0: only the OTLP section
+if (rounds > 0) {
+  process.stdout.write("\n" + lines.join("\n") + "\n");
+  writeFileSync(
+    join(outDir, "bench-tracer.json"),
+    JSON.stringify({ rounds, tokens, results, rows, counterCost }, null, 2),
+  );
+  writeFileSync(join(outDir, "bench-tracer.md"), lines.join("\n") + "\n");
+}
+
+// --- OTLP export: throughput without drops, CPU per span, span sizes
+const { buildRun } = await import(join(repoRoot, "exporter", "dist", "trace", "model.js"));
+const { buildRunSpans } = await import(
+  join(repoRoot, "exporter", "dist", "sinks", "otel", "spans.js")
 );
-writeFileSync(join(outDir, "bench-tracer.md"), lines.join("\n") + "\n");
+const { SpanExport, EXPORT_DEFAULTS } = await import(
+  join(repoRoot, "exporter", "dist", "sinks", "otel", "exporter.js")
+);
+const { toReadableSpans } = await import(
+  join(repoRoot, "exporter", "dist", "sinks", "otel", "readable.js")
+);
+const { resourceAttributes } = await import(
+  join(repoRoot, "exporter", "dist", "sinks", "otel", "resource.js")
+);
+const { resourceFromAttributes } = await import("@opentelemetry/resources");
+const { ProtobufTraceSerializer } = await import("@opentelemetry/otlp-transformer");
+
+const otlpTokens = Number(process.env.BENCH_OTLP_TOKENS ?? 16);
+const otlpDir = mkdtempSync(join(tmpdir(), "profinfer-bench-otlp-"));
+const recorded = spawnSync(
+  process.execPath,
+  [
+    cli,
+    "record",
+    "--no-status",
+    "--level",
+    "op",
+    "--out",
+    otlpDir,
+    "--",
+    benchBin,
+    ...benchArgs.map((a) => (a === String(tokens) ? String(otlpTokens) : a)),
+  ],
+  { encoding: "utf8", maxBuffer: 64 << 20 },
+);
+if (recorded.status !== 0) throw new Error(`OTLP bench record: ${recorded.stderr.slice(-2000)}`);
+const otlpRun = buildRun(readRawFile(join(otlpDir, "events.pinf")));
+const t0 = process.cpuUsage();
+const w0 = performance.now();
+const allSpans = buildRunSpans(otlpRun, { kind: "all" });
+const buildCpu = process.cpuUsage(t0);
+const buildWall = performance.now() - w0;
+const opSpans = allSpans.filter((x) => x.attributes["ggml.op"] !== undefined);
+const resource = resourceFromAttributes(
+  resourceAttributes(
+    otlpRun.header,
+    otlpRun.notes.map((n) => n.note),
+  ),
+);
+const opBytes = ProtobufTraceSerializer.serializeRequest(
+  toReadableSpans(opSpans, resource, "bench"),
+).length;
+const decodeCalls = otlpRun.tokens.filter((t) => t.phase === "decode");
+const opsPerDecode =
+  decodeCalls.length > 0
+    ? Math.round(
+        decodeCalls.reduce(
+          (n, t) => n + t.graphs.reduce((m, g) => m + (g.opsRecorded ? g.ops.length : 0), 0),
+          0,
+        ) / decodeCalls.length,
+      )
+    : 0;
+rmSync(otlpDir, { recursive: true, force: true });
+
+// throughput: the recorded run's spans, sent REPEAT times through SpanExport as record does
+const repeat = Number(process.env.BENCH_OTLP_REPEAT ?? 20);
+const spoolDir = mkdtempSync(join(tmpdir(), "profinfer-bench-spool-"));
+const exporter = new SpanExport(
+  {
+    url: collectorUrl,
+    headers: {},
+    timeoutMs: EXPORT_DEFAULTS.timeoutMs,
+    spoolDir,
+    spoolMaxBytes: EXPORT_DEFAULTS.spoolMaxBytes,
+    batchSpans: EXPORT_DEFAULTS.batchSpans,
+    retryInitialMs: EXPORT_DEFAULTS.retryInitialMs,
+    retryMaxMs: EXPORT_DEFAULTS.retryMaxMs,
+    version: "bench",
+    log: (m) => process.stderr.write(`otlp: ${m}\n`),
+  },
+  resource.attributes,
+);
+// direct: each repetition handed over and sent before the next, as live export does in chunks
+let before = received()[0];
+let c0 = process.cpuUsage();
+let s0 = performance.now();
+for (let i = 0; i < repeat; i++) {
+  exporter.add(allSpans);
+  await exporter.flush(600_000);
+}
+const sendWall = performance.now() - s0;
+const sendCpu = process.cpuUsage(c0);
+await new Promise((r) => setTimeout(r, 300));
+const arrived = received()[0] - before;
+// backlog: everything at once, more than the memory queue holds: the excess goes through the spool
+before = received()[0];
+c0 = process.cpuUsage();
+s0 = performance.now();
+for (let i = 0; i < repeat; i++) exporter.add(allSpans);
+await exporter.flush(600_000);
+const backlogWall = performance.now() - s0;
+const backlogCpu = process.cpuUsage(c0);
+await exporter.close();
+rmSync(spoolDir, { recursive: true, force: true });
+await new Promise((r) => setTimeout(r, 300));
+const backlogArrived = received()[0] - before;
+collector.kill();
+const exported = allSpans.length * repeat;
+const otlp = {
+  spansPerRun: allSpans.length,
+  opSpans: opSpans.length,
+  opSpansPerDecodeCall: opsPerDecode,
+  bytesPerOpSpan: opBytes / Math.max(opSpans.length, 1),
+  buildUsPerSpan: (buildCpu.user + buildCpu.system) / allSpans.length,
+  buildWallMs: buildWall,
+  exported,
+  arrived,
+  spansPerSecond: exported / (sendWall / 1000),
+  sendCpuUsPerSpan: (sendCpu.user + sendCpu.system) / exported,
+  backlogArrived,
+  backlogSpansPerSecond: exported / (backlogWall / 1000),
+  backlogCpuUsPerSpan: (backlogCpu.user + backlogCpu.system) / exported,
+  spooled: exporter.stats.spooled,
+  dropped: exporter.stats.dropped + (2 * exported - arrived - backlogArrived),
+};
+const roundsOtlp = (results["op+otlp"] ?? []).map((r, i) => r.tps / results.op[i].tps);
+const cpuOtlp = (results["op+otlp"] ?? []).map((r, i) => r.cpuSeconds / results.op[i].cpuSeconds);
+const otlpLines = [
+  "",
+  `OTLP export (bench model, llama-bench -n ${otlpTokens} at op level, every operator span; receiver in its own process):`,
+  `- spans of the run: ${otlp.spansPerRun} (${otlp.opSpans} operator spans, ${otlp.opSpansPerDecodeCall} per decode call), ${otlp.bytesPerOpSpan.toFixed(0)} bytes per operator span in OTLP protobuf`,
+  `- building spans from the model: ${otlp.buildUsPerSpan.toFixed(2)} us CPU per span`,
+  `- export, chunk by chunk: ${otlp.exported} spans in ${(otlp.exported / otlp.spansPerSecond).toFixed(2)} s = ${Math.round(otlp.spansPerSecond)} spans/s, ${otlp.sendCpuUsPerSpan.toFixed(2)} us CPU per span (serialisation + gRPC), ${otlp.arrived} arrived`,
+  `- export, all at once (the excess through the disk spool): ${Math.round(otlp.backlogSpansPerSecond)} spans/s, ${otlp.backlogCpuUsPerSpan.toFixed(2)} us CPU per span, ${otlp.backlogArrived} arrived, ${otlp.spooled} spooled`,
+  `- dropped: ${otlp.dropped}`,
+  ...(roundsOtlp.length > 0 && results.op
+    ? [
+        `- op level with live OTLP export vs without, same rounds: median t/s ratio ${median(roundsOtlp).toFixed(4)} (range ${Math.min(...roundsOtlp).toFixed(3)} .. ${Math.max(...roundsOtlp).toFixed(3)}), median CPU-per-run ratio ${median(cpuOtlp).toFixed(4)} (range ${Math.min(...cpuOtlp).toFixed(3)} .. ${Math.max(...cpuOtlp).toFixed(3)})`,
+      ]
+    : []),
+];
+process.stdout.write(otlpLines.join("\n") + "\n");
+writeFileSync(
+  join(outDir, "bench-otlp.json"),
+  JSON.stringify({ ...otlp, opOtlpOverOpRatios: roundsOtlp, opOtlpOverOpCpu: cpuOtlp }, null, 2),
+);
+writeFileSync(join(outDir, "bench-otlp.md"), otlpLines.join("\n") + "\n");

@@ -33,6 +33,8 @@ const debianPackages = [
   ["git", "git"],
   ["prometheus", "prometheus"],
   ["chromium", "chromium"],
+  // the OTLP tests make a self-signed certificate for their TLS endpoint
+  ["openssl", "openssl"],
 ];
 
 // llama.cpp build options. The key of the cache folder is derived from them, so a change of any

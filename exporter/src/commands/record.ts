@@ -2,14 +2,15 @@
 // profinfer record | attach | replay
 import { Command, InvalidArgumentError, Option } from "commander";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { loadNativeModule } from "../record/nativeTracer.js";
 import { Registry } from "prom-client";
 import { resolveCounters } from "../record/counters.js";
 import { Recorder, type Level, type OpTiming, type RecordOptions } from "../record/recorder.js";
-import { ProfinferMetrics } from "../sinks/metrics/profinferMetrics.js";
+import { ProfinferMetrics, type SpanExportCounts } from "../sinks/metrics/profinferMetrics.js";
 import {
   DEFAULT_METRICS_ADDR,
   parseMetricsAddr,
@@ -21,10 +22,32 @@ import { writeRunOutputs, type RunOutputs } from "../sinks/runOutputs.js";
 import { computeStats } from "../sinks/stats.js";
 import { buildRun } from "../trace/model.js";
 import { readRawFile } from "../trace/rawFile.js";
+import {
+  EXPORT_DEFAULTS,
+  SpanExport,
+  checkEndpoint,
+  formatExportStats,
+  type EndpointConfig,
+} from "../sinks/otel/exporter.js";
+import { LiveSpanExport } from "../sinks/otel/live.js";
+import { collectHeader, endpointFrom, parseEndpoint } from "../sinks/otel/options.js";
+import { resourceAttributes } from "../sinks/otel/resource.js";
+import { DEFAULT_OP_SAMPLING, parseOpSampling, type OpSampling } from "../sinks/otel/spans.js";
 
 const VERSION = "0.1.0";
 
-interface CommonOptions {
+interface OtlpOptions {
+  otlpEndpoint?: string;
+  otlpHeader?: Record<string, string>;
+  serviceName?: string;
+  otlpOpSample: OpSampling;
+  otlpSpool?: string;
+  otlpSpoolMax: number;
+  otlpTimeout: number;
+  otlpFlushTimeout: number;
+}
+
+interface CommonOptions extends OtlpOptions {
   out?: string;
   level: Level;
   ops?: string;
@@ -84,8 +107,76 @@ function parseSize(value: string): number {
   return Number(m[1]) * unit;
 }
 
-function addCommonOptions(command: Command): Command {
+function positiveSeconds(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || n <= 0)
+      throw new InvalidArgumentError(`${what} is a number of seconds above 0.`);
+    return n;
+  };
+}
+
+function opSample(value: string): OpSampling {
+  try {
+    return parseOpSampling(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function header(value: string, previous?: Record<string, string>): Record<string, string> {
+  try {
+    return collectHeader(value, previous);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/** The OTLP options, shared by record, attach and replay (docs/cli.md "OpenTelemetry export"). */
+function addOtlpOptions(command: Command): Command {
   return command
+    .option(
+      "--otlp-endpoint <url>",
+      "send spans over OTLP gRPC to this endpoint, http://HOST:PORT or https://HOST:PORT (TLS); default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, $OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
+    .option(
+      "--otlp-header <key=value>",
+      "gRPC metadata sent with every export (repeatable)",
+      header,
+    )
+    .option("--service-name <name>", "service.name of the spans (default: the program's name)")
+    .option(
+      "--otlp-op-sample <spec>",
+      "llama_decode calls of each generation that get operator spans: all, none, every:N, first:K",
+      opSample,
+      DEFAULT_OP_SAMPLING,
+    )
+    .option(
+      "--otlp-spool <dir>",
+      "where spans wait while the endpoint is down (default: RUN_DIR/otlp-spool)",
+    )
+    .option(
+      "--otlp-spool-max <size>",
+      "the spool's bound; spans beyond it are dropped and counted",
+      parseSize,
+      EXPORT_DEFAULTS.spoolMaxBytes,
+    )
+    .option(
+      "--otlp-timeout <seconds>",
+      "timeout of one export request",
+      positiveSeconds("--otlp-timeout"),
+      EXPORT_DEFAULTS.timeoutMs / 1000,
+    )
+    .option(
+      "--otlp-flush-timeout <seconds>",
+      "at the end, how long to wait for the endpoint to take what is left",
+      positiveSeconds("--otlp-flush-timeout"),
+      30,
+    );
+}
+
+function addCommonOptions(command: Command): Command {
+  return addOtlpOptions(command)
     .option("--out <dir>", "run folder (default: ./profinfer-runs/<name>-<time>)")
     .addOption(
       new Option(
@@ -165,8 +256,13 @@ function checkOptions(opts: CommonOptions): void {
   }
 }
 
-function recordOptions(opts: CommonOptions, outDir: string): RecordOptions {
+function recordOptions(
+  opts: CommonOptions,
+  outDir: string,
+  listener?: LiveSpanExport,
+): RecordOptions {
   return {
+    listener,
     outDir,
     level: opts.level,
     ops: opts.ops
@@ -203,11 +299,12 @@ function openRecorder(
   command: string[],
   opts: CommonOptions,
   outDir: string,
+  listener?: LiveSpanExport,
 ): Recorder {
   mkdirSync(outDir, { recursive: true });
   const native = loadNativeModule();
   try {
-    return new Recorder(native, pid, command, recordOptions(opts, outDir));
+    return new Recorder(native, pid, command, recordOptions(opts, outDir, listener));
   } catch (error) {
     const message = (error as Error).message;
     if (/Permission denied|Operation not permitted/.test(message)) {
@@ -217,6 +314,82 @@ function openRecorder(
     }
     throw new UserError(`cannot start the tracer: ${message}`);
   }
+}
+
+const log = (message: string) => process.stderr.write(`profinfer: ${message}\n`);
+
+/** The endpoint of the options or the environment, checked; null when export is off. */
+function otlpEndpoint(opts: OtlpOptions): EndpointConfig | null {
+  const url = endpointFrom(opts.otlpEndpoint);
+  if (url === null) return null;
+  return {
+    url: parseEndpoint(url),
+    headers: opts.otlpHeader ?? {},
+    timeoutMs: Math.round(opts.otlpTimeout * 1000),
+  };
+}
+
+function newSpanExport(opts: OtlpOptions, endpoint: EndpointConfig, spoolDir: string): SpanExport {
+  return new SpanExport(
+    {
+      ...endpoint,
+      spoolDir,
+      spoolMaxBytes: opts.otlpSpoolMax,
+      batchSpans: EXPORT_DEFAULTS.batchSpans,
+      retryInitialMs: EXPORT_DEFAULTS.retryInitialMs,
+      retryMaxMs: EXPORT_DEFAULTS.retryMaxMs,
+      version: VERSION,
+      log,
+    },
+    {},
+  );
+}
+
+/** Live export during record/attach: spans of finished calls leave while the target runs. */
+interface LiveOtlp {
+  exporter: SpanExport;
+  live: LiveSpanExport;
+}
+
+async function startLiveOtlp(
+  opts: OtlpOptions,
+  endpoint: EndpointConfig | null,
+  runDir: string,
+): Promise<LiveOtlp | null> {
+  if (!endpoint) return null;
+  const exporter = newSpanExport(
+    opts,
+    endpoint,
+    resolve(opts.otlpSpool ?? join(runDir, "otlp-spool")),
+  );
+  const problem = await checkEndpoint(endpoint);
+  if (problem) {
+    log(
+      `the OTLP endpoint ${endpoint.url} does not answer: ${problem}. Is it the collector's gRPC port (4317)? ` +
+        `Recording goes on; spans wait in ${exporter.spoolDir} and are sent when it answers.`,
+    );
+    exporter.markDown();
+  }
+  const live = new LiveSpanExport({
+    opSampling: opts.otlpOpSample,
+    intervalMs: 1000,
+    marginNs: 200_000_000n,
+    send: (records) => exporter.add(records),
+    runInfo: (header, notes) =>
+      exporter.setResource(resourceAttributes(header, notes, opts.serviceName)),
+    log,
+  });
+  return { exporter, live };
+}
+
+/** After the run: the last spans, waiting for the endpoint at most --otlp-flush-timeout. */
+async function finishLiveOtlp(otlp: LiveOtlp | null, opts: OtlpOptions): Promise<void> {
+  if (!otlp) return;
+  otlp.live.finish();
+  const flushed = await otlp.exporter.flush(opts.otlpFlushTimeout * 1000);
+  if (!flushed) log(`the OTLP endpoint did not take every span within ${opts.otlpFlushTimeout} s`);
+  await otlp.exporter.close();
+  log(formatExportStats(otlp.exporter.stats, otlp.exporter.spoolDir));
 }
 
 /** A status line on the terminal while recording: tokens, tokens/s, events/s, drops. */
@@ -254,7 +427,7 @@ export function modelLabel(command: string[]): string {
 interface MetricsEndpoint {
   registry: Registry;
   server: MetricsServer;
-  attach(recorder: Recorder, command: string[]): void;
+  attach(recorder: Recorder, command: string[], spans?: () => SpanExportCounts): void;
   /** after the target exited: serve the final values a while, then stop */
   finish(): Promise<void>;
 }
@@ -282,9 +455,9 @@ async function openMetrics(opts: CommonOptions): Promise<MetricsEndpoint | null>
   return {
     registry,
     server,
-    attach(recorder, command) {
+    attach(recorder, command, spans) {
       const native = loadNativeModule();
-      new ProfinferMetrics(
+      const metrics = new ProfinferMetrics(
         registry,
         {
           aggregates: () => recorder.aggregates(),
@@ -304,6 +477,7 @@ async function openMetrics(opts: CommonOptions): Promise<MetricsEndpoint | null>
           moe: opts.metricsMoe ?? false,
         },
       );
+      if (spans) metrics.followSpanExport(spans);
     },
     async finish() {
       if (opts.metricsLinger > 0) {
@@ -317,7 +491,11 @@ async function openMetrics(opts: CommonOptions): Promise<MetricsEndpoint | null>
   };
 }
 
-function reportRun(outDir: string, recorder: Recorder, report: boolean): void {
+function reportRun(
+  outDir: string,
+  recorder: Recorder,
+  opts: OtlpOptions & { report: boolean },
+): void {
   if (recorder.libraries.length === 0) {
     process.stderr.write(
       `profinfer: no llama.cpp library was found in the target: none of the files it mapped defines llama_decode, ` +
@@ -329,7 +507,11 @@ function reportRun(outDir: string, recorder: Recorder, report: boolean): void {
     for (const line of recorder.levelReport())
       process.stderr.write(`profinfer: not traced: ${line}\n`);
   }
-  const outputs = writeRunOutputs(outDir, { report: report });
+  const outputs = writeRunOutputs(outDir, {
+    report: opts.report,
+    opSampling: opts.otlpOpSample,
+    serviceName: opts.serviceName,
+  });
   process.stdout.write(outputs.summary);
   reportReportFile(outputs);
   process.stderr.write(`profinfer: run folder ${outDir}\n`);
@@ -361,9 +543,18 @@ export function registerRecordCommands(program: Command): void {
       .usage("[options] -- <command ...>"),
   ).action(async (command: string[], opts: CommonOptions) => {
     const outDir = resolve(opts.out ?? defaultRunDir(command[0]!));
-    // bad input (counter names, the metrics address) fails before the target starts
+    // bad input (counter names, the metrics address, the OTLP URL) fails before the target starts
     checkOptions(opts);
-    const metrics = await openMetrics(opts);
+    const endpoint = otlpEndpoint(opts);
+    mkdirSync(outDir, { recursive: true });
+    const otlp = await startLiveOtlp(opts, endpoint, outDir);
+    let metrics: MetricsEndpoint | null;
+    try {
+      metrics = await openMetrics(opts);
+    } catch (error) {
+      await otlp?.exporter.close();
+      throw error;
+    }
     // The target waits on fd 3 until the probes are in place, then execs the real program, so
     // that nothing runs untraced and the pid the probes filter on is the program's own.
     const child = spawn("/bin/sh", ["-c", 'read _ <&3; exec 3<&-; exec "$0" "$@"', ...command], {
@@ -374,12 +565,13 @@ export function registerRecordCommands(program: Command): void {
     );
     let recorder: Recorder;
     try {
-      recorder = openRecorder(child.pid!, command, opts, outDir);
-      metrics?.attach(recorder, command);
+      recorder = openRecorder(child.pid!, command, opts, outDir, otlp?.live);
+      metrics?.attach(recorder, command, otlp ? () => otlp.exporter.stats : undefined);
       recorder.start();
     } catch (error) {
       child.kill("SIGKILL");
       await metrics?.server.close();
+      await otlp?.exporter.close();
       throw error;
     }
     const stopStatus = statusLine(recorder, opts.status);
@@ -397,7 +589,8 @@ export function registerRecordCommands(program: Command): void {
       process.stderr.write(
         `profinfer: '${command[0]}' could not be started (command not found?)\n`,
       );
-    reportRun(outDir, recorder, opts.report);
+    reportRun(outDir, recorder, opts);
+    await finishLiveOtlp(otlp, opts);
     process.exitCode = exit.code ?? (exit.signal ? 128 + (signalNumber(exit.signal) ?? 1) : 1);
   });
 
@@ -413,15 +606,20 @@ export function registerRecordCommands(program: Command): void {
     const comm = readFileSync(`/proc/${opts.pid}/cmdline`, "utf8").split("\0").filter(Boolean);
     const outDir = resolve(opts.out ?? defaultRunDir(comm[0] ?? String(opts.pid)));
     checkOptions(opts);
-    const metrics = await openMetrics(opts);
+    const endpoint = otlpEndpoint(opts);
+    mkdirSync(outDir, { recursive: true });
+    const otlp = await startLiveOtlp(opts, endpoint, outDir);
+    let metrics: MetricsEndpoint | null = null;
     let recorder: Recorder;
     try {
-      recorder = openRecorder(opts.pid, comm, opts, outDir);
+      metrics = await openMetrics(opts);
+      recorder = openRecorder(opts.pid, comm, opts, outDir, otlp?.live);
     } catch (error) {
       await metrics?.server.close();
+      await otlp?.exporter.close();
       throw error;
     }
-    metrics?.attach(recorder, comm);
+    metrics?.attach(recorder, comm, otlp ? () => otlp.exporter.stats : undefined);
     recorder.start();
     const stopStatus = statusLine(recorder, opts.status);
     const reason = await new Promise<string>((resolveStop) => {
@@ -440,19 +638,54 @@ export function registerRecordCommands(program: Command): void {
     await recorder.finish(null);
     await metrics?.finish();
     process.stderr.write(`profinfer: detached from pid ${opts.pid} (${reason})\n`);
-    reportRun(outDir, recorder, opts.report);
+    reportRun(outDir, recorder, opts);
+    await finishLiveOtlp(otlp, opts);
   });
 
-  program
-    .command("replay")
-    .description("rebuild every output of a run folder from its recorded events (no root needed)")
-    .argument("<run-dir>", "a folder written by record or attach")
-    .option("--no-report", "do not write report.html")
-    .action((runDir: string, opts: { report: boolean }) => {
-      const outputs = writeRunOutputs(requireRunDir(runDir), { report: opts.report });
-      process.stdout.write(outputs.summary);
-      reportReportFile(outputs);
+  addOtlpOptions(
+    program
+      .command("replay")
+      .description(
+        "rebuild every output of a run folder from its recorded events (no root needed); with --otlp-endpoint, send its spans",
+      )
+      .argument("<run-dir>", "a folder written by record or attach")
+      .option("--no-report", "do not write report.html"),
+  ).action(async (runDir: string, opts: OtlpOptions & { report: boolean }) => {
+    const dir = requireRunDir(runDir);
+    const endpoint = otlpEndpoint(opts);
+    if (endpoint) {
+      const problem = await checkEndpoint(endpoint);
+      if (problem)
+        throw new UserError(
+          `the OTLP endpoint ${endpoint.url} does not answer: ${problem}. Is it the collector's gRPC port (4317)? Nothing was sent; run replay again when it is up.`,
+        );
+    }
+    const outputs = writeRunOutputs(dir, {
+      report: opts.report,
+      opSampling: opts.otlpOpSample,
+      serviceName: opts.serviceName,
     });
+    process.stdout.write(outputs.summary);
+    reportReportFile(outputs);
+    if (!endpoint) return;
+    // a replay sends the whole run each time: what it could not send is not kept, unless asked
+    const spoolDir = opts.otlpSpool
+      ? resolve(opts.otlpSpool)
+      : mkdtempSync(join(tmpdir(), "profinfer-replay-spool-"));
+    const exporter = newSpanExport(opts, endpoint, spoolDir);
+    exporter.setResource(outputs.resource);
+    exporter.add(outputs.spans);
+    const flushed = await exporter.flush(opts.otlpFlushTimeout * 1000);
+    await exporter.close();
+    if (!opts.otlpSpool) rmSync(spoolDir, { recursive: true, force: true });
+    log(formatExportStats(exporter.stats, opts.otlpSpool ? spoolDir : null));
+    if (!flushed || exporter.stats.dropped > 0) {
+      throw new UserError(
+        `not every span reached ${endpoint.url} (${exporter.stats.queued} queued, ${exporter.stats.dropped} dropped); run replay again when it takes them`,
+        1,
+      );
+    }
+  });
 
   program
     .command("report")

@@ -24,6 +24,7 @@ import { STEP_REGISTERS, findStepSites, type StepSite } from "../target/stepSite
 import { EventType, decodeEvent, type TensorEvent } from "../trace/events.js";
 import type { CounterRequest, CounterSelection } from "./counters.js";
 import { RawFileWriter, type RawNote, type RunHeader } from "../trace/rawFile.js";
+import { modelsOfProcess } from "../target/modelFile.js";
 import {
   layoutProbePath,
   type NativeAggregates,
@@ -74,6 +75,20 @@ export interface RecordOptions {
   /** called with warnings and progress a user should see */
   log: (message: string) => void;
   version: string;
+  /** sees what events.pinf receives, as it is written (live sinks: the OTLP export) */
+  listener?: RecordListener;
+}
+
+/**
+ * A live view of the recording: the header, then every batch of events and every note in the
+ * order events.pinf gets them. Called on the recorder's own turn of the event loop, so it must
+ * only take what it needs and return (a batch's buffer may be reused after the call); what it
+ * throws is reported once and otherwise ignored: recording goes on.
+ */
+export interface RecordListener {
+  header(header: RunHeader): void;
+  events(batch: Buffer): void;
+  note(note: RawNote): void;
 }
 
 /** Event type of the dynamic linker hook (bpf/profinfer.h PI_EV_LIBRARY): control, not recorded. */
@@ -111,6 +126,8 @@ export class Recorder {
   private clock: { monotonicNs: string; realtimeNs: string };
   /** the counters that opened, in the order the events carry their readings */
   readonly counters: CounterRequest[] = [];
+  private modelNoted = false;
+  private listenerFailed = false;
   readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0 };
 
   /** the llama.cpp / ggml libraries found in the target so far */
@@ -493,8 +510,23 @@ export class Recorder {
 
   private note(note: RawNote): void {
     if (this.writer) {
-      if (!this.closed) this.writer.appendNote(note);
+      if (!this.closed) {
+        this.writer.appendNote(note);
+        this.tell((l) => l.note(note));
+      }
     } else this.notes.push(note);
+  }
+
+  /** Passes something to the listener; a listener's failure never stops the recording. */
+  private tell(call: (listener: RecordListener) => void): void {
+    const listener = this.options.listener;
+    if (!listener || this.listenerFailed) return;
+    try {
+      call(listener);
+    } catch (error) {
+      this.listenerFailed = true;
+      this.options.log(`live export stopped: ${(error as Error).message}`);
+    }
   }
 
   private header(): RunHeader {
@@ -556,15 +588,24 @@ export class Recorder {
   /** Opens events.pinf once the ggml libraries are known, writing what was held back. */
   private openWriter(): void {
     if (this.writer) return;
-    this.writer = RawFileWriter.create(this.rawPath, this.header());
-    for (const note of this.notes) this.writer.appendNote(note);
+    const header = this.header();
+    this.writer = RawFileWriter.create(this.rawPath, header);
+    this.tell((l) => l.header(header));
+    for (const note of this.notes) {
+      this.writer.appendNote(note);
+      this.tell((l) => l.note(note));
+    }
     this.notes = [];
-    for (const batch of this.pending) this.writer.appendEvents(batch);
+    for (const batch of this.pending) {
+      this.writer.appendEvents(batch);
+      this.tell((l) => l.events(batch));
+    }
     this.pending = [];
   }
 
   private onBatch(batch: Buffer): void {
     let libraryEvents = 0;
+    let tokenBegins = 0;
     for (let at = 0; at + 8 <= batch.length;) {
       const length = batch.readUInt32LE(at);
       const type = batch.readUInt32LE(at + 4);
@@ -572,6 +613,7 @@ export class Recorder {
       else {
         this.stats.events++;
         if (type === EventType.TOKEN_END) this.stats.tokens++;
+        if (type === EventType.TOKEN_BEGIN) tokenBegins++;
         if (type === EventType.TENSOR && !this.validated)
           this.validating.push(decodeEvent(batch, at + 4, length) as TensorEvent);
       }
@@ -584,11 +626,18 @@ export class Recorder {
       this.resume();
       batch = withoutType(batch, EV_LIBRARY);
     }
+    if (tokenBegins > 0 && !this.modelNoted) {
+      // the model is loaded by the first llama_decode: note which one it is
+      this.modelNoted = true;
+      this.note({ kind: "model", models: modelsOfProcess(this.pid, this.command) });
+    }
     if (!this.validated && this.validating.length >= VALIDATION_SAMPLE) this.validate();
     if (this.refused) return;
     if (!this.writer && this.readyToWrite()) this.openWriter();
-    if (this.writer) this.writer.appendEvents(batch);
-    else this.pending.push(batch);
+    if (this.writer) {
+      this.writer.appendEvents(batch);
+      this.tell((l) => l.events(batch));
+    } else this.pending.push(batch);
   }
 
   private validate(): void {

@@ -4,6 +4,14 @@
 import { join } from "node:path";
 import { buildRun, type Run } from "../trace/model.js";
 import { readRawFile } from "../trace/rawFile.js";
+import { writeOtlpJsonLines } from "./otel/readable.js";
+import { resourceAttributes, runResource } from "./otel/resource.js";
+import {
+  DEFAULT_OP_SAMPLING,
+  buildRunSpans,
+  type OpSampling,
+  type SpanRecord,
+} from "./otel/spans.js";
 import { writePerfettoTrace } from "./perfetto.js";
 import { writeReport } from "./report.js";
 import { computeStats, formatStatsSummary, writeStatsJson } from "./stats.js";
@@ -11,6 +19,10 @@ import { computeStats, formatStatsSummary, writeStatsJson } from "./stats.js";
 export interface RunOutputOptions {
   /** write report.html (default true) */
   report?: boolean;
+  /** which llama_decode calls get operator spans (traces.otlp.jsonl) */
+  opSampling?: OpSampling;
+  /** service.name of the spans; default: the program's name */
+  serviceName?: string;
 }
 
 export interface RunOutputs {
@@ -20,14 +32,25 @@ export interface RunOutputs {
   report: string | null;
   /** why report.html was not written, when it was asked for */
   reportError: string | null;
+
+  /** the spans of traces.otlp.jsonl, and their resource's attributes */
+  spans: SpanRecord[];
+  resource: ReturnType<typeof resourceAttributes>;
 }
 
-/** Writes trace.json, stats.json and report.html into `runDir`; returns the run and the terminal summary. */
+/** Writes trace.json, stats.json, traces.otlp.jsonl and report.html into `runDir`. */
 export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}): RunOutputs {
   const run = buildRun(readRawFile(join(runDir, "events.pinf")));
   writePerfettoTrace(run, join(runDir, "trace.json"));
   const stats = computeStats(run);
   writeStatsJson(stats, join(runDir, "stats.json"));
+  const spans = buildRunSpans(run, options.opSampling ?? DEFAULT_OP_SAMPLING);
+  writeOtlpJsonLines(
+    join(runDir, "traces.otlp.jsonl"),
+    spans,
+    runResource(run, options.serviceName),
+    run.header.profinfer,
+  );
   let report: string | null = null;
   let reportError: string | null = null;
   if (options.report ?? true) {
@@ -40,5 +63,16 @@ export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}):
       reportError = (error as Error).message;
     }
   }
-  return { run, summary: formatStatsSummary(stats), report, reportError };
+  return {
+    run,
+    summary: formatStatsSummary(stats),
+    report,
+    reportError,
+    spans,
+    resource: resourceAttributes(
+      run.header,
+      run.notes.map((n) => n.note),
+      options.serviceName,
+    ),
+  };
 }

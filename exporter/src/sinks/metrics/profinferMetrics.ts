@@ -47,6 +47,14 @@ interface OpTotals {
 
 const PHASES = ["prefill", "decode"] as const;
 
+/** What the metrics read of the OTLP exporter's ExportStats. */
+export interface SpanExportCounts {
+  sent: number;
+  resent: number;
+  queued: number;
+  dropped: number;
+}
+
 export class ProfinferMetrics {
   /** set by the span exporter (OTLP) when one runs */
   readonly spansExported: Counter<typeof N.MODEL>;
@@ -54,6 +62,12 @@ export class ProfinferMetrics {
   readonly spansDropped: Counter<typeof N.MODEL>;
 
   private readonly source: MetricsSource;
+  private spanStats: (() => SpanExportCounts) | null = null;
+
+  /** Serve the OTLP span exporter's counts (sent, re-sent, queued, dropped). */
+  followSpanExport(stats: () => SpanExportCounts): void {
+    this.spanStats = stats;
+  }
 
   constructor(
     registry: Registry,
@@ -240,27 +254,38 @@ export class ProfinferMetrics {
         N.DROP_REASONS.forEach((reason, i) => this.inc({ ...model, reason }, drops[i] ?? 0));
       },
     });
+    // the span exporter's own counts, read at each scrape once followSpanExport() names them
+    const spans = () => this.spanStats?.() ?? { sent: 0, resent: 0, queued: 0, dropped: 0 };
     this.spansExported = new Counter({
       name: N.SPANS_EXPORTED,
-      help: "Spans exported over OTLP",
+      help: "Spans exported over OTLP (first attempt or re-sent from the spool)",
       labelNames: [N.MODEL] as const,
       registers: [registry],
+      collect() {
+        this.reset();
+        const s = spans();
+        this.inc(model, s.sent + s.resent);
+      },
     });
     this.spansQueued = new Gauge({
       name: N.SPANS_QUEUED,
-      help: "Spans waiting to be exported",
+      help: "Spans waiting in the spool to be exported",
       labelNames: [N.MODEL] as const,
       registers: [registry],
+      collect() {
+        this.set(model, spans().queued);
+      },
     });
     this.spansDropped = new Counter({
       name: N.SPANS_DROPPED,
-      help: "Spans dropped before export",
+      help: "Spans dropped before export (the spool was full)",
       labelNames: [N.MODEL] as const,
       registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(model, spans().dropped);
+      },
     });
-    this.spansExported.inc(model, 0);
-    this.spansQueued.set(model, 0);
-    this.spansDropped.inc(model, 0);
     new Counter({
       name: N.PROCESS_CPU,
       help: "CPU time of profinfer's own process (user and system)",

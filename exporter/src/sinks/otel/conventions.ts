@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: Apache-2.0
+// Span, event and attribute names of profinfer's OpenTelemetry export, defined once. The GenAI
+// semantic conventions are still "development" in @opentelemetry/semantic-conventions (only in its
+// unstable `incubating` entry point), so, as opentelemetry-js-contrib does, the few we use are
+// copied here as constants. Everything else lives in one namespace of our own: `ggml.*` for what
+// ggml computes, `profinfer.*` for what the profiler adds. docs/spans.md is the reference; the
+// Grafana plugin keeps its own copy of the names it reads (grafana-plugin/src/data/conventions.ts).
+import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
+
+// --- span names
+export const SPAN_GENERATION = "generation";
+export const SPAN_TOKEN = "llama_decode";
+export const SPAN_GRAPH = "graph_compute";
+// operator spans are named after the op in lower case ("mul_mat", "rms_norm+mul")
+
+// --- span event names
+export const EVENT_MOE_ROUTE = "moe.route";
+export const EVENT_THREAD = "thread";
+export const EVENT_OFF_CPU = "off_cpu";
+
+// --- OpenTelemetry GenAI semantic conventions (gen_ai.*)
+export const ATTR_GEN_AI_OPERATION_NAME = "gen_ai.operation.name";
+export const ATTR_GEN_AI_PROVIDER_NAME = "gen_ai.provider.name";
+export const ATTR_GEN_AI_REQUEST_MODEL = "gen_ai.request.model";
+export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens";
+export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens";
+export const GEN_AI_OPERATION_TEXT_COMPLETION = "text_completion";
+export const GEN_AI_PROVIDER_LLAMA_CPP = "llama.cpp";
+
+// --- generation (root span)
+/** llama_decode calls in the generation (int) */
+export const ATTR_GENERATION_CALLS = "profinfer.generation.calls";
+/** the llama_context pointer the calls ran on, hex (string) */
+export const ATTR_GENERATION_CONTEXT = "profinfer.generation.context";
+/** the seq of its first llama_decode call (int) */
+export const ATTR_GENERATION_FIRST_SEQ = "profinfer.generation.first_seq";
+
+// --- token span (llama_decode)
+export const ATTR_TOKEN_SEQ = "profinfer.token.seq";
+export const ATTR_TOKEN_PHASE = "profinfer.token.phase";
+export const ATTR_TOKEN_N_TOKENS = "profinfer.token.n_tokens";
+export const ATTR_TOKEN_RET = "profinfer.token.ret";
+/** position of the call in its generation, from 0 (the prefill) (int) */
+export const ATTR_TOKEN_INDEX = "profinfer.token.index";
+/** operator spans were exported for this call (bool) */
+export const ATTR_TOKEN_OPS_EXPORTED = "profinfer.token.ops_exported";
+/** both begin and end of the call were recorded (bool) */
+export const ATTR_TOKEN_COMPLETE = "profinfer.token.complete";
+/** the thread that called llama_decode (int) */
+export const ATTR_THREAD_ID = "thread.id";
+
+// --- MoE routing (span event moe.route on the token span)
+export const ATTR_LAYER = "ggml.layer";
+export const ATTR_MOE_K = "ggml.moe.k";
+export const ATTR_MOE_EXPERTS = "ggml.moe.experts";
+
+// --- graph span (graph_compute)
+export const ATTR_BACKEND = "ggml.backend";
+export const ATTR_GRAPH_NODES = "ggml.graph.nodes";
+export const ATTR_GRAPH_FN = "ggml.graph.fn";
+export const ATTR_GRAPH_THREADS = "ggml.graph.threads";
+/** operator spans below it (int) */
+export const ATTR_GRAPH_OPS = "profinfer.graph.ops";
+/** no event was missing (bool) */
+export const ATTR_GRAPH_COMPLETE = "profinfer.graph.complete";
+/** why it is not complete (string array) */
+export const ATTR_GRAPH_PROBLEMS = "profinfer.graph.problems";
+
+// --- operator span
+export const ATTR_OP = "ggml.op";
+export const ATTR_TENSOR_NAME = "ggml.tensor.name";
+export const ATTR_TENSOR_SHAPE = "ggml.tensor.shape";
+export const ATTR_TENSOR_TYPE = "ggml.tensor.type";
+export const ATTR_NODE_INDEX = "ggml.node.index";
+export const ATTR_SRC_NAMES = "ggml.src.names";
+export const ATTR_SRC_OPS = "ggml.src.ops";
+/** a fused step: the tensor names of the nodes ggml computed in it, first to last */
+export const ATTR_FUSED_NAMES = "ggml.fused.names";
+export const ATTR_THREADS = "ggml.threads";
+export const ATTR_THREAD_SLOWEST_NS = "ggml.thread.slowest_ns";
+export const ATTR_THREAD_FASTEST_NS = "ggml.thread.fastest_ns";
+export const ATTR_THREAD_IMBALANCE = "ggml.thread.imbalance";
+export const ATTR_BARRIER_WAIT_NS = "ggml.barrier_wait_ns";
+/** barriers passed inside the op's own code (mul_mat), summed over threads (int) */
+export const ATTR_INNER_BARRIER_WAIT_NS = "ggml.inner_barrier_wait_ns";
+/** timed by its own probe (true) or from the barriers around it (false) */
+export const ATTR_OP_PROBED = "ggml.op.probed";
+/** off-CPU and preempted time inside the op, summed over threads (int, only when > 0) */
+export const ATTR_OFF_CPU_NS = "ggml.off_cpu_ns";
+export const ATTR_PREEMPTED_NS = "ggml.preempted_ns";
+/** prefix of counter deltas: ggml.counter.<event> (double, sum over threads) */
+export const ATTR_COUNTER_PREFIX = "ggml.counter.";
+export const ATTR_IPC = "ggml.ipc";
+export const ATTR_BACKEND_STALL_RATIO = "ggml.backend_stall_ratio";
+
+// --- thread span event (one per worker thread of an operator)
+export const ATTR_THREAD_ITH = "ggml.thread.ith";
+/** thread start and end, ns after the operator span's start (int) */
+export const ATTR_THREAD_START = "start";
+export const ATTR_THREAD_END = "end";
+/** the thread's barrier wait after the op (int) */
+export const ATTR_THREAD_BARRIER_WAIT_NS = "ggml.barrier_wait_ns";
+
+// --- off_cpu span event (an off-CPU interval of a worker thread inside an operator)
+/** how long it was off CPU (int, ns) */
+export const ATTR_OFF_CPU_DURATION_NS = "profinfer.off_cpu.duration_ns";
+/** runnable but another task took the CPU (bool) */
+export const ATTR_OFF_CPU_PREEMPTED = "profinfer.off_cpu.preempted";
+/** the task that took the CPU (string), when preempted */
+export const ATTR_OFF_CPU_BY = "profinfer.off_cpu.by";
+export const ATTR_CPU_ID = "cpu.id";
+
+// --- resource (semantic-conventions names where they exist)
+export const RES_SERVICE_NAME = ATTR_SERVICE_NAME;
+export const RES_HOST_NAME = "host.name";
+export const RES_HOST_ARCH = "host.arch";
+export const RES_HOST_CPU_MODEL_NAME = "host.cpu.model.name";
+export const RES_HOST_CPU_COUNT = "profinfer.host.cpus";
+export const RES_OS_TYPE = "os.type";
+export const RES_OS_VERSION = "os.version";
+export const RES_PROCESS_PID = "process.pid";
+export const RES_PROCESS_EXECUTABLE_NAME = "process.executable.name";
+export const RES_PROCESS_EXECUTABLE_PATH = "process.executable.path";
+export const RES_PROCESS_COMMAND_ARGS = "process.command_args";
+export const RES_LLAMA_CPP_LIBRARY = "llama_cpp.library";
+export const RES_GGML_VERSION = "ggml.version";
+export const RES_GGML_COMMIT = "ggml.commit";
+export const RES_MODEL_NAME = "gen_ai.request.model";
+export const RES_MODEL_ARCHITECTURE = "profinfer.model.architecture";
+export const RES_MODEL_FILE = "profinfer.model.file";
+export const RES_MODEL_SIZE_BYTES = "profinfer.model.size_bytes";
+export const RES_PROFINFER_VERSION = "profinfer.version";
+export const RES_PROFINFER_LEVEL = "profinfer.level";
+export const RES_RUN_ID = "profinfer.run.id";
+
+/** instrumentation scope of every span */
+export const SCOPE_NAME = "profinfer";

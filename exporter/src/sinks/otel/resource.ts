@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// The OpenTelemetry resource of a run's spans: the profiled process, its host, its llama.cpp
+// build and its model, all from the run header and notes (so replay gives the same resource).
+import type { Attributes } from "@opentelemetry/api";
+import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
+import { basename } from "node:path";
+import type { Run } from "../../trace/model.js";
+import type { RawNote, RunHeader } from "../../trace/rawFile.js";
+import * as C from "./conventions.js";
+
+interface ModelNoteEntry {
+  path?: unknown;
+  name?: unknown;
+  architecture?: unknown;
+  sizeBytes?: unknown;
+}
+
+/** service.name when none is given: the profiled program's name ("llama-server"). */
+export function defaultServiceName(header: RunHeader): string {
+  const program = header.target.executable ?? header.target.command[0];
+  return program ? basename(program) : "llama.cpp";
+}
+
+/**
+ * The resource's attributes: the SDK's defaults (telemetry.sdk.*) under ours. From the run's
+ * header and notes alone: the environment's OTEL_RESOURCE_ATTRIBUTES are left out so that a
+ * replay elsewhere sends the same.
+ */
+export function resourceAttributes(
+  header: RunHeader,
+  notes: readonly RawNote[],
+  serviceName?: string,
+): Attributes {
+  return defaultResource().merge(resourceFromAttributes(ownAttributes(header, notes, serviceName)))
+    .attributes;
+}
+
+function ownAttributes(
+  header: RunHeader,
+  notes: readonly RawNote[],
+  serviceName?: string,
+): Attributes {
+  const pid = header.target.pid;
+  const realtimeNs = header.clock.realtimeNs;
+  const host = (header.host ?? {}) as Record<string, unknown>;
+  const attributes: Attributes = {
+    [C.RES_SERVICE_NAME]: serviceName ?? defaultServiceName(header),
+    [C.RES_PROFINFER_VERSION]: header.profinfer,
+    [C.RES_PROFINFER_LEVEL]: header.level,
+    [C.RES_RUN_ID]: `${pid}-${realtimeNs}`,
+    [C.RES_PROCESS_PID]: pid,
+  };
+  const command = header.target.command ?? [];
+  if (command.length > 0) {
+    const executable = header.target.executable ?? command[0]!;
+    attributes[C.RES_PROCESS_EXECUTABLE_NAME] = basename(executable);
+    attributes[C.RES_PROCESS_EXECUTABLE_PATH] = executable;
+    attributes[C.RES_PROCESS_COMMAND_ARGS] = [...command];
+  }
+  if (typeof host.hostname === "string") attributes[C.RES_HOST_NAME] = host.hostname;
+  if (typeof host.cpuModel === "string") attributes[C.RES_HOST_CPU_MODEL_NAME] = host.cpuModel;
+  if (typeof host.cpus === "number") attributes[C.RES_HOST_CPU_COUNT] = host.cpus;
+  if (typeof host.kernel === "string") {
+    attributes[C.RES_OS_TYPE] = "linux";
+    attributes[C.RES_OS_VERSION] = host.kernel;
+  }
+  if (typeof host.arch === "string") attributes[C.RES_HOST_ARCH] = host.arch;
+  const libraries = Object.entries(header.target.libraries ?? {});
+  const llama = libraries.find(([, roles]) => (roles as { llama?: boolean }).llama)?.[0];
+  if (llama) attributes[C.RES_LLAMA_CPP_LIBRARY] = llama;
+  const layout = header.layout as { ggmlVersion?: unknown; commit?: unknown } | undefined;
+  if (typeof layout?.ggmlVersion === "string") attributes[C.RES_GGML_VERSION] = layout.ggmlVersion;
+  if (typeof layout?.commit === "string") attributes[C.RES_GGML_COMMIT] = layout.commit;
+  const modelNote = notes.find((n) => n.kind === "model");
+  const model = (Array.isArray(modelNote?.models) ? modelNote.models[0] : undefined) as
+    ModelNoteEntry | undefined;
+  if (model) {
+    if (typeof model.path === "string") attributes[C.RES_MODEL_FILE] = model.path;
+    const name =
+      typeof model.name === "string" && model.name
+        ? model.name
+        : typeof model.path === "string"
+          ? basename(model.path).replace(/\.gguf$/, "")
+          : null;
+    if (name) attributes[C.RES_MODEL_NAME] = name;
+    if (typeof model.architecture === "string")
+      attributes[C.RES_MODEL_ARCHITECTURE] = model.architecture;
+    if (typeof model.sizeBytes === "number") attributes[C.RES_MODEL_SIZE_BYTES] = model.sizeBytes;
+  }
+  return attributes;
+}
+
+export function runResource(run: Run, serviceName?: string): Resource {
+  return resourceFromAttributes(
+    resourceAttributes(
+      run.header,
+      run.notes.map((n) => n.note),
+      serviceName,
+    ),
+  );
+}

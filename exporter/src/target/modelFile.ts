@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+// Which GGUF model a llama.cpp process runs: the .gguf files it has mapped (llama.cpp mmaps its
+// model by default), else the -m / --model argument of its command line (--no-mmap). Read once,
+// when its first llama_decode is seen (the model is loaded by then), and kept in the run as a
+// "model" note so that replay knows it too.
+import { closeSync, openSync, readSync, readlinkSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { metadataValue, readGguf } from "../gguf/reader.js";
+import { mappedFiles } from "./libraries.js";
+
+export interface ModelFileInfo {
+  path: string;
+  /** general.name, when the file has one */
+  name: string | null;
+  /** general.architecture ("llama", "qwen2moe", ...) */
+  architecture: string | null;
+  sizeBytes: number;
+}
+
+function isGguf(path: string): boolean {
+  let fd: number | null = null;
+  try {
+    fd = openSync(path, "r");
+    const magic = Buffer.alloc(4);
+    return readSync(fd, magic, 0, 4, 0) === 4 && magic.toString("latin1") === "GGUF";
+  } catch {
+    return false;
+  } finally {
+    if (fd !== null) closeSync(fd);
+  }
+}
+
+/** The -m / --model argument of a command line, resolved against the process's cwd. */
+export function modelArgument(command: readonly string[], cwd: string | null): string | null {
+  for (let i = 0; i < command.length; i++) {
+    const arg = command[i]!;
+    let value: string | undefined;
+    if (arg === "-m" || arg === "--model") value = command[i + 1];
+    else if (arg.startsWith("--model=")) value = arg.slice("--model=".length);
+    if (value) return isAbsolute(value) || !cwd ? value : join(cwd, value);
+  }
+  return null;
+}
+
+function describe(path: string): ModelFileInfo {
+  const info: ModelFileInfo = { path, name: null, architecture: null, sizeBytes: 0 };
+  try {
+    info.sizeBytes = statSync(path).size;
+    const file = readGguf(path);
+    const name = metadataValue(file, "general.name");
+    const arch = metadataValue(file, "general.architecture");
+    if (typeof name === "string" && name) info.name = name;
+    if (typeof arch === "string" && arch) info.architecture = arch;
+  } catch {
+    // unreadable or not GGUF after all: the path alone still says which model it was
+  }
+  return info;
+}
+
+/** The GGUF models process `pid` runs (usually one), mapped files first. */
+export function modelsOfProcess(pid: number, command: readonly string[]): ModelFileInfo[] {
+  let paths: string[] = [];
+  try {
+    paths = mappedFiles(pid).filter((p) => isGguf(p));
+  } catch {
+    // the process is gone
+  }
+  if (paths.length === 0) {
+    let cwd: string | null = null;
+    try {
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      // gone, or not ours to read
+    }
+    const arg = modelArgument(command, cwd);
+    if (arg && isGguf(arg)) paths = [arg];
+  }
+  return paths.map(describe);
+}

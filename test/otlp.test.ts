@@ -1,0 +1,739 @@
+// SPDX-License-Identifier: Apache-2.0
+// OpenTelemetry export against a real gRPC OTLP receiver (test/support/otlpCollector.ts, the
+// official TraceService proto) and real profiled llama.cpp runs (root, real eBPF): what arrives
+// equals the trace model, span for span and exactly once, also when the collector is missing at
+// start or goes away mid-run; replay sends the same spans; bad options fail at start, clearly.
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import * as C from "../exporter/src/sinks/otel/conventions.js";
+import { buildRunSpans, type SpanRecord } from "../exporter/src/sinks/otel/spans.js";
+import { toWallClockNs } from "../exporter/src/trace/clock.js";
+import { syntheticRecorder } from "../exporter/src/trace/fixtures.js";
+import { buildRun, type Run } from "../exporter/src/trace/model.js";
+import { readRawFile } from "../exporter/src/trace/rawFile.js";
+import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";
+import {
+  completion,
+  llama,
+  profinfer,
+  prompt,
+  repoRoot,
+  runProgram,
+  tinyModels,
+  type Ran,
+} from "./support/targets.js";
+
+const scratch = mkdtempSync(join(tmpdir(), "profinfer-otlp-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+let models: ReturnType<typeof tinyModels> = [];
+before(() => {
+  models = tinyModels();
+});
+const model = (arch: string) => models.find((m) => m.arch === arch)!.path;
+let runCounter = 0;
+
+/** profinfer record, asynchronously (the collector lives in this process), with a stderr hook. */
+function recordAsync(
+  args: string[],
+  command: string[],
+  onStderr?: (text: string) => void,
+): { dir: string; done: Promise<Ran> } {
+  const dir = join(scratch, `run-${++runCounter}`);
+  const child = spawn(
+    process.execPath,
+    [
+      join(repoRoot, "exporter", "dist", "cli.js"),
+      "record",
+      "--no-status",
+      "--out",
+      dir,
+      ...args,
+      "--",
+      ...command,
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+    onStderr?.(stderr);
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
+  const done = new Promise<Ran>((resolve) =>
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    }),
+  );
+  return { dir, done };
+}
+
+function runOf(dir: string): Run {
+  return buildRun(readRawFile(join(dir, "events.pinf")));
+}
+
+/** The "OTLP export: ..." line's counts. */
+function exportCounts(stderr: string) {
+  const m =
+    /OTLP export: (\d+) spans sent, (\d+) re-sent from the spool, (\d+) queued, (\d+) dropped/.exec(
+      stderr,
+    );
+  assert.ok(m, `the run printed its export counts:\n${stderr.slice(-2000)}`);
+  return { sent: Number(m[1]), resent: Number(m[2]), queued: Number(m[3]), dropped: Number(m[4]) };
+}
+
+/** Every span id once: no span was delivered twice. */
+function assertExactlyOnce(spans: readonly ReceivedSpan[]): Map<string, ReceivedSpan> {
+  const byId = new Map<string, ReceivedSpan>();
+  for (const s of spans) {
+    assert.ok(!byId.has(s.spanId), `span ${s.name} ${s.spanId} arrived twice`);
+    byId.set(s.spanId, s);
+  }
+  return byId;
+}
+
+function sameIds(received: Map<string, ReceivedSpan>, expected: readonly SpanRecord[]): void {
+  const missing = expected.filter((e) => !received.has(e.spanId));
+  assert.equal(missing.length, 0, `${missing.length} spans never arrived`);
+  assert.equal(received.size, expected.length, "no span arrived that the model does not have");
+}
+
+const waitFor = async (what: string, check: () => boolean, timeoutMs = 120_000) => {
+  const until = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+describe("live export of a profiled llama.cpp run", () => {
+  let liveSpans: ReceivedSpan[] = [];
+  let liveDir = "";
+
+  test("qwen2moe: every span of the model arrives once, linked and nested, with the documented attributes and resource", async () => {
+    const collector = await OtlpCollector.start();
+    try {
+      const { dir, done } = recordAsync(
+        [
+          "--otlp-endpoint",
+          collector.url,
+          "--otlp-op-sample",
+          "all",
+          "--otlp-header",
+          "x-scope-orgid=profinfer-test",
+          "--service-name",
+          "otlp-test",
+        ],
+        completion(model("qwen2moe"), 8),
+      );
+      const ran = await done;
+      assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+      const counts = exportCounts(ran.stderr);
+      const run = runOf(dir);
+      const expected = buildRunSpans(run, { kind: "all" });
+      const byId = assertExactlyOnce(collector.spans);
+      sameIds(byId, expected);
+      assert.deepEqual(counts, { sent: expected.length, resent: 0, queued: 0, dropped: 0 });
+      assert.ok(collector.requests.every((r) => r.metadata["x-scope-orgid"] === "profinfer-test"));
+
+      // span counts per level equal the trace model's
+      const named = (name: string) => collector.spans.filter((s) => s.name === name);
+      assert.equal(named(C.SPAN_TOKEN).length, run.tokens.length, "one span per llama_decode");
+      assert.equal(
+        named(C.SPAN_GRAPH).length,
+        run.tokens.reduce((n, t) => n + t.graphs.length, 0),
+        "one span per graph computation",
+      );
+      const opRuns = run.graphRuns
+        .filter((g) => g.opsRecorded && g.tokenSeq !== null)
+        .flatMap((g) => g.ops.filter((op) => op.startNs !== null));
+      const opSpans = collector.spans.filter((s) => s.attributes[C.ATTR_OP] !== undefined);
+      assert.ok(opRuns.length > 0);
+      assert.equal(opSpans.length, opRuns.length, "one span per operator run");
+      const generations = named(C.SPAN_GENERATION);
+      assert.equal(generations.length, 1, "llama-completion: one generation");
+      assert.equal(new Set(collector.spans.map((s) => s.traceId)).size, 1, "one trace");
+
+      // links and nesting of times
+      for (const s of collector.spans) {
+        if (s.name === C.SPAN_GENERATION) {
+          assert.equal(s.parentSpanId, "");
+          continue;
+        }
+        const parent = byId.get(s.parentSpanId);
+        assert.ok(parent, `${s.name}: its parent arrived`);
+        assert.equal(parent.traceId, s.traceId);
+        assert.ok(
+          s.startNs >= parent.startNs && s.endNs <= parent.endNs,
+          `${s.name} nests in ${parent.name}`,
+        );
+        const expectedParent = {
+          [C.SPAN_TOKEN]: [C.SPAN_GENERATION],
+          [C.SPAN_GRAPH]: [C.SPAN_TOKEN, C.SPAN_GRAPH],
+        }[s.name] ?? [C.SPAN_GRAPH];
+        assert.ok(expectedParent.includes(parent.name), `${s.name} under ${parent.name}`);
+      }
+      // times are the model's, to the nanosecond
+      const first = run.tokens[0]!;
+      const firstSpan = named(C.SPAN_TOKEN).find(
+        (s) => s.attributes[C.ATTR_TOKEN_SEQ]!.value === BigInt(first.seq),
+      )!;
+      assert.equal(firstSpan.startNs, toWallClockNs(run.clock, first.startNs));
+      assert.equal(firstSpan.endNs, toWallClockNs(run.clock, first.endNs));
+
+      // attribute names and types as docs/spans.md documents them
+      const type = (s: ReceivedSpan, key: string) => s.attributes[key]?.type;
+      const gen = generations[0]!;
+      assert.equal(gen.attributes[C.ATTR_GEN_AI_OPERATION_NAME]!.value, "text_completion");
+      assert.equal(gen.attributes[C.ATTR_GEN_AI_PROVIDER_NAME]!.value, "llama.cpp");
+      assert.equal(gen.attributes[C.ATTR_GEN_AI_REQUEST_MODEL]!.value, "tiny-qwen2moe");
+      const prefillTokens = run.tokens
+        .filter((t) => t.phase === "prefill")
+        .reduce((n, t) => n + t.nTokens, 0);
+      assert.equal(gen.attributes[C.ATTR_GEN_AI_USAGE_INPUT_TOKENS]!.value, BigInt(prefillTokens));
+      assert.equal(
+        gen.attributes[C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]!.value,
+        BigInt(run.tokens.filter((t) => t.phase === "decode").length),
+      );
+      for (const s of named(C.SPAN_TOKEN)) {
+        for (const k of [C.ATTR_TOKEN_SEQ, C.ATTR_TOKEN_N_TOKENS, C.ATTR_TOKEN_RET])
+          assert.equal(type(s, k), "int", k);
+        assert.equal(type(s, C.ATTR_TOKEN_PHASE), "string");
+        const routes = s.events.filter((e) => e.name === C.EVENT_MOE_ROUTE);
+        const token = run.tokens.find(
+          (t) => BigInt(t.seq) === s.attributes[C.ATTR_TOKEN_SEQ]!.value,
+        )!;
+        assert.ok(routes.length > 0);
+        assert.equal(routes.length, token.experts?.size, "one moe.route event per MoE layer");
+        for (const e of routes) {
+          assert.equal(e.attributes[C.ATTR_LAYER]!.type, "int");
+          const k = Number(e.attributes[C.ATTR_MOE_K]!.value);
+          const experts = e.attributes[C.ATTR_MOE_EXPERTS]!;
+          assert.equal(experts.type, "array");
+          assert.ok(experts.elementTypes!.every((t) => t === "int"));
+          // one row of k per token the layer routed: all n_tokens, except in a prefill's last
+          // layer, which llama.cpp computes only for the tokens whose logits are wanted
+          const layer = Number(e.attributes[C.ATTR_LAYER]!.value);
+          const rows = token.experts!.get(layer)!;
+          assert.equal((experts.value as unknown[]).length, rows.length * k, "rows * k expert ids");
+          assert.deepEqual(
+            (experts.value as bigint[]).map(Number),
+            rows.flat(),
+            "the model's expert ids, row-major",
+          );
+          assert.ok(rows.length <= token.nTokens);
+        }
+      }
+      for (const s of named(C.SPAN_GRAPH)) {
+        for (const k of [C.ATTR_GRAPH_NODES]) assert.equal(type(s, k), "int");
+        assert.equal(type(s, C.ATTR_GRAPH_FN), "string");
+        if (s.attributes[C.ATTR_GRAPH_FN]!.value === "cpu") {
+          assert.equal(s.attributes[C.ATTR_BACKEND]!.value, "CPU");
+          assert.equal(type(s, C.ATTR_GRAPH_THREADS), "int");
+        }
+      }
+      const names = new Set(opSpans.map((s) => s.attributes[C.ATTR_TENSOR_NAME]!.value));
+      for (const s of opSpans) {
+        assert.equal(s.attributes[C.ATTR_OP]!.value, s.name);
+        assert.equal(s.name, s.name.toLowerCase());
+        for (const k of [C.ATTR_TENSOR_NAME, C.ATTR_TENSOR_TYPE])
+          assert.equal(type(s, k), "string");
+        for (const k of [
+          C.ATTR_NODE_INDEX,
+          C.ATTR_THREADS,
+          C.ATTR_THREAD_SLOWEST_NS,
+          C.ATTR_THREAD_FASTEST_NS,
+          C.ATTR_BARRIER_WAIT_NS,
+        ])
+          assert.equal(type(s, k), "int", k);
+        const shape = s.attributes[C.ATTR_TENSOR_SHAPE]!;
+        assert.equal(shape.type, "array");
+        assert.equal((shape.value as unknown[]).length, 4);
+        const src = s.attributes[C.ATTR_SRC_NAMES]!;
+        const srcOps = s.attributes[C.ATTR_SRC_OPS]!;
+        assert.ok(src.elementTypes!.every((t) => t === "string"));
+        assert.equal((src.value as unknown[]).length, (srcOps.value as unknown[]).length);
+        // the DAG can be rebuilt from spans alone: a computed source is another op span's tensor
+        (srcOps.value as string[]).forEach((op, i) => {
+          if (op !== "none" && !["view", "reshape", "permute", "transpose"].includes(op))
+            assert.ok(
+              names.has((src.value as string[])[i]!) ||
+                opSpans.some((o) =>
+                  ((o.attributes[C.ATTR_FUSED_NAMES]?.value as string[]) ?? []).includes(
+                    (src.value as string[])[i]!,
+                  ),
+                ),
+              `${s.attributes[C.ATTR_TENSOR_NAME]!.value}: source ${(src.value as string[])[i]} is an operator span`,
+            );
+        });
+        const threads = s.events.filter((e) => e.name === C.EVENT_THREAD);
+        assert.equal(BigInt(threads.length), s.attributes[C.ATTR_THREADS]!.value);
+        for (const t of threads) {
+          assert.equal(t.attributes[C.ATTR_THREAD_ID]!.type, "int");
+          assert.equal(t.attributes[C.ATTR_THREAD_ITH]!.type, "int");
+          const start = t.attributes[C.ATTR_THREAD_START]!.value as bigint;
+          const end = t.attributes[C.ATTR_THREAD_END]!.value as bigint;
+          assert.ok(start >= 0n && end >= start && s.startNs + end <= s.endNs);
+        }
+        const imbalance = s.attributes[C.ATTR_THREAD_IMBALANCE]!;
+        assert.ok(
+          imbalance.type === "double" || imbalance.value === 1n,
+          "imbalance is a ratio >= 1",
+        );
+      }
+      assert.ok(
+        opSpans.some((s) => s.name === "mul_mat_id"),
+        "MoE expert matmuls are spans",
+      );
+      assert.ok(opSpans.some((s) => type(s, C.ATTR_LAYER) === "int"));
+
+      // the resource
+      const resource = collector.spans[0]!.resource;
+      const value = (k: string) => resource[k]?.value;
+      assert.equal(value("service.name"), "otlp-test");
+      assert.equal(value("host.name"), run.header.host!.hostname);
+      assert.equal(value("process.pid"), BigInt(run.pid));
+      assert.equal(value("process.executable.name"), "llama-completion");
+      assert.equal(value("host.cpu.model.name"), run.header.host!.cpuModel);
+      assert.equal(value("profinfer.model.architecture"), "qwen2moe");
+      assert.equal(value("profinfer.model.file"), model("qwen2moe"));
+      assert.equal(value("gen_ai.request.model"), "tiny-qwen2moe");
+      assert.match(String(value("ggml.version")), /^\d+\.\d+\.\d+/);
+      assert.match(String(value("ggml.commit")), /^[0-9a-f]{7,}/);
+      assert.match(String(value("llama_cpp.library")), /libllama/);
+      assert.ok(collector.spans.every((s) => s.scope === C.SCOPE_NAME));
+
+      // traces.otlp.jsonl: the OTLP JSON encoding of the same spans, one request per line
+      const lines = readFileSync(join(dir, "traces.otlp.jsonl"), "utf8").trim().split("\n");
+      const fileIds = lines.flatMap((line) =>
+        (
+          JSON.parse(line) as {
+            resourceSpans: { scopeSpans: { spans: { spanId: string }[] }[] }[];
+          }
+        ).resourceSpans.flatMap((rs) =>
+          rs.scopeSpans.flatMap((ss) => ss.spans.map((s) => s.spanId)),
+        ),
+      );
+      assert.deepEqual(new Set(fileIds), new Set(byId.keys()));
+      assert.equal(fileIds.length, byId.size);
+      liveSpans = [...collector.spans];
+      liveDir = dir;
+    } finally {
+      await collector.stop();
+    }
+  });
+
+  test("replay --otlp-endpoint sends the same spans as the live run", async () => {
+    assert.ok(liveDir, "the live run test ran");
+    const collector = await OtlpCollector.start();
+    const fileBefore = readFileSync(join(liveDir, "traces.otlp.jsonl"));
+    try {
+      const ran = await profinferAsync([
+        "replay",
+        liveDir,
+        "--otlp-endpoint",
+        collector.url,
+        "--otlp-op-sample",
+        "all",
+        "--service-name",
+        "otlp-test",
+      ]);
+      assert.equal(ran.code, 0, ran.stderr);
+      const replayed = assertExactlyOnce(collector.spans);
+      assert.equal(replayed.size, liveSpans.length);
+      for (const live of liveSpans) {
+        const again = replayed.get(live.spanId);
+        assert.ok(again, `${live.name} ${live.spanId} replayed`);
+        assert.deepEqual(
+          { ...again, resource: undefined },
+          { ...live, resource: undefined },
+          `${live.name} ${live.spanId} is the same span`,
+        );
+      }
+      assert.deepEqual(collector.spans[0]!.resource, liveSpans[0]!.resource);
+      assert.ok(
+        readFileSync(join(liveDir, "traces.otlp.jsonl")).equals(fileBefore),
+        "replay rewrites traces.otlp.jsonl byte for byte",
+      );
+    } finally {
+      await collector.stop();
+    }
+  });
+
+  test("a long run exports finished calls while the target still runs", async () => {
+    const collector = await OtlpCollector.start();
+    const arrivals: number[] = [];
+    const poll = setInterval(() => arrivals.push(collector.spans.length), 20);
+    const firstArrivalMs: { at: number | null } = { at: null };
+    const watch = setInterval(() => {
+      if (firstArrivalMs.at === null && collector.spans.length > 0) firstArrivalMs.at = Date.now();
+    }, 5);
+    try {
+      const { dir, done } = recordAsync(
+        ["--otlp-endpoint", collector.url, "--otlp-op-sample", "every:8"],
+        completion(model("llama"), 400),
+      );
+      const ran = await done;
+      assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+      const run = runOf(dir);
+      const lastEventMs = Number(toWallClockNs(run.clock, run.lastNs) / 1_000_000n);
+      assert.ok(firstArrivalMs.at !== null);
+      assert.ok(
+        firstArrivalMs.at < lastEventMs - 500,
+        `spans arrived ${lastEventMs - firstArrivalMs.at} ms before the target's last event`,
+      );
+      const byId = assertExactlyOnce(collector.spans);
+      sameIds(byId, buildRunSpans(run, { kind: "every", n: 8 }));
+    } finally {
+      clearInterval(poll);
+      clearInterval(watch);
+      await collector.stop();
+    }
+  });
+});
+
+describe("attach to a running llama-server", () => {
+  test("a request's spans arrive while the server runs and profinfer stays attached; all exactly once after detach", async () => {
+    const collector = await OtlpCollector.start();
+    const port = 18000 + Math.floor(Math.random() * 1000);
+    const server = spawn(
+      llama("llama-server"),
+      [
+        "-m",
+        model("llama"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "-t",
+        "2",
+        "-c",
+        "512",
+        "-np",
+        "1",
+      ],
+      { stdio: ["ignore", "ignore", "ignore"] },
+    );
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      for (let i = 0; i < 150; i++) {
+        const ok = await fetch(`${base}/health`)
+          .then((r) => r.ok)
+          .catch(() => false);
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const dir = join(scratch, "attach");
+      const tracer = spawn(
+        process.execPath,
+        [
+          join(repoRoot, "exporter", "dist", "cli.js"),
+          "attach",
+          "--pid",
+          String(server.pid),
+          "--no-status",
+          "--out",
+          dir,
+          "--otlp-endpoint",
+          collector.url,
+        ],
+        { stdio: ["ignore", "ignore", "pipe"] },
+      );
+      let tracerErr = "";
+      tracer.stderr.on("data", (d: Buffer) => (tracerErr += d.toString()));
+      await new Promise((r) => setTimeout(r, 3000)); // probes in place
+      const request = async (i: number) => {
+        const res = await fetch(`${base}/completion`, {
+          method: "POST",
+          body: JSON.stringify({
+            prompt: `${prompt} ${i}`,
+            n_predict: 8,
+            temperature: 0,
+            ignore_eos: true,
+            cache_prompt: false,
+          }),
+        });
+        assert.equal(res.status, 200);
+      };
+      const tokenSpans = () => collector.spans.filter((s) => s.name === C.SPAN_TOKEN);
+      await request(1);
+      await waitFor("the first request's call spans", () => tokenSpans().length >= 8, 30_000);
+      assert.equal(tracer.exitCode, null, "still attached");
+      assert.ok(
+        tokenSpans().some((s) => s.attributes[C.ATTR_TOKEN_PHASE]!.value === "prefill"),
+        "its prompt's call",
+      );
+      await request(2);
+      // the second prompt closes the first generation: its root span leaves before detaching
+      await waitFor(
+        "the first generation's root span",
+        () => collector.spans.some((s) => s.name === C.SPAN_GENERATION),
+        30_000,
+      );
+      assert.equal(tracer.exitCode, null, "still attached");
+      const exited = new Promise<number | null>((r) => tracer.on("exit", r));
+      tracer.kill("SIGINT");
+      assert.equal(await exited, 0, tracerErr);
+      assert.equal(server.exitCode, null, "the server keeps running");
+      const run = runOf(dir);
+      const byId = assertExactlyOnce(collector.spans);
+      sameIds(byId, buildRunSpans(run, { kind: "every", n: 16 }));
+      assert.ok(collector.spans.filter((s) => s.name === C.SPAN_GENERATION).length >= 2);
+      assert.equal(exportCounts(tracerErr).dropped, 0);
+    } finally {
+      server.kill("SIGKILL");
+      await collector.stop();
+    }
+  });
+});
+
+function profinferAsync(args: string[]): Promise<Ran> {
+  return profinfer(args);
+}
+
+describe("nothing lost when the collector is away", () => {
+  test("absent at start, up mid-run: every span arrives exactly once", async () => {
+    // a port nobody listens on yet: bind one, note it, let it go
+    const probe = await OtlpCollector.start();
+    const port = probe.port;
+    await probe.stop();
+    let collector: OtlpCollector | null = null;
+    const { dir, done } = recordAsync(
+      ["--otlp-endpoint", `http://127.0.0.1:${port}`, "--otlp-op-sample", "every:4"],
+      completion(model("llama"), 300),
+    );
+    try {
+      const spool = join(dir, "otlp-spool");
+      // the collector comes up once spans have waited in the spool
+      await waitFor("spans in the spool", () => existsSync(spool) && readdirSync(spool).length > 0);
+      collector = await OtlpCollector.start(port);
+      const ran = await done;
+      assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+      assert.match(ran.stderr, /does not answer/);
+      const counts = exportCounts(ran.stderr);
+      const expected = buildRunSpans(runOf(dir), { kind: "every", n: 4 });
+      const byId = assertExactlyOnce(collector.spans);
+      sameIds(byId, expected);
+      assert.ok(counts.resent > 0, "spooled spans were re-sent");
+      assert.equal(counts.sent + counts.resent, expected.length);
+      assert.equal(counts.queued + counts.dropped, 0);
+      assert.ok(!existsSync(spool), "an empty spool is removed");
+    } finally {
+      await collector?.stop();
+    }
+  });
+
+  test("stopped mid-run and restarted: nothing lost within the spool bound, the excess counted as dropped", async () => {
+    for (const bound of ["256M", "96K"]) {
+      const collector = await OtlpCollector.start();
+      let stopped = false;
+      let restarted: Promise<void> | null = null;
+      const { dir, done } = recordAsync(
+        [
+          "--otlp-endpoint",
+          collector.url,
+          "--otlp-op-sample",
+          "every:2",
+          "--otlp-spool-max",
+          bound,
+          "--otlp-flush-timeout",
+          "60",
+        ],
+        completion(model("llama"), 300),
+        (stderr) => {
+          // the collector comes back once the run is over and the spool holds what it missed
+          if (stopped && !restarted && /run folder/.test(stderr)) restarted = collector.restart();
+        },
+      );
+      try {
+        await waitFor("first spans", () => collector.spans.length > 0);
+        await collector.stop();
+        stopped = true;
+        const ran = await done;
+        assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+        assert.ok(restarted, "the collector came back");
+        const counts = exportCounts(ran.stderr);
+        const expected = buildRunSpans(runOf(dir), { kind: "every", n: 2 });
+        const byId = assertExactlyOnce(collector.spans);
+        assert.equal(counts.queued, 0);
+        assert.equal(byId.size, counts.sent + counts.resent, "what arrived is what was counted");
+        assert.equal(
+          byId.size + counts.dropped,
+          expected.length,
+          "every span arrived or is counted",
+        );
+        assert.ok(counts.resent > 0, "the spool was re-sent");
+        if (bound === "256M") {
+          assert.equal(counts.dropped, 0);
+          sameIds(byId, expected);
+        } else {
+          assert.ok(counts.dropped > 0, "a 96K spool cannot hold the outage");
+          assert.match(ran.stderr, /spool .* is full/);
+        }
+      } finally {
+        await collector.stop();
+      }
+    }
+  });
+});
+
+describe("bad input: clear errors at start", () => {
+  test("an endpoint that is not a URL, a header without '=', a sample spec that does not parse", async () => {
+    const untouched = join(scratch, "bad-url");
+    const notUrl = await profinfer([
+      "record",
+      "--out",
+      untouched,
+      "--otlp-endpoint",
+      "localhost 4317",
+      "--",
+      "true",
+    ]);
+    assert.equal(notUrl.code, 2);
+    assert.ok(!existsSync(untouched), "nothing was started or written");
+    assert.match(notUrl.stderr, /not a URL.*http:\/\/HOST:PORT/);
+    const scheme = await profinfer([
+      "record",
+      "--otlp-endpoint",
+      "grpc://localhost:4317",
+      "--",
+      "true",
+    ]);
+    assert.equal(scheme.code, 2);
+    assert.match(scheme.stderr, /must start with http:\/\/ .* or https:\/\//);
+    const header = await profinfer([
+      "record",
+      "--otlp-endpoint",
+      "http://localhost:4317",
+      "--otlp-header",
+      "authorization",
+      "--",
+      "true",
+    ]);
+    assert.notEqual(header.code, 0);
+    assert.match(header.stderr, /has no '=': write KEY=VALUE/);
+    const sample = await profinfer(["replay", scratch, "--otlp-op-sample", "some"]);
+    assert.notEqual(sample.code, 0);
+    assert.match(sample.stderr, /every:N/);
+    for (const r of [notUrl, scheme, header, sample])
+      assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+  });
+
+  test("an endpoint that refuses (wrong port): said at start, the run is recorded, spans spooled; replay refuses", async () => {
+    const probe = await OtlpCollector.start();
+    const port = probe.port;
+    await probe.stop();
+    const { dir, done } = recordAsync(
+      ["--otlp-endpoint", `http://127.0.0.1:${port}`, "--otlp-flush-timeout", "1"],
+      completion(model("gemma2"), 4),
+    );
+    const ran = await done;
+    assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+    const first = ran.stderr.split("\n").find((l) => l.startsWith("profinfer:"));
+    assert.match(
+      first ?? "",
+      /OTLP endpoint http:\/\/127\.0\.0\.1:\d+ does not answer: unavailable/,
+    );
+    assert.match(ran.stderr, /Recording goes on/);
+    const run = runOf(dir);
+    assert.ok(run.tokens.length > 0, "the run was recorded");
+    const counts = exportCounts(ran.stderr);
+    assert.equal(counts.sent, 0);
+    assert.equal(
+      counts.queued,
+      buildRunSpans(run, { kind: "every", n: 16 }).length,
+      "every span waits in the spool",
+    );
+    assert.ok(existsSync(join(dir, "traces.otlp.jsonl")));
+    assert.doesNotMatch(ran.stderr, /\n\s+at /);
+
+    // the endpoint up again: replay sends the run
+    const collector = await OtlpCollector.start(port);
+    try {
+      const replay = await profinfer([
+        "replay",
+        dir,
+        "--otlp-endpoint",
+        `http://127.0.0.1:${port + 0}`,
+      ]);
+      assert.equal(replay.code, 0, replay.stderr);
+      assert.equal(assertExactlyOnce(collector.spans).size, counts.queued);
+    } finally {
+      await collector.stop();
+    }
+    const refused = await profinfer(["replay", dir, "--otlp-endpoint", `http://127.0.0.1:${port}`]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /does not answer: unavailable.*Nothing was sent/);
+  });
+});
+
+describe("TLS and the standard OTEL_EXPORTER_OTLP_* variables", () => {
+  test("https endpoint from OTEL_EXPORTER_OTLP_ENDPOINT, CA from OTEL_EXPORTER_OTLP_CERTIFICATE, headers from OTEL_EXPORTER_OTLP_HEADERS", async () => {
+    // a recorded run without root: a fixture written as events.pinf
+    const dir = join(scratch, "tls-run");
+    mkdirSync(dir, { recursive: true });
+    syntheticRecorder(6, 1, 2).writeTo(join(dir, "events.pinf"));
+    const expected = buildRunSpans(runOf(dir), { kind: "every", n: 16 });
+    const key = join(scratch, "key.pem");
+    const cert = join(scratch, "cert.pem");
+    const made = spawnSync("openssl", [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ]);
+    assert.equal(made.status, 0, made.stderr?.toString());
+    const collector = await OtlpCollector.start(0, {
+      key: readFileSync(key),
+      cert: readFileSync(cert),
+    });
+    const replay = (env: Record<string, string>, extra: string[] = []) =>
+      runProgram(
+        process.execPath,
+        [join(repoRoot, "exporter", "dist", "cli.js"), "replay", dir, ...extra],
+        {
+          env: { ...process.env, ...env },
+        },
+      );
+    try {
+      assert.match(collector.url, /^https:/);
+      const ok = await replay({
+        OTEL_EXPORTER_OTLP_ENDPOINT: collector.url,
+        OTEL_EXPORTER_OTLP_CERTIFICATE: cert,
+        OTEL_EXPORTER_OTLP_HEADERS: "x-team=inference",
+      });
+      assert.equal(ok.code, 0, ok.stderr);
+      sameIds(assertExactlyOnce(collector.spans), expected);
+      assert.ok(collector.requests.every((r) => r.metadata["x-team"] === "inference"));
+
+      // the server's certificate not trusted: refused at start, nothing sent
+      const untrusted = await replay({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.url });
+      assert.equal(untrusted.code, 2);
+      assert.match(untrusted.stderr, /does not answer/);
+      // plain gRPC to a TLS port
+      const plain = await replay({}, ["--otlp-endpoint", collector.url.replace("https", "http")]);
+      assert.equal(plain.code, 2);
+      assert.match(plain.stderr, /does not answer/);
+      assert.equal(collector.spans.length, expected.length, "the refused attempts sent nothing");
+    } finally {
+      await collector.stop();
+    }
+  });
+});
