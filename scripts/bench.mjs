@@ -14,7 +14,7 @@
 // second profinfer exports without a drop, the CPU it spends per span, and the span sizes the
 // default sampling (docs/spans.md "Volume") is chosen from.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
 import { dirname, join, resolve } from "node:path";
@@ -157,7 +157,6 @@ for (let round = 0; round < rounds; round++) {
     `round ${round + 1}/${rounds}: ${configs.map((c) => `${c} ${results[c].at(-1).tps.toFixed(2)} t/s`).join(", ")}\n`,
   );
 }
-rmSync(scratch, { recursive: true, force: true });
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -184,6 +183,84 @@ const rows = configs.map((config) => {
       config === "none" || !hits || hits < 100 ? null : (extraMsPerToken * 1000) / hits,
   };
 });
+
+// In-kernel cost per probe hit of each BPF program (kernel.bpf_stats_enabled: the run time the
+// kernel measures for each program), for the configurations that differ in what a hit does. The
+// programs' own time, not the uprobe trap around them; unlike t/s it hardly moves when other
+// programs load the machine.
+const STATS = "/proc/sys/kernel/bpf_stats_enabled";
+const BPFTOOL = ["/usr/sbin/bpftool", "/usr/bin/bpftool"].find((p) => {
+  try {
+    readFileSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+});
+const PROGRAMS = ["op_enter", "op_exit", "barrier_enter", "barrier_exit", "on_sched_switch"];
+
+function programIdsOf(pid) {
+  const ids = new Set();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fdinfo`)) {
+      const m = /^prog_id:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
+      if (m) ids.add(Number(m[1]));
+    }
+  } catch {
+    // gone
+  }
+  return ids;
+}
+
+async function bpfCostRun(config) {
+  const out = join(scratch, `stats-${config.replace(/\W/g, "_")}`);
+  const child = spawn(
+    process.execPath,
+    [cli, "record", "--no-status", ...CONFIGS[config], "--out", out, "--", benchBin, ...benchArgs],
+    { stdio: "ignore" },
+  );
+  const exited = new Promise((r) => child.on("exit", r));
+  const best = {};
+  let running = true;
+  exited.then(() => (running = false));
+  while (running) {
+    for (const id of programIdsOf(child.pid)) {
+      const r = spawnSync(BPFTOOL, ["prog", "show", "id", String(id), "-j"], { encoding: "utf8" });
+      if (r.status !== 0) continue;
+      const p = JSON.parse(r.stdout);
+      if (
+        PROGRAMS.includes(p.name) &&
+        p.run_cnt &&
+        (!best[p.name] || best[p.name].runs < p.run_cnt)
+      )
+        best[p.name] = { runs: p.run_cnt, ns: p.run_time_ns };
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  rmSync(out, { recursive: true, force: true });
+  return Object.fromEntries(
+    Object.entries(best).map(([name, v]) => [name, { hits: v.runs, nsPerHit: v.ns / v.runs }]),
+  );
+}
+
+let bpfCost = null;
+if (BPFTOOL && process.env.BENCH_BPF_STATS !== "0") {
+  let before = null;
+  try {
+    before = readFileSync(STATS, "utf8").trim();
+    writeFileSync(STATS, "1");
+    bpfCost = {};
+    for (const config of ["op", "op+1 counter", "op+4 counters", "metrics"].filter((c) =>
+      configs.includes(c),
+    )) {
+      bpfCost[config] = await bpfCostRun(config);
+    }
+  } catch (error) {
+    process.stdout.write(`in-kernel cost not measured: ${error.message}\n`);
+  } finally {
+    if (before !== null) writeFileSync(STATS, before);
+  }
+}
 
 // The cost of reading counters: extra time per token over plain `op`, per probe hit.
 const opRow = rows.find((r) => r.config === "op");
@@ -228,6 +305,19 @@ const lines = [
         ),
       ]
     : []),
+  ...(bpfCost
+    ? [
+        "",
+        "In-kernel time per probe hit of each BPF program (kernel.bpf_stats_enabled; the programs' own run time, not the uprobe trap):",
+        "",
+        `| config | ${PROGRAMS.join(" | ")} |`,
+        `| --- | ${PROGRAMS.map(() => "---:").join(" | ")} |`,
+        ...Object.entries(bpfCost).map(
+          ([config, progs]) =>
+            `| ${config} | ${PROGRAMS.map((p) => (progs[p] ? `${progs[p].nsPerHit.toFixed(0)} ns` : "-")).join(" | ")} |`,
+        ),
+      ]
+    : []),
 ];
 const outDir = join(repoRoot, "test-output");
 mkdirSync(outDir, { recursive: true });
@@ -236,10 +326,11 @@ if (rounds > 0) {
   process.stdout.write("\n" + lines.join("\n") + "\n");
   writeFileSync(
     join(outDir, "bench-tracer.json"),
-    JSON.stringify({ rounds, tokens, results, rows, counterCost }, null, 2),
+    JSON.stringify({ rounds, tokens, results, rows, counterCost, bpfCost }, null, 2),
   );
   writeFileSync(join(outDir, "bench-tracer.md"), lines.join("\n") + "\n");
 }
+rmSync(scratch, { recursive: true, force: true });
 
 // --- OTLP export: throughput without drops, CPU per span, span sizes
 const { buildRun } = await import(join(repoRoot, "exporter", "dist", "trace", "model.js"));

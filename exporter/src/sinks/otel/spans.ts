@@ -197,6 +197,8 @@ export class GenerationTracker {
 
 export interface SpanOptions {
   opSampling: OpSampling;
+  /** only these graphs get operator spans, whatever the sampling says (the report's choice) */
+  opGraphs?: ReadonlySet<GraphRun>;
   /** gen_ai.request.model: the model's name */
   model: string;
 }
@@ -372,7 +374,8 @@ export class SpanBuilder {
       };
       graphSpans.push(span);
       let ops = 0;
-      if (opsWanted && g.opsRecorded && g.snapshot) {
+      const wanted = this.options.opGraphs ? this.options.opGraphs.has(g) : opsWanted;
+      if (wanted && g.opsRecorded && g.snapshot) {
         for (const op of g.ops) {
           if (op.startNs === null || op.endNs === null) continue;
           out.push(this.opSpan(run, token, gi, g, op, traceId, spanId));
@@ -546,10 +549,15 @@ export function modelNameOf(run: Run): string {
 }
 
 /** Every span of a whole run, in the order of its calls; generations closed at its end. */
-export function buildRunSpans(run: Run, opSampling: OpSampling): SpanRecord[] {
+export function buildRunSpans(
+  run: Run,
+  opSampling: OpSampling,
+  opGraphs?: ReadonlySet<GraphRun>,
+): SpanRecord[] {
   const builder = new SpanBuilder(SpanIds.forRun(run), run.clock, {
     opSampling,
     model: modelNameOf(run),
+    ...(opGraphs ? { opGraphs } : {}),
   });
   const out: SpanRecord[] = [];
   builder.addTokens(run, run.tokens, out);
