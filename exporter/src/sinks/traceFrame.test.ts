@@ -52,7 +52,7 @@ describe("a run as a Tempo trace frame", () => {
 
   test("generation > llama_decode > graph_compute > operators, with the attributes of the span contract", () => {
     const byId = new Map(spans.map((s) => [s.spanID as string, s]));
-    const roots = spans.filter((s) => s.parentSpanID === "0000000000000000");
+    const roots = spans.filter((s) => s.parentSpanID === "");
     assert.deepEqual(
       roots.map((s) => s.operationName),
       ["generation"],

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import type { AttributeValue, Attributes } from "@opentelemetry/api";
 import { toWallClockNs, type RunClock } from "../../trace/clock.js";
-import { displayOpName, type Dag, type DagSource, type TensorRef } from "../../trace/dag.js";
+import { displayOpName, type Dag } from "../../trace/dag.js";
 import type { GraphRun, OpRun, OpThreadRun, Run, Token } from "../../trace/model.js";
 import type { OffCpuInterval } from "../../trace/sched.js";
 import * as C from "./conventions.js";
@@ -206,32 +206,37 @@ export interface SpanOptions {
 /** Source names and ops of every node of a DAG, computed once per snapshot. */
 const sourceCache = new WeakMap<Dag, Map<number, { names: string[]; ops: string[] }>>();
 
-function resolveView(dag: Dag, ref: TensorRef): TensorRef {
-  if (ref.kind !== "node") return ref;
-  const node = dag.nodes[ref.index];
-  return node?.view && node.viewOf ? node.viewOf : ref;
-}
-
-function sourcesOf(dag: Dag, nodeIndex: number, sources: DagSource[]) {
+/**
+ * The sources of an operator (every node of a fused group; what the group makes itself is not a
+ * source), each as the tensor that really produced it: through views, the node that last wrote
+ * the viewed tensor (the set_rows that stored into a KV cache), else the tensor viewed; a leaf
+ * (weight, input) is itself. So that a consumer can rebuild the DAG's edges from spans alone.
+ */
+function sourcesOf(dag: Dag, op: OpRun) {
   let perDag = sourceCache.get(dag);
   if (!perDag) sourceCache.set(dag, (perDag = new Map()));
-  let entry = perDag.get(nodeIndex);
+  let entry = perDag.get(op.nodeIndex);
   if (!entry) {
+    const members = [op.nodeIndex, ...(op.fusedWith ?? [])];
+    const inside = new Set(members);
     const names: string[] = [];
     const ops: string[] = [];
-    for (const s of sources) {
-      const ref = resolveView(dag, s.direct);
-      if (ref.kind === "node") {
-        const t = dag.nodes[ref.index]!.tensor;
-        names.push(t.name);
-        ops.push(displayOpName(t.opLabel));
-      } else {
-        names.push(dag.leaves[ref.index]?.tensor.name ?? "");
-        ops.push("none");
+    for (const m of members) {
+      for (const s of dag.nodes[m]?.sources ?? []) {
+        const ref = s.producer;
+        if (ref.kind === "node" && inside.has(ref.index)) continue;
+        if (ref.kind === "node") {
+          const node = dag.nodes[ref.index]!;
+          names.push(node.tensor.name);
+          ops.push(node.computed ? displayOpName(node.tensor.opLabel) : "none");
+        } else {
+          names.push(dag.leaves[ref.index]?.tensor.name ?? "");
+          ops.push("none");
+        }
       }
     }
     entry = { names, ops };
-    perDag.set(nodeIndex, entry);
+    perDag.set(op.nodeIndex, entry);
   }
   return entry;
 }
@@ -434,7 +439,7 @@ export class SpanBuilder {
       [C.ATTR_OP_PROBED]: op.visible,
     };
     if (op.tensor.layer !== null) attributes[C.ATTR_LAYER] = op.tensor.layer;
-    const sources = sourcesOf(dag, op.nodeIndex, op.sources);
+    const sources = sourcesOf(dag, op);
     attributes[C.ATTR_SRC_NAMES] = sources.names;
     attributes[C.ATTR_SRC_OPS] = sources.ops;
     if (op.fusedWith && op.fusedWith.length > 0) {
