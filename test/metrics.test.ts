@@ -13,7 +13,7 @@ import { hasCorePmu } from "../exporter/src/record/counters.js";
 import type { ProfStats } from "../exporter/src/sinks/stats.js";
 import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
-import { completion, profinfer, tinyModels, type Ran } from "./support/targets.js";
+import { completion, freePort, profinfer, tinyModels, type Ran } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-metrics-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -33,16 +33,6 @@ async function record(
   const run = buildRun(readRawFile(join(dir, "events.pinf")));
   const stats = JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")) as ProfStats;
   return { dir, ran, run, stats };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolvePort) => {
-    const s = createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as AddressInfo).port;
-      s.close(() => resolvePort(port));
-    });
-  });
 }
 
 /** task-clock may differ from an interval's on-CPU time by this much (probe cost, clock reads). */

@@ -18,13 +18,12 @@ import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";
 import {
   completion,
-  llama,
   profinfer,
-  prompt,
   repoRoot,
   runProgram,
   tinyModels,
   type Ran,
+  startLlamaServer,
 } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-otlp-"));
@@ -401,34 +400,9 @@ describe("live export of a profiled llama.cpp run", () => {
 describe("attach to a running llama-server", () => {
   test("a request's spans arrive while the server runs and profinfer stays attached; all exactly once after detach", async () => {
     const collector = await OtlpCollector.start();
-    const port = 18000 + Math.floor(Math.random() * 1000);
-    const server = spawn(
-      llama("llama-server"),
-      [
-        "-m",
-        model("llama"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "-t",
-        "2",
-        "-c",
-        "512",
-        "-np",
-        "1",
-      ],
-      { stdio: ["ignore", "ignore", "ignore"] },
-    );
+    const llamaServer = await startLlamaServer(model("llama"));
+    const server = llamaServer.process;
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 150; i++) {
-        const ok = await fetch(`${base}/health`)
-          .then((r) => r.ok)
-          .catch(() => false);
-        if (ok) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
       const dir = join(scratch, "attach");
       const tracer = spawn(
         process.execPath,
@@ -448,19 +422,7 @@ describe("attach to a running llama-server", () => {
       let tracerErr = "";
       tracer.stderr.on("data", (d: Buffer) => (tracerErr += d.toString()));
       await new Promise((r) => setTimeout(r, 3000)); // probes in place
-      const request = async (i: number) => {
-        const res = await fetch(`${base}/completion`, {
-          method: "POST",
-          body: JSON.stringify({
-            prompt: `${prompt} ${i}`,
-            n_predict: 8,
-            temperature: 0,
-            ignore_eos: true,
-            cache_prompt: false,
-          }),
-        });
-        assert.equal(res.status, 200);
-      };
+      const request = (i: number) => llamaServer.complete(String(i));
       const tokenSpans = () => collector.spans.filter((s) => s.name === C.SPAN_TOKEN);
       await request(1);
       await waitFor("the first request's call spans", () => tokenSpans().length >= 8, 30_000);

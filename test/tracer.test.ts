@@ -31,6 +31,7 @@ import {
   runProgram,
   tinyModels,
   type Ran,
+  startLlamaServer,
 } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-tracer-"));
@@ -305,36 +306,9 @@ describe("outputs", () => {
 
 describe("attach to a running llama-server", () => {
   test("requests succeed while traced, the trace holds their tokens, no probe is left behind", async () => {
-    const port = 18000 + Math.floor(Math.random() * 1000);
-    const server = spawn(
-      llama("llama-server"),
-      [
-        "-m",
-        model("llama"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        String(port),
-        "-t",
-        "2",
-        "-c",
-        "512",
-        "-np",
-        "1",
-      ],
-      {
-        stdio: ["ignore", "ignore", "pipe"],
-      },
-    );
+    const llamaServer = await startLlamaServer(model("llama"));
+    const server = llamaServer.process;
     try {
-      const base = `http://127.0.0.1:${port}`;
-      for (let i = 0; i < 100; i++) {
-        const ok = await fetch(`${base}/health`)
-          .then((r) => r.ok)
-          .catch(() => false);
-        if (ok) break;
-        await new Promise((r) => setTimeout(r, 200));
-      }
       const dir = join(scratch, "attach");
       const tracer = spawn(
         process.execPath,
@@ -355,20 +329,7 @@ describe("attach to a running llama-server", () => {
       tracer.stderr.on("data", (d: Buffer) => (tracerErr += d.toString()));
       await new Promise((r) => setTimeout(r, 3000)); // probes in place
       const completions: { content: string; tokens_predicted: number }[] = [];
-      for (let i = 0; i < 3; i++) {
-        const res = await fetch(`${base}/completion`, {
-          method: "POST",
-          body: JSON.stringify({
-            prompt: `${prompt} ${i}`,
-            n_predict: 8,
-            temperature: 0,
-            ignore_eos: true,
-            cache_prompt: false,
-          }),
-        });
-        assert.equal(res.status, 200);
-        completions.push((await res.json()) as { content: string; tokens_predicted: number });
-      }
+      for (let i = 0; i < 3; i++) completions.push(await llamaServer.complete(String(i)));
       const exited = new Promise<number | null>((r) => tracer.on("exit", r));
       tracer.kill("SIGINT");
       assert.equal(await exited, 0, tracerErr);
@@ -411,11 +372,8 @@ describe("attach to a running llama-server", () => {
         "each request's prompt",
       );
       // the server still answers after the tracer left
-      const after = await fetch(`${base}/completion`, {
-        method: "POST",
-        body: JSON.stringify({ prompt, n_predict: 4 }),
-      });
-      assert.equal(after.status, 200);
+      const after = await llamaServer.complete("after", 4);
+      assert.equal(after.tokens_predicted, 4);
     } finally {
       server.kill("SIGKILL");
     }

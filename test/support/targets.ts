@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // What integration tests share: the set-up's llama.cpp targets and the model zoo in the cache.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer, type AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
@@ -97,4 +98,73 @@ export function runProgram(
 /** The built CLI, as a user runs it. */
 export function profinfer(args: string[]): Promise<Ran> {
   return runProgram(process.execPath, [join(repoRoot, "exporter", "dist", "cli.js"), ...args]);
+}
+
+/** A TCP port free on loopback now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePort) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const port = (s.address() as AddressInfo).port;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+export interface LlamaServer {
+  process: ChildProcess;
+  /** http://127.0.0.1:PORT */
+  base: string;
+  /** POST /completion of the test prompt (plus `suffix`), greedy, `tokens` tokens; fails unless 200 */
+  complete(suffix: string, tokens?: number): Promise<{ content: string; tokens_predicted: number }>;
+}
+
+/** llama-server on loopback with one slot and 2 threads, once its /health answers. */
+export async function startLlamaServer(modelPath: string): Promise<LlamaServer> {
+  const port = await freePort();
+  const server = spawn(
+    llama("llama-server"),
+    [
+      "-m",
+      modelPath,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "-t",
+      "2",
+      "-c",
+      "512",
+      "-np",
+      "1",
+    ],
+    { stdio: ["ignore", "ignore", "ignore"] },
+  );
+  const base = `http://127.0.0.1:${port}`;
+  for (let i = 0; i < 150; i++) {
+    const ok = await fetch(`${base}/health`)
+      .then((r) => r.ok)
+      .catch(() => false);
+    if (ok) break;
+    if (server.exitCode !== null) throw new Error(`llama-server exited with ${server.exitCode}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return {
+    process: server,
+    base,
+    async complete(suffix, tokens = 8) {
+      const res = await fetch(`${base}/completion`, {
+        method: "POST",
+        body: JSON.stringify({
+          prompt: `${prompt} ${suffix}`,
+          n_predict: tokens,
+          temperature: 0,
+          ignore_eos: true,
+          cache_prompt: false,
+        }),
+      });
+      if (res.status !== 200) throw new Error(`llama-server answered ${res.status}`);
+      return (await res.json()) as { content: string; tokens_predicted: number };
+    },
+  };
 }
