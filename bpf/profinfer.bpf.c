@@ -57,6 +57,9 @@ struct run_state {
 	__u32 tokens_seen;  /* llama_decode is probed and has fired */
 	__u32 moe_armed;    /* consumers of routing tensors are known */
 	__u64 cpu_graph_start; /* the latest ggml_graph_compute entry */
+	__u64 cpu_nodes;       /* its cgraph->nodes and n_nodes (step aggregates) */
+	__u32 cpu_n_nodes;
+	__u32 _pad2;
 };
 
 struct {
@@ -96,6 +99,11 @@ struct thread_state {
 	__u64 barrier_start;
 	__u32 op_layer;
 	__u32 off_cpu; /* a switch away was seen and its switch back not yet */
+	/* step aggregates: the graph run, where its last step ended, its key and its barrier arrival */
+	__u64 step_graph;
+	__u32 step_prev;
+	__u32 step_key;
+	__u64 step_ts;
 };
 
 struct {
@@ -131,6 +139,18 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pi_op_agg);
 } op_agg SEC(".maps");
+
+/*
+ * Step aggregates: by node index, the latest arrival at the barrier after the step that ended
+ * before that node, over the graph's threads. A thread that passed that barrier saw every thread
+ * arrive, so the value is then the barrier's release; older graph runs left only older times.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, PI_MAX_STEP_NODES);
+	__type(key, __u32);
+	__type(value, __u64);
+} step_release SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -849,8 +869,15 @@ static __always_inline int graph_enter(struct pt_regs *ctx, __u32 fn, __u64 cgra
 	if (fn == PI_GRAPH_CPU) {
 		struct run_state *s = run_state();
 
-		if (s)
+		if (s) {
 			s->cpu_graph_start = bpf_ktime_get_ns();
+			s->cpu_nodes = 0;
+			s->cpu_n_nodes = 0;
+			if (L && aggregate) {
+				read_user(&s->cpu_nodes, sizeof(s->cpu_nodes), (void *)(cgraph + L->cgraph_nodes));
+				read_user(&s->cpu_n_nodes, sizeof(s->cpu_n_nodes), (void *)(cgraph + L->cgraph_n_nodes));
+			}
+		}
 	}
 	bpf_map_update_elem(&graph_entry, &key, &cgraph, BPF_ANY);
 	e = reserve(sizeof(*e));
@@ -1060,7 +1087,10 @@ int BPF_KPROBE(op_enter, void *params, void *dst)
 	const struct pi_layout *L = layout();
 	__u64 vals[PI_MAX_COUNTERS] = {};
 	struct thread_state *st = NULL;
-	__u32 func = bpf_get_attach_cookie(ctx), scaled = 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 func = cookie & ~PI_OP_NO_AGGREGATE, scaled = 0;
+	/* probes kept only to read MoE ids while step probes time the operators */
+	bool agg = aggregate && !(cookie & PI_OP_NO_AGGREGATE);
 	struct run_state *s;
 	int ith = -1, nth = -1;
 
@@ -1076,7 +1106,7 @@ int BPF_KPROBE(op_enter, void *params, void *dst)
 	if (st && n_counters)
 		pmc_values(st, vals, &scaled);
 	emit_op(PI_EV_OP_BEGIN, (__u64)dst, func, ith, nth, vals, scaled);
-	if (aggregate && st) {
+	if (agg && st) {
 		/* nested functions (add calling add_non_quantized) count once, as the outer one */
 		if (st->depth == 0) {
 			st->op_layer = aggregate_layers ? layer_of_tensor((__u64)dst) : PI_NO_LAYER;
@@ -1104,7 +1134,10 @@ int BPF_KRETPROBE(op_exit)
 {
 	__u64 vals[PI_MAX_COUNTERS] = {};
 	struct thread_state *st = NULL;
-	__u32 func = bpf_get_attach_cookie(ctx), scaled = 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	__u32 func = cookie & ~PI_OP_NO_AGGREGATE, scaled = 0;
+	/* probes kept only to read MoE ids while step probes time the operators */
+	bool agg = aggregate && !(cookie & PI_OP_NO_AGGREGATE);
 
 	if (!is_target() || !ops_on())
 		return 0;
@@ -1113,7 +1146,7 @@ int BPF_KRETPROBE(op_exit)
 	if (st && n_counters)
 		pmc_values(st, vals, &scaled);
 	emit_op(PI_EV_OP_END, 0, func, -1, -1, vals, scaled);
-	if (aggregate && st && st->depth > 0) {
+	if (agg && st && st->depth > 0) {
 		st->depth -= 1;
 		if (st->depth == 0) {
 			__u64 ns = bpf_ktime_get_ns() - st->op_start;
@@ -1240,22 +1273,136 @@ static __always_inline long step_register(struct pt_regs *ctx, __u64 reg)
 
 /* On the compute loop's `call ggml_barrier`: one hit per step and thread (the kernel emulates a
  * call, so no single-step). */
+/* Raise a barrier's release time to `ts` (threads arrive concurrently: compare and swap). */
+static __always_inline void release_max(__u32 index, __u64 ts)
+{
+	__u64 *slot = bpf_map_lookup_elem(&step_release, &index);
+	__u64 old;
+
+	if (!slot)
+		return;
+	old = *slot;
+	for (int i = 0; i < 8 && old < ts; i++) {
+		__u64 seen = __sync_val_compare_and_swap(slot, old, ts);
+
+		if (seen == old)
+			break;
+		old = seen;
+	}
+}
+
+static __always_inline bool op_is_empty(const struct pi_layout *L, __u32 op)
+{
+	return op < 128 && ((L->empty_ops[(op >> 5) & 3] >> (op & 31)) & 1);
+}
+
+/* The aggregate key of the nodes [from, to) of a step: its first two computed ops, and the kind
+ * of a unary or glu first op (PI_AGG_STEP). */
+static __always_inline __u32 step_key(const struct pi_layout *L, __u64 nodes, __u32 from, __u32 to)
+{
+	__u32 first = 0xff, second = 0xff, kind = 0xff;
+
+	for (__u32 i = 0; i < 8; i++) {
+		__u64 node = 0;
+		__s32 op = -1;
+
+		if (from + i >= to)
+			break;
+		if (read_user(&node, sizeof(node), (void *)(nodes + 8 * (__u64)(from + i))) || !node)
+			break;
+		if (read_user(&op, sizeof(op), (void *)(node + L->tensor_op)) || op < 0 || op > 254)
+			break;
+		if (op_is_empty(L, op))
+			continue;
+		if (first == 0xff) {
+			first = op;
+			if (op == L->op_unary || op == L->op_glu) {
+				__s32 sub = -1;
+
+				if (!read_user(&sub, sizeof(sub), (void *)(node + L->tensor_op_params)) && sub >= 0 &&
+				    sub < 254)
+					kind = sub;
+			}
+			continue;
+		}
+		second = op;
+		break;
+	}
+	if (first == 0xff)
+		return PI_AGG_UNPROBED;
+	return PI_AGG_STEP | first | ((second == 0xff ? 0 : second + 1) << 8) |
+	       ((kind == 0xff ? 0 : kind + 1) << 16);
+}
+
+/*
+ * In-kernel aggregates from step probes: the step that ends here on this thread began when the
+ * barrier before it released (its key's time), and the wait in that barrier goes to the step
+ * before. The loop's final barrier ends the graph's last step; its own wait is not counted.
+ */
+static __always_inline void step_aggregate(int next, __u64 now)
+{
+	const struct pi_layout *L = layout();
+	struct run_state *s = run_state();
+	struct thread_state *st;
+	__u64 start;
+	__u32 to, key;
+
+	if (!L || !s || !s->cpu_nodes)
+		return;
+	st = thread_state(true);
+	if (!st)
+		return;
+	if (st->step_graph != s->cpu_graph_start) {
+		st->step_graph = s->cpu_graph_start;
+		st->step_prev = 0;
+		st->step_ts = 0;
+	}
+	to = next < 0 ? s->cpu_n_nodes : (__u32)next;
+	if (to <= st->step_prev || to >= PI_MAX_STEP_NODES)
+		return;
+	start = s->cpu_graph_start;
+	if (st->step_prev) {
+		__u32 k = st->step_prev;
+		__u64 *released = bpf_map_lookup_elem(&step_release, &k);
+
+		if (released && *released > start)
+			start = *released;
+	}
+	if (st->step_ts && start > st->step_ts)
+		agg_op(st->step_key, 0, start - st->step_ts, NULL, NULL);
+	key = step_key(L, s->cpu_nodes, st->step_prev, to);
+	if (now > start)
+		agg_op(key, now - start, 0, NULL, NULL);
+	if (next >= 0)
+		release_max(to, now);
+	st->step_prev = next < 0 ? 0 : to;
+	st->step_key = key;
+	st->step_ts = next < 0 ? 0 : now;
+}
+
+/* On the compute loop's `call ggml_barrier`: one hit per step and thread (the kernel emulates a
+ * call, so no single-step). */
 SEC("uprobe")
 int BPF_KPROBE(step_site)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
+	int next = cookie == PI_STEP_FINAL ? -1 : (int)step_register(ctx, cookie);
 	struct pi_step *e;
+	__u64 now = 0;
 
 	if (!is_target() || !ops_on())
 		return 0;
 	count(&hits, PI_HIT_STEP);
 	e = reserve(sizeof(*e));
-	if (!e)
-		return 0;
-	fill_header(&e->h, PI_EV_STEP);
-	e->next = cookie == PI_STEP_FINAL ? -1 : (int)step_register(ctx, cookie);
-	e->_pad = 0;
-	submit(e);
+	if (e) {
+		fill_header(&e->h, PI_EV_STEP);
+		now = e->h.ts;
+		e->next = next;
+		e->_pad = 0;
+		submit(e);
+	}
+	if (aggregate)
+		step_aggregate(next, now ? now : bpf_ktime_get_ns());
 	return 0;
 }
 

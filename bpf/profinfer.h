@@ -18,7 +18,16 @@
 #define PI_MAX_OP_FUNCS 256 /* probed per-operator functions */
 #define PI_MAX_COUNTERS 8   /* perf events read at operator and barrier boundaries */
 #define PI_AGG_BUCKETS 23   /* duration histogram buckets of the aggregates (pi_agg_bounds_ns + Inf) */
-#define PI_AGG_UNPROBED 0xffffffffu /* aggregate key of barrier-timed operators (no probe of their own) */
+#define PI_AGG_UNPROBED 0xffffffffu
+/*
+ * Aggregate keys of operators timed by step probes: PI_AGG_STEP | op | (second op + 1) << 8 (a fused
+ * step, else 0) | (unary or glu kind + 1) << 16 (else 0); ops and kinds are this build's enums.
+ */
+#define PI_AGG_STEP 0x80000000u
+/* Attach cookie bit of an operator function probe that must not feed the aggregates (step probes
+ * time that operator; the function probe only reads MoE ids). */
+#define PI_OP_NO_AGGREGATE 0x40000000u
+#define PI_MAX_STEP_NODES 16384 /* node indices a step probe's aggregate follows */ /* aggregate key of barrier-timed operators (no probe of their own) */
 
 enum pi_event_type {
 	PI_EV_TOKEN_BEGIN = 1,	/* llama_decode entry */
@@ -67,6 +76,11 @@ struct pi_layout {
 	unsigned int params_ith;
 	unsigned int params_nth;
 	unsigned int cplan_n_threads;
+	/* bit i set: ggml op i is empty (NONE, RESHAPE, VIEW, PERMUTE, TRANSPOSE), skipped by the loop */
+	unsigned int empty_ops[4];
+	/* the enum values of GGML_OP_UNARY and GGML_OP_GLU (their kind is op_params[0]); 255: none */
+	unsigned int op_unary;
+	unsigned int op_glu;
 };
 
 struct pi_header {

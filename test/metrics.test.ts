@@ -440,7 +440,23 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
     const ops = await query(
       'last_over_time(profinfer_op_seconds_total{model="tiny-llama-metrics"}[10m]) > 0',
     );
-    assert.ok(ops.has("model=tiny-llama-metrics,op=mul_mat"));
-    assert.ok(ops.has("model=tiny-llama-metrics,op=unprobed"));
+    assert.ok(ops.has("model=tiny-llama-metrics,op=mul_mat"), [...ops.keys()].join(" "));
+    // step probes name every operator, fused steps and unary/glu kinds included
+    assert.ok(!ops.has("model=tiny-llama-metrics,op=unprobed"), [...ops.keys()].join(" "));
+    // the same program recorded at --level op: the kernel's intervals per op type are the model's
+    const same = await record([], completion(llamaModel, 24));
+    const counts = await query(
+      'last_over_time(profinfer_op_duration_seconds_count{model="tiny-llama-metrics"}[10m])',
+    );
+    for (const o of same.stats.ops)
+      assert.equal(
+        counts.get(`model=tiny-llama-metrics,op=${o.display}`),
+        o.threadRuns,
+        `${o.display}: ${[...counts.keys()].join(" ")}`,
+      );
+    assert.ok(
+      same.stats.ops.some((o) => o.display.includes("+")),
+      "a fused step was compared",
+    );
   });
 });

@@ -82,6 +82,9 @@ bool ReadLayout(const Napi::Env& env, const Napi::Object& o, pi_layout* out) {
       {"tensorName", &out->tensor_name},     {"cgraphNNodes", &out->cgraph_n_nodes},
       {"cgraphNodes", &out->cgraph_nodes},   {"paramsIth", &out->params_ith},
       {"paramsNth", &out->params_nth},       {"cplanNThreads", &out->cplan_n_threads},
+      {"emptyOps0", &out->empty_ops[0]},     {"emptyOps1", &out->empty_ops[1]},
+      {"emptyOps2", &out->empty_ops[2]},     {"emptyOps3", &out->empty_ops[3]},
+      {"opUnary", &out->op_unary},           {"opGlu", &out->op_glu},
   };
   for (const Field& f : fields) {
     Napi::Value v = o.Get(f.name);
@@ -402,6 +405,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("eventAbi", Napi::Number::New(env, PI_EVENT_ABI));
   exports.Set("maxCounters", Napi::Number::New(env, PI_MAX_COUNTERS));
   exports.Set("unprobedKey", Napi::Number::New(env, PI_AGG_UNPROBED));
+  exports.Set("stepKeyBase", Napi::Number::New(env, PI_AGG_STEP));
   exports.Set("noLayer", Napi::Number::New(env, PI_NO_LAYER));
   std::vector<uint64_t> bounds_ns = profinfer::AggregateBoundsNs();
   Napi::Array bounds = Napi::Array::New(env, bounds_ns.size());

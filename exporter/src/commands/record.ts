@@ -276,15 +276,9 @@ function recordOptions(
     moe: opts.moe,
     ringBufferBytes: opts.ringBuffer,
     probeAllOps: opts.probeAllOps ?? false,
-    // counters and the in-kernel aggregates are read at operator and barrier boundaries
+    // counters and per-layer aggregates are read at operator function and barrier boundaries
     opTiming:
-      opts.ops ||
-      opts.probeAllOps ||
-      opts.pmc ||
-      opts.level === "metrics" ||
-      opts.metricsAddr !== undefined
-        ? "functions"
-        : opts.opTiming,
+      opts.ops || opts.probeAllOps || opts.pmc || opts.metricsLayers ? "functions" : opts.opTiming,
     counters: opts.pmc ? resolveCounters(opts.pmc) : null,
     aggregate: opts.level === "metrics" || opts.metricsAddr !== undefined,
     aggregateLayers: opts.metricsLayers ?? false,
@@ -465,12 +459,16 @@ async function openMetrics(opts: CommonOptions): Promise<MetricsEndpoint | null>
           get operatorFunctions() {
             return recorder.operatorFunctions;
           },
+          get opNames() {
+            return recorder.opNames;
+          },
           counters: recorder.counters,
           eventsReceived: () => recorder.stats.events,
         },
         {
           model: opts.model ?? modelLabel(command),
           unprobedKey: native.unprobedKey,
+          stepKeyBase: native.stepKeyBase,
           noLayer: native.noLayer,
           boundsNs: native.aggregateBoundsNs,
           layers: opts.metricsLayers ?? false,

@@ -24,6 +24,14 @@ export interface NativeLayout {
   paramsIth: number;
   paramsNth: number;
   cplanNThreads: number;
+  /** bit i of the 128-bit mask (four 32-bit words): ggml op i is empty, the loop skips it */
+  emptyOps0: number;
+  emptyOps1: number;
+  emptyOps2: number;
+  emptyOps3: number;
+  /** enum values of GGML_OP_UNARY and GGML_OP_GLU (255 when the build has none) */
+  opUnary: number;
+  opGlu: number;
 }
 
 export interface NativeTracerOptions {
@@ -127,6 +135,8 @@ export interface NativeModule {
   maxCounters: number;
   /** the aggregate key of barrier-timed operators */
   unprobedKey: number;
+  /** PI_AGG_STEP: aggregate keys at or above it name the ops of a step (step probes) */
+  stepKeyBase: number;
   /** the layer of a tensor whose name has none */
   noLayer: number;
   /** upper bounds (ns) of the aggregate histograms' buckets; one more bucket is +Inf */

@@ -39,6 +39,8 @@ export type OpTiming = "steps" | "functions";
 /** The operators that consume MoE routing ids (read when the first of them starts). */
 const MOE_CONSUMERS = ["get_rows", "mul_mat_id"];
 const STEP_FINAL = 255;
+/** bpf/profinfer.h PI_OP_NO_AGGREGATE: an operator function probe's cookie bit */
+const OP_NO_AGGREGATE = 0x40000000;
 
 /**
  * BPF level (enum pi_level) of each level. `metrics` probes what `op` does but sends no event to
@@ -203,6 +205,12 @@ export class Recorder {
     return this.opFuncs;
   }
 
+  /** the build's op names by enum value, once its layout is known */
+  get opNames(): { ops: string[]; unary: string[]; glu: string[] } | undefined {
+    const l = this.layout;
+    return l ? { ops: l.opNames, unary: l.unaryOpNames, glu: l.gluOpNames } : undefined;
+  }
+
   get rawPath(): string {
     return join(this.options.outDir, "events.pinf");
   }
@@ -330,7 +338,7 @@ export class Recorder {
       }
       if (this.options.opTiming === "steps" && this.attachSteps(roles)) {
         // MoE routing ids are read when their consumer operator starts: probe just those
-        if (this.options.moe) this.attachOpFunctions(roles, MOE_CONSUMERS, false);
+        if (this.options.moe) this.attachOpFunctions(roles, MOE_CONSUMERS, true);
         return;
       }
       this.attach("barrier_enter", roles, "ggml_barrier", 0);
@@ -423,7 +431,13 @@ export class Recorder {
       });
     }
     const failures: string[] = [];
-    const attachedSet = this.attachOps(roles.path, candidates, failures);
+    // beside step probes (alwaysProbe), these only read MoE ids: they must not feed the aggregates
+    const attachedSet = this.attachOps(
+      roles.path,
+      candidates,
+      failures,
+      alwaysProbe ? OP_NO_AGGREGATE : 0,
+    );
     const attached = candidates
       .filter((c) => attachedSet.has(c.index))
       .map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
@@ -473,13 +487,14 @@ export class Recorder {
     path: string,
     items: { index: number; symbol: string; offset: number }[],
     failures: string[],
+    cookieFlags = 0,
   ): Set<number> {
     const done = new Set<number>();
     if (items.length === 0) return done;
     if (!this.uprobeMulti) {
       for (const item of items) {
         const errors = (["op_enter", "op_exit"] as const).map((h) =>
-          this.tracer.attachUprobe(h, path, item.symbol, item.index, item.offset),
+          this.tracer.attachUprobe(h, path, item.symbol, item.index + cookieFlags, item.offset),
         );
         const error = errors.find(Boolean);
         if (error) failures.push(`${opOfFunction(item.symbol)} (${error.replace(/^.*: /, "")})`);
@@ -488,7 +503,7 @@ export class Recorder {
       return done;
     }
     const offsets = items.map((i) => i.offset);
-    const cookies = items.map((i) => i.index);
+    const cookies = items.map((i) => i.index + cookieFlags);
     const enter = this.tracer.attachUprobeMulti("op_enter", path, offsets, cookies);
     const exit = enter ? enter : this.tracer.attachUprobeMulti("op_exit", path, offsets, cookies);
     if (!enter && !exit) {
@@ -503,7 +518,7 @@ export class Recorder {
     }
     const half = Math.ceil(items.length / 2);
     for (const part of [items.slice(0, half), items.slice(half)]) {
-      for (const index of this.attachOps(path, part, failures)) done.add(index);
+      for (const index of this.attachOps(path, part, failures, cookieFlags)) done.add(index);
     }
     return done;
   }

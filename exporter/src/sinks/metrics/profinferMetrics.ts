@@ -20,11 +20,15 @@ export interface MetricsSource {
   readonly counters: readonly { name: string; hardware: boolean }[];
   /** events user space received so far (0 at level metrics) */
   eventsReceived(): number;
+  /** the build's op, unary and glu names by enum value (step aggregate keys hold enum values) */
+  readonly opNames?: { ops: readonly string[]; unary: readonly string[]; glu: readonly string[] };
 }
 
 export interface MetricsOptions {
   /** the `model` label */
   model: string;
+  /** aggregate keys from this one up name a step probe's ops (the addon's stepKeyBase) */
+  stepKeyBase?: number;
   /** the aggregate key of barrier-timed operators (the addon's unprobedKey) */
   unprobedKey: number;
   /** bucket upper bounds of the aggregates, in ns (the addon's aggregateBoundsNs) */
@@ -78,6 +82,9 @@ export class ProfinferMetrics {
     let cached: { at: number; value: NativeAggregates } | null = null;
     this.source = {
       operatorFunctions: source.operatorFunctions,
+      get opNames() {
+        return source.opNames;
+      },
       counters: source.counters,
       probeCounters: () => source.probeCounters(),
       eventsReceived: () => source.eventsReceived(),
@@ -302,8 +309,29 @@ export class ProfinferMetrics {
   /** The `op` label of an aggregate key. */
   opName(func: number): string {
     if (func === this.options.unprobedKey) return N.UNPROBED_OP;
+    if (this.options.stepKeyBase !== undefined && func >= this.options.stepKeyBase)
+      return this.stepOpName(func - this.options.stepKeyBase);
     const f = this.source.operatorFunctions.find((x) => x.index === func);
     return f ? opOfFunction(f.symbol) : `func${func}`;
+  }
+
+  /**
+   * A step probe's key (bpf/profinfer.h PI_AGG_STEP): the step's first op, its unary or glu kind,
+   * and the op fused after it, named as stats.json names op types ("unary:silu", "rms_norm+mul").
+   */
+  private stepOpName(key: number): string {
+    const names = this.source.opNames;
+    const op = key & 0xff;
+    const second = ((key >> 8) & 0xff) - 1;
+    const kind = ((key >> 16) & 0xff) - 1;
+    const opName = (i: number) => names?.ops[i]?.toLowerCase() ?? `op${i}`;
+    let label = opName(op);
+    if (kind >= 0) {
+      const table = label === "unary" ? names?.unary : names?.glu;
+      label += `:${table?.[kind]?.toLowerCase() ?? kind}`;
+    }
+    if (second >= 0) label += `+${opName(second)}`;
+    return label;
   }
 
   /** The aggregates by operator type (functions of one op summed). */
