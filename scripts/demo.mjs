@@ -95,5 +95,5 @@ run(
 );
 folders.push(nlcOut);
 
-step("run folders (open trace.json in https://ui.perfetto.dev)");
+step("run folders (open report.html in a browser, trace.json in https://ui.perfetto.dev)");
 for (const folder of folders) process.stdout.write(`  ${join(folder, "trace.json")}\n`);
