@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
+import { modelArgument } from "../target/modelFile.js";
 import { loadNativeModule } from "../record/nativeTracer.js";
 import { Registry } from "prom-client";
 import { resolveCounters } from "../record/counters.js";
@@ -408,13 +409,8 @@ function statusLine(recorder: Recorder, enabled: boolean): () => void {
 
 /** The model label: the file name of the command's -m/--model argument, without .gguf. */
 export function modelLabel(command: string[]): string {
-  for (let i = 0; i < command.length; i++) {
-    const arg = command[i]!;
-    const value =
-      arg === "-m" || arg === "--model" ? command[i + 1] : /^--model=(.+)$/.exec(arg)?.[1];
-    if (value) return basename(value).replace(/\.gguf$/i, "");
-  }
-  return "unknown";
+  const value = modelArgument(command, null);
+  return value ? basename(value).replace(/\.gguf$/i, "") : "unknown";
 }
 
 /** The metrics endpoint of a recording, started before the target runs. */

@@ -8,6 +8,7 @@
 // panel go through the same data -> model code.
 import { basename } from "node:path";
 import type { AttributeValue } from "@opentelemetry/api";
+import { modelArgument } from "../target/modelFile.js";
 import type { GraphRun, Run } from "../trace/model.js";
 import { resourceAttributes } from "./otel/resource.js";
 import { buildRunSpans, modelNameOf } from "./otel/spans.js";
@@ -36,11 +37,9 @@ interface KeyValue {
 export function runModelName(run: Run): string {
   const recorded = modelNameOf(run);
   if (recorded !== "unknown") return recorded;
-  const args = run.command;
-  for (let i = 0; i < args.length - 1; i++)
-    if (args[i] === "-m" || args[i] === "--model")
-      return basename(args[i + 1]!).replace(/\.gguf$/, "");
-  return basename(args[0] ?? "llama.cpp");
+  const value = modelArgument(run.command, null);
+  if (value) return basename(value).replace(/\.gguf$/i, "");
+  return basename(run.command[0] ?? "llama.cpp");
 }
 
 /**

@@ -49,7 +49,8 @@ const ARGUMENT_REGISTERS = new Set<number>([
   Register.R9,
   Register.RSP,
 ]);
-const WRITES = new Set<number>([
+/** Operand accesses that change a register (iced OpAccess). */
+export const WRITES: ReadonlySet<number> = new Set<number>([
   OpAccess.Write,
   OpAccess.CondWrite,
   OpAccess.ReadWrite,

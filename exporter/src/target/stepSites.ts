@@ -25,6 +25,7 @@
 import { createRequire } from "node:module";
 import type * as Iced from "iced-x86";
 import type { ElfFile } from "./elf.js";
+import { WRITES } from "./probeSite.js";
 
 const iced = createRequire(import.meta.url)("iced-x86") as typeof Iced;
 const {
@@ -33,7 +34,6 @@ const {
   FlowControl,
   InstructionInfoFactory,
   Mnemonic,
-  OpAccess,
   OpKind,
   Register,
   RegisterExt,
@@ -146,13 +146,6 @@ function gotSlotsOf(elf: ElfFile, symbol: string): Set<number> {
   }
   return slots;
 }
-
-const WRITES = new Set<number>([
-  OpAccess.Write,
-  OpAccess.CondWrite,
-  OpAccess.ReadWrite,
-  OpAccess.ReadCondWrite,
-]);
 
 function writesRegister(
   factory: Iced.InstructionInfoFactory,
