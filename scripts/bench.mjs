@@ -197,7 +197,17 @@ const BPFTOOL = ["/usr/sbin/bpftool", "/usr/bin/bpftool"].find((p) => {
     return false;
   }
 });
-const PROGRAMS = ["op_enter", "op_exit", "barrier_enter", "barrier_exit", "on_sched_switch"];
+// step_site: the step probes (op and metrics levels); cpu_graph_enter reads the graph's node
+// list and shapes at each graph compute at op level (the snapshot signature)
+const PROGRAMS = [
+  "step_site",
+  "op_enter",
+  "op_exit",
+  "barrier_enter",
+  "barrier_exit",
+  "cpu_graph_enter",
+  "on_sched_switch",
+];
 
 function programIdsOf(pid) {
   const ids = new Set();
@@ -250,8 +260,8 @@ if (BPFTOOL && process.env.BENCH_BPF_STATS !== "0") {
     before = readFileSync(STATS, "utf8").trim();
     writeFileSync(STATS, "1");
     bpfCost = {};
-    for (const config of ["op", "op+1 counter", "op+4 counters", "metrics"].filter((c) =>
-      configs.includes(c),
+    for (const config of ["op", "op-functions", "op+1 counter", "op+4 counters", "metrics"].filter(
+      (c) => configs.includes(c),
     )) {
       bpfCost[config] = await bpfCostRun(config);
     }

@@ -3,6 +3,7 @@
 // JavaScript through one ThreadSafeFunction call per batch, never one call per event.
 #include <napi.h>
 
+#include <algorithm>
 #include <climits>
 #include <ctime>
 #include <memory>
@@ -215,7 +216,8 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     return Napi::String::New(info.Env(), tracer_->AttachSchedTracepoints());
   }
 
-  // start(onBatch: (batch: Buffer | null) => void): null once, after the last batch
+  // start(onBatch: (batch: Buffer | null, counts: Uint32Array | null) => void): nulls once, after
+  // the last batch; counts[type] is how many records of each event type the batch holds
   Napi::Value Start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!tracer_ || started_) return env.Undefined();
@@ -231,13 +233,16 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
         napi_status status = tsfn_.BlockingCall(raw, [](Napi::Env env, Napi::Function fn, Batch* b) {
           // null after the last batch: the stream has ended
           if (!b) {
-            fn.Call({env.Null()});
+            fn.Call({env.Null(), env.Null()});
             return;
           }
-          // zero copy: the Buffer owns the batch and frees it when collected
-          Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::New(
-              env, b->data(), b->size(), [](Napi::Env, uint8_t*, Batch* owned) { delete owned; }, b);
-          fn.Call({buffer});
+          // copied (1 MiB at most, usually a few hundred KiB): freed now, not whenever V8 gets
+          // round to collecting an external buffer
+          std::unique_ptr<Batch> owned(b);
+          Napi::Buffer<uint8_t> buffer = Napi::Buffer<uint8_t>::Copy(env, b->bytes.data(), b->bytes.size());
+          Napi::Uint32Array counts = Napi::Uint32Array::New(env, profinfer::kEventTypes);
+          std::copy(b->counts.begin(), b->counts.end(), counts.Data());
+          fn.Call({buffer, counts});
         });
         if (status != napi_ok) delete raw;
       });

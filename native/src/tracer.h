@@ -3,6 +3,7 @@
 // probes, poll the ring buffer on a thread of its own and hand out batches of records.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -74,8 +75,16 @@ struct TracerOptions {
   bool aggregate_moe = false;
 };
 
-// Records as the raw file stores them: u32 length followed by the event bytes, concatenated.
-using Batch = std::vector<uint8_t>;
+// Event types counted per batch (pi_event_type values below this; bpf/profinfer.h).
+constexpr size_t kEventTypes = 32;
+
+// Records as the raw file stores them (u32 length followed by the event bytes, concatenated),
+// with how many records of each event type the batch holds: the JavaScript side learns the token
+// and event counts without walking tens of thousands of records a second.
+struct Batch {
+  std::vector<uint8_t> bytes;
+  std::array<uint32_t, kEventTypes> counts{};
+};
 
 class Tracer {
  public:
@@ -117,6 +126,7 @@ class Tracer {
 
  private:
   static int OnEvent(void* ctx, void* data, size_t size);
+  void Deliver();
   std::vector<uint64_t> SumPerCpu(int map_fd, uint32_t entries) const;
 
   profinfer_bpf* skel_ = nullptr;
@@ -127,6 +137,7 @@ class Tracer {
   std::atomic<bool> running_{false};
   std::function<void(std::unique_ptr<Batch>)> deliver_;
   std::unique_ptr<Batch> pending_;
+  size_t last_batch_bytes_ = 0;
   int ncpus_ = 1;
   std::vector<CounterStatus> counter_status_;
   // open perf event fds, counter-major (counter i on cpu c at i * ncpus_ + c)

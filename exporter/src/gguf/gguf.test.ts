@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { gguf as hfGguf } from "@huggingface/gguf";
 import { GgmlType, GgufValueType, tensorByteSize } from "./format.js";
-import { GgufFormatError, readGguf } from "./reader.js";
+import { GgufFormatError, readGguf, readGgufMetadata } from "./reader.js";
 import { gguf, writeGguf, type TensorToWrite } from "./writer.js";
 
 const dir = mkdtempSync(join(tmpdir(), "profinfer-gguf-"));
@@ -87,6 +87,26 @@ test("an independent reader (@huggingface/gguf) parses the same metadata and ten
   assert.equal(md["test.u64"], 1n << 40n);
   assert.deepEqual(md["test.strings"], ["a", "", "ünïcode"]);
   assert.deepEqual(md["test.ints"], [1, -2, 3]);
+});
+
+test("the metadata-only reader builds the asked-for keys, skips the rest, and still catches a cut", () => {
+  const path = writeSample("keys.gguf");
+  // keys after skipped string and integer arrays, and keys the file lacks
+  const keys = ["general.name", "test.f64", "test.ints", "test.missing"];
+  const { version, metadata: got } = readGgufMetadata(path, keys);
+  assert.equal(version, 3);
+  assert.deepEqual([...got.keys()], ["general.name", "test.f64", "test.ints"]);
+  const full = readGguf(path);
+  for (const key of got.keys()) assert.deepEqual(got.get(key), full.metadata.get(key), key);
+  // a cut inside a skipped array is reported, not read past
+  const bytes = readFileSync(path);
+  const inStrings = bytes.indexOf(Buffer.from("ünïcode"));
+  const cut = join(dir, "keys-cut.gguf");
+  writeFileSync(cut, bytes.subarray(0, inStrings + 2));
+  assert.throws(
+    () => readGgufMetadata(cut, ["test.ints"]),
+    (e: unknown) => e instanceof GgufFormatError && /'test\.strings'\[2\]/.test(e.reason),
+  );
 });
 
 test("the same input gives byte-identical files", () => {

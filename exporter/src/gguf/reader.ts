@@ -79,6 +79,32 @@ class Cursor {
     return 0;
   }
 
+  /**
+   * Moves past `n` strings of array `key`, reading only their lengths, straight from the window:
+   * this runs for every token and merge of a vocabulary (400k strings for LLaMA 3), so it builds
+   * no name and calls nothing per string unless one is wrong.
+   */
+  skipStrings(n: number, key: string): void {
+    for (let i = 0; i < n; i++) {
+      let rel = this.pos - this.bufferStart;
+      if (rel < 0 || rel + 8 > this.buffer.length) rel = this.ensure(8, `length of '${key}'[${i}]`);
+      const high = this.buffer.readUInt32LE(rel + 4);
+      const length = high * 2 ** 32 + this.buffer.readUInt32LE(rel);
+      if (high !== 0 || length > MAX_STRING || this.pos + 8 + length > this.size) {
+        this.count(`length of '${key}'[${i}]`, Math.min(MAX_STRING, this.size - this.pos - 8));
+      }
+      this.pos += 8 + length;
+    }
+  }
+
+  /** Moves past `n` bytes (checked against the file size) without reading them. */
+  skip(n: number, what: string): void {
+    if (this.pos + n > this.size) {
+      this.fail(`file ends (size ${this.size}) while skipping ${what} of ${n} bytes`);
+    }
+    this.pos += n;
+  }
+
   u8(what = "u8"): number {
     const at = this.ensure(1, what);
     this.pos += 1;
@@ -131,10 +157,16 @@ class Cursor {
   }
   /** A u64 that must be a count or size: checked against `max` before anything is allocated. */
   count(what: string, max: number): number {
-    const at = this.pos;
-    const v = this.u64big(what);
-    if (v > BigInt(max)) this.fail(`${what} is ${v}, more than the file can hold (${max})`, at);
-    return Number(v);
+    const at = this.ensure(8, what);
+    // two u32 halves rather than a BigInt: this runs for every string of a vocabulary
+    const high = this.buffer.readUInt32LE(at + 4);
+    const v = high * 2 ** 32 + this.buffer.readUInt32LE(at);
+    if (high >= 2 ** 21 || v > max) {
+      const exact = this.buffer.readBigUInt64LE(at);
+      this.fail(`${what} is ${exact}, more than the file can hold (${max})`, this.pos);
+    }
+    this.pos += 8;
+    return v;
   }
   string(what: string): string {
     const at = this.pos;
@@ -224,6 +256,35 @@ function readValue(c: Cursor, key: string): GgufValue {
   };
 }
 
+/**
+ * Moves past a metadata value without building it: fixed-size arrays in one step, strings by
+ * their lengths alone. A 128k-token vocabulary is skipped in milliseconds instead of the
+ * hundreds of milliseconds (and garbage) that decoding every token string costs.
+ */
+function skipValue(c: Cursor, key: string): void {
+  const typeAt = c.pos;
+  const type = c.u32(`value type of '${key}'`);
+  if (type === GgufValueType.ARRAY) {
+    const itemTypeAt = c.pos;
+    const itemType = c.u32(`array item type of '${key}'`);
+    if (itemType === GgufValueType.ARRAY || !(itemType in GgufValueType)) {
+      c.fail(`'${key}': unsupported array item type ${itemType}`, itemTypeAt);
+    }
+    const minItem = itemType === GgufValueType.STRING ? 8 : (SCALAR_MIN[itemType] ?? 1);
+    const n = c.count(`item count of '${key}'`, Math.floor((c.size - c.pos) / minItem));
+    if (itemType === GgufValueType.STRING) c.skipStrings(n, key);
+    else c.skip(n * minItem, `items of '${key}'`);
+    return;
+  }
+  if (type === GgufValueType.STRING) {
+    const length = c.count(`length of '${key}'`, Math.min(MAX_STRING, c.size - c.pos));
+    c.skip(length, `'${key}'`);
+    return;
+  }
+  if (!(type in GgufValueType)) c.fail(`'${key}': unknown value type ${type}`, typeAt);
+  readScalar(c, type, `'${key}'`);
+}
+
 const SCALAR_MIN: Partial<Record<number, number>> = {
   [GgufValueType.UINT16]: 2,
   [GgufValueType.INT16]: 2,
@@ -236,6 +297,57 @@ const SCALAR_MIN: Partial<Record<number, number>> = {
 };
 
 /**
+ * The header and metadata; with `keys`, only those keys' values are built and every other value
+ * (the tokenizer's arrays above all) is skipped over, still bounds-checked.
+ */
+function readHead(
+  c: Cursor,
+  keys: ReadonlySet<string> | null,
+): { version: number; tensorCount: number; metadata: Map<string, GgufValue> } {
+  const size = c.size;
+  if (size < 24) c.fail(`file is ${size} bytes, shorter than a GGUF header (24 bytes)`, 0);
+  const magic = c.u32("magic");
+  if (magic !== GGUF_MAGIC) {
+    c.fail(`magic is 0x${magic.toString(16).padStart(8, "0")}, expected 0x46554747 ("GGUF")`, 0);
+  }
+  const version = c.u32("version");
+  if (version < 2 || version > 3)
+    c.fail(`unsupported GGUF version ${version} (this reader handles 2 and 3)`, 4);
+  const tensorCount = c.count("tensor count", Math.floor(size / 24));
+  const kvCount = c.count("metadata key count", Math.floor(size / 12));
+
+  const metadata = new Map<string, GgufValue>();
+  const seen = new Set<string>();
+  for (let i = 0; i < kvCount; i++) {
+    const keyAt = c.pos;
+    const key = c.string(`key #${i}`);
+    if (seen.has(key)) c.fail(`duplicate metadata key '${key}'`, keyAt);
+    seen.add(key);
+    if (keys === null || keys.has(key)) metadata.set(key, readValue(c, key));
+    else skipValue(c, key);
+  }
+  return { version, tensorCount, metadata };
+}
+
+/**
+ * The GGUF version and the values of `keys` only (those the file has), without the tensor table:
+ * what a caller that names a model needs, at a small fraction of `readGguf`'s cost.
+ */
+export function readGgufMetadata(
+  path: string,
+  keys: readonly string[],
+): { version: number; metadata: Map<string, GgufValue> } {
+  const fd = openSync(path, "r");
+  try {
+    const c: Cursor = new Cursor(fd, path, fstatSync(fd).size);
+    const { version, metadata } = readHead(c, new Set(keys));
+    return { version, metadata };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Reads the header, metadata and tensor table of a GGUF file and checks that every tensor's data
  * lies inside the file. Tensor data itself is not read.
  */
@@ -244,24 +356,7 @@ export function readGguf(path: string): GgufFile {
   try {
     const size = fstatSync(fd).size;
     const c: Cursor = new Cursor(fd, path, size);
-    if (size < 24) c.fail(`file is ${size} bytes, shorter than a GGUF header (24 bytes)`, 0);
-    const magic = c.u32("magic");
-    if (magic !== GGUF_MAGIC) {
-      c.fail(`magic is 0x${magic.toString(16).padStart(8, "0")}, expected 0x46554747 ("GGUF")`, 0);
-    }
-    const version = c.u32("version");
-    if (version < 2 || version > 3)
-      c.fail(`unsupported GGUF version ${version} (this reader handles 2 and 3)`, 4);
-    const tensorCount = c.count("tensor count", Math.floor(size / 24));
-    const kvCount = c.count("metadata key count", Math.floor(size / 12));
-
-    const metadata = new Map<string, GgufValue>();
-    for (let i = 0; i < kvCount; i++) {
-      const keyAt = c.pos;
-      const key = c.string(`key #${i}`);
-      if (metadata.has(key)) c.fail(`duplicate metadata key '${key}'`, keyAt);
-      metadata.set(key, readValue(c, key));
-    }
+    const { version, tensorCount, metadata } = readHead(c, null);
 
     const alignmentValue = metadata.get("general.alignment");
     const alignment =

@@ -115,8 +115,11 @@ export interface NativeTracer {
   dropLastMultiLink(): void;
   attachSchedTracepoints(): string;
   setLayout(layout: NativeLayout): string;
-  /** batches of `u32 length + event` records, delivered on the JS thread; null once after the last */
-  start(onBatch: (batch: Buffer | null) => void): void;
+  /**
+   * Batches of `u32 length + event` records, delivered on the JS thread; null once after the
+   * last. `counts[type]` is how many records of each event type a batch holds.
+   */
+  start(onBatch: (batch: Buffer | null, counts: Uint32Array | null) => void): void;
   /** drains the ring buffer and stops polling; the last batches and the null still arrive after */
   stop(): void;
   detach(): void;

@@ -222,13 +222,13 @@ export class Recorder {
       if (error) this.warn(`scheduler tracepoints: ${error}; off-CPU time will not be shown`);
     }
     this.scanLibraries();
-    this.tracer.start((batch) => {
-      if (batch === null) {
+    this.tracer.start((batch, counts) => {
+      if (batch === null || counts === null) {
         this.streamEnded?.();
         return;
       }
       try {
-        this.onBatch(batch);
+        this.onBatch(batch, counts);
       } catch (error) {
         // an exception must not escape into the addon's callback: keep it and report it once
         if (!this.failure) {
@@ -618,21 +618,21 @@ export class Recorder {
     this.pending = [];
   }
 
-  private onBatch(batch: Buffer): void {
-    let libraryEvents = 0;
-    let tokenBegins = 0;
-    for (let at = 0; at + 8 <= batch.length;) {
-      const length = batch.readUInt32LE(at);
-      const type = batch.readUInt32LE(at + 4);
-      if (type === EV_LIBRARY) libraryEvents++;
-      else {
-        this.stats.events++;
-        if (type === EventType.TOKEN_END) this.stats.tokens++;
-        if (type === EventType.TOKEN_BEGIN) tokenBegins++;
-        if (type === EventType.TENSOR && !this.validated)
+  /** `counts[type]`: the batch's records of each event type (the addon counts them as it copies). */
+  private onBatch(batch: Buffer, counts: Uint32Array): void {
+    const libraryEvents = counts[EV_LIBRARY] ?? 0;
+    const tokenBegins = counts[EventType.TOKEN_BEGIN] ?? 0;
+    this.stats.events += counts.reduce((a, b) => a + b, 0) - libraryEvents;
+    this.stats.tokens += counts[EventType.TOKEN_END] ?? 0;
+    // only the first batches with tensor descriptions are walked: tens of thousands of records a
+    // second otherwise cost the target CPU on a machine it keeps busy
+    if (!this.validated && (counts[EventType.TENSOR] ?? 0) > 0) {
+      for (let at = 0; at + 8 <= batch.length;) {
+        const length = batch.readUInt32LE(at);
+        if (batch.readUInt32LE(at + 4) === EventType.TENSOR)
           this.validating.push(decodeEvent(batch, at + 4, length) as TensorEvent);
+        at += 4 + length;
       }
-      at += 4 + length;
     }
     this.stats.bytes += batch.length;
     if (libraryEvents > 0) {

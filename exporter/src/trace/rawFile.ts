@@ -345,7 +345,7 @@ export class RawFileWriter {
         if (pos + 4 + n > buf.length) {
           throw new TypeError(`records: the record at byte ${pos} (${n} bytes) runs past the end`);
         }
-        checkEvent(buf, pos + 4, n, `records: the record at byte ${pos}`);
+        checkEvent(buf, pos + 4, n, pos);
         pos += 4 + n;
         count++;
       }
@@ -413,7 +413,13 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
 }
 
-function checkEvent(buf: Buffer, offset: number, length: number, what: string): void {
+/** `what` names the record in an error: a byte position is turned into words only then. */
+function checkEvent(buf: Buffer, offset: number, length: number, what: string | number): void {
+  if (typeof what === "number") {
+    const type = length >= HEADER_SIZE ? buf.readUInt32LE(offset) : -1;
+    if (length >= HEADER_SIZE && eventSizes(type).includes(length)) return;
+    what = `records: the record at byte ${what}`;
+  }
   if (length < HEADER_SIZE) {
     throw new TypeError(`${what} is ${length} bytes, shorter than pi_header (${HEADER_SIZE})`);
   }
