@@ -82,6 +82,8 @@ struct {
  * `base`), and where its current operator, segment and barrier began for the aggregates.
  */
 struct thread_state {
+	/* first, so that user space can read what is left at the end (native/src/tracer.cpp) */
+	struct pi_steps steps;
 	__u64 acc[PI_MAX_COUNTERS];
 	__u64 base_c[PI_MAX_COUNTERS];
 	__u64 base_e[PI_MAX_COUNTERS];
@@ -257,12 +259,17 @@ struct {
 	__type(value, struct node_scratch);
 } scratch SEC(".maps");
 
-static __always_inline void count(void *map, __u32 index)
+static __always_inline void count_n(void *map, __u32 index, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(map, &index);
 
 	if (v)
-		*v += 1;
+		*v += n;
+}
+
+static __always_inline void count(void *map, __u32 index)
+{
+	count_n(map, index, 1);
 }
 
 static __always_inline struct run_state *run_state(void)
@@ -666,16 +673,25 @@ static long signature_step(__u64 i, struct nodes_ctx *c)
 	const struct pi_layout *L = layout();
 	struct {
 		__s64 ne[4];
+		__u64 nb[4];
 		__s32 op;
 	} shape = {};
 	__u64 node;
+	long err;
 
 	if (!L || i >= PI_MAX_GRAPH_NODES || i >= c->n)
 		return 1;
 	node = c->scratch->nodes[i];
-	/* op and shape decide the graph's structure; the pointer decides its identity */
-	if (bpf_probe_read_user(&shape.ne, sizeof(shape.ne), (void *)(node + L->tensor_ne)) ||
-	    bpf_probe_read_user(&shape.op, sizeof(shape.op), (void *)(node + L->tensor_op)))
+	/* op and shape decide the graph's structure; the pointer decides its identity. In every ggml
+	 * so far op follows ne[4] and nb[4]: one read instead of two (this runs for every node of
+	 * every graph computed, ahead of the workers) */
+	if (L->tensor_op == L->tensor_ne + sizeof(shape.ne) + sizeof(shape.nb))
+		err = bpf_probe_read_user(&shape, offsetof(typeof(shape), op) + sizeof(shape.op),
+					  (void *)(node + L->tensor_ne));
+	else
+		err = bpf_probe_read_user(&shape.ne, sizeof(shape.ne), (void *)(node + L->tensor_ne)) ||
+		      bpf_probe_read_user(&shape.op, sizeof(shape.op), (void *)(node + L->tensor_op));
+	if (err)
 		count(&drops, PI_DROP_READ_FAILED);
 	c->sig = (c->sig ^ node) * 0x100000001b3ULL;
 	c->sig = (c->sig ^ (__u64)shape.op) * 0x100000001b3ULL;
@@ -1380,29 +1396,59 @@ static __always_inline void step_aggregate(int next, __u64 now)
 	st->step_ts = next < 0 ? 0 : now;
 }
 
+/* Sends a thread's waiting steps (pi_steps), counting each one lost when the ring is full. */
+static __always_inline void flush_steps(struct pi_steps *b)
+{
+	__u64 waiting, size;
+	__u32 n = b->count;
+
+	if (!n)
+		return;
+	fill_header(&b->h, PI_EV_STEPS);
+	waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+	if (bpf_ringbuf_output(&events, b, sizeof(*b), waiting > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP))
+		count_n(&drops, PI_DROP_RINGBUF_FULL, n);
+	b->count = 0;
+}
+
 /* On the compute loop's `call ggml_barrier`: one hit per step and thread (the kernel emulates a
- * call, so no single-step). */
+ * call, so no single-step). The step joins its thread's batch (pi_steps). */
 SEC("uprobe")
 int BPF_KPROBE(step_site)
 {
 	__u64 cookie = bpf_get_attach_cookie(ctx);
 	int next = cookie == PI_STEP_FINAL ? -1 : (int)step_register(ctx, cookie);
-	struct pi_step *e;
-	__u64 now = 0;
+	__u64 now;
 
 	if (!is_target() || !ops_on())
 		return 0;
+	now = bpf_ktime_get_ns();
 	count(&hits, PI_HIT_STEP);
-	e = reserve(sizeof(*e));
-	if (e) {
-		fill_header(&e->h, PI_EV_STEP);
-		now = e->h.ts;
-		e->next = next;
-		e->_pad = 0;
-		submit(e);
+	if (stream) {
+		struct thread_state *st = thread_state(true);
+
+		if (st) {
+			struct pi_steps *b = &st->steps;
+			__u32 i = b->count;
+
+			if (i >= PI_STEPS_PER_BATCH) {
+				flush_steps(b);
+				i = 0;
+			}
+			b->steps[i].ts = now;
+			b->steps[i].next = next;
+			b->steps[i].cpu = bpf_get_smp_processor_id();
+			b->count = i + 1;
+			/* the final barrier ends the thread's part of the graph: send before it waits there */
+			if (i + 1 == PI_STEPS_PER_BATCH || next < 0)
+				flush_steps(b);
+		} else {
+			count(&drops, PI_DROP_MAP_FULL);
+		}
 	}
 	if (aggregate)
-		step_aggregate(next, now ? now : bpf_ktime_get_ns());
+		step_aggregate(next, now);
 	return 0;
 }
 

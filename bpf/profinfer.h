@@ -45,6 +45,7 @@ enum pi_event_type {
 	PI_EV_MOE_IDS = 13,	/* expert ids read from an ffn_moe_topk tensor */
 	PI_EV_LIBRARY = 14,	/* the dynamic linker's object list changed; the process is stopped */
 	PI_EV_STEP = 15,	/* the compute loop's barrier call on one worker thread (a step ended) */
+	PI_EV_STEPS = 16,	/* a batch of one thread's steps: kernel to addon only (see pi_steps) */
 };
 
 enum pi_level {
@@ -172,6 +173,28 @@ struct pi_step {
 	struct pi_header h;
 	int next;
 	unsigned int _pad;
+};
+
+/*
+ * Steps travel from the kernel in batches, one per thread: a thread keeps its steps in its own
+ * map entry and sends them with one ring-buffer output when PI_STEPS_PER_BATCH are waiting or
+ * at the loop's final barrier, instead of a reservation per step. The addon expands a batch into
+ * PI_EV_STEP records (type, cpu and ts from the entry, tgid and tid from the batch's header),
+ * so neither the raw file nor its readers ever see PI_EV_STEPS.
+ */
+#define PI_STEPS_PER_BATCH 32
+
+struct pi_step_entry {
+	unsigned long long ts;
+	int next;
+	unsigned int cpu;
+};
+
+struct pi_steps {
+	struct pi_header h;
+	unsigned int count; /* entries in use, from the first */
+	unsigned int _pad;
+	struct pi_step_entry steps[PI_STEPS_PER_BATCH];
 };
 
 /* Attach cookie of a step site: the register holding node_n + 1, or PI_STEP_FINAL. */

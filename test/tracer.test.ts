@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { readElf } from "../exporter/src/target/elf.js";
+import { EventType } from "../exporter/src/trace/events.js";
 import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import {
@@ -520,9 +521,20 @@ describe("bad input: a clear message, nothing recorded lost", () => {
     process.kill(childOf(child.pid!), "SIGKILL");
     const code = await new Promise<number | null>((r) => child.on("exit", r));
     assert.equal(code, 137, "exits with the target's status (killed)");
-    const run = buildRun(readRawFile(join(dir, "events.pinf")));
+    const recording = readRawFile(join(dir, "events.pinf"));
+    const run = buildRun(recording);
     assert.ok(run.tokens.filter((t) => t.complete).length > 3, "tokens up to the kill are kept");
     assert.equal(run.exit?.signal, "SIGKILL");
+    // steps travel in per-thread batches: those of the graph the kill cut short are sent at the end
+    const hits = recording.notes.find((n) => n.note.kind === "hits")?.note as
+      Record<string, unknown> | undefined;
+    const stepHits = Number(hits?.step);
+    assert.ok(stepHits > 0);
+    assert.equal(
+      recording.events.filter((e) => e.type === EventType.STEP).length,
+      stepHits,
+      "every step probe hit is in the file",
+    );
     assert.ok(existsSync(join(dir, "trace.json")) && existsSync(join(dir, "stats.json")));
     assert.match(out, /decode/);
   });

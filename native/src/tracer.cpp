@@ -319,22 +319,67 @@ std::string Tracer::SetLayout(const pi_layout& layout) {
 
 int Tracer::OnEvent(void* ctx, void* data, size_t size) {
   auto* self = static_cast<Tracer*>(ctx);
-  if (!self->pending_) {
-    self->pending_ = std::make_unique<Batch>();
-    // about what the last poll brought: a fresh 1 MiB per batch would fault in pages each time
-    self->pending_->bytes.reserve(std::min(kBatchBytes, self->last_batch_bytes_ + self->last_batch_bytes_ / 4) + 16384);
+  if (!self->pending_) self->NewBatch();
+  uint32_t type = 0;
+  if (size >= sizeof(type)) memcpy(&type, data, sizeof(type));
+  if (type == PI_EV_STEPS && size == sizeof(pi_steps)) {
+    self->AppendSteps(*static_cast<const pi_steps*>(data));
+  } else {
+    self->Append(data, size, type);
   }
-  std::vector<uint8_t>& out = self->pending_->bytes;
+  if (self->pending_->bytes.size() >= kBatchBytes) self->Deliver();
+  return 0;
+}
+
+void Tracer::Append(const void* data, size_t size, uint32_t type) {
+  std::vector<uint8_t>& out = pending_->bytes;
   uint32_t length = static_cast<uint32_t>(size);
   size_t at = out.size();
   out.resize(at + sizeof(length) + size);
   memcpy(out.data() + at, &length, sizeof(length));
   memcpy(out.data() + at + sizeof(length), data, size);
-  uint32_t type = 0;
-  if (size >= sizeof(type)) memcpy(&type, data, sizeof(type));
-  if (type < kEventTypes) self->pending_->counts[type]++;
-  if (out.size() >= kBatchBytes) self->Deliver();
-  return 0;
+  if (type < kEventTypes) pending_->counts[type]++;
+}
+
+// One PI_EV_STEP record per entry of a thread's batch: the raw file keeps one record per step.
+void Tracer::AppendSteps(const pi_steps& batch) {
+  uint32_t n = std::min<uint32_t>(batch.count, PI_STEPS_PER_BATCH);
+  for (uint32_t i = 0; i < n; i++) {
+    pi_step step{};
+    step.h = batch.h;
+    step.h.type = PI_EV_STEP;
+    step.h.cpu = batch.steps[i].cpu;
+    step.h.ts = batch.steps[i].ts;
+    step.next = batch.steps[i].next;
+    Append(&step, sizeof(step), PI_EV_STEP);
+  }
+}
+
+// Steps still waiting in the threads' batches when tracing stops (a graph cut short by the stop
+// or by the target's exit): sent like any batch, so that nothing recorded is lost.
+void Tracer::DrainStepBatches() {
+  int fd = bpf_map__fd(skel_->maps.threads);
+  size_t value_size = bpf_map__value_size(skel_->maps.threads);
+  if (fd < 0 || value_size < sizeof(pi_steps)) return;
+  std::vector<uint8_t> value(value_size);
+  uint32_t key = 0, next_key = 0;
+  uint32_t* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next_key) == 0) {
+    key = next_key;
+    prev = &key;
+    if (bpf_map_lookup_elem(fd, &key, value.data()) != 0) continue;
+    pi_steps batch;
+    memcpy(&batch, value.data(), sizeof(batch));
+    if (batch.count == 0) continue;
+    if (!pending_) NewBatch();
+    AppendSteps(batch);
+  }
+}
+
+void Tracer::NewBatch() {
+  pending_ = std::make_unique<Batch>();
+  // about what the last poll brought: a fresh 1 MiB per batch would fault in pages each time
+  pending_->bytes.reserve(std::min(kBatchBytes, last_batch_bytes_ + last_batch_bytes_ / 4) + 16384);
 }
 
 void Tracer::Deliver() {
@@ -356,8 +401,9 @@ void Tracer::Start(std::function<void(std::unique_ptr<Batch>)> deliver) {
       ring_buffer__consume(ring_);
       if (pending_) Deliver();
     }
-    /* drain what arrived before the stop, then mark the end of the stream */
+    /* drain what arrived before the stop and the threads' unsent steps, then mark the end */
     ring_buffer__consume(ring_);
+    DrainStepBatches();
     if (pending_) Deliver();
     deliver_(nullptr);
   });

@@ -126,6 +126,10 @@ class Tracer {
 
  private:
   static int OnEvent(void* ctx, void* data, size_t size);
+  void NewBatch();
+  void Append(const void* data, size_t size, uint32_t type);
+  void AppendSteps(const pi_steps& batch);
+  void DrainStepBatches();
   void Deliver();
   std::vector<uint64_t> SumPerCpu(int map_fd, uint32_t entries) const;
 
