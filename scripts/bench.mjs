@@ -13,6 +13,11 @@
 // receiver in a process of its own; the OTLP section after the rounds measures how many spans a
 // second profinfer exports without a drop, the CPU it spends per span, and the span sizes the
 // default sampling (docs/spans.md "Volume") is chosen from.
+// "profinfer CPU" is what profinfer itself used from the target's first llama_decode on (the
+// run's "profiler" note). The in-run section (with "op", BENCH_INRUN_ROUNDS runs, default 3)
+// records with operator events for every other decode call and sets each traced call against
+// its untraced neighbours: what the op level adds per token on top of the probes firing, free
+// of the drift that moves whole rounds.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -131,6 +136,8 @@ function runOnce(config, round) {
   const tps = json[0].avg_ts;
   let hits = null;
   let totalHits = null;
+  // profinfer's own CPU from the first llama_decode on, as a share of one core
+  let selfPct = null;
   if (config !== "none") {
     const recording = readRawFile(join(out, "events.pinf"));
     const note = recording.notes.find((n) => n.note.kind === "hits")?.note;
@@ -144,9 +151,11 @@ function runOnce(config, round) {
       ? (note.op + note.barrier + note.graph + note.token) * 2 + (note.step ?? 0)
       : null;
     hits = totalHits === null ? null : totalHits / Math.max(decodes, 1);
+    const self = recording.notes.find((n) => n.note.kind === "profiler")?.note;
+    selfPct = self && self.wallMs > 0 ? (100 * self.cpuMs) / self.wallMs : null;
     rmSync(out, { recursive: true, force: true });
   }
-  return { tps, hits, totalHits, cpuSeconds };
+  return { tps, hits, totalHits, cpuSeconds, selfPct };
 }
 
 const results = Object.fromEntries(configs.map((c) => [c, []]));
@@ -178,6 +187,9 @@ const rows = configs.map((config) => {
     medianCpuSeconds: median(results[config].map((r) => r.cpuSeconds)),
     slowdownRangePct: config === "none" ? [0, 0] : [Math.min(...slowdown), Math.max(...slowdown)],
     probeHitsPerToken: config === "none" ? 0 : hits,
+    medianSelfPct: results[config].some((r) => r.selfPct !== null)
+      ? median(results[config].filter((r) => r.selfPct !== null).map((r) => r.selfPct))
+      : null,
     // below a few hundred hits a token the difference is inside the run-to-run noise
     usPerProbeHit:
       config === "none" || !hits || hits < 100 ? null : (extraMsPerToken * 1000) / hits,
@@ -292,16 +304,89 @@ const counterCost = rows
     };
   });
 
+// In-run cost of operator tracing: --level op with operator events for every other llama_decode
+// call (--sample-tokens 2). Each traced call is set against the untraced calls either side of
+// it, some 50 ms apart, so the machine's drift (which moves whole rounds by 5-10%) cancels. It
+// measures what the probes, the programs and the graph snapshot cost a token, not profinfer's
+// user-space CPU, which both kinds of call share (the "profinfer CPU" column).
+const inRunRounds = configs.includes("op") ? Number(process.env.BENCH_INRUN_ROUNDS ?? 3) : 0;
+const { buildRun: buildRunModel } = await import(
+  join(repoRoot, "exporter", "dist", "trace", "model.js")
+);
+const inRun = [];
+for (let round = 0; round < inRunRounds; round++) {
+  const out = join(scratch, `inrun-${round}`);
+  const run = spawnSync(
+    process.execPath,
+    [
+      cli,
+      "record",
+      "--no-status",
+      "--no-report",
+      "--level",
+      "op",
+      "--sample-tokens",
+      "2",
+      "--out",
+      out,
+      "--",
+      benchBin,
+      ...benchArgs,
+    ],
+    { encoding: "utf8", maxBuffer: 64 << 20 },
+  );
+  if (run.status !== 0) throw new Error(`in-run: exit ${run.status}\n${run.stderr.slice(-2000)}`);
+  const model = buildRunModel(readRawFile(join(out, "events.pinf")));
+  const decodes = model.tokens
+    .filter((t) => t.phase === "decode" && t.complete)
+    .sort((a, b) => a.seq - b.seq);
+  const ratios = [];
+  for (let i = 1; i + 1 < decodes.length; i++) {
+    const [before, t, after] = [decodes[i - 1], decodes[i], decodes[i + 1]];
+    if (!t.opsSampled || before.opsSampled || after.opsSampled) continue;
+    if (before.seq !== t.seq - 1 || after.seq !== t.seq + 1) continue;
+    const dur = (x) => Number(x.endNs - x.startNs);
+    ratios.push(dur(t) / ((dur(before) + dur(after)) / 2));
+  }
+  rmSync(out, { recursive: true, force: true });
+  const sorted = [...ratios].sort((a, b) => a - b);
+  const q = (f) => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))];
+  inRun.push({
+    pairs: ratios.length,
+    medianPct: (median(ratios) - 1) * 100,
+    q1Pct: (q(0.25) - 1) * 100,
+    q3Pct: (q(0.75) - 1) * 100,
+  });
+  process.stdout.write(
+    `in-run ${round + 1}/${inRunRounds}: traced decode calls ${inRun.at(-1).medianPct.toFixed(2)}% longer (${ratios.length} calls)\n`,
+  );
+}
+
 const lines = [
   `bench model, llama-bench -t 2 -n ${tokens}, ${rounds} interleaved rounds (profinfer's own CPU shares the 2 cores).`,
   "CPU s / run: user+system CPU of the whole run (model load, warm-up, the tokens, and under profinfer its start-up, probing and output writing).",
   "",
-  "| level | median t/s | slowdown (median) | slowdown range | CPU s / run | CPU increase (median) | probe hits / token | us / probe hit |",
-  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  'profinfer CPU: what profinfer itself used (all its threads) from the target\'s first llama_decode to the end of tracing, as a share of one core (the "profiler" note; none at level metrics, which streams no token events).',
+  "",
+  "| level | median t/s | slowdown (median) | slowdown range | CPU s / run | CPU increase (median) | profinfer CPU | probe hits / token | us / probe hit |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ...rows.map(
     (r) =>
-      `| ${r.config} | ${r.medianTps.toFixed(2)} | ${r.medianSlowdownPct.toFixed(2)}% | ${r.slowdownRangePct.map((x) => x.toFixed(1)).join(" .. ")}% | ${r.medianCpuSeconds.toFixed(2)} | ${r.medianCpuIncreasePct.toFixed(1)}% | ${r.probeHitsPerToken ? r.probeHitsPerToken.toFixed(0) : "-"} | ${r.usPerProbeHit === null ? "-" : r.usPerProbeHit.toFixed(2)} |`,
+      `| ${r.config} | ${r.medianTps.toFixed(2)} | ${r.medianSlowdownPct.toFixed(2)}% | ${r.slowdownRangePct.map((x) => x.toFixed(1)).join(" .. ")}% | ${r.medianCpuSeconds.toFixed(2)} | ${r.medianCpuIncreasePct.toFixed(1)}% | ${r.medianSelfPct === null ? "-" : `${r.medianSelfPct.toFixed(2)}%`} | ${r.probeHitsPerToken ? r.probeHitsPerToken.toFixed(0) : "-"} | ${r.usPerProbeHit === null ? "-" : r.usPerProbeHit.toFixed(2)} |`,
   ),
+  ...(inRun.length
+    ? [
+        "",
+        `In-run cost at level op (llama-bench -n ${tokens} under --sample-tokens 2: each traced decode call against the untraced calls either side of it; median, and quartiles of the calls):`,
+        "",
+        "| run | traced calls | longer by (median) | quartiles |",
+        "| --- | ---: | ---: | ---: |",
+        ...inRun.map(
+          (r, i) =>
+            `| ${i + 1} | ${r.pairs} | ${r.medianPct.toFixed(2)}% | ${r.q1Pct.toFixed(1)} .. ${r.q3Pct.toFixed(1)}% |`,
+        ),
+      ]
+    : []),
   ...(counterCost.length
     ? [
         "",
@@ -336,7 +421,7 @@ if (rounds > 0) {
   process.stdout.write("\n" + lines.join("\n") + "\n");
   writeFileSync(
     join(outDir, "bench-tracer.json"),
-    JSON.stringify({ rounds, tokens, results, rows, counterCost, bpfCost }, null, 2),
+    JSON.stringify({ rounds, tokens, results, rows, inRun, counterCost, bpfCost }, null, 2),
   );
   writeFileSync(join(outDir, "bench-tracer.md"), lines.join("\n") + "\n");
 }

@@ -376,7 +376,9 @@ describe("live export of a profiled llama.cpp run", () => {
     try {
       const { dir, done } = recordAsync(
         ["--otlp-endpoint", collector.url, "--otlp-op-sample", "every:8"],
-        completion(model("llama"), 400),
+        // long enough to outlast the latency of a live span: the ring is read every 0.5 s and
+        // spans leave about once a second
+        completion(model("llama"), 1500, ["-c", "2048"]),
       );
       const ran = await done;
       assert.equal(ran.code, 0, ran.stderr.slice(-3000));

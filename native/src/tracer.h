@@ -138,6 +138,8 @@ class Tracer {
   std::vector<bpf_link*> links_;
   std::vector<int> multi_link_fds_;
   std::thread thread_;
+  int wake_fd_ = -1;
+  int poll_fd_ = -1;
   std::atomic<bool> running_{false};
   std::function<void(std::unique_ptr<Batch>)> deliver_;
   std::unique_ptr<Batch> pending_;

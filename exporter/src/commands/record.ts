@@ -390,16 +390,21 @@ async function finishLiveOtlp(otlp: LiveOtlp | null, opts: OtlpOptions): Promise
 /** A status line on the terminal while recording: tokens, tokens/s, events/s, drops. */
 function statusLine(recorder: Recorder, enabled: boolean): () => void {
   if (!enabled || !process.stderr.isTTY) return () => {};
-  let last = { at: performance.now(), tokens: 0, events: 0 };
+  // rates over the last 5 s: events arrive in batches twice a second, a 1 s window would jitter
+  const window: { at: number; tokens: number; events: number }[] = [
+    { at: performance.now(), tokens: 0, events: 0 },
+  ];
   const timer = setInterval(() => {
     const now = performance.now();
     const s = recorder.stats;
-    const dt = (now - last.at) / 1000;
+    window.push({ at: now, tokens: s.tokens, events: s.events });
+    while (window.length > 2 && now - window[1]!.at >= 5000) window.shift();
+    const first = window[0]!;
+    const dt = (now - first.at) / 1000;
     const line =
-      `recording pid ${recorder.pid}  tokens ${s.tokens} (${((s.tokens - last.tokens) / dt).toFixed(1)}/s)  ` +
-      `events ${s.events} (${Math.round((s.events - last.events) / dt)}/s)  drops ${recorder.liveDrops()}  ${(s.bytes / (1 << 20)).toFixed(1)} MiB`;
+      `recording pid ${recorder.pid}  tokens ${s.tokens} (${((s.tokens - first.tokens) / dt).toFixed(1)}/s)  ` +
+      `events ${s.events} (${Math.round((s.events - first.events) / dt)}/s)  drops ${recorder.liveDrops()}  ${(s.bytes / (1 << 20)).toFixed(1)} MiB`;
     process.stderr.write(`\r\x1b[K${line}`);
-    last = { at: now, tokens: s.tokens, events: s.events };
   }, 1000);
   return () => {
     clearInterval(timer);
@@ -507,6 +512,12 @@ function reportRun(
     serviceName: opts.serviceName,
   });
   process.stdout.write(outputs.summary);
+  const self = recorder.profilerCpu;
+  if (self && self.wallMs > 0) {
+    process.stderr.write(
+      `profinfer: used ${self.cpuMs.toFixed(0)} ms of CPU while tracing (${((100 * self.cpuMs) / self.wallMs).toFixed(2)}% of one core over ${(self.wallMs / 1000).toFixed(1)} s from the first llama_decode)\n`,
+    );
+  }
   reportReportFile(outputs);
   process.stderr.write(`profinfer: run folder ${outDir}\n`);
 }

@@ -323,15 +323,19 @@ function readHead(
     const key = c.string(`key #${i}`);
     if (seen.has(key)) c.fail(`duplicate metadata key '${key}'`, keyAt);
     seen.add(key);
-    if (keys === null || keys.has(key)) metadata.set(key, readValue(c, key));
-    else skipValue(c, key);
+    if (keys === null || keys.has(key)) {
+      metadata.set(key, readValue(c, key));
+      // converters write general.* first: a model's name is found without walking its vocabulary
+      if (keys !== null && metadata.size === keys.size) break;
+    } else skipValue(c, key);
   }
   return { version, tensorCount, metadata };
 }
 
 /**
  * The GGUF version and the values of `keys` only (those the file has), without the tensor table:
- * what a caller that names a model needs, at a small fraction of `readGguf`'s cost.
+ * what a caller that names a model needs, at a small fraction of `readGguf`'s cost. Reading stops
+ * once every key is found, so a damaged file past them is not noticed here.
  */
 export function readGgufMetadata(
   path: string,

@@ -129,6 +129,10 @@ export class Recorder {
   /** the counters that opened, in the order the events carry their readings */
   readonly counters: CounterRequest[] = [];
   private modelNoted = false;
+  /** process.cpuUsage() and the time at the first llama_decode */
+  private selfStart: { cpu: NodeJS.CpuUsage; wallMs: number } | null = null;
+  /** profinfer's CPU from the first llama_decode to the end of tracing (all its threads) */
+  profilerCpu: { cpuMs: number; wallMs: number } | null = null;
   private listenerFailed = false;
   readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0 };
 
@@ -641,6 +645,10 @@ export class Recorder {
       this.resume();
       batch = withoutType(batch, EV_LIBRARY);
     }
+    if (tokenBegins > 0 && !this.selfStart) {
+      // profinfer's own CPU is counted from here: the target's decoding, not its start-up
+      this.selfStart = { cpu: process.cpuUsage(), wallMs: performance.now() };
+    }
     if (tokenBegins > 0 && !this.modelNoted) {
       // the model is loaded by the first llama_decode: note which one it is
       this.modelNoted = true;
@@ -723,6 +731,13 @@ export class Recorder {
     const ended = new Promise<void>((resolveEnd) => (this.streamEnded = resolveEnd));
     this.tracer.stop();
     await ended;
+    if (this.selfStart) {
+      const used = process.cpuUsage(this.selfStart.cpu);
+      this.profilerCpu = {
+        cpuMs: Math.round((used.user + used.system) / 100) / 10,
+        wallMs: Math.round((performance.now() - this.selfStart.wallMs) * 10) / 10,
+      };
+    }
     const counters = this.tracer.counters();
     this.finalCounters = counters;
     this.finalAggregates = this.tracer.aggregates();
@@ -753,6 +768,7 @@ export class Recorder {
       step: counters.hits[6] ?? 0,
       probes: counters.attached,
     });
+    if (this.profilerCpu) this.note({ kind: "profiler", ...this.profilerCpu });
     if (exit) this.note({ kind: "exit", code: exit.code, signal: exit.signal });
     this.note({ kind: "end", events: this.stats.events, tokens: this.stats.tokens });
     this.writer?.close();
