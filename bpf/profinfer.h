@@ -8,7 +8,7 @@
 #ifndef __PROFINFER_H
 #define __PROFINFER_H
 
-#define PI_EVENT_ABI 2
+#define PI_EVENT_ABI 3
 
 #define PI_MAX_SRC 10	     /* GGML_MAX_SRC */
 #define PI_MAX_NAME 64	     /* GGML_MAX_NAME */
@@ -45,7 +45,7 @@ enum pi_event_type {
 	PI_EV_MOE_IDS = 13,	/* expert ids read from an ffn_moe_topk tensor */
 	PI_EV_LIBRARY = 14,	/* the dynamic linker's object list changed; the process is stopped */
 	PI_EV_STEP = 15,	/* the compute loop's barrier call on one worker thread (a step ended) */
-	PI_EV_STEPS = 16,	/* a batch of one thread's steps: kernel to addon only (see pi_steps) */
+	PI_EV_STEPS = 16,	/* a batch of one thread's steps (see pi_steps) */
 };
 
 enum pi_level {
@@ -176,11 +176,11 @@ struct pi_step {
 };
 
 /*
- * Steps travel from the kernel in batches, one per thread: a thread keeps its steps in its own
- * map entry and sends them with one ring-buffer output when PI_STEPS_PER_BATCH are waiting or
- * at the loop's final barrier, instead of a reservation per step. The addon expands a batch into
- * PI_EV_STEP records (type, cpu and ts from the entry, tgid and tid from the batch's header),
- * so neither the raw file nor its readers ever see PI_EV_STEPS.
+ * Steps travel in batches, one per thread (ABI 3): a thread keeps its steps in its own map entry
+ * and sends them with one ring-buffer output when PI_STEPS_PER_BATCH are waiting or at the loop's
+ * final barrier, instead of a reservation per step. The raw file keeps the batch as it came;
+ * readers expand it into one PI_EV_STEP event per entry (cpu and ts from the entry, tgid and tid
+ * from the batch's header). Half the bytes of single steps, and a 32nd of the records.
  */
 #define PI_STEPS_PER_BATCH 32
 

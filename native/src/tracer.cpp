@@ -119,7 +119,7 @@ std::vector<uint64_t> AggregateBoundsNs() {
   return bounds;
 }
 
-Tracer::Tracer(const TracerOptions& o) {
+Tracer::Tracer(const TracerOptions& o) : tgid_(o.tgid) {
   libbpf_set_print(SilentLibbpf);
   /* open: nothing is in the kernel yet, so rodata and map sizes can still change */
   skel_ = profinfer_bpf__open();
@@ -325,10 +325,11 @@ int Tracer::OnEvent(void* ctx, void* data, size_t size) {
   if (!self->pending_) self->NewBatch();
   uint32_t type = 0;
   if (size >= sizeof(type)) memcpy(&type, data, sizeof(type));
+  self->Append(data, size, type);
+  // a batch of steps counts as its steps: the counts are of events
   if (type == PI_EV_STEPS && size == sizeof(pi_steps)) {
-    self->AppendSteps(*static_cast<const pi_steps*>(data));
-  } else {
-    self->Append(data, size, type);
+    self->pending_->counts[PI_EV_STEPS]--;
+    self->pending_->counts[PI_EV_STEP] += std::min<uint32_t>(static_cast<const pi_steps*>(data)->count, PI_STEPS_PER_BATCH);
   }
   if (self->pending_->bytes.size() >= kBatchBytes) self->Deliver();
   return 0;
@@ -342,20 +343,6 @@ void Tracer::Append(const void* data, size_t size, uint32_t type) {
   memcpy(out.data() + at, &length, sizeof(length));
   memcpy(out.data() + at + sizeof(length), data, size);
   if (type < kEventTypes) pending_->counts[type]++;
-}
-
-// One PI_EV_STEP record per entry of a thread's batch: the raw file keeps one record per step.
-void Tracer::AppendSteps(const pi_steps& batch) {
-  uint32_t n = std::min<uint32_t>(batch.count, PI_STEPS_PER_BATCH);
-  for (uint32_t i = 0; i < n; i++) {
-    pi_step step{};
-    step.h = batch.h;
-    step.h.type = PI_EV_STEP;
-    step.h.cpu = batch.steps[i].cpu;
-    step.h.ts = batch.steps[i].ts;
-    step.next = batch.steps[i].next;
-    Append(&step, sizeof(step), PI_EV_STEP);
-  }
 }
 
 // Steps still waiting in the threads' batches when tracing stops (a graph cut short by the stop
@@ -373,9 +360,17 @@ void Tracer::DrainStepBatches() {
     if (bpf_map_lookup_elem(fd, &key, value.data()) != 0) continue;
     pi_steps batch;
     memcpy(&batch, value.data(), sizeof(batch));
-    if (batch.count == 0) continue;
+    if (batch.count == 0 || batch.count > PI_STEPS_PER_BATCH) continue;
+    // the header is the last flush's, or zeros before the thread's first: name the thread again
+    batch.h.type = PI_EV_STEPS;
+    batch.h.tgid = tgid_;
+    batch.h.tid = key;
+    batch.h.cpu = batch.steps[batch.count - 1].cpu;
+    batch.h.ts = batch.steps[batch.count - 1].ts;
     if (!pending_) NewBatch();
-    AppendSteps(batch);
+    Append(&batch, sizeof(batch), PI_EV_STEPS);
+    pending_->counts[PI_EV_STEPS]--;
+    pending_->counts[PI_EV_STEP] += batch.count;
   }
 }
 

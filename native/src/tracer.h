@@ -128,7 +128,6 @@ class Tracer {
   static int OnEvent(void* ctx, void* data, size_t size);
   void NewBatch();
   void Append(const void* data, size_t size, uint32_t type);
-  void AppendSteps(const pi_steps& batch);
   void DrainStepBatches();
   void Deliver();
   std::vector<uint64_t> SumPerCpu(int map_fd, uint32_t entries) const;
@@ -138,6 +137,7 @@ class Tracer {
   std::vector<bpf_link*> links_;
   std::vector<int> multi_link_fds_;
   std::thread thread_;
+  uint32_t tgid_ = 0;
   int wake_fd_ = -1;
   int poll_fd_ = -1;
   std::atomic<bool> running_{false};

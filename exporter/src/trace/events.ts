@@ -4,12 +4,20 @@
 // the reader, the writer and the test fixtures all go through it.
 
 /** PI_EVENT_ABI of bpf/profinfer.h: the struct layouts below. */
-export const EVENT_ABI = 2;
+export const EVENT_ABI = 3;
 /**
  * ABIs this decoder reads: ABI 2 only added the counter readings OP and BARRIER events may carry
- * (pi_op_counted, pi_barrier_counted), so ABI 1 files read unchanged.
+ * (pi_op_counted, pi_barrier_counted), ABI 3 only the batch records of steps (STEPS_RECORD), so
+ * ABI 1 and 2 files read unchanged.
  */
-export const READABLE_EVENT_ABIS: readonly number[] = [1, 2];
+export const READABLE_EVENT_ABIS: readonly number[] = [1, 2, 3];
+
+/**
+ * PI_EV_STEPS (ABI 3): a record holding a batch of one thread's steps (pi_steps). Not an event of
+ * its own: it decodes into one STEP event per entry (decodeRecord).
+ */
+export const STEPS_RECORD = 16;
+export const PI_STEPS_PER_BATCH = 32;
 
 /** enum pi_event_type */
 export const EventType = {
@@ -85,6 +93,8 @@ export const LAYOUT = {
   pi_op: { size: 48, dst: 24, func: 32, ith: 36, nth: 40 },
   pi_barrier: { size: 24 },
   pi_step: { size: 32, next: 24 },
+  pi_step_entry: { size: 16, ts: 0, next: 8, cpu: 12 },
+  pi_steps: { size: 32 + 16 * PI_STEPS_PER_BATCH, count: 24, steps: 32 },
   pi_counter_values: { size: 8 + 8 * PI_MAX_COUNTERS, n: 0, scaled: 4, value: 8 },
   pi_op_counted: { size: 48 + 8 + 8 * PI_MAX_COUNTERS, op: 0, c: 48 },
   pi_barrier_counted: { size: 24 + 8 + 8 * PI_MAX_COUNTERS, b: 0, c: 24 },
@@ -152,6 +162,7 @@ export function countedEventSize(type: number): number | undefined {
 
 /** The sizes an event of `type` may have (its struct, and with counter readings where allowed). */
 export function eventSizes(type: number): number[] {
+  if (type === STEPS_RECORD) return [LAYOUT.pi_steps.size];
   const base = eventSize(type);
   if (base === undefined) return [];
   const counted = countedEventSize(type);
@@ -163,6 +174,7 @@ export const VALID_EVENT_SIZES: ReadonlySet<number> = new Set([
   ...Object.values(EVENT_SIZES),
   LAYOUT.pi_op_counted.size,
   LAYOUT.pi_barrier_counted.size,
+  LAYOUT.pi_steps.size,
 ]);
 
 const H = LAYOUT.pi_header;
@@ -332,14 +344,50 @@ function cString(buf: Buffer, start: number, max: number): string {
 }
 
 /**
+ * Decode the record of `length` bytes at `offset` of `buf` into `out`: one event, or for a batch
+ * of steps (STEPS_RECORD) one STEP event per entry, with the batch's tgid and tid. Throws
+ * EventLayoutError as decodeEvent does.
+ */
+export function decodeRecord(buf: Buffer, offset: number, length: number, out: RawEvent[]): void {
+  if (length >= HEADER_SIZE && buf.readUInt32LE(offset + H.type) === STEPS_RECORD) {
+    if (length !== LAYOUT.pi_steps.size) {
+      throw new EventLayoutError(
+        `a batch of steps is ${length} bytes, pi_steps is ${LAYOUT.pi_steps.size}`,
+      );
+    }
+    const count = buf.readUInt32LE(offset + LAYOUT.pi_steps.count);
+    if (count > PI_STEPS_PER_BATCH) {
+      throw new EventLayoutError(`a batch of steps counts ${count}, at most ${PI_STEPS_PER_BATCH}`);
+    }
+    const tgid = buf.readUInt32LE(offset + H.tgid);
+    const tid = buf.readUInt32LE(offset + H.tid);
+    const E = LAYOUT.pi_step_entry;
+    for (let i = 0; i < count; i++) {
+      const at = offset + LAYOUT.pi_steps.steps + i * E.size;
+      out.push({
+        type: EventType.STEP,
+        cpu: buf.readUInt32LE(at + E.cpu),
+        tgid,
+        tid,
+        ts: buf.readBigUInt64LE(at + E.ts),
+        next: buf.readInt32LE(at + E.next),
+      });
+    }
+    return;
+  }
+  out.push(decodeEvent(buf, offset, length));
+}
+
+/**
  * Decode the event of `length` bytes at `offset` of `buf`. Throws EventLayoutError when the type
- * is unknown or the length is not that type's struct size.
+ * is unknown or the length is not that type's struct size (a batch of steps: decodeRecord).
  */
 export function decodeEvent(buf: Buffer, offset: number, length: number): RawEvent {
   if (length < HEADER_SIZE) {
     throw new EventLayoutError(`event of ${length} bytes is shorter than pi_header (24)`);
   }
   const type = buf.readUInt32LE(offset + H.type);
+  if (type === STEPS_RECORD) throw new EventLayoutError("a batch of steps holds several events");
   const sizes = eventSizes(type);
   if (sizes.length === 0) throw new EventLayoutError(`unknown event type ${type}`);
   if (!sizes.includes(length)) {

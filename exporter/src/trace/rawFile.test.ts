@@ -11,6 +11,8 @@ import {
   EVENT_STRUCTS,
   EventType,
   LAYOUT,
+  PI_STEPS_PER_BATCH,
+  STEPS_RECORD,
   decodeEvent,
   encodeEvent,
 } from "./events.js";
@@ -83,7 +85,7 @@ test("the struct sizes are the table of docs/raw-events.md", () => {
   const rows = [
     ...doc.matchAll(/^\| (\d+) `PI_EV_\w+`(?:, (\d+) `PI_EV_\w+`)? \| `(\w+)` \| (\d+) \|$/gm),
   ];
-  assert.equal(rows.length, 12, "rows of the size table");
+  assert.equal(rows.length, 13, "rows of the size table");
   const documented = new Map<number, [string, number]>();
   for (const [, a, b, struct, size] of rows) {
     documented.set(Number(a), [struct!, Number(size)]);
@@ -91,8 +93,10 @@ test("the struct sizes are the table of docs/raw-events.md", () => {
   }
   assert.deepEqual(
     [...documented.keys()].sort((x, y) => x - y),
-    Object.values(EventType),
+    [...Object.values(EventType), STEPS_RECORD],
   );
+  assert.deepEqual(documented.get(STEPS_RECORD), ["pi_steps", LAYOUT.pi_steps.size]);
+  documented.delete(STEPS_RECORD);
   for (const [type, [struct, size]] of documented) {
     assert.equal(EVENT_STRUCTS[type as keyof typeof EVENT_STRUCTS], struct, `type ${type}`);
     assert.equal(EVENT_SIZES[type as keyof typeof EVENT_SIZES], size, `size of ${struct}`);
@@ -187,6 +191,63 @@ test("the writer takes one buffer of length-prefixed records as the ring buffer 
     read.notes.map((n) => n.note.kind),
     ["end"],
   );
+});
+
+/** A pi_steps record (with its length prefix) of `entries` [ts, next, cpu] for thread 7 of 5. */
+function stepsRecord(entries: [bigint, number, number][], count = entries.length): Buffer {
+  const L = LAYOUT.pi_steps;
+  const E = LAYOUT.pi_step_entry;
+  const b = Buffer.alloc(4 + L.size);
+  b.writeUInt32LE(L.size, 0);
+  b.writeUInt32LE(STEPS_RECORD, 4 + LAYOUT.pi_header.type);
+  b.writeUInt32LE(1, 4 + LAYOUT.pi_header.cpu);
+  b.writeUInt32LE(5, 4 + LAYOUT.pi_header.tgid);
+  b.writeUInt32LE(7, 4 + LAYOUT.pi_header.tid);
+  b.writeBigUInt64LE(999n, 4 + LAYOUT.pi_header.ts);
+  b.writeUInt32LE(count, 4 + L.count);
+  entries.forEach(([ts, next, cpu], i) => {
+    const at = 4 + L.steps + i * E.size;
+    b.writeBigUInt64LE(ts, at + E.ts);
+    b.writeInt32LE(next, at + E.next);
+    b.writeUInt32LE(cpu, at + E.cpu);
+  });
+  return b;
+}
+
+test("a batch of steps (ABI 3) reads back as one STEP event per entry, on the batch's thread", () => {
+  const path = join(dir, "steps.pinf");
+  const writer = RawFileWriter.create(path, fixtureHeader());
+  const single = encodeEvent({ type: EventType.STEP, cpu: 0, tgid: 5, tid: 8, ts: 50n, next: 3 });
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(single.length);
+  writer.appendEvents(
+    Buffer.concat([
+      stepsRecord([
+        [100n, 2, 0],
+        [200n, 5, 1],
+        [300n, -1, 1],
+      ]),
+      len,
+      single,
+    ]),
+  );
+  writer.close();
+  assert.deepEqual(readRawFile(path).events, [
+    { type: EventType.STEP, cpu: 0, tgid: 5, tid: 7, ts: 100n, next: 2 },
+    { type: EventType.STEP, cpu: 1, tgid: 5, tid: 7, ts: 200n, next: 5 },
+    { type: EventType.STEP, cpu: 1, tgid: 5, tid: 7, ts: 300n, next: -1 },
+    { type: EventType.STEP, cpu: 0, tgid: 5, tid: 8, ts: 50n, next: 3 },
+  ]);
+  // a batch that claims more entries than it holds is corrupt
+  const bad = join(dir, "steps-bad.pinf");
+  const badWriter = RawFileWriter.create(bad, fixtureHeader());
+  badWriter.appendEvents(stepsRecord([[1n, 1, 0]], PI_STEPS_PER_BATCH + 1));
+  badWriter.close();
+  assert.throws(
+    () => readRawFile(bad),
+    (e: unknown) => e instanceof RawFormatError && /counts 33, at most 32/.test(e.message),
+  );
+  assert.throws(() => decodeEvent(stepsRecord([]), 4, LAYOUT.pi_steps.size), /several events/);
 });
 
 test("the writer refuses a record whose length does not match its type, naming the byte", () => {

@@ -8,7 +8,7 @@ import {
   HEADER_SIZE,
   READABLE_EVENT_ABIS,
   VALID_EVENT_SIZES,
-  decodeEvent,
+  decodeRecord,
   eventSizes,
   type RawEvent,
 } from "./events.js";
@@ -192,15 +192,17 @@ export class RawFileReader implements Iterable<RawRecord> {
       }
       if (pos + 4 + n > size) break;
       rel = this.window(pos, 4 + n);
-      let event: RawEvent;
+      const decoded: RawEvent[] = [];
       try {
-        event = decodeEvent(this.buffer, rel + 4, n);
+        decodeRecord(this.buffer, rel + 4, n, decoded);
       } catch (error) {
         if (error instanceof EventLayoutError) this.fail(pos, error.message);
         throw error;
       }
-      events++;
-      yield event;
+      for (const event of decoded) {
+        events++;
+        yield event;
+      }
       pos += 4 + n;
     }
     this.truncatedAt = pos < size ? pos : null;

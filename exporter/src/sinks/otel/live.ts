@@ -14,7 +14,7 @@ import { clockFrom } from "../../trace/clock.js";
 import { snapshotKey } from "../../trace/dag.js";
 import {
   EventType,
-  decodeEvent,
+  decodeRecord,
   type GraphNodesEvent,
   type RawEvent,
   type TensorEvent,
@@ -118,55 +118,61 @@ export class LiveSpanExport implements RecordListener {
   }
 
   private decodeIncoming(): void {
+    const decoded: RawEvent[] = [];
     for (const batch of this.incoming) {
       for (let at = 0; at + 4 <= batch.length;) {
         const length = batch.readUInt32LE(at);
-        const ev = decodeEvent(batch, at + 4, length);
+        decoded.length = 0;
+        decodeRecord(batch, at + 4, length, decoded);
         at += 4 + length;
-        if (ev.ts > this.newestNs) this.newestNs = ev.ts;
-        switch (ev.type) {
-          case EventType.TOKEN_BEGIN:
-            this.openCalls.set(ev.tid, ev.ts);
-            break;
-          case EventType.TOKEN_END: {
-            const begin = this.openCalls.get(ev.tid);
-            this.openCalls.delete(ev.tid);
-            if (begin !== undefined) this.endedCalls.push([begin, ev.ts]);
-            break;
-          }
-          case EventType.GRAPH_BEGIN:
-            if (ev.changed) {
-              const key = snapshotKey(ev.cgraph, ev.signature);
-              this.descriptions.delete(key);
-              this.descriptions.set(key, { nodes: [], signature: ev.signature });
-              if (this.descriptions.size > KEPT_DESCRIPTIONS) {
-                const oldest = this.descriptions.keys().next().value!;
-                const signature = this.descriptions.get(oldest)!.signature;
-                this.descriptions.delete(oldest);
-                if (![...this.descriptions.values()].some((d) => d.signature === signature))
-                  this.tensors.delete(signature);
-              }
-            }
-            break;
-          case EventType.GRAPH_NODES:
-            this.descriptions.get(snapshotKey(ev.cgraph, ev.signature))?.nodes.push(ev);
-            break;
-          case EventType.TENSOR: {
-            let pool = this.tensors.get(ev.signature);
-            if (!pool) this.tensors.set(ev.signature, (pool = new Map()));
-            pool.set(ev.addr, ev);
-            break;
-          }
-        }
-        this.pending.push(ev);
+        for (const ev of decoded) this.take(ev);
       }
     }
     this.incoming = [];
   }
 
+  private take(ev: RawEvent): void {
+    if (ev.ts > this.newestNs) this.newestNs = ev.ts;
+    switch (ev.type) {
+      case EventType.TOKEN_BEGIN:
+        this.openCalls.set(ev.tid, ev.ts);
+        break;
+      case EventType.TOKEN_END: {
+        const begin = this.openCalls.get(ev.tid);
+        this.openCalls.delete(ev.tid);
+        if (begin !== undefined) this.endedCalls.push([begin, ev.ts]);
+        break;
+      }
+      case EventType.GRAPH_BEGIN:
+        if (ev.changed) {
+          const key = snapshotKey(ev.cgraph, ev.signature);
+          this.descriptions.delete(key);
+          this.descriptions.set(key, { nodes: [], signature: ev.signature });
+          if (this.descriptions.size > KEPT_DESCRIPTIONS) {
+            const oldest = this.descriptions.keys().next().value!;
+            const signature = this.descriptions.get(oldest)!.signature;
+            this.descriptions.delete(oldest);
+            if (![...this.descriptions.values()].some((d) => d.signature === signature))
+              this.tensors.delete(signature);
+          }
+        }
+        break;
+      case EventType.GRAPH_NODES:
+        this.descriptions.get(snapshotKey(ev.cgraph, ev.signature))?.nodes.push(ev);
+        break;
+      case EventType.TENSOR: {
+        let pool = this.tensors.get(ev.signature);
+        if (!pool) this.tensors.set(ev.signature, (pool = new Map()));
+        pool.set(ev.addr, ev);
+        break;
+      }
+    }
+    this.pending.push(ev);
+  }
+
   /**
    * The time before which every event has arrived and every llama_decode call is whole. When no
-   * batch came since the last tick the ring buffer was empty all along (it is polled every 50 ms
+   * batch came since the last tick the ring buffer was empty all along (it is polled every 500 ms
    * on this same loop): everything up to the newest event is in, so an idle server's last call
    * leaves now rather than with the next request.
    */
