@@ -14,10 +14,9 @@
 // second profinfer exports without a drop, the CPU it spends per span, and the span sizes the
 // default sampling (docs/spans.md "Volume") is chosen from.
 // "profinfer CPU" is what profinfer itself used from the target's first llama_decode on (the
-// run's "profiler" note). The in-run section (with "op", BENCH_INRUN_ROUNDS runs, default 3)
-// records with operator events for every other decode call and sets each traced call against
-// its untraced neighbours: what the op level adds per token on top of the probes firing, free
-// of the drift that moves whole rounds.
+// run's "profiler" note). The in-run section (with "op": BENCH_INRUN_ROUNDS runs, default 3, of
+// BENCH_INRUN_TOKENS tokens, default 1024) toggles the step probes every second within one run and
+// sets the decode calls with them against those without: free of the drift between rounds.
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -304,12 +303,14 @@ const counterCost = rows
     };
   });
 
-// In-run cost of operator tracing: --level op with operator events for every other llama_decode
-// call (--sample-tokens 2). Each traced call is set against the untraced calls either side of
-// it, some 50 ms apart, so the machine's drift (which moves whole rounds by 5-10%) cancels. It
-// measures what the probes, the programs and the graph snapshot cost a token, not profinfer's
-// user-space CPU, which both kinds of call share (the "profinfer CPU" column).
+// In-run cost of the op level: one long llama-bench run at --level op whose step probes are taken
+// off and put back every second (record --toggle-op-probes). Decode calls of a window with the probes
+// on are set against those of the windows either side, without them: the machine's drift, which
+// moves whole rounds by 5-10%, is far slower than that. What the op level adds over the graph
+// level while it runs (probe traps, programs, step batches, their reading and writing), less
+// the graph snapshot, which runs in both kinds of window (bpf_stats, cpu_graph_enter, gives it).
 const inRunRounds = configs.includes("op") ? Number(process.env.BENCH_INRUN_ROUNDS ?? 3) : 0;
+const inRunTokens = Number(process.env.BENCH_INRUN_TOKENS ?? 1024);
 const { buildRun: buildRunModel } = await import(
   join(repoRoot, "exporter", "dist", "trace", "model.js")
 );
@@ -325,40 +326,55 @@ for (let round = 0; round < inRunRounds; round++) {
       "--no-report",
       "--level",
       "op",
-      "--sample-tokens",
-      "2",
+      "--toggle-op-probes",
+      "1000",
       "--out",
       out,
       "--",
       benchBin,
-      ...benchArgs,
+      ...benchArgs.map((a) => (a === String(tokens) ? String(inRunTokens) : a)),
     ],
     { encoding: "utf8", maxBuffer: 64 << 20 },
   );
   if (run.status !== 0) throw new Error(`in-run: exit ${run.status}\n${run.stderr.slice(-2000)}`);
-  const model = buildRunModel(readRawFile(join(out, "events.pinf")));
-  const decodes = model.tokens
-    .filter((t) => t.phase === "decode" && t.complete)
-    .sort((a, b) => a.seq - b.seq);
-  const ratios = [];
-  for (let i = 1; i + 1 < decodes.length; i++) {
-    const [before, t, after] = [decodes[i - 1], decodes[i], decodes[i + 1]];
-    if (!t.opsSampled || before.opsSampled || after.opsSampled) continue;
-    if (before.seq !== t.seq - 1 || after.seq !== t.seq + 1) continue;
-    const dur = (x) => Number(x.endNs - x.startNs);
-    ratios.push(dur(t) / ((dur(before) + dur(after)) / 2));
-  }
+  const recording = readRawFile(join(out, "events.pinf"));
+  const model = buildRunModel(recording);
   rmSync(out, { recursive: true, force: true });
-  const sorted = [...ratios].sort((a, b) => a - b);
-  const q = (f) => sorted[Math.min(sorted.length - 1, Math.floor(f * sorted.length))];
+  // windows: [from, to) with the probes on or off; they start on
+  const switches = recording.notes
+    .filter((n) => n.note.kind === "stepProbes")
+    .map((n) => ({ at: BigInt(n.note.monotonicNs), on: n.note.on }));
+  const windows = [];
+  let from = 0n;
+  let on = true;
+  for (const s of switches) {
+    windows.push({ from, to: s.at, on });
+    from = s.at;
+    on = s.on;
+  }
+  windows.push({ from, to: 1n << 62n, on });
+  const settle = 100_000_000n; // a call that began within 100 ms of a switch is left out
+  const decodes = model.tokens.filter((t) => t.phase === "decode" && t.complete);
+  const medians = windows.map((w) => {
+    const inside = decodes.filter((t) => t.startNs >= w.from + settle && t.endNs <= w.to);
+    return inside.length >= 5 ? median(inside.map((t) => Number(t.endNs - t.startNs))) : null;
+  });
+  const ratios = [];
+  for (let i = 1; i + 1 < windows.length; i++) {
+    if (!windows[i].on || medians[i] === null) continue;
+    if (medians[i - 1] === null || medians[i + 1] === null) continue;
+    ratios.push(medians[i] / ((medians[i - 1] + medians[i + 1]) / 2));
+  }
   inRun.push({
-    pairs: ratios.length,
-    medianPct: (median(ratios) - 1) * 100,
-    q1Pct: (q(0.25) - 1) * 100,
-    q3Pct: (q(0.75) - 1) * 100,
+    ratios,
+    windows: ratios.length,
+    medianPct: ratios.length ? (median(ratios) - 1) * 100 : null,
+    rangePct: ratios.length
+      ? [(Math.min(...ratios) - 1) * 100, (Math.max(...ratios) - 1) * 100]
+      : null,
   });
   process.stdout.write(
-    `in-run ${round + 1}/${inRunRounds}: traced decode calls ${inRun.at(-1).medianPct.toFixed(2)}% longer (${ratios.length} calls)\n`,
+    `in-run ${round + 1}/${inRunRounds}: decode calls ${inRun.at(-1).medianPct?.toFixed(2) ?? "?"}% longer with the step probes on (${ratios.length} windows)\n`,
   );
 }
 
@@ -377,14 +393,19 @@ const lines = [
   ...(inRun.length
     ? [
         "",
-        `In-run cost at level op (llama-bench -n ${tokens} under --sample-tokens 2: each traced decode call against the untraced calls either side of it; median, and quartiles of the calls):`,
+        `In-run cost of the op level (llama-bench -n ${inRunTokens} at --level op, step probes taken off and put back every second: each window with them on against the windows either side; median decode call per window):`,
         "",
-        "| run | traced calls | longer by (median) | quartiles |",
+        "| run | windows on | longer by (median) | range |",
         "| --- | ---: | ---: | ---: |",
         ...inRun.map(
           (r, i) =>
-            `| ${i + 1} | ${r.pairs} | ${r.medianPct.toFixed(2)}% | ${r.q1Pct.toFixed(1)} .. ${r.q3Pct.toFixed(1)}% |`,
+            `| ${i + 1} | ${r.windows} | ${r.medianPct === null ? "-" : `${r.medianPct.toFixed(2)}%`} | ${r.rangePct === null ? "-" : `${r.rangePct.map((x) => x.toFixed(1)).join(" .. ")}%`} |`,
         ),
+        ...(inRun.some((r) => r.windows > 0)
+          ? [
+              `| all | ${inRun.reduce((n, r) => n + r.windows, 0)} | ${((median(inRun.flatMap((r) => r.ratios)) - 1) * 100).toFixed(2)}% | |`,
+            ]
+          : []),
       ]
     : []),
   ...(counterCost.length

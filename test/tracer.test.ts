@@ -251,6 +251,30 @@ describe("volume control", () => {
     );
     assert.equal(windowed.run.tokens.length, 6, "tokens outside the window are still recorded");
   });
+
+  test("--toggle-op-probes takes the step probes off and puts them back, noting when", async () => {
+    const { dir, ran } = await record(
+      ["--toggle-op-probes", "300"],
+      completion(model("llama"), 1500, ["-c", "2048"]),
+    );
+    assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+    const recording = readRawFile(join(dir, "events.pinf"));
+    const switches = recording.notes
+      .filter((n) => n.note.kind === "stepProbes")
+      .map((n) => ({ at: BigInt(n.note.monotonicNs as string), on: n.note.on as boolean }));
+    assert.ok(switches.length >= 4, `${switches.length} switches`);
+    switches.forEach((s, i) => assert.equal(s.on, i % 2 === 1, "off first, then on, in turn"));
+    const steps = recording.events.filter((e) => e.type === EventType.STEP).map((e) => e.ts);
+    // steps in every window with the probes on; none in one with them off, but for a thread
+    // that had hit a probe just before it went off and ran its handler later, preempted in
+    // between (seen: one step, up to 44 ms after the switch): at most one per thread (-t 2)
+    for (let i = 0; i + 1 < switches.length; i++) {
+      const [from, to] = [switches[i]!.at, switches[i + 1]!.at];
+      const inside = steps.filter((ts) => ts > from && ts < to).length;
+      if (switches[i]!.on) assert.ok(inside > 100, `window ${i} (on) has ${inside} steps`);
+      else assert.ok(inside <= 2, `window ${i} (off) has ${inside} steps`);
+    }
+  });
 });
 
 describe("outputs", () => {

@@ -107,6 +107,7 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
                            InstanceMethod<&TracerBinding::AttachSched>("attachSchedTracepoints"),
                            InstanceMethod<&TracerBinding::AttachUprobeMulti>("attachUprobeMulti"),
                            InstanceMethod<&TracerBinding::DropLastMultiLink>("dropLastMultiLink"),
+                           InstanceMethod<&TracerBinding::DetachProgram>("detachProgram"),
                            InstanceMethod<&TracerBinding::SetLayout>("setLayout"),
                            InstanceMethod<&TracerBinding::Start>("start"),
                            InstanceMethod<&TracerBinding::Stop>("stop"),
@@ -209,6 +210,17 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
   Napi::Value DropLastMultiLink(const Napi::CallbackInfo& info) {
     if (tracer_) tracer_->DropLastMultiLink();
     return info.Env().Undefined();
+  }
+
+  // detachProgram(program): closes that handler's single-program links; returns how many
+  Napi::Value DetachProgram(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) {
+      Napi::TypeError::New(env, "detachProgram(program: string)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    size_t closed = tracer_ ? tracer_->DetachProgram(info[0].As<Napi::String>().Utf8Value()) : 0;
+    return Napi::Number::New(env, static_cast<double>(closed));
   }
 
   Napi::Value AttachSched(const Napi::CallbackInfo& info) {

@@ -263,6 +263,7 @@ std::string Tracer::AttachUprobe(const std::string& program, const std::string& 
            ": " + ErrnoText(err);
   }
   links_.push_back(link);
+  link_programs_.push_back(prog);
   return "";
 }
 
@@ -302,6 +303,7 @@ std::string Tracer::AttachSchedTracepoints() {
     bpf_link* link = bpf_program__attach(prog);
     if (!link) return std::string(bpf_program__name(prog)) + ": " + ErrnoText(errno);
     links_.push_back(link);
+    link_programs_.push_back(prog);
   }
   return "";
 }
@@ -436,9 +438,23 @@ void Tracer::Stop() {
   }
 }
 
+size_t Tracer::DetachProgram(const std::string& program) {
+  bpf_program* prog = skel_ ? ProgramByName(skel_, program) : nullptr;
+  size_t closed = 0;
+  for (size_t i = links_.size(); prog && i-- > 0;) {
+    if (link_programs_[i] != prog) continue;
+    bpf_link__destroy(links_[i]);
+    links_.erase(links_.begin() + static_cast<std::ptrdiff_t>(i));
+    link_programs_.erase(link_programs_.begin() + static_cast<std::ptrdiff_t>(i));
+    closed++;
+  }
+  return closed;
+}
+
 void Tracer::Detach() {
   for (bpf_link* link : links_) bpf_link__destroy(link);
   links_.clear();
+  link_programs_.clear();
   for (int fd : multi_link_fds_) close(fd);
   multi_link_fds_.clear();
 }

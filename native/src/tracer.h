@@ -19,6 +19,7 @@ extern "C" {
 
 struct profinfer_bpf;
 struct bpf_link;
+struct bpf_program;
 struct ring_buffer;
 
 namespace profinfer {
@@ -116,6 +117,8 @@ class Tracer {
   void Stop();
   // Detaches every probe (the process keeps running unaffected). Idempotent.
   void Detach();
+  // Detaches the single-program links of `program` (AttachUprobe's); returns how many closed.
+  size_t DetachProgram(const std::string& program);
 
   const std::vector<CounterStatus>& Counters() const { return counter_status_; }
   Aggregates ReadAggregates() const;
@@ -135,6 +138,7 @@ class Tracer {
   profinfer_bpf* skel_ = nullptr;
   ring_buffer* ring_ = nullptr;
   std::vector<bpf_link*> links_;
+  std::vector<bpf_program*> link_programs_;  // the program of each of links_
   std::vector<int> multi_link_fds_;
   std::thread thread_;
   uint32_t tgid_ = 0;

@@ -57,6 +57,7 @@ interface CommonOptions extends OtlpOptions {
   moe: boolean;
   ringBuffer: number;
   status: boolean;
+  toggleOpProbes?: number;
   probeAllOps?: boolean;
   opTiming: OpTiming;
   pmc?: string;
@@ -225,6 +226,11 @@ function addCommonOptions(command: Command): Command {
     .option("--no-moe", "do not read MoE expert ids")
     .option("--ring-buffer <size>", "BPF ring buffer size", parseSize, 64 << 20)
     .option("--no-status", "no live status line")
+    .option(
+      "--toggle-op-probes <ms>",
+      "for overhead measurements: take the step probes off and put them back every MS ms, noting each switch, so that decode calls with and without them alternate in one run (npm run bench)",
+      positiveInt("--toggle-op-probes"),
+    )
     .addOption(
       new Option(
         "--op-timing <how>",
@@ -385,6 +391,13 @@ async function finishLiveOtlp(otlp: LiveOtlp | null, opts: OtlpOptions): Promise
   if (!flushed) log(`the OTLP endpoint did not take every span within ${opts.otlpFlushTimeout} s`);
   await otlp.exporter.close();
   log(formatExportStats(otlp.exporter.stats, otlp.exporter.spoolDir));
+}
+
+/** --toggle-op-probes: the step probes off and on again every `ms` ms; returns the stopper. */
+function stepProbeToggler(recorder: Recorder, ms: number | undefined): () => void {
+  if (!ms) return () => {};
+  const timer = setInterval(() => recorder.toggleStepProbes(), ms);
+  return () => clearInterval(timer);
 }
 
 /** A status line on the terminal while recording: tokens, tokens/s, events/s, drops. */
@@ -580,6 +593,7 @@ export function registerRecordCommands(program: Command): void {
       throw error;
     }
     const stopStatus = statusLine(recorder, opts.status);
+    const stopToggling = stepProbeToggler(recorder, opts.toggleOpProbes);
     // Ctrl-C reaches the target too (same process group): let it end, then finish the run.
     const onSignal = () => {};
     process.on("SIGINT", onSignal);
@@ -588,6 +602,7 @@ export function registerRecordCommands(program: Command): void {
     const exit = await exited;
     process.off("SIGINT", onSignal);
     stopStatus();
+    stopToggling();
     await recorder.finish(exit);
     await metrics?.finish();
     if (exit.code === 127)
@@ -627,6 +642,7 @@ export function registerRecordCommands(program: Command): void {
     metrics?.attach(recorder, comm, otlp ? () => otlp.exporter.stats : undefined);
     recorder.start();
     const stopStatus = statusLine(recorder, opts.status);
+    const stopToggling = stepProbeToggler(recorder, opts.toggleOpProbes);
     const reason = await new Promise<string>((resolveStop) => {
       const onSignal = () => resolveStop("interrupted");
       process.once("SIGINT", onSignal);
@@ -640,6 +656,7 @@ export function registerRecordCommands(program: Command): void {
       poll.unref();
     });
     stopStatus();
+    stopToggling();
     await recorder.finish(null);
     await metrics?.finish();
     process.stderr.write(`profinfer: detached from pid ${opts.pid} (${reason})\n`);

@@ -113,6 +113,8 @@ export interface NativeTracer {
   ): string;
   /** closes the most recent uprobe_multi link */
   dropLastMultiLink(): void;
+  /** closes the single-program links of `program`; returns how many */
+  detachProgram(program: ProbeHandler): number;
   attachSchedTracepoints(): string;
   setLayout(layout: NativeLayout): string;
   /**

@@ -129,6 +129,9 @@ export class Recorder {
   /** the counters that opened, in the order the events carry their readings */
   readonly counters: CounterRequest[] = [];
   private modelNoted = false;
+  /** the step probes attached, to attach again after toggleStepProbes took them off */
+  private stepProbes: { path: string; symbol: string; cookie: number; fileOffset: number }[] = [];
+  private stepProbesOn = true;
   /** process.cpuUsage() and the time at the first llama_decode */
   private selfStart: { cpu: NodeJS.CpuUsage; wallMs: number } | null = null;
   /** profinfer's CPU from the first llama_decode to the end of tracing (all its threads) */
@@ -372,13 +375,18 @@ export class Recorder {
     const attached: StepSite[] = [];
     // loop sites first: when none attaches, nothing is left half done
     for (const site of [...sites].sort((a, b) => Number(a.final) - Number(b.final))) {
-      const cookie = site.final ? STEP_FINAL : STEP_REGISTERS.indexOf(site.register!);
+      const probe = {
+        path: roles.path,
+        symbol: site.function ?? "ggml_graph_compute_thread",
+        cookie: site.final ? STEP_FINAL : STEP_REGISTERS.indexOf(site.register!),
+        fileOffset: site.fileOffset,
+      };
       const error = this.tracer.attachUprobe(
         "step_site",
-        roles.path,
-        site.function ?? "ggml_graph_compute_thread",
-        cookie,
-        site.fileOffset,
+        probe.path,
+        probe.symbol,
+        probe.cookie,
+        probe.fileOffset,
       );
       if (error) {
         if (attached.length === 0) {
@@ -389,6 +397,7 @@ export class Recorder {
         continue;
       }
       attached.push(site);
+      this.stepProbes.push(probe);
     }
     this.stepLibraries.push(roles.path);
     this.note({
@@ -688,6 +697,35 @@ export class Recorder {
 
   get refusal(): string | null {
     return this.refused;
+  }
+
+  /**
+   * For overhead measurements (record --toggle-op-probes): takes the step probes off, or puts
+   * them back, and notes when (CLOCK_MONOTONIC, the events' clock), so that decode calls with
+   * and without them can be told apart within one run. False when there are none to toggle.
+   */
+  toggleStepProbes(): boolean {
+    if (this.stepProbes.length === 0 || this.finished) return false;
+    if (this.stepProbesOn) this.tracer.detachProgram("step_site");
+    else {
+      for (const p of this.stepProbes) {
+        const error = this.tracer.attachUprobe(
+          "step_site",
+          p.path,
+          p.symbol,
+          p.cookie,
+          p.fileOffset,
+        );
+        if (error) this.warn(error);
+      }
+    }
+    this.stepProbesOn = !this.stepProbesOn;
+    this.note({
+      kind: "stepProbes",
+      on: this.stepProbesOn,
+      monotonicNs: process.hrtime.bigint().toString(),
+    });
+    return true;
   }
 
   /** Events dropped so far (the BPF per-CPU counters), for the live status line. */
