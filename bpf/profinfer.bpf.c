@@ -59,7 +59,9 @@ struct run_state {
 	__u64 cpu_graph_start; /* the latest ggml_graph_compute entry */
 	__u64 cpu_nodes;       /* its cgraph->nodes and n_nodes (step aggregates) */
 	__u32 cpu_n_nodes;
-	__u32 _pad2;
+	__u32 sched_allocs; /* ggml_backend_sched_alloc_graph calls so far (sched_alloc) */
+	__u32 allocs_seen;  /* sched_alloc is attached and has fired */
+	__u32 _pad3;
 };
 
 struct {
@@ -190,12 +192,19 @@ struct {
 	__type(value, __u64);
 } graph_entry SEC(".maps");
 
-/* Signature of the last snapshot of each graph (cgraph pointer -> signature). */
+/* Signature of the last snapshot of each graph, and the scheduler's allocation count then. */
+struct graph_sig_value {
+	__u64 sig;
+	__u64 nodes; /* cgraph->nodes and n_nodes then (a graph view moves or shortens them) */
+	__u32 n;
+	__u32 allocs;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct graph_sig_value);
 } graph_sig SEC(".maps");
 
 /* Tensors already described in the current snapshot (pointer -> signature). */
@@ -835,7 +844,8 @@ static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 	struct run_state *s = run_state();
 	struct node_scratch *buf;
 	__u32 slot = bpf_get_smp_processor_id();
-	__u64 nodes_ptr = 0, *last;
+	__u64 nodes_ptr = 0;
+	struct graph_sig_value *last;
 	__u32 n = e->n_nodes > 0 ? e->n_nodes : 0;
 
 	buf = bpf_map_lookup_elem(&scratch, &slot);
@@ -849,6 +859,24 @@ static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 		return;
 	if (n == 0)
 		return;
+	/*
+	 * A CPU graph computed by the scheduler keeps its nodes and shapes until the scheduler
+	 * allocates again (it rebuilds its splits there; llama.cpp reuses a graph only when its shapes
+	 * are unchanged): the same cgraph with the same node list then has its last signature, without
+	 * reading every node again. Any allocation, by any scheduler, makes every graph read afresh;
+	 * a graph view (the scheduler's eval callback computes a split in slices, each a cgraph at the
+	 * same address) differs in its node list.
+	 */
+	{
+		__u64 sched_key = (bpf_get_current_pid_tgid() << 8) | PI_GRAPH_SCHED;
+		struct graph_sig_value *seen = bpf_map_lookup_elem(&graph_sig, &cgraph);
+
+		if (seen && s->allocs_seen && seen->allocs == s->sched_allocs && seen->nodes == nodes_ptr &&
+		    seen->n == n && bpf_map_lookup_elem(&graph_entry, &sched_key)) {
+			e->signature = seen->sig;
+			return;
+		}
+	}
 	/* sizes as masks: the verifier follows an AND, while LLVM drops a clamp it finds redundant */
 	__u32 bytes = (((n - 1) & (PI_MAX_GRAPH_NODES - 1)) + 1) * 8;
 
@@ -859,10 +887,20 @@ static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 	bpf_loop(n, signature_step, &sc, 0);
 	e->signature = sc.sig;
 	last = bpf_map_lookup_elem(&graph_sig, &cgraph);
-	if (last && *last == sc.sig)
+	if (last && last->sig == sc.sig && last->nodes == nodes_ptr && last->n == n) {
+		last->allocs = s->sched_allocs;
 		return;
+	}
+	/* the same signature with another node list: not described again, only remembered */
+	struct graph_sig_value value = { .sig = sc.sig, .nodes = nodes_ptr, .n = n, .allocs = s->sched_allocs };
+
+	if (last && last->sig == sc.sig) {
+		bpf_map_update_elem(&graph_sig, &cgraph, &value, BPF_ANY);
+		return;
+	}
 	e->changed = 1;
-	bpf_map_update_elem(&graph_sig, &cgraph, &sc.sig, BPF_ANY);
+
+	bpf_map_update_elem(&graph_sig, &cgraph, &value, BPF_ANY);
 	struct chunk_ctx cc = { .cgraph = cgraph, .nodes_ptr = nodes_ptr, .n = n, .sig = sc.sig };
 	bpf_loop(PI_MAX_GRAPH_NODES / PI_NODES_PER_CHUNK, node_chunk_step, &cc, 0);
 
@@ -871,6 +909,25 @@ static __always_inline void snapshot(__u64 cgraph, struct pi_graph_begin *e)
 }
 
 /* ---- graph level ---- */
+
+/*
+ * ggml_backend_sched_alloc_graph: the scheduler splits a graph and allocates its tensors (a new or
+ * rebuilt graph). Counted so that the snapshot knows when the graphs it computes may have changed.
+ */
+SEC("uprobe")
+int BPF_KPROBE(sched_alloc)
+{
+	struct run_state *s;
+
+	if (!is_target())
+		return 0;
+	s = run_state();
+	if (s) {
+		__sync_fetch_and_add(&s->sched_allocs, 1);
+		s->allocs_seen = 1;
+	}
+	return 0;
+}
 
 static __always_inline int graph_enter(struct pt_regs *ctx, __u32 fn, __u64 cgraph, __u64 cplan)
 {

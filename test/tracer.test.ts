@@ -277,6 +277,36 @@ describe("volume control", () => {
   });
 });
 
+describe("graph snapshots", () => {
+  test("follow the graph's shapes as the KV cache grows, though reused graphs are not read again", async () => {
+    const { ran, run } = await record([], completion(model("llama"), 600, ["-c", "2048"]));
+    assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+    const prefill = run.tokens.filter((t) => t.phase === "prefill");
+    let context = prefill.reduce((n, t) => n + t.nTokens, 0);
+    const sizes = new Set<number>();
+    for (const t of run.tokens.filter((x) => x.phase === "decode")) {
+      const g = t.graphs.find((x) => x.fn === "cpu" && x.opsRecorded)!;
+      // the layer-0 K cache view the attention reads: ne[2] is n_kv, the cells attended to
+      const view = g.snapshot!.dag.nodes.find(
+        (n) => n.tensor.name.startsWith("cache_k_l0 (view)") && Number(n.tensor.ne[2]) > 1,
+      )!;
+      const nKv = Number(view.tensor.ne[2]);
+      assert.ok(nKv > context, `call ${t.seq}: n_kv ${nKv} covers the ${context + 1} cells in use`);
+      assert.ok(nKv <= context + 256, `call ${t.seq}: n_kv ${nKv} is not stale-large`);
+      sizes.add(nKv);
+      context += t.nTokens;
+    }
+    assert.ok(sizes.size >= 2, `n_kv grew: ${[...sizes].join(", ")}`);
+    const snapshots = new Set(
+      run.graphRuns.filter((g) => g.fn === "cpu").map((g) => g.snapshot?.key),
+    );
+    assert.ok(
+      snapshots.size < 20,
+      `${snapshots.size} snapshots for 600 calls: reused graphs are not described again`,
+    );
+  });
+});
+
 describe("outputs", () => {
   test("replay reproduces trace.json and stats.json byte for byte, without the tracer", async () => {
     const { dir } = await record([], completion(model("gemma2"), 6));

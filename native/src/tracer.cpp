@@ -46,6 +46,7 @@ bpf_program* ProgramByName(profinfer_bpf* skel, const std::string& name) {
   if (name == "decode_exit") return skel->progs.decode_exit;
   if (name == "sched_graph_enter") return skel->progs.sched_graph_enter;
   if (name == "sched_graph_exit") return skel->progs.sched_graph_exit;
+  if (name == "sched_alloc") return skel->progs.sched_alloc;
   if (name == "cpu_graph_enter") return skel->progs.cpu_graph_enter;
   if (name == "cpu_graph_exit") return skel->progs.cpu_graph_exit;
   if (name == "op_enter") return skel->progs.op_enter;

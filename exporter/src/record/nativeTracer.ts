@@ -83,6 +83,7 @@ export type ProbeHandler =
   | "decode_exit"
   | "sched_graph_enter"
   | "sched_graph_exit"
+  | "sched_alloc"
   | "cpu_graph_enter"
   | "cpu_graph_exit"
   | "op_enter"

@@ -329,6 +329,13 @@ export class Recorder {
       this.attach("sched_graph_enter", roles, "ggml_backend_sched_graph_compute_async", 0);
       this.attach("sched_graph_exit", roles, "ggml_backend_sched_graph_compute_async", 0);
     }
+    // where graphs are snapshotted: a (re)allocation by the scheduler says when to read them again
+    if (
+      roles.ggmlBase &&
+      level >= LEVELS.op &&
+      roles.probeSites.has("ggml_backend_sched_alloc_graph")
+    )
+      this.attach("sched_alloc", roles, "ggml_backend_sched_alloc_graph", 0);
     if (roles.ggmlBase && level >= LEVELS.graph && !this.layout) this.resolveLayout(roles.path);
     if (roles.ggmlCpu && level >= LEVELS.graph) {
       this.attach("cpu_graph_enter", roles, "ggml_graph_compute", 0);

@@ -64,6 +64,7 @@ export function classifyLibrary(path: string): LibraryRoles | null {
   const traced = [
     "llama_decode",
     "ggml_backend_sched_graph_compute_async",
+    "ggml_backend_sched_alloc_graph",
     "ggml_graph_compute",
     "ggml_barrier",
     "_dl_debug_state",
