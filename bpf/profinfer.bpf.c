@@ -335,12 +335,17 @@ static __always_inline void *reserve(__u64 size)
  * core it needs (on 2 cores that halved decode speed). User space polls on a short timeout; the
  * reader is woken only once a quarter of the buffer is waiting.
  */
-static __always_inline void submit(void *e)
+static __always_inline __u64 wakeup_flag(void)
 {
 	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 
-	bpf_ringbuf_submit(e, waiting > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	return waiting > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void submit(void *e)
+{
+	bpf_ringbuf_submit(e, wakeup_flag());
 }
 
 static __always_inline int read_user(void *dst, __u32 size, const void *src)
@@ -1456,15 +1461,12 @@ static __always_inline void step_aggregate(int next, __u64 now)
 /* Sends a thread's waiting steps (pi_steps), counting each one lost when the ring is full. */
 static __always_inline void flush_steps(struct pi_steps *b)
 {
-	__u64 waiting, size;
 	__u32 n = b->count;
 
 	if (!n)
 		return;
 	fill_header(&b->h, PI_EV_STEPS);
-	waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
-	if (bpf_ringbuf_output(&events, b, sizeof(*b), waiting > size / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP))
+	if (bpf_ringbuf_output(&events, b, sizeof(*b), wakeup_flag()))
 		count_n(&drops, PI_DROP_RINGBUF_FULL, n);
 	b->count = 0;
 }

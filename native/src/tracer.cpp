@@ -329,11 +329,6 @@ int Tracer::OnEvent(void* ctx, void* data, size_t size) {
   uint32_t type = 0;
   if (size >= sizeof(type)) memcpy(&type, data, sizeof(type));
   self->Append(data, size, type);
-  // a batch of steps counts as its steps: the counts are of events
-  if (type == PI_EV_STEPS && size == sizeof(pi_steps)) {
-    self->pending_->counts[PI_EV_STEPS]--;
-    self->pending_->counts[PI_EV_STEP] += std::min<uint32_t>(static_cast<const pi_steps*>(data)->count, PI_STEPS_PER_BATCH);
-  }
   if (self->pending_->bytes.size() >= kBatchBytes) self->Deliver();
   return 0;
 }
@@ -345,7 +340,11 @@ void Tracer::Append(const void* data, size_t size, uint32_t type) {
   out.resize(at + sizeof(length) + size);
   memcpy(out.data() + at, &length, sizeof(length));
   memcpy(out.data() + at + sizeof(length), data, size);
-  if (type < kEventTypes) pending_->counts[type]++;
+  // the counts are of events: a batch of steps counts as its steps
+  if (type == PI_EV_STEPS && size == sizeof(pi_steps))
+    pending_->counts[PI_EV_STEP] += std::min<uint32_t>(static_cast<const pi_steps*>(data)->count, PI_STEPS_PER_BATCH);
+  else if (type < kEventTypes)
+    pending_->counts[type]++;
 }
 
 // Steps still waiting in the threads' batches when tracing stops (a graph cut short by the stop
@@ -372,8 +371,6 @@ void Tracer::DrainStepBatches() {
     batch.h.ts = batch.steps[batch.count - 1].ts;
     if (!pending_) NewBatch();
     Append(&batch, sizeof(batch), PI_EV_STEPS);
-    pending_->counts[PI_EV_STEPS]--;
-    pending_->counts[PI_EV_STEP] += batch.count;
   }
 }
 

@@ -229,25 +229,30 @@ function readScalar(c: Cursor, type: GgufValueType, what: string): GgufScalar {
   }
 }
 
+/** An array's item type and count; `minItem` is the least bytes an item takes (its size, but strings). */
+function arrayHead(
+  c: Cursor,
+  key: string,
+): { itemType: Exclude<GgufValueType, GgufValueType.ARRAY>; n: number; minItem: number } {
+  const itemTypeAt = c.pos;
+  const itemType = c.u32(`array item type of '${key}'`);
+  if (itemType === GgufValueType.ARRAY || !(itemType in GgufValueType)) {
+    c.fail(`'${key}': unsupported array item type ${itemType}`, itemTypeAt);
+  }
+  // Every item takes at least one byte (strings at least 8): bound the count by what is left.
+  const minItem = itemType === GgufValueType.STRING ? 8 : (SCALAR_MIN[itemType] ?? 1);
+  const n = c.count(`item count of '${key}'`, Math.floor((c.size - c.pos) / minItem));
+  return { itemType: itemType as Exclude<GgufValueType, GgufValueType.ARRAY>, n, minItem };
+}
+
 function readValue(c: Cursor, key: string): GgufValue {
   const typeAt = c.pos;
   const type = c.u32(`value type of '${key}'`);
   if (type === GgufValueType.ARRAY) {
-    const itemTypeAt = c.pos;
-    const itemType = c.u32(`array item type of '${key}'`);
-    if (itemType === GgufValueType.ARRAY || !(itemType in GgufValueType)) {
-      c.fail(`'${key}': unsupported array item type ${itemType}`, itemTypeAt);
-    }
-    // Every item takes at least one byte (strings at least 8): bound the count by what is left.
-    const minItem = itemType === GgufValueType.STRING ? 8 : (SCALAR_MIN[itemType] ?? 1);
-    const n = c.count(`item count of '${key}'`, Math.floor((c.size - c.pos) / minItem));
+    const { itemType, n } = arrayHead(c, key);
     const items: GgufScalar[] = new Array<GgufScalar>(n);
     for (let i = 0; i < n; i++) items[i] = readScalar(c, itemType, `'${key}'[${i}]`);
-    return {
-      type: GgufValueType.ARRAY,
-      itemType: itemType as Exclude<GgufValueType, GgufValueType.ARRAY>,
-      value: items,
-    };
+    return { type: GgufValueType.ARRAY, itemType, value: items };
   }
   if (!(type in GgufValueType)) c.fail(`'${key}': unknown value type ${type}`, typeAt);
   return {
@@ -265,13 +270,7 @@ function skipValue(c: Cursor, key: string): void {
   const typeAt = c.pos;
   const type = c.u32(`value type of '${key}'`);
   if (type === GgufValueType.ARRAY) {
-    const itemTypeAt = c.pos;
-    const itemType = c.u32(`array item type of '${key}'`);
-    if (itemType === GgufValueType.ARRAY || !(itemType in GgufValueType)) {
-      c.fail(`'${key}': unsupported array item type ${itemType}`, itemTypeAt);
-    }
-    const minItem = itemType === GgufValueType.STRING ? 8 : (SCALAR_MIN[itemType] ?? 1);
-    const n = c.count(`item count of '${key}'`, Math.floor((c.size - c.pos) / minItem));
+    const { itemType, n, minItem } = arrayHead(c, key);
     if (itemType === GgufValueType.STRING) c.skipStrings(n, key);
     else c.skip(n * minItem, `items of '${key}'`);
     return;

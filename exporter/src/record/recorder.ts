@@ -93,6 +93,14 @@ export interface RecordListener {
   note(note: RawNote): void;
 }
 
+/** One step probe: where it goes and its cookie (the register holding node_n + 1, or final). */
+interface StepProbe {
+  path: string;
+  symbol: string;
+  cookie: number;
+  fileOffset: number;
+}
+
 /** Event type of the dynamic linker hook (bpf/profinfer.h PI_EV_LIBRARY): control, not recorded. */
 const EV_LIBRARY = 14;
 const VALIDATION_SAMPLE = 24;
@@ -130,7 +138,7 @@ export class Recorder {
   readonly counters: CounterRequest[] = [];
   private modelNoted = false;
   /** the step probes attached, to attach again after toggleStepProbes took them off */
-  private stepProbes: { path: string; symbol: string; cookie: number; fileOffset: number }[] = [];
+  private stepProbes: StepProbe[] = [];
   private stepProbesOn = true;
   /** process.cpuUsage() and the time at the first llama_decode */
   private selfStart: { cpu: NodeJS.CpuUsage; wallMs: number } | null = null;
@@ -388,13 +396,7 @@ export class Recorder {
         cookie: site.final ? STEP_FINAL : STEP_REGISTERS.indexOf(site.register!),
         fileOffset: site.fileOffset,
       };
-      const error = this.tracer.attachUprobe(
-        "step_site",
-        probe.path,
-        probe.symbol,
-        probe.cookie,
-        probe.fileOffset,
-      );
+      const error = this.attachStep(probe);
       if (error) {
         if (attached.length === 0) {
           this.warn(`${error}; operators are timed by probing their functions instead`);
@@ -638,7 +640,7 @@ export class Recorder {
     this.pending = [];
   }
 
-  /** `counts[type]`: the batch's records of each event type (the addon counts them as it copies). */
+  /** `counts[type]`: the batch's events of each type (the addon counts them as it copies). */
   private onBatch(batch: Buffer, counts: Uint32Array): void {
     const libraryEvents = counts[EV_LIBRARY] ?? 0;
     const tokenBegins = counts[EventType.TOKEN_BEGIN] ?? 0;
@@ -706,6 +708,10 @@ export class Recorder {
     return this.refused;
   }
 
+  private attachStep(p: StepProbe): string {
+    return this.tracer.attachUprobe("step_site", p.path, p.symbol, p.cookie, p.fileOffset);
+  }
+
   /**
    * For overhead measurements (record --toggle-op-probes): takes the step probes off, or puts
    * them back, and notes when (CLOCK_MONOTONIC, the events' clock), so that decode calls with
@@ -716,13 +722,7 @@ export class Recorder {
     if (this.stepProbesOn) this.tracer.detachProgram("step_site");
     else {
       for (const p of this.stepProbes) {
-        const error = this.tracer.attachUprobe(
-          "step_site",
-          p.path,
-          p.symbol,
-          p.cookie,
-          p.fileOffset,
-        );
+        const error = this.attachStep(p);
         if (error) this.warn(error);
       }
     }

@@ -169,6 +169,8 @@ export class RawFileReader implements Iterable<RawRecord> {
     const size = this.fileSize;
     let pos = this.recordsStart;
     let events = 0;
+    // one record's events (a batch of steps holds several), reused from record to record
+    const decoded: RawEvent[] = [];
     while (pos < size) {
       if (pos + 4 > size) break;
       let rel = this.window(pos, 4);
@@ -192,7 +194,7 @@ export class RawFileReader implements Iterable<RawRecord> {
       }
       if (pos + 4 + n > size) break;
       rel = this.window(pos, 4 + n);
-      const decoded: RawEvent[] = [];
+      decoded.length = 0;
       try {
         decodeRecord(this.buffer, rel + 4, n, decoded);
       } catch (error) {
