@@ -340,15 +340,16 @@ for (let round = 0; round < inRunRounds; round++) {
   const recording = readRawFile(join(out, "events.pinf"));
   const model = buildRunModel(recording);
   rmSync(out, { recursive: true, force: true });
-  // windows: [from, to) with the probes on or off; they start on
+  // windows: [from, to) with the probes on or off; they start on. A switch takes time (taking
+  // uprobes off waits for the kernel): calls while one is under way belong to neither window
   const switches = recording.notes
     .filter((n) => n.note.kind === "stepProbes")
-    .map((n) => ({ at: BigInt(n.note.monotonicNs), on: n.note.on }));
+    .map((n) => ({ began: BigInt(n.note.beganNs), at: BigInt(n.note.monotonicNs), on: n.note.on }));
   const windows = [];
   let from = 0n;
   let on = true;
   for (const s of switches) {
-    windows.push({ from, to: s.at, on });
+    windows.push({ from, to: s.began, on });
     from = s.at;
     on = s.on;
   }

@@ -212,7 +212,7 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     return info.Env().Undefined();
   }
 
-  // detachProgram(program): closes that handler's single-program links; returns how many
+  // detachProgram(program): closes that handler's links; returns how many
   Napi::Value DetachProgram(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) {

@@ -210,6 +210,7 @@ Tracer::Tracer(const TracerOptions& o) : tgid_(o.tgid) {
   if (o.uprobe_multi) {
     bpf_program__set_expected_attach_type(skel_->progs.op_enter, static_cast<bpf_attach_type>(kTraceUprobeMulti));
     bpf_program__set_expected_attach_type(skel_->progs.op_exit, static_cast<bpf_attach_type>(kTraceUprobeMulti));
+    bpf_program__set_expected_attach_type(skel_->progs.step_site, static_cast<bpf_attach_type>(kTraceUprobeMulti));
   }
 
   /* load: the verifier runs here; permission problems show up as EPERM */
@@ -289,6 +290,7 @@ std::string Tracer::AttachUprobeMulti(const std::string& program, const std::str
     return "uprobe_multi (" + std::to_string(offsets.size()) + " functions) in " + binary + ": " + ErrnoText(err);
   }
   multi_link_fds_.push_back(static_cast<int>(fd));
+  multi_link_programs_.push_back(prog);
   return "";
 }
 
@@ -296,6 +298,7 @@ void Tracer::DropLastMultiLink() {
   if (multi_link_fds_.empty()) return;
   close(multi_link_fds_.back());
   multi_link_fds_.pop_back();
+  multi_link_programs_.pop_back();
 }
 
 std::string Tracer::AttachSchedTracepoints() {
@@ -446,6 +449,13 @@ size_t Tracer::DetachProgram(const std::string& program) {
     link_programs_.erase(link_programs_.begin() + static_cast<std::ptrdiff_t>(i));
     closed++;
   }
+  for (size_t i = multi_link_fds_.size(); prog && i-- > 0;) {
+    if (multi_link_programs_[i] != prog) continue;
+    close(multi_link_fds_[i]);
+    multi_link_fds_.erase(multi_link_fds_.begin() + static_cast<std::ptrdiff_t>(i));
+    multi_link_programs_.erase(multi_link_programs_.begin() + static_cast<std::ptrdiff_t>(i));
+    closed++;
+  }
   return closed;
 }
 
@@ -455,6 +465,7 @@ void Tracer::Detach() {
   link_programs_.clear();
   for (int fd : multi_link_fds_) close(fd);
   multi_link_fds_.clear();
+  multi_link_programs_.clear();
 }
 
 std::vector<uint64_t> Tracer::SumPerCpu(int map_fd, uint32_t entries) const {

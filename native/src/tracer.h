@@ -100,8 +100,8 @@ class Tracer {
   // A non-zero `file_offset` places the probe there instead of at the symbol's first byte.
   std::string AttachUprobe(const std::string& program, const std::string& binary,
                            const std::string& symbol, uint64_t cookie, uint64_t file_offset = 0);
-  // Attaches `program` (op_enter or op_exit) at many file offsets of `binary` in one link; each
-  // offset gets the cookie of the same index. Needs TracerOptions::uprobe_multi.
+  // Attaches `program` (op_enter, op_exit or step_site) at many file offsets of `binary` in one
+  // link; each offset gets the cookie of the same index. Needs TracerOptions::uprobe_multi.
   std::string AttachUprobeMulti(const std::string& program, const std::string& binary,
                                 const std::vector<uint64_t>& offsets, const std::vector<uint64_t>& cookies);
   // Closes the most recent uprobe_multi link (its return twin could not be attached).
@@ -117,7 +117,7 @@ class Tracer {
   void Stop();
   // Detaches every probe (the process keeps running unaffected). Idempotent.
   void Detach();
-  // Detaches the single-program links of `program` (AttachUprobe's); returns how many closed.
+  // Detaches the links of `program`, single and uprobe_multi; returns how many closed.
   size_t DetachProgram(const std::string& program);
 
   const std::vector<CounterStatus>& Counters() const { return counter_status_; }
@@ -140,6 +140,7 @@ class Tracer {
   std::vector<bpf_link*> links_;
   std::vector<bpf_program*> link_programs_;  // the program of each of links_
   std::vector<int> multi_link_fds_;
+  std::vector<bpf_program*> multi_link_programs_;  // the program of each of multi_link_fds_
   std::thread thread_;
   uint32_t tgid_ = 0;
   int wake_fd_ = -1;

@@ -107,14 +107,14 @@ export interface NativeTracer {
   ): string;
   /** one uprobe_multi link over many file offsets; cookies[i] goes with offsets[i] */
   attachUprobeMulti(
-    handler: "op_enter" | "op_exit",
+    handler: "op_enter" | "op_exit" | "step_site",
     binary: string,
     fileOffsets: number[],
     cookies: number[],
   ): string;
   /** closes the most recent uprobe_multi link */
   dropLastMultiLink(): void;
-  /** closes the single-program links of `program`; returns how many */
+  /** closes the links of `program` (single and uprobe_multi); returns how many */
   detachProgram(program: ProbeHandler): number;
   attachSchedTracepoints(): string;
   setLayout(layout: NativeLayout): string;

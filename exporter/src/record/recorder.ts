@@ -94,11 +94,21 @@ export interface RecordListener {
 }
 
 /** One step probe: where it goes and its cookie (the register holding node_n + 1, or final). */
-interface StepProbe {
-  path: string;
+/** A probe site: the function it is in, its file offset, the cookie its handler reads. */
+interface ProbeSite {
   symbol: string;
+  offset: number;
   cookie: number;
-  fileOffset: number;
+}
+
+function stepProbeError(site: ProbeSite, error: string): string {
+  return `step probe in ${site.symbol} (file offset 0x${site.offset.toString(16)}): ${error}`;
+}
+
+/** The step probes of one library, as attached. */
+interface StepProbes {
+  path: string;
+  sites: ProbeSite[];
 }
 
 /** Event type of the dynamic linker hook (bpf/profinfer.h PI_EV_LIBRARY): control, not recorded. */
@@ -138,7 +148,7 @@ export class Recorder {
   readonly counters: CounterRequest[] = [];
   private modelNoted = false;
   /** the step probes attached, to attach again after toggleStepProbes took them off */
-  private stepProbes: StepProbe[] = [];
+  private stepProbes: StepProbes[] = [];
   private stepProbesOn = true;
   /** process.cpuUsage() and the time at the first llama_decode */
   private selfStart: { cpu: NodeJS.CpuUsage; wallMs: number } | null = null;
@@ -387,27 +397,37 @@ export class Recorder {
       );
       return false;
     }
-    const attached: StepSite[] = [];
+    const probe = (site: StepSite): ProbeSite & { site: StepSite } => ({
+      symbol: site.function ?? "ggml_graph_compute_thread",
+      offset: site.fileOffset,
+      cookie: site.final ? STEP_FINAL : STEP_REGISTERS.indexOf(site.register!),
+      site,
+    });
+    const errors: string[] = [];
+    const failed = (p: ProbeSite, error: string) => errors.push(stepProbeError(p, error));
     // loop sites first: when none attaches, nothing is left half done
-    for (const site of [...sites].sort((a, b) => Number(a.final) - Number(b.final))) {
-      const probe = {
-        path: roles.path,
-        symbol: site.function ?? "ggml_graph_compute_thread",
-        cookie: site.final ? STEP_FINAL : STEP_REGISTERS.indexOf(site.register!),
-        fileOffset: site.fileOffset,
-      };
-      const error = this.attachStep(probe);
-      if (error) {
-        if (attached.length === 0) {
-          this.warn(`${error}; operators are timed by probing their functions instead`);
-          return false;
-        }
-        this.warn(`${error}; some steps of that loop will be missing`);
-        continue;
-      }
-      attached.push(site);
-      this.stepProbes.push(probe);
+    const loop = this.attachSites(
+      ["step_site"],
+      roles.path,
+      sites.filter((s) => !s.final).map(probe),
+      failed,
+    );
+    if (loop.length === 0) {
+      this.warn(`${errors[0]}; operators are timed by probing their functions instead`);
+      return false;
     }
+    const final = this.attachSites(
+      ["step_site"],
+      roles.path,
+      sites.filter((s) => s.final).map(probe),
+      failed,
+    );
+    for (const error of errors) this.warn(`${error}; some steps of that loop will be missing`);
+    const attached = [...loop, ...final].map((p) => p.site);
+    this.stepProbes.push({
+      path: roles.path,
+      sites: [...loop, ...final].map(({ symbol, offset, cookie }) => ({ symbol, offset, cookie })),
+    });
     this.stepLibraries.push(roles.path);
     this.note({
       kind: "steps",
@@ -428,7 +448,9 @@ export class Recorder {
     wanted: readonly string[] | null,
     alwaysProbe: boolean,
   ): void {
-    const candidates: { index: number; symbol: string; offset: number }[] = [];
+    // beside step probes (alwaysProbe), these only read MoE ids: they must not feed the aggregates
+    const cookieFlags = alwaysProbe ? OP_NO_AGGREGATE : 0;
+    const candidates: (ProbeSite & { index: number })[] = [];
     const stepped: string[] = [];
     for (const symbol of roles.opFunctions) {
       if (wanted && !wanted.includes(opOfFunction(symbol))) continue;
@@ -438,11 +460,8 @@ export class Recorder {
         stepped.push(opOfFunction(symbol));
         continue;
       }
-      candidates.push({
-        index: this.opFuncs.length + candidates.length,
-        symbol,
-        offset: site.fileOffset,
-      });
+      const index = this.opFuncs.length + candidates.length;
+      candidates.push({ index, symbol, offset: site.fileOffset, cookie: index + cookieFlags });
     }
     if (stepped.length > 0) {
       this.note({
@@ -453,16 +472,9 @@ export class Recorder {
       });
     }
     const failures: string[] = [];
-    // beside step probes (alwaysProbe), these only read MoE ids: they must not feed the aggregates
-    const attachedSet = this.attachOps(
-      roles.path,
-      candidates,
-      failures,
-      alwaysProbe ? OP_NO_AGGREGATE : 0,
-    );
-    const attached = candidates
-      .filter((c) => attachedSet.has(c.index))
-      .map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
+    const attached = this.attachSites(["op_enter", "op_exit"], roles.path, candidates, (c, error) =>
+      failures.push(`${opOfFunction(c.symbol)} (${error})`),
+    ).map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
     if (failures.length > 0) {
       this.warn(
         `${failures.length} of ${roles.opFunctions.length} operator functions in ${roles.path} cannot carry a probe ` +
@@ -500,49 +512,48 @@ export class Recorder {
   }
 
   /**
-   * Probes operator functions, entry and return. With uprobe_multi, one link per direction
-   * covers them all; when the kernel refuses a set (one function whose entry cannot carry a
-   * probe spoils the link), the set is split in halves until the culprits are found, so a few
-   * links still cover everything else. Returns the cookies (indices) that were attached.
+   * Attaches each of `handlers` at every site of `path`. With uprobe_multi, one link per handler
+   * covers them all; when the kernel refuses a set (one site that cannot carry a probe spoils
+   * the link), the set is split in halves until the culprits are found, so a few links still
+   * cover everything else. Returns the sites attached; `failed` hears of each other one.
    */
-  private attachOps(
+  private attachSites<T extends ProbeSite>(
+    handlers: readonly ("op_enter" | "op_exit" | "step_site")[],
     path: string,
-    items: { index: number; symbol: string; offset: number }[],
-    failures: string[],
-    cookieFlags = 0,
-  ): Set<number> {
-    const done = new Set<number>();
-    if (items.length === 0) return done;
+    sites: T[],
+    failed: (site: T, error: string) => void,
+  ): T[] {
+    if (sites.length === 0) return [];
     if (!this.uprobeMulti) {
-      for (const item of items) {
-        const errors = (["op_enter", "op_exit"] as const).map((h) =>
-          this.tracer.attachUprobe(h, path, item.symbol, item.index + cookieFlags, item.offset),
+      return sites.filter((site) => {
+        const errors = handlers.map((h) =>
+          this.tracer.attachUprobe(h, path, site.symbol, site.cookie, site.offset),
         );
         const error = errors.find(Boolean);
-        if (error) failures.push(`${opOfFunction(item.symbol)} (${error.replace(/^.*: /, "")})`);
-        else done.add(item.index);
-      }
-      return done;
+        if (error) failed(site, error.replace(/^.*: /, ""));
+        return !error;
+      });
     }
-    const offsets = items.map((i) => i.offset);
-    const cookies = items.map((i) => i.index + cookieFlags);
-    const enter = this.tracer.attachUprobeMulti("op_enter", path, offsets, cookies);
-    const exit = enter ? enter : this.tracer.attachUprobeMulti("op_exit", path, offsets, cookies);
-    if (!enter && !exit) {
-      for (const i of items) done.add(i.index);
-      return done;
+    const offsets = sites.map((s) => s.offset);
+    const cookies = sites.map((s) => s.cookie);
+    let error = "";
+    let links = 0;
+    for (const h of handlers) {
+      error = this.tracer.attachUprobeMulti(h, path, offsets, cookies);
+      if (error) break;
+      links++;
     }
+    if (!error) return sites;
     // an entry link without its return twin would leave operators open: take it out again
-    if (!enter && exit) this.tracer.dropLastMultiLink();
-    if (items.length === 1) {
-      failures.push(`${opOfFunction(items[0]!.symbol)} (${(enter || exit).replace(/^.*: /, "")})`);
-      return done;
+    for (; links > 0; links--) this.tracer.dropLastMultiLink();
+    if (sites.length === 1) {
+      failed(sites[0]!, error.replace(/^.*: /, ""));
+      return [];
     }
-    const half = Math.ceil(items.length / 2);
-    for (const part of [items.slice(0, half), items.slice(half)]) {
-      for (const index of this.attachOps(path, part, failures, cookieFlags)) done.add(index);
-    }
-    return done;
+    const half = Math.ceil(sites.length / 2);
+    return [sites.slice(0, half), sites.slice(half)].flatMap((part) =>
+      this.attachSites(handlers, path, part, failed),
+    );
   }
 
   private note(note: RawNote): void {
@@ -708,10 +719,6 @@ export class Recorder {
     return this.refused;
   }
 
-  private attachStep(p: StepProbe): string {
-    return this.tracer.attachUprobe("step_site", p.path, p.symbol, p.cookie, p.fileOffset);
-  }
-
   /**
    * For overhead measurements (record --toggle-op-probes): takes the step probes off, or puts
    * them back, and notes when (CLOCK_MONOTONIC, the events' clock), so that decode calls with
@@ -719,17 +726,22 @@ export class Recorder {
    */
   toggleStepProbes(): boolean {
     if (this.stepProbes.length === 0 || this.finished) return false;
+    // taking uprobes off waits for the kernel (tens of ms for a few hundred sites): calls
+    // between the two times ran with some probes and not others
+    const beganNs = process.hrtime.bigint().toString();
     if (this.stepProbesOn) this.tracer.detachProgram("step_site");
     else {
-      for (const p of this.stepProbes) {
-        const error = this.attachStep(p);
-        if (error) this.warn(error);
+      for (const { path, sites } of this.stepProbes) {
+        this.attachSites(["step_site"], path, sites, (site, error) =>
+          this.warn(stepProbeError(site, error)),
+        );
       }
     }
     this.stepProbesOn = !this.stepProbesOn;
     this.note({
       kind: "stepProbes",
       on: this.stepProbesOn,
+      beganNs,
       monotonicNs: process.hrtime.bigint().toString(),
     });
     return true;
