@@ -36,7 +36,7 @@ const tokens = Number(process.env.BENCH_TOKENS ?? 64);
 const manifest = requireManifest();
 const benchBin = llamaBinary(manifest, "llama-bench");
 
-const models = spawnSync(process.execPath, [cli, "models", "bench"], { encoding: "utf8" });
+const models = spawnSync(cli, ["models", "bench"], { encoding: "utf8" });
 if (models.status !== 0) throw new Error(models.stderr);
 const model = join(modelsDir(), "bench", "bench-llama3.2-1b-q4_0.gguf");
 
@@ -106,18 +106,8 @@ function runOnce(config, round) {
     config === "none"
       ? [benchBin, benchArgs]
       : [
-          process.execPath,
-          [
-            cli,
-            "record",
-            "--no-status",
-            ...CONFIGS[config],
-            "--out",
-            out,
-            "--",
-            benchBin,
-            ...benchArgs,
-          ],
+          cli,
+          ["record", "--no-status", ...CONFIGS[config], "--out", out, "--", benchBin, ...benchArgs],
         ];
   // bash's `time` sums the CPU of everything it waited for: the target and profinfer itself
   const quoted = [command[0], ...command[1]].map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");
@@ -236,8 +226,8 @@ function programIdsOf(pid) {
 async function bpfCostRun(config) {
   const out = join(scratch, `stats-${config.replace(/\W/g, "_")}`);
   const child = spawn(
-    process.execPath,
-    [cli, "record", "--no-status", ...CONFIGS[config], "--out", out, "--", benchBin, ...benchArgs],
+    cli,
+    ["record", "--no-status", ...CONFIGS[config], "--out", out, "--", benchBin, ...benchArgs],
     { stdio: "ignore" },
   );
   const exited = new Promise((r) => child.on("exit", r));
@@ -318,9 +308,8 @@ const inRun = [];
 for (let round = 0; round < inRunRounds; round++) {
   const out = join(scratch, `inrun-${round}`);
   const run = spawnSync(
-    process.execPath,
+    cli,
     [
-      cli,
       "record",
       "--no-status",
       "--no-report",
@@ -469,9 +458,8 @@ const { ProtobufTraceSerializer } = await import("@opentelemetry/otlp-transforme
 const otlpTokens = Number(process.env.BENCH_OTLP_TOKENS ?? 16);
 const otlpDir = mkdtempSync(join(tmpdir(), "profinfer-bench-otlp-"));
 const recorded = spawnSync(
-  process.execPath,
+  cli,
   [
-    cli,
     "record",
     "--no-status",
     "--level",

@@ -30,11 +30,11 @@ const manifest = requireManifest();
 step(
   `profinfer doctor (llama.cpp ${manifest.llamaCpp.llamaCppRelease}, node-llama-cpp ${manifest.nodeLlamaCpp.version})`,
 );
-run(process.execPath, [cli, "doctor"]);
+run(cli, ["doctor"]);
 
 step("model zoo: tiny models");
 const modelDir = join(modelsDir(), "tiny");
-run(process.execPath, [cli, "models", "tiny", "--out", modelDir]);
+run(cli, ["models", "tiny", "--out", modelDir]);
 
 const runsDir = join(repoRoot, "profinfer-runs", "demo");
 const prompt = "The quick brown fox jumps over the lazy dog";
@@ -43,9 +43,8 @@ for (const config of TINY_MODELS) {
   const out = join(runsDir, config.name);
   step(`profinfer record: llama-completion on ${config.name} (${config.realModel} architecture)`);
   run(
-    process.execPath,
+    cli,
     [
-      cli,
       "record",
       "--no-status",
       "--out",
@@ -76,9 +75,8 @@ for (const config of TINY_MODELS) {
 const nlcOut = join(runsDir, "node-llama-cpp-tiny-qwen2moe");
 step("profinfer record: a node-llama-cpp app (prebuilt libraries, CPU backend loaded by dlopen)");
 run(
-  process.execPath,
+  cli,
   [
-    cli,
     "record",
     "--no-status",
     "--out",

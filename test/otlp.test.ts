@@ -17,9 +17,9 @@ import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";
 import {
+  cli,
   completion,
   profinfer,
-  repoRoot,
   runProgram,
   tinyModels,
   type Ran,
@@ -42,20 +42,9 @@ function recordAsync(
   onStderr?: (text: string) => void,
 ): { dir: string; done: Promise<Ran> } {
   const dir = join(scratch, `run-${++runCounter}`);
-  const child = spawn(
-    process.execPath,
-    [
-      join(repoRoot, "exporter", "dist", "cli.js"),
-      "record",
-      "--no-status",
-      "--out",
-      dir,
-      ...args,
-      "--",
-      ...command,
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
+  const child = spawn(cli, ["record", "--no-status", "--out", dir, ...args, "--", ...command], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -407,9 +396,8 @@ describe("attach to a running llama-server", () => {
     try {
       const dir = join(scratch, "attach");
       const tracer = spawn(
-        process.execPath,
+        cli,
         [
-          join(repoRoot, "exporter", "dist", "cli.js"),
           "attach",
           "--pid",
           String(server.pid),
@@ -671,13 +659,9 @@ describe("TLS and the standard OTEL_EXPORTER_OTLP_* variables", () => {
       cert: readFileSync(cert),
     });
     const replay = (env: Record<string, string>, extra: string[] = []) =>
-      runProgram(
-        process.execPath,
-        [join(repoRoot, "exporter", "dist", "cli.js"), "replay", dir, ...extra],
-        {
-          env: { ...process.env, ...env },
-        },
-      );
+      runProgram(cli, ["replay", dir, ...extra], {
+        env: { ...process.env, ...env },
+      });
     try {
       assert.match(collector.url, /^https:/);
       const ok = await replay({

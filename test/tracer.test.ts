@@ -23,6 +23,7 @@ import { EventType } from "../exporter/src/trace/events.js";
 import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import {
+  cli,
   completion,
   llama,
   manifest,
@@ -396,16 +397,8 @@ describe("attach to a running llama-server", () => {
     try {
       const dir = join(scratch, "attach");
       const tracer = spawn(
-        process.execPath,
-        [
-          join(repoRoot, "exporter", "dist", "cli.js"),
-          "attach",
-          "--pid",
-          String(server.pid),
-          "--no-status",
-          "--out",
-          dir,
-        ],
+        cli,
+        ["attach", "--pid", String(server.pid), "--no-status", "--out", dir],
         {
           stdio: ["ignore", "pipe", "pipe"],
         },
@@ -518,10 +511,9 @@ describe("bad input: a clear message, nothing recorded lost", () => {
     assert.equal(readElf(join(stripped, "libggml-cpu.so")).hasSymbolTable, false);
     const env = { ...process.env, LD_LIBRARY_PATH: stripped };
     const dir = join(scratch, "stripped-run");
-    const cli = join(repoRoot, "exporter", "dist", "cli.js");
     const ran = await runProgram(
-      process.execPath,
-      [cli, "record", "--no-status", "--out", dir, "--", ...completion(model("llama"), 6)],
+      cli,
+      ["record", "--no-status", "--out", dir, "--", ...completion(model("llama"), 6)],
       { env },
     );
     assert.equal(ran.code, 0, ran.stderr.slice(-2000));
@@ -538,9 +530,8 @@ describe("bad input: a clear message, nothing recorded lost", () => {
     assert.doesNotMatch(ran.stderr, /not traced/);
     // a ggml program without libllama: the token level is missing, and the output says why
     const gguf = await runProgram(
-      process.execPath,
+      cli,
       [
-        cli,
         "record",
         "--no-status",
         "--out",
@@ -563,8 +554,7 @@ describe("bad input: a clear message, nothing recorded lost", () => {
       "--clear-groups",
       "--inh-caps=-all",
       "--bounding-set=-all",
-      process.execPath,
-      join(repoRoot, "exporter", "dist", "cli.js"),
+      cli,
       "record",
       "--out",
       join(tmpdir(), `profinfer-unprivileged-${process.pid}`),
@@ -579,9 +569,8 @@ describe("bad input: a clear message, nothing recorded lost", () => {
   test("the target killed mid-run: outputs complete up to that point", async () => {
     const dir = join(scratch, "killed");
     const child = spawn(
-      process.execPath,
+      cli,
       [
-        join(repoRoot, "exporter", "dist", "cli.js"),
         "record",
         "--no-status",
         "--out",

@@ -95,9 +95,15 @@ export function runProgram(
   });
 }
 
+/**
+ * The built CLI, run as a user runs it: through its `#!` line, which carries the node flags
+ * profinfer needs.
+ */
+export const cli = join(repoRoot, "exporter", "dist", "cli.js");
+
 /** The built CLI, as a user runs it. */
 export function profinfer(args: string[]): Promise<Ran> {
-  return runProgram(process.execPath, [join(repoRoot, "exporter", "dist", "cli.js"), ...args]);
+  return runProgram(cli, [...args]);
 }
 
 /** A TCP port free on loopback now. */
