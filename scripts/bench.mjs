@@ -17,12 +17,16 @@
 // run's "profiler" note). The in-run section (with "op": BENCH_INRUN_ROUNDS runs, default 3, of
 // BENCH_INRUN_TOKENS tokens, default 1024) toggles the step probes every second within one run and
 // sets the decode calls with them against those without: free of the drift between rounds.
+// The token and graph levels cost less than either method resolves; with "token" or "graph" their
+// cost is put together from measured parts (the parts section: a probe hit's trap on a C loop,
+// probeCost.mjs; hits and the programs' run time over one run of BENCH_PARTS_TOKENS, default 1024).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { measureProbeCost } from "./probeCost.mjs";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(repoRoot, "exporter", "dist", "cli.js");
@@ -201,6 +205,12 @@ const BPFTOOL = ["/usr/sbin/bpftool", "/usr/bin/bpftool"].find((p) => {
 // step_site: the step probes (op and metrics levels); cpu_graph_enter reads the graph's node
 // list and shapes at each graph compute at op level (the snapshot signature)
 const PROGRAMS = [
+  "decode_enter",
+  "decode_exit",
+  "sched_graph_enter",
+  "sched_graph_exit",
+  "sched_alloc",
+  "cpu_graph_exit",
   "step_site",
   "op_enter",
   "op_exit",
@@ -208,6 +218,7 @@ const PROGRAMS = [
   "barrier_exit",
   "cpu_graph_enter",
   "on_sched_switch",
+  "on_sched_wakeup",
 ];
 
 function programIdsOf(pid) {
@@ -223,11 +234,38 @@ function programIdsOf(pid) {
   return ids;
 }
 
-async function bpfCostRun(config) {
+/** run time per hit of each of the BPF programs that process `pid` holds (bpf_stats) */
+function programNsOf(pid) {
+  const ns = {};
+  for (const id of programIdsOf(pid)) {
+    const r = spawnSync(BPFTOOL, ["prog", "show", "id", String(id), "-j"], { encoding: "utf8" });
+    if (r.status !== 0) continue;
+    const p = JSON.parse(r.stdout);
+    if (p.run_cnt) ns[p.name] = p.run_time_ns / p.run_cnt;
+  }
+  return ns;
+}
+
+/**
+ * A recorded llama-bench run of `config` with the in-kernel run time of its programs (polled
+ * until it exits); `inspect(recording)` sees the run before its folder goes.
+ */
+async function bpfCostRun(config, { tokens: n = tokens, inspect } = {}) {
   const out = join(scratch, `stats-${config.replace(/\W/g, "_")}`);
+  const args = benchArgs.map((a) => (a === String(tokens) ? String(n) : a));
   const child = spawn(
     cli,
-    ["record", "--no-status", ...CONFIGS[config], "--out", out, "--", benchBin, ...benchArgs],
+    [
+      "record",
+      "--no-status",
+      "--no-report",
+      ...CONFIGS[config],
+      "--out",
+      out,
+      "--",
+      benchBin,
+      ...args,
+    ],
     { stdio: "ignore" },
   );
   const exited = new Promise((r) => child.on("exit", r));
@@ -248,10 +286,42 @@ async function bpfCostRun(config) {
     }
     await new Promise((r) => setTimeout(r, 300));
   }
+  const seen = inspect ? inspect(readRawFile(join(out, "events.pinf"))) : undefined;
   rmSync(out, { recursive: true, force: true });
-  return Object.fromEntries(
+  const programs = Object.fromEntries(
     Object.entries(best).map(([name, v]) => [name, { hits: v.runs, nsPerHit: v.ns / v.runs }]),
   );
+  return inspect ? { programs, seen } : programs;
+}
+
+// The token and graph levels cost less than the rounds can resolve: their cost is put together
+// from parts measured here instead. What a probe hit costs comes from a C loop (probeCost.mjs:
+// the trap and profinfer's own token programs); how many hits each program takes per decode call
+// and its own run time come from a long recorded run (bpf_stats); profinfer's CPU from the same
+// run's "profiler" note.
+const partsTokens = Number(process.env.BENCH_PARTS_TOKENS ?? 1024);
+let probeCost = null;
+const partsCost = {};
+/** median decode call, llama_decode calls, profinfer's CPU share (of the recording) */
+function decodeFigures(recording) {
+  const begins = new Map();
+  const decodeNs = [];
+  let calls = 0;
+  for (const e of recording.events) {
+    if (e.type === 1) {
+      calls++;
+      begins.set(e.tid, e);
+    } else if (e.type === 2 && begins.get(e.tid)?.nTokens === 1) {
+      decodeNs.push(Number(e.ts - begins.get(e.tid).ts));
+      begins.delete(e.tid);
+    }
+  }
+  const self = recording.notes.find((n) => n.note.kind === "profiler")?.note;
+  return {
+    calls,
+    decodeMs: median(decodeNs) / 1e6,
+    selfPct: self && self.wallMs > 0 ? (100 * self.cpuMs) / self.wallMs : null,
+  };
 }
 
 let bpfCost = null;
@@ -265,6 +335,11 @@ if (BPFTOOL && process.env.BENCH_BPF_STATS !== "0") {
       (c) => configs.includes(c),
     )) {
       bpfCost[config] = await bpfCostRun(config);
+    }
+    if (configs.includes("token") || configs.includes("graph")) {
+      probeCost = await measureProbeCost({ repoRoot, scratch, programStats: programNsOf });
+      for (const level of ["token", "graph"].filter((c) => configs.includes(c)))
+        partsCost[level] = await bpfCostRun(level, { tokens: partsTokens, inspect: decodeFigures });
     }
   } catch (error) {
     process.stdout.write(`in-kernel cost not measured: ${error.message}\n`);
@@ -411,7 +486,7 @@ const lines = [
         ),
       ]
     : []),
-  ...(bpfCost
+  ...(bpfCost && Object.keys(bpfCost).length > 0
     ? [
         "",
         "In-kernel time per probe hit of each BPF program (kernel.bpf_stats_enabled; the programs' own run time, not the uprobe trap):",
@@ -424,7 +499,47 @@ const lines = [
         ),
       ]
     : []),
+  ...partsLines(),
 ];
+
+/** The token and graph levels' cost from its parts (see partsTokens above). */
+function partsLines() {
+  if (!probeCost || Object.keys(partsCost).length === 0) return [];
+  const own = probeCost.programNs;
+  const trap = {
+    entry: probeCost.entryNs - (own.decode_enter ?? 0),
+    return: probeCost.returnNs - (own.decode_exit ?? 0),
+    tracepoint: 0, // not measured: the scheduler tracepoints' own dispatch
+  };
+  const kind = (name) =>
+    name.startsWith("on_sched_") ? "tracepoint" : name.endsWith("_exit") ? "return" : "entry";
+  const out = [
+    "",
+    `Token and graph levels from their parts. A probe hit on a C loop's llama_decode (at its first instruction, ${probeCost.site.instruction.toLowerCase()}, emulated; ${probeCost.rounds} interleaved rounds of ${probeCost.calls} calls): the entry probe adds ${probeCost.entryNs.toFixed(0)} ns a call (decode_enter's own run time ${own.decode_enter?.toFixed(0) ?? "?"} ns, so the trap ${trap.entry.toFixed(0)} ns), the return probe ${probeCost.returnNs.toFixed(0)} ns more (decode_exit ${own.decode_exit?.toFixed(0) ?? "?"} ns, trap ${trap.return.toFixed(0)} ns). Each program's hits per llama_decode call and own run time: bpf_stats over one llama-bench -n ${partsTokens} run at that level; the target pays (trap + run time) x hits per call, profinfer's CPU (the run's "profiler" note) comes on top:`,
+    "",
+    "| level | hits per call: program (trap + own ns) | probe hits / call | in the target / call | decode call (median) | in the target | profinfer CPU | together |",
+    "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const [level, { programs, seen }] of Object.entries(partsCost)) {
+    let hits = 0;
+    let ns = 0;
+    const parts = [];
+    for (const [name, p] of Object.entries(programs)) {
+      const perCall = p.hits / Math.max(seen.calls, 1);
+      const cost = trap[kind(name)] + p.nsPerHit;
+      hits += kind(name) === "tracepoint" ? 0 : perCall;
+      ns += perCall * cost;
+      parts.push(
+        `${perCall.toFixed(2)} ${name} (${trap[kind(name)].toFixed(0)} + ${p.nsPerHit.toFixed(0)})`,
+      );
+    }
+    const inTargetPct = (100 * ns) / (seen.decodeMs * 1e6);
+    out.push(
+      `| ${level} | ${parts.join(", ")} | ${hits.toFixed(1)} | ${(ns / 1000).toFixed(2)} us | ${seen.decodeMs.toFixed(2)} ms | ${inTargetPct.toFixed(3)}% | ${seen.selfPct === null ? "-" : `${seen.selfPct.toFixed(3)}%`} | ${seen.selfPct === null ? "-" : `${(inTargetPct + seen.selfPct).toFixed(3)}%`} |`,
+    );
+  }
+  return out;
+}
 const outDir = join(repoRoot, "test-output");
 mkdirSync(outDir, { recursive: true });
 // BENCH_ROUNDS=0: only the OTLP section
@@ -432,7 +547,11 @@ if (rounds > 0) {
   process.stdout.write("\n" + lines.join("\n") + "\n");
   writeFileSync(
     join(outDir, "bench-tracer.json"),
-    JSON.stringify({ rounds, tokens, results, rows, inRun, counterCost, bpfCost }, null, 2),
+    JSON.stringify(
+      { rounds, tokens, results, rows, inRun, counterCost, bpfCost, probeCost, partsCost },
+      null,
+      2,
+    ),
   );
   writeFileSync(join(outDir, "bench-tracer.md"), lines.join("\n") + "\n");
 }
