@@ -1319,34 +1319,40 @@ int BPF_KRETPROBE(barrier_exit)
  * Read through bpf_probe_read_kernel at an offset chosen by the switch: the verifier refuses a
  * ctx access at a variable offset, which is what the compiler makes of a switch of ctx reads.
  */
+/* one load of a saved register at a constant offset: the verifier takes no computed offset into
+ * the context, and a plain switch of loads is folded by clang into one load at a computed offset */
+#define PI_CTX_LOAD(ctx, field)                                                                    \
+	({                                                                                         \
+		long v_;                                                                           \
+		asm volatile("%[v] = *(u64 *)(%[c] + %[o])"                                       \
+			     : [v] "=r"(v_)                                                        \
+			     : [c] "r"(ctx), [o] "i"(offsetof(struct pt_regs, field)));            \
+		v_;                                                                                \
+	})
+
 static __always_inline long step_register(struct pt_regs *ctx, __u64 reg)
 {
-	long value = -1;
-	__u32 off;
-
+	/* the context is the probed thread's saved registers: read in place */
 #if defined(__TARGET_ARCH_x86)
 	switch (reg) {
-	case PI_STEP_RAX: off = offsetof(struct pt_regs, ax); break;
-	case PI_STEP_RBX: off = offsetof(struct pt_regs, bx); break;
-	case PI_STEP_RCX: off = offsetof(struct pt_regs, cx); break;
-	case PI_STEP_RDX: off = offsetof(struct pt_regs, dx); break;
-	case PI_STEP_RSI: off = offsetof(struct pt_regs, si); break;
-	case PI_STEP_RDI: off = offsetof(struct pt_regs, di); break;
-	case PI_STEP_RBP: off = offsetof(struct pt_regs, bp); break;
-	case PI_STEP_R8: off = offsetof(struct pt_regs, r8); break;
-	case PI_STEP_R9: off = offsetof(struct pt_regs, r9); break;
-	case PI_STEP_R10: off = offsetof(struct pt_regs, r10); break;
-	case PI_STEP_R11: off = offsetof(struct pt_regs, r11); break;
-	case PI_STEP_R12: off = offsetof(struct pt_regs, r12); break;
-	case PI_STEP_R13: off = offsetof(struct pt_regs, r13); break;
-	case PI_STEP_R14: off = offsetof(struct pt_regs, r14); break;
-	case PI_STEP_R15: off = offsetof(struct pt_regs, r15); break;
-	default: return -1;
+	case PI_STEP_RAX: return PI_CTX_LOAD(ctx, ax);
+	case PI_STEP_RBX: return PI_CTX_LOAD(ctx, bx);
+	case PI_STEP_RCX: return PI_CTX_LOAD(ctx, cx);
+	case PI_STEP_RDX: return PI_CTX_LOAD(ctx, dx);
+	case PI_STEP_RSI: return PI_CTX_LOAD(ctx, si);
+	case PI_STEP_RDI: return PI_CTX_LOAD(ctx, di);
+	case PI_STEP_RBP: return PI_CTX_LOAD(ctx, bp);
+	case PI_STEP_R8: return PI_CTX_LOAD(ctx, r8);
+	case PI_STEP_R9: return PI_CTX_LOAD(ctx, r9);
+	case PI_STEP_R10: return PI_CTX_LOAD(ctx, r10);
+	case PI_STEP_R11: return PI_CTX_LOAD(ctx, r11);
+	case PI_STEP_R12: return PI_CTX_LOAD(ctx, r12);
+	case PI_STEP_R13: return PI_CTX_LOAD(ctx, r13);
+	case PI_STEP_R14: return PI_CTX_LOAD(ctx, r14);
+	case PI_STEP_R15: return PI_CTX_LOAD(ctx, r15);
 	}
-	if (bpf_probe_read_kernel(&value, sizeof(value), (void *)ctx + off))
-		return -1;
 #endif
-	return value;
+	return -1;
 }
 
 /* On the compute loop's `call ggml_barrier`: one hit per step and thread (the kernel emulates a
