@@ -89,7 +89,8 @@ const configs = (process.env.BENCH_CONFIGS?.split(",") ?? Object.keys(CONFIGS)).
 );
 if (!configs.includes("none")) configs.unshift("none");
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-bench-"));
-const benchArgs = [
+/** llama-bench decoding `n` tokens, once, as JSON */
+const benchArgsFor = (n) => [
   "-m",
   model,
   "-t",
@@ -97,12 +98,13 @@ const benchArgs = [
   "-p",
   "0",
   "-n",
-  String(tokens),
+  String(n),
   "-r",
   "1",
   "-o",
   "json",
 ];
+const benchArgs = benchArgsFor(tokens);
 
 function runOnce(config, round) {
   const out = join(scratch, `${config}-${round}`);
@@ -252,7 +254,6 @@ function programNsOf(pid) {
  */
 async function bpfCostRun(config, { tokens: n = tokens, inspect } = {}) {
   const out = join(scratch, `stats-${config.replace(/\W/g, "_")}`);
-  const args = benchArgs.map((a) => (a === String(tokens) ? String(n) : a));
   const child = spawn(
     cli,
     [
@@ -264,7 +265,7 @@ async function bpfCostRun(config, { tokens: n = tokens, inspect } = {}) {
       out,
       "--",
       benchBin,
-      ...args,
+      ...benchArgsFor(n),
     ],
     { stdio: "ignore" },
   );
@@ -396,7 +397,7 @@ for (let round = 0; round < inRunRounds; round++) {
       out,
       "--",
       benchBin,
-      ...benchArgs.map((a) => (a === String(tokens) ? String(inRunTokens) : a)),
+      ...benchArgsFor(inRunTokens),
     ],
     { encoding: "utf8", maxBuffer: 64 << 20 },
   );
@@ -587,7 +588,7 @@ const recorded = spawnSync(
     otlpDir,
     "--",
     benchBin,
-    ...benchArgs.map((a) => (a === String(tokens) ? String(otlpTokens) : a)),
+    ...benchArgsFor(otlpTokens),
   ],
   { encoding: "utf8", maxBuffer: 64 << 20 },
 );
