@@ -1314,13 +1314,8 @@ int BPF_KRETPROBE(barrier_exit)
 
 /* ---- compute loop steps ---- */
 
-/*
- * The value of the register a step site's cookie names (x86-64 only: sites are found there).
- * Read through bpf_probe_read_kernel at an offset chosen by the switch: the verifier refuses a
- * ctx access at a variable offset, which is what the compiler makes of a switch of ctx reads.
- */
-/* one load of a saved register at a constant offset: the verifier takes no computed offset into
- * the context, and a plain switch of loads is folded by clang into one load at a computed offset */
+/* One load of a saved register at a constant offset. The verifier refuses a ctx access at a
+ * variable offset, which is what clang makes of a switch of plain ctx reads; it cannot merge asm. */
 #define PI_CTX_LOAD(ctx, field)                                                                    \
 	({                                                                                         \
 		long v_;                                                                           \
@@ -1330,9 +1325,12 @@ int BPF_KRETPROBE(barrier_exit)
 		v_;                                                                                \
 	})
 
+/*
+ * The value of the register a step site's cookie names (x86-64 only: sites are found there),
+ * read in place from the probed thread's saved registers (the context).
+ */
 static __always_inline long step_register(struct pt_regs *ctx, __u64 reg)
 {
-	/* the context is the probed thread's saved registers: read in place */
 #if defined(__TARGET_ARCH_x86)
 	switch (reg) {
 	case PI_STEP_RAX: return PI_CTX_LOAD(ctx, ax);

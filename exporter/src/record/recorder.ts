@@ -93,8 +93,10 @@ export interface RecordListener {
   note(note: RawNote): void;
 }
 
-/** One step probe: where it goes and its cookie (the register holding node_n + 1, or final). */
-/** A probe site: the function it is in, its file offset, the cookie its handler reads. */
+/**
+ * A probe site: the function it is in, its file offset, the cookie its handler reads (an
+ * operator function's index; for a step probe, the register holding node_n + 1, or final).
+ */
 interface ProbeSite {
   symbol: string;
   offset: number;
