@@ -34,6 +34,9 @@ const { requireManifest, llamaBinary, modelsDir } = await import(
   join(repoRoot, "exporter", "dist", "target", "cache.js")
 );
 const { readRawFile } = await import(join(repoRoot, "exporter", "dist", "trace", "rawFile.js"));
+const { buildRun: buildRunModel } = await import(
+  join(repoRoot, "exporter", "dist", "trace", "model.js")
+);
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
 const tokens = Number(process.env.BENCH_TOKENS ?? 64);
@@ -305,22 +308,12 @@ let probeCost = null;
 const partsCost = {};
 /** median decode call, llama_decode calls, profinfer's CPU share (of the recording) */
 function decodeFigures(recording) {
-  const begins = new Map();
-  const decodeNs = [];
-  let calls = 0;
-  for (const e of recording.events) {
-    if (e.type === 1) {
-      calls++;
-      begins.set(e.tid, e);
-    } else if (e.type === 2 && begins.get(e.tid)?.nTokens === 1) {
-      decodeNs.push(Number(e.ts - begins.get(e.tid).ts));
-      begins.delete(e.tid);
-    }
-  }
+  const { tokens: calls } = buildRunModel(recording);
+  const decodes = calls.filter((t) => t.phase === "decode" && t.complete);
   const self = recording.notes.find((n) => n.note.kind === "profiler")?.note;
   return {
-    calls,
-    decodeMs: median(decodeNs) / 1e6,
+    calls: calls.length,
+    decodeMs: median(decodes.map((t) => Number(t.endNs - t.startNs))) / 1e6,
     selfPct: self && self.wallMs > 0 ? (100 * self.cpuMs) / self.wallMs : null,
   };
 }
@@ -377,9 +370,6 @@ const counterCost = rows
 // the graph snapshot, which runs in both kinds of window (bpf_stats, cpu_graph_enter, gives it).
 const inRunRounds = configs.includes("op") ? Number(process.env.BENCH_INRUN_ROUNDS ?? 3) : 0;
 const inRunTokens = Number(process.env.BENCH_INRUN_TOKENS ?? 1024);
-const { buildRun: buildRunModel } = await import(
-  join(repoRoot, "exporter", "dist", "trace", "model.js")
-);
 const inRun = [];
 for (let round = 0; round < inRunRounds; round++) {
   const out = join(scratch, `inrun-${round}`);
