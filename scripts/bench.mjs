@@ -30,13 +30,18 @@ import { measureProbeCost } from "./probeCost.mjs";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(repoRoot, "exporter", "dist", "cli.js");
-const { requireManifest, llamaBinary, modelsDir } = await import(
-  join(repoRoot, "exporter", "dist", "target", "cache.js")
-);
-const { readRawFile } = await import(join(repoRoot, "exporter", "dist", "trace", "rawFile.js"));
-const { buildRun: buildRunModel } = await import(
-  join(repoRoot, "exporter", "dist", "trace", "model.js")
-);
+const {
+  requireManifest,
+  llamaBinary,
+  modelsDir,
+  readRawFile,
+  buildRun,
+  buildRunSpans,
+  SpanExport,
+  EXPORT_DEFAULTS,
+  toReadableSpans,
+  resourceAttributes,
+} = await import("@profinfer/exporter");
 
 const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
 const tokens = Number(process.env.BENCH_TOKENS ?? 64);
@@ -308,7 +313,7 @@ let probeCost = null;
 const partsCost = {};
 /** median decode call, llama_decode calls, profinfer's CPU share (of the recording) */
 function decodeFigures(recording) {
-  const { tokens: calls } = buildRunModel(recording);
+  const { tokens: calls } = buildRun(recording);
   const decodes = calls.filter((t) => t.phase === "decode" && t.complete);
   const self = recording.notes.find((n) => n.note.kind === "profiler")?.note;
   return {
@@ -331,7 +336,7 @@ if (BPFTOOL && process.env.BENCH_BPF_STATS !== "0") {
       bpfCost[config] = await bpfCostRun(config);
     }
     if (configs.includes("token") || configs.includes("graph")) {
-      probeCost = await measureProbeCost({ repoRoot, scratch, programStats: programNsOf });
+      probeCost = await measureProbeCost({ scratch, programStats: programNsOf });
       for (const level of ["token", "graph"].filter((c) => configs.includes(c)))
         partsCost[level] = await bpfCostRun(level, { tokens: partsTokens, inspect: decodeFigures });
     }
@@ -393,7 +398,7 @@ for (let round = 0; round < inRunRounds; round++) {
   );
   if (run.status !== 0) throw new Error(`in-run: exit ${run.status}\n${run.stderr.slice(-2000)}`);
   const recording = readRawFile(join(out, "events.pinf"));
-  const model = buildRunModel(recording);
+  const model = buildRun(recording);
   rmSync(out, { recursive: true, force: true });
   // windows: [from, to) with the probes on or off; they start on. A switch takes time (taking
   // uprobes off waits for the kernel): calls while one is under way belong to neither window
@@ -549,19 +554,6 @@ if (rounds > 0) {
 rmSync(scratch, { recursive: true, force: true });
 
 // --- OTLP export: throughput without drops, CPU per span, span sizes
-const { buildRun } = await import(join(repoRoot, "exporter", "dist", "trace", "model.js"));
-const { buildRunSpans } = await import(
-  join(repoRoot, "exporter", "dist", "sinks", "otel", "spans.js")
-);
-const { SpanExport, EXPORT_DEFAULTS } = await import(
-  join(repoRoot, "exporter", "dist", "sinks", "otel", "exporter.js")
-);
-const { toReadableSpans } = await import(
-  join(repoRoot, "exporter", "dist", "sinks", "otel", "readable.js")
-);
-const { resourceAttributes } = await import(
-  join(repoRoot, "exporter", "dist", "sinks", "otel", "resource.js")
-);
 const { resourceFromAttributes } = await import("@opentelemetry/resources");
 const { ProtobufTraceSerializer } = await import("@opentelemetry/otlp-transformer");
 

@@ -11,10 +11,8 @@ import { fileURLToPath } from "node:url";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(repoRoot, "exporter", "dist", "cli.js");
-const { requireManifest, llamaBinary, modelsDir } = await import(
-  join(repoRoot, "exporter", "dist", "target", "cache.js")
-);
-const { TINY_MODELS } = await import(join(repoRoot, "exporter", "dist", "models", "zoo.js"));
+const { requireManifest, llamaBinary, modelsDir, TINY_MODELS } =
+  await import("@profinfer/exporter");
 
 function step(title) {
   process.stdout.write(`\n=== ${title}\n`);

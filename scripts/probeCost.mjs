@@ -62,18 +62,9 @@ const median = (xs) => {
  * probe adds on top (decode_exit), and programNs the programs' own run time (bpf_stats, when
  * `programStats` can read it), so that trap = entryNs - programNs.decode_enter.
  */
-export async function measureProbeCost({
-  repoRoot,
-  scratch,
-  rounds = 15,
-  calls = 100_000,
-  programStats,
-}) {
-  const dist = join(repoRoot, "exporter", "dist");
-  const { loadNativeModule } = await import(join(dist, "record", "nativeTracer.js"));
-  const { kernelHasUprobeMulti, LEVELS } = await import(join(dist, "record", "recorder.js"));
-  const { readElf } = await import(join(dist, "target", "elf.js"));
-  const { findProbeSite } = await import(join(dist, "target", "probeSite.js"));
+export async function measureProbeCost({ scratch, rounds = 15, calls = 100_000, programStats }) {
+  const { loadNativeModule, kernelHasUprobeMulti, LEVELS, readElf, findProbeSite } =
+    await import("@profinfer/exporter");
 
   const source = join(scratch, "probe-loop.c");
   const binary = join(scratch, "probe-loop");

@@ -1,0 +1,25 @@
+// SPDX-License-Identifier: Apache-2.0
+// The exporter's public entry: what scripts, tests and other packages import. Only re-exports.
+export { UserError } from "./errors.js";
+export {
+  SetupMissingError,
+  cacheRoot,
+  llamaBinary,
+  manifestPath,
+  modelsDir,
+  readManifest,
+  requireManifest,
+  type CacheManifest,
+} from "./target/cache.js";
+export { BENCH_MODEL, TINY_MODELS, ensureModels } from "./models/zoo.js";
+export { readElf, type ElfFile } from "./target/elf.js";
+export { findProbeSite } from "./target/probeSite.js";
+export { loadNativeModule, layoutProbePath, type NativeModule } from "./record/nativeTracer.js";
+export { LEVELS, kernelHasUprobeMulti, type Level } from "./record/recorder.js";
+export { readRawFile, RawFileReader, RawFileWriter, type RunHeader } from "./trace/rawFile.js";
+export { buildRun } from "./trace/model.js";
+export type { Run, Token, GraphRun, OpRun } from "./trace/model.js";
+export { buildRunSpans, type SpanRecord } from "./sinks/otel/spans.js";
+export { SpanExport, EXPORT_DEFAULTS } from "./sinks/otel/exporter.js";
+export { toReadableSpans } from "./sinks/otel/readable.js";
+export { resourceAttributes } from "./sinks/otel/resource.js";
