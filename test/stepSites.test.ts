@@ -28,8 +28,12 @@ describe("step sites", () => {
         encoding: "utf8",
       }).trim();
       const [file, line] = where.split(":");
-      const text = readFileSync(file!, "utf8").split("\n")[Number(line) - 1] ?? "";
+      const lines = readFileSync(file!, "utf8").split("\n");
+      const text = lines[Number(line) - 1] ?? "";
       assert.match(text, /ggml_barrier\(state->threadpool\)/, `${where}: ${text}`);
+      // the loop's call is the one guarded by `if (node_n + 1 < cgraph->n_nodes)`, the final one not
+      const guard = lines.slice(Number(line) - 3, Number(line) - 1).join("\n");
+      assert.equal(/node_n \+ 1 < cgraph->n_nodes/.test(guard), !site.final, `${where}: ${guard}`);
       const objdump = execFileSync(
         "objdump",
         [

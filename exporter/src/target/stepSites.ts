@@ -14,8 +14,11 @@
 // every thread: one hit per step instead of entry and return of the operator function plus entry
 // and return of every ggml_barrier (operators call it too). The register the compiler compared
 // with cgraph->n_nodes just before the call holds node_n + 1: the index of the first node after
-// the step, which names the step's nodes exactly, fusion included. The branch that skips the call
-// when the loop is done leads to the final barrier, which ends each thread's last step.
+// the step, which names the step's nodes exactly, fusion included. The conditional branch after
+// the comparison tells the two calls apart: compilers lay the loop out either way, with the branch
+// skipping the loop's call when the loop is done (and leading to the final barrier), or jumping
+// to the loop's call while nodes remain (and falling through to the final barrier). Which one it
+// is follows from the branch's condition and the comparison's operand order.
 //
 // Found by decoding machine code (iced-x86), never by fixed addresses: the call's target is
 // ggml_barrier itself or its PLT stub (resolved through .rela.plt), the comparison is
@@ -29,6 +32,7 @@ import { WRITES } from "./probeSite.js";
 
 const iced = createRequire(import.meta.url)("iced-x86") as typeof Iced;
 const {
+  ConditionCode,
   Decoder,
   DecoderOptions,
   FlowControl,
@@ -162,21 +166,46 @@ function writesRegister(
   return written;
 }
 
-/** `cmp REG32, [BASE + off]` (or the memory operand first): the 64-bit REG, or null. */
-function comparedWithNNodes(ins: Iced.Instruction, nNodesOffset: number): number | null {
+interface NNodesComparison {
+  /** the 64-bit register compared with cgraph->n_nodes */
+  register: number;
+  /** `cmp REG, [n_nodes]` (true) or `cmp [n_nodes], REG` (false): which way the flags read */
+  registerFirst: boolean;
+}
+
+/** `cmp REG32, [BASE + off]` or `cmp [BASE + off], REG32`, or null. */
+function comparedWithNNodes(ins: Iced.Instruction, nNodesOffset: number): NNodesComparison | null {
   if (ins.mnemonic !== Mnemonic.Cmp || ins.opCount !== 2) return null;
   let reg: number | null = null;
+  let regAt = -1;
   let memory = false;
   for (let i = 0; i < 2; i++) {
     const kind = ins.opKind(i);
-    if (kind === OpKind.Register) reg = ins.opRegister(i);
+    if (kind === OpKind.Register) [reg, regAt] = [ins.opRegister(i), i];
     else if (kind === OpKind.Memory) memory = true;
   }
   if (reg === null || !memory || ins.memoryIndex !== Register.None) return null;
   if (Number(ins.memoryDisplacement) !== nNodesOffset || ins.memorySize !== 3 /* DWord */)
     return null;
   if (!RegisterExt.isGPR32(reg)) return null;
-  return RegisterExt.fullRegister(reg);
+  return { register: RegisterExt.fullRegister(reg), registerFirst: regAt === 0 };
+}
+
+/**
+ * Whether a conditional branch after the comparison is taken while nodes remain (REG, which holds
+ * node_n + 1, below n_nodes), taken when the loop is done, or neither for certain (null).
+ */
+function takenWhileNodesRemain(condition: number, registerFirst: boolean): boolean | null {
+  // flags of REG - n_nodes (register first) or n_nodes - REG
+  const below = registerFirst
+    ? [ConditionCode.l, ConditionCode.b]
+    : [ConditionCode.g, ConditionCode.a];
+  const notBelow = registerFirst
+    ? [ConditionCode.ge, ConditionCode.ae]
+    : [ConditionCode.le, ConditionCode.be];
+  if (below.includes(condition)) return true;
+  if (notBelow.includes(condition)) return false;
+  return null;
 }
 
 function stepRegisterName(full: number): StepRegister | null {
@@ -217,7 +246,7 @@ export function findStepSites(elf: ElfFile, nNodesOffset: number): StepSite[] {
     const decoder = new Decoder(64, bytes, DecoderOptions.None);
     decoder.ip = BigInt(code.start);
     const window: Iced.Instruction[] = [];
-    const loopExits: number[] = [];
+    const loops: LoopSite[] = [];
     const barrierCalls = new Set<number>();
     while (decoder.canDecode) {
       const ins = decoder.decode();
@@ -229,35 +258,24 @@ export function findStepSites(elf: ElfFile, nNodesOffset: number): StepSite[] {
       if (isBarrierCall) {
         barrierCalls.add(ip);
         const found = loopSite(window, ip, nNodesOffset, factory);
-        if (found) {
-          const offset = elf.fileOffsetOf(ip);
-          if (offset !== null && found.register) {
-            sites.set(ip, {
-              address: ip,
-              fileOffset: offset,
-              final: false,
-              register: found.register,
-              function: code.name,
-            });
-            loopExits.push(found.exit);
-          }
-        }
+        if (found) loops.push(found);
       }
       window.push(ins);
       if (window.length > MAX_LOOKBACK) window.shift()!.free();
     }
     for (const ins of window) ins.free();
     decoder.free();
-    for (const exit of loopExits) {
-      const offset = elf.fileOffsetOf(exit);
-      if (!barrierCalls.has(exit) || offset === null || sites.has(exit)) continue;
-      sites.set(exit, {
-        address: exit,
-        fileOffset: offset,
-        final: true,
-        register: null,
-        function: code.name,
-      });
+    // a site is a barrier call of this code; the final one may lie behind other instructions
+    // (then it is left out: the model ends the last step with the graph)
+    const add = (address: number, final: boolean, register: StepRegister | null): boolean => {
+      const fileOffset = elf.fileOffsetOf(address);
+      if (!barrierCalls.has(address) || fileOffset === null || sites.has(address)) return false;
+      sites.set(address, { address, fileOffset, final, register, function: code.name });
+      return true;
+    };
+    for (const loop of loops) {
+      if (loop.register && add(loop.loopCall, false, loop.register))
+        add(loop.finalCall, true, null);
     }
   }
   factory.free();
@@ -269,25 +287,42 @@ export function findStepSites(elf: ElfFile, nNodesOffset: number): StepSite[] {
   return found;
 }
 
+/** A comparison with n_nodes and its branch, and which barrier call each way leads to. */
+interface LoopSite {
+  /** the call made while nodes remain: node_n + 1 is in `register` there */
+  loopCall: number;
+  /** the call the loop's exit leads to */
+  finalCall: number;
+  register: StepRegister | null;
+}
+
 /**
- * Looking back from a barrier call: `cmp REG, [X + n_nodes]`, then a conditional branch over the
- * call (the loop's exit), and no write to REG before the call.
+ * Looking back from a barrier call: `cmp REG, [X + n_nodes]`, then a conditional branch forward
+ * past the call, and no write to REG before the call. Either the branch skips this call when the
+ * loop is done (this call is the loop's, the branch target the final one), or it jumps to the
+ * loop's call while nodes remain (this call, its fall-through, is the final one).
  */
 function loopSite(
   window: readonly Iced.Instruction[],
   callIp: number,
   nNodesOffset: number,
   factory: Iced.InstructionInfoFactory,
-): { register: StepRegister | null; exit: number } | null {
+): LoopSite | null {
   for (let i = window.length - 1; i >= 0; i--) {
-    const full = comparedWithNNodes(window[i]!, nNodesOffset);
-    if (full === null) continue;
+    const compared = comparedWithNNodes(window[i]!, nNodesOffset);
+    if (compared === null) continue;
     const between = window.slice(i + 1);
     const branch = between.find((ins) => ins.flowControl === FlowControl.ConditionalBranch);
     if (!branch || Number(branch.nearBranchTarget) <= callIp) return null;
     if (between.some((ins) => ins !== branch && ins.flowControl !== FlowControl.Next)) return null;
-    if (between.some((ins) => writesRegister(factory, ins, full))) return null;
-    return { register: stepRegisterName(full), exit: Number(branch.nearBranchTarget) };
+    if (between.some((ins) => writesRegister(factory, ins, compared.register))) return null;
+    const remain = takenWhileNodesRemain(branch.conditionCode, compared.registerFirst);
+    if (remain === null) return null;
+    const target = Number(branch.nearBranchTarget);
+    const register = stepRegisterName(compared.register);
+    // jumping to the loop's call: nothing may come between the branch and that call
+    if (remain) return { loopCall: target, finalCall: callIp, register };
+    return { loopCall: callIp, finalCall: target, register };
   }
   return null;
 }
