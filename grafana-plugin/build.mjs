@@ -48,6 +48,8 @@ return module.exports;
 
 const common = {
   bundle: true,
+  // profinfer's own packages (@profinfer/contract) are bundled from their TypeScript source
+  conditions: ["source"],
   jsx: "transform",
   jsxFactory: "React.createElement",
   jsxFragment: "React.Fragment",

@@ -9,7 +9,7 @@ import { join, relative, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const roots = ["exporter/src", "grafana-plugin/src", "native/test", "test"];
+const roots = ["contract/src", "exporter/src", "grafana-plugin/src", "native/test", "test"];
 
 function collect(dir) {
   const out = [];
@@ -34,7 +34,16 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ["--import", "tsx", "--test", "--test-concurrency=1", "--test-timeout=900000", ...files],
+  // --conditions=source: profinfer's packages are imported from their TypeScript source
+  [
+    "--conditions=source",
+    "--import",
+    "tsx",
+    "--test",
+    "--test-concurrency=1",
+    "--test-timeout=900000",
+    ...files,
+  ],
   { cwd: repoRoot, stdio: "inherit" },
 );
 process.exit(result.status ?? 1);

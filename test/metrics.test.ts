@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { hasCorePmu } from "../exporter/src/record/counters.js";
-import type { ProfStats } from "../exporter/src/sinks/stats.js";
+import type { ProfStats } from "@profinfer/contract";
 import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { completion, freePort, profinfer, tinyModels, type Ran } from "./support/targets.js";

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import * as C from "../exporter/src/sinks/otel/conventions.js";
+import * as C from "@profinfer/contract";
 import { buildRunSpans, type SpanRecord } from "../exporter/src/sinks/otel/spans.js";
 import { toWallClockNs } from "../exporter/src/trace/clock.js";
 import { syntheticRecorder } from "../exporter/src/trace/fixtures.js";

@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
+import { ALERTS, HISTOGRAMS, METRIC_FAMILIES, RECORDING_RULES } from "@profinfer/contract";
 import { parse } from "yaml";
 import { repoRoot } from "./support/targets.js";
 
@@ -20,37 +21,15 @@ const pluginDist = join(repoRoot, "grafana-plugin", "dist");
 const dashboardFile = join(prov, "grafana", "dashboards", "llama-cpp-inference-profile.json");
 const RULES_DIR = join(prov, "prometheus", "rules");
 
-/** Names profinfer's exporter writes (contracts between the metrics branch and the dashboards). */
-const EXPORTED = new Set([
-  "gen_ai_server_time_to_first_token_seconds_bucket",
-  "gen_ai_server_time_per_output_token_seconds_bucket",
-  "profinfer_tokens_total",
-  "profinfer_decode_calls_total",
-  "profinfer_op_duration_seconds_bucket",
-  "profinfer_op_seconds_total",
-  "profinfer_barrier_wait_seconds_total",
-  "profinfer_op_counter_total",
-  "profinfer_layer_op_seconds_total",
-  "profinfer_moe_expert_selections_total",
-  "profinfer_probe_hits_total",
-  "profinfer_events_total",
-  "profinfer_events_dropped_total",
-  "profinfer_spans_exported_total",
-  "profinfer_spans_queued",
-  "profinfer_spans_dropped_total",
-  "profinfer_process_cpu_seconds_total",
-]);
-const RECORDED = new Set([
-  "profinfer:op_backend_stall_ratio:rate5m",
-  "profinfer:op_ipc:rate5m",
-  "profinfer:tokens_per_second:rate1m",
-  "profinfer:op_time_share:rate5m",
-]);
-const ALERTS = [
-  "ProfinferDecodeMemoryBound",
-  "ProfinferTimePerOutputTokenRegressed",
-  "ProfinferDroppingEvents",
-];
+/** The series profinfer's exporter writes (histograms as their _bucket, _sum and _count). */
+const EXPORTED = new Set(
+  METRIC_FAMILIES.flatMap((name): string[] =>
+    (HISTOGRAMS as readonly string[]).includes(name)
+      ? [`${name}_bucket`, `${name}_sum`, `${name}_count`]
+      : [name],
+  ),
+);
+const RECORDED = new Set<string>(RECORDING_RULES);
 
 interface Mount {
   service: string;
@@ -226,6 +205,11 @@ describe("compose file", () => {
       ),
     );
     for (const n of [...ALERTS, ...RECORDED]) assert.ok(names.has(n), `rule ${n}`);
+    for (const n of names)
+      assert.ok(
+        (ALERTS as readonly string[]).includes(n!) || RECORDED.has(n!),
+        `rule ${n} is named in @profinfer/contract`,
+      );
   });
 });
 

@@ -14,9 +14,22 @@ import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { defaultOptions, type Options } from "../src/types.js";
 import {
   ALERTS,
+  BARRIER_WAIT,
+  EVENTS_DROPPED,
+  MOE_EXPERT_SELECTIONS,
+  OP_SECONDS,
+  RULE_BACKEND_STALL_RATIO,
+  RULE_IPC,
+  RULE_TIME_SHARE,
+  RULE_TOKENS_PER_SECOND,
+  SPANS_DROPPED,
+  TIME_PER_OUTPUT_TOKEN,
+  TIME_TO_FIRST_TOKEN,
+  TOKENS,
+} from "@profinfer/contract";
+import {
   DASHBOARD_TITLE,
   DASHBOARD_UID,
-  METRICS,
   PANEL_PLUGIN_ID,
   PROMETHEUS_UID,
   TEMPO_UID,
@@ -84,8 +97,8 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
       new dashboard.QueryVariableBuilder("model")
         .label("model")
         .datasource(PROM)
-        .query(`label_values(${METRICS.tokens}, model)`)
-        .definition(`label_values(${METRICS.tokens}, model)`)
+        .query(`label_values(${TOKENS}, model)`)
+        .definition(`label_values(${TOKENS}, model)`)
         .multi(true)
         .includeAll(true)
         .allValue(".*")
@@ -105,7 +118,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         "suffix: tok/s",
         [
           promQuery(
-            `sum by (model, phase) (${METRICS.tokensPerSecondRule}{${MODEL}})`,
+            `sum by (model, phase) (${RULE_TOKENS_PER_SECOND}{${MODEL}})`,
             "{{model}} {{phase}}",
           ),
         ],
@@ -118,11 +131,11 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         "s",
         [
           promQuery(
-            `histogram_quantile(0.5, sum by (le, model) (rate(${METRICS.ttft}_bucket{${MODEL}}[$__rate_interval])))`,
+            `histogram_quantile(0.5, sum by (le, model) (rate(${TIME_TO_FIRST_TOKEN}_bucket{${MODEL}}[$__rate_interval])))`,
             "p50 {{model}}",
           ),
           promQuery(
-            `histogram_quantile(0.99, sum by (le, model) (rate(${METRICS.ttft}_bucket{${MODEL}}[$__rate_interval])))`,
+            `histogram_quantile(0.99, sum by (le, model) (rate(${TIME_TO_FIRST_TOKEN}_bucket{${MODEL}}[$__rate_interval])))`,
             "p99 {{model}}",
             "B",
           ),
@@ -136,11 +149,11 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         "s",
         [
           promQuery(
-            `histogram_quantile(0.5, sum by (le, model) (rate(${METRICS.tpot}_bucket{${MODEL}}[$__rate_interval])))`,
+            `histogram_quantile(0.5, sum by (le, model) (rate(${TIME_PER_OUTPUT_TOKEN}_bucket{${MODEL}}[$__rate_interval])))`,
             "p50 {{model}}",
           ),
           promQuery(
-            `histogram_quantile(0.99, sum by (le, model) (rate(${METRICS.tpot}_bucket{${MODEL}}[$__rate_interval])))`,
+            `histogram_quantile(0.99, sum by (le, model) (rate(${TIME_PER_OUTPUT_TOKEN}_bucket{${MODEL}}[$__rate_interval])))`,
             "p99 {{model}}",
             "B",
           ),
@@ -153,12 +166,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
       series(
         "Time by operator type",
         "s",
-        [
-          promQuery(
-            `sum by (op) (rate(${METRICS.opSeconds}{${MODEL}}[$__rate_interval]))`,
-            "{{op}}",
-          ),
-        ],
+        [promQuery(`sum by (op) (rate(${OP_SECONDS}{${MODEL}}[$__rate_interval]))`, "{{op}}")],
         "Seconds of operator time per second, by ggml op (first thread start to last thread end)",
       ),
     )
@@ -167,10 +175,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         .title("Share of graph time by operator")
         .datasource(PROM)
         .withTarget(
-          promQuery(
-            `sort_desc(avg by (op) (${METRICS.timeShareRule}{${MODEL}}))`,
-            "{{op}}",
-          ).instant(),
+          promQuery(`sort_desc(avg by (op) (${RULE_TIME_SHARE}{${MODEL}}))`, "{{op}}").instant(),
         )
         .unit("percentunit")
         .min(0)
@@ -182,7 +187,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
       series(
         "Backend stall ratio by operator",
         "percentunit",
-        [promQuery(`avg by (op) (${METRICS.stallRatioRule}{${MODEL}})`, "{{op}}")],
+        [promQuery(`avg by (op) (${RULE_BACKEND_STALL_RATIO}{${MODEL}})`, "{{op}}")],
         "Backend stall cycles over cycles per operator (hardware counters; empty where the machine has none). Over 0.8: memory-bound",
       ),
     )
@@ -190,12 +195,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
       series(
         "Barrier wait by operator",
         "s",
-        [
-          promQuery(
-            `sum by (op) (rate(${METRICS.barrierWait}{${MODEL}}[$__rate_interval]))`,
-            "{{op}}",
-          ),
-        ],
+        [promQuery(`sum by (op) (rate(${BARRIER_WAIT}{${MODEL}}[$__rate_interval]))`, "{{op}}")],
         "Time worker threads waited for the slowest thread after each operator: load imbalance",
       ),
     )
@@ -203,7 +203,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
       series(
         "Instructions per cycle by operator",
         "short",
-        [promQuery(`avg by (op) (${METRICS.ipcRule}{${MODEL}})`, "{{op}}")],
+        [promQuery(`avg by (op) (${RULE_IPC}{${MODEL}})`, "{{op}}")],
         "Where hardware counters are recorded",
       ),
     )
@@ -213,11 +213,11 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         .datasource(PROM)
         .withTarget(
           promQuery(
-            `sum by (reason) (increase(${METRICS.eventsDropped}[$__range]))`,
+            `sum by (reason) (increase(${EVENTS_DROPPED}[$__range]))`,
             "events: {{reason}}",
           ),
         )
-        .withTarget(promQuery(`sum(increase(${METRICS.spansDropped}[$__range]))`, "spans", "B"))
+        .withTarget(promQuery(`sum(increase(${SPANS_DROPPED}[$__range]))`, "spans", "B"))
         .unit("short")
         .height(8)
         .span(8),
@@ -247,7 +247,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         "Expert selections (layer x expert)",
         { view: "heatmap", heatmapSource: "prometheus", heatmapMode: "layers" },
         promQuery(
-          `sum by (layer, expert) (increase(${METRICS.expertSelections}{${MODEL}}[$__range]))`,
+          `sum by (layer, expert) (increase(${MOE_EXPERT_SELECTIONS}{${MODEL}}[$__range]))`,
           "{{layer}}/{{expert}}",
         ).instant(),
         PROM,

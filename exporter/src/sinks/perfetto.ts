@@ -7,7 +7,8 @@
 import { closeSync, openSync, writeSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
-import { deriveFigures, type DerivedFigures } from "../trace/derived.js";
+import type { DerivedFigures } from "@profinfer/contract";
+import { deriveFigures } from "../trace/derived.js";
 import type { GraphRun, OpThreadRun, Run, Token } from "../trace/model.js";
 
 /** Synthetic thread ids of the non-thread tracks: above any Linux tid (PID_MAX_LIMIT is 2^22). */

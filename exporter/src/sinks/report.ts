@@ -8,24 +8,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { UserError } from "../errors.js";
 import type { Run } from "../trace/model.js";
-import type { ProfStats } from "./stats.js";
-import {
-  firstPrefillGraph,
-  mainDecodeGraph,
-  runModelName,
-  traceFrame,
-  type TraceFrame,
-} from "./traceFrame.js";
-
-/** The JSON the report bundle reads (grafana-plugin/src/report/reportData.ts). */
-export interface ReportData {
-  format: "profinfer-report";
-  version: 1;
-  title: string;
-  frames: TraceFrame[];
-  mainGraphSpanId: string | null;
-  stats: ProfStats;
-}
+import { REPORT_DATA_ELEMENT_ID, type ProfStats, type ReportData } from "@profinfer/contract";
+import { firstPrefillGraph, mainDecodeGraph, runModelName, traceFrame } from "./traceFrame.js";
 
 export function reportData(run: Run, stats: ProfStats): ReportData {
   const main = mainDecodeGraph(run);
@@ -82,7 +66,7 @@ export function renderReportHtml(data: ReportData, bundle: string): string {
 </head>
 <body>
 <div id="profinfer-report"></div>
-<script type="application/json" id="profinfer-report-data">${json}</script>
+<script type="application/json" id="${REPORT_DATA_ELEMENT_ID}">${json}</script>
 <script>${script}</script>
 </body>
 </html>

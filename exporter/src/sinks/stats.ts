@@ -5,158 +5,21 @@
 import { writeFileSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
-import { addCounters, deriveFigures, type DerivedFigures } from "../trace/derived.js";
-import type { Drops, OpRun, Phase, Run } from "../trace/model.js";
-
-export interface TokenStat {
-  seq: number;
-  phase: Phase;
-  nTokens: number;
-  /** start, ms after the run's first event */
-  startMs: number;
-  durationMs: number;
-  ret: number | null;
-  complete: boolean;
-  graphs: number;
-  opsSampled: boolean;
-}
-
-export interface PhaseStat {
-  /** llama_decode calls */
-  calls: number;
-  /** tokens processed (sum of batch sizes) */
-  tokens: number;
-  totalMs: number;
-  meanMs: number;
-  p50Ms: number;
-  p99Ms: number;
-  tokensPerSecond: number;
-}
-
-export interface OpTypeStat {
-  /** the op label as in the model ("MUL_MAT", "UNARY:SILU", "RMS_NORM+MUL") */
-  op: string;
-  /** as users type it: "mul_mat" */
-  display: string;
-  count: number;
-  /** how many of them were timed by barriers only (their function is not probed) */
-  inferred: number;
-  totalMs: number;
-  meanMs: number;
-  p50Ms: number;
-  p99Ms: number;
-  /** totalMs over the time of the graphs that carry operators */
-  share: number;
-  /** barrier wait after these ops, summed over threads */
-  barrierWaitMs: number;
-  /** mean over op runs of (slowest thread - fastest thread) / slowest thread */
-  imbalance: number;
-  /** operator intervals on threads (count x threads, when none was lost) */
-  threadRuns: number;
-  /** counter deltas summed over threads and runs (runs that recorded counters) */
-  counters?: Record<string, number>;
-  derived?: DerivedFigures;
-}
-
-export interface LayerStat {
-  /** null: tensors without a layer (embeddings, output) */
-  layer: number | null;
-  ops: number;
-  totalMs: number;
-  share: number;
-  counters?: Record<string, number>;
-  derived?: DerivedFigures;
-}
-
-export interface TensorStat {
-  tensor: string;
-  op: string;
-  layer: number | null;
-  count: number;
-  meanMs: number;
-  totalMs: number;
-  counters?: Record<string, number>;
-  derived?: DerivedFigures;
-}
-
-export interface ThreadStat {
-  tid: number;
-  ith: number | null;
-  name: string;
-  computeMs: number;
-  barrierWaitMs: number;
-  offCpuMs: number;
-  preemptedMs: number;
-  offCpuIntervals: number;
-  preemptions: number;
-}
-
-export interface PreemptorStat {
-  comm: string;
-  tgid: number;
-  count: number;
-  ms: number;
-}
-
-export interface ExpertLayerStat {
-  layer: number;
-  /** experts chosen per token */
-  k: number;
-  /** token rows seen (tokens routed through this layer) */
-  rows: number;
-  /** times each expert id was chosen, by id */
-  counts: Record<string, number>;
-}
-
-export interface ProfStats {
-  format: "profinfer-stats";
-  version: 1;
-  run: {
-    command: string[];
-    pid: number;
-    level: string;
-    events: number;
-    firstEventRealtimeNs: string;
-    durationMs: number;
-    truncated: boolean;
-  };
-  /** the counters recorded; `hardware` false: a software event, not a hardware count */
-  counters: { name: string; hardware: boolean; scaled: boolean }[] | null;
-  tokens: TokenStat[];
-  phases: {
-    prefill: PhaseStat;
-    decode: PhaseStat;
-    /** time to first token: duration of the first prefill llama_decode call */
-    ttftMs: number | null;
-    /** time per output token: mean duration of the decode llama_decode calls */
-    tpotMs: number | null;
-  };
-  graphs: {
-    runs: number;
-    withOps: number;
-    incomplete: number;
-    snapshots: number;
-    /** graph runs that reused an earlier description */
-    reuses: number;
-    /** total time of the graphs that carry operators: the denominator of shares */
-    opGraphMs: number;
-  };
-  ops: OpTypeStat[];
-  layers: LayerStat[];
-  slowestTensors: TensorStat[];
-  /** the calls slowestTensors averages over: decode calls, or all when there were none */
-  slowestTensorsOver: "decode" | "all";
-  threads: ThreadStat[];
-  interference: {
-    offCpuMs: number;
-    preemptedMs: number;
-    preemptions: number;
-    by: PreemptorStat[];
-  };
-  experts: ExpertLayerStat[];
-  drops: Drops | null;
-  warnings: string[];
-}
+import { addCounters, deriveFigures } from "../trace/derived.js";
+import type {
+  DerivedFigures,
+  ExpertLayerStat,
+  LayerStat,
+  OpTypeStat,
+  Phase,
+  PhaseStat,
+  PreemptorStat,
+  ProfStats,
+  TensorStat,
+  ThreadStat,
+  TokenStat,
+} from "@profinfer/contract";
+import type { OpRun, Run } from "../trace/model.js";
 
 export interface StatsOptions {
   /** how many of the slowest tensors to list (default 10) */

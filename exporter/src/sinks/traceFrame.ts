@@ -8,30 +8,11 @@
 // panel go through the same data -> model code.
 import { basename } from "node:path";
 import type { AttributeValue } from "@opentelemetry/api";
+import type { FrameField, FrameKeyValue, TraceFrame } from "@profinfer/contract";
 import { modelArgument } from "../target/modelFile.js";
 import type { GraphRun, Run } from "../trace/model.js";
 import { resourceAttributes } from "./otel/resource.js";
 import { buildRunSpans, modelNameOf } from "./otel/spans.js";
-
-export interface FrameField {
-  name: string;
-  type: "string" | "number" | "other";
-  config: Record<string, never>;
-  values: unknown[];
-}
-
-export interface TraceFrame {
-  name: "Trace";
-  refId: string;
-  meta: { preferredVisualisationType: "trace" };
-  fields: FrameField[];
-  length: number;
-}
-
-interface KeyValue {
-  key: string;
-  value: string | number | boolean;
-}
 
 /** The model name users know a run by: the GGUF file it ran (or its -m argument), else the program. */
 export function runModelName(run: Run): string {
@@ -86,7 +67,7 @@ function tagValue(value: AttributeValue | undefined): string | number | boolean 
   return value ?? "";
 }
 
-function keyValues(attributes: Record<string, AttributeValue | undefined>): KeyValue[] {
+function keyValues(attributes: Record<string, AttributeValue | undefined>): FrameKeyValue[] {
   return Object.entries(attributes).map(([key, value]) => ({ key, value: tagValue(value) }));
 }
 

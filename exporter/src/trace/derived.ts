@@ -1,28 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Figures derived from counter deltas, the same for every output (stats.json, the summary, the
 // Perfetto counter tracks, spans): each is present only when the events it needs were recorded.
+import type { DerivedFigures } from "@profinfer/contract";
 
 /** Bytes one last-level cache miss moves from memory: one cache line. */
 export const CACHE_LINE_BYTES = 64;
-
-export interface DerivedFigures {
-  /** instructions / cycles */
-  ipc?: number;
-  /** cache-misses / cache-references */
-  cacheMissRate?: number;
-  /** stalled-cycles-backend / cycles: the share of cycles waiting on data (memory-bound above ~0.5) */
-  backendStallRatio?: number;
-  /** stalled-cycles-frontend / cycles */
-  frontendStallRatio?: number;
-  /** branch-misses / branch-instructions */
-  branchMissRate?: number;
-  /** cache-misses x 64 B: memory traffic of last-level cache fills, an estimate */
-  memoryBytes?: number;
-  /** memoryBytes over the operator's time on its threads, bytes per second */
-  memoryBandwidth?: number;
-  /** task-clock over the summed thread time: the share of the interval the threads were on CPU */
-  onCpuRatio?: number;
-}
 
 /** The first name of `names` that was recorded. */
 function pick(counters: Readonly<Record<string, number>>, ...names: string[]): number | undefined {

@@ -2,6 +2,7 @@
 // The trace model: Token > GraphRun > OpRun (per thread), rebuilt from a recorded event stream.
 // Timestamps are BigInt CLOCK_MONOTONIC ns (exact); durations are plain numbers of ns.
 // docs/trace-model.md describes the rules; buildRun() applies them.
+import type { Drops, Phase } from "@profinfer/contract";
 import { clockFrom, type RunClock } from "./clock.js";
 import {
   buildDag,
@@ -36,8 +37,6 @@ import {
   type StepItem,
   type ThreadItem,
 } from "./timeline.js";
-
-export type Phase = "prefill" | "decode";
 
 export interface Run {
   /** the file it was read from, when it was */
@@ -76,11 +75,6 @@ export interface Run {
    * was multiplexed and so scaled by enabled/running time. Absent when no counter was recorded.
    */
   counters?: { name: string; hardware: boolean; scaled: boolean }[];
-}
-
-export interface Drops {
-  counts: Record<string, number>;
-  total: number;
 }
 
 export interface ThreadInfo {

@@ -4,7 +4,32 @@
 // tensor has that name (ggml reuses names: qwen2's "Qcur-0" is both the matmul and its bias add),
 // else by the last earlier operator writing a view of a tensor of that name (the KV cache: the
 // cache_k_l0 an attention matmul reads was written by the set_rows "cache_k_l0 (view)").
-import { ATTR, EVENT_THREAD, SPAN_GRAPH, SPAN_TOKEN } from "./conventions.js";
+import {
+  ATTR_BACKEND,
+  ATTR_BACKEND_STALL_RATIO,
+  ATTR_BARRIER_WAIT_NS,
+  ATTR_COUNTER_PREFIX,
+  ATTR_FUSED_NAMES,
+  ATTR_IPC,
+  ATTR_LAYER,
+  ATTR_NODE_INDEX,
+  ATTR_OP,
+  ATTR_SRC_NAMES,
+  ATTR_TENSOR_NAME,
+  ATTR_TENSOR_SHAPE,
+  ATTR_TENSOR_TYPE,
+  ATTR_THREAD_END,
+  ATTR_THREAD_ID,
+  ATTR_THREAD_IMBALANCE,
+  ATTR_THREAD_ITH,
+  ATTR_THREAD_SLOWEST_NS,
+  ATTR_THREAD_START,
+  ATTR_TOKEN_PHASE,
+  ATTR_TOKEN_SEQ,
+  EVENT_THREAD,
+  SPAN_GRAPH,
+  SPAN_TOKEN,
+} from "@profinfer/contract";
 import { EmptyModelError, MissingFieldError } from "./errors.js";
 import { toNumber, toNumberArray, toStringArray } from "./frames.js";
 import {
@@ -27,16 +52,16 @@ export function graphSpans(trace: Trace): Span[] {
   return trace.spans.filter(
     (s) =>
       s.name === SPAN_GRAPH &&
-      (trace.children.get(s.spanId) ?? []).some((c) => c.attrs.has(ATTR.op)),
+      (trace.children.get(s.spanId) ?? []).some((c) => c.attrs.has(ATTR_OP)),
   );
 }
 
 function graphLabel(trace: Trace, graph: Span): string {
   const token = ancestorNamed(trace, graph, SPAN_TOKEN);
-  const ops = (trace.children.get(graph.spanId) ?? []).filter((c) => c.attrs.has(ATTR.op)).length;
-  const phase = token?.attrs.get(ATTR.tokenPhase);
-  const seq = token?.attrs.get(ATTR.tokenSeq);
-  const backend = graph.attrs.get(ATTR.graphBackend);
+  const ops = (trace.children.get(graph.spanId) ?? []).filter((c) => c.attrs.has(ATTR_OP)).length;
+  const phase = token?.attrs.get(ATTR_TOKEN_PHASE);
+  const seq = token?.attrs.get(ATTR_TOKEN_SEQ);
+  const backend = graph.attrs.get(ATTR_BACKEND);
   const who = token ? `${String(phase ?? "token")} #${String(seq ?? "?")}` : "graph";
   return `${who}${backend ? ` ${String(backend)}` : ""}: ${ops} ops, ${graph.durationMs.toFixed(3)} ms`;
 }
@@ -44,7 +69,7 @@ function graphLabel(trace: Trace, graph: Span): string {
 /** The graph ProfDAG shows by default: the first decode token's, else the one with most ops. */
 export function defaultGraph(trace: Trace, graphs: Span[]): Span | undefined {
   const decode = graphs.find(
-    (g) => ancestorNamed(trace, g, SPAN_TOKEN)?.attrs.get(ATTR.tokenPhase) === "decode",
+    (g) => ancestorNamed(trace, g, SPAN_TOKEN)?.attrs.get(ATTR_TOKEN_PHASE) === "decode",
   );
   if (decode) return decode;
   let best: Span | undefined;
@@ -61,15 +86,15 @@ export function defaultGraph(trace: Trace, graphs: Span[]): Span | undefined {
  * `start`/`end` are ns after the operator span's start, or Unix ns when that large.
  */
 function threadTime(span: Span, attrs: Map<string, unknown>, eventMs: number): ThreadTime | null {
-  const start = toNumber(attrs.get(ATTR.threadStart));
-  const end = toNumber(attrs.get(ATTR.threadEnd));
+  const start = toNumber(attrs.get(ATTR_THREAD_START));
+  const end = toNumber(attrs.get(ATTR_THREAD_END));
   if (end === null) return null;
   const toMs = (n: number) => (n > 1e15 ? n / 1e6 : span.startMs + n / 1e6);
   const startMs = start === null ? eventMs : toMs(start);
   const endMs = toMs(end);
   return {
-    tid: toNumber(attrs.get(ATTR.threadId)),
-    ith: toNumber(attrs.get(ATTR.threadIth)),
+    tid: toNumber(attrs.get(ATTR_THREAD_ID)),
+    ith: toNumber(attrs.get(ATTR_THREAD_ITH)),
     startMs,
     endMs,
     durationMs: start === null ? endMs - startMs : (end - start) / 1e6,
@@ -80,12 +105,12 @@ const OP_HINT = "profinfer writes it on every operator span; was the run recorde
 
 function opNode(span: Span, graph: Span, order: number): DagNodeModel {
   const a = span.attrs;
-  const name = a.get(ATTR.tensorName);
+  const name = a.get(ATTR_TENSOR_NAME);
   if (name === undefined)
-    throw new MissingFieldError(ATTR.tensorName, `operator span "${span.name}"`, OP_HINT);
-  const op = String(a.get(ATTR.op) ?? span.name);
-  const layer = toNumber(a.get(ATTR.layer));
-  const shape = toNumberArray(a.get(ATTR.tensorShape));
+    throw new MissingFieldError(ATTR_TENSOR_NAME, `operator span "${span.name}"`, OP_HINT);
+  const op = String(a.get(ATTR_OP) ?? span.name);
+  const layer = toNumber(a.get(ATTR_LAYER));
+  const shape = toNumberArray(a.get(ATTR_TENSOR_SHAPE));
   const metrics: Record<string, number> = {
     duration: span.durationMs,
     share: graph.durationMs > 0 ? span.durationMs / graph.durationMs : 0,
@@ -94,15 +119,15 @@ function opNode(span: Span, graph: Span, order: number): DagNodeModel {
     const v = toNumber(a.get(key));
     if (v !== null) metrics[id] = v * scale;
   };
-  num(ATTR.barrierWaitNs, "barrierWait", 1e-6);
-  num(ATTR.threadImbalance, "imbalance");
-  num(ATTR.threadSlowestNs, "slowestThread", 1e-6);
-  num(ATTR.ipc, "ipc");
-  num(ATTR.backendStallRatio, "backendStallRatio");
+  num(ATTR_BARRIER_WAIT_NS, "barrierWait", 1e-6);
+  num(ATTR_THREAD_IMBALANCE, "imbalance");
+  num(ATTR_THREAD_SLOWEST_NS, "slowestThread", 1e-6);
+  num(ATTR_IPC, "ipc");
+  num(ATTR_BACKEND_STALL_RATIO, "backendStallRatio");
   for (const [key, value] of a) {
-    if (!key.startsWith(ATTR.counterPrefix)) continue;
+    if (!key.startsWith(ATTR_COUNTER_PREFIX)) continue;
     const v = toNumber(value);
-    if (v !== null) metrics[`counter:${key.slice(ATTR.counterPrefix.length)}`] = v;
+    if (v !== null) metrics[`counter:${key.slice(ATTR_COUNTER_PREFIX.length)}`] = v;
   }
   const threads: ThreadTime[] = [];
   for (const ev of span.events) {
@@ -115,11 +140,11 @@ function opNode(span: Span, graph: Span, order: number): DagNodeModel {
     ["tensor", String(name)],
     ["op", op],
     ["shape", shape ? `[${shape.join(", ")}]` : "?"],
-    ["type", String(a.get(ATTR.tensorType) ?? "?")],
+    ["type", String(a.get(ATTR_TENSOR_TYPE) ?? "?")],
     ["layer", layer === null ? "-" : String(layer)],
-    ["node", String(toNumber(a.get(ATTR.nodeIndex)) ?? "?")],
+    ["node", String(toNumber(a.get(ATTR_NODE_INDEX)) ?? "?")],
   ];
-  const srcNames = toStringArray(a.get(ATTR.srcNames));
+  const srcNames = toStringArray(a.get(ATTR_SRC_NAMES));
   if (srcNames) details.push(["sources", srcNames.join(", ")]);
   return {
     id: span.spanId,
@@ -152,13 +177,13 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
   const graph =
     (options.graphId ? graphs.find((g) => g.spanId === options.graphId) : undefined) ??
     defaultGraph(trace, graphs)!;
-  const opSpans = (trace.children.get(graph.spanId) ?? []).filter((c) => c.attrs.has(ATTR.op));
+  const opSpans = (trace.children.get(graph.spanId) ?? []).filter((c) => c.attrs.has(ATTR_OP));
   for (const s of opSpans)
-    if (!s.attrs.has(ATTR.nodeIndex))
-      throw new MissingFieldError(ATTR.nodeIndex, `operator span "${s.name}"`, OP_HINT);
+    if (!s.attrs.has(ATTR_NODE_INDEX))
+      throw new MissingFieldError(ATTR_NODE_INDEX, `operator span "${s.name}"`, OP_HINT);
   opSpans.sort(
     (x, y) =>
-      (toNumber(x.attrs.get(ATTR.nodeIndex)) ?? 0) - (toNumber(y.attrs.get(ATTR.nodeIndex)) ?? 0),
+      (toNumber(x.attrs.get(ATTR_NODE_INDEX)) ?? 0) - (toNumber(y.attrs.get(ATTR_NODE_INDEX)) ?? 0),
   );
 
   const nodes: DagNodeModel[] = [];
@@ -170,7 +195,7 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
   opSpans.forEach((span, order) => {
     const node = opNode(span, graph, order);
     nodes.push(node);
-    const srcNames = toStringArray(span.attrs.get(ATTR.srcNames)) ?? [];
+    const srcNames = toStringArray(span.attrs.get(ATTR_SRC_NAMES)) ?? [];
     for (const src of srcNames) {
       const from = byName.get(src) ?? byBase.get(baseTensorName(src));
       if (from === undefined) {
@@ -183,7 +208,7 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
       edgeIds.add(id);
       edges.push({ id, source: from, target: node.id });
     }
-    const names = toStringArray(span.attrs.get(ATTR.fusedNames)) ?? [node.label];
+    const names = toStringArray(span.attrs.get(ATTR_FUSED_NAMES)) ?? [node.label];
     if (!names.includes(node.label)) names.unshift(node.label);
     for (const name of names) {
       byName.set(name, node.id);

@@ -4,13 +4,18 @@
 // of a trace) or token x expert for one layer (the moe.route events of a trace: which experts
 // each token of each llama_decode batch was routed to).
 import {
-  ATTR,
+  ATTR_LAYER,
+  ATTR_MOE_EXPERTS,
+  ATTR_MOE_K,
+  ATTR_TENSOR_NAME,
+  ATTR_TENSOR_SHAPE,
+  ATTR_TOKEN_SEQ,
   EVENT_MOE_ROUTE,
   LABEL_EXPERT,
   LABEL_LAYER,
-  METRIC_EXPERT_SELECTIONS,
+  MOE_EXPERT_SELECTIONS,
   SPAN_TOKEN,
-} from "./conventions.js";
+} from "@profinfer/contract";
 import { BadValueError, EmptyModelError, MissingFieldError } from "./errors.js";
 import {
   fieldValues,
@@ -40,7 +45,7 @@ export interface HeatmapModel {
 }
 
 const PROM = "Prometheus";
-const PROM_HINT = `Query sum by (layer, expert) (increase(${METRIC_EXPERT_SELECTIONS}[$__range])) as an instant query; profinfer exports it with --metrics-moe.`;
+const PROM_HINT = `Query sum by (layer, expert) (increase(${MOE_EXPERT_SELECTIONS}[$__range])) as an instant query; profinfer exports it with --metrics-moe.`;
 
 function matrix(rows: number, cols: number): number[][] {
   return Array.from({ length: rows }, () => new Array<number>(cols).fill(0));
@@ -130,7 +135,7 @@ export function heatmapFromPrometheus(frames: readonly FrameLike[]): HeatmapMode
   if (!sawNumber) throw new MissingFieldError("Value", PROM, PROM_HINT);
   if (counts.size === 0)
     throw new EmptyModelError(
-      `No expert selections in the time range: is the model a Mixture-of-Experts model, and does profinfer export ${METRIC_EXPERT_SELECTIONS}?`,
+      `No expert selections in the time range: is the model a Mixture-of-Experts model, and does profinfer export ${MOE_EXPERT_SELECTIONS}?`,
     );
   const layers = [...counts.keys()].sort((a, b) => a - b);
   let nExperts = 0;
@@ -143,7 +148,7 @@ export function heatmapFromPrometheus(frames: readonly FrameLike[]): HeatmapMode
   });
   return finish(
     "layers",
-    `${METRIC_EXPERT_SELECTIONS}: layer x expert`,
+    `${MOE_EXPERT_SELECTIONS}: layer x expert`,
     layers.map((l) => `layer ${l}`),
     nExperts,
     values,
@@ -163,27 +168,27 @@ function traceRoutes(trace: Trace): Route[] {
   const routes: Route[] = [];
   for (const span of trace.spans) {
     if (span.name !== SPAN_TOKEN) continue;
-    const seq = toNumber(span.attrs.get(ATTR.tokenSeq)) ?? routes.length;
+    const seq = toNumber(span.attrs.get(ATTR_TOKEN_SEQ)) ?? routes.length;
     for (const ev of span.events) {
       if (ev.name !== EVENT_MOE_ROUTE) continue;
-      const layer = toNumber(ev.attrs.get(ATTR.layer));
+      const layer = toNumber(ev.attrs.get(ATTR_LAYER));
       if (layer === null)
         throw new MissingFieldError(
-          ATTR.layer,
+          ATTR_LAYER,
           `${EVENT_MOE_ROUTE} event`,
           "profinfer writes one moe.route event per layer with ggml.layer, ggml.moe.k and ggml.moe.experts.",
         );
-      const k = toNumber(ev.attrs.get(ATTR.moeK));
+      const k = toNumber(ev.attrs.get(ATTR_MOE_K));
       if (k === null || k < 1)
         throw new MissingFieldError(
-          ATTR.moeK,
+          ATTR_MOE_K,
           `${EVENT_MOE_ROUTE} event`,
           "It is the number of experts chosen per token.",
         );
-      const experts = toNumberArray(ev.attrs.get(ATTR.moeExperts));
+      const experts = toNumberArray(ev.attrs.get(ATTR_MOE_EXPERTS));
       if (!experts)
         throw new MissingFieldError(
-          ATTR.moeExperts,
+          ATTR_MOE_EXPERTS,
           `${EVENT_MOE_ROUTE} event`,
           "It is the int array of expert ids, n_tokens x k.",
         );
@@ -202,9 +207,9 @@ function expertCount(trace: Trace, routes: Route[]): number {
   let n = 0;
   for (const r of routes) for (const e of r.experts) n = Math.max(n, e + 1);
   for (const s of trace.spans) {
-    const name = s.attrs.get(ATTR.tensorName);
+    const name = s.attrs.get(ATTR_TENSOR_NAME);
     if (typeof name === "string" && /^ffn_moe_(logits|probs)-\d+$/.test(name)) {
-      const shape = toNumberArray(s.attrs.get(ATTR.tensorShape));
+      const shape = toNumberArray(s.attrs.get(ATTR_TENSOR_SHAPE));
       if (shape && shape[0]! > n) n = shape[0]!;
     }
   }

@@ -2,7 +2,16 @@
 // The timeline overview of the report: llama_decode calls and graph computations over the whole
 // trace, and one graph's operators on each worker thread (from the operator spans' thread
 // events), as tracks of intervals.
-import { ATTR, SPAN_GRAPH, SPAN_TOKEN } from "./conventions.js";
+import {
+  ATTR_GRAPH_FN,
+  ATTR_GRAPH_NODES,
+  ATTR_GRAPH_THREADS,
+  ATTR_TOKEN_N_TOKENS,
+  ATTR_TOKEN_PHASE,
+  ATTR_TOKEN_SEQ,
+  SPAN_GRAPH,
+  SPAN_TOKEN,
+} from "@profinfer/contract";
 import { opKind, type OpKind } from "./dagModel.js";
 import { toNumber } from "./frames.js";
 import { dagFromTrace } from "./dagFromTrace.js";
@@ -38,12 +47,12 @@ export function timelineFromTrace(trace: Trace, graphId: string | null = null): 
       endMs: s.startMs + s.durationMs,
       label:
         s.name === SPAN_TOKEN
-          ? `${String(s.attrs.get(ATTR.tokenPhase) ?? "token")} #${String(s.attrs.get(ATTR.tokenSeq) ?? "?")} (${String(s.attrs.get(ATTR.tokenCount) ?? "?")} tokens)`
-          : `${String(s.attrs.get(ATTR.graphFn) ?? "")} graph, ${String(s.attrs.get(ATTR.graphNodes) ?? "?")} nodes`,
+          ? `${String(s.attrs.get(ATTR_TOKEN_PHASE) ?? "token")} #${String(s.attrs.get(ATTR_TOKEN_SEQ) ?? "?")} (${String(s.attrs.get(ATTR_TOKEN_N_TOKENS) ?? "?")} tokens)`
+          : `${String(s.attrs.get(ATTR_GRAPH_FN) ?? "")} graph, ${String(s.attrs.get(ATTR_GRAPH_NODES) ?? "?")} nodes`,
       kind:
         s.name === SPAN_GRAPH
           ? "graph"
-          : s.attrs.get(ATTR.tokenPhase) === "prefill"
+          : s.attrs.get(ATTR_TOKEN_PHASE) === "prefill"
             ? "prefill"
             : "decode",
     };
@@ -77,7 +86,7 @@ export function timelineFromTrace(trace: Trace, graphId: string | null = null): 
       for (const t of n.threads)
         add(`thread ${t.ith ?? "?"}${t.tid !== null ? ` (tid ${t.tid})` : ""}`, t.startMs, t.endMs);
     }
-    const threads = toNumber(graphSpan.attrs.get(ATTR.graphThreads));
+    const threads = toNumber(graphSpan.attrs.get(ATTR_GRAPH_THREADS));
     graph = {
       title: `${dag.title}${threads ? `, ${threads} threads` : ""}`,
       startMs: graphSpan.startMs,

@@ -11,7 +11,7 @@ import { dagModelFromFrames, heatmapModelFromFrames } from "../data/panelData.js
 import { timelineFromTrace } from "../data/timeline.js";
 import { isTraceFrame, traceFromFrame } from "../data/trace.js";
 import { defaultOptions } from "../types.js";
-import type { ReportData } from "./reportData.js";
+import type { ReportData } from "@profinfer/contract";
 import { StatsTables } from "./StatsTables.js";
 
 function attempt<T>(make: () => T): { value: T | null; error: string | null } {

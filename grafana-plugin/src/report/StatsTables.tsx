@@ -2,7 +2,7 @@
 // ProfStat as tables (the same figures as stats.json and the terminal summary).
 import React from "react";
 import type { ViewTheme } from "../components/theme.js";
-import type { ReportStats } from "./reportData.js";
+import type { ProfStats } from "@profinfer/contract";
 
 type Cell = string | number | null;
 
@@ -63,7 +63,7 @@ const fmt = (n: number) =>
   Number.isInteger(n) ? String(n) : Math.abs(n) >= 100 ? n.toFixed(1) : n.toFixed(3);
 const pct = (n: number) => `${(n * 100).toFixed(1)}%`;
 
-export function StatsTables({ stats, theme }: { stats: ReportStats; theme: ViewTheme }) {
+export function StatsTables({ stats, theme }: { stats: ProfStats; theme: ViewTheme }) {
   const p = stats.phases;
   return (
     <div>

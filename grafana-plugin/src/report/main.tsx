@@ -11,7 +11,7 @@ import { REPORT_THEME } from "../components/theme.js";
 import type { FrameLike } from "../data/frames.js";
 import { dagModelFromFrames, heatmapModelFromFrames } from "../data/panelData.js";
 import { defaultOptions, type Options } from "../types.js";
-import { REPORT_DATA_ELEMENT_ID, type ReportData } from "./reportData.js";
+import { REPORT_DATA_ELEMENT_ID, type ReportData } from "@profinfer/contract";
 import { Report } from "./Report.js";
 
 const roots = new WeakMap<Element, Root>();

@@ -6,7 +6,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import type { NativeAggregates } from "../../record/nativeTracer.js";
 import { opOfFunction } from "../../target/libraries.js";
 import { AggregatedHistogram, type BucketCounts } from "./aggregatedHistogram.js";
-import * as N from "./names.js";
+import * as N from "@profinfer/contract";
 
 /** What the metrics are read from: a live recording (the Recorder through record.ts). */
 export interface MetricsSource {
@@ -61,9 +61,9 @@ export interface SpanExportCounts {
 
 export class ProfinferMetrics {
   /** set by the span exporter (OTLP) when one runs */
-  readonly spansExported: Counter<typeof N.MODEL>;
-  readonly spansQueued: Gauge<typeof N.MODEL>;
-  readonly spansDropped: Counter<typeof N.MODEL>;
+  readonly spansExported: Counter<typeof N.LABEL_MODEL>;
+  readonly spansQueued: Gauge<typeof N.LABEL_MODEL>;
+  readonly spansDropped: Counter<typeof N.LABEL_MODEL>;
 
   private readonly source: MetricsSource;
   private spanStats: (() => SpanExportCounts) | null = null;
@@ -94,7 +94,7 @@ export class ProfinferMetrics {
         return cached.value;
       },
     };
-    const model = { [N.MODEL]: options.model };
+    const model = { [N.LABEL_MODEL]: options.model };
     const bounds = options.boundsNs.map((ns) => ns / 1e9);
     // collect() runs with the prom-client metric as `this`
     const src = this.source;
@@ -120,7 +120,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.TOKENS,
       help: "Tokens processed by llama_decode, by phase",
-      labelNames: [N.MODEL, N.PHASE] as const,
+      labelNames: [N.LABEL_MODEL, N.LABEL_PHASE] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -131,7 +131,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.DECODE_CALLS,
       help: "llama_decode calls, by phase",
-      labelNames: [N.MODEL, N.PHASE] as const,
+      labelNames: [N.LABEL_MODEL, N.LABEL_PHASE] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -146,7 +146,7 @@ export class ProfinferMetrics {
       bounds,
       () =>
         [...this.opTotals()].map(([op, t]) => ({
-          labels: { ...model, [N.OP]: op },
+          labels: { ...model, [N.LABEL_OP]: op },
           buckets: t.buckets,
           sum: t.ns / 1e9,
         })),
@@ -154,7 +154,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.OP_SECONDS,
       help: "Time in operators, summed over worker threads, by operator type",
-      labelNames: [N.MODEL, N.OP] as const,
+      labelNames: [N.LABEL_MODEL, N.LABEL_OP] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -164,7 +164,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.BARRIER_WAIT,
       help: "Time worker threads waited in the barrier after an operator, by operator type",
-      labelNames: [N.MODEL, N.OP] as const,
+      labelNames: [N.LABEL_MODEL, N.LABEL_OP] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -174,7 +174,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.OP_COUNTER,
       help: "Perf counter deltas inside operators, summed over threads, by operator type and event",
-      labelNames: [N.MODEL, N.OP, N.EVENT] as const,
+      labelNames: [N.LABEL_MODEL, N.LABEL_OP, N.LABEL_EVENT] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -187,7 +187,7 @@ export class ProfinferMetrics {
     new Gauge({
       name: N.COUNTER_INFO,
       help: 'The perf counters recorded: hardware="true" for real hardware counts, "false" for software events',
-      labelNames: [N.MODEL, N.EVENT, N.HARDWARE] as const,
+      labelNames: [N.LABEL_MODEL, N.LABEL_EVENT, N.LABEL_HARDWARE] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -201,7 +201,7 @@ export class ProfinferMetrics {
       new Counter({
         name: N.LAYER_OP_SECONDS,
         help: "Time in probed operators per layer and operator type, summed over threads",
-        labelNames: [N.MODEL, N.LAYER, N.OP] as const,
+        labelNames: [N.LABEL_MODEL, N.LABEL_LAYER, N.LABEL_OP] as const,
         registers: [registry],
         collect() {
           this.reset();
@@ -216,7 +216,7 @@ export class ProfinferMetrics {
       new Counter({
         name: N.MOE_EXPERT_SELECTIONS,
         help: "Times each expert was chosen, per MoE layer (tokens x k)",
-        labelNames: [N.MODEL, N.LAYER, N.EXPERT] as const,
+        labelNames: [N.LABEL_MODEL, N.LABEL_LAYER, N.LABEL_EXPERT] as const,
         registers: [registry],
         collect() {
           this.reset();
@@ -230,7 +230,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.PROBE_HITS,
       help: "Probe hits of profinfer's eBPF programs in the target",
-      labelNames: [N.MODEL] as const,
+      labelNames: [N.LABEL_MODEL] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -243,7 +243,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.EVENTS,
       help: "Events profinfer's user space received from the kernel",
-      labelNames: [N.MODEL] as const,
+      labelNames: [N.LABEL_MODEL] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -253,7 +253,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.EVENTS_DROPPED,
       help: "Events lost in the kernel, by reason",
-      labelNames: [N.MODEL, N.REASON] as const,
+      labelNames: [N.LABEL_MODEL, N.LABEL_REASON] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -266,7 +266,7 @@ export class ProfinferMetrics {
     this.spansExported = new Counter({
       name: N.SPANS_EXPORTED,
       help: "Spans exported over OTLP (first attempt or re-sent from the spool)",
-      labelNames: [N.MODEL] as const,
+      labelNames: [N.LABEL_MODEL] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -277,7 +277,7 @@ export class ProfinferMetrics {
     this.spansQueued = new Gauge({
       name: N.SPANS_QUEUED,
       help: "Spans waiting in the spool to be exported",
-      labelNames: [N.MODEL] as const,
+      labelNames: [N.LABEL_MODEL] as const,
       registers: [registry],
       collect() {
         this.set(model, spans().queued);
@@ -286,7 +286,7 @@ export class ProfinferMetrics {
     this.spansDropped = new Counter({
       name: N.SPANS_DROPPED,
       help: "Spans dropped before export (the spool was full)",
-      labelNames: [N.MODEL] as const,
+      labelNames: [N.LABEL_MODEL] as const,
       registers: [registry],
       collect() {
         this.reset();
@@ -296,7 +296,7 @@ export class ProfinferMetrics {
     new Counter({
       name: N.PROCESS_CPU,
       help: "CPU time of profinfer's own process (user and system)",
-      labelNames: [N.MODEL] as const,
+      labelNames: [N.LABEL_MODEL] as const,
       registers: [registry],
       collect() {
         this.reset();

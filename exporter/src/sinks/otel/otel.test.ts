@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { encodeEvent, EventType } from "../../trace/events.js";
 import { moeRunFixture, syntheticRecorder } from "../../trace/fixtures.js";
 import { buildRun } from "../../trace/model.js";
-import * as C from "./conventions.js";
+import * as C from "@profinfer/contract";
 import { LiveSpanExport } from "./live.js";
 import { collectHeader, endpointFrom, parseEndpoint } from "./options.js";
 import { hrTimeOf } from "./readable.js";

@@ -8,7 +8,7 @@ import type { Resource } from "@opentelemetry/resources";
 import type { ReadableSpan } from "@opentelemetry/sdk-trace-base";
 import { JsonTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { closeSync, openSync, writeSync } from "node:fs";
-import { SCOPE_NAME } from "./conventions.js";
+import { SCOPE_NAME } from "@profinfer/contract";
 import type { SpanRecord } from "./spans.js";
 
 const NS_PER_S = 1_000_000_000n;

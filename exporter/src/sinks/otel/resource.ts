@@ -6,7 +6,7 @@ import { defaultResource, resourceFromAttributes, type Resource } from "@opentel
 import { basename } from "node:path";
 import type { Run } from "../../trace/model.js";
 import type { RawNote, RunHeader } from "../../trace/rawFile.js";
-import * as C from "./conventions.js";
+import * as C from "@profinfer/contract";
 
 interface ModelNoteEntry {
   path?: unknown;

@@ -10,7 +10,7 @@ import { toWallClockNs, type RunClock } from "../../trace/clock.js";
 import { displayOpName, type Dag } from "../../trace/dag.js";
 import type { GraphRun, OpRun, OpThreadRun, Run, Token } from "../../trace/model.js";
 import type { OffCpuInterval } from "../../trace/sched.js";
-import * as C from "./conventions.js";
+import * as C from "@profinfer/contract";
 
 export interface SpanEventRecord {
   name: string;

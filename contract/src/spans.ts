@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// Span, event and attribute names of profinfer's OpenTelemetry export, defined once. The GenAI
-// semantic conventions are still "development" in @opentelemetry/semantic-conventions (only in its
+// Span, span event and attribute names of profinfer's OpenTelemetry export, defined once for the
+// exporter that writes them and the Grafana plugin that reads them. The GenAI semantic
+// conventions are still "development" in @opentelemetry/semantic-conventions (only in its
 // unstable `incubating` entry point), so, as opentelemetry-js-contrib does, the few we use are
 // copied here as constants. Everything else lives in one namespace of our own: `ggml.*` for what
-// ggml computes, `profinfer.*` for what the profiler adds. docs/spans.md is the reference; the
-// Grafana plugin keeps its own copy of the names it reads (grafana-plugin/src/data/conventions.ts).
+// ggml computes, `profinfer.*` for what the profiler adds. docs/spans.md is the reference.
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 
 // --- span names

@@ -1,0 +1,181 @@
+// SPDX-License-Identifier: Apache-2.0
+// ProfStat's shape: stats.json as the exporter writes it and the report's tables read it
+// (docs/trace-model.md, "stats.json"). Deterministic: fixed key order, sorted arrays.
+
+/** Events lost while recording: per-reason counts (DROP_REASONS) and their sum. */
+export interface Drops {
+  counts: Record<string, number>;
+  total: number;
+}
+
+export type Phase = "prefill" | "decode";
+
+/** Figures derived from counter deltas: each present only when the events it needs were recorded. */
+export interface DerivedFigures {
+  /** instructions / cycles */
+  ipc?: number;
+  /** cache-misses / cache-references */
+  cacheMissRate?: number;
+  /** stalled-cycles-backend / cycles: the share of cycles waiting on data (memory-bound above ~0.5) */
+  backendStallRatio?: number;
+  /** stalled-cycles-frontend / cycles */
+  frontendStallRatio?: number;
+  /** branch-misses / branch-instructions */
+  branchMissRate?: number;
+  /** cache-misses x 64 B: memory traffic of last-level cache fills, an estimate */
+  memoryBytes?: number;
+  /** memoryBytes over the operator's time on its threads, bytes per second */
+  memoryBandwidth?: number;
+  /** task-clock over the summed thread time: the share of the interval the threads were on CPU */
+  onCpuRatio?: number;
+}
+
+export interface TokenStat {
+  seq: number;
+  phase: Phase;
+  nTokens: number;
+  /** start, ms after the run's first event */
+  startMs: number;
+  durationMs: number;
+  ret: number | null;
+  complete: boolean;
+  graphs: number;
+  opsSampled: boolean;
+}
+
+export interface PhaseStat {
+  /** llama_decode calls */
+  calls: number;
+  /** tokens processed (sum of batch sizes) */
+  tokens: number;
+  totalMs: number;
+  meanMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  tokensPerSecond: number;
+}
+
+export interface OpTypeStat {
+  /** the op label as in the model ("MUL_MAT", "UNARY:SILU", "RMS_NORM+MUL") */
+  op: string;
+  /** as users type it: "mul_mat" */
+  display: string;
+  count: number;
+  /** how many of them were timed by barriers only (their function is not probed) */
+  inferred: number;
+  totalMs: number;
+  meanMs: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** totalMs over the time of the graphs that carry operators */
+  share: number;
+  /** barrier wait after these ops, summed over threads */
+  barrierWaitMs: number;
+  /** mean over op runs of (slowest thread - fastest thread) / slowest thread */
+  imbalance: number;
+  /** operator intervals on threads (count x threads, when none was lost) */
+  threadRuns: number;
+  /** counter deltas summed over threads and runs (runs that recorded counters) */
+  counters?: Record<string, number>;
+  derived?: DerivedFigures;
+}
+
+export interface LayerStat {
+  /** null: tensors without a layer (embeddings, output) */
+  layer: number | null;
+  ops: number;
+  totalMs: number;
+  share: number;
+  counters?: Record<string, number>;
+  derived?: DerivedFigures;
+}
+
+export interface TensorStat {
+  tensor: string;
+  op: string;
+  layer: number | null;
+  count: number;
+  meanMs: number;
+  totalMs: number;
+  counters?: Record<string, number>;
+  derived?: DerivedFigures;
+}
+
+export interface ThreadStat {
+  tid: number;
+  ith: number | null;
+  name: string;
+  computeMs: number;
+  barrierWaitMs: number;
+  offCpuMs: number;
+  preemptedMs: number;
+  offCpuIntervals: number;
+  preemptions: number;
+}
+
+export interface PreemptorStat {
+  comm: string;
+  tgid: number;
+  count: number;
+  ms: number;
+}
+
+export interface ExpertLayerStat {
+  layer: number;
+  /** experts chosen per token */
+  k: number;
+  /** token rows seen (tokens routed through this layer) */
+  rows: number;
+  /** times each expert id was chosen, by id */
+  counts: Record<string, number>;
+}
+
+export interface ProfStats {
+  format: "profinfer-stats";
+  version: 1;
+  run: {
+    command: string[];
+    pid: number;
+    level: string;
+    events: number;
+    firstEventRealtimeNs: string;
+    durationMs: number;
+    truncated: boolean;
+  };
+  /** the counters recorded; `hardware` false: a software event, not a hardware count */
+  counters: { name: string; hardware: boolean; scaled: boolean }[] | null;
+  tokens: TokenStat[];
+  phases: {
+    prefill: PhaseStat;
+    decode: PhaseStat;
+    /** time to first token: duration of the first prefill llama_decode call */
+    ttftMs: number | null;
+    /** time per output token: mean duration of the decode llama_decode calls */
+    tpotMs: number | null;
+  };
+  graphs: {
+    runs: number;
+    withOps: number;
+    incomplete: number;
+    snapshots: number;
+    /** graph runs that reused an earlier description */
+    reuses: number;
+    /** total time of the graphs that carry operators: the denominator of shares */
+    opGraphMs: number;
+  };
+  ops: OpTypeStat[];
+  layers: LayerStat[];
+  slowestTensors: TensorStat[];
+  /** the calls slowestTensors averages over: decode calls, or all when there were none */
+  slowestTensorsOver: "decode" | "all";
+  threads: ThreadStat[];
+  interference: {
+    offCpuMs: number;
+    preemptedMs: number;
+    preemptions: number;
+    by: PreemptorStat[];
+  };
+  experts: ExpertLayerStat[];
+  drops: Drops | null;
+  warnings: string[];
+}
