@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import * as C from "@profinfer/contract";
 import { buildRunSpans, type SpanRecord } from "../exporter/src/sinks/otel/spans.js";
 import { toWallClockNs } from "../exporter/src/trace/clock.js";
-import { syntheticRecorder } from "../exporter/src/trace/fixtures.js";
+import { syntheticRecorder } from "./support/fixtures.js";
 import { buildRun, type Run } from "../exporter/src/trace/model.js";
 import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";

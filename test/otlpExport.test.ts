@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { EXPORT_DEFAULTS, SpanExport, checkEndpoint } from "../exporter/src/sinks/otel/exporter.js";
 import { buildRunSpans } from "../exporter/src/sinks/otel/spans.js";
-import { syntheticRecorder } from "../exporter/src/trace/fixtures.js";
+import { syntheticRecorder } from "./support/fixtures.js";
 import { buildRun } from "../exporter/src/trace/model.js";
 import { OtlpCollector } from "./support/otlpCollector.js";
 

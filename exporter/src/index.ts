@@ -23,3 +23,22 @@ export { buildRunSpans, type SpanRecord } from "./sinks/otel/spans.js";
 export { SpanExport, EXPORT_DEFAULTS } from "./sinks/otel/exporter.js";
 export { toReadableSpans } from "./sinks/otel/readable.js";
 export { resourceAttributes } from "./sinks/otel/resource.js";
+export {
+  EVENT_ABI,
+  EVENT_SIZES,
+  EventType,
+  GraphFn,
+  LAYOUT,
+  PI_MAX_COUNTERS,
+  PI_MAX_MOE_IDS,
+  PI_MAX_NAME,
+  PI_MAX_SRC,
+  PI_NODES_PER_CHUNK,
+  countedEventSize,
+  decodeEvent,
+  decodeRecord,
+  type CounterReadings,
+  type RawEvent,
+} from "./trace/events.js";
+export type { NoteRecord, RawNote, RawRecording } from "./trace/rawFile.js";
+export { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT } from "./trace/dag.js";

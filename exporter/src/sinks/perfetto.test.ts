@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { moeRunFixture } from "../trace/fixtures.js";
+import { moeRunFixture } from "../../../test/support/fixtures.js";
 import { buildRun } from "../trace/model.js";
 import {
   GRAPHS_TRACK_TID,

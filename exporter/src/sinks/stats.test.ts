@@ -6,7 +6,7 @@ import {
   moeRunFixture,
   type ComputeResult,
   type GraphSpec,
-} from "../trace/fixtures.js";
+} from "../../../test/support/fixtures.js";
 import { buildRun } from "../trace/model.js";
 import { computeStats, formatStatsSummary, renderStatsJson } from "./stats.js";
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { moeRunFixture } from "../trace/fixtures.js";
+import { moeRunFixture } from "../../../test/support/fixtures.js";
 import { buildRun } from "../trace/model.js";
 import { renderReportHtml, reportData } from "./report.js";
 import { computeStats } from "./stats.js";

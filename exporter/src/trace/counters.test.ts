@@ -7,8 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { addCounters, deriveFigures } from "./derived.js";
-import { EventType, decodeEvent, encodeEvent, type RawEvent } from "./events.js";
-import { fixtureHeader, syntheticRecorder } from "./fixtures.js";
+import { EventType, decodeEvent, type RawEvent } from "./events.js";
+import { encodeEvent } from "../../../test/support/encodeEvent.js";
+import { fixtureHeader, syntheticRecorder } from "../../../test/support/fixtures.js";
 import { buildRun } from "./model.js";
 import { RawFileWriter, readRawFile } from "./rawFile.js";
 

@@ -15,7 +15,7 @@ import {
   moeLayerGraph,
   moeRunFixture,
   type ComputeResult,
-} from "./fixtures.js";
+} from "../../../test/support/fixtures.js";
 import { buildRun, type GraphRun, type Run } from "./model.js";
 import { readRawFile } from "./rawFile.js";
 

@@ -14,9 +14,9 @@ import {
   PI_STEPS_PER_BATCH,
   STEPS_RECORD,
   decodeEvent,
-  encodeEvent,
 } from "./events.js";
-import { FixtureRecorder, fixtureHeader, moeLayerGraph } from "./fixtures.js";
+import { encodeEvent } from "../../../test/support/encodeEvent.js";
+import { FixtureRecorder, fixtureHeader, moeLayerGraph } from "../../../test/support/fixtures.js";
 import { RawFileReader, RawFileWriter, RawFormatError, readRawFile } from "./rawFile.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");

@@ -4,23 +4,23 @@
 // descriptions, and graph computations simulated the way ggml's CPU loop runs them: steps over
 // the computed nodes, a barrier after each, inner barriers in mul_mat / mul_mat_id, RMS_NORM+MUL
 // fused into one step, unprobed ops without OP events, a final barrier per thread.
-import { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT } from "./dag.js";
 import {
+  EMPTY_OPS,
   EVENT_ABI,
   EventType,
-  encodeEvent,
   GraphFn,
   PI_MAX_SRC,
   PI_NODES_PER_CHUNK,
-  type RawEvent,
-} from "./events.js";
-import {
   RawFileWriter,
+  TENSOR_FLAG_COMPUTE,
+  TENSOR_FLAG_INPUT,
   type NoteRecord,
+  type RawEvent,
   type RawNote,
   type RawRecording,
   type RunHeader,
-} from "./rawFile.js";
+} from "@profinfer/exporter";
+import { encodeEvent } from "./encodeEvent.js";
 
 export const FIXTURE_OP_NAMES = [
   "NONE",
