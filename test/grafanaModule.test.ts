@@ -13,9 +13,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { build } from "esbuild";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { mainDecodeGraph, traceFrame } from "../exporter/src/sinks/traceFrame.js";
-import { buildRun } from "../exporter/src/trace/model.js";
-import { readRawFile } from "../exporter/src/trace/rawFile.js";
+import { buildRun, mainDecodeGraph, readRawFile, traceFrame } from "@profinfer/exporter";
 import { completion, profinfer, repoRoot, tinyModels } from "./support/targets.js";
 
 const pluginDir = join(repoRoot, "grafana-plugin");

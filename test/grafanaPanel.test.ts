@@ -20,13 +20,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { chromium, type Browser, type Page } from "playwright-core";
-import { TINY_MODELS } from "../exporter/src/models/zoo.js";
-import { reportBundle } from "../exporter/src/sinks/report.js";
+import {
+  TINY_MODELS,
+  buildRun,
+  mainDecodeGraph,
+  readRawFile,
+  reportBundle,
+  traceFrame,
+  type GraphRun,
+  type OpRun,
+  type Run,
+} from "@profinfer/exporter";
 import type { TraceFrame } from "@profinfer/contract";
-import { mainDecodeGraph, traceFrame } from "../exporter/src/sinks/traceFrame.js";
-import type { GraphRun, OpRun, Run } from "../exporter/src/trace/model.js";
-import { buildRun } from "../exporter/src/trace/model.js";
-import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { benchModel, completion, profinfer, repoRoot, tinyModels } from "./support/targets.js";
 
 const CHROMIUM = "/usr/bin/chromium";

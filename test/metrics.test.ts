@@ -9,10 +9,8 @@ import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { hasCorePmu } from "../exporter/src/record/counters.js";
+import { buildRun, hasCorePmu, readRawFile, type Run } from "@profinfer/exporter";
 import type { ProfStats } from "@profinfer/contract";
-import { buildRun, type Run } from "../exporter/src/trace/model.js";
-import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { completion, freePort, profinfer, tinyModels, type Ran } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-metrics-"));

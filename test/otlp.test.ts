@@ -10,11 +10,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as C from "@profinfer/contract";
-import { buildRunSpans, type SpanRecord } from "../exporter/src/sinks/otel/spans.js";
-import { toWallClockNs } from "../exporter/src/trace/clock.js";
+import {
+  buildRun,
+  buildRunSpans,
+  readRawFile,
+  toWallClockNs,
+  type Run,
+  type SpanRecord,
+} from "@profinfer/exporter";
 import { syntheticRecorder } from "./support/fixtures.js";
-import { buildRun, type Run } from "../exporter/src/trace/model.js";
-import { readRawFile } from "../exporter/src/trace/rawFile.js";
 import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";
 import {
   cli,
@@ -286,7 +290,7 @@ describe("live export of a profiled llama.cpp run", () => {
       const value = (k: string) => resource[k]?.value;
       assert.equal(value("service.name"), "otlp-test");
       assert.equal(value("host.name"), run.header.host!.hostname);
-      assert.equal(value("process.pid"), BigInt(run.pid));
+      assert.equal(value("process.pid"), BigInt(run.header.target.pid));
       assert.equal(value("process.executable.name"), "llama-completion");
       assert.equal(value("host.cpu.model.name"), run.header.host!.cpuModel);
       assert.equal(value("profinfer.model.architecture"), "qwen2moe");

@@ -7,10 +7,14 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { EXPORT_DEFAULTS, SpanExport, checkEndpoint } from "../exporter/src/sinks/otel/exporter.js";
-import { buildRunSpans } from "../exporter/src/sinks/otel/spans.js";
+import {
+  EXPORT_DEFAULTS,
+  SpanExport,
+  buildRun,
+  buildRunSpans,
+  checkEndpoint,
+} from "@profinfer/exporter";
 import { syntheticRecorder } from "./support/fixtures.js";
-import { buildRun } from "../exporter/src/trace/model.js";
 import { OtlpCollector } from "./support/otlpCollector.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-otlp-export-"));

@@ -8,8 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readElf } from "../exporter/src/target/elf.js";
-import { STEP_REGISTERS, callTargetsOf, findStepSites } from "../exporter/src/target/stepSites.js";
+import { STEP_REGISTERS, callTargetsOf, findStepSites, readElf } from "@profinfer/exporter";
 import { manifest } from "./support/targets.js";
 
 /** offsetof(struct ggml_cgraph, n_nodes) in the pinned build (after `int size`). */

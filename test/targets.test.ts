@@ -9,8 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { gguf as hfGguf } from "@huggingface/gguf";
-import { ggmlTypeName } from "../exporter/src/gguf/format.js";
-import { readGguf } from "../exporter/src/gguf/reader.js";
+import { ggmlTypeName, readGguf } from "@profinfer/exporter";
 import {
   benchModel,
   completion,

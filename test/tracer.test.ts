@@ -18,10 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { readElf } from "../exporter/src/target/elf.js";
-import { EventType } from "../exporter/src/trace/events.js";
-import { buildRun, type Run } from "../exporter/src/trace/model.js";
-import { readRawFile } from "../exporter/src/trace/rawFile.js";
+import { EventType, buildRun, readElf, readRawFile, type Run } from "@profinfer/exporter";
 import {
   cli,
   completion,
@@ -77,7 +74,7 @@ describe("tokens, graphs and operators of every tiny architecture", () => {
         Number(promptEval[1]),
         "prefill tokens = llama.cpp's prompt tokens",
       );
-      assert.ok(run.tokens.every((t) => t.complete && t.ret === 0));
+      assert.ok(run.tokens.every((t) => t.ret !== null && t.ret === 0));
 
       const graphs = cpuGraphs(run);
       assert.ok(graphs.length >= run.tokens.length, "at least one CPU graph per llama_decode");
@@ -261,11 +258,12 @@ describe("volume control", () => {
     assert.equal(ran.code, 0, ran.stderr.slice(-3000));
     const recording = readRawFile(join(dir, "events.pinf"));
     const switches = recording.notes
-      .filter((n) => n.note.kind === "stepProbes")
-      .map((n) => ({
-        began: BigInt(n.note.beganNs as string),
-        at: BigInt(n.note.monotonicNs as string),
-        on: n.note.on as boolean,
+      .map((n) => n.note)
+      .filter((note) => note.kind === "stepProbes")
+      .map((note) => ({
+        began: BigInt(note.beganNs!),
+        at: BigInt(note.monotonicNs),
+        on: note.on,
       }));
     assert.ok(switches.length >= 4, `${switches.length} switches`);
     switches.forEach((s, i) => assert.equal(s.on, i % 2 === 1, "off first, then on, in turn"));
@@ -596,11 +594,13 @@ describe("bad input: a clear message, nothing recorded lost", () => {
     assert.equal(code, 137, "exits with the target's status (killed)");
     const recording = readRawFile(join(dir, "events.pinf"));
     const run = buildRun(recording);
-    assert.ok(run.tokens.filter((t) => t.complete).length > 3, "tokens up to the kill are kept");
+    assert.ok(
+      run.tokens.filter((t) => t.ret !== null).length > 3,
+      "tokens up to the kill are kept",
+    );
     assert.equal(run.exit?.signal, "SIGKILL");
     // steps travel in per-thread batches: those of the graph the kill cut short are sent at the end
-    const hits = recording.notes.find((n) => n.note.kind === "hits")?.note as
-      Record<string, unknown> | undefined;
+    const hits = recording.notes.map((n) => n.note).find((note) => note.kind === "hits");
     const stepHits = Number(hits?.step);
     assert.ok(stepHits > 0);
     assert.equal(
@@ -638,6 +638,6 @@ describe("bad input: a clear message, nothing recorded lost", () => {
     assert.equal(replay.code, 0, replay.stderr);
     assert.match(replay.stdout, /cut short|truncated/i);
     const run = buildRun(readRawFile(join(copy, "events.pinf")));
-    assert.ok(run.truncated && run.tokens.length > 0);
+    assert.ok(run.truncatedAt !== null && run.tokens.length > 0);
   });
 });

@@ -16,9 +16,11 @@ export { readElf, type ElfFile } from "./target/elf.js";
 export { findProbeSite } from "./target/probeSite.js";
 export { loadNativeModule, layoutProbePath, type NativeModule } from "./record/nativeTracer.js";
 export { LEVELS, kernelHasUprobeMulti, type Level } from "./record/recorder.js";
-export { readRawFile, RawFileReader, RawFileWriter, type RunHeader } from "./trace/rawFile.js";
-export { buildRun } from "./trace/model.js";
-export type { Run, Token, GraphRun, OpRun } from "./trace/model.js";
+export { readRawFile, RawFileReader, RawFileWriter } from "./trace/rawFile.js";
+export type { RunHeader, RecordLevel } from "./trace/header.js";
+export type { NoteRecord, RunNote } from "./trace/notes.js";
+export { buildRun } from "./trace/buildRun.js";
+export type { Run, Token, GraphRun, OpRun } from "./trace/types.js";
 export { buildRunSpans, type SpanRecord } from "./sinks/otel/spans.js";
 export { SpanExport, EXPORT_DEFAULTS } from "./sinks/otel/exporter.js";
 export { toReadableSpans } from "./sinks/otel/readable.js";
@@ -40,5 +42,14 @@ export {
   type CounterReadings,
   type RawEvent,
 } from "./trace/events.js";
-export type { NoteRecord, RawNote, RawRecording } from "./trace/rawFile.js";
+export type { RawRecording } from "./trace/rawFile.js";
 export { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT } from "./trace/dag.js";
+export { toWallClockNs } from "./trace/clock.js";
+export { ggmlTypeName } from "./gguf/format.js";
+export { readGguf } from "./gguf/reader.js";
+export { type ProbedLayout } from "./target/layout.js";
+export { STEP_REGISTERS, callTargetsOf, findStepSites } from "./target/stepSites.js";
+export { hasCorePmu } from "./record/counters.js";
+export { checkEndpoint } from "./sinks/otel/exporter.js";
+export { mainDecodeGraph, traceFrame } from "./sinks/traceFrame.js";
+export { reportBundle } from "./sinks/report.js";

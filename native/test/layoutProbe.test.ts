@@ -9,8 +9,7 @@ import { delimiter, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { manifestPath, readManifest } from "../../exporter/src/target/cache.js";
-import type { ProbedLayout } from "../../exporter/src/target/layout.js";
+import { manifestPath, readManifest, type ProbedLayout } from "@profinfer/exporter";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const probeSource = join(repoRoot, "native/src/ggml_layout_probe.c");

@@ -16,8 +16,8 @@ import {
   TENSOR_FLAG_INPUT,
   type NoteRecord,
   type RawEvent,
-  type RawNote,
   type RawRecording,
+  type RunNote,
   type RunHeader,
 } from "@profinfer/exporter";
 import { encodeEvent } from "./encodeEvent.js";
@@ -171,7 +171,7 @@ export class FixtureRecorder {
   readonly header: RunHeader;
   now: bigint;
   private readonly events: RawEvent[] = [];
-  private readonly notes: RawNote[] = [];
+  private readonly notes: RunNote[] = [];
   private readonly addrs = new Map<string, bigint>();
   /** events for which this returns true are not recorded (simulated loss) */
   drop: ((ev: RawEvent) => boolean) | null = null;
@@ -201,7 +201,7 @@ export class FixtureRecorder {
     this.events.push(ev);
   }
 
-  note(note: RawNote): void {
+  note(note: RunNote): void {
     this.notes.push(note);
   }
 

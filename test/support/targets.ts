@@ -5,12 +5,14 @@ import { createServer, type AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
+  BENCH_MODEL,
+  TINY_MODELS,
+  ensureModels,
   llamaBinary,
   modelsDir,
   requireManifest,
   type CacheManifest,
-} from "../../exporter/src/target/cache.js";
-import { BENCH_MODEL, TINY_MODELS, ensureModels } from "../../exporter/src/models/zoo.js";
+} from "@profinfer/exporter";
 
 export const repoRoot = resolve(fileURLToPath(new URL("../..", import.meta.url)));
 

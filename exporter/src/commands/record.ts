@@ -21,7 +21,7 @@ import {
 import { writeReport } from "../sinks/report.js";
 import { writeRunOutputs, type RunOutputs } from "../sinks/runOutputs.js";
 import { computeStats } from "../sinks/stats.js";
-import { buildRun } from "../trace/model.js";
+import { buildRun } from "../trace/buildRun.js";
 import { readRawFile } from "../trace/rawFile.js";
 import {
   EXPORT_DEFAULTS,

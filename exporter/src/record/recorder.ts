@@ -23,7 +23,9 @@ import { readElf } from "../target/elf.js";
 import { STEP_REGISTERS, findStepSites, type StepSite } from "../target/stepSites.js";
 import { EventType, decodeEvent, type TensorEvent } from "../trace/events.js";
 import type { CounterRequest, CounterSelection } from "./counters.js";
-import { RawFileWriter, type RawNote, type RunHeader } from "../trace/rawFile.js";
+import { RawFileWriter } from "../trace/rawFile.js";
+import type { RunNote } from "../trace/notes.js";
+import type { RunHeader } from "../trace/header.js";
 import { modelsOfProcess } from "../target/modelFile.js";
 import {
   layoutProbePath,
@@ -90,7 +92,7 @@ export interface RecordOptions {
 export interface RecordListener {
   header(header: RunHeader): void;
   events(batch: Buffer): void;
-  note(note: RawNote): void;
+  note(note: RunNote): void;
 }
 
 /**
@@ -128,7 +130,7 @@ export class Recorder {
   private tracer: NativeTracer;
   private writer: RawFileWriter | null = null;
   private pending: Buffer[] = [];
-  private notes: RawNote[] = [];
+  private notes: RunNote[] = [];
   private examined = new Set<string>();
   private roles: LibraryRoles[] = [];
   private layout: ProbedLayout | null = null;
@@ -558,7 +560,7 @@ export class Recorder {
     );
   }
 
-  private note(note: RawNote): void {
+  private note(note: RunNote): void {
     if (this.writer) {
       if (!this.closed) {
         this.writer.appendNote(note);

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { moeRunFixture } from "../../../test/support/fixtures.js";
-import { buildRun } from "../trace/model.js";
+import { buildRun } from "../trace/buildRun.js";
 import {
   GRAPHS_TRACK_TID,
   SCHED_TRACK_BASE,

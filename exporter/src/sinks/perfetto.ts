@@ -9,7 +9,7 @@ import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
 import type { DerivedFigures } from "@profinfer/contract";
 import { deriveFigures } from "../trace/derived.js";
-import type { GraphRun, OpThreadRun, Run, Token } from "../trace/model.js";
+import type { GraphRun, OpThreadRun, Run, Token } from "../trace/types.js";
 
 /** Synthetic thread ids of the non-thread tracks: above any Linux tid (PID_MAX_LIMIT is 2^22). */
 export const TOKENS_TRACK_TID = 2_000_000_001;
@@ -37,7 +37,7 @@ function hex(value: bigint): string {
  * operators and barriers (threads in Run.threads order, events in time order), sched tracks.
  */
 export function* perfettoEventTexts(run: Run): Generator<string, void, undefined> {
-  const pid = run.pid;
+  const pid = run.header.target.pid;
   const base = run.firstNs;
   const us = (ns: bigint): number => Number(ns - base) / 1000;
   const dur = (from: bigint, to: bigint): number => (to > from ? Number(to - from) / 1000 : 0);
@@ -45,7 +45,7 @@ export function* perfettoEventTexts(run: Run): Generator<string, void, undefined
   const meta = (name: string, tid: number, args: Record<string, unknown>): string =>
     text({ name, ph: "M", pid, tid, args });
 
-  yield meta("process_name", pid, { name: run.command.join(" ") || `pid ${pid}` });
+  yield meta("process_name", pid, { name: run.header.target.command.join(" ") || `pid ${pid}` });
   yield meta("thread_name", TOKENS_TRACK_TID, { name: "tokens" });
   yield meta("thread_sort_index", TOKENS_TRACK_TID, { sort_index: 0 });
   yield meta("thread_name", GRAPHS_TRACK_TID, { name: "graphs" });
@@ -201,7 +201,7 @@ function tokenEvent(token: Token, pid: number, us: Us, dur: Dur): TraceEvent {
     ret: token.ret,
     ops_sampled: token.opsSampled,
   };
-  if (!token.complete) args.complete = false;
+  if (token.ret === null) args.complete = false;
   return {
     name: token.phase,
     cat: "token",
@@ -242,11 +242,11 @@ function graphEvent(g: GraphRun, pid: number, us: Us, dur: Dur): TraceEvent {
 function headText(run: Run): string {
   const otherData = {
     profinfer: run.header.profinfer,
-    command: run.command,
-    pid: run.pid,
-    level: run.level,
+    command: run.header.target.command,
+    pid: run.header.target.pid,
+    level: run.header.level,
     firstEventRealtimeNs: toWallClockNs(run.clock, run.firstNs).toString(),
-    truncated: run.truncated,
+    truncated: run.truncatedAt !== null,
     warnings: run.warnings,
   };
   return `{"displayTimeUnit":"ns","otherData":${JSON.stringify(otherData)},"traceEvents":[\n`;

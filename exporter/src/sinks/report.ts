@@ -7,7 +7,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { UserError } from "../errors.js";
-import type { Run } from "../trace/model.js";
+import type { Run } from "../trace/types.js";
 import { REPORT_DATA_ELEMENT_ID, type ProfStats, type ReportData } from "@profinfer/contract";
 import { firstPrefillGraph, mainDecodeGraph, runModelName, traceFrame } from "./traceFrame.js";
 

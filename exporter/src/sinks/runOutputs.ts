@@ -2,7 +2,8 @@
 // Every output of a run folder, rebuilt from its events.pinf: the same code path for a live
 // record, attach and replay, so that replay reproduces them byte for byte.
 import { join } from "node:path";
-import { buildRun, type Run } from "../trace/model.js";
+import { buildRun } from "../trace/buildRun.js";
+import type { Run } from "../trace/types.js";
 import { readRawFile } from "../trace/rawFile.js";
 import { writeOtlpJsonLines } from "./otel/readable.js";
 import { resourceAttributes, runResource } from "./otel/resource.js";

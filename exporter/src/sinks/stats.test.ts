@@ -7,7 +7,7 @@ import {
   type ComputeResult,
   type GraphSpec,
 } from "../../../test/support/fixtures.js";
-import { buildRun } from "../trace/model.js";
+import { buildRun } from "../trace/buildRun.js";
 import { computeStats, formatStatsSummary, renderStatsJson } from "./stats.js";
 
 /**

@@ -19,7 +19,7 @@ import type {
   ThreadStat,
   TokenStat,
 } from "@profinfer/contract";
-import type { OpRun, Run } from "../trace/model.js";
+import type { OpRun, Run } from "../trace/types.js";
 
 export interface StatsOptions {
   /** how many of the slowest tensors to list (default 10) */
@@ -71,11 +71,11 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     startMs: ms(Number(t.startNs - base)),
     durationMs: ms(Number(t.endNs - t.startNs)),
     ret: t.ret,
-    complete: t.complete,
+    complete: t.ret !== null,
     graphs: t.graphs.length,
     opsSampled: t.opsSampled,
   }));
-  const byPhase = (phase: Phase) => run.tokens.filter((t) => t.phase === phase && t.complete);
+  const byPhase = (phase: Phase) => run.tokens.filter((t) => t.phase === phase && t.ret !== null);
   const prefill = byPhase("prefill");
   const decode = byPhase("decode");
   const durationsOf = (list: typeof prefill) => list.map((t) => Number(t.endNs - t.startNs));
@@ -305,13 +305,13 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     format: "profinfer-stats",
     version: 1,
     run: {
-      command: run.command,
-      pid: run.pid,
-      level: run.level,
+      command: run.header.target.command,
+      pid: run.header.target.pid,
+      level: run.header.level,
       events: run.eventCount,
       firstEventRealtimeNs: toWallClockNs(run.clock, run.firstNs).toString(),
       durationMs: ms(Number(run.lastNs - run.firstNs)),
-      truncated: run.truncated,
+      truncated: run.truncatedAt !== null,
     },
     counters: run.counters ?? null,
     tokens,

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { moeRunFixture } from "../../../test/support/fixtures.js";
-import { buildRun } from "../trace/model.js";
+import { buildRun } from "../trace/buildRun.js";
 import { renderReportHtml, reportData } from "./report.js";
 import { computeStats } from "./stats.js";
 import { mainDecodeGraph, traceFrame } from "./traceFrame.js";

@@ -10,7 +10,7 @@ import { basename } from "node:path";
 import type { AttributeValue } from "@opentelemetry/api";
 import type { FrameField, FrameKeyValue, TraceFrame } from "@profinfer/contract";
 import { modelArgument } from "../target/modelFile.js";
-import type { GraphRun, Run } from "../trace/model.js";
+import type { GraphRun, Run } from "../trace/types.js";
 import { resourceAttributes } from "./otel/resource.js";
 import { buildRunSpans, modelNameOf } from "./otel/spans.js";
 
@@ -18,9 +18,9 @@ import { buildRunSpans, modelNameOf } from "./otel/spans.js";
 export function runModelName(run: Run): string {
   const recorded = modelNameOf(run);
   if (recorded !== "unknown") return recorded;
-  const value = modelArgument(run.command, null);
+  const value = modelArgument(run.header.target.command, null);
   if (value) return basename(value).replace(/\.gguf$/i, "");
-  return basename(run.command[0] ?? "llama.cpp");
+  return basename(run.header.target.command[0] ?? "llama.cpp");
 }
 
 /**

@@ -2,12 +2,8 @@
 // Event timestamps are CLOCK_MONOTONIC ns; the run header pairs one monotonic reading with a
 // CLOCK_REALTIME one taken at the same instant. Conversion is BigInt arithmetic: exact to the ns
 // (a double holds realtime ns only to about 256 ns).
-import type { RunHeader } from "./rawFile.js";
-
-export interface RunClock {
-  monotonicNs: bigint;
-  realtimeNs: bigint;
-}
+import type { RunHeader } from "./header.js";
+import type { RunClock } from "./types.js";
 
 export function clockFrom(header: RunHeader): RunClock {
   return {

@@ -10,7 +10,7 @@ import { addCounters, deriveFigures } from "./derived.js";
 import { EventType, decodeEvent, type RawEvent } from "./events.js";
 import { encodeEvent } from "../../../test/support/encodeEvent.js";
 import { fixtureHeader, syntheticRecorder } from "../../../test/support/fixtures.js";
-import { buildRun } from "./model.js";
+import { buildRun } from "./buildRun.js";
 import { RawFileWriter, readRawFile } from "./rawFile.js";
 
 const dir = mkdtempSync(join(tmpdir(), "profinfer-counters-"));

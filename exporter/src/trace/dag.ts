@@ -3,15 +3,17 @@
 // header's tables (never a ggml enum compiled in), layers from llama.cpp's tensor names, views
 // resolved to what they view so that edges reach the real producer.
 import type { TensorEvent } from "./events.js";
-import type { RunHeader } from "./rawFile.js";
-
-/** ggml's op/type name tables for the binary that was recorded. */
-export interface OpNaming {
-  opNames: readonly string[];
-  unaryOpNames: readonly string[];
-  gluOpNames: readonly string[];
-  typeNames: readonly string[];
-}
+import type { RunHeader } from "./header.js";
+import type {
+  Dag,
+  DagEdge,
+  DagLeaf,
+  DagNode,
+  LeafKind,
+  OpNaming,
+  TensorInfo,
+  TensorRef,
+} from "./types.js";
 
 export function opNamingFrom(header: RunHeader): OpNaming {
   return {
@@ -20,32 +22,6 @@ export function opNamingFrom(header: RunHeader): OpNaming {
     gluOpNames: header.gluOpNames,
     typeNames: header.typeNames,
   };
-}
-
-/** One tensor as the TENSOR event described it, with names resolved. */
-export interface TensorInfo {
-  addr: bigint;
-  name: string;
-  /** ggml_tensor.op, an index into the header's opNames */
-  op: number;
-  /** the op's name as ggml prints it: "MUL_MAT", "UNARY" */
-  opName: string;
-  /** for UNARY / GLU, the sub-op named by op_params[0]: "SILU", "SWIGLU"; otherwise null */
-  subOp: string | null;
-  /** opName, or "OP:SUB" for UNARY/GLU: "UNARY:SILU" */
-  opLabel: string;
-  /** ggml_tensor.type and its name ("f32", "q4_0") */
-  type: number;
-  typeName: string;
-  ne: number[];
-  nb: number[];
-  flags: number;
-  /** source tensor addresses by slot, null for an empty slot; trailing empty slots dropped */
-  src: (bigint | null)[];
-  viewSrc: bigint | null;
-  viewOffs: bigint;
-  /** the model layer, from the name ("attn_norm-3", "blk.3.attn_q.weight", "cache_k_l3") */
-  layer: number | null;
 }
 
 /** ggml_tensor_flag bits (ggml.h), not an op enum: stable across builds that have them. */
@@ -132,8 +108,6 @@ function undescribed(addr: bigint): TensorInfo {
   };
 }
 
-export type LeafKind = "weight" | "input" | "cache" | "other";
-
 /** What a tensor that no node of the graph produces is: a weight, an input, the KV cache. */
 export function classifyLeaf(tensor: TensorInfo): LeafKind {
   const name = tensor.name.replace(NAME_SUFFIXES, "");
@@ -149,75 +123,6 @@ export function classifyLeaf(tensor: TensorInfo): LeafKind {
     return "input";
   }
   return "other";
-}
-
-/** A tensor of the DAG: a node of the graph, or a leaf (a tensor nodes read but no node makes). */
-export interface TensorRef {
-  kind: "node" | "leaf";
-  index: number;
-}
-
-export interface DagSource {
-  slot: number;
-  addr: bigint;
-  /** the tensor in the slot (a view node, if the source is a view that is a node) */
-  direct: TensorRef;
-  /** who really produced the data: views followed to their root, a root the graph writes into
-   * (KV cache) resolved to the last node writing a view of it before this one */
-  producer: TensorRef;
-}
-
-export interface DagNode {
-  index: number;
-  tensor: TensorInfo;
-  /** VIEW / RESHAPE / PERMUTE / TRANSPOSE: takes no compute time, ggml skips it */
-  view: boolean;
-  /** the CPU loop computes it: not an empty op, and the COMPUTE flag set where the build has it */
-  computed: boolean;
-  /** the root tensor this node views (following view_src), null when it views nothing */
-  viewOf: TensorRef | null;
-  sources: DagSource[];
-}
-
-export interface DagLeaf {
-  index: number;
-  tensor: TensorInfo;
-  kind: LeafKind;
-  /** whether the snapshot described it (false: only its address is known) */
-  described: boolean;
-}
-
-export interface DagEdge {
-  from: TensorRef;
-  to: number;
-  slot: number;
-  /** set when `from` was reached through a view: the direct source tensor */
-  via: TensorRef | null;
-}
-
-export interface Dag {
-  nodes: DagNode[];
-  leaves: DagLeaf[];
-  /** one per node source, from the real producer (views resolved) */
-  edges: DagEdge[];
-  /** indices of the nodes the CPU loop computes, in graph order */
-  computed: number[];
-  nodeByAddr: Map<bigint, number>;
-  /** nodes whose TENSOR description is missing (events dropped) */
-  undescribedNodes: number;
-}
-
-/** A graph description: the node list of one (cgraph, signature) and its tensors. */
-export interface GraphSnapshot {
-  key: string;
-  cgraph: bigint;
-  signature: bigint;
-  nNodes: number;
-  dag: Dag;
-  /** graph runs that referred to it; reuses = uses - 1 */
-  uses: number;
-  /** all node chunks and all node descriptions arrived */
-  complete: boolean;
 }
 
 export function snapshotKey(cgraph: bigint, signature: bigint): string {

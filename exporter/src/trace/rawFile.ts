@@ -6,12 +6,13 @@ import { closeSync, fstatSync, openSync, readSync, writeSync } from "node:fs";
 import {
   EventLayoutError,
   HEADER_SIZE,
-  READABLE_EVENT_ABIS,
   VALID_EVENT_SIZES,
   decodeRecord,
   eventSizes,
   type RawEvent,
 } from "./events.js";
+import { checkHeader, type RunHeader } from "./header.js";
+import { checkNote, type NoteRecord, type RunNote } from "./notes.js";
 
 export const RAW_MAGIC = "PINFRAW1";
 const MAGIC_BYTES = Buffer.from(RAW_MAGIC, "latin1");
@@ -20,51 +21,6 @@ export const NOTE_MARKER = 0xffffffff;
 /** Largest run header or note accepted: far above any real one, far below memory trouble. */
 const MAX_JSON = 64 << 20;
 const WINDOW = 4 << 20;
-
-/** The run header (docs/raw-events.md "Run header"). Unknown extra fields are kept as read. */
-export interface RunHeader {
-  format: "profinfer-raw";
-  version: 1;
-  eventAbi: number;
-  profinfer: string;
-  level: "token" | "graph" | "op" | "metrics";
-  /** the perf counters the OP/BARRIER events carry readings of, in order (absent: none) */
-  counters?: { name: string; hardware: boolean }[];
-  options: { sampleTokens?: number; ops?: string[] | null; [key: string]: unknown };
-  /** one CLOCK_MONOTONIC / CLOCK_REALTIME pair, decimal strings of ns */
-  clock: { monotonicNs: string; realtimeNs: string };
-  target: {
-    pid: number;
-    command: string[];
-    executable?: string;
-    libraries?: Record<string, unknown>;
-    [key: string]: unknown;
-  };
-  layout?: Record<string, unknown>;
-  /** ggml op names, indexed by ggml_tensor.op for the binary in hand */
-  opNames: string[];
-  unaryOpNames: string[];
-  gluOpNames: string[];
-  typeNames: string[];
-  opFuncs: { index: number; symbol: string; library: string }[];
-  host?: Record<string, unknown>;
-  [key: string]: unknown;
-}
-
-/** A note: JSON with a `kind` ("drops", "exit", "attach", "warning", "end", ...). */
-export interface RawNote {
-  kind: string;
-  [key: string]: unknown;
-}
-
-/** A note as met in the stream, with the byte offset of its record. */
-export interface NoteRecord {
-  type: "note";
-  offset: number;
-  /** how many events preceded it in the file */
-  afterEvents: number;
-  note: RawNote;
-}
 
 export type RawRecord = RawEvent | NoteRecord;
 
@@ -185,7 +141,7 @@ export class RawFileReader implements Iterable<RawRecord> {
         const note = parseNote(this.buffer.subarray(rel + 8, rel + 8 + m), (reason) =>
           this.fail(pos + 8, reason),
         );
-        yield { type: "note", offset: pos, afterEvents: events, note };
+        if (note) yield { type: "note", offset: pos, afterEvents: events, note };
         pos += 8 + m;
         continue;
       }
@@ -238,40 +194,12 @@ function parseJsonObject(bytes: Buffer, what: string, fail: (reason: string) => 
 }
 
 function parseHeader(bytes: Buffer, fail: (reason: string) => never): RunHeader {
-  const header = parseJsonObject(bytes, "run header", fail) as Partial<RunHeader>;
-  if (header.format !== "profinfer-raw") fail(`the run header's format is not "profinfer-raw"`);
-  if (header.version !== 1) {
-    fail(`format version ${String(header.version)} is not 1, the one this profinfer reads`);
-  }
-  if (!READABLE_EVENT_ABIS.includes(header.eventAbi as number)) {
-    fail(
-      `its events have ABI ${String(header.eventAbi)}, this profinfer decodes ABI ${READABLE_EVENT_ABIS.join(" and ")}: ` +
-        "replay it with the profinfer version that recorded it",
-    );
-  }
-  const clock = header.clock;
-  if (
-    !clock ||
-    typeof clock.monotonicNs !== "string" ||
-    typeof clock.realtimeNs !== "string" ||
-    !/^\d+$/.test(clock.monotonicNs) ||
-    !/^\d+$/.test(clock.realtimeNs)
-  ) {
-    fail("the run header's clock pair is missing or not decimal strings");
-  }
-  for (const table of ["opNames", "unaryOpNames", "gluOpNames", "typeNames"] as const) {
-    const names = header[table];
-    if (!Array.isArray(names) || names.some((n) => typeof n !== "string")) {
-      fail(`the run header's ${table} is not an array of strings`);
-    }
-  }
-  return header as RunHeader;
+  return checkHeader(parseJsonObject(bytes, "run header", fail) as Partial<RunHeader>, fail);
 }
 
-function parseNote(bytes: Buffer, fail: (reason: string) => never): RawNote {
-  const note = parseJsonObject(bytes, "note", fail) as Partial<RawNote>;
-  if (typeof note.kind !== "string") fail("the note has no string `kind`");
-  return note as RawNote;
+/** The note of a record, or null for a kind this profinfer does not know. */
+function parseNote(bytes: Buffer, fail: (reason: string) => never): RunNote | null {
+  return checkNote(parseJsonObject(bytes, "note", fail) as { kind?: unknown }, fail);
 }
 
 /** Read a whole file: header, every event and note, and where it was cut short if it was. */
@@ -368,7 +296,7 @@ export class RawFileWriter {
     this.eventsWritten += records.length;
   }
 
-  appendNote(note: RawNote): void {
+  appendNote(note: RunNote): void {
     if (typeof note?.kind !== "string") throw new TypeError("note: needs a string `kind`");
     const json = Buffer.from(JSON.stringify(note), "utf8");
     const head = Buffer.alloc(8);

@@ -2,37 +2,7 @@
 // Off-CPU intervals of the target's threads from sched_switch, and their attribution to the
 // operator intervals they overlap.
 import type { SchedSwitchEvent } from "./events.js";
-
-/** The task that took the CPU from a preempted target thread. */
-export interface Preemptor {
-  comm: string;
-  tgid: number;
-  tid: number;
-}
-
-/** A target thread off CPU from `startNs` until it ran again at `endNs`. */
-export interface OffCpuInterval {
-  tid: number;
-  startNs: bigint;
-  endNs: bigint;
-  /** the CPU it left */
-  cpu: number;
-  /** prev_state 0: it was runnable and another task took the CPU (interference) */
-  preempted: boolean;
-  prevState: number;
-  /** who took the CPU, when preempted */
-  by: Preemptor | null;
-  /** the recording ended before it ran again (`endNs` is the run's last event) */
-  open: boolean;
-}
-
-/** Anything with a thread interval that off-CPU time can be charged to. */
-export interface OffCpuTarget {
-  startNs: bigint;
-  endNs: bigint;
-  offCpuNs: number;
-  preemptedNs: number;
-}
+import type { GraphRun, OffCpuInterval, OffCpuTarget } from "./types.js";
 
 /**
  * Per target thread, its off-CPU intervals in time order. A switch concerns a target thread when
@@ -130,6 +100,28 @@ export function chargeOffCpu(targets: OffCpuTarget[], intervals: readonly OffCpu
         t.offCpuNs += ns;
         if (iv.preempted) t.preemptedNs += ns;
       }
+    }
+  }
+}
+
+/** Each graph thread's off-CPU (and preempted) ns while its graph ran. */
+export function chargeGraphThreads(
+  graphRuns: readonly GraphRun[],
+  offCpu: ReadonlyMap<number, readonly OffCpuInterval[]>,
+): void {
+  for (const g of graphRuns) {
+    for (const gt of g.threads) {
+      const intervals = offCpu.get(gt.tid);
+      if (!intervals) continue;
+      const span: OffCpuTarget = {
+        startNs: g.startNs,
+        endNs: g.endNs,
+        offCpuNs: 0,
+        preemptedNs: 0,
+      };
+      chargeOffCpu([span], intervals);
+      gt.offCpuNs = span.offCpuNs;
+      gt.preemptedNs = span.preemptedNs;
     }
   }
 }

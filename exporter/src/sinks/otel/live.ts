@@ -19,8 +19,9 @@ import {
   type RawEvent,
   type TensorEvent,
 } from "../../trace/events.js";
-import { buildRun } from "../../trace/model.js";
-import type { RawNote, RunHeader } from "../../trace/rawFile.js";
+import { buildRun } from "../../trace/buildRun.js";
+import type { RunNote } from "../../trace/notes.js";
+import type { RunHeader } from "../../trace/header.js";
 import type { RecordListener } from "../../record/recorder.js";
 import { SpanBuilder, SpanIds, type OpSampling, type SpanRecord } from "./spans.js";
 
@@ -35,7 +36,7 @@ export interface LiveExportOptions {
   /** receives each chunk's spans (SpanExport.add); must not block */
   send: (records: SpanRecord[]) => void;
   /** told the header and notes when they change what the resource says (model, build) */
-  runInfo?: (header: RunHeader, notes: RawNote[]) => void;
+  runInfo?: (header: RunHeader, notes: RunNote[]) => void;
   log: (message: string) => void;
 }
 
@@ -59,7 +60,7 @@ export class LiveSpanExport implements RecordListener {
   private tensors = new Map<bigint, Map<bigint, TensorEvent>>();
   private timer: NodeJS.Timeout | null = null;
   private failed = false;
-  private notes: RawNote[] = [];
+  private notes: RunNote[] = [];
   /** spans handed to the exporter so far, and the calls they came from */
   readonly counts = { spans: 0, calls: 0, chunks: 0 };
 
@@ -85,7 +86,7 @@ export class LiveSpanExport implements RecordListener {
     this.incoming.push(batch);
   }
 
-  note(note: RawNote): void {
+  note(note: RunNote): void {
     if (note.kind !== "model" || !this.builder || !Array.isArray(note.models)) return;
     this.notes.push(note);
     if (this.runHeader) this.options.runInfo?.(this.runHeader, this.notes);

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import { EventType } from "../../trace/events.js";
 import { encodeEvent } from "../../../../test/support/encodeEvent.js";
 import { moeRunFixture, syntheticRecorder } from "../../../../test/support/fixtures.js";
-import { buildRun } from "../../trace/model.js";
+import { buildRun } from "../../trace/buildRun.js";
 import * as C from "@profinfer/contract";
 import { LiveSpanExport } from "./live.js";
 import { collectHeader, endpointFrom, parseEndpoint } from "./options.js";

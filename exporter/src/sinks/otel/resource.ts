@@ -4,8 +4,9 @@
 import type { Attributes } from "@opentelemetry/api";
 import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
 import { basename } from "node:path";
-import type { Run } from "../../trace/model.js";
-import type { RawNote, RunHeader } from "../../trace/rawFile.js";
+import type { Run } from "../../trace/types.js";
+import type { RunNote } from "../../trace/notes.js";
+import type { RunHeader } from "../../trace/header.js";
 import * as C from "@profinfer/contract";
 
 interface ModelNoteEntry {
@@ -28,7 +29,7 @@ export function defaultServiceName(header: RunHeader): string {
  */
 export function resourceAttributes(
   header: RunHeader,
-  notes: readonly RawNote[],
+  notes: readonly RunNote[],
   serviceName?: string,
 ): Attributes {
   return defaultResource().merge(resourceFromAttributes(ownAttributes(header, notes, serviceName)))
@@ -37,7 +38,7 @@ export function resourceAttributes(
 
 function ownAttributes(
   header: RunHeader,
-  notes: readonly RawNote[],
+  notes: readonly RunNote[],
   serviceName?: string,
 ): Attributes {
   const pid = header.target.pid;

@@ -6,10 +6,12 @@
 // outage carries the id it had the first time.
 import { createHash } from "node:crypto";
 import type { AttributeValue, Attributes } from "@opentelemetry/api";
-import { toWallClockNs, type RunClock } from "../../trace/clock.js";
-import { displayOpName, type Dag } from "../../trace/dag.js";
-import type { GraphRun, OpRun, OpThreadRun, Run, Token } from "../../trace/model.js";
-import type { OffCpuInterval } from "../../trace/sched.js";
+import { toWallClockNs } from "../../trace/clock.js";
+import type { RunClock } from "../../trace/types.js";
+import { displayOpName } from "../../trace/dag.js";
+import type { Dag } from "../../trace/types.js";
+import type { GraphRun, OpRun, OpThreadRun, Run, Token } from "../../trace/types.js";
+import type { OffCpuInterval } from "../../trace/types.js";
 import * as C from "@profinfer/contract";
 
 export interface SpanEventRecord {
@@ -100,7 +102,7 @@ export class SpanIds {
   constructor(readonly runKey: string) {}
 
   static forRun(run: Run): SpanIds {
-    return new SpanIds(`${run.pid}:${run.clock.realtimeNs}:${run.clock.monotonicNs}`);
+    return new SpanIds(`${run.header.target.pid}:${run.clock.realtimeNs}:${run.clock.monotonicNs}`);
   }
 
   trace(tgid: number, ctx: bigint, firstSeq: number): string {
@@ -183,7 +185,7 @@ export class GenerationTracker {
     if (token.endNs > generation.endNs) generation.endNs = token.endNs;
     if (token.phase === "prefill") generation.inputTokens += token.nTokens;
     else generation.outputTokens += token.nTokens;
-    if (!token.complete) generation.incomplete = true;
+    if (token.ret === null) generation.incomplete = true;
     return { generation, index, closed };
   }
 
@@ -396,7 +398,7 @@ export class SpanBuilder {
       [C.ATTR_TOKEN_N_TOKENS]: token.nTokens,
       [C.ATTR_TOKEN_INDEX]: index,
       [C.ATTR_TOKEN_OPS_EXPORTED]: opsExported,
-      [C.ATTR_TOKEN_COMPLETE]: token.complete,
+      [C.ATTR_TOKEN_COMPLETE]: token.ret !== null,
       [C.ATTR_THREAD_ID]: token.tid,
     };
     if (token.ret !== null) attributes[C.ATTR_TOKEN_RET] = token.ret;
@@ -411,7 +413,7 @@ export class SpanBuilder {
       events,
       ...(token.ret !== null && token.ret < 0
         ? { error: `llama_decode returned ${token.ret}` }
-        : !token.complete
+        : token.ret === null
           ? { error: "the end of this llama_decode call was not recorded" }
           : {}),
     });

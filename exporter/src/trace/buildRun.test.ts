@@ -16,7 +16,8 @@ import {
   moeRunFixture,
   type ComputeResult,
 } from "../../../test/support/fixtures.js";
-import { buildRun, type GraphRun, type Run } from "./model.js";
+import { buildRun } from "./buildRun.js";
+import type { GraphRun, Run } from "./types.js";
 import { readRawFile } from "./rawFile.js";
 
 const dir = mkdtempSync(join(tmpdir(), "profinfer-model-"));
@@ -39,7 +40,7 @@ function opOf(g: GraphRun, name: string) {
 
 test("a clean recording builds without warnings and with the recorder's notes", () => {
   assert.deepEqual(run.warnings, []);
-  assert.equal(run.truncated, false);
+  assert.equal(run.truncatedAt !== null, false);
   assert.deepEqual(run.drops, {
     counts: { mapFull: 0, nodesTruncated: 0, readFailed: 0, ringBufferFull: 0 },
     total: 0,
@@ -50,7 +51,7 @@ test("a clean recording builds without warnings and with the recorder's notes", 
 
 test("tokens hold their graphs, CPU graphs nest in the scheduler's, ops lie inside their graph", () => {
   assert.deepEqual(
-    run.tokens.map((t) => [t.seq, t.phase, t.nTokens, t.ret, t.complete]),
+    run.tokens.map((t) => [t.seq, t.phase, t.nTokens, t.ret, t.ret !== null]),
     [
       [1, "prefill", 3, 0, true],
       [2, "decode", 1, 0, true],
@@ -413,10 +414,10 @@ test("a run cut short keeps its earlier tokens whole and marks the rest", () => 
   const read = readRawFile(path);
   assert.ok(read.truncatedAt !== null);
   const r = buildRun(read);
-  assert.equal(r.truncated, true);
+  assert.equal(r.truncatedAt !== null, true);
   assert.ok(r.warnings.some((w) => /cut short/.test(w)));
   assert.deepEqual(
-    r.tokens.map((t) => [t.seq, t.complete]),
+    r.tokens.map((t) => [t.seq, t.ret !== null]),
     [
       [1, true],
       [2, true],

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Per-thread timelines of one graph run, mapped onto its computed nodes.
+// A graph's operators from operator function and barrier probes: per-thread timelines of one
+// graph run, mapped onto its computed nodes.
 //
 // ggml's CPU loop (ggml_graph_compute_thread) walks the nodes, skips empty ops and nodes without
 // the COMPUTE flag, computes each remaining node (or a fused group), and calls ggml_barrier after
@@ -10,124 +11,10 @@
 // is an anchor naming its node; the segments between two anchors belong to the computed nodes
 // between them, and a small cost model (docs/trace-model.md) decides which node took several
 // segments (inner barriers), which took none (fused into the one before it) and which is missing.
-import { consumes, type Dag } from "./dag.js";
-import { EventType, type BarrierEvent, type OpEvent } from "./events.js";
-import type { GraphRun, GraphThread, OpRun, OpThreadRun } from "./model.js";
-
-/** A top-level OP or BARRIER interval of one thread (nested ones are folded into it). */
-export interface ThreadItem {
-  op: boolean;
-  beginNs: bigint;
-  /** null when the end event was lost */
-  endNs: bigint | null;
-  /** OP: the destination tensor */
-  dst: bigint;
-  ith: number;
-  /** barriers passed inside an OP interval, and the time spent in them */
-  innerBarriers: number;
-  innerBarrierNs: number;
-  /** a begin or end event of it was lost */
-  broken: boolean;
-  /** the thread's counter readings at its begin and end (runs that record counters) */
-  beginCounters: number[] | null;
-  endCounters: number[] | null;
-}
-
-/**
- * Pair one thread's OP and BARRIER events (in the thread's own order, which is the file order)
- * into top-level intervals. A nested OP with the same dst (cpy calling dup) folds into its outer
- * one; a barrier inside an OP interval is the op's own.
- */
-export function pairThreadEvents(events: readonly (OpEvent | BarrierEvent)[]): ThreadItem[] {
-  const items: ThreadItem[] = [];
-  let openOp: ThreadItem | null = null;
-  let depth = 0;
-  let openBarrier: ThreadItem | null = null;
-  let innerStart: bigint | null = null;
-  const item = (
-    op: boolean,
-    ts: bigint,
-    dst: bigint,
-    ith: number,
-    counters: number[] | null,
-  ): ThreadItem => ({
-    op,
-    beginNs: ts,
-    endNs: null,
-    dst,
-    ith,
-    innerBarriers: 0,
-    innerBarrierNs: 0,
-    broken: false,
-    beginCounters: counters,
-    endCounters: null,
-  });
-  for (const ev of events) {
-    const readings = ev.counters?.values ?? null;
-    switch (ev.type) {
-      case EventType.OP_BEGIN:
-        if (openBarrier) {
-          openBarrier.broken = true;
-          openBarrier = null;
-        }
-        if (openOp && openOp.dst === ev.dst) {
-          depth++;
-          break;
-        }
-        if (openOp) openOp.broken = true; // its end was lost: a new node started
-        openOp = item(true, ev.ts, ev.dst, ev.ith, readings);
-        depth = 1;
-        innerStart = null;
-        items.push(openOp);
-        break;
-      case EventType.OP_END:
-        if (!openOp) {
-          const lost = item(true, ev.ts, ev.dst, ev.ith, null);
-          lost.endNs = ev.ts;
-          lost.broken = true;
-          items.push(lost);
-          break;
-        }
-        if (--depth === 0) {
-          openOp.endNs = ev.ts;
-          openOp.endCounters = readings;
-          // OP_END carries no dst (a return probe has no arguments): 0 there is no mismatch
-          if (ev.dst !== 0n && ev.dst !== openOp.dst) openOp.broken = true;
-          openOp = null;
-        }
-        break;
-      case EventType.BARRIER_BEGIN:
-        if (openOp) {
-          if (innerStart !== null) openOp.broken = true;
-          innerStart = ev.ts;
-        } else {
-          if (openBarrier) openBarrier.broken = true;
-          openBarrier = item(false, ev.ts, 0n, -1, readings);
-          items.push(openBarrier);
-        }
-        break;
-      case EventType.BARRIER_END:
-        if (openOp && innerStart !== null) {
-          openOp.innerBarriers++;
-          openOp.innerBarrierNs += Number(ev.ts - innerStart);
-          innerStart = null;
-        } else if (openBarrier) {
-          openBarrier.endNs = ev.ts;
-          openBarrier.endCounters = readings;
-          openBarrier = null;
-        } else {
-          const lost = item(false, ev.ts, 0n, -1, null);
-          lost.endNs = ev.ts;
-          lost.broken = true;
-          items.push(lost);
-        }
-        break;
-    }
-  }
-  if (openOp) openOp.broken = true;
-  if (openBarrier) openBarrier.broken = true;
-  return items;
-}
+import { consumes } from "./dag.js";
+import { byIth, finishGraph, newOpRun, problemsOf, startReconstruction } from "./opRuns.js";
+import type { ThreadItem } from "./threadItems.js";
+import type { Dag, GraphRun, OpRun, OpThreadRun } from "./types.js";
 
 /**
  * Barriers that op implementations pass inside themselves, in the pinned ggml (mul_mat converts
@@ -503,14 +390,7 @@ function mergeInto(target: OpThreadRun, more: OpThreadRun): void {
   target.innerBarrierWaitNs += more.innerBarrierWaitNs;
 }
 
-const byIth = (a: { ith: number | null; tid: number }, b: { ith: number | null; tid: number }) =>
-  (a.ith ?? Number.MAX_SAFE_INTEGER) - (b.ith ?? Number.MAX_SAFE_INTEGER) || a.tid - b.tid;
-
-/**
- * Fill `g.ops` and `g.threads` from its threads' top-level items: one OpRun per computed node or
- * fused group, every computed node covered exactly once, `g.complete` false when anything had to
- * be given up.
- */
+/** What the reconstruction of one graph knows of the whole run. */
 export interface ReconstructContext {
   expectInner: InnerBarrierExpectations;
   /** ggml worker index of each thread, from all its OP events */
@@ -522,6 +402,11 @@ export interface ReconstructContext {
   counterNames: readonly string[];
 }
 
+/**
+ * Fill `g.ops` and `g.threads` from its threads' top-level items: one OpRun per computed node or
+ * fused group, every computed node covered exactly once, `g.complete` false when anything had to
+ * be given up.
+ */
 export function reconstructGraph(
   g: GraphRun,
   itemsByTid: ReadonlyMap<number, readonly ThreadItem[]>,
@@ -530,18 +415,9 @@ export function reconstructGraph(
   const { expectInner, ithByTid } = context;
   const barrierless = [...itemsByTid.values()].some((items) => !items.some((it) => !it.op));
   const lossPossible = context.lossPossible || !g.complete || barrierless;
-  const dag = g.snapshot?.dag;
-  g.opsRecorded = true;
-  const fail = (problem: string): void => {
-    g.complete = false;
-    g.problems.push(problem);
-  };
-  if (!dag) {
-    g.opsRecorded = false;
-    fail("its graph was never described (no GRAPH_NODES/TENSOR events for its signature)");
-    return;
-  }
-  if (!g.snapshot!.complete) fail("its graph description is incomplete (events lost)");
+  const fail = problemsOf(g);
+  const dag = startReconstruction(g, fail);
+  if (!dag) return;
   if (barrierless && itemsByTid.size > 0) {
     fail("a thread has no barrier events: its unprobed operators cannot be timed");
   }
@@ -587,20 +463,10 @@ export function reconstructGraph(
   )[0];
   const opAt = new Array<OpRun | undefined>(m);
   const newOp = (positions: number[]): OpRun => {
-    const node = dag.nodes[computed[positions[0]!]!]!;
-    const op: OpRun = {
-      nodeIndex: node.index,
-      tensor: node.tensor,
-      label: positions.map((p) => dag.nodes[computed[p]!]!.tensor.opLabel).join("+"),
-      sources: node.sources,
-      visible: false,
-      threads: [],
-      missingTids: [],
-      startNs: null,
-      endNs: null,
-      durationNs: 0,
-    };
-    if (positions.length > 1) op.fusedWith = positions.slice(1).map((p) => computed[p]!);
+    const op = newOpRun(
+      dag,
+      positions.map((p) => computed[p]!),
+    );
     for (const p of positions) opAt[p] = op;
     return op;
   };
@@ -629,192 +495,4 @@ export function reconstructGraph(
   if (disagreements > 0) fail(`threads disagree on ${disagreements} fused steps`);
 
   finishGraph(g, ops, alignments, fail);
-}
-
-/** Per-op thread lists, op extents and per-thread totals of a reconstructed graph. */
-function finishGraph(
-  g: GraphRun,
-  ops: OpRun[],
-  participants: readonly { tid: number; ith: number | null }[],
-  fail: (problem: string) => void,
-): void {
-  const tids = participants.map((a) => a.tid);
-  let missing = 0;
-  for (const op of ops) {
-    op.threads.sort(byIth);
-    const present = new Set(op.threads.map((t) => t.tid));
-    op.missingTids = tids.filter((t) => !present.has(t));
-    missing += op.missingTids.length;
-    if (op.threads.length === 0) missing++;
-    for (const t of op.threads) {
-      op.visible ||= t.visible;
-      if (op.startNs === null || t.startNs < op.startNs) op.startNs = t.startNs;
-      if (op.endNs === null || t.endNs > op.endNs) op.endNs = t.endNs;
-    }
-    op.durationNs = op.startNs === null ? 0 : Number(op.endNs! - op.startNs);
-  }
-  if (tids.length === 0 && ops.length > 0) fail("no operator events were recorded for it");
-  else if (missing > 0) fail(`${missing} operator intervals are missing on some thread`);
-  if (g.nThreads > 0 && tids.length > 0 && tids.length < g.nThreads) {
-    fail(`${g.nThreads} threads computed it, events of only ${tids.length} were recorded`);
-  }
-  g.ops = ops;
-
-  const threads = new Map<number, GraphThread>();
-  for (const a of participants) {
-    threads.set(a.tid, {
-      tid: a.tid,
-      ith: a.ith,
-      computeNs: 0,
-      barrierWaitNs: 0,
-      offCpuNs: 0,
-      preemptedNs: 0,
-    });
-  }
-  for (const op of ops) {
-    for (const t of op.threads) {
-      const gt = threads.get(t.tid)!;
-      gt.computeNs += Number(t.endNs - t.startNs);
-      gt.barrierWaitNs += t.barrierWaitNs;
-    }
-  }
-  g.threads = [...threads.values()];
-}
-
-/** A STEP event of one thread, inside one graph run. */
-export interface StepItem {
-  ts: bigint;
-  /** the first node after the step; -1 at the final barrier */
-  next: number;
-}
-
-/**
- * Fill `g.ops` and `g.threads` from step events (docs/trace-model.md, "Steps"): each thread's
- * step k covers the computed nodes from the previous step's `next` up to its own; it starts when
- * the previous barrier released (the last thread's arrival there) and ends at its barrier call.
- * Exact about which nodes each step computed, fusion included: no alignment is needed.
- */
-export function reconstructFromSteps(
-  g: GraphRun,
-  stepsByTid: ReadonlyMap<number, readonly StepItem[]>,
-  ithByTid: ReadonlyMap<number, number>,
-): void {
-  g.opsRecorded = true;
-  const fail = (problem: string): void => {
-    g.complete = false;
-    g.problems.push(problem);
-  };
-  const dag = g.snapshot?.dag;
-  if (!dag) {
-    g.opsRecorded = false;
-    fail("its graph was never described (no GRAPH_NODES/TENSOR events for its signature)");
-    return;
-  }
-  if (!g.snapshot!.complete) fail("its graph description is incomplete (events lost)");
-  const n = dag.nodes.length;
-  const computed = dag.computed;
-  // computed nodes in [from, to)
-  const lowerBound = (x: number): number => {
-    let lo = 0;
-    let hi = computed.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (computed[mid]! < x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  const nodesIn = (from: number, to: number): number[] =>
-    computed.slice(lowerBound(from), lowerBound(to));
-
-  // A barrier releases its threads when the last one arrives.
-  const release = new Map<number, bigint>();
-  let finals = 0;
-  for (const steps of stepsByTid.values()) {
-    for (const s of steps) {
-      const r = release.get(s.next);
-      if (r === undefined || s.ts > r) release.set(s.next, s.ts);
-    }
-    if (steps.some((s) => s.next < 0)) finals++;
-  }
-  const noFinalSite = finals === 0;
-  if (noFinalSite)
-    fail("the loop's final barrier was not probed: last operators end with the graph");
-
-  const opByFirst = new Map<number, OpRun>();
-  const newOp = (nodes: number[]): OpRun => {
-    const node = dag.nodes[nodes[0]!]!;
-    const op: OpRun = {
-      nodeIndex: node.index,
-      tensor: node.tensor,
-      label: nodes.map((i) => dag.nodes[i]!.tensor.opLabel).join("+"),
-      sources: node.sources,
-      visible: false,
-      threads: [],
-      missingTids: [],
-      startNs: null,
-      endNs: null,
-      durationNs: 0,
-    };
-    if (nodes.length > 1) op.fusedWith = nodes.slice(1);
-    opByFirst.set(nodes[0]!, op);
-    return op;
-  };
-  const participants: { tid: number; ith: number | null }[] = [];
-  let anomalies = 0;
-  let disagreements = 0;
-  for (const [tid, steps] of [...stepsByTid].sort((a, b) => a[0] - b[0])) {
-    const ith = ithByTid.get(tid) ?? (tid === g.tid ? 0 : null);
-    participants.push({ tid, ith });
-    let from = 0;
-    let startNs = g.startNs;
-    let inferred = true;
-    const take = (to: number, endNs: bigint, barrierEnd: bigint | null): void => {
-      const nodes = nodesIn(from, to);
-      if (nodes.length === 0) return;
-      const op = opByFirst.get(nodes[0]!) ?? newOp(nodes);
-      if (op.label.split("+").length !== nodes.length) disagreements++;
-      const end = endNs < startNs ? startNs : endNs;
-      op.threads.push({
-        tid,
-        ith,
-        startNs,
-        endNs: end,
-        visible: true,
-        startInferred: inferred,
-        barrierStartNs: barrierEnd === null ? null : end,
-        barrierEndNs: barrierEnd,
-        barrierWaitNs: barrierEnd !== null && barrierEnd > end ? Number(barrierEnd - end) : 0,
-        innerBarrierWaitNs: 0,
-        offCpuNs: 0,
-        preemptedNs: 0,
-      });
-    };
-    let ended = false;
-    for (const s of [...steps].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0))) {
-      const to = s.next < 0 ? n : s.next;
-      if (ended || to <= from || to > n) {
-        anomalies++;
-        continue;
-      }
-      const released = release.get(s.next)!;
-      take(to, s.ts, released);
-      from = to;
-      startNs = released;
-      inferred = false;
-      if (s.next < 0) ended = true;
-    }
-    if (!ended && noFinalSite && from < n) take(n, g.endNs, null);
-  }
-  if (anomalies > 0) fail(`${anomalies} step events did not fit the graph's node order`);
-  if (disagreements > 0) fail(`threads disagree on ${disagreements} fused steps`);
-  const covered = new Set<number>();
-  for (const op of opByFirst.values()) {
-    covered.add(op.nodeIndex);
-    for (const i of op.fusedWith ?? []) covered.add(i);
-  }
-  for (const node of computed) if (!covered.has(node)) newOp([node]);
-  const ops = [...opByFirst.values()].sort((a, b) => a.nodeIndex - b.nodeIndex);
-  participants.sort(byIth);
-  finishGraph(g, ops, participants, fail);
 }

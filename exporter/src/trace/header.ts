@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// The run header of events.pinf (docs/raw-events.md "Run header"): what was recorded, how, from
+// which process and build. Checked once when a file is opened, so that readers need not.
+import { READABLE_EVENT_ABIS } from "./events.js";
+
+/** What a run recorded (record --level): the event stream's depth, or only in-kernel aggregates. */
+export type RecordLevel = "token" | "graph" | "op" | "metrics";
+
+/** A probed per-operator function: OP events name it by `index`. */
+export interface OpFunction {
+  index: number;
+  symbol: string;
+  library: string;
+}
+
+/** What a mapped library offered the tracer. */
+export interface LibraryEntry {
+  llama: boolean;
+  ggmlBase: boolean;
+  ggmlCpu: boolean;
+  debugInfo: boolean;
+}
+
+export interface RunHeader {
+  format: "profinfer-raw";
+  version: 1;
+  eventAbi: number;
+  /** the profinfer version that recorded it */
+  profinfer: string;
+  level: RecordLevel;
+  /** the recording options that shape what the events hold */
+  options: {
+    sampleTokens?: number;
+    ops?: string[] | null;
+    window?: [number, number] | null;
+    moe?: boolean;
+    pmc?: string[] | null;
+  };
+  /** the perf counters the OP/BARRIER events carry readings of, in order (absent: none) */
+  counters?: { name: string; hardware: boolean }[];
+  /** one CLOCK_MONOTONIC / CLOCK_REALTIME pair, decimal strings of ns */
+  clock: { monotonicNs: string; realtimeNs: string };
+  target: {
+    pid: number;
+    command: string[];
+    executable?: string;
+    libraries?: Record<string, LibraryEntry>;
+  };
+  /** the ggml layout resolved for the build (the layout probe's output) */
+  layout?: { library?: string; ggmlVersion?: string | null; commit?: string | null };
+  /** ggml op names, indexed by ggml_tensor.op for the binary in hand */
+  opNames: string[];
+  unaryOpNames: string[];
+  gluOpNames: string[];
+  typeNames: string[];
+  opFuncs: OpFunction[];
+  host?: { hostname?: string; kernel?: string; cpuModel?: string; cpus?: number; arch?: string };
+}
+
+const isStringArray = (value: unknown): value is string[] =>
+  Array.isArray(value) && value.every((n) => typeof n === "string");
+
+/** A parsed run header, checked; `fail` is called with what is wrong with it. */
+export function checkHeader(
+  header: Partial<RunHeader>,
+  fail: (reason: string) => never,
+): RunHeader {
+  if (header.format !== "profinfer-raw") fail(`the run header's format is not "profinfer-raw"`);
+  if (header.version !== 1) {
+    fail(`format version ${String(header.version)} is not 1, the one this profinfer reads`);
+  }
+  if (!READABLE_EVENT_ABIS.includes(header.eventAbi as number)) {
+    fail(
+      `its events have ABI ${String(header.eventAbi)}, this profinfer decodes ABI ${READABLE_EVENT_ABIS.join(" and ")}: ` +
+        "replay it with the profinfer version that recorded it",
+    );
+  }
+  const clock = header.clock;
+  if (
+    !clock ||
+    typeof clock.monotonicNs !== "string" ||
+    typeof clock.realtimeNs !== "string" ||
+    !/^\d+$/.test(clock.monotonicNs) ||
+    !/^\d+$/.test(clock.realtimeNs)
+  ) {
+    fail("the run header's clock pair is missing or not decimal strings");
+  }
+  for (const table of ["opNames", "unaryOpNames", "gluOpNames", "typeNames"] as const) {
+    if (!isStringArray(header[table])) fail(`the run header's ${table} is not an array of strings`);
+  }
+  const target = header.target;
+  if (!target || typeof target.pid !== "number" || !isStringArray(target.command)) {
+    fail("the run header's target has no numeric pid and command list");
+  }
+  return header as RunHeader;
+}

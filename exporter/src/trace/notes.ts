@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+// The notes of events.pinf (docs/raw-events.md "Notes"): what the recorder learned beside the
+// events, one JSON object each, told apart by `kind`. Their fields are checked once, when a file
+// is read, so that every reader can take them as typed.
+
+export interface WarningNote {
+  kind: "warning";
+  message: string;
+}
+
+/** Operator functions left without a probe of their own, and why. */
+export interface UnprobedNote {
+  kind: "unprobed";
+  library: string;
+  reason: string;
+  ops: string[];
+}
+
+/** The operator functions probed in a library (OP events name them by index). */
+export interface AttachNote {
+  kind: "attach";
+  library: string;
+  opFuncs: { index: number; symbol: string; library: string }[];
+}
+
+/** The step probes of a library: the compute loop's barrier calls. */
+export interface StepsNote {
+  kind: "steps";
+  library: string;
+  sites: { fileOffset: number; final: boolean; register: string | null; function: string | null }[];
+}
+
+/** record --toggle-op-probes took the step probes off or put them back (CLOCK_MONOTONIC ns). */
+export interface StepProbesNote {
+  kind: "stepProbes";
+  on: boolean;
+  /** when the switch began (older files: absent) */
+  beganNs?: string;
+  /** when it was done */
+  monotonicNs: string;
+}
+
+/** A GGUF model the process ran. */
+export interface ModelEntry {
+  path: string;
+  /** general.name, when the file has one */
+  name: string | null;
+  /** general.architecture ("llama", "qwen2moe", ...) */
+  architecture: string | null;
+  sizeBytes: number;
+}
+
+export interface ModelNote {
+  kind: "model";
+  models: ModelEntry[];
+}
+
+/** Events the kernel dropped, by reason: flat counts, or (older files) a `counts` object. */
+export interface DropsNote {
+  kind: "drops";
+  counts?: Record<string, number>;
+  ringBufferFull?: number;
+  readFailed?: number;
+  mapFull?: number;
+  nodesTruncated?: number;
+  counterReadFailed?: number;
+}
+
+/** The in-kernel aggregates at the end of a --level metrics run (the addon's sums over CPUs). */
+export interface AggregatesNote {
+  kind: "aggregates";
+  tokens: { calls: number; tokens: number; ns: number; buckets: number[] }[];
+  ops: {
+    func: number;
+    count: number;
+    ns: number;
+    barrierNs: number;
+    counters: number[];
+    buckets: number[];
+  }[];
+  layers: { layer: number; func: number; count: number; ns: number }[];
+  moe: { layer: number; expert: number; count: number }[];
+}
+
+/** Probe hits by kind over the run, and the probes attached. */
+export interface HitsNote {
+  kind: "hits";
+  token: number;
+  graph: number;
+  op: number;
+  barrier: number;
+  sched: number;
+  snapshotTensors: number;
+  step?: number;
+  probes?: number;
+}
+
+/** profinfer's own CPU from the target's first llama_decode to the end of tracing. */
+export interface ProfilerNote {
+  kind: "profiler";
+  cpuMs: number;
+  wallMs: number;
+}
+
+export interface ExitNote {
+  kind: "exit";
+  code: number | null;
+  signal: string | null;
+}
+
+export interface EndNote {
+  kind: "end";
+  events?: number;
+  tokens?: number;
+}
+
+export type RunNote =
+  | WarningNote
+  | UnprobedNote
+  | AttachNote
+  | StepsNote
+  | StepProbesNote
+  | ModelNote
+  | DropsNote
+  | AggregatesNote
+  | HitsNote
+  | ProfilerNote
+  | ExitNote
+  | EndNote;
+
+export type NoteKind = RunNote["kind"];
+
+/** A note as met in the stream, with the byte offset of its record. */
+export interface NoteRecord {
+  type: "note";
+  offset: number;
+  /** how many events preceded it in the file */
+  afterEvents: number;
+  note: RunNote;
+}
+
+type FieldType = "string" | "number" | "boolean" | "array" | "object";
+/** A field's types; a trailing "?" allows it to be absent, "null" allows null. */
+type FieldSpec = readonly (FieldType | "null" | "?")[];
+
+/** The fields every version of each note has had, with their JSON types. */
+const NOTE_FIELDS: { readonly [K in NoteKind]: Readonly<Record<string, FieldSpec>> } = {
+  warning: { message: ["string"] },
+  unprobed: { library: ["string"], reason: ["string"], ops: ["array"] },
+  attach: { library: ["string"], opFuncs: ["array"] },
+  steps: { library: ["string"], sites: ["array"] },
+  stepProbes: { on: ["boolean"], beganNs: ["string", "?"], monotonicNs: ["string"] },
+  model: { models: ["array"] },
+  drops: { counts: ["object", "?"] },
+  aggregates: { tokens: ["array"], ops: ["array"], layers: ["array"], moe: ["array"] },
+  hits: {},
+  profiler: { cpuMs: ["number"], wallMs: ["number"] },
+  exit: { code: ["number", "null"], signal: ["string", "null"] },
+  end: {},
+};
+
+function typeOf(value: unknown): FieldType | "null" | "?" {
+  if (value === undefined) return "?";
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "array";
+  return typeof value as FieldType;
+}
+
+/**
+ * A note of a kind this profinfer knows, checked; null for another kind (written by a newer
+ * profinfer: readers pass over it). `fail` is called with what is wrong with a known one.
+ */
+export function checkNote(
+  value: { kind?: unknown; [key: string]: unknown },
+  fail: (reason: string) => never,
+): RunNote | null {
+  if (typeof value.kind !== "string") fail("the note has no string `kind`");
+  const fields = (NOTE_FIELDS as Record<string, Record<string, FieldSpec>>)[value.kind];
+  if (!fields) return null;
+  for (const [name, spec] of Object.entries(fields)) {
+    const type = typeOf(value[name]);
+    if (!spec.includes(type))
+      fail(`the ${value.kind} note's \`${name}\` is ${type === "?" ? "missing" : type}`);
+  }
+  if (value.kind === "model") {
+    for (const model of value.models as unknown[]) {
+      const path = (model as { path?: unknown } | null)?.path;
+      if (typeof path !== "string") fail("a model of the model note has no string `path`");
+    }
+  }
+  return value as unknown as RunNote;
+}

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: Apache-2.0
+// Where each recorded thing belongs in time: graph computations in the llama_decode call that
+// contains their start, and operator, barrier and step events in the innermost graph of their
+// process that contains them.
+import type { BarrierEvent, OpEvent, StepEvent } from "./events.js";
+import { pushTo } from "./multimap.js";
+import type { StepItem } from "./steps.js";
+import { pairThreadEvents, type ThreadItem } from "./threadItems.js";
+import type { GraphRun, Token } from "./types.js";
+
+/** The llama_decode call of process `tgid` running at `ts`, if any. */
+export type CallAt = (tgid: number, ts: bigint) => Token | null;
+
+/** Finds calls by time in `tokens` (in start order). */
+export function callsByTime(tokens: readonly Token[]): CallAt {
+  const tokensByTgid = new Map<number, Token[]>();
+  for (const t of tokens) pushTo(tokensByTgid, t.tgid, t);
+  return (tgid, ts) => {
+    const list = tokensByTgid.get(tgid);
+    if (!list) return null;
+    let lo = 0;
+    let hi = list.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (list[mid]!.startNs <= ts) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    for (let i = found; i >= 0 && i >= found - 4; i--) {
+      const t = list[i]!;
+      if (t.startNs <= ts && ts <= t.endNs) return t;
+    }
+    return null;
+  };
+}
+
+/** Gives each graph run to the call it started in; returns how many ran outside any call. */
+export function placeGraphsInCalls(graphRuns: readonly GraphRun[], callAt: CallAt): number {
+  let outside = 0;
+  for (const g of graphRuns) {
+    const token = callAt(g.tgid, g.startNs);
+    if (token) {
+      token.graphs.push(g);
+      g.tokenSeq = token.seq;
+    } else outside++;
+  }
+  return outside;
+}
+
+/** The graph that starts last at or before `ts` and still contains it (walking up the parents). */
+export class GraphIndex {
+  private readonly starts: bigint[];
+  private cache = -1;
+  constructor(private readonly graphs: GraphRun[]) {
+    this.starts = graphs.map((g) => g.startNs);
+  }
+
+  innermostAt(ts: bigint): GraphRun | null {
+    const starts = this.starts;
+    let i = this.cache;
+    if (!(i >= 0 && starts[i]! <= ts && (i + 1 === starts.length || starts[i + 1]! > ts))) {
+      let lo = 0;
+      let hi = starts.length - 1;
+      i = -1;
+      while (lo <= hi) {
+        const mid = (lo + hi) >> 1;
+        if (starts[mid]! <= ts) {
+          i = mid;
+          lo = mid + 1;
+        } else hi = mid - 1;
+      }
+      this.cache = i;
+    }
+    let g: GraphRun | null = i >= 0 ? this.graphs[i]! : null;
+    while (g !== null && g.endNs < ts) g = g.parent;
+    return g;
+  }
+}
+
+/** A GraphIndex per process, over its graph runs (in start order). */
+export function graphIndexes(graphRuns: readonly GraphRun[]): Map<number, GraphIndex> {
+  const graphsByTgid = new Map<number, GraphRun[]>();
+  for (const g of graphRuns) pushTo(graphsByTgid, g.tgid, g);
+  const indexes = new Map<number, GraphIndex>();
+  for (const [tgid, list] of graphsByTgid) indexes.set(tgid, new GraphIndex(list));
+  return indexes;
+}
+
+export interface PlacedItems {
+  /** each graph's top-level operator and barrier intervals, per thread */
+  itemsByGraph: Map<GraphRun, Map<number, ThreadItem[]>>;
+  /** each graph's steps, per thread */
+  stepsByGraph: Map<GraphRun, Map<number, StepItem[]>>;
+  /** ggml worker index of each thread, from its OP events */
+  ithByTid: Map<number, number>;
+  /** intervals and steps that fell outside any graph */
+  lost: number;
+  /** intervals that lost their begin or end event */
+  broken: number;
+}
+
+/**
+ * Operator and barrier events paired per thread, each top-level interval given to the innermost
+ * graph of its process that contains its start; steps likewise.
+ */
+export function placeThreadEvents(
+  threadEvents: ReadonlyMap<number, readonly (OpEvent | BarrierEvent)[]>,
+  stepEvents: ReadonlyMap<number, readonly StepEvent[]>,
+  indexes: ReadonlyMap<number, GraphIndex>,
+): PlacedItems {
+  const out: PlacedItems = {
+    itemsByGraph: new Map(),
+    stepsByGraph: new Map(),
+    ithByTid: new Map(),
+    lost: 0,
+    broken: 0,
+  };
+  for (const [tid, list] of [...threadEvents].sort((a, b) => a[0] - b[0])) {
+    const index = indexes.get(list[0]!.tgid);
+    for (const item of pairThreadEvents(list)) {
+      if (item.broken) out.broken++;
+      if (item.op && item.ith >= 0) out.ithByTid.set(tid, item.ith);
+      const g = index?.innermostAt(item.beginNs) ?? null;
+      if (!g) {
+        out.lost++;
+        continue;
+      }
+      let perThread = out.itemsByGraph.get(g);
+      if (!perThread) out.itemsByGraph.set(g, (perThread = new Map()));
+      pushTo(perThread, tid, item);
+    }
+  }
+  for (const [tid, list] of stepEvents) {
+    const index = indexes.get(list[0]!.tgid);
+    for (const ev of list) {
+      const g = index?.innermostAt(ev.ts) ?? null;
+      if (!g) {
+        out.lost++;
+        continue;
+      }
+      let perThread = out.stepsByGraph.get(g);
+      if (!perThread) out.stepsByGraph.set(g, (perThread = new Map()));
+      pushTo(perThread, tid, { ts: ev.ts, next: ev.next });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: Apache-2.0
+// The trace model's types: Run > Token > GraphRun > OpRun (per thread), the graph descriptions
+// (the DAG of each snapshot) and the scheduler's off-CPU intervals. Timestamps are BigInt
+// CLOCK_MONOTONIC ns (exact); durations are plain numbers of ns. This module imports no code
+// that builds the model (buildRun.ts and its passes do); docs/trace-model.md describes the rules.
+import type { Drops, Phase } from "@profinfer/contract";
+import type { RawEvent } from "./events.js";
+import type { RunHeader } from "./header.js";
+import type { ExitNote, NoteRecord } from "./notes.js";
+
+/** One CLOCK_MONOTONIC / CLOCK_REALTIME pair taken at the same instant (the run header's). */
+export interface RunClock {
+  monotonicNs: bigint;
+  realtimeNs: bigint;
+}
+
+export interface Run {
+  /** the file it was read from, when it was */
+  source: string | null;
+  header: RunHeader;
+  /** the header's clock pair, parsed */
+  clock: RunClock;
+  /** earliest and latest event timestamp (0n when there are no events) */
+  firstNs: bigint;
+  lastNs: bigint;
+  eventCount: number;
+  /** llama_decode calls, in start order */
+  tokens: Token[];
+  /** every graph computation, in start order (nested CPU graphs after their sched graph) */
+  graphRuns: GraphRun[];
+  /** graph descriptions by snapshotKey(cgraph, signature) */
+  snapshots: Map<string, GraphSnapshot>;
+  /** the target's threads: decode callers first, then workers by ith */
+  threads: Map<number, ThreadInfo>;
+  /** off-CPU intervals per target thread (sched_switch), by tid */
+  offCpu: Map<number, OffCpuInterval[]>;
+  /** the last "drops" note: cumulative per-reason counts; null when none was written */
+  drops: Drops | null;
+  /** the "exit" note, when the target's exit was seen */
+  exit: ExitNote | null;
+  notes: NoteRecord[];
+  /** where the file was cut short (the events after it are lost); null when it is whole */
+  truncatedAt: number | null;
+  warnings: string[];
+  /**
+   * The perf counters recorded (the run header's), in order: `hardware` says whether it counts
+   * real hardware events (false: a software event of the kernel), `scaled` whether any reading
+   * was multiplexed and so scaled by enabled/running time. Absent when no counter was recorded.
+   */
+  counters?: { name: string; hardware: boolean; scaled: boolean }[];
+}
+
+export interface ThreadInfo {
+  tid: number;
+  tgid: number;
+  /** ggml worker index; null when it never ran an operator */
+  ith: number | null;
+  /** it called llama_decode */
+  decodeCaller: boolean;
+  /** "main", "worker 2", "thread 1234" */
+  name: string;
+  /** its comm, when a sched_switch named it */
+  comm: string | null;
+}
+
+/** One llama_decode call. */
+export interface Token {
+  seq: number;
+  tgid: number;
+  tid: number;
+  ctx: bigint;
+  /** n_tokens > 1: prefill (prompt processing); 1: a decode step */
+  phase: Phase;
+  nTokens: number;
+  startNs: bigint;
+  endNs: bigint;
+  /** llama_decode's return value; null when its end was not recorded */
+  ret: number | null;
+  opsSampled: boolean;
+  /** graph computations inside the call, in start order (sched graphs and their CPU graphs) */
+  graphs: GraphRun[];
+  /** MoE routing: layer -> one row of k expert ids per token of the batch */
+  experts?: Map<number, number[][]>;
+}
+
+export interface GraphRun {
+  /** index in Run.graphRuns */
+  id: number;
+  fn: "sched" | "cpu";
+  cgraph: bigint;
+  signature: bigint;
+  tgid: number;
+  /** the thread that called the graph compute */
+  tid: number;
+  nNodes: number;
+  /** cplan threads (CPU graphs); 0 when the event does not say */
+  nThreads: number;
+  startNs: bigint;
+  endNs: bigint;
+  ret: number | null;
+  /** the graph this one runs inside (a CPU split inside the scheduler's compute) */
+  parent: GraphRun | null;
+  /** seq of the token it belongs to; null when no llama_decode contains it */
+  tokenSeq: number | null;
+  /** the DAG description it refers to (shared by every run of the same cgraph + signature) */
+  snapshot: GraphSnapshot | null;
+  /** operators were reconstructed for it (the innermost graph of a token whose ops were sampled) */
+  opsRecorded: boolean;
+  /** one per computed node (or fused group), in execution order */
+  ops: OpRun[];
+  /** per participating thread, its totals in this graph, by ith */
+  threads: GraphThread[];
+  /** no event was missing: every op has every thread, nothing had to be guessed beyond the rules */
+  complete: boolean;
+  /** why it is not complete, for people */
+  problems: string[];
+}
+
+export interface GraphThread {
+  tid: number;
+  ith: number | null;
+  /** time inside operator intervals */
+  computeNs: number;
+  /** time in the barriers after operators */
+  barrierWaitNs: number;
+  offCpuNs: number;
+  preemptedNs: number;
+}
+
+/** One computed node (or fused group of nodes) of one graph run. */
+export interface OpRun {
+  nodeIndex: number;
+  tensor: TensorInfo;
+  /** tensor.opLabel, or the fused group's labels joined with "+": "RMS_NORM+MUL" */
+  label: string;
+  /** the other nodes ggml computed in the same step (fusion), by node index */
+  fusedWith?: number[];
+  sources: DagSource[];
+  /** its per-operator function was probed (an OP event names it) on at least one thread */
+  visible: boolean;
+  /** per thread, by ith */
+  threads: OpThreadRun[];
+  /** graph threads with no interval for this op (events lost) */
+  missingTids: number[];
+  /** earliest start and latest end over its threads; null when no thread has it */
+  startNs: bigint | null;
+  endNs: bigint | null;
+  /** endNs - startNs, 0 when unknown */
+  durationNs: number;
+}
+
+export interface OpThreadRun extends OffCpuTarget {
+  tid: number;
+  ith: number | null;
+  startNs: bigint;
+  endNs: bigint;
+  /** timed by the op's own OP events (false: by the barriers around it) */
+  visible: boolean;
+  /** the start is the graph's start: an unprobed first op whose thread start was not seen */
+  startInferred: boolean;
+  /** the ggml_barrier that follows the op on this thread */
+  barrierStartNs: bigint | null;
+  barrierEndNs: bigint | null;
+  barrierWaitNs: number;
+  /** barriers the op's own code passed (mul_mat's, mul_mat_id's) */
+  innerBarrierWaitNs: number;
+  offCpuNs: number;
+  preemptedNs: number;
+  /**
+   * Counter deltas of this thread over this interval (event name -> scaled count), when the run
+   * recorded counters and both readings were seen (a thread's first step of a graph that started
+   * before any of its events was read: none).
+   */
+  counters?: Record<string, number>;
+}
+
+export interface RawInput {
+  header: RunHeader;
+  events: readonly RawEvent[];
+  notes?: readonly NoteRecord[];
+  truncatedAt?: number | null;
+  path?: string | null;
+}
+
+/** ggml's op/type name tables for the binary that was recorded. */
+export interface OpNaming {
+  opNames: readonly string[];
+  unaryOpNames: readonly string[];
+  gluOpNames: readonly string[];
+  typeNames: readonly string[];
+}
+
+/** One tensor as the TENSOR event described it, with names resolved. */
+export interface TensorInfo {
+  addr: bigint;
+  name: string;
+  /** ggml_tensor.op, an index into the header's opNames */
+  op: number;
+  /** the op's name as ggml prints it: "MUL_MAT", "UNARY" */
+  opName: string;
+  /** for UNARY / GLU, the sub-op named by op_params[0]: "SILU", "SWIGLU"; otherwise null */
+  subOp: string | null;
+  /** opName, or "OP:SUB" for UNARY/GLU: "UNARY:SILU" */
+  opLabel: string;
+  /** ggml_tensor.type and its name ("f32", "q4_0") */
+  type: number;
+  typeName: string;
+  ne: number[];
+  nb: number[];
+  flags: number;
+  /** source tensor addresses by slot, null for an empty slot; trailing empty slots dropped */
+  src: (bigint | null)[];
+  viewSrc: bigint | null;
+  viewOffs: bigint;
+  /** the model layer, from the name ("attn_norm-3", "blk.3.attn_q.weight", "cache_k_l3") */
+  layer: number | null;
+}
+
+export type LeafKind = "weight" | "input" | "cache" | "other";
+
+/** A tensor of the DAG: a node of the graph, or a leaf (a tensor nodes read but no node makes). */
+export interface TensorRef {
+  kind: "node" | "leaf";
+  index: number;
+}
+
+export interface DagSource {
+  slot: number;
+  addr: bigint;
+  /** the tensor in the slot (a view node, if the source is a view that is a node) */
+  direct: TensorRef;
+  /** who really produced the data: views followed to their root, a root the graph writes into
+   * (KV cache) resolved to the last node writing a view of it before this one */
+  producer: TensorRef;
+}
+
+export interface DagNode {
+  index: number;
+  tensor: TensorInfo;
+  /** VIEW / RESHAPE / PERMUTE / TRANSPOSE: takes no compute time, ggml skips it */
+  view: boolean;
+  /** the CPU loop computes it: not an empty op, and the COMPUTE flag set where the build has it */
+  computed: boolean;
+  /** the root tensor this node views (following view_src), null when it views nothing */
+  viewOf: TensorRef | null;
+  sources: DagSource[];
+}
+
+export interface DagLeaf {
+  index: number;
+  tensor: TensorInfo;
+  kind: LeafKind;
+  /** whether the snapshot described it (false: only its address is known) */
+  described: boolean;
+}
+
+export interface DagEdge {
+  from: TensorRef;
+  to: number;
+  slot: number;
+  /** set when `from` was reached through a view: the direct source tensor */
+  via: TensorRef | null;
+}
+
+export interface Dag {
+  nodes: DagNode[];
+  leaves: DagLeaf[];
+  /** one per node source, from the real producer (views resolved) */
+  edges: DagEdge[];
+  /** indices of the nodes the CPU loop computes, in graph order */
+  computed: number[];
+  nodeByAddr: Map<bigint, number>;
+  /** nodes whose TENSOR description is missing (events dropped) */
+  undescribedNodes: number;
+}
+
+/** A graph description: the node list of one (cgraph, signature) and its tensors. */
+export interface GraphSnapshot {
+  key: string;
+  cgraph: bigint;
+  signature: bigint;
+  nNodes: number;
+  dag: Dag;
+  /** graph runs that referred to it; reuses = uses - 1 */
+  uses: number;
+  /** all node chunks and all node descriptions arrived */
+  complete: boolean;
+}
+
+/** The task that took the CPU from a preempted target thread. */
+export interface Preemptor {
+  comm: string;
+  tgid: number;
+  tid: number;
+}
+
+/** A target thread off CPU from `startNs` until it ran again at `endNs`. */
+export interface OffCpuInterval {
+  tid: number;
+  startNs: bigint;
+  endNs: bigint;
+  /** the CPU it left */
+  cpu: number;
+  /** prev_state 0: it was runnable and another task took the CPU (interference) */
+  preempted: boolean;
+  prevState: number;
+  /** who took the CPU, when preempted */
+  by: Preemptor | null;
+  /** the recording ended before it ran again (`endNs` is the run's last event) */
+  open: boolean;
+}
+
+/** Anything with a thread interval that off-CPU time can be charged to. */
+export interface OffCpuTarget {
+  startNs: bigint;
+  endNs: bigint;
+  offCpuNs: number;
+  preemptedNs: number;
+}
