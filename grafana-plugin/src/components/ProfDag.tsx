@@ -12,9 +12,9 @@ import { makeColorScale, formatValue, textOn } from "../data/colorScale.js";
 import type { DagModel, DagNodeModel } from "../data/dagModel.js";
 import { AGGREGATES, foldLayers, foldableLayers, type Aggregate } from "../data/fold.js";
 import type { DagOptions } from "../types.js";
-import { layoutDag, type DagLayout } from "./layout.js";
+import { layoutDag, type DagLayout } from "./dag/layout.js";
 import { ColorLegend } from "./Legend.js";
-import { KIND_LABELS, shapePath } from "./shapes.js";
+import { KIND_LABELS, shapePath } from "./dag/shapes.js";
 import type { ViewTheme } from "./theme.js";
 
 export interface ProfDagProps {
