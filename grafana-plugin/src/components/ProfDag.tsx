@@ -12,9 +12,13 @@ import { makeColorScale, formatValue, textOn } from "../data/colorScale.js";
 import type { DagModel, DagNodeModel } from "../data/dagModel.js";
 import { AGGREGATES, foldLayers, foldableLayers, type Aggregate } from "../data/fold.js";
 import type { DagOptions } from "../types.js";
-import { layoutDag, type DagLayout } from "./dag/layout.js";
+import { layoutDag } from "./dag/layout.js";
 import { ColorLegend } from "./Legend.js";
 import { KIND_LABELS, shapePath } from "./dag/shapes.js";
+import { usePanning } from "./dag/usePanning.js";
+import { FAR_CLASS, useViewTransform } from "./dag/useViewTransform.js";
+import { useZoom } from "./dag/useZoom.js";
+import { fitTransform } from "./dag/viewTransform.js";
 import type { ViewTheme } from "./theme.js";
 
 export interface ProfDagProps {
@@ -28,29 +32,8 @@ export interface ProfDagProps {
   onRendered?: (info: { layoutMs: number; nodes: number; edges: number }) => void;
 }
 
-interface Transform {
-  k: number;
-  x: number;
-  y: number;
-}
-
 const TOOLBAR_HEIGHT = 30;
 const LEGEND_HEIGHT = 44;
-/** below this zoom labels are hidden (they would be unreadable) */
-const LABEL_ZOOM = 0.4;
-const MIN_FIT_ZOOM = 0.55;
-
-function fitTransform(layout: DagLayout, width: number, height: number): Transform {
-  // the whole graph when its labels stay readable, else readable from the top (pan for the rest)
-  const fitWidth = width / Math.max(1, layout.width);
-  const fitBoth = Math.min(fitWidth, height / Math.max(1, layout.height));
-  const k = Math.min(1.2, fitWidth, Math.max(fitBoth, MIN_FIT_ZOOM));
-  return {
-    k,
-    x: (width - layout.width * k) / 2,
-    y: Math.max(0, (height - layout.height * k) / 2),
-  };
-}
 
 function Tooltip({
   node,
@@ -175,16 +158,14 @@ export function ProfDag({
   const viewH = Math.max(60, height - TOOLBAR_HEIGHT - LEGEND_HEIGHT);
   const svgRef = useRef<SVGSVGElement>(null);
   const viewportRef = useRef<SVGGElement>(null);
-  const transform = useRef<Transform>({ k: 1, x: 0, y: 0 });
-  const apply = useCallback(() => {
-    const t = transform.current;
-    viewportRef.current?.setAttribute("transform", `translate(${t.x},${t.y}) scale(${t.k})`);
-    svgRef.current?.classList.toggle("profdag-far", t.k < LABEL_ZOOM);
-  }, []);
-  const fit = useCallback(() => {
-    transform.current = fitTransform(layout, width, viewH);
-    apply();
-  }, [layout, width, viewH, apply]);
+  const view = useViewTransform(svgRef, viewportRef);
+  usePanning(svgRef, view);
+  useZoom(svgRef, view);
+  const fit = useCallback(
+    () => view.set(fitTransform(layout, width, viewH)),
+    [view, layout, width, viewH],
+  );
+  // a new layout or size starts fitted, before the browser paints the unfitted graph
   useLayoutEffect(() => {
     fit();
     onRendered?.({
@@ -193,46 +174,6 @@ export function ProfDag({
       edges: shown.edges.length,
     });
   }, [fit, onRendered, layoutTimed, shown]);
-
-  useEffect(() => {
-    const svg = svgRef.current;
-    if (!svg) return;
-    const onWheel = (e: WheelEvent) => {
-      e.preventDefault();
-      const rect = svg.getBoundingClientRect();
-      const px = e.clientX - rect.left;
-      const py = e.clientY - rect.top;
-      const t = transform.current;
-      const k = Math.min(8, Math.max(0.02, t.k * Math.exp(-e.deltaY * 0.0015)));
-      transform.current = { k, x: px - ((px - t.x) * k) / t.k, y: py - ((py - t.y) * k) / t.k };
-      apply();
-    };
-    let drag: { x: number; y: number; tx: number; ty: number } | null = null;
-    const onDown = (e: PointerEvent) => {
-      drag = { x: e.clientX, y: e.clientY, tx: transform.current.x, ty: transform.current.y };
-      svg.setPointerCapture(e.pointerId);
-    };
-    const onMove = (e: PointerEvent) => {
-      if (!drag) return;
-      transform.current = {
-        ...transform.current,
-        x: drag.tx + e.clientX - drag.x,
-        y: drag.ty + e.clientY - drag.y,
-      };
-      apply();
-    };
-    const onUp = () => (drag = null);
-    svg.addEventListener("wheel", onWheel, { passive: false });
-    svg.addEventListener("pointerdown", onDown);
-    svg.addEventListener("pointermove", onMove);
-    svg.addEventListener("pointerup", onUp);
-    return () => {
-      svg.removeEventListener("wheel", onWheel);
-      svg.removeEventListener("pointerdown", onDown);
-      svg.removeEventListener("pointermove", onMove);
-      svg.removeEventListener("pointerup", onUp);
-    };
-  }, [apply]);
 
   const [hover, setHover] = useState<{ id: string; x: number; y: number } | null>(null);
   const onMouseMove = useCallback((e: React.MouseEvent) => {
@@ -431,7 +372,7 @@ export function ProfDag({
         onMouseMove={onMouseMove}
         onMouseLeave={() => setHover(null)}
       >
-        <style>{".profdag-far text{display:none}"}</style>
+        <style>{`.${FAR_CLASS} text{display:none}`}</style>
         <defs>
           <marker
             id="profdag-arrow"
