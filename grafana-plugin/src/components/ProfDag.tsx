@@ -9,12 +9,14 @@
 import React, { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { criticalPath } from "../data/criticalPath.js";
 import { makeColorScale, formatValue, textOn } from "../data/colorScale.js";
-import type { DagModel, DagNodeModel } from "../data/dagModel.js";
+import type { DagModel } from "../data/dagModel.js";
 import { AGGREGATES, foldLayers, foldableLayers, type Aggregate } from "../data/fold.js";
 import type { DagOptions } from "../types.js";
 import { layoutDag } from "./dag/layout.js";
 import { ColorLegend } from "./Legend.js";
 import { KIND_LABELS, shapePath } from "./dag/shapes.js";
+import { NodeTooltip } from "./dag/NodeTooltip.js";
+import { useNodeHover } from "./dag/useNodeHover.js";
 import { usePanning } from "./dag/usePanning.js";
 import { FAR_CLASS, useViewTransform } from "./dag/useViewTransform.js";
 import { useZoom } from "./dag/useZoom.js";
@@ -34,80 +36,6 @@ export interface ProfDagProps {
 
 const TOOLBAR_HEIGHT = 30;
 const LEGEND_HEIGHT = 44;
-
-function Tooltip({
-  node,
-  model,
-  theme,
-  x,
-  y,
-}: {
-  node: DagNodeModel;
-  model: DagModel;
-  theme: ViewTheme;
-  x: number;
-  y: number;
-}) {
-  return (
-    <div
-      data-testid="profdag-tooltip"
-      style={{
-        position: "absolute",
-        left: x + 14,
-        top: y + 14,
-        maxWidth: 420,
-        padding: "6px 8px",
-        background: theme.surface,
-        color: theme.text,
-        border: `1px solid ${theme.border}`,
-        borderRadius: 4,
-        fontSize: 11,
-        pointerEvents: "none",
-        zIndex: 10,
-        boxShadow: "0 2px 8px rgba(0,0,0,0.25)",
-      }}
-    >
-      <table style={{ borderCollapse: "collapse" }}>
-        <tbody>
-          {node.details.map(([k, v]) => (
-            <tr key={`d-${k}`}>
-              <td style={{ color: theme.textWeak, paddingRight: 8 }}>{k}</td>
-              <td style={{ wordBreak: "break-all" }}>{v}</td>
-            </tr>
-          ))}
-          {model.metrics.map((m) =>
-            node.metrics[m.id] === undefined ? null : (
-              <tr key={`m-${m.id}`}>
-                <td style={{ color: theme.textWeak, paddingRight: 8 }}>{m.label}</td>
-                <td>{formatValue(node.metrics[m.id], m.unit)}</td>
-              </tr>
-            ),
-          )}
-        </tbody>
-      </table>
-      {node.threads.length > 0 && (
-        <table style={{ borderCollapse: "collapse", marginTop: 4 }}>
-          <thead>
-            <tr style={{ color: theme.textWeak }}>
-              <td style={{ paddingRight: 8 }}>thread</td>
-              <td style={{ paddingRight: 8 }}>tid</td>
-              <td>time</td>
-            </tr>
-          </thead>
-          <tbody>
-            {node.threads.map((t, i) => (
-              <tr key={i}>
-                <td style={{ paddingRight: 8 }}>{t.ith ?? "?"}</td>
-                <td style={{ paddingRight: 8 }}>{t.tid ?? "?"}</td>
-                <td>{formatValue(t.durationMs, "ms")}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-    </div>
-  );
-}
 
 export function ProfDag({
   model,
@@ -175,18 +103,6 @@ export function ProfDag({
     });
   }, [fit, onRendered, layoutTimed, shown]);
 
-  const [hover, setHover] = useState<{ id: string; x: number; y: number } | null>(null);
-  const onMouseMove = useCallback((e: React.MouseEvent) => {
-    const target = (e.target as Element).closest("[data-node-id]");
-    const rect = (e.currentTarget as Element).getBoundingClientRect();
-    if (!target) return setHover(null);
-    setHover({
-      id: target.getAttribute("data-node-id")!,
-      x: e.clientX - rect.left,
-      y: e.clientY - rect.top,
-    });
-  }, []);
-
   const edgeElements = useMemo(
     () =>
       shown.edges.map((e) => {
@@ -249,6 +165,7 @@ export function ProfDag({
     [shown, layout, scale, metric, path, theme],
   );
 
+  const { hover, onMouseMove, onMouseLeave } = useNodeHover();
   const hovered = hover ? shown.nodes.find((n) => n.id === hover.id) : undefined;
   const kinds = useMemo(() => [...new Set(shown.nodes.map((n) => n.kind))], [shown]);
   const control = {
@@ -370,7 +287,7 @@ export function ProfDag({
         height={viewH}
         style={{ display: "block", background: theme.background, touchAction: "none" }}
         onMouseMove={onMouseMove}
-        onMouseLeave={() => setHover(null)}
+        onMouseLeave={onMouseLeave}
       >
         <style>{`.${FAR_CLASS} text{display:none}`}</style>
         <defs>
@@ -430,11 +347,12 @@ export function ProfDag({
         </svg>
       </div>
       {hovered && hover && (
-        <Tooltip
+        <NodeTooltip
           node={hovered}
-          model={shown}
+          metrics={shown.metrics}
           theme={theme}
           x={hover.x}
+          // the hover is measured in the svg, which sits below the toolbar
           y={hover.y + TOOLBAR_HEIGHT}
         />
       )}
