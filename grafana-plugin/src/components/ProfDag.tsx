@@ -6,18 +6,18 @@
 // Large graphs stay responsive: the layout is computed once per model and direction, node and
 // edge elements are built once per (layout, colours), and pan/zoom only rewrites one transform
 // attribute on the DOM, so React does not re-render on wheel or drag.
-import React, { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
-import { criticalPath } from "../data/criticalPath.js";
-import { makeColorScale, formatValue, textOn } from "../data/colorScale.js";
+import React, { useCallback, useLayoutEffect, useMemo, useRef } from "react";
+import { formatValue, textOn, type ScaleType } from "../data/colorScale.js";
 import type { DagModel } from "../data/dagModel.js";
-import { AGGREGATES, foldLayers, foldableLayers, type Aggregate } from "../data/fold.js";
+import { AGGREGATES, type Aggregate } from "../data/fold.js";
 import type { DagOptions } from "../types.js";
-import { layoutDag } from "./dag/layout.js";
 import { ColorLegend } from "./Legend.js";
 import { KIND_LABELS, shapePath } from "./dag/shapes.js";
 import { NodeTooltip } from "./dag/NodeTooltip.js";
+import { useDagChoices } from "./dag/useDagChoices.js";
 import { useNodeHover } from "./dag/useNodeHover.js";
 import { usePanning } from "./dag/usePanning.js";
+import { useShownDag } from "./dag/useShownDag.js";
 import { FAR_CLASS, useViewTransform } from "./dag/useViewTransform.js";
 import { useZoom } from "./dag/useZoom.js";
 import { fitTransform } from "./dag/viewTransform.js";
@@ -46,41 +46,11 @@ export function ProfDag({
   onGraphChange,
   onRendered,
 }: ProfDagProps) {
-  const [folded, setFolded] = useState(options.fold);
-  const [aggregate, setAggregate] = useState<Aggregate>(options.foldAggregate);
-  const [critical, setCritical] = useState(options.criticalPath);
-  const [metricId, setMetricId] = useState(options.colorMetric);
-  const [scaleType, setScaleType] = useState(options.colorScale);
-  useEffect(() => setFolded(options.fold), [options.fold]);
-  useEffect(() => setAggregate(options.foldAggregate), [options.foldAggregate]);
-  useEffect(() => setCritical(options.criticalPath), [options.criticalPath]);
-  useEffect(() => setMetricId(options.colorMetric), [options.colorMetric]);
-  useEffect(() => setScaleType(options.colorScale), [options.colorScale]);
-
-  const canFold = useMemo(() => foldableLayers(model).length > 0, [model]);
-  const shown = useMemo(
-    () => (folded && canFold ? foldLayers(model, aggregate) : model),
-    [model, folded, canFold, aggregate],
-  );
-  const metric = shown.metrics.find((m) => m.id === metricId) ?? shown.metrics[0];
-  const layoutTimed = useMemo(() => {
-    const t0 = performance.now();
-    const layout = layoutDag(shown, options.rankdir);
-    return { layout, ms: performance.now() - t0 };
-  }, [shown, options.rankdir]);
-  const { layout } = layoutTimed;
-  const scale = useMemo(
-    () =>
-      makeColorScale(
-        shown.nodes.map((n) => n.metrics[metric?.id ?? "duration"] ?? NaN),
-        scaleType,
-        options.colorScheme,
-      ),
-    [shown, metric, scaleType, options.colorScheme],
-  );
-  const path = useMemo(
-    () => (critical ? criticalPath(shown, "duration") : null),
-    [shown, critical],
+  const choices = useDagChoices(options);
+  const { canFold, shown, layout, layoutMs, metric, colorBy, scale, path } = useShownDag(
+    model,
+    options,
+    choices,
   );
 
   const viewH = Math.max(60, height - TOOLBAR_HEIGHT - LEGEND_HEIGHT);
@@ -97,11 +67,11 @@ export function ProfDag({
   useLayoutEffect(() => {
     fit();
     onRendered?.({
-      layoutMs: layoutTimed.ms,
+      layoutMs,
       nodes: shown.nodes.length,
       edges: shown.edges.length,
     });
-  }, [fit, onRendered, layoutTimed, shown]);
+  }, [fit, onRendered, layoutMs, shown]);
 
   const edgeElements = useMemo(
     () =>
@@ -133,7 +103,7 @@ export function ProfDag({
     () =>
       shown.nodes.map((n) => {
         const box = layout.nodes.get(n.id)!;
-        const fill = scale.color(n.metrics[metric?.id ?? "duration"]);
+        const fill = scale.color(n.metrics[colorBy]);
         const ink = textOn(fill);
         const on = path?.nodes.has(n.id) ?? false;
         return (
@@ -162,7 +132,7 @@ export function ProfDag({
           </g>
         );
       }),
-    [shown, layout, scale, metric, path, theme],
+    [shown, layout, scale, colorBy, path, theme],
   );
 
   const { hover, onMouseMove, onMouseLeave } = useNodeHover();
@@ -180,7 +150,7 @@ export function ProfDag({
   return (
     <div
       data-testid="profdag"
-      data-layout-ms={layoutTimed.ms.toFixed(1)}
+      data-layout-ms={layoutMs.toFixed(1)}
       style={{
         position: "relative",
         width,
@@ -222,7 +192,7 @@ export function ProfDag({
             data-testid="profdag-metric"
             style={control}
             value={metric?.id ?? ""}
-            onChange={(e) => setMetricId(e.target.value)}
+            onChange={(e) => choices.setMetricId(e.target.value)}
           >
             {shown.metrics.map((m) => (
               <option key={m.id} value={m.id}>
@@ -234,8 +204,8 @@ export function ProfDag({
         <select
           aria-label="scale"
           style={control}
-          value={scaleType}
-          onChange={(e) => setScaleType(e.target.value as "linear" | "log")}
+          value={choices.scaleType}
+          onChange={(e) => choices.setScaleType(e.target.value as ScaleType)}
         >
           <option value="linear">linear</option>
           <option value="log">log</option>
@@ -246,15 +216,15 @@ export function ProfDag({
               type="button"
               data-testid="profdag-fold"
               style={control}
-              onClick={() => setFolded((f) => !f)}
+              onClick={choices.toggleFold}
             >
-              {folded ? "unfold layers" : "fold layers"}
+              {choices.folded ? "unfold layers" : "fold layers"}
             </button>
             <select
               aria-label="fold aggregate"
               style={control}
-              value={aggregate}
-              onChange={(e) => setAggregate(e.target.value as Aggregate)}
+              value={choices.aggregate}
+              onChange={(e) => choices.setAggregate(e.target.value as Aggregate)}
             >
               {AGGREGATES.map((a) => (
                 <option key={a} value={a}>
@@ -267,8 +237,8 @@ export function ProfDag({
         <button
           type="button"
           data-testid="profdag-critical"
-          style={{ ...control, fontWeight: critical ? 700 : 400 }}
-          onClick={() => setCritical((c) => !c)}
+          style={{ ...control, fontWeight: choices.critical ? 700 : 400 }}
+          onClick={choices.toggleCritical}
         >
           critical path
         </button>
