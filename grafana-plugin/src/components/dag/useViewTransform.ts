@@ -5,7 +5,7 @@
 import { useMemo, useRef, type RefObject } from "react";
 import { LABEL_ZOOM, type ViewTransform } from "./viewTransform.js";
 
-/** the svg's class while zoomed out too far for labels; ProfDag's stylesheet hides them */
+/** the svg's class while zoomed out too far for labels; DagGraph's stylesheet hides them */
 export const FAR_CLASS = "profdag-far";
 
 export interface ViewTransformHandle {
