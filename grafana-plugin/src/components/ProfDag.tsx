@@ -3,18 +3,25 @@
 // by op kind; repeated blocks fold into one, the critical path can be highlighted. Pure React
 // (no Grafana import): the panel and the offline report render this same component.
 //
-// Large graphs stay responsive: the layout is computed once per model and direction, node and
-// edge elements are built once per (layout, colours), and pan/zoom only rewrites one transform
-// attribute on the DOM, so React does not re-render on wheel or drag.
-import React, { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
-import { criticalPath } from "../data/criticalPath.js";
-import { makeColorScale, formatValue, textOn } from "../data/colorScale.js";
-import type { DagModel, DagNodeModel } from "../data/dagModel.js";
-import { AGGREGATES, foldLayers, foldableLayers, type Aggregate } from "../data/fold.js";
+// Large graphs stay responsive: the layout is computed once per model and direction, nodes and
+// edges are redrawn only when the layout, colours or critical path change, and pan/zoom only
+// rewrite one transform attribute on the DOM, so React does not re-render on wheel or drag.
+// The parts are in dag/: the toolbar, the svg (nodes, edges), the legend, the tooltip, and the
+// hooks for the toolbar's choices, the drawn model, pan, zoom and hover.
+import React, { useCallback, useLayoutEffect, useRef } from "react";
+import type { DagModel } from "../data/dagModel.js";
 import type { DagOptions } from "../types.js";
-import { layoutDag, type DagLayout } from "./layout.js";
-import { ColorLegend } from "./Legend.js";
-import { KIND_LABELS, shapePath } from "./shapes.js";
+import { DagGraph } from "./dag/DagGraph.js";
+import { DagLegend, LEGEND_HEIGHT } from "./dag/DagLegend.js";
+import { DagToolbar, TOOLBAR_HEIGHT } from "./dag/DagToolbar.js";
+import { NodeTooltip } from "./dag/NodeTooltip.js";
+import { useDagChoices } from "./dag/useDagChoices.js";
+import { useNodeHover } from "./dag/useNodeHover.js";
+import { usePanning } from "./dag/usePanning.js";
+import { useShownDag } from "./dag/useShownDag.js";
+import { useViewTransform } from "./dag/useViewTransform.js";
+import { useZoom } from "./dag/useZoom.js";
+import { fitTransform } from "./dag/viewTransform.js";
 import type { ViewTheme } from "./theme.js";
 
 export interface ProfDagProps {
@@ -28,104 +35,6 @@ export interface ProfDagProps {
   onRendered?: (info: { layoutMs: number; nodes: number; edges: number }) => void;
 }
 
-interface Transform {
-  k: number;
-  x: number;
-  y: number;
-}
-
-const TOOLBAR_HEIGHT = 30;
-const LEGEND_HEIGHT = 44;
-/** below this zoom labels are hidden (they would be unreadable) */
-const LABEL_ZOOM = 0.4;
-const MIN_FIT_ZOOM = 0.55;
-
-function fitTransform(layout: DagLayout, width: number, height: number): Transform {
-  // the whole graph when its labels stay readable, else readable from the top (pan for the rest)
-  const fitWidth = width / Math.max(1, layout.width);
-  const fitBoth = Math.min(fitWidth, height / Math.max(1, layout.height));
-  const k = Math.min(1.2, fitWidth, Math.max(fitBoth, MIN_FIT_ZOOM));
-  return {
-    k,
-    x: (width - layout.width * k) / 2,
-    y: Math.max(0, (height - layout.height * k) / 2),
-  };
-}
-
-function Tooltip({
-  node,
-  model,
-  theme,
-  x,
-  y,
-}: {
-  node: DagNodeModel;
-  model: DagModel;
-  theme: ViewTheme;
-  x: number;
-  y: number;
-}) {
-  return (
-    <div
-      data-testid="profdag-tooltip"
-      style={{
-        position: "absolute",
-        left: x + 14,
-        top: y + 14,
-        maxWidth: 420,
-        padding: "6px 8px",
-        background: theme.surface,
-        color: theme.text,
-        border: `1px solid ${theme.border}`,
-        borderRadius: 4,
-        fontSize: 11,
-        pointerEvents: "none",
-        zIndex: 10,
-        boxShadow: "0 2px 8px rgba(0,0,0,0.25)",
-      }}
-    >
-      <table style={{ borderCollapse: "collapse" }}>
-        <tbody>
-          {node.details.map(([k, v]) => (
-            <tr key={`d-${k}`}>
-              <td style={{ color: theme.textWeak, paddingRight: 8 }}>{k}</td>
-              <td style={{ wordBreak: "break-all" }}>{v}</td>
-            </tr>
-          ))}
-          {model.metrics.map((m) =>
-            node.metrics[m.id] === undefined ? null : (
-              <tr key={`m-${m.id}`}>
-                <td style={{ color: theme.textWeak, paddingRight: 8 }}>{m.label}</td>
-                <td>{formatValue(node.metrics[m.id], m.unit)}</td>
-              </tr>
-            ),
-          )}
-        </tbody>
-      </table>
-      {node.threads.length > 0 && (
-        <table style={{ borderCollapse: "collapse", marginTop: 4 }}>
-          <thead>
-            <tr style={{ color: theme.textWeak }}>
-              <td style={{ paddingRight: 8 }}>thread</td>
-              <td style={{ paddingRight: 8 }}>tid</td>
-              <td>time</td>
-            </tr>
-          </thead>
-          <tbody>
-            {node.threads.map((t, i) => (
-              <tr key={i}>
-                <td style={{ paddingRight: 8 }}>{t.ith ?? "?"}</td>
-                <td style={{ paddingRight: 8 }}>{t.tid ?? "?"}</td>
-                <td>{formatValue(t.durationMs, "ms")}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
-    </div>
-  );
-}
-
 export function ProfDag({
   model,
   width,
@@ -135,194 +44,35 @@ export function ProfDag({
   onGraphChange,
   onRendered,
 }: ProfDagProps) {
-  const [folded, setFolded] = useState(options.fold);
-  const [aggregate, setAggregate] = useState<Aggregate>(options.foldAggregate);
-  const [critical, setCritical] = useState(options.criticalPath);
-  const [metricId, setMetricId] = useState(options.colorMetric);
-  const [scaleType, setScaleType] = useState(options.colorScale);
-  useEffect(() => setFolded(options.fold), [options.fold]);
-  useEffect(() => setAggregate(options.foldAggregate), [options.foldAggregate]);
-  useEffect(() => setCritical(options.criticalPath), [options.criticalPath]);
-  useEffect(() => setMetricId(options.colorMetric), [options.colorMetric]);
-  useEffect(() => setScaleType(options.colorScale), [options.colorScale]);
-
-  const canFold = useMemo(() => foldableLayers(model).length > 0, [model]);
-  const shown = useMemo(
-    () => (folded && canFold ? foldLayers(model, aggregate) : model),
-    [model, folded, canFold, aggregate],
-  );
-  const metric = shown.metrics.find((m) => m.id === metricId) ?? shown.metrics[0];
-  const layoutTimed = useMemo(() => {
-    const t0 = performance.now();
-    const layout = layoutDag(shown, options.rankdir);
-    return { layout, ms: performance.now() - t0 };
-  }, [shown, options.rankdir]);
-  const { layout } = layoutTimed;
-  const scale = useMemo(
-    () =>
-      makeColorScale(
-        shown.nodes.map((n) => n.metrics[metric?.id ?? "duration"] ?? NaN),
-        scaleType,
-        options.colorScheme,
-      ),
-    [shown, metric, scaleType, options.colorScheme],
-  );
-  const path = useMemo(
-    () => (critical ? criticalPath(shown, "duration") : null),
-    [shown, critical],
+  const choices = useDagChoices(options);
+  const { canFold, shown, layout, layoutMs, metric, colorBy, scale, path } = useShownDag(
+    model,
+    options,
+    choices,
   );
 
-  const viewH = Math.max(60, height - TOOLBAR_HEIGHT - LEGEND_HEIGHT);
+  const graphHeight = Math.max(60, height - TOOLBAR_HEIGHT - LEGEND_HEIGHT);
   const svgRef = useRef<SVGSVGElement>(null);
   const viewportRef = useRef<SVGGElement>(null);
-  const transform = useRef<Transform>({ k: 1, x: 0, y: 0 });
-  const apply = useCallback(() => {
-    const t = transform.current;
-    viewportRef.current?.setAttribute("transform", `translate(${t.x},${t.y}) scale(${t.k})`);
-    svgRef.current?.classList.toggle("profdag-far", t.k < LABEL_ZOOM);
-  }, []);
-  const fit = useCallback(() => {
-    transform.current = fitTransform(layout, width, viewH);
-    apply();
-  }, [layout, width, viewH, apply]);
+  const view = useViewTransform(svgRef, viewportRef);
+  usePanning(svgRef, view);
+  useZoom(svgRef, view);
+  const fit = useCallback(
+    () => view.set(fitTransform(layout, width, graphHeight)),
+    [view, layout, width, graphHeight],
+  );
+  // a new layout or size starts fitted, before the browser paints the unfitted graph
   useLayoutEffect(() => {
     fit();
-    onRendered?.({
-      layoutMs: layoutTimed.ms,
-      nodes: shown.nodes.length,
-      edges: shown.edges.length,
-    });
-  }, [fit, onRendered, layoutTimed, shown]);
+    onRendered?.({ layoutMs, nodes: shown.nodes.length, edges: shown.edges.length });
+  }, [fit, onRendered, layoutMs, shown]);
 
-  useEffect(() => {
-    const svg = svgRef.current;
-    if (!svg) return;
-    const onWheel = (e: WheelEvent) => {
-      e.preventDefault();
-      const rect = svg.getBoundingClientRect();
-      const px = e.clientX - rect.left;
-      const py = e.clientY - rect.top;
-      const t = transform.current;
-      const k = Math.min(8, Math.max(0.02, t.k * Math.exp(-e.deltaY * 0.0015)));
-      transform.current = { k, x: px - ((px - t.x) * k) / t.k, y: py - ((py - t.y) * k) / t.k };
-      apply();
-    };
-    let drag: { x: number; y: number; tx: number; ty: number } | null = null;
-    const onDown = (e: PointerEvent) => {
-      drag = { x: e.clientX, y: e.clientY, tx: transform.current.x, ty: transform.current.y };
-      svg.setPointerCapture(e.pointerId);
-    };
-    const onMove = (e: PointerEvent) => {
-      if (!drag) return;
-      transform.current = {
-        ...transform.current,
-        x: drag.tx + e.clientX - drag.x,
-        y: drag.ty + e.clientY - drag.y,
-      };
-      apply();
-    };
-    const onUp = () => (drag = null);
-    svg.addEventListener("wheel", onWheel, { passive: false });
-    svg.addEventListener("pointerdown", onDown);
-    svg.addEventListener("pointermove", onMove);
-    svg.addEventListener("pointerup", onUp);
-    return () => {
-      svg.removeEventListener("wheel", onWheel);
-      svg.removeEventListener("pointerdown", onDown);
-      svg.removeEventListener("pointermove", onMove);
-      svg.removeEventListener("pointerup", onUp);
-    };
-  }, [apply]);
-
-  const [hover, setHover] = useState<{ id: string; x: number; y: number } | null>(null);
-  const onMouseMove = useCallback((e: React.MouseEvent) => {
-    const target = (e.target as Element).closest("[data-node-id]");
-    const rect = (e.currentTarget as Element).getBoundingClientRect();
-    if (!target) return setHover(null);
-    setHover({
-      id: target.getAttribute("data-node-id")!,
-      x: e.clientX - rect.left,
-      y: e.clientY - rect.top,
-    });
-  }, []);
-
-  const edgeElements = useMemo(
-    () =>
-      shown.edges.map((e) => {
-        const p = layout.edges.get(e.id)?.points ?? [];
-        const d = p
-          .map((q, i) => `${i === 0 ? "M" : "L"}${q.x.toFixed(1)},${q.y.toFixed(1)}`)
-          .join("");
-        const on = path?.edges.has(e.id) ?? false;
-        return (
-          <path
-            key={e.id}
-            d={d}
-            data-testid="profdag-edge"
-            data-source={e.source}
-            data-target={e.target}
-            data-critical={on ? "true" : undefined}
-            fill="none"
-            stroke={on ? theme.highlight : theme.edge}
-            strokeWidth={on ? 2.5 : 1}
-            strokeDasharray={e.loop ? "5 4" : undefined}
-            markerEnd={on ? "url(#profdag-arrow-on)" : "url(#profdag-arrow)"}
-          />
-        );
-      }),
-    [shown, layout, path, theme],
-  );
-  const nodeElements = useMemo(
-    () =>
-      shown.nodes.map((n) => {
-        const box = layout.nodes.get(n.id)!;
-        const fill = scale.color(n.metrics[metric?.id ?? "duration"]);
-        const ink = textOn(fill);
-        const on = path?.nodes.has(n.id) ?? false;
-        return (
-          <g
-            key={n.id}
-            data-testid="profdag-node"
-            data-node-id={n.id}
-            data-kind={n.kind}
-            data-critical={on ? "true" : undefined}
-            data-folded={n.members ? String(n.members.length) : undefined}
-            transform={`translate(${box.x},${box.y})`}
-            style={{ cursor: "default" }}
-          >
-            <path
-              d={shapePath(n.kind, box.width, box.height)}
-              fill={fill}
-              stroke={on ? theme.highlight : n.members ? theme.text : theme.border}
-              strokeWidth={on ? 3 : n.members ? 2 : 1}
-            />
-            <text y={-3} textAnchor="middle" fill={ink} fontSize={10} fontWeight={600}>
-              {n.op}
-            </text>
-            <text y={11} textAnchor="middle" fill={ink} fontSize={10}>
-              {n.members ? `${n.label} x${n.members.length}` : n.label}
-            </text>
-          </g>
-        );
-      }),
-    [shown, layout, scale, metric, path, theme],
-  );
-
+  const { hover, onMouseMove, onMouseLeave } = useNodeHover();
   const hovered = hover ? shown.nodes.find((n) => n.id === hover.id) : undefined;
-  const kinds = useMemo(() => [...new Set(shown.nodes.map((n) => n.kind))], [shown]);
-  const control = {
-    background: theme.surface,
-    color: theme.text,
-    border: `1px solid ${theme.border}`,
-    borderRadius: 3,
-    fontSize: 11,
-    padding: "1px 6px",
-    height: 22,
-  };
   return (
     <div
       data-testid="profdag"
-      data-layout-ms={layoutTimed.ms.toFixed(1)}
+      data-layout-ms={layoutMs.toFixed(1)}
       style={{
         position: "relative",
         width,
@@ -331,169 +81,38 @@ export function ProfDag({
         color: theme.text,
       }}
     >
-      <div
-        style={{
-          height: TOOLBAR_HEIGHT,
-          display: "flex",
-          alignItems: "center",
-          gap: 6,
-          fontSize: 11,
-          overflow: "hidden",
-          whiteSpace: "nowrap",
-        }}
-      >
-        {shown.graphs.length > 1 && onGraphChange && (
-          <select
-            aria-label="graph"
-            data-testid="profdag-graph"
-            style={{ ...control, maxWidth: 260 }}
-            value={shown.graphId ?? ""}
-            onChange={(e) => onGraphChange(e.target.value)}
-          >
-            {shown.graphs.map((g) => (
-              <option key={g.id} value={g.id}>
-                {g.label}
-              </option>
-            ))}
-          </select>
-        )}
-        <label>
-          colour{" "}
-          <select
-            aria-label="colour by"
-            data-testid="profdag-metric"
-            style={control}
-            value={metric?.id ?? ""}
-            onChange={(e) => setMetricId(e.target.value)}
-          >
-            {shown.metrics.map((m) => (
-              <option key={m.id} value={m.id}>
-                {m.label}
-              </option>
-            ))}
-          </select>
-        </label>
-        <select
-          aria-label="scale"
-          style={control}
-          value={scaleType}
-          onChange={(e) => setScaleType(e.target.value as "linear" | "log")}
-        >
-          <option value="linear">linear</option>
-          <option value="log">log</option>
-        </select>
-        {canFold && (
-          <>
-            <button
-              type="button"
-              data-testid="profdag-fold"
-              style={control}
-              onClick={() => setFolded((f) => !f)}
-            >
-              {folded ? "unfold layers" : "fold layers"}
-            </button>
-            <select
-              aria-label="fold aggregate"
-              style={control}
-              value={aggregate}
-              onChange={(e) => setAggregate(e.target.value as Aggregate)}
-            >
-              {AGGREGATES.map((a) => (
-                <option key={a} value={a}>
-                  {a}
-                </option>
-              ))}
-            </select>
-          </>
-        )}
-        <button
-          type="button"
-          data-testid="profdag-critical"
-          style={{ ...control, fontWeight: critical ? 700 : 400 }}
-          onClick={() => setCritical((c) => !c)}
-        >
-          critical path
-        </button>
-        <button type="button" style={control} onClick={fit}>
-          fit
-        </button>
-        <span data-testid="profdag-counts" style={{ color: theme.textWeak }}>
-          {shown.nodes.length} ops, {shown.edges.length} edges
-          {path ? `, critical path ${formatValue(path.total, "ms")} (${path.nodes.size} ops)` : ""}
-        </span>
-      </div>
-      <svg
-        ref={svgRef}
-        data-testid="profdag-svg"
+      <DagToolbar
+        shown={shown}
+        metric={metric}
+        choices={choices}
+        canFold={canFold}
+        path={path}
+        theme={theme}
+        onGraphChange={onGraphChange}
+        onFit={fit}
+      />
+      <DagGraph
+        svgRef={svgRef}
+        viewportRef={viewportRef}
         width={width}
-        height={viewH}
-        style={{ display: "block", background: theme.background, touchAction: "none" }}
+        height={graphHeight}
+        shown={shown}
+        layout={layout}
+        scale={scale}
+        colorBy={colorBy}
+        path={path}
+        theme={theme}
         onMouseMove={onMouseMove}
-        onMouseLeave={() => setHover(null)}
-      >
-        <style>{".profdag-far text{display:none}"}</style>
-        <defs>
-          <marker
-            id="profdag-arrow"
-            viewBox="0 0 10 10"
-            refX="10"
-            refY="5"
-            markerWidth="6"
-            markerHeight="6"
-            orient="auto-start-reverse"
-          >
-            <path d="M0,0L10,5L0,10Z" fill={theme.edge} />
-          </marker>
-          <marker
-            id="profdag-arrow-on"
-            viewBox="0 0 10 10"
-            refX="10"
-            refY="5"
-            markerWidth="6"
-            markerHeight="6"
-            orient="auto-start-reverse"
-          >
-            <path d="M0,0L10,5L0,10Z" fill={theme.highlight} />
-          </marker>
-        </defs>
-        <g ref={viewportRef}>
-          <g>{edgeElements}</g>
-          <g>{nodeElements}</g>
-        </g>
-      </svg>
-      <div
-        style={{
-          height: LEGEND_HEIGHT,
-          display: "flex",
-          gap: 16,
-          alignItems: "flex-start",
-          paddingTop: 4,
-        }}
-      >
-        {metric && (
-          <ColorLegend scale={scale} title={metric.label} unit={metric.unit} theme={theme} />
-        )}
-        <svg
-          width={Math.max(0, width - 260)}
-          height={LEGEND_HEIGHT - 6}
-          data-testid="profdag-shapes"
-        >
-          {kinds.map((k, i) => (
-            <g key={k} transform={`translate(${i * 150 + 18},14)`}>
-              <path d={shapePath(k, 30, 16)} fill="none" stroke={theme.textWeak} />
-              <text x={22} y={4} fontSize={10} fill={theme.textWeak}>
-                {KIND_LABELS[k]}
-              </text>
-            </g>
-          ))}
-        </svg>
-      </div>
+        onMouseLeave={onMouseLeave}
+      />
+      <DagLegend nodes={shown.nodes} metric={metric} scale={scale} width={width} theme={theme} />
       {hovered && hover && (
-        <Tooltip
+        <NodeTooltip
           node={hovered}
-          model={shown}
+          metrics={shown.metrics}
           theme={theme}
           x={hover.x}
+          // the hover is measured in the svg, which sits below the toolbar
           y={hover.y + TOOLBAR_HEIGHT}
         />
       )}

@@ -2,7 +2,7 @@
 // Layered (Sugiyama) layout of a DagModel with dagre: ranks follow the data flow, crossings are
 // reduced, edges routed around nodes. Node sizes come from their labels.
 import { Graph, layout } from "@dagrejs/dagre";
-import type { DagModel } from "../data/dagModel.js";
+import type { DagModel } from "../../data/dagModel.js";
 
 export interface NodeBox {
   id: string;

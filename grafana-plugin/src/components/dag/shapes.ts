@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Node outlines by operator kind, centred on (0, 0).
-import type { OpKind } from "../data/dagModel.js";
+import type { OpKind } from "../../data/dagModel.js";
 
 export const KIND_LABELS: Record<OpKind, string> = {
   matmul: "matrix multiply",
