@@ -19,14 +19,15 @@
 // sets the decode calls with them against those without: free of the drift between rounds.
 // The token and graph levels cost less than either method resolves; with "token" or "graph" their
 // cost is put together from measured parts (the parts section: a probe hit's trap on a C loop,
-// probeCost.mjs; hits and the programs' run time over one run of BENCH_PARTS_TOKENS, default 1024).
+// bench/probeCost.mjs; hits and the programs' run time over one run of BENCH_PARTS_TOKENS, default 1024).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { measureProbeCost } from "./probeCost.mjs";
+import { measureProbeCost } from "./bench/probeCost.mjs";
+import { median } from "./bench/stats.mjs";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const cli = join(repoRoot, "exporter", "dist", "cli.js");
@@ -170,10 +171,6 @@ for (let round = 0; round < rounds; round++) {
   );
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 const rows = configs.map((config) => {
   const tps = results[config].map((r) => r.tps);
   const ratios = results[config].map((r, i) => r.tps / results.none[i].tps);
