@@ -4,11 +4,12 @@
 // profinfer's own token programs are loaded through the addon, as `record` does, and attached at
 // the site `record` would choose to a function named llama_decode in a small program that times
 // N calls of it: without probes, with the entry probe, with the entry and the return probe, in
-// interleaved rounds. bench.mjs imports it.
+// interleaved rounds. The parts section (parts.mjs) imports it.
 import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { median } from "./stats.mjs";
 
 const LOOP_C = String.raw`
 #include <stdint.h>
@@ -50,11 +51,6 @@ int main(int argc, char **argv) {
   return sink < 0;
 }
 `;
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 
 /**
  * Returns { site, rounds, calls, nsNone, nsEntry, nsBoth, entryNs, returnNs, programNs } where
