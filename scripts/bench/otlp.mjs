@@ -9,7 +9,8 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { resourceFromAttributes } from "@opentelemetry/resources";
-import { repoRoot, runChecked } from "./harness.mjs";
+import { ATTR_OP } from "@profinfer/contract";
+import { runChecked } from "./harness.mjs";
 import { takeRecording } from "./recording.mjs";
 import { perRoundRatios } from "./rounds.mjs";
 import { span } from "./output.mjs";
@@ -23,10 +24,6 @@ const {
   toReadableSpans,
   resourceAttributes,
 } = await import("@profinfer/exporter");
-// TODO(entry): ATTR_OP is not exported by @profinfer/exporter
-const { ATTR_OP } = await import(
-  join(repoRoot, "exporter", "dist", "sinks", "otel", "conventions.js")
-);
 
 // generous: the backlog goes through the disk spool
 const FLUSH_TIMEOUT_MS = 600_000;

@@ -3,13 +3,12 @@
 // in rounds (the order shuffled each round) so that machine drift cancels in the per-round
 // ratios. Gives the slowdown, the CPU, probe hits per decoded token and the cost per probe hit.
 import { join } from "node:path";
-import { repoRoot, runTimed } from "./harness.mjs";
+import { runTimed } from "./harness.mjs";
 import { orDash, percent, span, table } from "./output.mjs";
 import { noteOf, profilerCpuPct, takeRecording } from "./recording.mjs";
 import { median, percentOver, range } from "./stats.mjs";
 
-// TODO(entry): EventType is not exported by @profinfer/exporter
-const { EventType } = await import(join(repoRoot, "exporter", "dist", "trace", "events.js"));
+const { EventType } = await import("@profinfer/exporter");
 
 /** one llama-bench run of `config`: t/s, probe hits (per token and in all), CPU, profinfer's CPU */
 function runOnce(bench, config, round, tokens) {
