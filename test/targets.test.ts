@@ -15,8 +15,8 @@ import {
   completion,
   llama,
   profinfer,
+  nodeLlamaCppWorkload,
   prompt,
-  repoRoot,
   runProgram,
   tinyModels,
 } from "./support/targets.js";
@@ -75,9 +75,9 @@ describe("every tiny model generates tokens", () => {
   });
 
   test("through node-llama-cpp's prebuilt libraries, as a node-llama-cpp app", async () => {
-    const workload = join(repoRoot, "exporter", "dist", "workloads", "nodeLlamaCppGenerate.js");
     for (const m of models) {
-      const r = await runProgram(process.execPath, [workload, "--model", m.path, "--tokens", "12"]);
+      const [node, ...args] = nodeLlamaCppWorkload("--model", m.path, "--tokens", "12");
+      const r = await runProgram(node!, args);
       assert.equal(r.code, 0, `${m.name}: ${r.stderr.slice(-2000)}`);
       const summary = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as {
         promptTokens: number;

@@ -25,8 +25,8 @@ import {
   llama,
   manifest,
   profinfer,
+  nodeLlamaCppWorkload,
   prompt,
-  repoRoot,
   runProgram,
   tinyModels,
   type Ran,
@@ -361,10 +361,9 @@ describe("outputs", () => {
   });
 
   test("a node-llama-cpp app is traced through the prebuilt libraries it dlopens", async () => {
-    const workload = join(repoRoot, "exporter", "dist", "workloads", "nodeLlamaCppGenerate.js");
     const { ran, run } = await record(
       [],
-      [process.execPath, workload, "--model", model("qwen2moe"), "--tokens", "6"],
+      nodeLlamaCppWorkload("--model", model("qwen2moe"), "--tokens", "6"),
     );
     assert.equal(ran.code, 0, ran.stderr.slice(-3000));
     const summary = JSON.parse(ran.stdout.split("\n").find((l) => l.startsWith("{"))!) as {

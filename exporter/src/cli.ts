@@ -9,7 +9,7 @@ import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerModelsCommand } from "./commands/models.js";
 import { registerRecordCommands } from "./commands/record.js";
 import { UserError } from "./errors.js";
-import { SetupMissingError } from "./target/cache.js";
+import { SetupMissingError } from "./setup/cache.js";
 
 const program = new Command("profinfer")
   .description("Fine-grained eBPF profiler for llama.cpp inference")

@@ -10,12 +10,13 @@ export {
   readManifest,
   requireManifest,
   type CacheManifest,
-} from "./target/cache.js";
+} from "./setup/cache.js";
 export { BENCH_MODEL, TINY_MODELS, ensureModels } from "./models/zoo.js";
-export { readElf, type ElfFile } from "./target/elf.js";
-export { findProbeSite } from "./target/probeSite.js";
+export { readElf, type ElfFile } from "./discovery/elf.js";
+export { findProbeSite } from "./discovery/probeSite.js";
 export { loadNativeModule, layoutProbePath, type NativeModule } from "./record/nativeTracer.js";
-export { LEVELS, kernelHasUprobeMulti, type Level } from "./record/recorder.js";
+export { LEVELS, type Level } from "./record/recorder.js";
+export { kernelHasUprobeMulti } from "./host/kernel.js";
 export { readRawFile, RawFileReader, RawFileWriter } from "./trace/rawFile.js";
 export type { RunHeader, RecordLevel } from "./trace/header.js";
 export type { NoteRecord, RunNote } from "./trace/notes.js";
@@ -47,8 +48,8 @@ export { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT } from "./trace/dag.j
 export { toWallClockNs } from "./trace/clock.js";
 export { ggmlTypeName } from "./gguf/format.js";
 export { readGguf } from "./gguf/reader.js";
-export { type ProbedLayout } from "./target/layout.js";
-export { STEP_REGISTERS, callTargetsOf, findStepSites } from "./target/stepSites.js";
+export { type ProbedLayout } from "./discovery/layout.js";
+export { STEP_REGISTERS, callTargetsOf, findStepSites } from "./discovery/stepSites.js";
 export { hasCorePmu } from "./record/counters.js";
 export { checkEndpoint } from "./sinks/otel/exporter.js";
 export { mainDecodeGraph, traceFrame } from "./sinks/traceFrame.js";

@@ -7,6 +7,7 @@
 // interleaved rounds. The parts section (parts.mjs) imports it.
 import { spawn, spawnSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
+import { release } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { median } from "./stats.mjs";
@@ -95,7 +96,7 @@ export async function measureProbeCost({ scratch, rounds = 15, calls = 100_000, 
     opsWithoutTokens: true,
     moe: false,
     ringBufferBytes: 64 << 20,
-    uprobeMulti: kernelHasUprobeMulti(),
+    uprobeMulti: kernelHasUprobeMulti(release()),
     stream: true,
     aggregate: false,
     aggregateLayers: false,

@@ -25,6 +25,12 @@ export function llama(name: string): string {
   return llamaBinary(manifest(), name);
 }
 
+/** The node-llama-cpp application tests and the demo profile, as a command line for spawn. */
+export function nodeLlamaCppWorkload(...args: string[]): string[] {
+  const script = join(repoRoot, "test", "support", "workloads", "nodeLlamaCppGenerate.ts");
+  return [process.execPath, "--import", "tsx", script, ...args];
+}
+
 export const prompt = "The quick brown fox jumps over the lazy dog";
 
 /**

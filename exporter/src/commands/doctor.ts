@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import type { Command } from "commander";
-import { runDoctor, type CheckStatus, type DoctorReport } from "../target/doctor.js";
+import type { CheckStatus, DoctorReport } from "../host/checks.js";
+import { runDoctor } from "../host/doctor.js";
 
 const STATUS_MARK: Record<CheckStatus, string> = { ok: "✓", warn: "!", missing: "✗", unknown: "?" };
 

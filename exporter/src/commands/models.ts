@@ -11,7 +11,7 @@ import {
   type ZooSet,
 } from "../models/zoo.js";
 import { UserError } from "../errors.js";
-import { modelsDir, requireManifest } from "../target/cache.js";
+import { modelsDir, requireManifest } from "../setup/cache.js";
 import { GgufFormatError } from "../gguf/reader.js";
 
 function parseSeed(value: string): number {

@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
-import { modelArgument } from "../target/modelFile.js";
+import { modelArgument } from "../discovery/modelFile.js";
 import { loadNativeModule } from "../record/nativeTracer.js";
 import { Registry } from "prom-client";
 import { resolveCounters } from "../record/counters.js";

@@ -4,7 +4,7 @@
 import { readdirSync } from "node:fs";
 import { hostname, cpus, release } from "node:os";
 import { join } from "node:path";
-import { parseKernelVersion } from "../target/doctor.js";
+import { kernelHasUprobeMulti } from "../host/kernel.js";
 import {
   LayoutError,
   probeLayout,
@@ -12,21 +12,21 @@ import {
   toNativeLayout,
   validateTensorReadings,
   type ProbedLayout,
-} from "../target/layout.js";
+} from "../discovery/layout.js";
 import {
   classifyLibrary,
   mappedFiles,
   opOfFunction,
   type LibraryRoles,
-} from "../target/libraries.js";
-import { readElf } from "../target/elf.js";
-import { STEP_REGISTERS, findStepSites, type StepSite } from "../target/stepSites.js";
+} from "../discovery/libraries.js";
+import { readElf } from "../discovery/elf.js";
+import { STEP_REGISTERS, findStepSites, type StepSite } from "../discovery/stepSites.js";
 import { EventType, decodeEvent, type TensorEvent } from "../trace/events.js";
 import type { CounterRequest, CounterSelection } from "./counters.js";
 import { RawFileWriter } from "../trace/rawFile.js";
 import type { RunNote } from "../trace/notes.js";
 import type { RunHeader } from "../trace/header.js";
-import { modelsOfProcess } from "../target/modelFile.js";
+import { modelsOfProcess } from "../discovery/modelFile.js";
 import {
   layoutProbePath,
   type NativeAggregates,
@@ -172,7 +172,7 @@ export class Recorder {
     private readonly command: string[],
     private readonly options: RecordOptions,
   ) {
-    this.uprobeMulti = kernelHasUprobeMulti();
+    this.uprobeMulti = kernelHasUprobeMulti(release());
     const [monotonicNs, realtimeNs] = native.clockPair();
     this.clock = { monotonicNs, realtimeNs };
     this.tracer = new native.Tracer({
@@ -836,12 +836,6 @@ export class Recorder {
     this.closed = true;
     this.tracer.close();
   }
-}
-
-/** uprobe_multi links exist from Linux 6.6. */
-export function kernelHasUprobeMulti(kernelRelease = release()): boolean {
-  const v = parseKernelVersion(kernelRelease);
-  return v !== null && (v.major > 6 || (v.major === 6 && v.minor >= 6));
 }
 
 /** A batch without the records of one event type. */

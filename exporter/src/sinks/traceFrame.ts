@@ -9,7 +9,7 @@
 import { basename } from "node:path";
 import type { AttributeValue } from "@opentelemetry/api";
 import type { FrameField, FrameKeyValue, TraceFrame } from "@profinfer/contract";
-import { modelArgument } from "../target/modelFile.js";
+import { modelArgument } from "../discovery/modelFile.js";
 import type { GraphRun, Run } from "../trace/types.js";
 import { resourceAttributes } from "./otel/resource.js";
 import { buildRunSpans, modelNameOf } from "./otel/spans.js";

@@ -4,7 +4,7 @@
 // per event on the JS thread.
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { NativeAggregates } from "../../record/nativeTracer.js";
-import { opOfFunction } from "../../target/libraries.js";
+import { opOfFunction } from "../../discovery/libraries.js";
 import { AggregatedHistogram, type BucketCounts } from "./aggregatedHistogram.js";
 import * as N from "@profinfer/contract";
 

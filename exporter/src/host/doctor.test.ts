@@ -6,24 +6,24 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import type { DoctorHost, DoctorReport } from "./checks.js";
+import { systemHost } from "./doctor.js";
+import { checkKernel, findTracefsMounts } from "./kernel.js";
 import {
-  CAPABILITY_BITS,
   HARDWARE_EVENTS,
   SOFTWARE_EVENTS,
-  capabilityNames,
-  checkKernel,
-  checkLlamaTargets,
   checkPerfEvents,
-  checkPermissions,
-  findTracefsMounts,
-  parseEffectiveCapabilities,
   parsePerfStatCsv,
-  systemHost,
-  type DoctorHost,
-  type DoctorReport,
-} from "./doctor.js";
+} from "./perfEvents.js";
+import {
+  CAPABILITY_BITS,
+  capabilityNames,
+  checkPermissions,
+  parseEffectiveCapabilities,
+} from "./permissions.js";
+import { checkLlamaTargets } from "./targets.js";
 import { summarizeDoctorReport } from "../commands/doctor.js";
-import { ElfFormatError, readElfSections } from "./elf.js";
+import { ElfFormatError, readElfSections } from "../discovery/elf.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 

@@ -2,11 +2,12 @@
 // A node-llama-cpp application, as users write them: load a model with the prebuilt libraries of
 // @node-llama-cpp/linux-x64, evaluate a prompt and generate tokens. It is a profiling target
 // (the libraries are loaded at run time, the CPU backend variant by dlopen), so it stays small and
-// prints one JSON line that tests compare with what the tracer saw.
+// prints one JSON line that tests compare with what the tracer saw. Run it with
+// `node --import tsx` (NODE_LLAMA_CPP_WORKLOAD in test/support/targets.ts).
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { requireManifest } from "../target/cache.js";
+import { requireManifest } from "@profinfer/exporter";
 
 /** The part of node-llama-cpp's API this program uses (the package lives in the cache, untyped here). */
 interface NodeLlamaCpp {
