@@ -13,7 +13,7 @@ import { manifestPath, readManifest } from "../../exporter/src/target/cache.js";
 import type { ProbedLayout } from "../../exporter/src/target/layout.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const probeSource = join(repoRoot, "native/src/ggml_layout_probe.c");
+const probeSource = join(repoRoot, "native/layout-probe/ggml_layout_probe.c");
 const nonGgmlLibrary = "/lib/x86_64-linux-gnu/libz.so.1";
 
 const EXIT_LOAD = 1;
