@@ -159,8 +159,8 @@ static __always_inline void *reserve(__u64 size)
 
 /*
  * Submit without waking the reader: a wakeup per event costs the target a context switch on a
- * core it needs (on 2 cores that halved decode speed). User space polls on a short timeout; the
- * reader is woken only once a quarter of the buffer is waiting.
+ * core it needs. User space polls on a timeout instead; the reader is woken only once a quarter
+ * of the buffer is waiting.
  */
 static __always_inline __u64 wakeup_flag(void)
 {

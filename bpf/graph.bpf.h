@@ -96,9 +96,9 @@ static long signature_step(__u64 i, struct nodes_ctx *c)
 	if (!L || i >= PI_MAX_GRAPH_NODES || i >= c->n)
 		return 1;
 	node = c->scratch->nodes[i];
-	/* op and shape decide the graph's structure; the pointer decides its identity. In every ggml
-	 * so far op follows ne[4] and nb[4]: one read instead of two (this runs for every node of
-	 * every graph computed, ahead of the workers) */
+	/* op and shape decide the graph's structure; the pointer decides its identity. Where op
+	 * follows ne[4] and nb[4], as in ggml's struct, one read instead of two (this runs for every
+	 * node of every graph computed, ahead of the workers) */
 	if (L->tensor_op == L->tensor_ne + sizeof(shape.ne) + sizeof(shape.nb))
 		err = bpf_probe_read_user(&shape, offsetof(typeof(shape), op) + sizeof(shape.op),
 					  (void *)(node + L->tensor_ne));

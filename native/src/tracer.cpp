@@ -23,9 +23,8 @@ namespace {
 // Batches are handed over when they reach this size or when a poll returns. Events are
 // submitted without a wakeup (bpf/common.bpf.h submit()), so the poll times out: every
 // timeout wakes this thread and the JavaScript thread on a machine whose cores the target
-// keeps busy, and at op level the wakeups cost more than the events they carry (profinfer's
-// own CPU at op level on the bench model: 0.9% of a core polling every 200 ms, 0.3% every
-// 500 ms). The kernel forces a wakeup when the ring is a quarter full; Stop() wakes the poll.
+// keeps busy, and at op level the wakeups cost more than the events they carry, hence a long
+// timeout. The kernel forces a wakeup when the ring is a quarter full; Stop() wakes the poll.
 constexpr size_t kBatchBytes = 1 << 20;
 constexpr int kPollMs = 500;
 
