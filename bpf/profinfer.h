@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Event structs shared by the BPF program (profinfer.bpf.c), the native addon and, through
+ * Event structs shared by the BPF programs (profinfer.bpf.c), the native addon and, through
  * docs/raw-events.md, the TypeScript decoder. Plain C, fixed-width little-endian fields, no
  * pointers: addresses in the target process are u64. Every event starts with pi_header.
  * Bump PI_EVENT_ABI whenever a layout here changes.
@@ -15,10 +15,9 @@
 #define PI_NODES_PER_CHUNK 256 /* node pointers per PI_EV_GRAPH_NODES event */
 #define PI_MAX_GRAPH_NODES 16384
 #define PI_MAX_MOE_IDS 2048 /* expert ids per PI_EV_MOE_IDS event (k x tokens) */
-#define PI_MAX_OP_FUNCS 256 /* probed per-operator functions */
 #define PI_MAX_COUNTERS 8   /* perf events read at operator and barrier boundaries */
-#define PI_AGG_BUCKETS 23   /* duration histogram buckets of the aggregates (pi_agg_bounds_ns + Inf) */
-#define PI_AGG_UNPROBED 0xffffffffu
+#define PI_AGG_BUCKETS 23   /* duration histogram buckets of the aggregates (agg_bounds_ns + Inf) */
+#define PI_AGG_UNPROBED 0xffffffffu /* aggregate key of barrier-timed operators (no probe of their own) */
 /*
  * Aggregate keys of operators timed by step probes: PI_AGG_STEP | op | (second op + 1) << 8 (a fused
  * step, else 0) | (unary or glu kind + 1) << 16 (else 0); ops and kinds are this build's enums.
@@ -27,7 +26,6 @@
 /* Attach cookie bit of an operator function probe that must not feed the aggregates (step probes
  * time that operator; the function probe only reads MoE ids). */
 #define PI_OP_NO_AGGREGATE 0x40000000u
-#define PI_MAX_STEP_NODES 16384 /* node indices a step probe's aggregate follows */ /* aggregate key of barrier-timed operators (no probe of their own) */
 
 enum pi_event_type {
 	PI_EV_TOKEN_BEGIN = 1,	/* llama_decode entry */

@@ -40,7 +40,7 @@
       "target_name": "ggml-layout-probe",
       "type": "executable",
       "sources": [
-        "src/ggml_layout_probe.c"
+        "layout-probe/ggml_layout_probe.c"
       ],
       "cflags": [
         "-std=c11",

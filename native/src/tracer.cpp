@@ -21,11 +21,10 @@ namespace profinfer {
 namespace {
 
 // Batches are handed over when they reach this size or when a poll returns. Events are
-// submitted without a wakeup (bpf/profinfer.bpf.c submit()), so the poll times out: every
+// submitted without a wakeup (bpf/common.bpf.h submit()), so the poll times out: every
 // timeout wakes this thread and the JavaScript thread on a machine whose cores the target
-// keeps busy, and at op level the wakeups cost more than the events they carry (profinfer's
-// own CPU at op level on the bench model: 0.9% of a core polling every 200 ms, 0.3% every
-// 500 ms). The kernel forces a wakeup when the ring is a quarter full; Stop() wakes the poll.
+// keeps busy, and at op level the wakeups cost more than the events they carry, hence a long
+// timeout. The kernel forces a wakeup when the ring is a quarter full; Stop() wakes the poll.
 constexpr size_t kBatchBytes = 1 << 20;
 constexpr int kPollMs = 500;
 
@@ -351,7 +350,8 @@ void Tracer::Append(const void* data, size_t size, uint32_t type) {
 }
 
 // Steps still waiting in the threads' batches when tracing stops (a graph cut short by the stop
-// or by the target's exit): sent like any batch, so that nothing recorded is lost.
+// or by the target's exit): sent like any batch, so that nothing recorded is lost. Each value of
+// the "threads" map starts with its thread's pi_steps (bpf/threads.bpf.h, bpf/steps.bpf.h).
 void Tracer::DrainStepBatches() {
   int fd = bpf_map__fd(skel_->maps.threads);
   size_t value_size = bpf_map__value_size(skel_->maps.threads);

@@ -62,7 +62,7 @@ struct TracerOptions {
   uint64_t ring_buffer_bytes = 64ull << 20;
   // Attach per-operator probes as uprobe_multi links (kernel 6.6+): one link per library and
   // direction instead of one per function, which makes detaching take one RCU grace period
-  // rather than about 0.1 s per probe.
+  // rather than one per probe.
   bool uprobe_multi = true;
   // perf events to read at operator and barrier boundaries (at most PI_MAX_COUNTERS open)
   std::vector<CounterSpec> counters;

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { manifestPath, readManifest, type ProbedLayout } from "@profinfer/exporter";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const probeSource = join(repoRoot, "native/src/ggml_layout_probe.c");
+const probeSource = join(repoRoot, "native/layout-probe/ggml_layout_probe.c");
 const nonGgmlLibrary = "/lib/x86_64-linux-gnu/libz.so.1";
 
 const EXIT_LOAD = 1;
