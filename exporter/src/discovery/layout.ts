@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // The ggml struct layout and op names of the binary in hand: asked of the library itself through
-// native/src/ggml_layout_probe.c, then validated against what the tracer reads at attach.
+// native/layout-probe/ggml_layout_probe.c, then validated against what the tracer reads at attach.
 import { spawnSync } from "node:child_process";
 import type { NativeLayout } from "../record/nativeTracer.js";
 

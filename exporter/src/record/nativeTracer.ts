@@ -151,7 +151,7 @@ export interface NativeModule {
 
 const nativeDir = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "native");
 
-/** The compiled ggml layout probe (native/src/ggml_layout_probe.c). */
+/** The compiled ggml layout probe (native/layout-probe/ggml_layout_probe.c). */
 export const layoutProbePath = join(nativeDir, "build", "Release", "ggml-layout-probe");
 
 export function loadNativeModule(): NativeModule {
