@@ -7,7 +7,10 @@
 import { Command, CommanderError } from "commander";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerModelsCommand } from "./commands/models.js";
-import { registerRecordCommands } from "./commands/record.js";
+import { registerAttachCommand } from "./commands/attach.js";
+import { registerRecordCommand } from "./commands/record.js";
+import { registerReplayCommand } from "./commands/replay.js";
+import { registerReportCommand } from "./commands/report.js";
 import { UserError } from "./errors.js";
 import { SetupMissingError } from "./setup/cache.js";
 
@@ -17,7 +20,10 @@ const program = new Command("profinfer")
   .exitOverride();
 
 registerModelsCommand(program);
-registerRecordCommands(program);
+registerRecordCommand(program);
+registerAttachCommand(program);
+registerReplayCommand(program);
+registerReportCommand(program);
 registerDoctorCommand(program);
 
 try {

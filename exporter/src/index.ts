@@ -15,7 +15,7 @@ export { BENCH_MODEL, TINY_MODELS, ensureModels } from "./models/zoo.js";
 export { readElf, type ElfFile } from "./discovery/elf.js";
 export { findProbeSite } from "./discovery/probeSite.js";
 export { loadNativeModule, layoutProbePath, type NativeModule } from "./record/nativeTracer.js";
-export { LEVELS, type Level } from "./record/recorder.js";
+export { LEVELS } from "./record/probePlan.js";
 export { kernelHasUprobeMulti } from "./host/kernel.js";
 export { readRawFile, RawFileReader, RawFileWriter } from "./trace/rawFile.js";
 export type { RunHeader, RecordLevel } from "./trace/header.js";
@@ -42,14 +42,15 @@ export {
   decodeRecord,
   type CounterReadings,
   type RawEvent,
-} from "./trace/events.js";
+} from "./abi/events.js";
 export type { RawRecording } from "./trace/rawFile.js";
 export { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT } from "./trace/dag.js";
 export { toWallClockNs } from "./trace/clock.js";
 export { ggmlTypeName } from "./gguf/format.js";
 export { readGguf } from "./gguf/reader.js";
 export { type ProbedLayout } from "./discovery/layout.js";
-export { STEP_REGISTERS, callTargetsOf, findStepSites } from "./discovery/stepSites.js";
+export { callTargetsOf, findStepSites } from "./discovery/stepSites.js";
+export { STEP_REGISTERS } from "./abi/constants.js";
 export { hasCorePmu } from "./record/counters.js";
 export { checkEndpoint } from "./sinks/otel/exporter.js";
 export { mainDecodeGraph, traceFrame } from "./sinks/traceFrame.js";

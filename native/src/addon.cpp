@@ -420,10 +420,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Tracer", TracerBinding::Define(env));
   exports.Set("clockPair", Napi::Function::New(env, ClockPair));
   exports.Set("eventAbi", Napi::Number::New(env, PI_EVENT_ABI));
-  exports.Set("maxCounters", Napi::Number::New(env, PI_MAX_COUNTERS));
-  exports.Set("unprobedKey", Napi::Number::New(env, PI_AGG_UNPROBED));
-  exports.Set("stepKeyBase", Napi::Number::New(env, PI_AGG_STEP));
-  exports.Set("noLayer", Napi::Number::New(env, PI_NO_LAYER));
   std::vector<uint64_t> bounds_ns = profinfer::AggregateBoundsNs();
   Napi::Array bounds = Napi::Array::New(env, bounds_ns.size());
   for (size_t i = 0; i < bounds_ns.size(); i++) bounds.Set(static_cast<uint32_t>(i), static_cast<double>(bounds_ns[i]));

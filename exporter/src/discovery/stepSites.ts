@@ -27,6 +27,7 @@
 // function probes.
 import { createRequire } from "node:module";
 import type * as Iced from "iced-x86";
+import { STEP_REGISTERS, type StepRegister } from "../abi/constants.js";
 import type { ElfFile } from "./elf.js";
 import { WRITES } from "./probeSite.js";
 
@@ -42,29 +43,6 @@ const {
   Register,
   RegisterExt,
 } = iced;
-
-/**
- * Registers a step site may name, in the order of the BPF program's switch (bpf/profinfer.h
- * enum pi_step_reg). Caller-saved registers are allowed: the value is read at the call, before it.
- */
-export const STEP_REGISTERS = [
-  "RAX",
-  "RBX",
-  "RCX",
-  "RDX",
-  "RSI",
-  "RDI",
-  "RBP",
-  "R8",
-  "R9",
-  "R10",
-  "R11",
-  "R12",
-  "R13",
-  "R14",
-  "R15",
-] as const;
-export type StepRegister = (typeof STEP_REGISTERS)[number];
 
 export interface StepSite {
   /** virtual address and file offset of the `call ggml_barrier` */

@@ -427,8 +427,3 @@ export function readGguf(path: string): GgufFile {
     closeSync(fd);
   }
 }
-
-/** A metadata value as a plain JS value (arrays as arrays), or undefined. */
-export function metadataValue(file: GgufFile, key: string): GgufScalar | GgufScalar[] | undefined {
-  return file.metadata.get(key)?.value;
-}

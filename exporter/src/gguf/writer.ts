@@ -3,7 +3,6 @@
 // (@huggingface/gguf serialises metadata only), and the format is small, so it is written here.
 import { closeSync, openSync, renameSync, rmSync, writeSync } from "node:fs";
 import {
-  GGML_BLOCK,
   GGUF_DEFAULT_ALIGNMENT,
   GGUF_MAGIC,
   GGUF_VERSION,
@@ -220,9 +219,4 @@ export function writeGguf(
     rmSync(tmp, { force: true });
     throw error;
   }
-}
-
-/** Elements per block of a type, for callers that generate block data. */
-export function blockElements(type: GgmlType): number {
-  return GGML_BLOCK[type].elements;
 }

@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Aggregates } from "../trace/notes.js";
 
 /** Field offsets of the target's ggml structs, as native/src/tracer.h's pi_layout. */
 export interface NativeLayout {
@@ -56,26 +57,6 @@ export interface NativeTracerOptions {
   aggregateMoe: boolean;
   /** perf events to read at operator and barrier boundaries, per CPU */
   counters: { name: string; type: number; config: bigint; config1: bigint; config2: bigint }[];
-}
-
-/** bpf/profinfer.h pi_token_agg / pi_op_agg, summed over CPUs, cumulative. */
-export interface NativeAggregates {
-  /** by phase: 0 prefill, 1 decode */
-  tokens: { calls: number; tokens: number; ns: number; buckets: number[] }[];
-  /** by probed operator function (index into opFuncs), or unprobedKey: barrier-timed operators */
-  ops: {
-    func: number;
-    count: number;
-    ns: number;
-    barrierNs: number;
-    /** by opened counter, in order */
-    counters: number[];
-    buckets: number[];
-  }[];
-  /** by layer and probed operator function (aggregateLayers) */
-  layers: { layer: number; func: number; count: number; ns: number }[];
-  /** selections by layer and expert id (aggregateMoe) */
-  moe: { layer: number; expert: number; count: number }[];
 }
 
 export type ProbeHandler =
@@ -130,21 +111,14 @@ export interface NativeTracer {
   counters(): { drops: number[]; hits: number[]; attached: number };
   /** each requested perf counter: opened on every CPU, or the reason (errno in words) */
   counterStatus(): { name: string; opened: boolean; error: string }[];
-  aggregates(): NativeAggregates;
+  /** bpf/profinfer.h pi_token_agg / pi_op_agg ..., summed over CPUs, cumulative */
+  aggregates(): Aggregates;
 }
 
 export interface NativeModule {
   Tracer: new (options: NativeTracerOptions) => NativeTracer;
   clockPair(): [string, string];
   eventAbi: number;
-  /** most counters one run reads */
-  maxCounters: number;
-  /** the aggregate key of barrier-timed operators */
-  unprobedKey: number;
-  /** PI_AGG_STEP: aggregate keys at or above it name the ops of a step (step probes) */
-  stepKeyBase: number;
-  /** the layer of a tensor whose name has none */
-  noLayer: number;
   /** upper bounds (ns) of the aggregate histograms' buckets; one more bucket is +Inf */
   aggregateBoundsNs: number[];
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, test } from "node:test";
 import { toWallClockNs } from "./clock.js";
 import { displayOpName, parseLayer } from "./dag.js";
-import { EVENT_SIZES, EventType } from "./events.js";
+import { EVENT_SIZES, EventType } from "../abi/events.js";
 import {
   DISPATCH_NS,
   FIXTURE_MONOTONIC_NS,

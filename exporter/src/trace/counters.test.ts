@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { addCounters, deriveFigures } from "./derived.js";
-import { EventType, decodeEvent, type RawEvent } from "./events.js";
+import { EventType, decodeEvent, type RawEvent } from "../abi/events.js";
 import { encodeEvent } from "../../../test/support/encodeEvent.js";
 import { fixtureHeader, syntheticRecorder } from "../../../test/support/fixtures.js";
 import { buildRun } from "./buildRun.js";

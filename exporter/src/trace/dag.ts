@@ -2,7 +2,7 @@
 // Tensor descriptions and the operator DAG of one graph snapshot: names and ops from the run
 // header's tables (never a ggml enum compiled in), layers from llama.cpp's tensor names, views
 // resolved to what they view so that edges reach the real producer.
-import type { TensorEvent } from "./events.js";
+import type { TensorEvent } from "../abi/events.js";
 import type { RunHeader } from "./header.js";
 import type {
   Dag,

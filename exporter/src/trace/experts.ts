@@ -2,7 +2,7 @@
 // MoE routing: the expert ids read from each routing tensor (ffn_moe_topk-<layer>), placed in the
 // llama_decode call and layer they belong to, one row of k ids per token of the batch.
 import { parseLayer } from "./dag.js";
-import type { MoeIdsEvent } from "./events.js";
+import type { MoeIdsEvent } from "../abi/events.js";
 import type { CallAt, GraphIndex } from "./placement.js";
 import type { Dag, GraphRun, GraphSnapshot } from "./types.js";
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The run header of events.pinf (docs/raw-events.md "Run header"): what was recorded, how, from
 // which process and build. Checked once when a file is opened, so that readers need not.
-import { READABLE_EVENT_ABIS } from "./events.js";
+import { READABLE_EVENT_ABIS } from "../abi/events.js";
 
 /** What a run recorded (record --level): the event stream's depth, or only in-kernel aggregates. */
 export type RecordLevel = "token" | "graph" | "op" | "metrics";

@@ -66,20 +66,29 @@ export interface DropsNote {
   counterReadFailed?: number;
 }
 
-/** The in-kernel aggregates at the end of a --level metrics run (the addon's sums over CPUs). */
-export interface AggregatesNote {
-  kind: "aggregates";
+/** The in-kernel aggregates (the addon's sums over CPUs), cumulative. */
+export interface Aggregates {
+  /** by phase (enum pi_phase) */
   tokens: { calls: number; tokens: number; ns: number; buckets: number[] }[];
+  /** by aggregate key: a probed operator function's index, a step's ops, or unprobed */
   ops: {
     func: number;
     count: number;
     ns: number;
     barrierNs: number;
+    /** by recorded counter, in order */
     counters: number[];
     buckets: number[];
   }[];
+  /** by layer and aggregate key (record --metrics-layers) */
   layers: { layer: number; func: number; count: number; ns: number }[];
+  /** selections by layer and expert id (record --metrics-moe) */
   moe: { layer: number; expert: number; count: number }[];
+}
+
+/** The in-kernel aggregates at the end of a --level metrics run. */
+export interface AggregatesNote extends Aggregates {
+  kind: "aggregates";
 }
 
 /** Probe hits by kind over the run, and the probes attached. */

@@ -14,7 +14,7 @@ import {
   type StepEvent,
   type TensorEvent,
   type TokenBeginEvent,
-} from "./events.js";
+} from "../abi/events.js";
 import { snapshotKey } from "./dag.js";
 import { pushTo } from "./multimap.js";
 import type { GraphRun, Token } from "./types.js";

@@ -2,7 +2,7 @@
 // Where each recorded thing belongs in time: graph computations in the llama_decode call that
 // contains their start, and operator, barrier and step events in the innermost graph of their
 // process that contains them.
-import type { BarrierEvent, OpEvent, StepEvent } from "./events.js";
+import type { BarrierEvent, OpEvent, StepEvent } from "../abi/events.js";
 import { pushTo } from "./multimap.js";
 import type { StepItem } from "./steps.js";
 import { pairThreadEvents, type ThreadItem } from "./threadItems.js";

@@ -1,36 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { after, test } from "node:test";
 import {
   EVENT_SIZES,
-  EVENT_STRUCTS,
   EventType,
   LAYOUT,
   PI_STEPS_PER_BATCH,
   STEPS_RECORD,
   decodeEvent,
-} from "./events.js";
+} from "../abi/events.js";
 import { encodeEvent } from "../../../test/support/encodeEvent.js";
 import { FixtureRecorder, fixtureHeader, moeLayerGraph } from "../../../test/support/fixtures.js";
 import { RawFileReader, RawFileWriter, RawFormatError, readRawFile } from "./rawFile.js";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 const dir = mkdtempSync(join(tmpdir(), "profinfer-raw-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
-
-function hasCompiler(): boolean {
-  try {
-    execFileSync("cc", ["--version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A recorder with one graph of every kind of event, MoE ids and sched switches included. */
 function sampleRecorder(): FixtureRecorder {
@@ -79,63 +66,6 @@ function sampleRecorder(): FixtureRecorder {
   rec.note({ kind: "exit", code: 0, signal: null });
   return rec;
 }
-
-test("the struct sizes are the table of docs/raw-events.md", () => {
-  const doc = readFileSync(join(repoRoot, "docs/raw-events.md"), "utf8");
-  const rows = [
-    ...doc.matchAll(/^\| (\d+) `PI_EV_\w+`(?:, (\d+) `PI_EV_\w+`)? \| `(\w+)` \| (\d+) \|$/gm),
-  ];
-  assert.equal(rows.length, 13, "rows of the size table");
-  const documented = new Map<number, [string, number]>();
-  for (const [, a, b, struct, size] of rows) {
-    documented.set(Number(a), [struct!, Number(size)]);
-    if (b) documented.set(Number(b), [struct!, Number(size)]);
-  }
-  assert.deepEqual(
-    [...documented.keys()].sort((x, y) => x - y),
-    [...Object.values(EventType), STEPS_RECORD],
-  );
-  assert.deepEqual(documented.get(STEPS_RECORD), ["pi_steps", LAYOUT.pi_steps.size]);
-  documented.delete(STEPS_RECORD);
-  for (const [type, [struct, size]] of documented) {
-    assert.equal(EVENT_STRUCTS[type as keyof typeof EVENT_STRUCTS], struct, `type ${type}`);
-    assert.equal(EVENT_SIZES[type as keyof typeof EVENT_SIZES], size, `size of ${struct}`);
-  }
-});
-
-test("every offset and size agrees with the C compiler on bpf/profinfer.h", (t) => {
-  if (!hasCompiler()) {
-    t.skip("no C compiler (cc) on this machine");
-    return;
-  }
-  const lines: string[] = [];
-  for (const [struct, fields] of Object.entries(LAYOUT)) {
-    lines.push(`printf("${struct}.size %zu\\n", sizeof(struct ${struct}));`);
-    for (const field of Object.keys(fields)) {
-      if (field === "size") continue;
-      lines.push(`printf("${struct}.${field} %zu\\n", offsetof(struct ${struct}, ${field}));`);
-    }
-  }
-  const source = join(dir, "layout.c");
-  writeFileSync(
-    source,
-    `#include <stddef.h>\n#include <stdio.h>\n#include "profinfer.h"\n` +
-      `int main(void) {\n${lines.join("\n")}\nreturn 0;\n}\n`,
-  );
-  const binary = join(dir, "layout");
-  execFileSync("cc", ["-std=c11", "-I", join(repoRoot, "bpf"), "-o", binary, source]);
-  const printed = new Map(
-    execFileSync(binary, { encoding: "utf8" })
-      .trim()
-      .split("\n")
-      .map((l) => l.split(" ") as [string, string]),
-  );
-  for (const [struct, fields] of Object.entries(LAYOUT)) {
-    for (const [field, value] of Object.entries(fields)) {
-      assert.equal(Number(printed.get(`${struct}.${field}`)), value, `${struct}.${field}`);
-    }
-  }
-});
 
 test("every event decodes back to what was encoded", () => {
   const events = sampleRecorder().sortedEvents();

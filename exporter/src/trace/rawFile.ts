@@ -10,7 +10,7 @@ import {
   decodeRecord,
   eventSizes,
   type RawEvent,
-} from "./events.js";
+} from "../abi/events.js";
 import { checkHeader, type RunHeader } from "./header.js";
 import { checkNote, type NoteRecord, type RunNote } from "./notes.js";
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { EventType, type SchedSwitchEvent } from "./events.js";
+import { EventType, type SchedSwitchEvent } from "../abi/events.js";
 import { offCpuIntervals } from "./sched.js";
 
 const TGID = 50;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Off-CPU intervals of the target's threads from sched_switch, and their attribution to the
 // operator intervals they overlap.
-import type { SchedSwitchEvent } from "./events.js";
+import type { SchedSwitchEvent } from "../abi/events.js";
 import type { GraphRun, OffCpuInterval, OffCpuTarget } from "./types.js";
 
 /**

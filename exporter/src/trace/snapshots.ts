@@ -2,7 +2,7 @@
 // Graph descriptions: one snapshot per (cgraph, signature) from the node list chunks and tensor
 // descriptions the tracer sent when the graph changed, shared by every run that refers to it.
 import { buildDag, snapshotKey } from "./dag.js";
-import type { GraphNodesEvent, TensorEvent } from "./events.js";
+import type { GraphNodesEvent, TensorEvent } from "../abi/events.js";
 import type { GraphRun, GraphSnapshot, OpNaming } from "./types.js";
 
 /** The snapshots by key; each graph run gets its own (and counts as one of its uses). */

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // One thread's OP and BARRIER events (operator function and ggml_barrier probes) paired into its
 // top-level intervals, the input of the alignment of function-probe runs (alignment.ts).
-import { EventType, type BarrierEvent, type OpEvent } from "./events.js";
+import { EventType, type BarrierEvent, type OpEvent } from "../abi/events.js";
 
 /** A top-level OP or BARRIER interval of one thread (nested ones are folded into it). */
 export interface ThreadItem {

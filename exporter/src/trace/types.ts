@@ -4,7 +4,7 @@
 // CLOCK_MONOTONIC ns (exact); durations are plain numbers of ns. This module imports no code
 // that builds the model (buildRun.ts and its passes do); docs/trace-model.md describes the rules.
 import type { Drops, Phase } from "@profinfer/contract";
-import type { RawEvent } from "./events.js";
+import type { RawEvent } from "../abi/events.js";
 import type { RunHeader } from "./header.js";
 import type { ExitNote, NoteRecord } from "./notes.js";
 

@@ -3,17 +3,18 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Registry } from "prom-client";
 import { UserError } from "../../errors.js";
-import type { NativeAggregates } from "../../record/nativeTracer.js";
-import { ProfinferMetrics, type MetricsSource } from "./profinferMetrics.js";
+import { AGG_UNPROBED, NO_LAYER } from "../../abi/constants.js";
+import type { Aggregates } from "../../trace/notes.js";
+import type { LiveRecording } from "../liveSink.js";
+import { ProfinferMetrics } from "./profinferMetrics.js";
 import { parseMetricsAddr, startMetricsServer } from "./server.js";
 
 const BOUNDS_NS = [1000, 2000, 5000];
-const UNPROBED = 0xffffffff;
-const NO_LAYER = 0xffffffff;
-const OPTIONS = { unprobedKey: UNPROBED, noLayer: NO_LAYER, boundsNs: BOUNDS_NS };
+const UNPROBED = AGG_UNPROBED;
+const OPTIONS = { boundsNs: BOUNDS_NS };
 
-function source(reads: { n: number }): MetricsSource {
-  const aggregates: NativeAggregates = {
+function source(reads: { n: number }): LiveRecording {
+  const aggregates: Aggregates = {
     tokens: [
       { calls: 1, tokens: 9, ns: 4500, buckets: [0, 0, 1, 0] },
       { calls: 3, tokens: 3, ns: 3000, buckets: [3, 0, 0, 0] },
@@ -48,8 +49,8 @@ function source(reads: { n: number }): MetricsSource {
     },
     probeCounters: () => ({ drops: [2, 0, 0, 0, 1], hits: [10, 20, 30] }),
     operatorFunctions: [
-      { index: 0, symbol: "ggml_compute_forward_add" },
-      { index: 1, symbol: "ggml_compute_forward_add" },
+      { index: 0, op: "add" },
+      { index: 1, op: "add" },
     ],
     counters: [
       { name: "task-clock", hardware: false },

@@ -3,38 +3,17 @@
 // scrape time from the in-kernel aggregates (BPF maps, summed by the addon): nothing is observed
 // per event on the JS thread.
 import { Counter, Gauge, type Registry } from "prom-client";
-import type { NativeAggregates } from "../../record/nativeTracer.js";
-import { opOfFunction } from "../../discovery/libraries.js";
+import { AGG_UNPROBED, AggPhase, NO_LAYER, stepKeyParts } from "../../abi/constants.js";
+import type { Aggregates } from "../../trace/notes.js";
+import type { LiveRecording } from "../liveSink.js";
 import { AggregatedHistogram, type BucketCounts } from "./aggregatedHistogram.js";
 import * as N from "@profinfer/contract";
-
-/** What the metrics are read from: a live recording (the Recorder through record.ts). */
-export interface MetricsSource {
-  /** cumulative in-kernel aggregates */
-  aggregates(): NativeAggregates;
-  /** cumulative probe hits and drops by reason (bpf/profinfer.h) */
-  probeCounters(): { drops: number[]; hits: number[] };
-  /** probed operator functions: the aggregate key is the index */
-  readonly operatorFunctions: readonly { index: number; symbol: string }[];
-  /** the counters recorded, in the order of the aggregates' counter arrays */
-  readonly counters: readonly { name: string; hardware: boolean }[];
-  /** events user space received so far (0 at level metrics) */
-  eventsReceived(): number;
-  /** the build's op, unary and glu names by enum value (step aggregate keys hold enum values) */
-  readonly opNames?: { ops: readonly string[]; unary: readonly string[]; glu: readonly string[] };
-}
 
 export interface MetricsOptions {
   /** the `model` label */
   model: string;
-  /** aggregate keys from this one up name a step probe's ops (the addon's stepKeyBase) */
-  stepKeyBase?: number;
-  /** the aggregate key of barrier-timed operators (the addon's unprobedKey) */
-  unprobedKey: number;
   /** bucket upper bounds of the aggregates, in ns (the addon's aggregateBoundsNs) */
   boundsNs: readonly number[];
-  /** the layer the aggregates give a tensor without one (the addon's noLayer) */
-  noLayer: number;
   /** expose profinfer_layer_op_seconds_total (the aggregates were kept per layer) */
   layers: boolean;
   /** expose profinfer_moe_expert_selections_total */
@@ -49,7 +28,11 @@ interface OpTotals {
   buckets: number[];
 }
 
-const PHASES = ["prefill", "decode"] as const;
+/** The `phase` label of each phase of the token aggregates. */
+const PHASES = [
+  ["prefill", AggPhase.PREFILL],
+  ["decode", AggPhase.DECODE],
+] as const;
 
 /** What the metrics read of the OTLP exporter's ExportStats. */
 export interface SpanExportCounts {
@@ -65,7 +48,7 @@ export class ProfinferMetrics {
   readonly spansQueued: Gauge<typeof N.LABEL_MODEL>;
   readonly spansDropped: Counter<typeof N.LABEL_MODEL>;
 
-  private readonly source: MetricsSource;
+  private readonly source: LiveRecording;
   private spanStats: (() => SpanExportCounts) | null = null;
 
   /** Serve the OTLP span exporter's counts (sent, re-sent, queued, dropped). */
@@ -75,13 +58,15 @@ export class ProfinferMetrics {
 
   constructor(
     registry: Registry,
-    source: MetricsSource,
+    source: LiveRecording,
     private readonly options: MetricsOptions,
   ) {
     // one read of the maps serves every metric of a scrape
-    let cached: { at: number; value: NativeAggregates } | null = null;
+    let cached: { at: number; value: Aggregates } | null = null;
     this.source = {
-      operatorFunctions: source.operatorFunctions,
+      get operatorFunctions() {
+        return source.operatorFunctions;
+      },
       get opNames() {
         return source.opNames;
       },
@@ -100,7 +85,7 @@ export class ProfinferMetrics {
     const src = this.source;
     const opTotals = () => this.opTotals();
 
-    const tokenSeries = (phase: 0 | 1): BucketCounts[] => {
+    const tokenSeries = (phase: number): BucketCounts[] => {
       const t = this.source.aggregates().tokens[phase];
       return t && t.calls > 0 ? [{ labels: model, buckets: t.buckets, sum: t.ns / 1e9 }] : [];
     };
@@ -108,13 +93,13 @@ export class ProfinferMetrics {
       N.TIME_TO_FIRST_TOKEN,
       "Duration of prompt processing (prefill llama_decode calls): the time to the first token",
       bounds,
-      () => tokenSeries(0),
+      () => tokenSeries(AggPhase.PREFILL),
     ).register(registry);
     new AggregatedHistogram(
       N.TIME_PER_OUTPUT_TOKEN,
       "Duration of each decode llama_decode call (one output token)",
       bounds,
-      () => tokenSeries(1),
+      () => tokenSeries(AggPhase.DECODE),
     ).register(registry);
 
     new Counter({
@@ -125,7 +110,7 @@ export class ProfinferMetrics {
       collect() {
         this.reset();
         const tokens = src.aggregates().tokens;
-        PHASES.forEach((phase, i) => this.inc({ ...model, phase }, tokens[i]?.tokens ?? 0));
+        for (const [phase, i] of PHASES) this.inc({ ...model, phase }, tokens[i]?.tokens ?? 0);
       },
     });
     new Counter({
@@ -136,7 +121,7 @@ export class ProfinferMetrics {
       collect() {
         this.reset();
         const tokens = src.aggregates().tokens;
-        PHASES.forEach((phase, i) => this.inc({ ...model, phase }, tokens[i]?.calls ?? 0));
+        for (const [phase, i] of PHASES) this.inc({ ...model, phase }, tokens[i]?.calls ?? 0);
       },
     });
 
@@ -206,7 +191,7 @@ export class ProfinferMetrics {
         collect() {
           this.reset();
           for (const l of src.aggregates().layers) {
-            if (l.layer === options.noLayer) continue;
+            if (l.layer === NO_LAYER) continue;
             this.inc({ ...model, layer: String(l.layer), op: opName(l.func) }, l.ns / 1e9);
           }
         },
@@ -221,7 +206,7 @@ export class ProfinferMetrics {
         collect() {
           this.reset();
           for (const m of src.aggregates().moe) {
-            if (m.layer === options.noLayer) continue;
+            if (m.layer === NO_LAYER) continue;
             this.inc({ ...model, layer: String(m.layer), expert: String(m.expert) }, m.count);
           }
         },
@@ -308,29 +293,25 @@ export class ProfinferMetrics {
 
   /** The `op` label of an aggregate key. */
   opName(func: number): string {
-    if (func === this.options.unprobedKey) return N.UNPROBED_OP;
-    if (this.options.stepKeyBase !== undefined && func >= this.options.stepKeyBase)
-      return this.stepOpName(func - this.options.stepKeyBase);
-    const f = this.source.operatorFunctions.find((x) => x.index === func);
-    return f ? opOfFunction(f.symbol) : `func${func}`;
+    if (func === AGG_UNPROBED) return N.UNPROBED_OP;
+    const step = stepKeyParts(func);
+    if (step) return this.stepOpName(step);
+    return this.source.operatorFunctions.find((x) => x.index === func)?.op ?? `func${func}`;
   }
 
   /**
    * A step probe's key (bpf/profinfer.h PI_AGG_STEP): the step's first op, its unary or glu kind,
    * and the op fused after it, named as stats.json names op types ("unary:silu", "rms_norm+mul").
    */
-  private stepOpName(key: number): string {
+  private stepOpName(step: { op: number; second: number | null; kind: number | null }): string {
     const names = this.source.opNames;
-    const op = key & 0xff;
-    const second = ((key >> 8) & 0xff) - 1;
-    const kind = ((key >> 16) & 0xff) - 1;
     const opName = (i: number) => names?.ops[i]?.toLowerCase() ?? `op${i}`;
-    let label = opName(op);
-    if (kind >= 0) {
+    let label = opName(step.op);
+    if (step.kind !== null) {
       const table = label === "unary" ? names?.unary : names?.glu;
-      label += `:${table?.[kind]?.toLowerCase() ?? kind}`;
+      label += `:${table?.[step.kind]?.toLowerCase() ?? step.kind}`;
     }
-    if (second >= 0) label += `+${opName(second)}`;
+    if (step.second !== null) label += `+${opName(step.second)}`;
     return label;
   }
 

@@ -18,11 +18,11 @@ import {
   type GraphNodesEvent,
   type RawEvent,
   type TensorEvent,
-} from "../../trace/events.js";
+} from "../../abi/events.js";
 import { buildRun } from "../../trace/buildRun.js";
 import type { RunNote } from "../../trace/notes.js";
 import type { RunHeader } from "../../trace/header.js";
-import type { RecordListener } from "../../record/recorder.js";
+import type { RecordListener } from "../liveSink.js";
 import { SpanBuilder, SpanIds, type OpSampling, type SpanRecord } from "./spans.js";
 
 const KEPT_DESCRIPTIONS = 64;

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { EventType } from "../../trace/events.js";
+import { EventType } from "../../abi/events.js";
 import { encodeEvent } from "../../../../test/support/encodeEvent.js";
 import { moeRunFixture, syntheticRecorder } from "../../../../test/support/fixtures.js";
 import { buildRun } from "../../trace/buildRun.js";

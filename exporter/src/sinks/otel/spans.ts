@@ -69,10 +69,6 @@ export function parseOpSampling(spec: string): OpSampling {
   );
 }
 
-export function formatOpSampling(s: OpSampling): string {
-  return s.kind === "every" ? `every:${s.n}` : s.kind === "first" ? `first:${s.k}` : s.kind;
-}
-
 function sampled(s: OpSampling, index: number): boolean {
   switch (s.kind) {
     case "all":

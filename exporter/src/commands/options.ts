@@ -1,0 +1,365 @@
+// SPDX-License-Identifier: Apache-2.0
+// The options of record, attach and replay (docs/cli.md), their parsers, and the one config
+// object a session is run from. Bad input fails here, before any target starts.
+import { Command, InvalidArgumentError, Option } from "commander";
+import { existsSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
+import { modelArgument } from "../discovery/modelFile.js";
+import { UserError } from "../errors.js";
+import { resolveCounters } from "../record/counters.js";
+import type { OpTiming } from "../record/recorder.js";
+import type { SessionConfig } from "../session/session.js";
+import { DEFAULT_METRICS_ADDR, parseMetricsAddr } from "../sinks/metrics/server.js";
+import { EXPORT_DEFAULTS, type EndpointConfig } from "../sinks/otel/exporter.js";
+import type { OtlpExportConfig } from "../sinks/otel/liveOtlp.js";
+import { collectHeader, endpointConfig, endpointFrom } from "../sinks/otel/options.js";
+import { DEFAULT_OP_SAMPLING, parseOpSampling, type OpSampling } from "../sinks/otel/spans.js";
+import type { RecordLevel } from "../trace/header.js";
+import { VERSION } from "../version.js";
+
+export interface OtlpOptions {
+  otlpEndpoint?: string;
+  otlpHeader?: Record<string, string>;
+  serviceName?: string;
+  otlpOpSample: OpSampling;
+  otlpSpool?: string;
+  otlpSpoolMax: number;
+  otlpTimeout: number;
+  otlpFlushTimeout: number;
+}
+
+export interface CommonOptions extends OtlpOptions {
+  out?: string;
+  level: RecordLevel;
+  ops?: string;
+  sampleTokens: number;
+  window?: [number, number];
+  moe: boolean;
+  ringBuffer: number;
+  status: boolean;
+  toggleOpProbes?: number;
+  probeAllOps?: boolean;
+  opTiming: OpTiming;
+  pmc?: string;
+  metricsAddr?: string;
+  metricsLinger: number;
+  model?: string;
+  metricsLayers?: boolean;
+  metricsMoe?: boolean;
+  report: boolean;
+}
+
+/** profinfer's own messages on stderr. */
+export const log = (message: string): void => {
+  process.stderr.write(`profinfer: ${message}\n`);
+};
+
+export function positiveInt(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < 1)
+      throw new InvalidArgumentError(`${what} is a positive integer.`);
+    return n;
+  };
+}
+
+function nonNegativeNumber(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value))
+      throw new InvalidArgumentError(`${what} is a number of seconds.`);
+    return n;
+  };
+}
+
+function parseWindow(value: string): [number, number] {
+  const m = /^(\d+)(?:-(\d+))?$/.exec(value);
+  if (!m)
+    throw new InvalidArgumentError(
+      "a window is FIRST-LAST (llama_decode calls, from 1), e.g. 10-20.",
+    );
+  const first = Number(m[1]);
+  const last = m[2] ? Number(m[2]) : first;
+  if (first < 1 || last < first)
+    throw new InvalidArgumentError("a window is FIRST-LAST with 1 <= FIRST <= LAST.");
+  return [first, last];
+}
+
+function parseSize(value: string): number {
+  const m = /^(\d+)([KMG]?)i?B?$/i.exec(value);
+  if (!m) throw new InvalidArgumentError("a size such as 64M or 256M.");
+  const unit = { "": 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[
+    m[2]!.toUpperCase() as "" | "K" | "M" | "G"
+  ];
+  return Number(m[1]) * unit;
+}
+
+function positiveSeconds(what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || n <= 0)
+      throw new InvalidArgumentError(`${what} is a number of seconds above 0.`);
+    return n;
+  };
+}
+
+function opSample(value: string): OpSampling {
+  try {
+    return parseOpSampling(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+function header(value: string, previous?: Record<string, string>): Record<string, string> {
+  try {
+    return collectHeader(value, previous);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+}
+
+/** The OTLP options, shared by record, attach and replay (docs/cli.md "OpenTelemetry export"). */
+export function addOtlpOptions(command: Command): Command {
+  return command
+    .option(
+      "--otlp-endpoint <url>",
+      "send spans over OTLP gRPC to this endpoint, http://HOST:PORT or https://HOST:PORT (TLS); default: $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, $OTEL_EXPORTER_OTLP_ENDPOINT",
+    )
+    .option(
+      "--otlp-header <key=value>",
+      "gRPC metadata sent with every export (repeatable)",
+      header,
+    )
+    .option("--service-name <name>", "service.name of the spans (default: the program's name)")
+    .option(
+      "--otlp-op-sample <spec>",
+      "llama_decode calls of each generation that get operator spans: all, none, every:N, first:K",
+      opSample,
+      DEFAULT_OP_SAMPLING,
+    )
+    .option(
+      "--otlp-spool <dir>",
+      "where spans wait while the endpoint is down (default: RUN_DIR/otlp-spool)",
+    )
+    .option(
+      "--otlp-spool-max <size>",
+      "the spool's bound; spans beyond it are dropped and counted",
+      parseSize,
+      EXPORT_DEFAULTS.spoolMaxBytes,
+    )
+    .option(
+      "--otlp-timeout <seconds>",
+      "timeout of one export request",
+      positiveSeconds("--otlp-timeout"),
+      EXPORT_DEFAULTS.timeoutMs / 1000,
+    )
+    .option(
+      "--otlp-flush-timeout <seconds>",
+      "at the end, how long to wait for the endpoint to take what is left",
+      positiveSeconds("--otlp-flush-timeout"),
+      30,
+    );
+}
+
+export function addCommonOptions(command: Command): Command {
+  return addOtlpOptions(command)
+    .option("--out <dir>", "run folder (default: ./profinfer-runs/<name>-<time>)")
+    .addOption(
+      new Option(
+        "--level <level>",
+        "what to record (metrics: operator-level aggregates in the kernel, served to Prometheus, no event stream)",
+      )
+        .choices(["token", "graph", "op", "metrics"])
+        .default("op"),
+    )
+    .option(
+      "--pmc <list>",
+      "perf counters read at every operator boundary: perf event names (cycles,instructions,task-clock,cpu/event=0x3c/,r003c,...) or 'auto'",
+    )
+    .option(
+      "--metrics-addr <host:port>",
+      `serve Prometheus metrics at http://HOST:PORT/metrics while recording (default ${DEFAULT_METRICS_ADDR} at --level metrics)`,
+    )
+    .option(
+      "--metrics-linger <seconds>",
+      "keep serving the final metrics this long after the target exits, for a last scrape",
+      nonNegativeNumber("--metrics-linger"),
+      0,
+    )
+    .option("--model <name>", "the model label of the metrics (default: the -m file's name)")
+    .option("--metrics-layers", "also operator time per layer (profinfer_layer_op_seconds_total)")
+    .option(
+      "--metrics-moe",
+      "also MoE expert selections per layer and expert (profinfer_moe_expert_selections_total; not at --level metrics)",
+    )
+    .option(
+      "--ops <list>",
+      "only these operators, comma-separated ggml op names (mul_mat,rms_norm,...)",
+    )
+    .option(
+      "--sample-tokens <n>",
+      "operator events for 1 in N llama_decode calls",
+      positiveInt("--sample-tokens"),
+      1,
+    )
+    .option(
+      "--window <first-last>",
+      "operator events only for llama_decode calls FIRST..LAST",
+      parseWindow,
+    )
+    .option("--no-moe", "do not read MoE expert ids")
+    .option("--ring-buffer <size>", "BPF ring buffer size", parseSize, 64 << 20)
+    .option("--no-status", "no live status line")
+    .option(
+      "--toggle-op-probes <ms>",
+      "for overhead measurements: take the step probes off and put them back every MS ms, noting each switch, so that decode calls with and without them alternate in one run (npm run bench)",
+      positiveInt("--toggle-op-probes"),
+    )
+    .addOption(
+      new Option(
+        "--op-timing <how>",
+        "how operators are timed: steps (a probe on the compute loop's barrier call: one hit per operator and thread) or functions (entry and return of each operator function, and ggml_barrier); --ops and --probe-all-ops imply functions",
+      )
+        .choices(["steps", "functions"])
+        .default("steps"),
+    )
+    .option("--no-report", "do not write report.html")
+    .option(
+      "--probe-all-ops",
+      "also probe operator functions whose first instruction the kernel must single-step (about 10x the cost a hit; by default they are timed from the barriers)",
+    );
+}
+
+export function defaultRunDir(name: string): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  return resolve("profinfer-runs", `${basename(name)}-${stamp}`);
+}
+
+/** A run folder given on the command line, which must hold a recording. */
+export function requireRunDir(runDir: string): string {
+  const dir = resolve(runDir);
+  if (!existsSync(join(dir, "events.pinf"))) {
+    throw new UserError(
+      `${dir} holds no events.pinf: give a folder written by 'profinfer record' or 'profinfer attach'`,
+    );
+  }
+  return dir;
+}
+
+/** Option combinations that cannot work, refused before the target starts. */
+export function checkOptions(opts: CommonOptions): void {
+  if (opts.pmc) {
+    if (opts.level === "token" || opts.level === "graph") {
+      throw new UserError(
+        `--pmc reads counters at operator boundaries, which --level ${opts.level} does not probe: use --level op or --level metrics`,
+      );
+    }
+    resolveCounters(opts.pmc);
+  }
+}
+
+/** The endpoint of the options or the environment, checked; null when export is off. */
+export function otlpEndpoint(opts: OtlpOptions): EndpointConfig | null {
+  const url = endpointFrom(opts.otlpEndpoint);
+  if (url === null) return null;
+  return endpointConfig(url, opts.otlpHeader ?? {}, Math.round(opts.otlpTimeout * 1000));
+}
+
+/** The span export of `endpoint`, its spool in `spoolDir`. */
+export function otlpExportConfig(
+  opts: OtlpOptions,
+  endpoint: EndpointConfig,
+  spoolDir: string,
+): OtlpExportConfig {
+  return {
+    endpoint,
+    spoolDir,
+    spoolMaxBytes: opts.otlpSpoolMax,
+    flushTimeoutMs: opts.otlpFlushTimeout * 1000,
+    opSampling: opts.otlpOpSample,
+    ...(opts.serviceName !== undefined ? { serviceName: opts.serviceName } : {}),
+    version: VERSION,
+    log,
+  };
+}
+
+/** The model label: the file name of the command's -m/--model argument, without .gguf. */
+export function modelLabel(command: readonly string[]): string {
+  const value = modelArgument(command, null);
+  return value ? basename(value).replace(/\.gguf$/i, "") : "unknown";
+}
+
+/** The metrics endpoint a recording serves, or null when none was asked for. */
+function metricsConfig(opts: CommonOptions, command: readonly string[]): SessionConfig["metrics"] {
+  if (opts.level !== "metrics" && opts.metricsAddr === undefined) {
+    if (opts.metricsLayers || opts.metricsMoe)
+      throw new UserError(
+        "--metrics-layers and --metrics-moe add to the metrics: give --metrics-addr HOST:PORT or --level metrics",
+      );
+    return null;
+  }
+  if (opts.metricsMoe && opts.level === "metrics")
+    throw new UserError(
+      "--metrics-moe needs the expert ids, which are read at --level op: use --level op --metrics-addr HOST:PORT",
+    );
+  return {
+    addr: parseMetricsAddr(opts.metricsAddr ?? DEFAULT_METRICS_ADDR),
+    model: opts.model ?? modelLabel(command),
+    layers: opts.metricsLayers ?? false,
+    moe: opts.metricsMoe ?? false,
+    lingerMs: opts.metricsLinger * 1000,
+    log,
+  };
+}
+
+/** The session of record or attach: what to record into `outDir`, from `command`. */
+export function sessionConfig(
+  opts: CommonOptions,
+  outDir: string,
+  command: readonly string[],
+): SessionConfig {
+  // bad input (counter names, the metrics address, the OTLP URL) fails before the target starts
+  checkOptions(opts);
+  const endpoint = otlpEndpoint(opts);
+  const metrics = metricsConfig(opts, command);
+  return {
+    record: {
+      outDir,
+      level: opts.level,
+      ops: opts.ops
+        ? opts.ops
+            .split(",")
+            .map((s) => s.trim().toLowerCase())
+            .filter(Boolean)
+        : null,
+      sampleEvery: opts.sampleTokens,
+      window: opts.window ?? null,
+      moe: opts.moe,
+      ringBufferBytes: opts.ringBuffer,
+      probeAllOps: opts.probeAllOps ?? false,
+      // counters and per-layer aggregates are read at operator function and barrier boundaries
+      opTiming:
+        opts.ops || opts.probeAllOps || opts.pmc || opts.metricsLayers
+          ? "functions"
+          : opts.opTiming,
+      counters: opts.pmc ? resolveCounters(opts.pmc) : null,
+      aggregate: metrics !== null,
+      aggregateLayers: opts.metricsLayers ?? false,
+      aggregateMoe: opts.metricsMoe ?? false,
+      log,
+      version: VERSION,
+    },
+    otlp: endpoint
+      ? otlpExportConfig(opts, endpoint, resolve(opts.otlpSpool ?? join(outDir, "otlp-spool")))
+      : null,
+    metrics,
+    status: opts.status,
+    toggleOpProbesMs: opts.toggleOpProbes ?? null,
+    outputs: {
+      report: opts.report,
+      opSampling: opts.otlpOpSample,
+      ...(opts.serviceName !== undefined ? { serviceName: opts.serviceName } : {}),
+    },
+  };
+}

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+// Which probe goes where, for a library and a level: pure functions of what discovery found in
+// the library (its symbols, probe sites and step sites) and the recording's options. The
+// recorder attaches what they plan (probeAttacher.ts).
+import { OP_NO_AGGREGATE, PiLevel, STEP_FINAL, STEP_REGISTERS } from "../abi/constants.js";
+import { opOfFunction, type LibraryRoles } from "../discovery/libraries.js";
+import type { StepSite } from "../discovery/stepSites.js";
+import type { RecordLevel } from "../trace/header.js";
+import type { ProbeHandler } from "./nativeTracer.js";
+
+/**
+ * BPF level (enum pi_level) of each level. `metrics` probes what `op` does but sends no event to
+ * user space: the kernel keeps the aggregates the metrics exporter reads.
+ */
+export const LEVELS: Readonly<Record<RecordLevel, number>> = {
+  token: PiLevel.TOKEN,
+  graph: PiLevel.GRAPH,
+  op: PiLevel.OP,
+  metrics: PiLevel.OP,
+};
+
+/** The operators that consume MoE routing ids (read when the first of them starts). */
+export const MOE_CONSUMERS: readonly string[] = ["get_rows", "mul_mat_id"];
+
+/** A probe on a function's entry (or return), by symbol. */
+export interface FunctionProbe {
+  handler: ProbeHandler;
+  symbol: string;
+}
+
+/**
+ * A probe site: the function it is in, its file offset, the cookie its handler reads (an
+ * operator function's index; for a step probe, the register holding node_n + 1, or final).
+ */
+export interface ProbeSite {
+  symbol: string;
+  offset: number;
+  cookie: number;
+}
+
+const entryAndReturn = (symbol: string, enter: ProbeHandler, exit: ProbeHandler) => [
+  { handler: enter, symbol },
+  { handler: exit, symbol },
+];
+
+/**
+ * The function probes of a library above the CPU backend: llama_decode (tokens), the scheduler's
+ * graph compute and, where graphs are snapshotted, its allocation (which says when to read them
+ * again).
+ */
+export function callProbes(roles: LibraryRoles, level: number): FunctionProbe[] {
+  const probes: FunctionProbe[] = [];
+  if (roles.llama) probes.push(...entryAndReturn("llama_decode", "decode_enter", "decode_exit"));
+  if (roles.ggmlBase && level >= PiLevel.GRAPH)
+    probes.push(
+      ...entryAndReturn(
+        "ggml_backend_sched_graph_compute_async",
+        "sched_graph_enter",
+        "sched_graph_exit",
+      ),
+    );
+  if (
+    roles.ggmlBase &&
+    level >= PiLevel.OP &&
+    roles.probeSites.has("ggml_backend_sched_alloc_graph")
+  )
+    probes.push({ handler: "sched_alloc", symbol: "ggml_backend_sched_alloc_graph" });
+  return probes;
+}
+
+/** The CPU backend's graph compute (one CPU split), at the graph level and above. */
+export function cpuGraphProbes(roles: LibraryRoles, level: number): FunctionProbe[] {
+  return roles.ggmlCpu && level >= PiLevel.GRAPH
+    ? entryAndReturn("ggml_graph_compute", "cpu_graph_enter", "cpu_graph_exit")
+    : [];
+}
+
+/** ggml_barrier's entry and return: the boundaries between operators, for function probes. */
+export const BARRIER_PROBES: readonly FunctionProbe[] = entryAndReturn(
+  "ggml_barrier",
+  "barrier_enter",
+  "barrier_exit",
+);
+
+/** The step sites as probe sites: the loop's (cookie: its register) and the final ones. */
+export function stepProbeSites(sites: readonly StepSite[]): {
+  loop: (ProbeSite & { site: StepSite })[];
+  final: (ProbeSite & { site: StepSite })[];
+} {
+  const probe = (site: StepSite) => ({
+    symbol: site.function ?? "ggml_graph_compute_thread",
+    offset: site.fileOffset,
+    cookie: site.final ? STEP_FINAL : STEP_REGISTERS.indexOf(site.register!),
+    site,
+  });
+  return {
+    loop: sites.filter((s) => !s.final).map(probe),
+    final: sites.filter((s) => s.final).map(probe),
+  };
+}
+
+export interface OperatorFunctionPlan {
+  /** the sites to probe; `index` continues the run's table of probed functions (OP events) */
+  sites: (ProbeSite & { index: number })[];
+  /** ops left to the barriers: their entry instruction would be single-stepped */
+  stepped: string[];
+}
+
+/**
+ * Entry and return probes on the per-operator functions of `wanted` ops (null: all). With
+ * `moeOnly` (beside step probes) they only read MoE ids: every one is probed, and its cookie
+ * keeps it out of the aggregates that the step probes fill.
+ */
+export function operatorFunctionSites(
+  roles: LibraryRoles,
+  wanted: readonly string[] | null,
+  options: { probeAllOps: boolean; moeOnly: boolean; firstIndex: number },
+): OperatorFunctionPlan {
+  const cookieFlags = options.moeOnly ? OP_NO_AGGREGATE : 0;
+  const sites: (ProbeSite & { index: number })[] = [];
+  const stepped: string[] = [];
+  for (const symbol of roles.opFunctions) {
+    if (wanted && !wanted.includes(opOfFunction(symbol))) continue;
+    const site = roles.probeSites.get(symbol);
+    if (!site) continue;
+    if (!site.emulated && !options.probeAllOps && !options.moeOnly) {
+      stepped.push(opOfFunction(symbol));
+      continue;
+    }
+    const index = options.firstIndex + sites.length;
+    sites.push({ index, symbol, offset: site.fileOffset, cookie: index + cookieFlags });
+  }
+  return { sites, stepped };
+}
