@@ -225,6 +225,7 @@ describe("live export of a profiled llama.cpp run", () => {
       for (const s of named(C.SPAN_GRAPH)) {
         for (const k of [C.ATTR_GRAPH_NODES]) assert.equal(type(s, k), "int");
         assert.equal(type(s, C.ATTR_GRAPH_FN), "string");
+        assert.match(String(s.attributes[C.ATTR_GRAPH_SIGNATURE]!.value), /^0x[0-9a-f]+$/);
         if (s.attributes[C.ATTR_GRAPH_FN]!.value === "cpu") {
           assert.equal(s.attributes[C.ATTR_BACKEND]!.value, "CPU");
           assert.equal(type(s, C.ATTR_GRAPH_THREADS), "int");
@@ -263,6 +264,28 @@ describe("live export of a profiled llama.cpp run", () => {
                 ),
               `${s.attributes[C.ATTR_TENSOR_NAME]!.value}: source ${(src.value as string[])[i]} is an operator span`,
             );
+        });
+        // the exact DAG: each source's producer is an operator span of the same graph that made it
+        const producers = s.attributes[C.ATTR_SRC_NODES]!.value as bigint[];
+        assert.equal(producers.length, (src.value as unknown[]).length);
+        producers.forEach((node, i) => {
+          if (node < 0n) return;
+          const producer = opSpans.find(
+            (o) =>
+              o.parentSpanId === s.parentSpanId && o.attributes[C.ATTR_NODE_INDEX]!.value === node,
+          );
+          assert.ok(
+            producer,
+            `${s.attributes[C.ATTR_TENSOR_NAME]!.value}: producer ${node} is a span`,
+          );
+          const made = [
+            producer.attributes[C.ATTR_TENSOR_NAME]!.value,
+            ...((producer.attributes[C.ATTR_FUSED_NAMES]?.value as string[]) ?? []),
+          ];
+          assert.ok(
+            made.includes((src.value as string[])[i]!),
+            `it made ${(src.value as string[])[i]}`,
+          );
         });
         const threads = s.events.filter((e) => e.name === C.EVENT_THREAD);
         assert.equal(BigInt(threads.length), s.attributes[C.ATTR_THREADS]!.value);

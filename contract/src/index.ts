@@ -6,3 +6,4 @@ export * from "./metrics.js";
 export type * from "./stats.js";
 export * from "./traceFrame.js";
 export * from "./report.js";
+export * from "./mainGraph.js";

@@ -59,6 +59,8 @@ export const ATTR_BACKEND = "ggml.backend";
 export const ATTR_GRAPH_NODES = "ggml.graph.nodes";
 export const ATTR_GRAPH_FN = "ggml.graph.fn";
 export const ATTR_GRAPH_THREADS = "ggml.graph.threads";
+/** the graph description it ran (node list and shapes), hex: the same for every run of it (string) */
+export const ATTR_GRAPH_SIGNATURE = "ggml.graph.signature";
 /** operator spans below it (int) */
 export const ATTR_GRAPH_OPS = "profinfer.graph.ops";
 /** no event was missing (bool) */
@@ -74,6 +76,11 @@ export const ATTR_TENSOR_TYPE = "ggml.tensor.type";
 export const ATTR_NODE_INDEX = "ggml.node.index";
 export const ATTR_SRC_NAMES = "ggml.src.names";
 export const ATTR_SRC_OPS = "ggml.src.ops";
+/**
+ * each source's producer in the graph: the ggml.node.index of the operator span that computed it,
+ * -1 for a tensor no operator of the graph computes (a weight, an input); the DAG's edges, exact
+ */
+export const ATTR_SRC_NODES = "ggml.src.nodes";
 /** a fused step: the tensor names of the nodes ggml computed in it, first to last */
 export const ATTR_FUSED_NAMES = "ggml.fused.names";
 export const ATTR_THREADS = "ggml.threads";

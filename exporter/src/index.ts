@@ -53,5 +53,5 @@ export { callTargetsOf, findStepSites } from "./discovery/stepSites.js";
 export { STEP_REGISTERS } from "./abi/constants.js";
 export { hasCorePmu } from "./record/counters.js";
 export { checkEndpoint } from "./sinks/otel/exporter.js";
-export { mainDecodeGraph, traceFrame } from "./sinks/traceFrame.js";
+export { mainDecodeGraph, traceFrame, traceFrameOf } from "./sinks/traceFrame.js";
 export { reportBundle } from "./sinks/report.js";

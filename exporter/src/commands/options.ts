@@ -4,7 +4,6 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { modelArgument } from "../discovery/modelFile.js";
 import { UserError } from "../errors.js";
 import { resolveCounters } from "../record/counters.js";
 import type { OpTiming } from "../record/recorder.js";
@@ -15,6 +14,7 @@ import type { OtlpExportConfig } from "../sinks/otel/liveOtlp.js";
 import { collectHeader, endpointConfig, endpointFrom } from "../sinks/otel/options.js";
 import { DEFAULT_OP_SAMPLING, parseOpSampling, type OpSampling } from "../sinks/otel/spans.js";
 import type { RecordLevel } from "../trace/header.js";
+import { modelName } from "../trace/modelName.js";
 import { VERSION } from "../version.js";
 
 export interface OtlpOptions {
@@ -284,12 +284,6 @@ export function otlpExportConfig(
   };
 }
 
-/** The model label: the file name of the command's -m/--model argument, without .gguf. */
-export function modelLabel(command: readonly string[]): string {
-  const value = modelArgument(command, null);
-  return value ? basename(value).replace(/\.gguf$/i, "") : "unknown";
-}
-
 /** The metrics endpoint a recording serves, or null when none was asked for. */
 function metricsConfig(opts: CommonOptions, command: readonly string[]): SessionConfig["metrics"] {
   if (opts.level !== "metrics" && opts.metricsAddr === undefined) {
@@ -305,7 +299,8 @@ function metricsConfig(opts: CommonOptions, command: readonly string[]): Session
     );
   return {
     addr: parseMetricsAddr(opts.metricsAddr ?? DEFAULT_METRICS_ADDR),
-    model: opts.model ?? modelLabel(command),
+    // the model is noted at the first llama_decode; the label is needed before
+    model: opts.model ?? modelName([], command) ?? "unknown",
     layers: opts.metricsLayers ?? false,
     moe: opts.metricsMoe ?? false,
     lingerMs: opts.metricsLinger * 1000,

@@ -4,18 +4,13 @@
 // when its first llama_decode is seen (the model is loaded by then), and kept in the run as a
 // "model" note so that replay knows it too.
 import { closeSync, openSync, readSync, readlinkSync, statSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
 import { readGgufMetadata } from "../gguf/reader.js";
+import { modelArgument } from "../trace/modelName.js";
+import type { ModelEntry } from "../trace/notes.js";
 import { mappedFiles } from "./libraries.js";
 
-export interface ModelFileInfo {
-  path: string;
-  /** general.name, when the file has one */
-  name: string | null;
-  /** general.architecture ("llama", "qwen2moe", ...) */
-  architecture: string | null;
-  sizeBytes: number;
-}
+/** A model file as the run's model note holds it. */
+export type ModelFileInfo = ModelEntry;
 
 function isGguf(path: string): boolean {
   let fd: number | null = null;
@@ -28,18 +23,6 @@ function isGguf(path: string): boolean {
   } finally {
     if (fd !== null) closeSync(fd);
   }
-}
-
-/** The -m / --model argument of a command line, resolved against the process's cwd. */
-export function modelArgument(command: readonly string[], cwd: string | null): string | null {
-  for (let i = 0; i < command.length; i++) {
-    const arg = command[i]!;
-    let value: string | undefined;
-    if (arg === "-m" || arg === "--model") value = command[i + 1];
-    else if (arg.startsWith("--model=")) value = arg.slice("--model=".length);
-    if (value) return isAbsolute(value) || !cwd ? value : join(cwd, value);
-  }
-  return null;
 }
 
 function describe(path: string): ModelFileInfo {

@@ -7,39 +7,36 @@
 // the report feeds the frame to the plugin's own frame readers, so report.html and the Grafana
 // panel go through the same data -> model code.
 import { basename } from "node:path";
-import type { AttributeValue } from "@opentelemetry/api";
-import type { FrameField, FrameKeyValue, TraceFrame } from "@profinfer/contract";
-import { modelArgument } from "../discovery/modelFile.js";
+import type { AttributeValue, Attributes } from "@opentelemetry/api";
+import {
+  mainGraphIndex,
+  type FrameField,
+  type FrameKeyValue,
+  type TraceFrame,
+} from "@profinfer/contract";
+import { modelName, notedModels } from "../trace/modelName.js";
 import type { GraphRun, Run } from "../trace/types.js";
 import { resourceAttributes } from "./otel/resource.js";
-import { buildRunSpans, modelNameOf } from "./otel/spans.js";
+import { buildRunSpans, graphSignature, type SpanRecord } from "./otel/spans.js";
 
 /** The model name users know a run by: the GGUF file it ran (or its -m argument), else the program. */
 export function runModelName(run: Run): string {
-  const recorded = modelNameOf(run);
-  if (recorded !== "unknown") return recorded;
-  const value = modelArgument(run.header.target.command, null);
-  if (value) return basename(value).replace(/\.gguf$/i, "");
-  return basename(run.header.target.command[0] ?? "llama.cpp");
+  const command = run.header.target.command;
+  return modelName(notedModels(run.notes), command) ?? basename(command[0] ?? "llama.cpp");
 }
 
-/**
- * The graph a report shows first: among the decode calls' graphs that carry operators, a run of
- * the graph description most of them share (the steady-state decode graph), the first complete
- * one; else the first graph with operators.
- */
+/** The graph a report shows first: the one rule of @profinfer/contract's mainGraphIndex. */
 export function mainDecodeGraph(run: Run): GraphRun | null {
-  const withOps = run.graphRuns.filter((g) => g.opsRecorded && g.ops.length > 0);
   const phaseOf = new Map(run.tokens.map((t) => [t.seq, t.phase]));
-  const decode = withOps.filter((g) => g.tokenSeq !== null && phaseOf.get(g.tokenSeq) === "decode");
-  if (decode.length === 0) return withOps[0] ?? null;
-  const bySnapshot = new Map<string, GraphRun[]>();
-  for (const g of decode) {
-    const key = g.snapshot?.key ?? `run:${g.id}`;
-    bySnapshot.set(key, [...(bySnapshot.get(key) ?? []), g]);
-  }
-  const runs = [...bySnapshot.values()].sort((a, b) => b.length - a.length)[0]!;
-  return runs.find((g) => g.complete) ?? runs[0]!;
+  const index = mainGraphIndex(
+    run.graphRuns.map((g) => ({
+      decode: g.tokenSeq !== null && phaseOf.get(g.tokenSeq) === "decode",
+      withOps: g.opsRecorded && g.ops.length > 0,
+      complete: g.complete,
+      description: graphSignature(g),
+    })),
+  );
+  return index < 0 ? null : run.graphRuns[index]!;
 }
 
 /** The first prefill graph with operators, for comparison beside the decode graph. */
@@ -71,12 +68,22 @@ function keyValues(attributes: Record<string, AttributeValue | undefined>): Fram
   return Object.entries(attributes).map(([key, value]) => ({ key, value: tagValue(value) }));
 }
 
+/** A run's spans as the trace frame: every token and graph span, operators of `opGraphs`. */
 export function traceFrame(run: Run, options: TraceFrameOptions): TraceFrame {
   const spans = buildRunSpans(run, { kind: "none" }, new Set(options.opGraphs));
   const resource = resourceAttributes(
     run.header,
     run.notes.map((n) => n.note),
   );
+  return traceFrameOf(spans, resource, run.header.profinfer);
+}
+
+/** Spans of `resource` as the trace frame Tempo would return for them. */
+export function traceFrameOf(
+  spans: readonly SpanRecord[],
+  resource: Attributes,
+  version: string,
+): TraceFrame {
   const serviceName = String(resource["service.name"] ?? "profinfer");
   const serviceTags = keyValues(resource);
   const ms = (ns: bigint) => Number(ns) / 1e6;
@@ -140,7 +147,7 @@ export function traceFrame(run: Run, options: TraceFrameOptions): TraceFrame {
       column(
         "instrumentationLibraryVersion",
         "string",
-        spans.map(() => run.header.profinfer),
+        spans.map(() => version),
       ),
       column(
         "traceState",

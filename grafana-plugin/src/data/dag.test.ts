@@ -6,7 +6,12 @@ import { dagFromTrace } from "./dagFromTrace.js";
 import { EmptyModelError, MissingFieldError, NoUsableFrameError } from "./errors.js";
 import { foldLayers } from "./fold.js";
 import { dagModelFromFrames } from "./panelData.js";
-import { makeNodeGraphFrames, makeOpTrace, makeTraceFrame, twoLayerOps } from "./testFrames.js";
+import {
+  makeNodeGraphFrames,
+  makeOpTrace,
+  makeTraceFrame,
+  twoLayerOps,
+} from "../../../test/support/frames.js";
 import { traceFromFrame } from "./trace.js";
 
 const edgesByName = (model: ReturnType<typeof dagFromTrace>) => {
@@ -110,7 +115,7 @@ describe("ProfDAG from a Tempo trace frame", () => {
     });
   }
 
-  for (const attr of ["ggml.tensor.name", "ggml.node.index"]) {
+  for (const attr of ["ggml.tensor.name", "ggml.node.index", "ggml.src.nodes"]) {
     test(`operator spans without ${attr} are refused naming it`, () => {
       const spans = makeOpTrace(twoLayerOps());
       for (const s of spans) if (s.tags?.["ggml.op"]) delete s.tags[attr];
@@ -247,7 +252,11 @@ describe("critical path", () => {
 
 describe("trace frame reading", () => {
   test("spans keep their parents; an all-zero parentSpanID is a root", () => {
-    const trace = traceFromFrame(makeTraceFrame(makeOpTrace(twoLayerOps())));
+    const frame = makeTraceFrame(makeOpTrace(twoLayerOps()));
+    // Jaeger and older Tempo write the root's parent as zeros, Tempo's frame as ""
+    const parents = frame.fields.find((f) => f.name === "parentSpanID")!.values;
+    parents.forEach((p, i) => (parents[i] = p === "" ? "0000000000000000" : p));
+    const trace = traceFromFrame(frame);
     assert.equal(trace.spans.filter((s) => s.parentSpanId === null).length, 1);
     assert.equal(trace.children.get("0000000000000003")!.length, 14);
   });

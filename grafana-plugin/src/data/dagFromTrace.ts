@@ -1,20 +1,20 @@
 // SPDX-License-Identifier: Apache-2.0
-// Operator spans of one graph_compute span -> DagModel. Edges come from each operator's source
-// names (ggml.src.names): a source is made by the last earlier operator of the graph whose
-// tensor has that name (ggml reuses names: qwen2's "Qcur-0" is both the matmul and its bias add),
-// else by the last earlier operator writing a view of a tensor of that name (the KV cache: the
-// cache_k_l0 an attention matmul reads was written by the set_rows "cache_k_l0 (view)").
+// Operator spans of one graph_compute span -> DagModel. Edges are the exporter's exact DAG (built
+// from tensor addresses, views resolved to the operator that wrote them): each source's producer
+// is named by its node index (ggml.src.nodes), the ggml.node.index of another operator span.
 import {
   ATTR_BACKEND,
   ATTR_BACKEND_STALL_RATIO,
   ATTR_BARRIER_WAIT_NS,
   ATTR_COUNTER_PREFIX,
-  ATTR_FUSED_NAMES,
+  ATTR_GRAPH_COMPLETE,
+  ATTR_GRAPH_SIGNATURE,
   ATTR_IPC,
   ATTR_LAYER,
   ATTR_NODE_INDEX,
   ATTR_OP,
   ATTR_SRC_NAMES,
+  ATTR_SRC_NODES,
   ATTR_TENSOR_NAME,
   ATTR_TENSOR_SHAPE,
   ATTR_TENSOR_TYPE,
@@ -29,6 +29,7 @@ import {
   EVENT_THREAD,
   SPAN_GRAPH,
   SPAN_TOKEN,
+  mainGraphIndex,
 } from "@profinfer/contract";
 import { EmptyModelError, MissingFieldError } from "./errors.js";
 import { toNumber, toNumberArray, toStringArray } from "./frames.js";
@@ -43,9 +44,6 @@ import {
   type ThreadTime,
 } from "./dagModel.js";
 import { ancestorNamed, type Span, type Trace } from "./trace.js";
-
-const VIEW_SUFFIXES = /( \([^()]*\))+$/;
-export const baseTensorName = (name: string): string => name.replace(VIEW_SUFFIXES, "");
 
 /** The graph_compute spans that have operator spans, in start order. */
 export function graphSpans(trace: Trace): Span[] {
@@ -66,19 +64,17 @@ function graphLabel(trace: Trace, graph: Span): string {
   return `${who}${backend ? ` ${String(backend)}` : ""}: ${ops} ops, ${graph.durationMs.toFixed(3)} ms`;
 }
 
-/** The graph ProfDAG shows by default: the first decode token's, else the one with most ops. */
+/** The graph ProfDAG shows by default: @profinfer/contract's one rule, over the graph spans. */
 export function defaultGraph(trace: Trace, graphs: Span[]): Span | undefined {
-  const decode = graphs.find(
-    (g) => ancestorNamed(trace, g, SPAN_TOKEN)?.attrs.get(ATTR_TOKEN_PHASE) === "decode",
+  const index = mainGraphIndex(
+    graphs.map((g) => ({
+      decode: ancestorNamed(trace, g, SPAN_TOKEN)?.attrs.get(ATTR_TOKEN_PHASE) === "decode",
+      withOps: true,
+      complete: g.attrs.get(ATTR_GRAPH_COMPLETE) !== false,
+      description: String(g.attrs.get(ATTR_GRAPH_SIGNATURE) ?? g.spanId),
+    })),
   );
-  if (decode) return decode;
-  let best: Span | undefined;
-  let bestOps = -1;
-  for (const g of graphs) {
-    const n = trace.children.get(g.spanId)?.length ?? 0;
-    if (n > bestOps) [best, bestOps] = [g, n];
-  }
-  return best;
+  return graphs[index];
 }
 
 /**
@@ -102,6 +98,8 @@ function threadTime(span: Span, attrs: Map<string, unknown>, eventMs: number): T
 }
 
 const OP_HINT = "profinfer writes it on every operator span; was the run recorded with --level op?";
+const SRC_NODES_HINT =
+  "profinfer writes it on every operator span; a trace sent by an older profinfer lacks it: send the run again with 'profinfer replay RUN_DIR --otlp-endpoint URL'.";
 
 function opNode(span: Span, graph: Span, order: number): DagNodeModel {
   const a = span.attrs;
@@ -189,15 +187,18 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
   const nodes: DagNodeModel[] = [];
   const edges: DagEdgeModel[] = [];
   const edgeIds = new Set<string>();
-  const byName = new Map<string, string>();
-  const byBase = new Map<string, string>();
+  const spanOfNode = new Map<number, string>();
+  for (const span of opSpans)
+    spanOfNode.set(toNumber(span.attrs.get(ATTR_NODE_INDEX))!, span.spanId);
   let inputs = 0;
   opSpans.forEach((span, order) => {
     const node = opNode(span, graph, order);
     nodes.push(node);
-    const srcNames = toStringArray(span.attrs.get(ATTR_SRC_NAMES)) ?? [];
-    for (const src of srcNames) {
-      const from = byName.get(src) ?? byBase.get(baseTensorName(src));
+    const producers = toNumberArray(span.attrs.get(ATTR_SRC_NODES));
+    if (!producers)
+      throw new MissingFieldError(ATTR_SRC_NODES, `operator span "${span.name}"`, SRC_NODES_HINT);
+    for (const producer of producers) {
+      const from = producer < 0 ? undefined : spanOfNode.get(producer);
       if (from === undefined) {
         inputs++;
         continue;
@@ -207,12 +208,6 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
       if (edgeIds.has(id)) continue;
       edgeIds.add(id);
       edges.push({ id, source: from, target: node.id });
-    }
-    const names = toStringArray(span.attrs.get(ATTR_FUSED_NAMES)) ?? [node.label];
-    if (!names.includes(node.label)) names.unshift(node.label);
-    for (const name of names) {
-      byName.set(name, node.id);
-      byBase.set(baseTensorName(name), node.id);
     }
   });
   return {

@@ -4,7 +4,12 @@ import { describe, test } from "node:test";
 import { defaultOptions } from "../types.js";
 import { BadValueError, EmptyModelError, MissingFieldError } from "./errors.js";
 import { heatmapModelFromFrames } from "./panelData.js";
-import { makeOpTrace, makePrometheusSeries, makeTraceFrame, type SpanSpec } from "./testFrames.js";
+import {
+  makeOpTrace,
+  makePrometheusSeries,
+  makeTraceFrame,
+  type SpanSpec,
+} from "../../../test/support/frames.js";
 
 const route = (layer: number, k: number, experts: number[]) => ({
   name: "moe.route",

@@ -23,6 +23,7 @@ import { buildRun } from "../../trace/buildRun.js";
 import type { RunNote } from "../../trace/notes.js";
 import type { RunHeader } from "../../trace/header.js";
 import type { RecordListener } from "../liveSink.js";
+import { modelName } from "../../trace/modelName.js";
 import { SpanBuilder, SpanIds, type OpSampling, type SpanRecord } from "./spans.js";
 
 const KEPT_DESCRIPTIONS = 64;
@@ -87,16 +88,10 @@ export class LiveSpanExport implements RecordListener {
   }
 
   note(note: RunNote): void {
-    if (note.kind !== "model" || !this.builder || !Array.isArray(note.models)) return;
+    if (note.kind !== "model" || !this.builder) return;
     this.notes.push(note);
     if (this.runHeader) this.options.runInfo?.(this.runHeader, this.notes);
-    const first = note.models[0] as { name?: unknown; path?: unknown } | undefined;
-    const name =
-      typeof first?.name === "string" && first.name
-        ? first.name
-        : typeof first?.path === "string"
-          ? first.path.replace(/^.*\//, "").replace(/\.gguf$/, "")
-          : null;
+    const name = modelName(note.models, []);
     if (name) this.builder.setModel(name);
   }
 

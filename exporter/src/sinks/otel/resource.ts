@@ -8,13 +8,7 @@ import type { Run } from "../../trace/types.js";
 import type { RunNote } from "../../trace/notes.js";
 import type { RunHeader } from "../../trace/header.js";
 import * as C from "@profinfer/contract";
-
-interface ModelNoteEntry {
-  path?: unknown;
-  name?: unknown;
-  architecture?: unknown;
-  sizeBytes?: unknown;
-}
+import { modelName, notedModels } from "../../trace/modelName.js";
 
 /** service.name when none is given: the profiled program's name ("llama-server"). */
 export function defaultServiceName(header: RunHeader): string {
@@ -43,7 +37,7 @@ function ownAttributes(
 ): Attributes {
   const pid = header.target.pid;
   const realtimeNs = header.clock.realtimeNs;
-  const host = (header.host ?? {}) as Record<string, unknown>;
+  const host = header.host ?? {};
   const attributes: Attributes = {
     [C.RES_SERVICE_NAME]: serviceName ?? defaultServiceName(header),
     [C.RES_PROFINFER_VERSION]: header.profinfer,
@@ -67,23 +61,15 @@ function ownAttributes(
   }
   if (typeof host.arch === "string") attributes[C.RES_HOST_ARCH] = host.arch;
   const libraries = Object.entries(header.target.libraries ?? {});
-  const llama = libraries.find(([, roles]) => (roles as { llama?: boolean }).llama)?.[0];
+  const llama = libraries.find(([, roles]) => roles.llama)?.[0];
   if (llama) attributes[C.RES_LLAMA_CPP_LIBRARY] = llama;
-  const layout = header.layout as { ggmlVersion?: unknown; commit?: unknown } | undefined;
+  const layout = header.layout;
   if (typeof layout?.ggmlVersion === "string") attributes[C.RES_GGML_VERSION] = layout.ggmlVersion;
   if (typeof layout?.commit === "string") attributes[C.RES_GGML_COMMIT] = layout.commit;
-  const modelNote = notes.find((n) => n.kind === "model");
-  const model = (Array.isArray(modelNote?.models) ? modelNote.models[0] : undefined) as
-    ModelNoteEntry | undefined;
+  const model = notedModels(notes)[0];
   if (model) {
-    if (typeof model.path === "string") attributes[C.RES_MODEL_FILE] = model.path;
-    const name =
-      typeof model.name === "string" && model.name
-        ? model.name
-        : typeof model.path === "string"
-          ? basename(model.path).replace(/\.gguf$/, "")
-          : null;
-    if (name) attributes[C.RES_MODEL_NAME] = name;
+    attributes[C.RES_MODEL_FILE] = model.path;
+    attributes[C.RES_MODEL_NAME] = modelName([model], [])!;
     if (typeof model.architecture === "string")
       attributes[C.RES_MODEL_ARCHITECTURE] = model.architecture;
     if (typeof model.sizeBytes === "number") attributes[C.RES_MODEL_SIZE_BYTES] = model.sizeBytes;

@@ -13,6 +13,7 @@ import type { Dag } from "../../trace/types.js";
 import type { GraphRun, OpRun, OpThreadRun, Run, Token } from "../../trace/types.js";
 import type { OffCpuInterval } from "../../trace/types.js";
 import * as C from "@profinfer/contract";
+import { modelName, notedModels } from "../../trace/modelName.js";
 
 export interface SpanEventRecord {
   name: string;
@@ -201,14 +202,18 @@ export interface SpanOptions {
   model: string;
 }
 
-/** Source names and ops of every node of a DAG, computed once per snapshot. */
-const sourceCache = new WeakMap<Dag, Map<number, { names: string[]; ops: string[] }>>();
+/** Source names, ops and producing nodes of every node of a DAG, computed once per snapshot. */
+const sourceCache = new WeakMap<
+  Dag,
+  Map<number, { names: string[]; ops: string[]; producers: number[] }>
+>();
 
 /**
  * The sources of an operator (every node of a fused group; what the group makes itself is not a
  * source), each as the tensor that really produced it: through views, the node that last wrote
  * the viewed tensor (the set_rows that stored into a KV cache), else the tensor viewed; a leaf
- * (weight, input) is itself. So that a consumer can rebuild the DAG's edges from spans alone.
+ * (weight, input) is itself. `producers` are the producing nodes (-1: a leaf or a node no step
+ * computes), so that a consumer can rebuild the DAG's edges from spans alone.
  */
 function sourcesOf(dag: Dag, op: OpRun) {
   let perDag = sourceCache.get(dag);
@@ -219,6 +224,7 @@ function sourcesOf(dag: Dag, op: OpRun) {
     const inside = new Set(members);
     const names: string[] = [];
     const ops: string[] = [];
+    const producers: number[] = [];
     for (const m of members) {
       for (const s of dag.nodes[m]?.sources ?? []) {
         const ref = s.producer;
@@ -227,16 +233,33 @@ function sourcesOf(dag: Dag, op: OpRun) {
           const node = dag.nodes[ref.index]!;
           names.push(node.tensor.name);
           ops.push(node.computed ? displayOpName(node.tensor.opLabel) : "none");
+          producers.push(node.computed ? ref.index : -1);
         } else {
           names.push(dag.leaves[ref.index]?.tensor.name ?? "");
           ops.push("none");
+          producers.push(-1);
         }
       }
     }
-    entry = { names, ops };
+    entry = { names, ops, producers };
     perDag.set(op.nodeIndex, entry);
   }
   return entry;
+}
+
+/** Each computed node of a graph run -> the node index of the operator (step) that computed it. */
+function stepOfNode(g: GraphRun): Map<number, number> {
+  const steps = new Map<number, number>();
+  for (const op of g.ops) {
+    steps.set(op.nodeIndex, op.nodeIndex);
+    for (const i of op.fusedWith ?? []) steps.set(i, op.nodeIndex);
+  }
+  return steps;
+}
+
+/** The ggml.graph.signature of a graph run: its description's signature, in hex. */
+export function graphSignature(g: GraphRun): string {
+  return `0x${g.signature.toString(16)}`;
 }
 
 /** Off-CPU intervals of a thread that overlap [start, end] (intervals sorted by start). */
@@ -360,6 +383,7 @@ export class SpanBuilder {
         [C.ATTR_GRAPH_NODES]: g.nNodes,
         [C.ATTR_GRAPH_FN]: g.fn,
         [C.ATTR_GRAPH_COMPLETE]: g.complete,
+        [C.ATTR_GRAPH_SIGNATURE]: graphSignature(g),
       };
       // the scheduler's graph spans every backend; its CPU splits are the CPU graph spans
       if (g.fn === "cpu") attributes[C.ATTR_BACKEND] = "CPU";
@@ -379,9 +403,10 @@ export class SpanBuilder {
       let ops = 0;
       const wanted = this.options.opGraphs ? this.options.opGraphs.has(g) : opsWanted;
       if (wanted && g.opsRecorded && g.snapshot) {
+        const steps = stepOfNode(g);
         for (const op of g.ops) {
           if (op.startNs === null || op.endNs === null) continue;
-          out.push(this.opSpan(run, token, gi, g, op, traceId, spanId));
+          out.push(this.opSpan(run, token, gi, g, op, steps, traceId, spanId));
           ops++;
         }
       }
@@ -422,6 +447,7 @@ export class SpanBuilder {
     graphIndex: number,
     g: GraphRun,
     op: OpRun,
+    steps: ReadonlyMap<number, number>,
     traceId: string,
     parentSpanId: string,
   ): SpanRecord {
@@ -440,6 +466,9 @@ export class SpanBuilder {
     const sources = sourcesOf(dag, op);
     attributes[C.ATTR_SRC_NAMES] = sources.names;
     attributes[C.ATTR_SRC_OPS] = sources.ops;
+    attributes[C.ATTR_SRC_NODES] = sources.producers.map((n) =>
+      n < 0 ? -1 : (steps.get(n) ?? -1),
+    );
     if (op.fusedWith && op.fusedWith.length > 0) {
       attributes[C.ATTR_FUSED_NAMES] = [
         op.tensor.name,
@@ -539,18 +568,6 @@ function addCounters(attributes: Attributes, counters: Record<string, number>): 
   }
 }
 
-/** The model name spans carry: the recorded model's general.name, else its file name. */
-export function modelNameOf(run: Run): string {
-  for (const { note } of run.notes) {
-    if (note.kind !== "model" || !Array.isArray(note.models)) continue;
-    const first = note.models[0] as { name?: unknown; path?: unknown } | undefined;
-    if (typeof first?.name === "string" && first.name) return first.name;
-    if (typeof first?.path === "string")
-      return first.path.replace(/^.*\//, "").replace(/\.gguf$/, "");
-  }
-  return "unknown";
-}
-
 /** Every span of a whole run, in the order of its calls; generations closed at its end. */
 export function buildRunSpans(
   run: Run,
@@ -559,7 +576,7 @@ export function buildRunSpans(
 ): SpanRecord[] {
   const builder = new SpanBuilder(SpanIds.forRun(run), run.clock, {
     opSampling,
-    model: modelNameOf(run),
+    model: modelName(notedModels(run.notes), []) ?? "unknown",
     ...(opGraphs ? { opGraphs } : {}),
   });
   const out: SpanRecord[] = [];

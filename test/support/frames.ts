@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// Frame builders for the tests: trace frames in the exact shape Grafana's Tempo data source
-// returns (pkg/tsdb/tempo TraceToFrame: tags/logs as lists of {key, value}, OTLP arrays as their
-// JSON text, parentSpanID all zeros on the root), node graph pairs and Prometheus frames.
-import type { FrameLike } from "./frames.js";
+// Frames for the plugin's tests: trace frames of spans written here, made by the exporter's frame
+// builder (the one report.html uses; Tempo's shape), node graph pairs and Prometheus frames.
+import { traceFrameOf, type SpanRecord } from "@profinfer/exporter";
+import type { TraceFrame } from "@profinfer/contract";
+import type { FrameLike } from "../../grafana-plugin/src/data/frames.js";
 
 export interface SpanSpec {
   id: string;
@@ -18,119 +19,42 @@ const otlpValue = (v: unknown) => (Array.isArray(v) ? JSON.stringify(v) : v);
 const keyValues = (o: Record<string, unknown>) =>
   Object.entries(o).map(([key, value]) => ({ key, value: otlpValue(value) }));
 
-export function makeTraceFrame(spans: SpanSpec[], omit: string[] = []): FrameLike {
-  const column = (name: string, type: string, values: unknown[]) => ({
-    name,
-    type,
-    config: {},
-    values,
+const TRACE_ID = "5b8efff798038103d269b633813fc60c";
+const msToNs = (ms: number): bigint => BigInt(Math.round(ms * 1e6));
+
+/**
+ * The trace frame of `spans`, made by the exporter's own frame builder (the frame report.html
+ * embeds, in the shape Grafana's Tempo data source returns), without the `omit` fields.
+ */
+export function makeTraceFrame(spans: SpanSpec[], omit: string[] = []): TraceFrame {
+  const records: SpanRecord[] = spans.map((s, i) => {
+    const startNs = msToNs(s.startMs ?? 1_732_870_000_000 + i);
+    return {
+      traceId: TRACE_ID,
+      spanId: s.id,
+      parentSpanId: s.parent ?? null,
+      name: s.name,
+      startNs,
+      endNs: startNs + msToNs(s.durationMs ?? 1),
+      attributes: { ...s.tags },
+      events: (s.logs ?? []).map((l) => ({
+        name: l.name,
+        timeNs: msToNs(l.timestamp ?? 1_732_870_000_000),
+        attributes: { ...l.fields },
+      })),
+    };
   });
-  const fields = [
-    column(
-      "traceID",
-      "string",
-      spans.map(() => "5b8efff798038103d269b633813fc60c"),
-    ),
-    column(
-      "spanID",
-      "string",
-      spans.map((s) => s.id),
-    ),
-    column(
-      "parentSpanID",
-      "string",
-      spans.map((s) => s.parent ?? "0000000000000000"),
-    ),
-    column(
-      "operationName",
-      "string",
-      spans.map((s) => s.name),
-    ),
-    column(
-      "serviceName",
-      "string",
-      spans.map(() => "profinfer"),
-    ),
-    column(
-      "kind",
-      "string",
-      spans.map(() => "internal"),
-    ),
-    column(
-      "statusCode",
-      "number",
-      spans.map(() => 0),
-    ),
-    column(
-      "statusMessage",
-      "string",
-      spans.map(() => ""),
-    ),
-    column(
-      "instrumentationLibraryName",
-      "string",
-      spans.map(() => "profinfer"),
-    ),
-    column(
-      "instrumentationLibraryVersion",
-      "string",
-      spans.map(() => "0.1.0"),
-    ),
-    column(
-      "traceState",
-      "string",
-      spans.map(() => ""),
-    ),
-    column(
-      "serviceTags",
-      "other",
-      spans.map(() => [{ key: "service.name", value: "profinfer" }]),
-    ),
-    column(
-      "startTime",
-      "number",
-      spans.map((s, i) => s.startMs ?? 1_732_870_000_000 + i),
-    ),
-    column(
-      "duration",
-      "number",
-      spans.map((s) => s.durationMs ?? 1),
-    ),
-    column(
-      "logs",
-      "other",
-      spans.map((s) =>
-        (s.logs ?? []).map((l) => ({
-          timestamp: l.timestamp ?? 1_732_870_000_000,
-          name: l.name,
-          fields: keyValues(l.fields),
-        })),
-      ),
-    ),
-    column(
-      "references",
-      "other",
-      spans.map(() => []),
-    ),
-    column(
-      "tags",
-      "other",
-      spans.map((s) => keyValues(s.tags ?? {})),
-    ),
-  ].filter((f) => !omit.includes(f.name));
-  return {
-    name: "Trace",
-    refId: "A",
-    meta: { preferredVisualisationType: "trace" },
-    length: spans.length,
-    fields: fields as FrameLike["fields"],
-  };
+  const frame = traceFrameOf(records, { "service.name": "profinfer" }, "0.1.0");
+  frame.fields = frame.fields.filter((f) => !omit.includes(f.name));
+  return frame;
 }
 
 export interface OpSpec {
   name: string;
   op: string;
   src?: string[];
+  /** each source's producer: the index of the op in the list that computed it, -1 for none */
+  producers?: number[];
   layer?: number;
   durationMs?: number;
   fused?: string[];
@@ -182,6 +106,7 @@ export function makeOpTrace(ops: OpSpec[], options: { moe?: SpanSpec["logs"] } =
         "ggml.node.index": i,
         "ggml.src.names": o.src ?? [],
         "ggml.src.ops": (o.src ?? []).map(() => "none"),
+        "ggml.src.nodes": o.producers ?? (o.src ?? []).map(() => -1),
         ...(o.fused ? { "ggml.fused.names": o.fused } : {}),
         ...(o.tags ?? {}),
       },
@@ -200,18 +125,31 @@ export function makeOpTrace(ops: OpSpec[], options: { moe?: SpanSpec["logs"] } =
   return spans;
 }
 
-/** Two transformer layers as llama.cpp names them, plus embedding and output. */
+/**
+ * Two transformer layers as llama.cpp names them, plus embedding and output, with each source's
+ * producer as the exporter's exact DAG gives it: "Qcur-0" names both a matmul and its bias add,
+ * the fused rms_norm+mul makes attn_norm-0, and the KV cache an attention matmul reads was
+ * written by the set_rows into a view of it.
+ */
 export function twoLayerOps(): OpSpec[] {
   const ops: OpSpec[] = [
-    { name: "inp_embd", op: "get_rows", src: ["token_embd.weight", "inp_tokens"] },
+    {
+      name: "inp_embd",
+      op: "get_rows",
+      src: ["token_embd.weight", "inp_tokens"],
+      producers: [-1, -1],
+    },
   ];
   let input = "inp_embd";
+  let inputAt = 0;
   for (const l of [0, 1]) {
+    const at = ops.length;
     ops.push(
       {
         name: `norm-${l}`,
         op: "rms_norm+mul",
         src: [input, `blk.${l}.attn_norm.weight`],
+        producers: [inputAt, -1],
         layer: l,
         fused: [`norm-${l}`, `attn_norm-${l}`],
       },
@@ -219,26 +157,48 @@ export function twoLayerOps(): OpSpec[] {
         name: `Qcur-${l}`,
         op: "mul_mat",
         src: [`blk.${l}.attn_q.weight`, `attn_norm-${l}`],
+        producers: [-1, at],
         layer: l,
         durationMs: 0.2,
       },
-      { name: `Qcur-${l}`, op: "add", src: [`Qcur-${l}`, `blk.${l}.attn_q.bias`], layer: l },
-      { name: `cache_k_l${l} (view)`, op: "set_rows", src: [`Qcur-${l}`, "k_idxs"], layer: l },
+      {
+        name: `Qcur-${l}`,
+        op: "add",
+        src: [`Qcur-${l}`, `blk.${l}.attn_q.bias`],
+        producers: [at + 1, -1],
+        layer: l,
+      },
+      {
+        name: `cache_k_l${l} (view)`,
+        op: "set_rows",
+        src: [`Qcur-${l}`, "k_idxs"],
+        producers: [at + 2, -1],
+        layer: l,
+      },
       {
         name: `kq-${l}`,
         op: "mul_mat",
         src: [`cache_k_l${l}`, `Qcur-${l}`],
+        producers: [at + 3, at + 2],
         layer: l,
         durationMs: 0.3,
       },
-      { name: `ffn_out-${l}`, op: "add", src: [`kq-${l}`, input], layer: l },
+      {
+        name: `ffn_out-${l}`,
+        op: "add",
+        src: [`kq-${l}`, input],
+        producers: [at + 4, inputAt],
+        layer: l,
+      },
     );
     input = `ffn_out-${l}`;
+    inputAt = at + 5;
   }
   ops.push({
     name: "result_output",
     op: "mul_mat",
     src: ["output.weight", input],
+    producers: [-1, inputAt],
     durationMs: 0.4,
   });
   return ops;
