@@ -15,10 +15,6 @@ export interface SpanSpec {
   logs?: { name: string; timestamp?: number; fields: Record<string, string | number | number[]> }[];
 }
 
-const otlpValue = (v: unknown) => (Array.isArray(v) ? JSON.stringify(v) : v);
-const keyValues = (o: Record<string, unknown>) =>
-  Object.entries(o).map(([key, value]) => ({ key, value: otlpValue(value) }));
-
 const TRACE_ID = "5b8efff798038103d269b633813fc60c";
 const msToNs = (ms: number): bigint => BigInt(Math.round(ms * 1e6));
 
