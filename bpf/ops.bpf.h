@@ -27,7 +27,24 @@ struct thread_ops {
 /* The probed function of an operator probe's cookie (an index into the table of them). */
 static __always_inline __u32 op_cookie_func(__u64 cookie)
 {
-	return cookie & ~PI_OP_NO_AGGREGATE;
+	return cookie & ~(PI_OP_NO_AGGREGATE | PI_OP_BY_TENSOR);
+}
+
+/*
+ * The aggregate key of one tensor's op, for a function that computes several (PI_OP_BY_TENSOR):
+ * the op, and the kind of a unary or glu op, as step keys have them.
+ */
+static __always_inline __u32 tensor_op_key(const struct pi_layout *L, __u64 tensor)
+{
+	__s32 op = -1, sub = -1;
+	__u32 kind = 0;
+
+	if (!L || read_user(&op, sizeof(op), (void *)(tensor + L->tensor_op)) || op < 0 || op > 254)
+		return PI_AGG_UNPROBED;
+	if ((op == L->op_unary || op == L->op_glu) &&
+	    !read_user(&sub, sizeof(sub), (void *)(tensor + L->tensor_op_params)) && sub >= 0 && sub < 254)
+		kind = sub + 1;
+	return PI_AGG_STEP | op | (kind << 16);
 }
 
 /* Probes kept only to read MoE ids while step probes time the operators do not aggregate. */

@@ -182,8 +182,8 @@ int BPF_KRETPROBE(cpu_graph_exit, int ret)
 
 /* ---- operator level ---- */
 
-SEC("uprobe")
-int BPF_KPROBE(op_enter, void *params, void *dst)
+/* Entry of an operator's compute function on one worker thread (ggml_compute_params, dst). */
+static __always_inline int op_begin(struct pt_regs *ctx, void *params, void *dst)
 {
 	const struct pi_layout *L = layout();
 	__u64 vals[PI_MAX_COUNTERS] = {};
@@ -203,9 +203,23 @@ int BPF_KPROBE(op_enter, void *params, void *dst)
 	st = thread_at_boundary(vals, &scaled);
 	emit_op(PI_EV_OP_BEGIN, (__u64)dst, func, ith, nth, vals, scaled);
 	if (agg && st)
-		agg_op_begin(&st->ops, func, (__u64)dst, vals);
+		agg_op_begin(&st->ops, cookie & PI_OP_BY_TENSOR ? tensor_op_key(L, (__u64)dst) : func,
+			     (__u64)dst, vals);
 	moe_read_at_consumer((__u64)dst, ith);
 	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(op_enter, void *params, void *dst)
+{
+	return op_begin(ctx, params, dst);
+}
+
+/* An extra buffer type's compute_forward(this, params, op): a C++ method, its arguments one on. */
+SEC("uprobe")
+int BPF_KPROBE(op_method_enter, void *self, void *params, void *dst)
+{
+	return op_begin(ctx, params, dst);
 }
 
 SEC("uretprobe")

@@ -26,6 +26,10 @@
 /* Attach cookie bit of an operator function probe that must not feed the aggregates (step probes
  * time that operator; the function probe only reads MoE ids). */
 #define PI_OP_NO_AGGREGATE 0x40000000u
+/* Attach cookie bit of a function that computes several ops (an extra buffer type's
+ * compute_forward: repacked or AMX matmuls): its aggregates are keyed by the tensor's op
+ * (PI_AGG_STEP | op | (kind + 1) << 16), not by the function. */
+#define PI_OP_BY_TENSOR 0x20000000u
 
 enum pi_event_type {
 	PI_EV_TOKEN_BEGIN = 1,	/* llama_decode entry */

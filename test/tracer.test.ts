@@ -117,6 +117,25 @@ describe("tokens, graphs and operators of every tiny architecture", () => {
   }
 });
 
+describe("operator function probes (--op-timing functions)", () => {
+  test("every matmul is timed by a probe of its own, through whichever path the CPU backend computes it", async () => {
+    // on CPUs whose backend repacks the weights (AVX-512, AMX, Arm), ggml computes these matmuls in
+    // an extra buffer type's compute function instead of ggml_compute_forward_mul_mat
+    for (const arch of ["llama", "qwen2moe"]) {
+      const { ran, run } = await record(["--op-timing", "functions"], completion(model(arch), 6));
+      assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+      // (ggml_compute_forward_mul_mat_id is no symbol in the pinned build: MoE's expert matmuls are
+      // timed from the barriers unless an extra buffer type computes them)
+      const matmuls = cpuGraphs(run).flatMap((g) =>
+        g.ops.filter((op) => op.tensor.opName === "MUL_MAT"),
+      );
+      assert.ok(matmuls.length > 0, arch);
+      const unseen = matmuls.filter((op) => !op.visible).map((op) => op.tensor.name);
+      assert.deepEqual([...new Set(unseen)], [], `${arch}: matmuls timed from the barriers only`);
+    }
+  });
+});
+
 /** llama-eval-callback prints each computed node: `name = (type) OP(src0{..}, src1{..}) = {shape}`. */
 function evalCallbackNodes(text: string): { name: string; op: string; sources: string[] }[] {
   const nodes: { name: string; op: string; sources: string[] }[] = [];

@@ -49,6 +49,7 @@ bpf_program* ProgramByName(profinfer_bpf* skel, const std::string& name) {
   if (name == "cpu_graph_enter") return skel->progs.cpu_graph_enter;
   if (name == "cpu_graph_exit") return skel->progs.cpu_graph_exit;
   if (name == "op_enter") return skel->progs.op_enter;
+  if (name == "op_method_enter") return skel->progs.op_method_enter;
   if (name == "op_exit") return skel->progs.op_exit;
   if (name == "barrier_enter") return skel->progs.barrier_enter;
   if (name == "barrier_exit") return skel->progs.barrier_exit;
@@ -208,6 +209,7 @@ Tracer::Tracer(const TracerOptions& o) : tgid_(o.tgid) {
 
   if (o.uprobe_multi) {
     bpf_program__set_expected_attach_type(skel_->progs.op_enter, static_cast<bpf_attach_type>(kTraceUprobeMulti));
+    bpf_program__set_expected_attach_type(skel_->progs.op_method_enter, static_cast<bpf_attach_type>(kTraceUprobeMulti));
     bpf_program__set_expected_attach_type(skel_->progs.op_exit, static_cast<bpf_attach_type>(kTraceUprobeMulti));
     bpf_program__set_expected_attach_type(skel_->progs.step_site, static_cast<bpf_attach_type>(kTraceUprobeMulti));
   }

@@ -100,7 +100,7 @@ class Tracer {
   // A non-zero `file_offset` places the probe there instead of at the symbol's first byte.
   std::string AttachUprobe(const std::string& program, const std::string& binary,
                            const std::string& symbol, uint64_t cookie, uint64_t file_offset = 0);
-  // Attaches `program` (op_enter, op_exit or step_site) at many file offsets of `binary` in one
+  // Attaches `program` (op_enter, op_method_enter, op_exit or step_site) at many file offsets of `binary` in one
   // link; each offset gets the cookie of the same index. Needs TracerOptions::uprobe_multi.
   std::string AttachUprobeMulti(const std::string& program, const std::string& binary,
                                 const std::vector<uint64_t>& offsets, const std::vector<uint64_t>& cookies);

@@ -39,6 +39,12 @@ export type StepRegister = (typeof STEP_REGISTERS)[number];
 /** PI_OP_NO_AGGREGATE: attach cookie bit of an operator function probe kept out of the aggregates. */
 export const OP_NO_AGGREGATE = 0x40000000;
 
+/**
+ * PI_OP_BY_TENSOR: attach cookie bit of a function that computes several ops (an extra buffer
+ * type's compute_forward): its aggregates are keyed by the tensor's op, as a step's are.
+ */
+export const OP_BY_TENSOR = 0x20000000;
+
 /** PI_AGG_UNPROBED: the aggregate key of operators timed from the barriers (no probe of their own). */
 export const AGG_UNPROBED = 0xffffffff;
 

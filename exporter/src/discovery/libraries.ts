@@ -15,6 +15,11 @@ export interface LibraryRoles {
   ggmlCpu: boolean;
   /** ggml_compute_forward_<op> functions found in the CPU backend (exported or local) */
   opFunctions: string[];
+  /**
+   * the extra buffer types' compute methods and functions (repacked or AMX weights): ggml computes
+   * a matmul of such weights there instead of in ggml_compute_forward_mul_mat
+   */
+  extraComputes: string[];
   /** where a probe on each traced function goes, by symbol */
   probeSites: Map<string, ProbeSite>;
   /** _dl_debug_state: the dynamic linker */
@@ -24,6 +29,14 @@ export interface LibraryRoles {
 }
 
 const OP_FUNCTION = /^ggml_compute_forward_[a-z0-9_]+$/;
+/** An extra buffer type's ggml::cpu::<type>::...::compute_forward(ggml_compute_params*, ggml_tensor*) */
+const EXTRA_COMPUTE_METHOD =
+  /^_ZN4ggml3cpu(\d+)\w*15compute_forwardEP19ggml_compute_paramsP11ggml_tensor$/;
+/** ggml_backend_<type>_mul_mat(const ggml_compute_params*, ggml_tensor*): what AMX's method calls */
+const EXTRA_COMPUTE_FUNCTION =
+  /^_Z\d+ggml_backend_([a-z0-9]+)_mul_matPK19ggml_compute_paramsP11ggml_tensor$/;
+/** The ops an extra buffer type computes (ggml-cpu's extra_buffer_type::supports_op). */
+const EXTRA_COMPUTE_OPS = ["mul_mat", "mul_mat_id"];
 
 /** File-backed mappings of a process, in the order of /proc/PID/maps, each path once. */
 export function mappedFiles(pid: number): string[] {
@@ -54,12 +67,18 @@ export function classifyLibrary(path: string): LibraryRoles | null {
     return null;
   }
   const ggmlCpu = has(elf, "ggml_graph_compute") && has(elf, "ggml_barrier");
-  const opFunctions = ggmlCpu
-    ? [...elf.symbols.values()]
-        .filter((s) => s.isFunction && OP_FUNCTION.test(s.name))
-        .map((s) => s.name)
-        .sort()
-    : [];
+  const functionsLike = (pattern: RegExp) =>
+    ggmlCpu
+      ? [...elf.symbols.values()]
+          .filter((s) => s.isFunction && pattern.test(s.name))
+          .map((s) => s.name)
+          .sort()
+      : [];
+  const opFunctions = functionsLike(OP_FUNCTION);
+  const extraComputes = [
+    ...functionsLike(EXTRA_COMPUTE_METHOD),
+    ...functionsLike(EXTRA_COMPUTE_FUNCTION),
+  ];
   const probeSites = new Map<string, ProbeSite>();
   const traced = [
     "llama_decode",
@@ -69,6 +88,7 @@ export function classifyLibrary(path: string): LibraryRoles | null {
     "ggml_barrier",
     "_dl_debug_state",
     ...opFunctions,
+    ...extraComputes,
   ];
   for (const symbol of traced) {
     const site = findProbeSite(elf, symbol);
@@ -80,6 +100,7 @@ export function classifyLibrary(path: string): LibraryRoles | null {
     ggmlBase: has(elf, "ggml_backend_sched_graph_compute_async") && has(elf, "ggml_op_name"),
     ggmlCpu,
     opFunctions,
+    extraComputes,
     probeSites,
     dynamicLinker: has(elf, "_dl_debug_state"),
     hasDebugInfo: elf.hasDebugInfo,
@@ -90,4 +111,27 @@ export function classifyLibrary(path: string): LibraryRoles | null {
 /** The op name a per-operator function computes: ggml_compute_forward_mul_mat -> mul_mat. */
 export function opOfFunction(symbol: string): string {
   return symbol.replace(/^ggml_compute_forward_/, "");
+}
+
+/** Whether `symbol` is an extra buffer type's compute method: its arguments start after `this`. */
+export function isExtraComputeMethod(symbol: string): boolean {
+  return EXTRA_COMPUTE_METHOD.test(symbol);
+}
+
+/** The ops a probed function computes. */
+export function opsOfFunction(symbol: string): string[] {
+  return EXTRA_COMPUTE_METHOD.test(symbol) || EXTRA_COMPUTE_FUNCTION.test(symbol)
+    ? EXTRA_COMPUTE_OPS
+    : [opOfFunction(symbol)];
+}
+
+/** How messages name a probed function: its op, or "mul_mat (repack)" for an extra compute. */
+export function functionLabel(symbol: string): string {
+  const method = EXTRA_COMPUTE_METHOD.exec(symbol);
+  // the namespace after ggml::cpu, length-prefixed as the mangling writes it (3amx, 6repack)
+  const start = "_ZN4ggml3cpu".length + (method?.[1]?.length ?? 0);
+  const type = method
+    ? symbol.slice(start, start + Number(method[1]))
+    : EXTRA_COMPUTE_FUNCTION.exec(symbol)?.[1];
+  return type ? `${EXTRA_COMPUTE_OPS[0]} (${type})` : opOfFunction(symbol);
 }

@@ -68,6 +68,7 @@ export type ProbeHandler =
   | "cpu_graph_enter"
   | "cpu_graph_exit"
   | "op_enter"
+  | "op_method_enter"
   | "op_exit"
   | "barrier_enter"
   | "barrier_exit"
@@ -88,7 +89,7 @@ export interface NativeTracer {
   ): string;
   /** one uprobe_multi link over many file offsets; cookies[i] goes with offsets[i] */
   attachUprobeMulti(
-    handler: "op_enter" | "op_exit" | "step_site",
+    handler: "op_enter" | "op_method_enter" | "op_exit" | "step_site",
     binary: string,
     fileOffsets: number[],
     cookies: number[],

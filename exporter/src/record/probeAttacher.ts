@@ -6,7 +6,7 @@ import type { LibraryRoles } from "../discovery/libraries.js";
 import type { NativeTracer } from "./nativeTracer.js";
 import type { FunctionProbe, ProbeSite } from "./probePlan.js";
 
-type SiteHandler = "op_enter" | "op_exit" | "step_site";
+type SiteHandler = "op_enter" | "op_method_enter" | "op_exit" | "step_site";
 
 /** A switch of the step probes: when it began and ended (CLOCK_MONOTONIC ns, decimal). */
 export interface StepProbeSwitch {

@@ -2,8 +2,19 @@
 // Which probe goes where, for a library and a level: pure functions of what discovery found in
 // the library (its symbols, probe sites and step sites) and the recording's options. The
 // recorder attaches what they plan (probeAttacher.ts).
-import { OP_NO_AGGREGATE, PiLevel, STEP_FINAL, STEP_REGISTERS } from "../abi/constants.js";
-import { opOfFunction, type LibraryRoles } from "../discovery/libraries.js";
+import {
+  OP_BY_TENSOR,
+  OP_NO_AGGREGATE,
+  PiLevel,
+  STEP_FINAL,
+  STEP_REGISTERS,
+} from "../abi/constants.js";
+import {
+  functionLabel,
+  isExtraComputeMethod,
+  opsOfFunction,
+  type LibraryRoles,
+} from "../discovery/libraries.js";
 import type { StepSite } from "../discovery/stepSites.js";
 import type { RecordLevel } from "../trace/header.js";
 import type { ProbeHandler } from "./nativeTracer.js";
@@ -100,35 +111,48 @@ export function stepProbeSites(sites: readonly StepSite[]): {
 }
 
 export interface OperatorFunctionPlan {
-  /** the sites to probe; `index` continues the run's table of probed functions (OP events) */
-  sites: (ProbeSite & { index: number })[];
-  /** ops left to the barriers: their entry instruction would be single-stepped */
+  /**
+   * the sites to probe, ggml_compute_forward_<op> functions and the extra buffer types' compute
+   * methods (whose arguments start one on, after `this`); `index` continues the run's table of
+   * probed functions (OP events name them by it)
+   */
+  functions: (ProbeSite & { index: number })[];
+  methods: (ProbeSite & { index: number })[];
+  /** functions left to the barriers: their entry instruction would be single-stepped */
   stepped: string[];
 }
 
 /**
  * Entry and return probes on the per-operator functions of `wanted` ops (null: all). With
  * `moeOnly` (beside step probes) they only read MoE ids: every one is probed, and its cookie
- * keeps it out of the aggregates that the step probes fill.
+ * keeps it out of the aggregates that the step probes fill. An extra buffer type's compute
+ * method computes several ops: its aggregates are keyed by each tensor's op.
  */
 export function operatorFunctionSites(
   roles: LibraryRoles,
   wanted: readonly string[] | null,
   options: { probeAllOps: boolean; moeOnly: boolean; firstIndex: number },
 ): OperatorFunctionPlan {
-  const cookieFlags = options.moeOnly ? OP_NO_AGGREGATE : 0;
-  const sites: (ProbeSite & { index: number })[] = [];
-  const stepped: string[] = [];
-  for (const symbol of roles.opFunctions) {
-    if (wanted && !wanted.includes(opOfFunction(symbol))) continue;
+  const plan: OperatorFunctionPlan = { functions: [], methods: [], stepped: [] };
+  const add = (symbol: string, method: boolean) => {
+    if (wanted && !opsOfFunction(symbol).some((op) => wanted.includes(op))) return;
     const site = roles.probeSites.get(symbol);
-    if (!site) continue;
+    if (!site) return;
     if (!site.emulated && !options.probeAllOps && !options.moeOnly) {
-      stepped.push(opOfFunction(symbol));
-      continue;
+      plan.stepped.push(functionLabel(symbol));
+      return;
     }
-    const index = options.firstIndex + sites.length;
-    sites.push({ index, symbol, offset: site.fileOffset, cookie: index + cookieFlags });
-  }
-  return { sites, stepped };
+    const index = options.firstIndex + plan.functions.length + plan.methods.length;
+    const extra = roles.extraComputes.includes(symbol);
+    const flags = (options.moeOnly ? OP_NO_AGGREGATE : 0) + (extra ? OP_BY_TENSOR : 0);
+    (method ? plan.methods : plan.functions).push({
+      index,
+      symbol,
+      offset: site.fileOffset,
+      cookie: index + flags,
+    });
+  };
+  for (const symbol of roles.opFunctions) add(symbol, false);
+  for (const symbol of roles.extraComputes) add(symbol, isExtraComputeMethod(symbol));
+  return plan;
 }

@@ -13,7 +13,7 @@ import {
   toNativeLayout,
   type ProbedLayout,
 } from "../discovery/layout.js";
-import { opOfFunction, type LibraryRoles } from "../discovery/libraries.js";
+import { functionLabel, type LibraryRoles } from "../discovery/libraries.js";
 import { modelsOfProcess } from "../discovery/modelFile.js";
 import { readElf } from "../discovery/elf.js";
 import { findStepSites, type StepSite } from "../discovery/stepSites.js";
@@ -329,20 +329,28 @@ export class Recorder implements LiveRecording {
       });
     }
     const failures: string[] = [];
-    const attached = this.attacher
-      .attachSites(["op_enter", "op_exit"], roles.path, plan.sites, (c, error) =>
-        failures.push(`${opOfFunction(c.symbol)} (${error})`),
-      )
+    const failed = (c: ProbeSite, error: string) =>
+      failures.push(`${functionLabel(c.symbol)} (${error})`);
+    const attached = [
+      ...this.attacher.attachSites(["op_enter", "op_exit"], roles.path, plan.functions, failed),
+      ...this.attacher.attachSites(
+        ["op_method_enter", "op_exit"],
+        roles.path,
+        plan.methods,
+        failed,
+      ),
+    ]
+      .sort((a, b) => a.index - b.index)
       .map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
     if (failures.length > 0) {
       this.warn(
-        `${failures.length} of ${roles.opFunctions.length} operator functions in ${roles.path} cannot carry a probe ` +
+        `${failures.length} of ${roles.opFunctions.length + roles.extraComputes.length} operator functions in ${roles.path} cannot carry a probe ` +
           `and are timed from the barriers instead: ${failures.join(", ")}`,
       );
     }
     this.opFuncs.push(...attached);
     this.operatorFunctions.push(
-      ...attached.map((f) => ({ index: f.index, op: opOfFunction(f.symbol) })),
+      ...attached.map((f) => ({ index: f.index, op: functionLabel(f.symbol) })),
     );
     if (attached.length === 0 && !moeOnly)
       this.warn(`no per-operator function of ${roles.path} could be probed`);
