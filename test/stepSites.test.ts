@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Step sites (exporter/src/target/stepSites.ts) in the real libraries of this machine: the
+// Step sites (exporter/src/discovery/stepSites.ts) in the real libraries of this machine: the
 // RelWithDebInfo build, whose line table says what each site is, and every CPU variant of
 // node-llama-cpp's prebuilt libraries, which are stripped of everything but .dynsym.
 import { execFileSync } from "node:child_process";

@@ -1,9 +1,9 @@
 #!/usr/bin/env -S node --no-memory-reducer
 // SPDX-License-Identifier: Apache-2.0
-// --no-memory-reducer: V8 otherwise runs up to three full garbage collections about 8 s after
-// start-up to give memory back, while the target decodes: 50-80 ms of CPU on the cores it
-// shares with the target, two thirds of what profinfer used over a 15 s token-level run. It can
-// only be set when node starts (v8.setFlagsFromString is too late: the reducer already exists).
+// --no-memory-reducer: V8 otherwise runs full garbage collections some seconds after start-up to
+// give memory back, while the target decodes, on the cores it shares with the target (docs/cli.md
+// has what it cost). It can only be set when node starts (v8.setFlagsFromString is too late: the
+// reducer already exists).
 import { Command, CommanderError } from "commander";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerModelsCommand } from "./commands/models.js";

@@ -2,7 +2,6 @@
 // The ggml struct layout and op names of the binary in hand: asked of the library itself through
 // native/layout-probe/ggml_layout_probe.c, then validated against what the tracer reads at attach.
 import { spawnSync } from "node:child_process";
-import type { NativeLayout } from "../record/nativeTracer.js";
 
 /** What ggml-layout-probe prints. */
 export interface ProbedLayout {
@@ -73,57 +72,6 @@ export function probeLayout(probePath: string, ggmlBase: string, ggmlCpu?: strin
     );
   }
   return layout;
-}
-
-export function toNativeLayout(p: ProbedLayout): NativeLayout {
-  return {
-    tensorType: p.tensor.type,
-    tensorNe: p.tensor.ne,
-    tensorNb: p.tensor.nb,
-    tensorOp: p.tensor.op,
-    tensorOpParams: p.tensor.opParams,
-    tensorFlags: p.tensor.flags,
-    tensorSrc: p.tensor.src,
-    tensorViewSrc: p.tensor.viewSrc,
-    tensorViewOffs: p.tensor.viewOffs,
-    tensorData: p.tensor.data,
-    tensorName: p.tensor.name,
-    cgraphNNodes: p.cgraph.nNodes,
-    cgraphNodes: p.cgraph.nodes,
-    paramsIth: p.computeParams.ith,
-    paramsNth: p.computeParams.nth,
-    // ggml_cplan is public ABI: work_size, work_data, then n_threads
-    cplanNThreads: p.cplan?.nThreads ?? 16,
-    ...emptyOpMask(p.opNames),
-    opUnary: opIndex(p.opNames, "UNARY"),
-    opGlu: opIndex(p.opNames, "GLU"),
-  };
-}
-
-/** The ops ggml's compute loop skips (ggml_op_is_empty), by name: never by one build's enum values. */
-const EMPTY_OPS = ["NONE", "RESHAPE", "VIEW", "PERMUTE", "TRANSPOSE"];
-
-function opIndex(opNames: readonly string[], name: string): number {
-  const i = opNames.indexOf(name);
-  return i >= 0 && i < 255 ? i : 255;
-}
-
-function emptyOpMask(
-  opNames: readonly string[],
-): Pick<NativeLayout, "emptyOps0" | "emptyOps1" | "emptyOps2" | "emptyOps3"> {
-  const words = [0, 0, 0, 0];
-  for (const name of EMPTY_OPS) {
-    const i = opNames.indexOf(name);
-    if (i >= 0 && i < 128) words[i >> 5]! |= 1 << (i & 31);
-  }
-  // as unsigned 32-bit numbers
-  const [emptyOps0, emptyOps1, emptyOps2, emptyOps3] = words.map((w) => w >>> 0) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  return { emptyOps0, emptyOps1, emptyOps2, emptyOps3 };
 }
 
 /**

@@ -29,8 +29,8 @@ function describe(path: string): ModelFileInfo {
   const info: ModelFileInfo = { path, name: null, architecture: null, sizeBytes: 0 };
   try {
     info.sizeBytes = statSync(path).size;
-    // only the two keys: the whole header (a 128k-token vocabulary) costs the target ~0.3 s of
-    // CPU on a 2-core machine, and this runs while it decodes
+    // only the two keys: reading the whole header (a large vocabulary) takes CPU the target needs,
+    // and this runs while it decodes
     const { metadata } = readGgufMetadata(path, ["general.name", "general.architecture"]);
     const name = metadata.get("general.name")?.value;
     const arch = metadata.get("general.architecture")?.value;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Where a uprobe on a function goes. The x86 kernel emulates a few instructions at a probe (push
-// reg, jmp, nop: ~0.5 us a hit) and single-steps every other one out of line (~6 us). The entry
+// reg, jmp, nop) and single-steps every other one out of line, at many times the cost a hit
+// (docs/cli.md "Functions" has both measured). The entry
 // of a function is not always such an instruction (endbr64 in CET builds, a mov or lea in others),
 // so the probe moves to the first emulated instruction on the entry's straight path, provided that
 // every instruction before it leaves the argument registers and the stack pointer as they were

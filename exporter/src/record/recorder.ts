@@ -7,12 +7,7 @@ import { hostname, cpus, release } from "node:os";
 import { join } from "node:path";
 import { DROP_COUNTERS, EV_LIBRARY, HIT_COUNTERS, PiLevel } from "../abi/constants.js";
 import { EventType } from "../abi/events.js";
-import {
-  LayoutError,
-  probeLayout,
-  toNativeLayout,
-  type ProbedLayout,
-} from "../discovery/layout.js";
+import { LayoutError, probeLayout, type ProbedLayout } from "../discovery/layout.js";
 import { functionLabel, type LibraryRoles } from "../discovery/libraries.js";
 import { modelsOfProcess } from "../discovery/modelFile.js";
 import { readElf } from "../discovery/elf.js";
@@ -24,6 +19,7 @@ import type { Aggregates, RunNote } from "../trace/notes.js";
 import type { CounterRequest, CounterSelection } from "./counters.js";
 import { LayoutCheck } from "./layoutCheck.js";
 import { LibraryFollower } from "./libraryFollower.js";
+import { toNativeLayout } from "./nativeLayout.js";
 import { layoutProbePath, type NativeModule, type NativeTracer } from "./nativeTracer.js";
 import { ProbeAttacher, stepProbeError } from "./probeAttacher.js";
 import {

@@ -5,10 +5,10 @@
 // queue. A long llama-server run thus exports its tokens as they finish, not at its end.
 //
 // The cut: a time before which every event has arrived (the newest event's time less a margin:
-// the ring buffer hands events over within its 50 ms poll; all of them when no batch came since
-// the last tick) and no llama_decode call is open, so every call before it is whole. Graph descriptions are sent by the tracer only when a graph
-// changes; they are kept (per graph, the newest 64) and given again to every chunk that runs
-// that graph. Generations are tracked across chunks (SpanBuilder keeps them), so the spans are
+// the ring buffer hands events over within one poll; all of them when no batch came since the
+// last tick) and no llama_decode call is open, so every call before it is whole. Graph
+// descriptions are sent by the tracer only when a graph changes; they are kept (per graph, the
+// newest 64) and given again to every chunk that runs that graph. Generations are tracked across chunks (SpanBuilder keeps them), so the spans are
 // the ones the whole run gives (docs/spans.md says where they can differ).
 import { clockFrom } from "../../trace/clock.js";
 import { snapshotKey } from "../../trace/dag.js";

@@ -46,12 +46,9 @@ export type OpSampling =
   | { kind: "first"; k: number };
 
 /**
- * Operator spans for the prefill and 1 in 16 calls of each generation. Measured on the bench
- * model (LLaMA 3.2 1B shapes, 16 layers): 277 operator spans per llama_decode call, about 800 to
- * 850 bytes each in OTLP protobuf (their thread events included), so 220 to 235 kB per call. With
- * every call, a 128-token generation is a 28 to 30 MB trace, far over Tempo's default 5 MB per
- * trace; 1 in 16 makes it about 2 MB, and keeps generations of up to ~300 tokens under 5 MB.
- * docs/spans.md "Volume".
+ * Operator spans for the prefill and 1 in 16 calls of each generation: with every call, a long
+ * generation's trace is far over Tempo's default size per trace (docs/spans.md "Volume" has the
+ * sizes measured).
  */
 export const DEFAULT_OP_SAMPLING: OpSampling = { kind: "every", n: 16 };
 
