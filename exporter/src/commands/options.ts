@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { resolveCounters } from "../record/counters.js";
-import type { OpTiming } from "../record/recorder.js";
+import type { OpTiming } from "../record/options.js";
 import type { SessionConfig } from "../session/session.js";
 import { DEFAULT_METRICS_ADDR, parseMetricsAddr } from "../sinks/metrics/server.js";
 import { EXPORT_DEFAULTS, type EndpointConfig } from "../sinks/otel/exporter.js";

@@ -1,73 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 // A recording of one process. The recorder orchestrates: it opens the tracer, follows the
-// libraries the process maps (libraryFollower.ts), attaches what probePlan.ts plans for each
-// (probeAttacher.ts), checks the resolved layout (layoutCheck.ts), streams events into the run
-// (runWriter.ts) and finishes cleanly; it is in one state at a time.
+// libraries the process maps (libraryFollower.ts), probes each (libraryProbes.ts, over
+// probePlan.ts and probeAttacher.ts), checks the resolved layout (layoutCheck.ts), streams events
+// into the run (runWriter.ts) and finishes cleanly; it is in one state at a time.
 import { hostname, cpus, release } from "node:os";
 import { join } from "node:path";
 import { DROP_COUNTERS, EV_LIBRARY, HIT_COUNTERS, PiLevel } from "../abi/constants.js";
 import { EventType } from "../abi/events.js";
-import { LayoutError, probeLayout, type ProbedLayout } from "../discovery/layout.js";
-import { functionLabel, type LibraryRoles } from "../discovery/libraries.js";
 import { modelsOfProcess } from "../discovery/modelFile.js";
-import { readElf } from "../discovery/elf.js";
-import { findStepSites, type StepSite } from "../discovery/stepSites.js";
 import { kernelHasUprobeMulti } from "../host/kernel.js";
-import type { LiveRecording, RecordListener } from "../sinks/liveSink.js";
-import type { OpFunction, RecordLevel, RunHeader } from "../trace/header.js";
+import type { LiveRecording } from "../sinks/liveSink.js";
+import type { RunHeader } from "../trace/header.js";
 import type { Aggregates, RunNote } from "../trace/notes.js";
-import type { CounterRequest, CounterSelection } from "./counters.js";
+import type { CounterRequest } from "./counters.js";
 import { LayoutCheck } from "./layoutCheck.js";
 import { LibraryFollower } from "./libraryFollower.js";
-import { toNativeLayout } from "./nativeLayout.js";
-import { layoutProbePath, type NativeModule, type NativeTracer } from "./nativeTracer.js";
-import { ProbeAttacher, stepProbeError } from "./probeAttacher.js";
-import {
-  BARRIER_PROBES,
-  LEVELS,
-  MOE_CONSUMERS,
-  callProbes,
-  cpuGraphProbes,
-  operatorFunctionSites,
-  stepProbeSites,
-  type ProbeSite,
-} from "./probePlan.js";
+import { LibraryProbes } from "./libraryProbes.js";
+import type { NativeModule, NativeTracer } from "./nativeTracer.js";
+import { ProbeAttacher } from "./probeAttacher.js";
+import { LEVELS } from "./probePlan.js";
+import type { RecordOptions } from "./options.js";
 import { RunWriter } from "./runWriter.js";
-
-export type OpTiming = "steps" | "functions";
-
-export interface RecordOptions {
-  outDir: string;
-  level: RecordLevel;
-  /** only these ops' functions are probed (names as in ggml_compute_forward_<name>) */
-  ops: string[] | null;
-  /** operator events for 1 in N llama_decode calls */
-  sampleEvery: number;
-  /** only for llama_decode calls first..last (1-based); null: all */
-  window: [number, number] | null;
-  moe: boolean;
-  ringBufferBytes: number;
-  /** also probe operator functions whose first instruction the kernel must single-step */
-  probeAllOps: boolean;
-  /**
-   * how operators are timed: "steps" probes the compute loop's barrier call (one hit per step and
-   * thread; falls back to "functions" where the loop is not found), "functions" probes each
-   * operator function's entry and return and ggml_barrier
-   */
-  opTiming: OpTiming;
-  /** perf counters to read at operator boundaries, and the ones this machine lacks */
-  counters: CounterSelection | null;
-  /** keep the in-kernel aggregates (the metrics exporter reads them); always on at level metrics */
-  aggregate: boolean;
-  /** ...per layer too, and MoE expert selections (bounded by the BPF maps' sizes) */
-  aggregateLayers: boolean;
-  aggregateMoe: boolean;
-  /** called with warnings and progress a user should see */
-  log: (message: string) => void;
-  version: string;
-  /** see what events.pinf receives, as it is written (live sinks: the OTLP export) */
-  listeners: readonly RecordListener[];
-}
 
 export interface RecorderStats {
   tokens: number;
@@ -90,11 +43,7 @@ export class Recorder implements LiveRecording {
   private readonly layoutCheck = new LayoutCheck();
   private readonly writer: RunWriter;
   private readonly clock: { monotonicNs: string; realtimeNs: string };
-  private layout: ProbedLayout | null = null;
-  private readonly opFuncs: OpFunction[] = [];
-  /** the probed operator functions' ops, by aggregate key (their index) */
-  readonly operatorFunctions: { index: number; op: string }[] = [];
-  private readonly stepLibraries: string[] = [];
+  private readonly probes: LibraryProbes;
   private finalReadings: {
     aggregates: Aggregates;
     counters: { drops: number[]; hits: number[] };
@@ -147,6 +96,13 @@ export class Recorder implements LiveRecording {
       })),
     });
     this.attacher = new ProbeAttacher(this.tracer, uprobeMulti, (m) => this.warn(m));
+    this.probes = new LibraryProbes(
+      this.tracer,
+      this.attacher,
+      options,
+      (m) => this.warn(m),
+      (n) => this.note(n),
+    );
     this.follower = new LibraryFollower(pid, (m) => this.warn(m));
     this.openCounters();
   }
@@ -190,9 +146,14 @@ export class Recorder implements LiveRecording {
     return this.stats.events;
   }
 
+  /** The probed operator functions' ops, by aggregate key (their index). */
+  get operatorFunctions(): readonly { index: number; op: string }[] {
+    return this.probes.operatorFunctions;
+  }
+
   /** the build's op names by enum value, once its layout is known */
   get opNames(): { ops: string[]; unary: string[]; glu: string[] } | undefined {
-    const l = this.layout;
+    const l = this.probes.layout;
     return l ? { ops: l.opNames, unary: l.unaryOpNames, glu: l.gluOpNames } : undefined;
   }
 
@@ -235,141 +196,7 @@ export class Recorder implements LiveRecording {
     const { dynamicLinkers, found } = this.follower.scan();
     for (const linker of dynamicLinkers)
       this.attacher.attachFunction(linker, { handler: "dl_activity", symbol: "_dl_debug_state" });
-    for (const roles of found) this.attachLibrary(roles);
-  }
-
-  private attachLibrary(roles: LibraryRoles): void {
-    const level = LEVELS[this.options.level];
-    for (const probe of callProbes(roles, level)) this.attacher.attachFunction(roles, probe);
-    if (roles.ggmlBase && level >= PiLevel.GRAPH && !this.layout) this.resolveLayout(roles.path);
-    for (const probe of cpuGraphProbes(roles, level)) this.attacher.attachFunction(roles, probe);
-    if (!roles.ggmlCpu || level < PiLevel.OP) return;
-    if (!this.layout) {
-      const base = this.follower.libraries.find((r) => r.ggmlBase);
-      if (base) this.resolveLayout(base.path, roles.path);
-    }
-    if (!this.layout) {
-      this.warn(`operator probes on ${roles.path} skipped: the ggml layout is unknown`);
-      return;
-    }
-    if (this.options.opTiming === "steps" && this.attachSteps(roles)) {
-      // MoE routing ids are read when their consumer operator starts: probe just those
-      if (this.options.moe) this.attachOpFunctions(roles, MOE_CONSUMERS, true);
-      return;
-    }
-    for (const probe of BARRIER_PROBES) this.attacher.attachFunction(roles, probe);
-    this.attachOpFunctions(roles, this.options.ops, false);
-  }
-
-  /**
-   * Step probes: one on the compute loop's own barrier call (and on the final one), which time
-   * every step of every thread and name its nodes. False (nothing attached) when the library
-   * does not have the loop's pattern; the caller then probes the operator functions.
-   */
-  private attachSteps(roles: LibraryRoles): boolean {
-    let sites: StepSite[] = [];
-    try {
-      sites = findStepSites(readElf(roles.path), this.layout!.cgraph.nNodes);
-    } catch (error) {
-      this.warn(`cannot read ${roles.path}: ${(error as Error).message}`);
-    }
-    const planned = stepProbeSites(sites);
-    if (planned.loop.length === 0) {
-      this.warn(
-        `the compute loop's barrier call was not found in ${roles.path}; operators are timed by probing their functions instead`,
-      );
-      return false;
-    }
-    const errors: string[] = [];
-    const failed = (p: ProbeSite, error: string) => errors.push(stepProbeError(p, error));
-    // loop sites first: when none attaches, nothing is left half done
-    const loop = this.attacher.attachStepSites(roles.path, planned.loop, failed);
-    if (loop.length === 0) {
-      this.warn(`${errors[0]}; operators are timed by probing their functions instead`);
-      return false;
-    }
-    const final = this.attacher.attachStepSites(roles.path, planned.final, failed);
-    for (const error of errors) this.warn(`${error}; some steps of that loop will be missing`);
-    this.attacher.keepStepProbes(roles.path, [...loop, ...final]);
-    this.stepLibraries.push(roles.path);
-    this.note({
-      kind: "steps",
-      library: roles.path,
-      sites: [...loop, ...final].map(({ site }) => ({
-        fileOffset: site.fileOffset,
-        final: site.final,
-        register: site.register,
-        function: site.function,
-      })),
-    });
-    return true;
-  }
-
-  /** Entry and return probes on the per-operator functions of `wanted` ops (null: all). */
-  private attachOpFunctions(
-    roles: LibraryRoles,
-    wanted: readonly string[] | null,
-    moeOnly: boolean,
-  ): void {
-    const plan = operatorFunctionSites(roles, wanted, {
-      probeAllOps: this.options.probeAllOps,
-      moeOnly,
-      firstIndex: this.opFuncs.length,
-    });
-    if (plan.stepped.length > 0) {
-      this.note({
-        kind: "unprobed",
-        library: roles.path,
-        reason: "single-stepped entry instruction",
-        ops: plan.stepped,
-      });
-    }
-    const failures: string[] = [];
-    const failed = (c: ProbeSite, error: string) =>
-      failures.push(`${functionLabel(c.symbol)} (${error})`);
-    const attached = [
-      ...this.attacher.attachSites(["op_enter", "op_exit"], roles.path, plan.functions, failed),
-      ...this.attacher.attachSites(
-        ["op_method_enter", "op_exit"],
-        roles.path,
-        plan.methods,
-        failed,
-      ),
-    ]
-      .sort((a, b) => a.index - b.index)
-      .map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
-    if (failures.length > 0) {
-      this.warn(
-        `${failures.length} of ${roles.opFunctions.length + roles.extraComputes.length} operator functions in ${roles.path} cannot carry a probe ` +
-          `and are timed from the barriers instead: ${failures.join(", ")}`,
-      );
-    }
-    this.opFuncs.push(...attached);
-    this.operatorFunctions.push(
-      ...attached.map((f) => ({ index: f.index, op: functionLabel(f.symbol) })),
-    );
-    if (attached.length === 0 && !moeOnly)
-      this.warn(`no per-operator function of ${roles.path} could be probed`);
-    this.note({ kind: "attach", library: roles.path, opFuncs: attached });
-  }
-
-  private resolveLayout(ggmlBase: string, ggmlCpu?: string): void {
-    try {
-      this.layout = probeLayout(
-        layoutProbePath,
-        ggmlBase,
-        ggmlCpu ?? this.follower.libraries.find((r) => r.ggmlCpu)?.path,
-      );
-    } catch (error) {
-      if (!(error instanceof LayoutError)) throw error;
-      this.warn(error.message);
-      return;
-    }
-    const error = this.tracer.setLayout(toNativeLayout(this.layout));
-    if (error) {
-      this.warn(error);
-      this.layout = null;
-    }
+    for (const roles of found) this.probes.attach(roles);
   }
 
   private warn(message: string): void {
@@ -382,7 +209,7 @@ export class Recorder implements LiveRecording {
   }
 
   private header(): RunHeader {
-    const layout = this.layout;
+    const layout = this.probes.layout;
     return {
       format: "profinfer-raw",
       version: 1,
@@ -420,7 +247,7 @@ export class Recorder implements LiveRecording {
       unaryOpNames: layout?.unaryOpNames ?? [],
       gluOpNames: layout?.gluOpNames ?? [],
       typeNames: layout?.typeNames ?? [],
-      opFuncs: this.opFuncs,
+      opFuncs: this.probes.opFuncs,
       host: {
         hostname: hostname(),
         kernel: release(),
@@ -435,7 +262,7 @@ export class Recorder implements LiveRecording {
     const roles = this.follower.libraries;
     if (this.options.level === "token") return roles.some((r) => r.llama);
     if (this.options.level === "metrics") return roles.some((r) => r.ggmlCpu);
-    return this.layout !== null;
+    return this.probes.layout !== null;
   }
 
   /** `counts[type]`: the batch's events of each type (the addon counts them as it copies). */
@@ -465,7 +292,7 @@ export class Recorder implements LiveRecording {
   }
 
   private checkLayout(): void {
-    const refusal = this.layoutCheck.judge(this.layout);
+    const refusal = this.layoutCheck.judge(this.probes.layout);
     if (!refusal) return;
     this.tracer.detach();
     this.resume();
@@ -518,9 +345,9 @@ export class Recorder implements LiveRecording {
         missing.push(
           "operator level: no CPU backend (ggml_graph_compute with ggml_barrier) was mapped",
         );
-      else if (!this.layout)
+      else if (!this.probes.layout)
         missing.push("operator level: the ggml tensor layout of this build could not be resolved");
-      else if (this.opFuncs.length === 0 && this.stepLibraries.length === 0)
+      else if (this.probes.opFuncs.length === 0 && this.probes.stepLibraries.length === 0)
         missing.push(
           "operator level: no ggml_compute_forward_<op> function could be probed; operators are timed from the barriers only",
         );

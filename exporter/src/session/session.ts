@@ -6,7 +6,8 @@
 import { mkdirSync } from "node:fs";
 import { UserError } from "../errors.js";
 import { loadNativeModule, type NativeModule } from "../record/nativeTracer.js";
-import { Recorder, type RecordOptions } from "../record/recorder.js";
+import type { RecordOptions } from "../record/options.js";
+import { Recorder } from "../record/recorder.js";
 import type { LiveSink } from "../sinks/liveSink.js";
 import {
   MetricsEndpointSink,

@@ -15,7 +15,8 @@ import {
 } from "./otel/spans.js";
 import { writePerfettoTrace } from "./perfetto.js";
 import { writeReport } from "./report.js";
-import { computeStats, formatStatsSummary, writeStatsJson } from "./stats.js";
+import { computeStats, writeStatsJson } from "./stats.js";
+import { formatStatsSummary } from "./statsSummary.js";
 
 export interface RunOutputOptions {
   /** write report.html (default true) */

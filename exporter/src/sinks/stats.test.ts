@@ -8,7 +8,8 @@ import {
   type GraphSpec,
 } from "../../../test/support/fixtures.js";
 import { buildRun } from "../trace/buildRun.js";
-import { computeStats, formatStatsSummary, renderStatsJson } from "./stats.js";
+import { computeStats, renderStatsJson } from "./stats.js";
+import { formatStatsSummary } from "./statsSummary.js";
 
 /**
  * Three calls (a prefill of 4, two decodes) of a 3-node graph on two threads, every op probed, no

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: Apache-2.0
+// The probes of each llama.cpp and ggml library as the recording's level and options want them:
+// calls and graphs, the ggml layout resolved from ggml's base library (the CPU backend's probes
+// read tensors through it), then the operators: step probes on the compute loop where it is
+// found, else probes on the operator functions and ggml_barrier.
+import { LayoutError, probeLayout, type ProbedLayout } from "../discovery/layout.js";
+import { functionLabel, type LibraryRoles } from "../discovery/libraries.js";
+import { readElf } from "../discovery/elf.js";
+import { findStepSites, type StepSite } from "../discovery/stepSites.js";
+import { PiLevel } from "../abi/constants.js";
+import type { OpFunction } from "../trace/header.js";
+import type { RunNote } from "../trace/notes.js";
+import { toNativeLayout } from "./nativeLayout.js";
+import { layoutProbePath, type NativeTracer } from "./nativeTracer.js";
+import { ProbeAttacher, stepProbeError } from "./probeAttacher.js";
+import {
+  BARRIER_PROBES,
+  LEVELS,
+  MOE_CONSUMERS,
+  callProbes,
+  cpuGraphProbes,
+  operatorFunctionSites,
+  stepProbeSites,
+  type ProbeSite,
+} from "./probePlan.js";
+import type { RecordOptions } from "./options.js";
+
+type ProbeOptions = Pick<RecordOptions, "level" | "ops" | "moe" | "probeAllOps" | "opTiming">;
+
+export class LibraryProbes {
+  /** the ggml layout, once resolved and accepted by the tracer */
+  layout: ProbedLayout | null = null;
+  /** the probed operator functions, in the order of their index (the run header's opFuncs) */
+  readonly opFuncs: OpFunction[] = [];
+  /** the probed operator functions' ops, by aggregate key (their index) */
+  readonly operatorFunctions: { index: number; op: string }[] = [];
+  /** the libraries timed by step probes */
+  readonly stepLibraries: string[] = [];
+  /** the libraries probed so far */
+  private readonly libraries: LibraryRoles[] = [];
+
+  constructor(
+    private readonly tracer: NativeTracer,
+    private readonly attacher: ProbeAttacher,
+    private readonly options: ProbeOptions,
+    private readonly warn: (message: string) => void,
+    private readonly note: (note: RunNote) => void,
+  ) {}
+
+  /** Probes `roles` at the recording's level (discovery found what it offers). */
+  attach(roles: LibraryRoles): void {
+    this.libraries.push(roles);
+    const level = LEVELS[this.options.level];
+    for (const probe of callProbes(roles, level)) this.attacher.attachFunction(roles, probe);
+    if (roles.ggmlBase && level >= PiLevel.GRAPH && !this.layout) this.resolveLayout(roles.path);
+    for (const probe of cpuGraphProbes(roles, level)) this.attacher.attachFunction(roles, probe);
+    if (!roles.ggmlCpu || level < PiLevel.OP) return;
+    if (!this.layout) {
+      const base = this.libraries.find((r) => r.ggmlBase);
+      if (base) this.resolveLayout(base.path, roles.path);
+    }
+    if (!this.layout) {
+      this.warn(`operator probes on ${roles.path} skipped: the ggml layout is unknown`);
+      return;
+    }
+    if (this.options.opTiming === "steps" && this.attachSteps(roles)) {
+      // MoE routing ids are read when their consumer operator starts: probe just those
+      if (this.options.moe) this.attachOpFunctions(roles, MOE_CONSUMERS, true);
+      return;
+    }
+    for (const probe of BARRIER_PROBES) this.attacher.attachFunction(roles, probe);
+    this.attachOpFunctions(roles, this.options.ops, false);
+  }
+
+  /**
+   * Step probes: one on the compute loop's own barrier call (and on the final one), which time
+   * every step of every thread and name its nodes. False (nothing attached) when the library
+   * does not have the loop's pattern; the caller then probes the operator functions.
+   */
+  private attachSteps(roles: LibraryRoles): boolean {
+    let sites: StepSite[] = [];
+    try {
+      sites = findStepSites(readElf(roles.path), this.layout!.cgraph.nNodes);
+    } catch (error) {
+      this.warn(`cannot read ${roles.path}: ${(error as Error).message}`);
+    }
+    const planned = stepProbeSites(sites);
+    if (planned.loop.length === 0) {
+      this.warn(
+        `the compute loop's barrier call was not found in ${roles.path}; operators are timed by probing their functions instead`,
+      );
+      return false;
+    }
+    const errors: string[] = [];
+    const failed = (p: ProbeSite, error: string) => errors.push(stepProbeError(p, error));
+    // loop sites first: when none attaches, nothing is left half done
+    const loop = this.attacher.attachStepSites(roles.path, planned.loop, failed);
+    if (loop.length === 0) {
+      this.warn(`${errors[0]}; operators are timed by probing their functions instead`);
+      return false;
+    }
+    const final = this.attacher.attachStepSites(roles.path, planned.final, failed);
+    for (const error of errors) this.warn(`${error}; some steps of that loop will be missing`);
+    this.attacher.keepStepProbes(roles.path, [...loop, ...final]);
+    this.stepLibraries.push(roles.path);
+    this.note({
+      kind: "steps",
+      library: roles.path,
+      sites: [...loop, ...final].map(({ site }) => ({
+        fileOffset: site.fileOffset,
+        final: site.final,
+        register: site.register,
+        function: site.function,
+      })),
+    });
+    return true;
+  }
+
+  /** Entry and return probes on the per-operator functions of `wanted` ops (null: all). */
+  private attachOpFunctions(
+    roles: LibraryRoles,
+    wanted: readonly string[] | null,
+    moeOnly: boolean,
+  ): void {
+    const plan = operatorFunctionSites(roles, wanted, {
+      probeAllOps: this.options.probeAllOps,
+      moeOnly,
+      firstIndex: this.opFuncs.length,
+    });
+    if (plan.stepped.length > 0) {
+      this.note({
+        kind: "unprobed",
+        library: roles.path,
+        reason: "single-stepped entry instruction",
+        ops: plan.stepped,
+      });
+    }
+    const failures: string[] = [];
+    const failed = (c: ProbeSite, error: string) =>
+      failures.push(`${functionLabel(c.symbol)} (${error})`);
+    const attached = [
+      ...this.attacher.attachSites(["op_enter", "op_exit"], roles.path, plan.functions, failed),
+      ...this.attacher.attachSites(
+        ["op_method_enter", "op_exit"],
+        roles.path,
+        plan.methods,
+        failed,
+      ),
+    ]
+      .sort((a, b) => a.index - b.index)
+      .map((c) => ({ index: c.index, symbol: c.symbol, library: roles.path }));
+    if (failures.length > 0) {
+      this.warn(
+        `${failures.length} of ${roles.opFunctions.length + roles.extraComputes.length} operator functions in ${roles.path} cannot carry a probe ` +
+          `and are timed from the barriers instead: ${failures.join(", ")}`,
+      );
+    }
+    this.opFuncs.push(...attached);
+    this.operatorFunctions.push(
+      ...attached.map((f) => ({ index: f.index, op: functionLabel(f.symbol) })),
+    );
+    if (attached.length === 0 && !moeOnly)
+      this.warn(`no per-operator function of ${roles.path} could be probed`);
+    this.note({ kind: "attach", library: roles.path, opFuncs: attached });
+  }
+
+  private resolveLayout(ggmlBase: string, ggmlCpu?: string): void {
+    try {
+      this.layout = probeLayout(
+        layoutProbePath,
+        ggmlBase,
+        ggmlCpu ?? this.libraries.find((r) => r.ggmlCpu)?.path,
+      );
+    } catch (error) {
+      if (!(error instanceof LayoutError)) throw error;
+      this.warn(error.message);
+      return;
+    }
+    const error = this.tracer.setLayout(toNativeLayout(this.layout));
+    if (error) {
+      this.warn(error);
+      this.layout = null;
+    }
+  }
+}

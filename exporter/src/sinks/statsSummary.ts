@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: Apache-2.0
+// ProfStat for the terminal: compact plain-text tables of stats.json, within 100 columns.
+import type { DerivedFigures, OpTypeStat, ProfStats } from "@profinfer/contract";
+import { displayOpName } from "../trace/dag.js";
+
+const WIDTH = 100;
+
+function fmtMs(value: number): string {
+  return value >= 1000 ? value.toFixed(0) : value >= 10 ? value.toFixed(2) : value.toFixed(3);
+}
+
+function pct(share: number): string {
+  return `${(share * 100).toFixed(1)}%`;
+}
+
+function clip(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, Math.max(0, width - 1))}~`;
+}
+
+/** A plain table: first column left-aligned (clipped so the table fits WIDTH), others right. */
+function table(headers: string[], rows: string[][]): string[] {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const rest = widths.slice(1).reduce((a, w) => a + w + 2, 0);
+  widths[0] = Math.min(widths[0]!, Math.max(8, WIDTH - rest));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 ? clip(c, widths[0]!).padEnd(widths[0]!) : c.padStart(widths[i]!)))
+      .join("  ")
+      .trimEnd();
+  return [line(headers), ...rows.map(line)];
+}
+
+function fmtCount(v: number): string {
+  if (v >= 1e9) return `${(v / 1e9).toFixed(2)}G`;
+  if (v >= 1e6) return `${(v / 1e6).toFixed(2)}M`;
+  if (v >= 1e3) return `${(v / 1e3).toFixed(1)}k`;
+  return String(Math.round(v));
+}
+
+/** Counter totals and derived figures per operator type, and which counters are hardware. */
+function counterSummary(stats: ProfStats, top: OpTypeStat[]): string[] {
+  const counters = stats.counters ?? [];
+  const kinds = counters
+    .map((c) => `${c.name} ${c.hardware ? "hardware" : "SOFTWARE"}${c.scaled ? " (scaled)" : ""}`)
+    .join(", ");
+  const figures: [keyof DerivedFigures, string, (v: number) => string][] = [
+    ["ipc", "IPC", (v) => v.toFixed(2)],
+    ["backendStallRatio", "be-stall", pct],
+    ["cacheMissRate", "miss", pct],
+    ["memoryBandwidth", "GB/s", (v) => (v / 1e9).toFixed(2)],
+    ["onCpuRatio", "on-cpu", pct],
+  ];
+  const shown = figures.filter(([key]) => top.some((o) => o.derived?.[key] !== undefined));
+  const names = counters.map((c) => c.name).slice(0, Math.max(1, 5 - shown.length));
+  return [
+    clip(`counters per operator type (${kinds})`, WIDTH),
+    ...table(
+      ["op", ...names, ...shown.map(([, label]) => label)],
+      top.map((o) => [
+        o.display,
+        ...names.map((n) => (o.counters?.[n] === undefined ? "-" : fmtCount(o.counters[n]!))),
+        ...shown.map(([key, , fmt]) => {
+          const v = o.derived?.[key];
+          return v === undefined ? "-" : fmt(v);
+        }),
+      ]),
+    ),
+    "",
+  ];
+}
+
+export interface SummaryOptions {
+  /** rows of the operator table (default 15) */
+  ops?: number;
+}
+
+/** The terminal summary: compact tables, at most 100 columns wide. */
+export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {}): string {
+  const out: string[] = [];
+  const r = stats.run;
+  out.push(
+    clip(`profinfer: ${r.command.join(" ")}`, WIDTH),
+    `pid ${r.pid}, level ${r.level}, ${r.events} events, ${stats.tokens.length} llama_decode ` +
+      `calls, ${fmtMs(r.durationMs)} ms${r.truncated ? ", TRUNCATED" : ""}`,
+    "",
+  );
+
+  const ph = stats.phases;
+  out.push(
+    ...table(
+      ["phase", "calls", "tokens", "total ms", "mean ms", "p50 ms", "p99 ms", "tok/s"],
+      (["prefill", "decode"] as const).map((name) => {
+        const p = ph[name];
+        return [
+          name,
+          String(p.calls),
+          String(p.tokens),
+          fmtMs(p.totalMs),
+          fmtMs(p.meanMs),
+          fmtMs(p.p50Ms),
+          fmtMs(p.p99Ms),
+          p.tokensPerSecond.toFixed(1),
+        ];
+      }),
+    ),
+    `TTFT ${ph.ttftMs === null ? "-" : `${fmtMs(ph.ttftMs)} ms`} (first prefill call)   ` +
+      `TPOT ${ph.tpotMs === null ? "-" : `${fmtMs(ph.tpotMs)} ms`} (mean decode call)`,
+    "",
+  );
+
+  if (stats.ops.length > 0) {
+    const top = stats.ops.slice(0, options.ops ?? 15);
+    out.push(
+      `operators (share of ${fmtMs(stats.graphs.opGraphMs)} ms in ${stats.graphs.withOps} ` +
+        `graphs; ${stats.graphs.reuses} graph reuses)`,
+      ...table(
+        ["op", "count", "total ms", "mean ms", "p50 ms", "p99 ms", "share", "barrier ms", "imbal"],
+        top.map((o) => [
+          o.inferred === o.count ? `${o.display}*` : o.display,
+          String(o.count),
+          fmtMs(o.totalMs),
+          fmtMs(o.meanMs),
+          fmtMs(o.p50Ms),
+          fmtMs(o.p99Ms),
+          pct(o.share),
+          fmtMs(o.barrierWaitMs),
+          pct(o.imbalance),
+        ]),
+      ),
+    );
+    if (stats.ops.length > top.length) out.push(`(${stats.ops.length - top.length} more op types)`);
+    if (top.some((o) => o.inferred === o.count)) {
+      out.push("* not probed: timed from the barriers around it");
+    }
+    out.push("");
+    if (stats.counters && stats.counters.length > 0) out.push(...counterSummary(stats, top));
+
+    const layerCells = stats.layers.map(
+      (l) => `${l.layer === null ? "other" : `L${l.layer}`} ${pct(l.share)}`,
+    );
+    const cell = Math.max(...layerCells.map((c) => c.length)) + 2;
+    const perLine = Math.max(1, Math.floor(WIDTH / cell));
+    out.push("time per layer");
+    for (let i = 0; i < layerCells.length; i += perLine) {
+      out.push(
+        layerCells
+          .slice(i, i + perLine)
+          .map((c) => c.padEnd(cell))
+          .join("")
+          .trimEnd(),
+      );
+    }
+    out.push("");
+
+    out.push(
+      `slowest tensors (mean per ${stats.slowestTensorsOver === "decode" ? "decode " : ""}call)`,
+      ...table(
+        ["tensor", "op", "layer", "count", "mean ms"],
+        stats.slowestTensors.map((t) => [
+          t.tensor,
+          displayOpName(t.op),
+          t.layer === null ? "-" : String(t.layer),
+          String(t.count),
+          fmtMs(t.meanMs),
+        ]),
+      ),
+      "",
+    );
+  }
+
+  if (stats.threads.length > 0) {
+    out.push(
+      ...table(
+        ["thread", "tid", "compute ms", "barrier ms", "off-cpu ms", "preempted ms", "preemptions"],
+        stats.threads.map((t) => [
+          t.name,
+          String(t.tid),
+          fmtMs(t.computeMs),
+          fmtMs(t.barrierWaitMs),
+          fmtMs(t.offCpuMs),
+          fmtMs(t.preemptedMs),
+          String(t.preemptions),
+        ]),
+      ),
+    );
+    const i = stats.interference;
+    const who = i.by.map((p) => `${p.comm} (${p.tgid}) ${fmtMs(p.ms)} ms`).join(", ");
+    out.push(
+      clip(
+        `preempted ${i.preemptions} times, ${fmtMs(i.preemptedMs)} ms${who ? ` by ${who}` : ""}`,
+        WIDTH,
+      ),
+      "",
+    );
+  }
+
+  if (stats.experts.length > 0) {
+    out.push("experts chosen per layer (id x count, most used first)");
+    for (const e of stats.experts) {
+      const ranked = Object.entries(e.counts)
+        .sort((a, b) => b[1] - a[1] || Number(a[0]) - Number(b[0]))
+        .map(([id, n]) => `${id}x${n}`)
+        .join(" ");
+      out.push(clip(`L${e.layer} k=${e.k} rows=${e.rows}: ${ranked}`, WIDTH));
+    }
+    out.push("");
+  }
+
+  if (stats.drops) {
+    out.push(
+      stats.drops.total > 0
+        ? clip(
+            `DROPPED ${stats.drops.total} events: ${Object.entries(stats.drops.counts)
+              .filter(([, n]) => n > 0)
+              .map(([k, n]) => `${k} ${n}`)
+              .join(", ")}`,
+            WIDTH,
+          )
+        : "no events dropped",
+    );
+  }
+  if (stats.graphs.incomplete > 0) {
+    out.push(`${stats.graphs.incomplete} of ${stats.graphs.runs} graphs are incomplete`);
+  }
+  for (const w of stats.warnings) out.push(clip(`warning: ${w}`, WIDTH));
+  return `${out.join("\n").trimEnd()}\n`;
+}
