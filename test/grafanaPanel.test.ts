@@ -33,6 +33,7 @@ import {
 } from "@profinfer/exporter";
 import type { TraceFrame } from "@profinfer/contract";
 import { benchModel, completion, profinfer, repoRoot, tinyModels } from "./support/targets.js";
+import { makeNodeGraphFrames } from "./support/frames.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const outDir = join(repoRoot, "test-output", "grafana");
@@ -304,34 +305,7 @@ describe("ProfDAG of real runs in Chromium", () => {
       }
       if (c > 0) edges.push([`${c - 1}:${order[order.length - 1]}`, `${c}:${order[0]}`]);
     }
-    const pair = [
-      {
-        name: "nodes",
-        meta: { preferredVisualisationType: "nodeGraph" },
-        length: nodes.length,
-        fields: [
-          { name: "id", type: "string", config: {}, values: nodes.map((n) => n.id) },
-          { name: "title", type: "string", config: {}, values: nodes.map((n) => n.title) },
-          { name: "subtitle", type: "string", config: {}, values: nodes.map((n) => n.subtitle) },
-          {
-            name: "mainstat",
-            type: "number",
-            config: { unit: "ms" },
-            values: nodes.map((n) => n.mainstat),
-          },
-        ],
-      },
-      {
-        name: "edges",
-        meta: { preferredVisualisationType: "nodeGraph" },
-        length: edges.length,
-        fields: [
-          { name: "id", type: "string", config: {}, values: edges.map(([a, b]) => `${a}->${b}`) },
-          { name: "source", type: "string", config: {}, values: edges.map(([a]) => a) },
-          { name: "target", type: "string", config: {}, values: edges.map(([, b]) => b) },
-        ],
-      },
-    ];
+    const pair = makeNodeGraphFrames(nodes, edges, { mainstatUnit: "ms" });
     const big = await page.evaluate(
       (frames) =>
         window.profinfer.renderProfDag(document.getElementById("root")!, frames, {

@@ -32,24 +32,3 @@ export interface FrameLog {
   name: string;
   fields: FrameKeyValue[];
 }
-
-/** The frame's columns, in Tempo's order. */
-export const TRACE_FRAME_FIELDS = [
-  "traceID",
-  "spanID",
-  "parentSpanID",
-  "operationName",
-  "serviceName",
-  "kind",
-  "statusCode",
-  "statusMessage",
-  "instrumentationLibraryName",
-  "instrumentationLibraryVersion",
-  "traceState",
-  "serviceTags",
-  "startTime",
-  "duration",
-  "logs",
-  "references",
-  "tags",
-] as const;

@@ -200,25 +200,67 @@ export function twoLayerOps(): OpSpec[] {
   return ops;
 }
 
+/** A node of a node graph frame pair; a detail becomes a `detail__<name>` column. */
+export interface NodeSpec {
+  id: string;
+  title: string;
+  subtitle?: string;
+  mainstat?: number;
+  details?: Record<string, string>;
+}
+
+/** A nodes/edges frame pair as Grafana's node graph panel reads it. */
 export function makeNodeGraphFrames(
-  nodes: { id: string; title: string; mainstat?: number }[],
+  nodes: NodeSpec[],
   edges: [string, string][],
+  options: { mainstatUnit?: string } = {},
 ): FrameLike[] {
+  const column = (name: string, type: string, values: unknown[], config = {}) => ({
+    name,
+    type,
+    config,
+    values,
+  });
+  const details = [...new Set(nodes.flatMap((n) => Object.keys(n.details ?? {})))];
   return [
     {
       name: "nodes",
       meta: { preferredVisualisationType: "nodeGraph" },
       length: nodes.length,
       fields: [
-        { name: "id", type: "string", config: {}, values: nodes.map((n) => n.id) },
-        { name: "title", type: "string", config: {}, values: nodes.map((n) => n.title) },
-        { name: "mainstat", type: "number", config: {}, values: nodes.map((n) => n.mainstat ?? 1) },
-        {
-          name: "detail__shape",
-          type: "string",
-          config: { displayName: "shape" },
-          values: nodes.map(() => "[64, 1]"),
-        },
+        column(
+          "id",
+          "string",
+          nodes.map((n) => n.id),
+        ),
+        column(
+          "title",
+          "string",
+          nodes.map((n) => n.title),
+        ),
+        ...(nodes.some((n) => n.subtitle !== undefined)
+          ? [
+              column(
+                "subtitle",
+                "string",
+                nodes.map((n) => n.subtitle ?? ""),
+              ),
+            ]
+          : []),
+        column(
+          "mainstat",
+          "number",
+          nodes.map((n) => n.mainstat ?? 1),
+          options.mainstatUnit ? { unit: options.mainstatUnit } : {},
+        ),
+        ...details.map((d) =>
+          column(
+            `detail__${d}`,
+            "string",
+            nodes.map((n) => n.details?.[d] ?? ""),
+            { displayName: d },
+          ),
+        ),
       ],
     },
     {
@@ -226,9 +268,21 @@ export function makeNodeGraphFrames(
       meta: { preferredVisualisationType: "nodeGraph" },
       length: edges.length,
       fields: [
-        { name: "id", type: "string", config: {}, values: edges.map(([a, b]) => `${a}-${b}`) },
-        { name: "source", type: "string", config: {}, values: edges.map(([a]) => a) },
-        { name: "target", type: "string", config: {}, values: edges.map(([, b]) => b) },
+        column(
+          "id",
+          "string",
+          edges.map(([a, b]) => `${a}->${b}`),
+        ),
+        column(
+          "source",
+          "string",
+          edges.map(([a]) => a),
+        ),
+        column(
+          "target",
+          "string",
+          edges.map(([, b]) => b),
+        ),
       ],
     },
   ] as FrameLike[];

@@ -11,7 +11,7 @@ import { modelsOfProcess } from "../discovery/modelFile.js";
 import { kernelHasUprobeMulti } from "../host/kernel.js";
 import type { LiveRecording } from "../sinks/liveSink.js";
 import type { RunHeader } from "../trace/header.js";
-import type { Aggregates, RunNote } from "../trace/notes.js";
+import type { Aggregates, HitsNote, RunNote } from "../trace/notes.js";
 import type { CounterRequest } from "./counters.js";
 import { LayoutCheck } from "./layoutCheck.js";
 import { LibraryFollower } from "./libraryFollower.js";
@@ -386,14 +386,10 @@ export class Recorder implements LiveRecording {
     }
     this.note({
       kind: "hits",
-      ...(Object.fromEntries(HIT_COUNTERS.map((h, i) => [h.note, counters.hits[i] ?? 0])) as {
-        token: number;
-        graph: number;
-        op: number;
-        barrier: number;
-        sched: number;
-        snapshotTensors: number;
-      }),
+      ...(Object.fromEntries(HIT_COUNTERS.map((h, i) => [h.note, counters.hits[i] ?? 0])) as Omit<
+        HitsNote,
+        "kind"
+      >),
       probes: counters.attached,
     });
     if (this.profilerCpu) this.note({ kind: "profiler", ...this.profilerCpu });

@@ -148,9 +148,9 @@ describe("ProfDAG from a node graph frame pair", () => {
   test("nodes and edges as Grafana's node graph reads them", () => {
     const frames = makeNodeGraphFrames(
       [
-        { id: "a", title: "attn_norm-0", mainstat: 3 },
-        { id: "b", title: "Qcur-0", mainstat: 5 },
-        { id: "c", title: "kq-0", mainstat: 1 },
+        { id: "a", title: "attn_norm-0", mainstat: 3, details: { shape: "[64, 1]" } },
+        { id: "b", title: "Qcur-0", mainstat: 5, details: { shape: "[64, 1]" } },
+        { id: "c", title: "kq-0", mainstat: 1, details: { shape: "[64, 1]" } },
       ],
       [
         ["a", "b"],
