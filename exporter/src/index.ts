@@ -1,31 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// The exporter's public entry: what scripts, tests and other packages import. Only re-exports.
+// The exporter's public entry: what scripts, tests and other packages import, in the order of the
+// data flow (docs/architecture.md). Only re-exports.
 export { UserError } from "./errors.js";
-export {
-  SetupMissingError,
-  cacheRoot,
-  llamaBinary,
-  manifestPath,
-  modelsDir,
-  readManifest,
-  requireManifest,
-  type CacheManifest,
-} from "./setup/cache.js";
-export { BENCH_MODEL, TINY_MODELS, ensureModels } from "./models/zoo.js";
-export { readElf, type ElfFile } from "./discovery/elf.js";
-export { findProbeSite } from "./discovery/probeSite.js";
-export { loadNativeModule, layoutProbePath, type NativeModule } from "./record/nativeTracer.js";
-export { LEVELS } from "./record/probePlan.js";
-export { kernelHasUprobeMulti } from "./host/kernel.js";
-export { readRawFile, RawFileReader, RawFileWriter } from "./trace/rawFile.js";
-export type { RunHeader, RecordLevel } from "./trace/header.js";
-export type { NoteRecord, RunNote } from "./trace/notes.js";
-export { buildRun } from "./trace/buildRun.js";
-export type { Run, Token, GraphRun, OpRun } from "./trace/types.js";
-export { buildRunSpans, type SpanRecord } from "./sinks/otel/spans.js";
-export { SpanExport, EXPORT_DEFAULTS } from "./sinks/otel/exporter.js";
-export { toReadableSpans } from "./sinks/otel/readable.js";
-export { resourceAttributes } from "./sinks/otel/resource.js";
+
+// the event ABI of bpf/profinfer.h
 export {
   EVENT_ABI,
   EVENT_SIZES,
@@ -43,15 +21,48 @@ export {
   type CounterReadings,
   type RawEvent,
 } from "./abi/events.js";
-export type { RawRecording } from "./trace/rawFile.js";
+export { STEP_REGISTERS } from "./abi/constants.js";
+
+// the target
+export { readElf, type ElfFile } from "./discovery/elf.js";
+export { findProbeSite } from "./discovery/probeSite.js";
+export { callTargetsOf, findStepSites } from "./discovery/stepSites.js";
+export type { ProbedLayout } from "./discovery/layout.js";
+
+// recording
+export { loadNativeModule, layoutProbePath, type NativeModule } from "./record/nativeTracer.js";
+export { LEVELS } from "./record/probePlan.js";
+export { hasCorePmu } from "./record/counters.js";
+export { kernelHasUprobeMulti } from "./host/kernel.js";
+
+// the raw file and the trace model
+export { readRawFile, RawFileReader, RawFileWriter, type RawRecording } from "./trace/rawFile.js";
+export type { RunHeader, RecordLevel } from "./trace/header.js";
+export type { NoteRecord, RunNote } from "./trace/notes.js";
+export { buildRun } from "./trace/buildRun.js";
+export type { Run, Token, GraphRun, OpRun } from "./trace/types.js";
 export { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT } from "./trace/dag.js";
 export { toWallClockNs } from "./trace/clock.js";
-export { ggmlTypeName } from "./gguf/format.js";
-export { readGguf } from "./gguf/reader.js";
-export { type ProbedLayout } from "./discovery/layout.js";
-export { callTargetsOf, findStepSites } from "./discovery/stepSites.js";
-export { STEP_REGISTERS } from "./abi/constants.js";
-export { hasCorePmu } from "./record/counters.js";
-export { checkEndpoint } from "./sinks/otel/exporter.js";
+
+// outputs
+export { buildRunSpans, type SpanRecord } from "./sinks/otel/spans.js";
+export { SpanExport, EXPORT_DEFAULTS, checkEndpoint } from "./sinks/otel/exporter.js";
+export { toReadableSpans } from "./sinks/otel/readable.js";
+export { resourceAttributes } from "./sinks/otel/resource.js";
 export { mainDecodeGraph, traceFrame, traceFrameOf } from "./sinks/traceFrame.js";
 export { reportBundle } from "./sinks/report.js";
+
+// set-up, models
+export {
+  SetupMissingError,
+  cacheRoot,
+  llamaBinary,
+  manifestPath,
+  modelsDir,
+  readManifest,
+  requireManifest,
+  type CacheManifest,
+} from "./setup/cache.js";
+export { BENCH_MODEL, TINY_MODELS, ensureModels } from "./models/zoo.js";
+export { ggmlTypeName } from "./gguf/format.js";
+export { readGguf } from "./gguf/reader.js";
