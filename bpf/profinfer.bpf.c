@@ -21,6 +21,7 @@
 #include "steps.bpf.h"
 #include "threads.bpf.h"
 #include "sched.bpf.h"
+#include "batch.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -56,6 +57,8 @@ int BPF_KPROBE(decode_enter, void *lctx)
 	e->ops_sampled = s->ops_on;
 	e->_pad = 0;
 	submit(e);
+	/* what the batch holds per sequence, for the requests it serves */
+	emit_batch(PT_REGS_SP(ctx) + 8, s->decode_seq);
 	return 0;
 }
 

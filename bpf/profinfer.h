@@ -8,7 +8,7 @@
 #ifndef __PROFINFER_H
 #define __PROFINFER_H
 
-#define PI_EVENT_ABI 3
+#define PI_EVENT_ABI 4
 
 #define PI_MAX_SRC 10	     /* GGML_MAX_SRC */
 #define PI_MAX_NAME 64	     /* GGML_MAX_NAME */
@@ -48,6 +48,7 @@ enum pi_event_type {
 	PI_EV_LIBRARY = 14,	/* the dynamic linker's object list changed; the process is stopped */
 	PI_EV_STEP = 15,	/* the compute loop's barrier call on one worker thread (a step ended) */
 	PI_EV_STEPS = 16,	/* a batch of one thread's steps (see pi_steps) */
+	PI_EV_BATCH = 17,	/* what a llama_decode call's batch holds, per sequence (ABI 4) */
 };
 
 enum pi_level {
@@ -101,6 +102,44 @@ struct pi_token_begin {
 	unsigned int seq; /* llama_decode calls seen in this process, from 1 */
 	unsigned int ops_sampled; /* operator events are recorded for this call */
 	unsigned int _pad;
+};
+
+/*
+ * The batch of a llama_decode call, summed per sequence (ABI 4), sent right after its
+ * pi_token_begin: what a request model needs (tokens, first and last position, outputs wanted)
+ * without a record per token. A token of several sequences (a prompt shared by parallel
+ * sequences) counts in each of its first PI_MAX_TOKEN_SEQS.
+ */
+#define PI_MAX_BATCH_SEQS 32	  /* sequences summed per call; the tokens of others are counted */
+#define PI_MAX_BATCH_TOKENS 16384 /* tokens read per call; the rest are counted */
+#define PI_MAX_TOKEN_SEQS 4
+
+/* pi_batch.flags: which of the batch's arrays the caller gave (llama fills in the others) */
+enum pi_batch_flags {
+	PI_BATCH_POS = 1,     /* positions (else they continue each sequence's cache) */
+	PI_BATCH_SEQ_ID = 2,  /* sequence ids (else every token is sequence 0) */
+	PI_BATCH_OUTPUTS = 4, /* outputs wanted (else only the last token's) */
+	PI_BATCH_EMBD = 8,    /* embeddings instead of token ids */
+};
+
+struct pi_batch_seq {
+	int seq_id;
+	unsigned int n_tokens;
+	int pos_min; /* -1 when the batch gave no positions */
+	int pos_max;
+	unsigned int n_outputs;
+	unsigned int _pad;
+};
+
+struct pi_batch {
+	struct pi_header h;
+	unsigned int seq;	   /* the llama_decode call (pi_token_begin.seq) */
+	int n_tokens;
+	unsigned int flags;	   /* enum pi_batch_flags */
+	unsigned int n_seqs;	   /* entries of seqs in use */
+	unsigned int tokens_read;  /* tokens summed: n_tokens, or PI_MAX_BATCH_TOKENS */
+	unsigned int tokens_lost;  /* token-sequence pairs of sequences beyond PI_MAX_BATCH_SEQS */
+	struct pi_batch_seq seqs[PI_MAX_BATCH_SEQS];
 };
 
 struct pi_token_end {

@@ -8,7 +8,12 @@ export interface Drops {
   total: number;
 }
 
-export type Phase = "prefill" | "decode";
+/**
+ * What a llama_decode call computed, by content: prompt tokens only (prefill), generated tokens
+ * only (decode), or both (mixed: a batching server evaluating one request's prompt beside
+ * another's generation).
+ */
+export type Phase = "prefill" | "decode" | "mixed";
 
 /** Figures derived from counter deltas: each present only when the events it needs were recorded. */
 export interface DerivedFigures {
@@ -30,10 +35,62 @@ export interface DerivedFigures {
   onCpuRatio?: number;
 }
 
+/** A latency over requests, ms: nearest-rank percentiles. */
+export interface LatencyStat {
+  mean: number;
+  p50: number;
+  p99: number;
+}
+
+/** One request: a sequence's work from its prompt to its last generated token. */
+export interface RequestStat {
+  /** index in start order */
+  id: number;
+  pid: number;
+  /** the llama_context of its calls, in hex */
+  context: string;
+  seqId: number;
+  /** start of its first call, ms after the run's first event */
+  startMs: number;
+  /** from the start of its first call to the end of its last */
+  durationMs: number;
+  /** from the start of its first call to the end of the call that produced its first token */
+  ttftMs: number | null;
+  /** from its first token to its last, per token after the first */
+  tpotMs: number | null;
+  /** prompt tokens evaluated */
+  promptTokens: number;
+  /** prompt tokens taken from the cache (its first position), where the batches say */
+  cachedTokens: number | null;
+  /** tokens generated: one per output sampled */
+  generatedTokens: number;
+  /** llama_decode calls it took part in, by what it had in them */
+  calls: { prompt: number; decode: number; speculative: number };
+  /** its tokens over the tokens of the calls it took part in */
+  batchShare: number;
+  /** why its figures may fall short; null when it ran whole */
+  incomplete: string | null;
+}
+
+export interface RequestsStat {
+  count: number;
+  /** those that ran whole: the latencies are theirs */
+  complete: number;
+  ttftMs: LatencyStat | null;
+  tpotMs: LatencyStat | null;
+  durationMs: LatencyStat | null;
+  promptTokens: number;
+  generatedTokens: number;
+  /** in start order */
+  list: RequestStat[];
+}
+
 export interface TokenStat {
   seq: number;
   phase: Phase;
   nTokens: number;
+  /** sequences (requests) its batch held */
+  sequences: number;
   /** start, ms after the run's first event */
   startMs: number;
   durationMs: number;
@@ -145,14 +202,17 @@ export interface ProfStats {
   /** the counters recorded; `hardware` false: a software event, not a hardware count */
   counters: { name: string; hardware: boolean; scaled: boolean }[] | null;
   tokens: TokenStat[];
+  /** llama_decode calls by phase (by content: docs/trace-model.md "Requests") */
   phases: {
     prefill: PhaseStat;
     decode: PhaseStat;
+    mixed: PhaseStat;
     /** time to first token: duration of the first prefill llama_decode call */
     ttftMs: number | null;
     /** time per output token: mean duration of the decode llama_decode calls */
     tpotMs: number | null;
   };
+  requests: RequestsStat;
   graphs: {
     runs: number;
     withOps: number;

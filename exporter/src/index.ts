@@ -10,6 +10,7 @@ export {
   EventType,
   GraphFn,
   LAYOUT,
+  PI_MAX_BATCH_SEQS,
   PI_MAX_COUNTERS,
   PI_MAX_MOE_IDS,
   PI_MAX_NAME,
@@ -18,10 +19,12 @@ export {
   countedEventSize,
   decodeEvent,
   decodeRecord,
+  type BatchEvent,
+  type BatchSequence,
   type CounterReadings,
   type RawEvent,
 } from "./abi/events.js";
-export { STEP_REGISTERS } from "./abi/constants.js";
+export { BatchFlag, STEP_REGISTERS } from "./abi/constants.js";
 
 // the target
 export { readElf, type ElfFile } from "./discovery/elf.js";

@@ -5,6 +5,7 @@ import {
   EVENT_SIZES,
   EventType,
   LAYOUT,
+  PI_MAX_BATCH_SEQS,
   PI_MAX_COUNTERS,
   PI_MAX_MOE_IDS,
   PI_MAX_NAME,
@@ -151,6 +152,28 @@ export function encodeEvent(event: RawEvent): Buffer {
       buf.writeUInt32LE(event.firstToken, MOE.first_token);
       event.ids.forEach((id, i) => buf.writeInt32LE(id, MOE.ids + 4 * i));
       break;
+    case EventType.BATCH: {
+      const B = LAYOUT.pi_batch;
+      const S = LAYOUT.pi_batch_seq;
+      if (event.seqs.length > PI_MAX_BATCH_SEQS) {
+        throw new RangeError(`a batch event holds at most ${PI_MAX_BATCH_SEQS} sequences`);
+      }
+      buf.writeUInt32LE(event.seq, B.seq);
+      buf.writeInt32LE(event.nTokens, B.n_tokens);
+      buf.writeUInt32LE(event.flags, B.flags);
+      buf.writeUInt32LE(event.seqs.length, B.n_seqs);
+      buf.writeUInt32LE(event.tokensRead, B.tokens_read);
+      buf.writeUInt32LE(event.tokensLost, B.tokens_lost);
+      event.seqs.forEach((q, i) => {
+        const at = B.seqs + i * S.size;
+        buf.writeInt32LE(q.seqId, at + S.seq_id);
+        buf.writeUInt32LE(q.nTokens, at + S.n_tokens);
+        buf.writeInt32LE(q.posMin, at + S.pos_min);
+        buf.writeInt32LE(q.posMax, at + S.pos_max);
+        buf.writeUInt32LE(q.nOutputs, at + S.n_outputs);
+      });
+      break;
+    }
   }
   return buf;
 }

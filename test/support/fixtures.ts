@@ -14,6 +14,7 @@ import {
   RawFileWriter,
   TENSOR_FLAG_COMPUTE,
   TENSOR_FLAG_INPUT,
+  type BatchSequence,
   type NoteRecord,
   type RawEvent,
   type RawRecording,
@@ -209,8 +210,18 @@ export class FixtureRecorder {
     return { type, cpu, tgid: this.header.target.pid, tid, ts };
   }
 
-  /** One llama_decode call on `tid` around `body`. */
-  token(seq: number, nTokens: number, tid: number, body: () => void, opsSampled = true): void {
+  /**
+   * One llama_decode call on `tid` around `body`; with `batch`, the call's batch summary (ABI 4)
+   * right after its begin, as the kernel sends it.
+   */
+  token(
+    seq: number,
+    nTokens: number,
+    tid: number,
+    body: () => void,
+    opsSampled = true,
+    batch?: { flags: number; seqs: BatchSequence[] },
+  ): void {
     this.emit({
       ...this.head(EventType.TOKEN_BEGIN, tid, this.now),
       type: EventType.TOKEN_BEGIN,
@@ -219,6 +230,18 @@ export class FixtureRecorder {
       seq,
       opsSampled,
     });
+    if (batch) {
+      this.emit({
+        ...this.head(EventType.BATCH, tid, this.now),
+        type: EventType.BATCH,
+        seq,
+        nTokens,
+        flags: batch.flags,
+        tokensRead: nTokens,
+        tokensLost: 0,
+        seqs: batch.seqs,
+      });
+    }
     this.now += 1_000n;
     body();
     this.now += 1_000n;

@@ -14,6 +14,9 @@ import {
   AGG_STEP,
   AGG_UNPROBED,
   AggPhase,
+  BatchFlag,
+  MAX_BATCH_TOKENS,
+  MAX_TOKEN_SEQS,
   DROP_COUNTERS,
   DROP_REASON_COUNT,
   EV_LIBRARY,
@@ -34,6 +37,7 @@ import {
   EventType,
   GraphFn,
   LAYOUT,
+  PI_MAX_BATCH_SEQS,
   PI_MAX_COUNTERS,
   PI_MAX_MOE_IDS,
   PI_MAX_NAME,
@@ -79,7 +83,7 @@ test("the struct sizes are the table of docs/raw-events.md", () => {
   const rows = [
     ...doc.matchAll(/^\| (\d+) `PI_EV_\w+`(?:, (\d+) `PI_EV_\w+`)? \| `(\w+)` \| (\d+) \|$/gm),
   ];
-  assert.equal(rows.length, 13, "rows of the size table");
+  assert.equal(rows.length, 14, "rows of the size table");
   const documented = new Map<number, [string, number]>();
   for (const [, a, b, struct, size] of rows) {
     documented.set(Number(a), [struct!, Number(size)]);
@@ -87,7 +91,7 @@ test("the struct sizes are the table of docs/raw-events.md", () => {
   }
   assert.deepEqual(
     [...documented.keys()].sort((x, y) => x - y),
-    [...Object.values(EventType), STEPS_RECORD],
+    [...Object.values(EventType), STEPS_RECORD].sort((x, y) => x - y),
   );
   assert.deepEqual(documented.get(STEPS_RECORD), ["pi_steps", LAYOUT.pi_steps.size]);
   documented.delete(STEPS_RECORD);
@@ -131,6 +135,13 @@ test("every enum value and constant user space reads agrees with bpf/profinfer.h
     ["PI_MAX_MOE_IDS", PI_MAX_MOE_IDS],
     ["PI_MAX_COUNTERS", PI_MAX_COUNTERS],
     ["PI_STEPS_PER_BATCH", PI_STEPS_PER_BATCH],
+    ["PI_MAX_BATCH_SEQS", PI_MAX_BATCH_SEQS],
+    ["PI_MAX_BATCH_TOKENS", MAX_BATCH_TOKENS],
+    ["PI_MAX_TOKEN_SEQS", MAX_TOKEN_SEQS],
+    ["PI_BATCH_POS", BatchFlag.POS],
+    ["PI_BATCH_SEQ_ID", BatchFlag.SEQ_ID],
+    ["PI_BATCH_OUTPUTS", BatchFlag.OUTPUTS],
+    ["PI_BATCH_EMBD", BatchFlag.EMBD],
     ["PI_EV_STEPS", STEPS_RECORD],
     ["PI_EV_LIBRARY", EV_LIBRARY],
     ["PI_LEVEL_TOKEN", PiLevel.TOKEN],
@@ -165,6 +176,7 @@ test("every enum value and constant user space reads agrees with bpf/profinfer.h
     [EventType.SCHED_WAKEUP]: "PI_EV_SCHED_WAKEUP",
     [EventType.MOE_IDS]: "PI_EV_MOE_IDS",
     [EventType.STEP]: "PI_EV_STEP",
+    [EventType.BATCH]: "PI_EV_BATCH",
   };
   for (const value of Object.values(EventType)) expected.set(names[value]!, value);
   STEP_REGISTERS.forEach((reg, i) => expected.set(`PI_STEP_${reg}`, i));

@@ -9,6 +9,13 @@ export const PiLevel = { TOKEN: 1, GRAPH: 2, OP: 3 } as const;
 /** PI_EV_LIBRARY: the dynamic linker's hook stopped the process; a control event, never recorded. */
 export const EV_LIBRARY = 14;
 
+/** enum pi_batch_flags: which of a llama_decode batch's arrays the caller gave. */
+export const BatchFlag = { POS: 1, SEQ_ID: 2, OUTPUTS: 4, EMBD: 8 } as const;
+
+/** PI_MAX_BATCH_TOKENS, PI_MAX_TOKEN_SEQS: what the kernel reads of a batch at most. */
+export const MAX_BATCH_TOKENS = 16384;
+export const MAX_TOKEN_SEQS = 4;
+
 /** PI_STEP_FINAL: the attach cookie of the compute loop's final barrier call. */
 export const STEP_FINAL = 255;
 

@@ -4,13 +4,13 @@
 // and the test fixtures' encoder (test/support/encodeEvent.ts) all go through it.
 
 /** PI_EVENT_ABI of bpf/profinfer.h: the struct layouts below. */
-export const EVENT_ABI = 3;
+export const EVENT_ABI = 4;
 /**
  * ABIs this decoder reads: ABI 2 only added the counter readings OP and BARRIER events may carry
- * (pi_op_counted, pi_barrier_counted), ABI 3 only the batch records of steps (STEPS_RECORD), so
- * ABI 1 and 2 files read unchanged.
+ * (pi_op_counted, pi_barrier_counted), ABI 3 only the batch records of steps (STEPS_RECORD), ABI 4
+ * only the batch summaries of llama_decode calls (BATCH), so ABI 1 to 3 files read unchanged.
  */
-export const READABLE_EVENT_ABIS: readonly number[] = [1, 2, 3];
+export const READABLE_EVENT_ABIS: readonly number[] = [1, 2, 3, 4];
 
 /**
  * PI_EV_STEPS (ABI 3): a record holding a batch of one thread's steps (pi_steps). Not an event of
@@ -35,6 +35,7 @@ export const EventType = {
   SCHED_WAKEUP: 12,
   MOE_IDS: 13,
   STEP: 15,
+  BATCH: 17,
 } as const;
 export type EventTypeCode = (typeof EventType)[keyof typeof EventType];
 
@@ -46,6 +47,7 @@ export const PI_MAX_NAME = 64;
 export const PI_NODES_PER_CHUNK = 256;
 export const PI_MAX_MOE_IDS = 2048;
 export const PI_MAX_COUNTERS = 8;
+export const PI_MAX_BATCH_SEQS = 32;
 const COMM_LEN = 16;
 
 /**
@@ -109,6 +111,17 @@ export const LAYOUT = {
     next_comm: 64,
   },
   pi_sched_wakeup: { size: 32, waker_tid: 24, target_cpu: 28 },
+  pi_batch_seq: { size: 24, seq_id: 0, n_tokens: 4, pos_min: 8, pos_max: 12, n_outputs: 16 },
+  pi_batch: {
+    size: 48 + 24 * PI_MAX_BATCH_SEQS,
+    seq: 24,
+    n_tokens: 28,
+    flags: 32,
+    n_seqs: 36,
+    tokens_read: 40,
+    tokens_lost: 44,
+    seqs: 48,
+  },
   pi_moe_ids: {
     size: 56 + 4 * PI_MAX_MOE_IDS,
     tensor: 24,
@@ -140,6 +153,7 @@ export const EVENT_STRUCTS: Readonly<Record<EventTypeCode, keyof typeof LAYOUT>>
   [EventType.SCHED_WAKEUP]: "pi_sched_wakeup",
   [EventType.MOE_IDS]: "pi_moe_ids",
   [EventType.STEP]: "pi_step",
+  [EventType.BATCH]: "pi_batch",
 };
 
 /** sizeof each struct, by event type. */
@@ -317,6 +331,32 @@ export interface MoeIdsEvent extends EventHeader {
   ids: Int32Array;
 }
 
+/** One sequence's tokens in a llama_decode call's batch (pi_batch_seq). */
+export interface BatchSequence {
+  seqId: number;
+  nTokens: number;
+  /** first and last position; -1 when the batch gave no positions */
+  posMin: number;
+  posMax: number;
+  /** tokens whose output (logits) the caller wanted */
+  nOutputs: number;
+}
+
+/** What a llama_decode call's batch holds, per sequence (ABI 4). */
+export interface BatchEvent extends EventHeader {
+  type: typeof EventType.BATCH;
+  /** the call (TokenBeginEvent.seq) */
+  seq: number;
+  nTokens: number;
+  /** bpf/profinfer.h enum pi_batch_flags: which arrays the caller gave */
+  flags: number;
+  /** tokens summed (the rest were beyond the per-call bound) */
+  tokensRead: number;
+  /** token-sequence pairs of sequences beyond the per-call bound of sequences */
+  tokensLost: number;
+  seqs: BatchSequence[];
+}
+
 export type RawEvent =
   | TokenBeginEvent
   | TokenEndEvent
@@ -329,7 +369,8 @@ export type RawEvent =
   | StepEvent
   | SchedSwitchEvent
   | SchedWakeupEvent
-  | MoeIdsEvent;
+  | MoeIdsEvent
+  | BatchEvent;
 
 /** Why an event's bytes cannot be decoded; the reader adds the file and offset. */
 export class EventLayoutError extends Error {
@@ -577,6 +618,40 @@ export function decodeEvent(buf: Buffer, offset: number, length: number): RawEve
         nTokens: buf.readInt32LE(o + MOE.n_tokens),
         firstToken: buf.readUInt32LE(o + MOE.first_token),
         ids,
+      };
+    }
+    case EventType.BATCH: {
+      const B = LAYOUT.pi_batch;
+      const S = LAYOUT.pi_batch_seq;
+      const n = buf.readUInt32LE(o + B.n_seqs);
+      if (n > PI_MAX_BATCH_SEQS) {
+        throw new EventLayoutError(
+          `a batch claims ${n} sequences, at most ${PI_MAX_BATCH_SEQS} fit`,
+        );
+      }
+      const seqs: BatchSequence[] = [];
+      for (let i = 0; i < n; i++) {
+        const at = o + B.seqs + i * S.size;
+        seqs.push({
+          seqId: buf.readInt32LE(at + S.seq_id),
+          nTokens: buf.readUInt32LE(at + S.n_tokens),
+          posMin: buf.readInt32LE(at + S.pos_min),
+          posMax: buf.readInt32LE(at + S.pos_max),
+          nOutputs: buf.readUInt32LE(at + S.n_outputs),
+        });
+      }
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        seq: buf.readUInt32LE(o + B.seq),
+        nTokens: buf.readInt32LE(o + B.n_tokens),
+        flags: buf.readUInt32LE(o + B.flags),
+        tokensRead: buf.readUInt32LE(o + B.tokens_read),
+        tokensLost: buf.readUInt32LE(o + B.tokens_lost),
+        seqs,
       };
     }
     default:

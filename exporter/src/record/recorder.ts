@@ -361,6 +361,8 @@ export class Recorder implements LiveRecording {
     if (this.state === "stopping" || this.state === "closed") return;
     this.state = "stopping";
     const ended = new Promise<void>((resolveEnd) => (this.streamEnded = resolveEnd));
+    // process.hrtime is CLOCK_MONOTONIC, the clock of the events
+    const stoppedNs = process.hrtime.bigint().toString();
     this.tracer.stop();
     await ended;
     if (this.firstDecode) {
@@ -394,7 +396,7 @@ export class Recorder implements LiveRecording {
     });
     if (this.profilerCpu) this.note({ kind: "profiler", ...this.profilerCpu });
     if (exit) this.note({ kind: "exit", code: exit.code, signal: exit.signal });
-    this.note({ kind: "end", events: this.stats.events, tokens: this.stats.tokens });
+    this.note({ kind: "end", events: this.stats.events, tokens: this.stats.tokens, stoppedNs });
     this.writer.close();
     this.state = "closed";
     this.tracer.close();

@@ -96,9 +96,45 @@ test("stats aggregate tokens, phases, ops, layers, tensors and threads as comput
       p99Ms: 0.0219,
       tokensPerSecond: 45662.1,
     },
+    mixed: {
+      calls: 0,
+      tokens: 0,
+      totalMs: 0,
+      meanMs: 0,
+      p50Ms: 0,
+      p99Ms: 0,
+      tokensPerSecond: 0,
+    },
     ttftMs: 0.0419,
     tpotMs: 0.0219,
   });
+  // one sequence without batch summaries: one request, its first token from the prompt call
+  const [first, , last] = stats.tokens;
+  const endMs = (t: typeof first) => t!.startMs + t!.durationMs;
+  assert.equal(stats.requests.count, 1);
+  assert.deepEqual(
+    (({ promptTokens, cachedTokens, generatedTokens, ttftMs, calls, incomplete }) => ({
+      promptTokens,
+      cachedTokens,
+      generatedTokens,
+      ttftMs,
+      calls,
+      incomplete,
+    }))(stats.requests.list[0]!),
+    {
+      promptTokens: 4,
+      cachedTokens: null,
+      generatedTokens: 3,
+      ttftMs: 0.0419,
+      calls: { prompt: 1, decode: 2, speculative: 0 },
+      incomplete: null,
+    },
+  );
+  assert.ok(
+    Math.abs(stats.requests.list[0]!.tpotMs! - (endMs(last) - endMs(first)) / 2) < 1e-6,
+    "time per output token: from the first token to the last, per token after the first",
+  );
+  assert.deepEqual(stats.requests.ttftMs, { mean: 0.0419, p50: 0.0419, p99: 0.0419 });
   assert.deepEqual(stats.graphs, {
     runs: 6,
     withOps: 3,

@@ -8,12 +8,15 @@ import { displayOpName } from "../trace/dag.js";
 import { addCounters, deriveFigures } from "../trace/derived.js";
 import type {
   ExpertLayerStat,
+  LatencyStat,
   LayerStat,
   OpTypeStat,
   Phase,
   PhaseStat,
   PreemptorStat,
   ProfStats,
+  RequestStat,
+  RequestsStat,
   TensorStat,
   ThreadStat,
   TokenStat,
@@ -49,6 +52,66 @@ function phaseStat(durations: number[], tokens: number): PhaseStat {
   };
 }
 
+/** Mean and percentiles of values in ms (to the ns, as ms() gives them). */
+function latency(valuesMs: number[]): LatencyStat | null {
+  if (valuesMs.length === 0) return null;
+  const sorted = [...valuesMs].sort((a, b) => a - b);
+  const toNs = (v: number) => ms(v * 1e6);
+  return {
+    mean: toNs(sorted.reduce((a, b) => a + b, 0) / sorted.length),
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+  };
+}
+
+/** Per-request figures; the latencies over the requests that ran whole. */
+function requestsStat(run: Run): RequestsStat {
+  const base = run.firstNs;
+  const list: RequestStat[] = run.requests.map((r) => {
+    const calls = { prompt: 0, decode: 0, speculative: 0 };
+    let mine = 0;
+    let all = 0;
+    for (const step of r.steps) {
+      calls[step.kind] += 1;
+      mine += step.nTokens;
+      all += step.token.nTokens;
+    }
+    const first = r.firstOutputNs;
+    return {
+      id: r.id,
+      pid: r.tgid,
+      context: `0x${r.ctx.toString(16)}`,
+      seqId: r.seqId,
+      startMs: ms(Number(r.startNs - base)),
+      durationMs: ms(Number(r.endNs - r.startNs)),
+      ttftMs: first === null ? null : ms(Number(first - r.startNs)),
+      tpotMs:
+        first === null || r.generatedTokens < 2
+          ? null
+          : ms(Number(r.endNs - first) / (r.generatedTokens - 1)),
+      promptTokens: r.promptTokens,
+      cachedTokens: r.cachedTokens,
+      generatedTokens: r.generatedTokens,
+      calls,
+      batchShare: ratio(mine, all),
+      incomplete: r.incomplete,
+    };
+  });
+  const whole = list.filter((r) => r.incomplete === null);
+  const values = (pick: (r: RequestStat) => number | null) =>
+    whole.map(pick).filter((v): v is number => v !== null);
+  return {
+    count: list.length,
+    complete: whole.length,
+    ttftMs: latency(values((r) => r.ttftMs)),
+    tpotMs: latency(values((r) => r.tpotMs)),
+    durationMs: latency(values((r) => r.durationMs)),
+    promptTokens: list.reduce((n, r) => n + r.promptTokens, 0),
+    generatedTokens: list.reduce((n, r) => n + r.generatedTokens, 0),
+    list,
+  };
+}
+
 function imbalanceOf(op: OpRun): number | null {
   if (op.threads.length < 2) return null;
   let slow = 0;
@@ -67,6 +130,7 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     seq: t.seq,
     phase: t.phase,
     nTokens: t.nTokens,
+    sequences: t.steps?.length ?? 1,
     startMs: ms(Number(t.startNs - base)),
     durationMs: ms(Number(t.endNs - t.startNs)),
     ret: t.ret,
@@ -77,6 +141,7 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
   const byPhase = (phase: Phase) => run.tokens.filter((t) => t.phase === phase && t.ret !== null);
   const prefill = byPhase("prefill");
   const decode = byPhase("decode");
+  const mixed = byPhase("mixed");
   const durationsOf = (list: typeof prefill) => list.map((t) => Number(t.endNs - t.startNs));
   const decodeStat = phaseStat(
     durationsOf(decode),
@@ -314,12 +379,17 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     },
     counters: run.counters ?? null,
     tokens,
+    requests: requestsStat(run),
     phases: {
       prefill: phaseStat(
         durationsOf(prefill),
         prefill.reduce((n, t) => n + t.nTokens, 0),
       ),
       decode: decodeStat,
+      mixed: phaseStat(
+        durationsOf(mixed),
+        mixed.reduce((n, t) => n + t.nTokens, 0),
+      ),
       ttftMs: firstPrefill ? ms(Number(firstPrefill.endNs - firstPrefill.startNs)) : null,
       tpotMs: decode.length ? decodeStat.meanMs : null,
     },

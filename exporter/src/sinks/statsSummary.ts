@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // ProfStat for the terminal: compact plain-text tables of stats.json, within 100 columns.
-import type { DerivedFigures, OpTypeStat, ProfStats } from "@profinfer/contract";
+import type { DerivedFigures, LatencyStat, OpTypeStat, ProfStats } from "@profinfer/contract";
 import { displayOpName } from "../trace/dag.js";
 
 const WIDTH = 100;
@@ -72,6 +72,63 @@ function counterSummary(stats: ProfStats, top: OpTypeStat[]): string[] {
 export interface SummaryOptions {
   /** rows of the operator table (default 15) */
   ops?: number;
+  /** rows of the request table (default 20) */
+  requests?: number;
+}
+
+function fmtLatency(l: LatencyStat | null): string {
+  return l === null ? "-" : `p50 ${fmtMs(l.p50)} p99 ${fmtMs(l.p99)} ms`;
+}
+
+/** The per-request table: the first `rows` requests, and the latencies over those that ran whole. */
+function requestSummary(stats: ProfStats, rows: number): string[] {
+  const r = stats.requests;
+  if (r.count === 0) return [];
+  const shown = r.list.slice(0, rows);
+  const opt = (v: number | null) => (v === null ? "-" : fmtMs(v));
+  return [
+    clip(
+      `requests: ${r.count} (${r.complete} whole), ${r.promptTokens} prompt and ` +
+        `${r.generatedTokens} generated tokens`,
+      WIDTH,
+    ),
+    clip(
+      `TTFT ${fmtLatency(r.ttftMs)}   TPOT ${fmtLatency(r.tpotMs)}   ` +
+        `duration ${fmtLatency(r.durationMs)}`,
+      WIDTH,
+    ),
+    ...table(
+      [
+        "request",
+        "seq",
+        "prompt",
+        "cached",
+        "gen",
+        "calls",
+        "TTFT ms",
+        "TPOT ms",
+        "dur ms",
+        "share",
+      ],
+      shown.map((q) => [
+        `#${q.id}${q.incomplete === null ? "" : "!"}`,
+        String(q.seqId),
+        String(q.promptTokens),
+        q.cachedTokens === null ? "-" : String(q.cachedTokens),
+        String(q.generatedTokens),
+        String(q.calls.prompt + q.calls.decode + q.calls.speculative),
+        opt(q.ttftMs),
+        opt(q.tpotMs),
+        fmtMs(q.durationMs),
+        pct(q.batchShare),
+      ]),
+    ),
+    ...(r.count > shown.length ? [`(${r.count - shown.length} more requests in stats.json)`] : []),
+    ...(shown.some((q) => q.incomplete !== null)
+      ? ["! incomplete (stats.json says why): left out of the latencies"]
+      : []),
+    "",
+  ];
 }
 
 /** The terminal summary: compact tables, at most 100 columns wide. */
@@ -89,23 +146,26 @@ export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {
   out.push(
     ...table(
       ["phase", "calls", "tokens", "total ms", "mean ms", "p50 ms", "p99 ms", "tok/s"],
-      (["prefill", "decode"] as const).map((name) => {
-        const p = ph[name];
-        return [
-          name,
-          String(p.calls),
-          String(p.tokens),
-          fmtMs(p.totalMs),
-          fmtMs(p.meanMs),
-          fmtMs(p.p50Ms),
-          fmtMs(p.p99Ms),
-          p.tokensPerSecond.toFixed(1),
-        ];
-      }),
+      (["prefill", "decode", "mixed"] as const)
+        .filter((name) => name !== "mixed" || ph.mixed.calls > 0)
+        .map((name) => {
+          const p = ph[name];
+          return [
+            name,
+            String(p.calls),
+            String(p.tokens),
+            fmtMs(p.totalMs),
+            fmtMs(p.meanMs),
+            fmtMs(p.p50Ms),
+            fmtMs(p.p99Ms),
+            p.tokensPerSecond.toFixed(1),
+          ];
+        }),
     ),
     `TTFT ${ph.ttftMs === null ? "-" : `${fmtMs(ph.ttftMs)} ms`} (first prefill call)   ` +
       `TPOT ${ph.tpotMs === null ? "-" : `${fmtMs(ph.tpotMs)} ms`} (mean decode call)`,
     "",
+    ...requestSummary(stats, options.requests ?? 20),
   );
 
   if (stats.ops.length > 0) {

@@ -39,7 +39,7 @@ export function mainDecodeGraph(run: Run): GraphRun | null {
   return index < 0 ? null : run.graphRuns[index]!;
 }
 
-/** The first prefill graph with operators, for comparison beside the decode graph. */
+/** The first graph with operators of a call with prompt tokens, beside the decode graph. */
 export function firstPrefillGraph(run: Run): GraphRun | null {
   const phaseOf = new Map(run.tokens.map((t) => [t.seq, t.phase]));
   return (
@@ -48,7 +48,8 @@ export function firstPrefillGraph(run: Run): GraphRun | null {
         g.opsRecorded &&
         g.ops.length > 0 &&
         g.tokenSeq !== null &&
-        phaseOf.get(g.tokenSeq) === "prefill",
+        phaseOf.get(g.tokenSeq) !== undefined &&
+        phaseOf.get(g.tokenSeq) !== "decode",
     ) ?? null
   );
 }

@@ -22,6 +22,7 @@ import {
 import type { RawRecording } from "./rawFile.js";
 import { chargeGraphThreads, chargeOffCpu, offCpuIntervals } from "./sched.js";
 import { describeSnapshots } from "./snapshots.js";
+import { buildRequests } from "./requests.js";
 import { reconstructFromSteps } from "./steps.js";
 import { orderThreads } from "./threads.js";
 import type { GraphRun, OffCpuInterval, OffCpuTarget, RawInput, Run, Token } from "./types.js";
@@ -40,6 +41,8 @@ export function buildRun(input: RawInput | RawRecording): Run {
       `${sorted.unpaired} token or graph end events had no matching begin (events lost)`,
     );
   }
+  const { drops, exit, stoppedNs } = readNotes(notes, warnings);
+  const requests = buildRequests(tokens, stoppedNs);
   const callAt = callsByTime(tokens);
   const outside = placeGraphsInCalls(graphRuns, callAt);
   if (outside > 0) {
@@ -59,7 +62,6 @@ export function buildRun(input: RawInput | RawRecording): Run {
   if (placed.broken > 0) {
     warnings.push(`${placed.broken} operator/barrier intervals lost their begin or end event`);
   }
-  const { drops, exit } = readNotes(notes, warnings);
   const lossPossible = truncatedAt !== null || (drops?.total ?? 0) > 0 || placed.broken > 0;
   const opIntervals = reconstructOperators(header, tokens, graphRuns, placed, lossPossible);
 
@@ -94,6 +96,7 @@ export function buildRun(input: RawInput | RawRecording): Run {
     lastNs: sorted.lastNs,
     eventCount: input.events.length,
     tokens,
+    requests,
     graphRuns,
     snapshots,
     threads,
@@ -107,19 +110,25 @@ export function buildRun(input: RawInput | RawRecording): Run {
   };
 }
 
-/** The last drops and exit notes, and the recorder's warnings (appended to `warnings`). */
+/**
+ * The last drops and exit notes, when tracing stopped, and the recorder's warnings (appended to
+ * `warnings`).
+ */
 function readNotes(
   notes: readonly NoteRecord[],
   warnings: string[],
-): { drops: Drops | null; exit: ExitNote | null } {
+): { drops: Drops | null; exit: ExitNote | null; stoppedNs: bigint | null } {
   let drops: Drops | null = null;
   let exit: ExitNote | null = null;
+  let stoppedNs: bigint | null = null;
   for (const { note } of notes) {
     if (note.kind === "drops") drops = dropsFrom(note);
     else if (note.kind === "exit") exit = note;
     else if (note.kind === "warning") warnings.push(note.message);
+    else if (note.kind === "end" && note.stoppedNs !== undefined && /^\d+$/.test(note.stoppedNs))
+      stoppedNs = BigInt(note.stoppedNs);
   }
-  return { drops, exit };
+  return { drops, exit, stoppedNs };
 }
 
 /** Drop counts of a "drops" note: its `counts` object, or else its numeric fields. */

@@ -121,6 +121,8 @@ export interface EndNote {
   kind: "end";
   events?: number;
   tokens?: number;
+  /** when tracing stopped, CLOCK_MONOTONIC ns (older files: absent) */
+  stoppedNs?: string;
 }
 
 export type RunNote =
@@ -165,7 +167,7 @@ const NOTE_FIELDS: { readonly [K in NoteKind]: Readonly<Record<string, FieldSpec
   hits: {},
   profiler: { cpuMs: ["number"], wallMs: ["number"] },
   exit: { code: ["number", "null"], signal: ["string", "null"] },
-  end: {},
+  end: { stoppedNs: ["string", "?"] },
 };
 
 function typeOf(value: unknown): FieldType | "null" | "?" {

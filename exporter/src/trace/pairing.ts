@@ -6,6 +6,7 @@ import {
   EventType,
   GraphFn,
   type BarrierEvent,
+  type BatchEvent,
   type GraphNodesEvent,
   type MoeIdsEvent,
   type OpEvent,
@@ -109,6 +110,7 @@ export function sortEvents(events: readonly RawEvent[], targetPid: number): Sort
   const openTokens = new Map<number, TokenBeginEvent>();
   const graphRuns: GraphRun[] = [];
   const graphStacks = new Map<number, GraphRun[]>();
+  const batches = new Map<string, BatchEvent>();
   const out: SortedEvents = {
     firstNs,
     lastNs,
@@ -206,6 +208,9 @@ export function sortEvents(events: readonly RawEvent[], targetPid: number): Sort
       case EventType.MOE_IDS:
         out.moeEvents.push(ev);
         break;
+      case EventType.BATCH:
+        batches.set(`${ev.tgid}:${ev.seq}`, ev);
+        break;
     }
   }
   // what was still open when the recording ended ends with it
@@ -215,6 +220,17 @@ export function sortEvents(events: readonly RawEvent[], targetPid: number): Sort
       lost.endNs = lastNs;
       lost.complete = false;
       lost.problems.push("the recording ended before the graph did");
+    }
+  }
+  for (const t of tokens) {
+    const b = batches.get(`${t.tgid}:${t.seq}`);
+    if (b) {
+      t.batch = {
+        flags: b.flags,
+        tokensRead: b.tokensRead,
+        tokensLost: b.tokensLost,
+        seqs: b.seqs,
+      };
     }
   }
   tokens.sort((a, b) => byStart(a, b) || a.seq - b.seq);

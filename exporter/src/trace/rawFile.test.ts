@@ -41,18 +41,28 @@ function sampleRecorder(): FixtureRecorder {
     });
     rec.preempt(1002, r.startNs + 2000n, r.startNs + 2500n, { comm: "stress", tgid: 7, tid: 8 });
   });
-  // a decode timed by step probes
-  rec.token(2, 1, 1001, () => {
-    rec.compute({
-      cgraph: 0xa000n,
-      signature: 0x1n,
-      graph: moeLayerGraph(0),
-      changed: false,
-      threads: [1001, 1002],
-      duration: () => 1000,
-      steps: true,
-    });
-  });
+  // a decode timed by step probes, with its batch summary
+  rec.token(
+    2,
+    1,
+    1001,
+    () => {
+      rec.compute({
+        cgraph: 0xa000n,
+        signature: 0x1n,
+        graph: moeLayerGraph(0),
+        changed: false,
+        threads: [1001, 1002],
+        duration: () => 1000,
+        steps: true,
+      });
+    },
+    true,
+    {
+      flags: 7,
+      seqs: [{ seqId: 0, nTokens: 1, posMin: 9, posMax: 9, nOutputs: 1 }],
+    },
+  );
   rec.emit({
     type: EventType.SCHED_WAKEUP,
     cpu: 1,

@@ -4,7 +4,7 @@
 // CLOCK_MONOTONIC ns (exact); durations are plain numbers of ns. This module imports no code
 // that builds the model (buildRun.ts and its passes do); docs/trace-model.md describes the rules.
 import type { Drops, Phase } from "@profinfer/contract";
-import type { RawEvent } from "../abi/events.js";
+import type { BatchSequence, RawEvent } from "../abi/events.js";
 import type { RunHeader } from "./header.js";
 import type { ExitNote, NoteRecord } from "./notes.js";
 
@@ -26,6 +26,8 @@ export interface Run {
   eventCount: number;
   /** llama_decode calls, in start order */
   tokens: Token[];
+  /** requests: one sequence's work from its prompt to its last generated token, in start order */
+  requests: Request[];
   /** every graph computation, in start order (nested CPU graphs after their sched graph) */
   graphRuns: GraphRun[];
   /** graph descriptions by snapshotKey(cgraph, signature) */
@@ -69,7 +71,10 @@ export interface Token {
   tgid: number;
   tid: number;
   ctx: bigint;
-  /** n_tokens > 1: prefill (prompt processing); 1: a decode step */
+  /**
+   * what it computed, by content: prompt tokens (prefill), generated ones (decode), or both
+   * (mixed); without a batch summary (older recordings), n_tokens > 1 is prefill
+   */
   phase: Phase;
   nTokens: number;
   startNs: bigint;
@@ -81,6 +86,65 @@ export interface Token {
   graphs: GraphRun[];
   /** MoE routing: layer -> one row of k expert ids per token of the batch */
   experts?: Map<number, number[][]>;
+  /** what the call's batch held per sequence (recordings of ABI 4 and later) */
+  batch?: TokenBatch;
+  /** the call's part of each request it served (set with Run.requests) */
+  steps?: RequestStep[];
+}
+
+/** What a request's tokens in one call were. */
+export type StepKind = "prompt" | "decode" | "speculative";
+
+/** A request's part of one llama_decode call. */
+export interface RequestStep {
+  request: Request;
+  token: Token;
+  kind: StepKind;
+  /** its tokens in the call, and the outputs it asked for */
+  nTokens: number;
+  nOutputs: number;
+  /** its first and last position; -1 when the batch gave none */
+  posMin: number;
+  posMax: number;
+}
+
+/**
+ * One request: a sequence's work from its prompt to its last generated token (docs/trace-model.md
+ * "Requests"), found from the batches' contents.
+ */
+export interface Request {
+  /** index in Run.requests */
+  id: number;
+  tgid: number;
+  /** the llama_context of its calls */
+  ctx: bigint;
+  seqId: number;
+  /** start of its first call, end of its last */
+  startNs: bigint;
+  endNs: bigint;
+  /** end of the call that produced its first output (its first token); null before that */
+  firstOutputNs: bigint | null;
+  /** prompt tokens evaluated */
+  promptTokens: number;
+  /** prompt tokens taken from the cache: its first position; null when the batch gave none */
+  cachedTokens: number | null;
+  /** tokens generated: one per output sampled */
+  generatedTokens: number;
+  /** the calls it took part in, in order */
+  steps: RequestStep[];
+  /** why its figures may fall short (a call not read whole, the recording ended during it) */
+  incomplete: string | null;
+}
+
+/** A llama_decode call's batch, summed per sequence (the kernel's pi_batch). */
+export interface TokenBatch {
+  /** bpf/profinfer.h enum pi_batch_flags: which arrays the caller gave (abi/constants BatchFlag) */
+  flags: number;
+  /** tokens summed; fewer than the call's when it was beyond the per-call bound */
+  tokensRead: number;
+  /** token-sequence pairs of sequences beyond the per-call bound of sequences */
+  tokensLost: number;
+  seqs: BatchSequence[];
 }
 
 export interface GraphRun {

@@ -2,7 +2,7 @@
 // ProfStat as tables (the same figures as stats.json and the terminal summary).
 import React from "react";
 import type { ViewTheme } from "../components/theme.js";
-import type { ProfStats } from "@profinfer/contract";
+import type { LatencyStat, ProfStats } from "@profinfer/contract";
 
 type Cell = string | number | null;
 
@@ -63,6 +63,58 @@ const fmt = (n: number) =>
   Number.isInteger(n) ? String(n) : Math.abs(n) >= 100 ? n.toFixed(1) : n.toFixed(3);
 const pct = (n: number) => `${(n * 100).toFixed(1)}%`;
 
+const latency = (l: LatencyStat | null) =>
+  l === null ? "-" : `p50 ${fmt(l.p50)} ms, p99 ${fmt(l.p99)} ms`;
+const opt = (v: number | null) => (v === null ? "-" : v);
+
+/** One row per request (the first 200), and the latencies over those that ran whole. */
+function RequestsTable({ stats, theme }: { stats: ProfStats; theme: ViewTheme }) {
+  const r = stats.requests;
+  if (r.count === 0) return null;
+  return (
+    <>
+      <Table
+        title={`Requests: ${r.count} (${r.complete} whole)`}
+        testId="stats-requests"
+        theme={theme}
+        head={[
+          "request",
+          "seq",
+          "prompt",
+          "cached",
+          "generated",
+          "calls",
+          "TTFT ms",
+          "TPOT ms",
+          "duration ms",
+          "batch share",
+          "incomplete",
+        ]}
+        rows={r.list
+          .slice(0, 200)
+          .map((q) => [
+            `#${q.id}`,
+            q.seqId,
+            q.promptTokens,
+            opt(q.cachedTokens),
+            q.generatedTokens,
+            q.calls.prompt + q.calls.decode + q.calls.speculative,
+            opt(q.ttftMs),
+            opt(q.tpotMs),
+            q.durationMs,
+            pct(q.batchShare),
+            q.incomplete ?? "",
+          ])}
+      />
+      <p style={{ fontSize: 12 }}>
+        per request: TTFT {latency(r.ttftMs)}; TPOT {latency(r.tpotMs)}; duration{" "}
+        {latency(r.durationMs)}
+        {r.count > 200 ? `; ${r.count - 200} more requests in stats.json` : ""}
+      </p>
+    </>
+  );
+}
+
 export function StatsTables({ stats, theme }: { stats: ProfStats; theme: ViewTheme }) {
   const p = stats.phases;
   return (
@@ -72,21 +124,24 @@ export function StatsTables({ stats, theme }: { stats: ProfStats; theme: ViewThe
         testId="stats-phases"
         theme={theme}
         head={["phase", "calls", "tokens", "total ms", "mean ms", "p50 ms", "p99 ms", "tokens/s"]}
-        rows={(["prefill", "decode"] as const).map((k) => [
-          k,
-          p[k].calls,
-          p[k].tokens,
-          p[k].totalMs,
-          p[k].meanMs,
-          p[k].p50Ms,
-          p[k].p99Ms,
-          p[k].tokensPerSecond,
-        ])}
+        rows={(["prefill", "decode", "mixed"] as const)
+          .filter((k) => k !== "mixed" || p[k].calls > 0)
+          .map((k) => [
+            k,
+            p[k].calls,
+            p[k].tokens,
+            p[k].totalMs,
+            p[k].meanMs,
+            p[k].p50Ms,
+            p[k].p99Ms,
+            p[k].tokensPerSecond,
+          ])}
       />
       <p style={{ fontSize: 12 }}>
-        TTFT {p.ttftMs === null ? "-" : `${fmt(p.ttftMs)} ms`}, TPOT{" "}
-        {p.tpotMs === null ? "-" : `${fmt(p.tpotMs)} ms`}
+        TTFT {p.ttftMs === null ? "-" : `${fmt(p.ttftMs)} ms`} (first prefill call), TPOT{" "}
+        {p.tpotMs === null ? "-" : `${fmt(p.tpotMs)} ms`} (mean decode call)
       </p>
+      <RequestsTable stats={stats} theme={theme} />
       <Table
         title="Operators by type"
         testId="stats-ops"
