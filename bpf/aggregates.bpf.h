@@ -8,6 +8,7 @@
 
 #include "common.bpf.h"
 #include "counters.bpf.h"
+#include "requests.bpf.h"
 
 #define PI_MAX_OP_FUNCS 256 /* probed per-operator functions */
 
@@ -54,18 +55,12 @@ struct {
 	__type(value, __u64);
 } moe_agg SEC(".maps");
 
-struct decode_start {
-	__u64 ts;
-	__s32 n_tokens;
-	__u32 _pad;
-};
-
-/* llama_decode calls in flight, by thread (for the token aggregates). */
+/* llama_decode calls in flight, by thread (for the token aggregates and the requests). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, struct decode_start);
+	__type(value, struct pi_call_start);
 } decode_starts SEC(".maps");
 
 static __always_inline __u32 bucket_of(__u64 ns)
@@ -78,36 +73,62 @@ static __always_inline __u32 bucket_of(__u64 ns)
 	return b;
 }
 
-/* A llama_decode call begins on this thread: its phase and duration are known at its return. */
-static __always_inline void agg_decode_begin(int n_tokens)
+/* The bucket of `n` among upper bounds 2^0 .. 2^(buckets - 2), then +Inf. */
+static __always_inline __u32 pow2_bucket(__u64 n, __u32 buckets)
 {
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct decode_start d = { .ts = bpf_ktime_get_ns(), .n_tokens = n_tokens };
+	__u32 b = 0;
 
-	bpf_map_update_elem(&decode_starts, &tid, &d, BPF_ANY);
+	for (__u32 i = 0; i < PI_BATCH_TOKEN_BUCKETS - 1; i++)
+		if (i < buckets - 1 && n > (1ull << i))
+			b = i + 1;
+	return b < buckets ? b : buckets - 1;
 }
 
-/* The thread's llama_decode call returns: one call of its phase (a batch of several: prefill). */
+/* A llama_decode call begins on this thread (`call`: its start and batch, read_batch's). */
+static __always_inline void agg_decode_begin(struct pi_call_start *call)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	if (bpf_map_update_elem(&decode_starts, &tid, call, BPF_ANY))
+		count(&drops, PI_DROP_MAP_FULL);
+}
+
+/* The thread's llama_decode call returns: a step of each request in it, one call of its phase. */
 static __always_inline void agg_decode_end(void)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct decode_start *d = bpf_map_lookup_elem(&decode_starts, &tid);
+	struct pi_call_start *d = bpf_map_lookup_elem(&decode_starts, &tid);
+	__u32 prompt = 0, generated = 0, phase;
+	__u64 now = bpf_ktime_get_ns();
 
-	if (d) {
-		__u32 phase = d->n_tokens > 1 ? PI_PHASE_PREFILL : PI_PHASE_DECODE;
-		struct pi_token_agg *a = bpf_map_lookup_elem(&token_agg, &phase);
-		__u64 ns = bpf_ktime_get_ns() - d->ts;
+	if (!d)
+		return;
+	phase = requests_call_end(d, now, &prompt, &generated);
+	if (phase >= PI_PHASES)
+		phase = PI_PHASE_DECODE;
+	struct pi_token_agg *a = bpf_map_lookup_elem(&token_agg, &phase);
+	__u64 ns = now - d->ts;
 
-		if (a) {
-			a->calls += 1;
-			a->tokens += d->n_tokens > 0 ? d->n_tokens : 0;
-			a->ns += ns;
-			__u32 b = bucket_of(ns);
-			if (b < PI_AGG_BUCKETS)
-				a->buckets[b] += 1;
-		}
-		bpf_map_delete_elem(&decode_starts, &tid);
+	if (a) {
+		__u32 n_tokens = d->n_tokens > 0 ? d->n_tokens : 0;
+		__u32 b = bucket_of(ns);
+
+		a->calls += 1;
+		a->tokens += n_tokens;
+		a->ns += ns;
+		if (b < PI_AGG_BUCKETS)
+			a->buckets[b] += 1;
+		a->prompt_tokens += prompt;
+		a->generated_tokens += generated;
+		a->sequences += d->batch.n_seqs;
+		b = pow2_bucket(n_tokens, PI_BATCH_TOKEN_BUCKETS);
+		if (b < PI_BATCH_TOKEN_BUCKETS)
+			a->token_buckets[b] += 1;
+		b = pow2_bucket(d->batch.n_seqs, PI_BATCH_SEQ_BUCKETS);
+		if (b < PI_BATCH_SEQ_BUCKETS)
+			a->seq_buckets[b] += 1;
 	}
+	bpf_map_delete_elem(&decode_starts, &tid);
 }
 
 /* One operator interval of one thread (or a barrier wait when ns is 0 and wait is not). */

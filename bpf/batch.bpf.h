@@ -22,14 +22,21 @@ struct llama_batch_view {
 	__u64 logits;
 };
 
-/* The event being summed, and the current chunk of each array (too large for the BPF stack). */
+/* Tokens read per call at most (--batch-tokens; at most PI_MAX_BATCH_TOKENS). */
+const volatile __u32 batch_tokens_max = PI_MAX_BATCH_TOKENS;
+
+/*
+ * The call being summed (its batch is the event sent), and the current chunk of each array (too
+ * large for the BPF stack).
+ */
 struct batch_scratch {
-	struct pi_batch e;
+	struct pi_call_start call;
 	struct llama_batch_view b;
 	__s32 pos[BATCH_CHUNK];
 	__s32 n_seq_id[BATCH_CHUNK];
 	__u64 seq_id[BATCH_CHUNK];
 	__s8 logits[BATCH_CHUNK];
+	__u32 valid; /* the batch was read */
 	__u32 n;    /* tokens to read */
 	__u32 last; /* the entry of the last sequence matched: tokens of one sequence come together */
 };
@@ -62,7 +69,7 @@ static long find_seq(__u64 k, struct seq_find *f)
 /* Adds token `pos`/`out` to sequence `seq_id`'s entry, making one while there is room. */
 static __always_inline void batch_add(struct batch_scratch *bs, __s32 seq_id, __s32 pos, __u32 out)
 {
-	struct pi_batch *e = &bs->e;
+	struct pi_batch *e = &bs->call.batch;
 	__u32 at = bs->last;
 	struct pi_batch_seq *s;
 
@@ -136,8 +143,10 @@ static long batch_token(__u64 i, struct batch_loop *c)
 		n_ids = bs->b.n_seq_id ? bs->n_seq_id[j] : 1;
 		if (n_ids < 1)
 			n_ids = 1;
-		if (n_ids > PI_MAX_TOKEN_SEQS)
+		if (n_ids > PI_MAX_TOKEN_SEQS) {
+			bs->call.batch.tokens_lost += n_ids - PI_MAX_TOKEN_SEQS;
 			n_ids = PI_MAX_TOKEN_SEQS;
+		}
 		read_user(ids, n_ids * sizeof(__s32), (void *)bs->seq_id[j]);
 	}
 	for (__s32 k = 0; k < PI_MAX_TOKEN_SEQS; k++) {
@@ -148,31 +157,56 @@ static long batch_token(__u64 i, struct batch_loop *c)
 	return 0;
 }
 
-/* Sends the summary of the batch at `batch_addr` (the caller's copy) for call `seq`. */
-static __always_inline void emit_batch(__u64 batch_addr, __u32 seq)
+/*
+ * Sums the batch at `batch_addr` (the caller's copy) of call `seq` on context `lctx` into the
+ * per-CPU scratch, and returns it (`valid` 0: the batch could not be read, no sequences).
+ */
+static __always_inline struct batch_scratch *read_batch(__u64 batch_addr, __u32 seq, __u64 lctx)
 {
 	__u32 zero = 0;
 	struct batch_scratch *bs = bpf_map_lookup_elem(&batch_scratch, &zero);
+	struct pi_batch *e;
 
-	if (!bs || !stream)
-		return;
+	if (!bs)
+		return NULL;
+	e = &bs->call.batch;
+	__builtin_memset(e, 0, sizeof(*e));
+	bs->call.ts = bpf_ktime_get_ns();
+	bs->call.ctx = lctx;
+	bs->call.tgid = bpf_get_current_pid_tgid() >> 32;
+	bs->call.n_tokens = 0;
+	bs->valid = 0;
 	if (read_user(&bs->b, sizeof(bs->b), (void *)batch_addr))
-		return;
-	__builtin_memset(&bs->e, 0, sizeof(bs->e));
-	bs->e.seq = seq;
-	bs->e.n_tokens = bs->b.n_tokens;
-	bs->e.flags = (bs->b.pos ? PI_BATCH_POS : 0) | (bs->b.seq_id ? PI_BATCH_SEQ_ID : 0) |
-		      (bs->b.logits ? PI_BATCH_OUTPUTS : 0) | (bs->b.embd ? PI_BATCH_EMBD : 0);
+		return bs;
+	bs->valid = 1;
+	bs->call.n_tokens = bs->b.n_tokens;
+	e->seq = seq;
+	e->n_tokens = bs->b.n_tokens;
+	e->flags = (bs->b.pos ? PI_BATCH_POS : 0) | (bs->b.seq_id ? PI_BATCH_SEQ_ID : 0) |
+		   (bs->b.logits ? PI_BATCH_OUTPUTS : 0) | (bs->b.embd ? PI_BATCH_EMBD : 0);
 	bs->n = bs->b.n_tokens < 0 ? 0 : (__u32)bs->b.n_tokens;
+	if (bs->n > batch_tokens_max)
+		bs->n = batch_tokens_max;
 	if (bs->n > PI_MAX_BATCH_TOKENS)
 		bs->n = PI_MAX_BATCH_TOKENS;
-	bs->e.tokens_read = bs->n;
+	e->tokens_read = bs->n;
 	bs->last = PI_MAX_BATCH_SEQS;
 	struct batch_loop c = { .bs = bs };
 
 	bpf_loop(bs->n, batch_token, &c, 0);
-	fill_header(&bs->e.h, PI_EV_BATCH);
-	if (bpf_ringbuf_output(&events, &bs->e, sizeof(bs->e), wakeup_flag()))
+	if (e->tokens_lost || e->tokens_read < (__u32)e->n_tokens)
+		count_n(&drops, PI_DROP_BATCH_TRUNCATED,
+			e->tokens_lost + ((__u32)e->n_tokens - e->tokens_read));
+	fill_header(&e->h, PI_EV_BATCH);
+	return bs;
+}
+
+/* Sends the batch summary of `bs` (read_batch's) after its call's begin. */
+static __always_inline void emit_batch(struct batch_scratch *bs)
+{
+	if (!bs->valid)
+		return;
+	if (bpf_ringbuf_output(&events, &bs->call.batch, sizeof(bs->call.batch), wakeup_flag()))
 		count(&drops, PI_DROP_RINGBUF_FULL);
 }
 

@@ -33,6 +33,7 @@ SEC("uprobe")
 int BPF_KPROBE(decode_enter, void *lctx)
 {
 	struct run_state *s = run_state();
+	struct batch_scratch *batch = NULL;
 	struct pi_token_begin *e;
 	int n_tokens = 0;
 
@@ -45,8 +46,11 @@ int BPF_KPROBE(decode_enter, void *lctx)
 	s->decode_seq += 1;
 	s->tokens_seen = 1;
 	s->ops_on = sampled(s->decode_seq);
-	if (aggregate)
-		agg_decode_begin(n_tokens);
+	/* what the batch holds per sequence, for the requests it serves */
+	if (stream || aggregate)
+		batch = read_batch(PT_REGS_SP(ctx) + 8, s->decode_seq, (__u64)lctx);
+	if (aggregate && batch)
+		agg_decode_begin(&batch->call);
 	e = reserve(sizeof(*e));
 	if (!e)
 		return 0;
@@ -57,8 +61,8 @@ int BPF_KPROBE(decode_enter, void *lctx)
 	e->ops_sampled = s->ops_on;
 	e->_pad = 0;
 	submit(e);
-	/* what the batch holds per sequence, for the requests it serves */
-	emit_batch(PT_REGS_SP(ctx) + 8, s->decode_seq);
+	if (batch)
+		emit_batch(batch);
 	return 0;
 }
 

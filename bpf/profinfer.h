@@ -111,8 +111,8 @@ struct pi_token_begin {
  * sequences) counts in each of its first PI_MAX_TOKEN_SEQS.
  */
 #define PI_MAX_BATCH_SEQS 32	  /* sequences summed per call; the tokens of others are counted */
-#define PI_MAX_BATCH_TOKENS 16384 /* tokens read per call; the rest are counted */
-#define PI_MAX_TOKEN_SEQS 4
+#define PI_MAX_BATCH_TOKENS 16384 /* tokens read per call at most (--batch-tokens); the rest are counted */
+#define PI_MAX_TOKEN_SEQS 8	  /* sequence ids read per token; the others are counted */
 
 /* pi_batch.flags: which of the batch's arrays the caller gave (llama fills in the others) */
 enum pi_batch_flags {
@@ -137,8 +137,9 @@ struct pi_batch {
 	int n_tokens;
 	unsigned int flags;	   /* enum pi_batch_flags */
 	unsigned int n_seqs;	   /* entries of seqs in use */
-	unsigned int tokens_read;  /* tokens summed: n_tokens, or PI_MAX_BATCH_TOKENS */
-	unsigned int tokens_lost;  /* token-sequence pairs of sequences beyond PI_MAX_BATCH_SEQS */
+	unsigned int tokens_read;  /* tokens summed: n_tokens, or the per-call bound */
+	unsigned int tokens_lost;  /* token-sequence pairs not summed: beyond PI_MAX_BATCH_SEQS or
+				      PI_MAX_TOKEN_SEQS */
 	struct pi_batch_seq seqs[PI_MAX_BATCH_SEQS];
 };
 
@@ -283,11 +284,18 @@ struct pi_barrier_counted {
 
 /* ---- in-kernel aggregates (metrics), read by user space; nothing per event leaves the kernel ---- */
 
+/* A call's phase by content: prompt tokens only, generated tokens only, or both. */
 enum pi_phase {
 	PI_PHASE_PREFILL = 0,
 	PI_PHASE_DECODE = 1,
-	PI_PHASES = 2,
+	PI_PHASE_MIXED = 2,
+	PI_PHASES = 3,
 };
+
+/* Histogram buckets of tokens (upper bounds 2^0 .. 2^14, then +Inf) and sequences (2^0 .. 2^5,
+ * +Inf) per llama_decode call. */
+#define PI_BATCH_TOKEN_BUCKETS 16
+#define PI_BATCH_SEQ_BUCKETS 7
 
 /* Per llama_decode phase (map "token_agg", per-CPU array indexed by enum pi_phase). */
 struct pi_token_agg {
@@ -295,6 +303,69 @@ struct pi_token_agg {
 	unsigned long long tokens;
 	unsigned long long ns;
 	unsigned long long buckets[PI_AGG_BUCKETS];
+	unsigned long long prompt_tokens;    /* prompt tokens of the requests, at their first output */
+	unsigned long long generated_tokens; /* outputs sampled for the requests */
+	unsigned long long sequences;	     /* sequences in the calls' batches */
+	unsigned long long token_buckets[PI_BATCH_TOKEN_BUCKETS];
+	unsigned long long seq_buckets[PI_BATCH_SEQ_BUCKETS];
+};
+
+/*
+ * Requests (bpf/requests.bpf.h; the rules of docs/trace-model.md "Requests", as
+ * exporter/src/trace/requests.ts applies them to recorded batches). Map "requests" (hash, by
+ * process, context and sequence id) holds each sequence's current request; a request that a new
+ * one replaces is pushed to the queue "finished_requests". User space reads both for the
+ * per-request metrics and decides when an idle request has ended.
+ */
+#define PI_MAX_REQUEST_SEQS 4096
+#define PI_MAX_FINISHED_REQUESTS 4096
+
+enum pi_step_kind {
+	PI_STEP_PROMPT = 0,
+	PI_STEP_DECODE = 1,
+	PI_STEP_SPECULATIVE = 2,
+};
+
+/* pi_request.flags: why its figures may fall short */
+enum pi_request_flags {
+	PI_REQUEST_TRUNCATED = 1, /* a call's batch was beyond the per-call bound */
+	PI_REQUEST_JOINED = 2,	  /* first met generating: tracing began during it */
+};
+
+struct pi_request_key {
+	unsigned long long ctx;
+	unsigned int tgid;
+	int seq_id;
+};
+
+struct pi_request {
+	struct pi_request_key key;
+	unsigned long long id;		    /* requests started before it while tracing */
+	unsigned long long start_ns;	    /* start of its first call */
+	unsigned long long first_output_ns; /* end of the call of its first output; 0: none yet */
+	unsigned long long end_ns;	    /* end of its last call */
+	unsigned long long pending_output_ns; /* outputs not known: its last prompt chunk's end */
+	unsigned long long longest_gap_ns;  /* longest time between the ends of two of its calls */
+	unsigned long long last_call_ns;    /* its last call's duration */
+	unsigned int prompt_tokens;
+	unsigned int generated_tokens;
+	unsigned int steps;
+	int cached_tokens; /* its first position; -1: not known */
+	int pos_max;	   /* its highest position; -1: none known */
+	int spec_pos_min;  /* its last step was a verification: that step's first position */
+	unsigned char last_kind; /* enum pi_step_kind */
+	unsigned char outputs_known;
+	unsigned char flags; /* enum pi_request_flags */
+	unsigned char _pad[5];
+};
+
+/* A llama_decode call in flight (map "decode_starts", by thread): what its end needs. */
+struct pi_call_start {
+	unsigned long long ts;
+	unsigned long long ctx;
+	unsigned int tgid;
+	int n_tokens;
+	struct pi_batch batch; /* n_seqs 0: the batch could not be read */
 };
 
 /*
@@ -365,7 +436,8 @@ enum pi_drop_reason {
 	PI_DROP_MAP_FULL = 2,	   /* a map update failed */
 	PI_DROP_NODES_TRUNCATED = 3, /* a graph had more than PI_MAX_GRAPH_NODES nodes */
 	PI_DROP_COUNTER_READ = 4,    /* bpf_perf_event_read_value failed: a reading kept its last value */
-	PI_DROP_REASONS = 5,
+	PI_DROP_BATCH_TRUNCATED = 5, /* token-sequence pairs of a batch not read (beyond its bounds) */
+	PI_DROP_REASONS = 6,
 };
 
 /* Indices into the per-CPU probe hit counters (map "hits"). */

@@ -342,8 +342,21 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
     assert.equal(tokens.get("model=tiny-llama,phase=decode"), stats.phases.decode.tokens);
     const calls = await last("profinfer_decode_calls_total");
     assert.equal(calls.get("model=tiny-llama,phase=decode"), stats.phases.decode.calls);
-    const tpot = await last("gen_ai_server_time_per_output_token_seconds_count");
-    assert.equal(tpot.get("model=tiny-llama"), stats.phases.decode.calls);
+    // one sequence: one request, whose figures the kernel found as the trace model did
+    const [request] = stats.requests.list;
+    assert.equal(stats.requests.count, 1);
+    const generated = await last("profinfer_generated_tokens_total");
+    assert.equal(generated.get("model=tiny-llama"), request!.generatedTokens);
+    assert.equal(request!.generatedTokens, 48, "llama-completion -n 48");
+    const prompt = await last("profinfer_prompt_tokens_total");
+    assert.equal(prompt.get("model=tiny-llama"), request!.promptTokens);
+    const durations = await last("gen_ai_server_request_duration_seconds_count");
+    assert.equal(durations.get("model=tiny-llama"), 1);
+    // the kernel times a call from its own clock reads at llama_decode's entry and return
+    const ttft = await last("gen_ai_server_time_to_first_token_seconds_sum");
+    assert.ok(Math.abs(ttft.get("model=tiny-llama")! * 1e3 - request!.ttftMs!) < 0.5, "TTFT");
+    const tpot = await last("gen_ai_server_time_per_output_token_seconds_sum");
+    assert.ok(Math.abs(tpot.get("model=tiny-llama")! * 1e3 - request!.tpotMs!) < 0.05, "TPOT");
 
     // operators probed on every run: one interval per thread per run in both
     const opCounts = await last("profinfer_op_duration_seconds_count");

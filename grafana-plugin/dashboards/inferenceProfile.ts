@@ -13,12 +13,18 @@ import * as tempo from "@grafana/grafana-foundation-sdk/tempo";
 import * as timeseries from "@grafana/grafana-foundation-sdk/timeseries";
 import { defaultOptions, type Options } from "../src/types.js";
 import {
+  ACTIVE_REQUESTS,
   ALERTS,
   BARRIER_WAIT,
+  BATCH_SEQUENCES,
+  BATCH_TOKENS,
   EVENTS_DROPPED,
   MOE_EXPERT_SELECTIONS,
   OP_SECONDS,
+  REQUEST_DURATION,
+  REQUESTS,
   RULE_BACKEND_STALL_RATIO,
+  RULE_GENERATED_TOKENS_PER_SECOND,
   RULE_IPC,
   RULE_TIME_SHARE,
   RULE_TOKENS_PER_SECOND,
@@ -118,11 +124,16 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         "suffix: tok/s",
         [
           promQuery(
+            `sum by (model) (${RULE_GENERATED_TOKENS_PER_SECOND}{${MODEL}})`,
+            "{{model}} generated",
+          ),
+          promQuery(
             `sum by (model, phase) (${RULE_TOKENS_PER_SECOND}{${MODEL}})`,
-            "{{model}} {{phase}}",
+            "{{model}} in {{phase}} calls",
+            "B",
           ),
         ],
-        "Tokens processed per second by phase (recording rule over profinfer_tokens_total)",
+        "Tokens generated for the requests per second, and tokens processed per second by the phase of their llama_decode call (prefill, decode, mixed)",
       ),
     )
     .withPanel(
@@ -140,7 +151,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
             "B",
           ),
         ],
-        "TTFT: the duration of the prefill llama_decode call",
+        "Per request: from the start of the llama_decode call that began its prompt to the end of the call that produced its first token (no queueing before its first call)",
       ),
     )
     .withPanel(
@@ -158,7 +169,58 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
             "B",
           ),
         ],
-        "TPOT: the duration of a decode llama_decode call",
+        "Per request: from its first token to its last, per token after the first",
+      ),
+    )
+    .withPanel(
+      series(
+        "Request duration",
+        "s",
+        [
+          promQuery(
+            `histogram_quantile(0.5, sum by (le, model) (rate(${REQUEST_DURATION}_bucket{${MODEL}}[$__rate_interval])))`,
+            "p50 {{model}}",
+          ),
+          promQuery(
+            `histogram_quantile(0.99, sum by (le, model) (rate(${REQUEST_DURATION}_bucket{${MODEL}}[$__rate_interval])))`,
+            "p99 {{model}}",
+            "B",
+          ),
+        ],
+        "Per request: from the start of its first llama_decode call to the end of its last",
+      ),
+    )
+    .withPanel(
+      series(
+        "Requests",
+        "short",
+        [
+          promQuery(`sum by (model) (${ACTIVE_REQUESTS}{${MODEL}})`, "{{model}} in progress"),
+          promQuery(
+            `sum by (model, outcome) (rate(${REQUESTS}{${MODEL}}[$__rate_interval]))`,
+            "{{model}} {{outcome}} /s",
+            "B",
+          ),
+        ],
+        "Requests in progress, and requests ended per second by outcome (complete, no_output, incomplete)",
+      ),
+    )
+    .withPanel(
+      series(
+        "Batches",
+        "short",
+        [
+          promQuery(
+            `sum by (model) (rate(${BATCH_SEQUENCES}_sum{${MODEL}}[$__rate_interval])) / sum by (model) (rate(${BATCH_SEQUENCES}_count{${MODEL}}[$__rate_interval]))`,
+            "{{model}} sequences per call",
+          ),
+          promQuery(
+            `sum by (model) (rate(${BATCH_TOKENS}_sum{${MODEL}}[$__rate_interval])) / sum by (model) (rate(${BATCH_TOKENS}_count{${MODEL}}[$__rate_interval]))`,
+            "{{model}} tokens per call",
+            "B",
+          ),
+        ],
+        "Mean requests and tokens in each llama_decode call's batch: how much work the calls share",
       ),
     )
     .withRow(new dashboard.RowBuilder("Operators"))

@@ -116,6 +116,7 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
                            InstanceMethod<&TracerBinding::Counters>("counters"),
                            InstanceMethod<&TracerBinding::CounterStatus>("counterStatus"),
                            InstanceMethod<&TracerBinding::Aggregates>("aggregates"),
+                           InstanceMethod<&TracerBinding::Requests>("requests"),
                        });
   }
 
@@ -143,6 +144,7 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     options.aggregate = o.Get("aggregate").ToBoolean();
     options.aggregate_layers = o.Get("aggregateLayers").ToBoolean();
     options.aggregate_moe = o.Get("aggregateMoe").ToBoolean();
+    options.batch_tokens = U32(o, "batchTokens", PI_MAX_BATCH_TOKENS);
     if (!ReadCounters(env, o.Get("counters"), &options.counters)) return;
     Napi::Value ring = o.Get("ringBufferBytes");
     if (ring.IsNumber()) options.ring_buffer_bytes = static_cast<uint64_t>(ring.As<Napi::Number>().Int64Value());
@@ -335,6 +337,11 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
       t.Set("tokens", static_cast<double>(a.tokens[p].tokens));
       t.Set("ns", static_cast<double>(a.tokens[p].ns));
       t.Set("buckets", numbers(a.tokens[p].buckets, PI_AGG_BUCKETS));
+      t.Set("promptTokens", static_cast<double>(a.tokens[p].prompt_tokens));
+      t.Set("generatedTokens", static_cast<double>(a.tokens[p].generated_tokens));
+      t.Set("sequences", static_cast<double>(a.tokens[p].sequences));
+      t.Set("tokenBuckets", numbers(a.tokens[p].token_buckets, PI_BATCH_TOKEN_BUCKETS));
+      t.Set("seqBuckets", numbers(a.tokens[p].seq_buckets, PI_BATCH_SEQ_BUCKETS));
       tokens.Set(static_cast<uint32_t>(p), t);
     }
     Napi::Array ops = Napi::Array::New(env, a.ops.size());
@@ -373,6 +380,52 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     out.Set("ops", ops);
     out.Set("layers", layers);
     out.Set("moe", moe);
+    return out;
+  }
+
+  // requests() -> { active: [request], finished: [request] (each handed out once), inFlight:
+  // [{tgid, ctx, startNs}] }; a request: {id, pid, ctx, seqId, startNs, firstOutputNs (null:
+  // none), endNs, promptTokens, generatedTokens, cachedTokens (null: not known), steps,
+  // longestGapNs, lastCallNs, flags}; ns as BigInt (CLOCK_MONOTONIC), ctx as BigInt
+  Napi::Value Requests(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    profinfer::Requests r = tracer_ ? tracer_->ReadRequests() : profinfer::Requests{};
+    auto big = [&](unsigned long long v) { return Napi::BigInt::New(env, static_cast<uint64_t>(v)); };
+    auto list = [&](const std::vector<pi_request>& v) {
+      Napi::Array arr = Napi::Array::New(env, v.size());
+      for (size_t i = 0; i < v.size(); i++) {
+        const pi_request& q = v[i];
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("id", static_cast<double>(q.id));
+        o.Set("pid", static_cast<double>(q.key.tgid));
+        o.Set("ctx", big(q.key.ctx));
+        o.Set("seqId", static_cast<double>(q.key.seq_id));
+        o.Set("startNs", big(q.start_ns));
+        o.Set("firstOutputNs", q.first_output_ns ? Napi::Value(big(q.first_output_ns)) : env.Null());
+        o.Set("endNs", big(q.end_ns));
+        o.Set("promptTokens", static_cast<double>(q.prompt_tokens));
+        o.Set("generatedTokens", static_cast<double>(q.generated_tokens));
+        o.Set("cachedTokens", q.cached_tokens < 0 ? env.Null() : Napi::Number::New(env, q.cached_tokens));
+        o.Set("steps", static_cast<double>(q.steps));
+        o.Set("longestGapNs", big(q.longest_gap_ns));
+        o.Set("lastCallNs", big(q.last_call_ns));
+        o.Set("flags", static_cast<double>(q.flags));
+        arr.Set(static_cast<uint32_t>(i), o);
+      }
+      return arr;
+    };
+    Napi::Array in_flight = Napi::Array::New(env, r.in_flight.size());
+    for (size_t i = 0; i < r.in_flight.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("tgid", static_cast<double>(r.in_flight[i].tgid));
+      o.Set("ctx", big(r.in_flight[i].ctx));
+      o.Set("startNs", big(r.in_flight[i].ts));
+      in_flight.Set(static_cast<uint32_t>(i), o);
+    }
+    out.Set("active", list(r.active));
+    out.Set("finished", list(r.finished));
+    out.Set("inFlight", in_flight);
     return out;
   }
 

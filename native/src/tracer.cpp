@@ -190,6 +190,7 @@ Tracer::Tracer(const TracerOptions& o) : tgid_(o.tgid) {
   skel_->rodata->n_counters = n_counters;
   skel_->rodata->n_cpus = static_cast<uint32_t>(ncpus_);
   skel_->rodata->stream = o.stream ? 1 : 0;
+  skel_->rodata->batch_tokens_max = std::min<uint32_t>(o.batch_tokens, PI_MAX_BATCH_TOKENS);
   skel_->rodata->aggregate = o.aggregate ? 1 : 0;
   skel_->rodata->aggregate_layers = o.aggregate && o.aggregate_layers ? 1 : 0;
   skel_->rodata->aggregate_moe = o.aggregate && o.aggregate_moe ? 1 : 0;
@@ -494,7 +495,12 @@ Aggregates Tracer::ReadAggregates() const {
         sum.calls += t.calls;
         sum.tokens += t.tokens;
         sum.ns += t.ns;
+        sum.prompt_tokens += t.prompt_tokens;
+        sum.generated_tokens += t.generated_tokens;
+        sum.sequences += t.sequences;
         for (int b = 0; b < PI_AGG_BUCKETS; b++) sum.buckets[b] += t.buckets[b];
+        for (int b = 0; b < PI_BATCH_TOKEN_BUCKETS; b++) sum.token_buckets[b] += t.token_buckets[b];
+        for (int b = 0; b < PI_BATCH_SEQ_BUCKETS; b++) sum.seq_buckets[b] += t.seq_buckets[b];
       }
     }
     out.tokens.push_back(sum);
@@ -543,6 +549,40 @@ Aggregates Tracer::ReadAggregates() const {
     uint64_t sum = 0;
     for (uint64_t v : selections) sum += v;
     out.moe.emplace_back(mkey, sum);
+  }
+  return out;
+}
+
+Requests Tracer::ReadRequests() {
+  Requests out;
+  if (!skel_) return out;
+  int fd = bpf_map__fd(skel_->maps.requests);
+  pi_request_key key{}, next{};
+  pi_request_key* prev = nullptr;
+  pi_request value{};
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(fd, &key, &value) == 0) out.active.push_back(value);
+  }
+  // a queue pops with a NULL key; ENOENT when empty
+  fd = bpf_map__fd(skel_->maps.finished_requests);
+  while (bpf_map_lookup_and_delete_elem(fd, nullptr, &value) == 0) out.finished.push_back(value);
+  fd = bpf_map__fd(skel_->maps.decode_starts);
+  uint32_t tid = 0, next_tid = 0;
+  uint32_t* prev_tid = nullptr;
+  auto call = std::make_unique<pi_call_start>();
+  while (bpf_map_get_next_key(fd, prev_tid, &next_tid) == 0) {
+    tid = next_tid;
+    prev_tid = &tid;
+    if (bpf_map_lookup_elem(fd, &tid, call.get()) == 0) {
+      pi_call_start c{};
+      c.ts = call->ts;
+      c.ctx = call->ctx;
+      c.tgid = call->tgid;
+      c.n_tokens = call->n_tokens;
+      out.in_flight.push_back(c);
+    }
   }
   return out;
 }

@@ -48,6 +48,15 @@ struct Aggregates {
   std::vector<std::pair<pi_moe_key, uint64_t>> moe;           // when aggregate_moe
 };
 
+// The requests the kernel follows (bpf/requests.bpf.h): each sequence's current one, those
+// replaced by a new one since the last read (taken off the queue: each is handed out once), and
+// the llama_decode calls in flight.
+struct Requests {
+  std::vector<pi_request> active;
+  std::vector<pi_request> finished;
+  std::vector<pi_call_start> in_flight;  // only ts, ctx, tgid and n_tokens are filled in
+};
+
 // Upper bounds of the aggregate histograms' buckets: 1-2-5 steps from 1 us to 10 s.
 std::vector<uint64_t> AggregateBoundsNs();
 
@@ -68,6 +77,8 @@ struct TracerOptions {
   std::vector<CounterSpec> counters;
   // false: --level metrics, nothing per event leaves the kernel
   bool stream = true;
+  // tokens of a llama_decode batch read at most (PI_MAX_BATCH_TOKENS at most)
+  uint32_t batch_tokens = PI_MAX_BATCH_TOKENS;
   // keep the in-kernel aggregates the metrics exporter reads
   bool aggregate = false;
   // ...per layer and operator function too (reads each operator's tensor name)
@@ -122,6 +133,7 @@ class Tracer {
 
   const std::vector<CounterStatus>& Counters() const { return counter_status_; }
   Aggregates ReadAggregates() const;
+  Requests ReadRequests();
 
   std::vector<uint64_t> Drops() const;
   std::vector<uint64_t> Hits() const;

@@ -68,7 +68,17 @@ export const NO_LAYER = 0xffffffff;
 export const AGG_BUCKETS = 23;
 
 /** enum pi_phase: the index of each llama_decode phase in the token aggregates. */
-export const AggPhase = { PREFILL: 0, DECODE: 1 } as const;
+export const AggPhase = { PREFILL: 0, DECODE: 1, MIXED: 2 } as const;
+
+/**
+ * PI_BATCH_TOKEN_BUCKETS, PI_BATCH_SEQ_BUCKETS: the token aggregates' histograms of tokens and
+ * sequences per call, with upper bounds 2^0, 2^1, ... (then +Inf).
+ */
+export const BATCH_TOKEN_BUCKETS = 16;
+export const BATCH_SEQ_BUCKETS = 7;
+
+/** enum pi_request_flags: why a kernel request's figures may fall short. */
+export const RequestFlag = { TRUNCATED: 1, JOINED: 2 } as const;
 
 /** A step probe's aggregate key, taken apart; null for a key that is not a step's. */
 export function stepKeyParts(
@@ -91,6 +101,7 @@ export const DROP_COUNTERS = [
   { c: "PI_DROP_MAP_FULL", note: "mapFull" },
   { c: "PI_DROP_NODES_TRUNCATED", note: "nodesTruncated" },
   { c: "PI_DROP_COUNTER_READ", note: "counterReadFailed" },
+  { c: "PI_DROP_BATCH_TRUNCATED", note: "batchTruncated" },
 ] as const;
 
 /** enum pi_hit_kind, in order (the index of each probe hit counter), and its hits-note field. */

@@ -4,6 +4,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { MAX_BATCH_TOKENS } from "../abi/constants.js";
 import { UserError } from "../errors.js";
 import { resolveCounters } from "../record/counters.js";
 import type { OpTiming } from "../record/options.js";
@@ -36,6 +37,7 @@ export interface CommonOptions extends OtlpOptions {
   window?: [number, number];
   moe: boolean;
   ringBuffer: number;
+  batchTokens: number;
   status: boolean;
   toggleOpProbes?: number;
   probeAllOps?: boolean;
@@ -210,6 +212,17 @@ export function addCommonOptions(command: Command): Command {
     )
     .option("--no-moe", "do not read MoE expert ids")
     .option("--ring-buffer <size>", "BPF ring buffer size", parseSize, 64 << 20)
+    .option(
+      "--batch-tokens <n>",
+      `tokens of each llama_decode batch read for the requests, at most ${MAX_BATCH_TOKENS} (a call with more counts the rest as batch_truncated drops and marks its requests incomplete)`,
+      (value: string) => {
+        const n = positiveInt("--batch-tokens")(value);
+        if (n > MAX_BATCH_TOKENS)
+          throw new InvalidArgumentError(`--batch-tokens is at most ${MAX_BATCH_TOKENS}`);
+        return n;
+      },
+      MAX_BATCH_TOKENS,
+    )
     .option("--no-status", "no live status line")
     .option(
       "--toggle-op-probes <ms>",
@@ -332,6 +345,7 @@ export function sessionConfig(
       window: opts.window ?? null,
       moe: opts.moe,
       ringBufferBytes: opts.ringBuffer,
+      batchTokens: opts.batchTokens,
       probeAllOps: opts.probeAllOps ?? false,
       // counters and per-layer aggregates are read at operator function and barrier boundaries
       opTiming:

@@ -55,6 +55,8 @@ export interface NativeTracerOptions {
   aggregateLayers: boolean;
   /** ...also MoE expert selections per layer (where expert ids are read: levels that stream) */
   aggregateMoe: boolean;
+  /** tokens of a llama_decode batch read at most (the kernel's bound is MAX_BATCH_TOKENS) */
+  batchTokens: number;
   /** perf events to read at operator and barrier boundaries, per CPU */
   counters: { name: string; type: number; config: bigint; config1: bigint; config2: bigint }[];
 }
@@ -114,6 +116,38 @@ export interface NativeTracer {
   counterStatus(): { name: string; opened: boolean; error: string }[];
   /** bpf/profinfer.h pi_token_agg / pi_op_agg ..., summed over CPUs, cumulative */
   aggregates(): Aggregates;
+  /** the requests the kernel follows; `finished` ones are handed out once */
+  requests(): KernelRequests;
+}
+
+/** A request as the kernel follows it (bpf/profinfer.h pi_request); ns are CLOCK_MONOTONIC. */
+export interface KernelRequest {
+  /** requests started before it while tracing */
+  id: number;
+  pid: number;
+  ctx: bigint;
+  seqId: number;
+  startNs: bigint;
+  /** the end of the call of its first output; null: none yet */
+  firstOutputNs: bigint | null;
+  endNs: bigint;
+  promptTokens: number;
+  generatedTokens: number;
+  cachedTokens: number | null;
+  steps: number;
+  longestGapNs: bigint;
+  lastCallNs: bigint;
+  /** abi/constants RequestFlag */
+  flags: number;
+}
+
+export interface KernelRequests {
+  /** each sequence's current request */
+  active: KernelRequest[];
+  /** requests a new one replaced since the last read */
+  finished: KernelRequest[];
+  /** llama_decode calls in flight */
+  inFlight: { tgid: number; ctx: bigint; startNs: bigint }[];
 }
 
 export interface NativeModule {

@@ -17,6 +17,8 @@ export interface RecordOptions {
   window: [number, number] | null;
   moe: boolean;
   ringBufferBytes: number;
+  /** tokens of each llama_decode batch read at most */
+  batchTokens: number;
   /** also probe operator functions whose first instruction the kernel must single-step */
   probeAllOps: boolean;
   /**

@@ -16,7 +16,7 @@ import type { CounterRequest } from "./counters.js";
 import { LayoutCheck } from "./layoutCheck.js";
 import { LibraryFollower } from "./libraryFollower.js";
 import { LibraryProbes } from "./libraryProbes.js";
-import type { NativeModule, NativeTracer } from "./nativeTracer.js";
+import type { KernelRequests, NativeModule, NativeTracer } from "./nativeTracer.js";
 import { ProbeAttacher } from "./probeAttacher.js";
 import { LEVELS } from "./probePlan.js";
 import type { RecordOptions } from "./options.js";
@@ -47,8 +47,12 @@ export class Recorder implements LiveRecording {
   private finalReadings: {
     aggregates: Aggregates;
     counters: { drops: number[]; hits: number[] };
+    requests: KernelRequests;
   } | null = null;
   private failure: Error | null = null;
+  /** when tracing stopped (CLOCK_MONOTONIC ns), and whether the target had exited */
+  private stoppedNs: bigint | null = null;
+  private targetExited = false;
   private streamEnded: (() => void) | null = null;
   /** process.cpuUsage() and the time at the first llama_decode (the model is noted then) */
   private firstDecode: { cpu: NodeJS.CpuUsage; wallMs: number } | null = null;
@@ -87,6 +91,7 @@ export class Recorder implements LiveRecording {
       aggregate: options.aggregate || options.level === "metrics",
       aggregateLayers: options.aggregateLayers,
       aggregateMoe: options.aggregateMoe,
+      batchTokens: options.batchTokens,
       counters: (options.counters?.counters ?? []).map((c) => ({
         name: c.name,
         type: c.type,
@@ -134,6 +139,25 @@ export class Recorder implements LiveRecording {
   /** The in-kernel aggregates so far (cumulative), for the metrics exporter. */
   aggregates(): Aggregates {
     return this.finalReadings?.aggregates ?? this.tracer.aggregates();
+  }
+
+  /**
+   * The requests the kernel follows, for the metrics exporter: each sequence's current one, and
+   * those replaced since the last call (each handed out once). After the end of tracing: the
+   * last readings, `stoppedNs`, when tracing stopped, and whether the target had exited then (a
+   * target that exited ended its requests: none was cut off by the end of tracing).
+   */
+  requests(): KernelRequests & { stoppedNs: bigint | null; targetExited: boolean } {
+    const final = this.finalReadings;
+    if (!final) return { ...this.tracer.requests(), stoppedNs: null, targetExited: false };
+    const finished = final.requests.finished;
+    final.requests = { ...final.requests, finished: [] };
+    return {
+      ...final.requests,
+      finished,
+      stoppedNs: this.stoppedNs,
+      targetExited: this.targetExited,
+    };
   }
 
   /** Probe hits and drops so far (cumulative), for the metrics exporter. */
@@ -362,7 +386,8 @@ export class Recorder implements LiveRecording {
     this.state = "stopping";
     const ended = new Promise<void>((resolveEnd) => (this.streamEnded = resolveEnd));
     // process.hrtime is CLOCK_MONOTONIC, the clock of the events
-    const stoppedNs = process.hrtime.bigint().toString();
+    this.stoppedNs = process.hrtime.bigint();
+    this.targetExited = exit !== null;
     this.tracer.stop();
     await ended;
     if (this.firstDecode) {
@@ -373,7 +398,11 @@ export class Recorder implements LiveRecording {
       };
     }
     const counters = this.tracer.counters();
-    this.finalReadings = { aggregates: this.tracer.aggregates(), counters };
+    this.finalReadings = {
+      aggregates: this.tracer.aggregates(),
+      counters,
+      requests: this.tracer.requests(),
+    };
     this.tracer.detach();
     this.resume();
     this.stats.drops = counters.drops.reduce((a, b) => a + b, 0);
@@ -396,7 +425,12 @@ export class Recorder implements LiveRecording {
     });
     if (this.profilerCpu) this.note({ kind: "profiler", ...this.profilerCpu });
     if (exit) this.note({ kind: "exit", code: exit.code, signal: exit.signal });
-    this.note({ kind: "end", events: this.stats.events, tokens: this.stats.tokens, stoppedNs });
+    this.note({
+      kind: "end",
+      events: this.stats.events,
+      tokens: this.stats.tokens,
+      stoppedNs: String(this.stoppedNs),
+    });
     this.writer.close();
     this.state = "closed";
     this.tracer.close();

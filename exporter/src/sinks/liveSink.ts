@@ -3,6 +3,7 @@
 // target runs, and the one interface record and attach drive them through, as a TracerProvider
 // drives its span processors.
 import type { RunHeader } from "../trace/header.js";
+import type { KernelRequests } from "../record/nativeTracer.js";
 import type { Aggregates, RunNote } from "../trace/notes.js";
 
 /**
@@ -21,6 +22,11 @@ export interface RecordListener {
 export interface LiveRecording {
   /** cumulative in-kernel aggregates */
   aggregates(): Aggregates;
+  /**
+   * the requests the kernel follows (`finished` ones handed out once); `stoppedNs`: when tracing
+   * stopped, null while it runs; `targetExited`: the target had exited by then
+   */
+  requests(): KernelRequests & { stoppedNs: bigint | null; targetExited: boolean };
   /** cumulative probe hits and drops by reason, indexed as bpf/profinfer.h's counters */
   probeCounters(): { drops: number[]; hits: number[] };
   /** the probed operator functions: an aggregate key that is an index names its op */

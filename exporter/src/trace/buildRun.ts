@@ -42,7 +42,8 @@ export function buildRun(input: RawInput | RawRecording): Run {
     );
   }
   const { drops, exit, stoppedNs } = readNotes(notes, warnings);
-  const requests = buildRequests(tokens, stoppedNs);
+  // a target that exited ended its requests; tracing stopped while it ran may cut one off
+  const requests = buildRequests(tokens, exit ? null : stoppedNs);
   const callAt = callsByTime(tokens);
   const outside = placeGraphsInCalls(graphRuns, callAt);
   if (outside > 0) {

@@ -64,12 +64,26 @@ export interface DropsNote {
   mapFull?: number;
   nodesTruncated?: number;
   counterReadFailed?: number;
+  batchTruncated?: number;
 }
 
 /** The in-kernel aggregates (the addon's sums over CPUs), cumulative. */
 export interface Aggregates {
   /** by phase (enum pi_phase) */
-  tokens: { calls: number; tokens: number; ns: number; buckets: number[] }[];
+  tokens: {
+    calls: number;
+    tokens: number;
+    ns: number;
+    buckets: number[];
+    /** the requests' prompt tokens and outputs sampled (absent in older files) */
+    promptTokens?: number;
+    generatedTokens?: number;
+    /** sequences in the calls' batches */
+    sequences?: number;
+    /** calls by tokens and by sequences in their batch (upper bounds 2^0, 2^1, ..., +Inf) */
+    tokenBuckets?: number[];
+    seqBuckets?: number[];
+  }[];
   /** by aggregate key: a probed operator function's index, a step's ops, or unprobed */
   ops: {
     func: number;

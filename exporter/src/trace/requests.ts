@@ -12,6 +12,22 @@ import type { BatchSequence } from "../abi/events.js";
 import type { Phase } from "@profinfer/contract";
 import type { Request, RequestStep, StepKind, Token } from "./types.js";
 
+/**
+ * How long a sequence may go without a call before a live reader (the per-request metrics, the
+ * live span export) takes its request as ended: a request being served takes part in every call
+ * of its context, a few ms apart; a call in flight of its process defers the decision.
+ */
+export const REQUEST_IDLE_NS = 1_000_000_000n;
+
+/**
+ * Whether a request whose last call ended at `endNs` was cut off by the end of tracing at
+ * `stoppedNs`: it ended less than two of its step intervals (the longest time between the ends
+ * of two of its calls, else its one call's duration) before.
+ */
+export function cutOffAtEnd(endNs: bigint, stoppedNs: bigint, intervalNs: bigint): boolean {
+  return stoppedNs - endNs < 2n * intervalNs;
+}
+
 /** A sequence's state between calls. */
 interface SequenceState {
   request: Request;
@@ -211,7 +227,11 @@ export class RequestTracker {
       const lastCall = request.steps.at(-1)!.token;
       const interval =
         state.longestGapNs > 0n ? state.longestGapNs : lastCall.endNs - lastCall.startNs;
-      if (endNs !== null && request.incomplete === null && endNs - request.endNs < 2n * interval)
+      if (
+        endNs !== null &&
+        request.incomplete === null &&
+        cutOffAtEnd(request.endNs, endNs, interval)
+      )
         request.incomplete = "the recording ended during it";
       ended.push(state.request);
     }

@@ -4,6 +4,7 @@ import { test } from "node:test";
 import { Registry } from "prom-client";
 import { UserError } from "../../errors.js";
 import { AGG_UNPROBED, NO_LAYER } from "../../abi/constants.js";
+import type { KernelRequest } from "../../record/nativeTracer.js";
 import type { Aggregates } from "../../trace/notes.js";
 import type { LiveRecording } from "../liveSink.js";
 import { ProfinferMetrics } from "./profinferMetrics.js";
@@ -16,8 +17,39 @@ const OPTIONS = { boundsNs: BOUNDS_NS };
 function source(reads: { n: number }): LiveRecording {
   const aggregates: Aggregates = {
     tokens: [
-      { calls: 1, tokens: 9, ns: 4500, buckets: [0, 0, 1, 0] },
-      { calls: 3, tokens: 3, ns: 3000, buckets: [3, 0, 0, 0] },
+      {
+        calls: 1,
+        tokens: 9,
+        ns: 4500,
+        buckets: [0, 0, 1, 0],
+        promptTokens: 9,
+        generatedTokens: 1,
+        tokenBuckets: [0, 0, 0, 0, 1],
+        seqBuckets: [1],
+        sequences: 1,
+      },
+      {
+        calls: 3,
+        tokens: 3,
+        ns: 3000,
+        buckets: [3, 0, 0, 0],
+        promptTokens: 0,
+        generatedTokens: 3,
+        tokenBuckets: [3],
+        seqBuckets: [3],
+        sequences: 3,
+      },
+      {
+        calls: 2,
+        tokens: 10,
+        ns: 8000,
+        buckets: [0, 0, 0, 2],
+        promptTokens: 8,
+        generatedTokens: 2,
+        tokenBuckets: [0, 0, 0, 2],
+        seqBuckets: [0, 2],
+        sequences: 4,
+      },
     ],
     ops: [
       { func: 0, count: 4, ns: 6000, barrierNs: 100, counters: [5000, 7], buckets: [1, 2, 1, 0] },
@@ -57,6 +89,32 @@ function source(reads: { n: number }): LiveRecording {
       { name: "cycles", hardware: true },
     ],
     eventsReceived: () => 123,
+    // one request ended (replaced by a new one), which ran whole: 2 ms to its first token, 3 more
+    requests: () => {
+      const finished = requestsHandedOut ? [] : [kernelRequest(7, 1_000_000n)];
+      requestsHandedOut = true;
+      return { active: [], finished, inFlight: [], stoppedNs: null, targetExited: false };
+    },
+  };
+}
+let requestsHandedOut = false;
+
+function kernelRequest(id: number, startNs: bigint): KernelRequest {
+  return {
+    id,
+    pid: 1,
+    ctx: 0xc0n,
+    seqId: 0,
+    startNs,
+    firstOutputNs: startNs + 2_000_000n,
+    endNs: startNs + 8_000_000n,
+    promptTokens: 9,
+    generatedTokens: 4,
+    cachedTokens: 0,
+    steps: 4,
+    longestGapNs: 2_000_000n,
+    lastCallNs: 1_000_000n,
+    flags: 0,
   };
 }
 
@@ -75,11 +133,33 @@ test("the metrics read the aggregates once per scrape and expose them under the 
   for (const line of [
     'profinfer_tokens_total{model="tiny",phase="prefill"} 9',
     'profinfer_tokens_total{model="tiny",phase="decode"} 3',
+    'profinfer_tokens_total{model="tiny",phase="mixed"} 10',
     'profinfer_decode_calls_total{model="tiny",phase="decode"} 3',
-    'gen_ai_server_time_to_first_token_seconds_bucket{model="tiny",le="0.000005"} 1',
-    'gen_ai_server_time_to_first_token_seconds_count{model="tiny"} 1',
-    'gen_ai_server_time_per_output_token_seconds_bucket{model="tiny",le="0.000001"} 3',
-    'gen_ai_server_time_per_output_token_seconds_sum{model="tiny"} 0.000003',
+    'profinfer_decode_calls_total{model="tiny",phase="mixed"} 2',
+    'profinfer_decode_call_duration_seconds_bucket{model="tiny",phase="prefill",le="0.000005"} 1',
+    'profinfer_decode_call_duration_seconds_count{model="tiny",phase="prefill"} 1',
+    'profinfer_decode_call_duration_seconds_bucket{model="tiny",phase="decode",le="0.000001"} 3',
+    'profinfer_decode_call_duration_seconds_sum{model="tiny",phase="decode"} 0.000003',
+    'profinfer_decode_call_duration_seconds_bucket{model="tiny",phase="mixed",le="+Inf"} 2',
+    'profinfer_prompt_tokens_total{model="tiny"} 17',
+    'profinfer_generated_tokens_total{model="tiny"} 6',
+    'profinfer_batch_tokens_bucket{model="tiny",le="1"} 3',
+    'profinfer_batch_tokens_bucket{model="tiny",le="8"} 5',
+    'profinfer_batch_tokens_bucket{model="tiny",le="16"} 6',
+    'profinfer_batch_tokens_sum{model="tiny"} 22',
+    'profinfer_batch_tokens_count{model="tiny"} 6',
+    'profinfer_batch_sequences_bucket{model="tiny",le="1"} 4',
+    'profinfer_batch_sequences_bucket{model="tiny",le="2"} 6',
+    'profinfer_batch_sequences_sum{model="tiny"} 8',
+    'gen_ai_server_time_to_first_token_seconds_bucket{le="0.001",model="tiny"} 0',
+    'gen_ai_server_time_to_first_token_seconds_bucket{le="0.005",model="tiny"} 1',
+    'gen_ai_server_time_to_first_token_seconds_sum{model="tiny"} 0.002',
+    'gen_ai_server_time_per_output_token_seconds_sum{model="tiny"} 0.002',
+    'gen_ai_server_request_duration_seconds_bucket{le="0.01",model="tiny"} 1',
+    'gen_ai_server_request_duration_seconds_count{model="tiny"} 1',
+    'profinfer_requests_total{model="tiny",outcome="complete"} 1',
+    'profinfer_requests_total{model="tiny",outcome="incomplete"} 0',
+    'profinfer_active_requests{model="tiny"} 0',
     'profinfer_op_duration_seconds_bucket{model="tiny",op="add",le="0.000001"} 3',
     'profinfer_op_duration_seconds_bucket{model="tiny",op="add",le="+Inf"} 6',
     'profinfer_op_duration_seconds_count{model="tiny",op="add"} 6',
@@ -107,9 +187,18 @@ test("the metrics read the aggregates once per scrape and expose them under the 
     for (const pair of m[1]!.split(",")) {
       const label = pair.split("=")[0]!;
       assert.ok(
-        ["model", "op", "event", "phase", "hardware", "reason", "le", "layer", "expert"].includes(
-          label,
-        ),
+        [
+          "model",
+          "op",
+          "event",
+          "phase",
+          "hardware",
+          "reason",
+          "le",
+          "layer",
+          "expert",
+          "outcome",
+        ].includes(label),
         label,
       );
     }

@@ -3,10 +3,18 @@
 // scrape time from the in-kernel aggregates (BPF maps, summed by the addon): nothing is observed
 // per event on the JS thread.
 import { Counter, Gauge, type Registry } from "prom-client";
-import { AGG_UNPROBED, AggPhase, NO_LAYER, stepKeyParts } from "../../abi/constants.js";
+import {
+  AGG_UNPROBED,
+  AggPhase,
+  BATCH_SEQ_BUCKETS,
+  BATCH_TOKEN_BUCKETS,
+  NO_LAYER,
+  stepKeyParts,
+} from "../../abi/constants.js";
 import type { Aggregates } from "../../trace/notes.js";
 import type { LiveRecording } from "../liveSink.js";
-import { AggregatedHistogram, type BucketCounts } from "./aggregatedHistogram.js";
+import { AggregatedHistogram } from "./aggregatedHistogram.js";
+import { KernelRequestFollower, RequestMetrics } from "./requestMetrics.js";
 import * as N from "@profinfer/contract";
 
 export interface MetricsOptions {
@@ -32,7 +40,11 @@ interface OpTotals {
 const PHASES = [
   ["prefill", AggPhase.PREFILL],
   ["decode", AggPhase.DECODE],
-] as const;
+  ["mixed", AggPhase.MIXED],
+] as const satisfies readonly (readonly [(typeof N.PHASES)[number], number])[];
+
+/** Upper bounds 2^0, 2^1, ... of the tokens and sequences per call histograms. */
+const powersOfTwo = (n: number) => Array.from({ length: n - 1 }, (_, i) => 2 ** i);
 
 /** What the metrics read of the OTLP exporter's ExportStats. */
 export interface SpanExportCounts {
@@ -71,6 +83,7 @@ export class ProfinferMetrics {
         return source.opNames;
       },
       counters: source.counters,
+      requests: () => source.requests(),
       probeCounters: () => source.probeCounters(),
       eventsReceived: () => source.eventsReceived(),
       aggregates: () => {
@@ -85,26 +98,69 @@ export class ProfinferMetrics {
     const src = this.source;
     const opTotals = () => this.opTotals();
 
-    const tokenSeries = (phase: number): BucketCounts[] => {
-      const t = this.source.aggregates().tokens[phase];
-      return t && t.calls > 0 ? [{ labels: model, buckets: t.buckets, sum: t.ns / 1e9 }] : [];
+    new RequestMetrics(registry, new KernelRequestFollower(src.requests), options.model);
+    new AggregatedHistogram(
+      N.DECODE_CALL_DURATION,
+      "Duration of each llama_decode call, by phase (prefill: prompt tokens only, decode: generated tokens only, mixed: both)",
+      bounds,
+      () =>
+        PHASES.flatMap(([phase, i]) => {
+          const t = src.aggregates().tokens[i];
+          return t && t.calls > 0
+            ? [{ labels: { ...model, phase }, buckets: t.buckets, sum: t.ns / 1e9 }]
+            : [];
+        }),
+    ).register(registry);
+    /** the calls of every phase, summed: their `pick` buckets and `sum` */
+    const perCall = (pick: "tokenBuckets" | "seqBuckets", sum: "tokens" | "sequences") => () => {
+      const buckets: number[] = [];
+      let total = 0;
+      let calls = 0;
+      for (const t of src.aggregates().tokens) {
+        calls += t.calls;
+        total += t[sum] ?? 0;
+        (t[pick] ?? []).forEach((v, i) => (buckets[i] = (buckets[i] ?? 0) + v));
+      }
+      return calls > 0 ? [{ labels: model, buckets, sum: total }] : [];
     };
     new AggregatedHistogram(
-      N.TIME_TO_FIRST_TOKEN,
-      "Duration of prompt processing (prefill llama_decode calls): the time to the first token",
-      bounds,
-      () => tokenSeries(AggPhase.PREFILL),
+      N.BATCH_TOKENS,
+      "Tokens in each llama_decode call's batch",
+      powersOfTwo(BATCH_TOKEN_BUCKETS),
+      perCall("tokenBuckets", "tokens"),
     ).register(registry);
     new AggregatedHistogram(
-      N.TIME_PER_OUTPUT_TOKEN,
-      "Duration of each decode llama_decode call (one output token)",
-      bounds,
-      () => tokenSeries(AggPhase.DECODE),
+      N.BATCH_SEQUENCES,
+      "Sequences (requests) in each llama_decode call's batch",
+      powersOfTwo(BATCH_SEQ_BUCKETS),
+      perCall("seqBuckets", "sequences"),
     ).register(registry);
+    const tokenTotal = (field: "promptTokens" | "generatedTokens") =>
+      src.aggregates().tokens.reduce((n, t) => n + (t[field] ?? 0), 0);
+    new Counter({
+      name: N.PROMPT_TOKENS,
+      help: "Prompt tokens evaluated for the requests (not those taken from the cache), counted at each request's first token",
+      labelNames: [N.LABEL_MODEL] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(model, tokenTotal("promptTokens"));
+      },
+    });
+    new Counter({
+      name: N.GENERATED_TOKENS,
+      help: "Tokens generated for the requests: one per output sampled",
+      labelNames: [N.LABEL_MODEL] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(model, tokenTotal("generatedTokens"));
+      },
+    });
 
     new Counter({
       name: N.TOKENS,
-      help: "Tokens processed by llama_decode, by phase",
+      help: "Tokens processed by llama_decode, by the phase of their call",
       labelNames: [N.LABEL_MODEL, N.LABEL_PHASE] as const,
       registers: [registry],
       collect() {
@@ -115,7 +171,7 @@ export class ProfinferMetrics {
     });
     new Counter({
       name: N.DECODE_CALLS,
-      help: "llama_decode calls, by phase",
+      help: "llama_decode calls, by phase (prefill: prompt tokens only, decode: generated tokens only, mixed: both)",
       labelNames: [N.LABEL_MODEL, N.LABEL_PHASE] as const,
       registers: [registry],
       collect() {
