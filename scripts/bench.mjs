@@ -13,13 +13,18 @@
 //   (default 1024) whose step probes are toggled every second.
 // - otlp.mjs: span throughput, CPU per span and span sizes over BENCH_OTLP_REPEAT repetitions
 //   (default 20) of a run of BENCH_OTLP_TOKENS tokens (default 16).
-// Prints the tables and keeps them in test-output/bench-tracer.{md,json} and bench-otlp.{md,json}.
+// - requests.mjs: the cost of reading each call's batch, and llama-server's tokens/s with
+//   concurrent clients alone and under `profinfer attach --level metrics`. BENCH_REQUESTS=0
+//   skips it.
+// Prints the tables and keeps them in test-output/bench-tracer.{md,json}, bench-otlp.{md,json}
+// and bench-requests.{md,json}.
 import { CONFIG_NAMES } from "./bench/configs.mjs";
 import { openBench } from "./bench/harness.mjs";
 import { inRunLines, measureInRun } from "./bench/inRun.mjs";
 import { measureOtlp, otlpLines } from "./bench/otlp.mjs";
 import { writeResults } from "./bench/output.mjs";
 import { measureParts, partsLines, programCostLines } from "./bench/parts.mjs";
+import { measureRequests, requestsLines } from "./bench/requests.mjs";
 import {
   counterCosts,
   counterLines,
@@ -72,6 +77,12 @@ try {
   const lines = otlpLines(config, otlp);
   process.stdout.write(lines.join("\n") + "\n");
   writeResults("bench-otlp", otlp, lines);
+  if (env.BENCH_REQUESTS !== "0") {
+    const requests = await measureRequests(bench);
+    const requestLines = requestsLines(requests);
+    process.stdout.write(requestLines.join("\n") + "\n");
+    writeResults("bench-requests", requests, requestLines);
+  }
 } finally {
   bench.close();
 }

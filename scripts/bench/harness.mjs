@@ -12,7 +12,7 @@ const { requireManifest, llamaBinary, modelsDir, BENCH_MODEL } =
   await import("@profinfer/exporter");
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const cli = join(repoRoot, "exporter", "dist", "cli.js");
+export const cli = join(repoRoot, "exporter", "dist", "cli.js");
 
 /** a command's result; a failure names `label`, the exit status and the end of its stderr */
 export function runChecked(command, args, label) {
@@ -64,24 +64,22 @@ async function startCollector() {
 
 /**
  * The bench's surroundings: llama-bench from the set-up's manifest, the bench model (made if
- * missing), a scratch folder and the OTLP receiver; `close()` removes and stops them.
- * `llamaBench(n)` and `record(options, out, n)` are [command, args] pairs for llama-bench
- * decoding n tokens once, alone or under `profinfer record` writing to `out`.
+ * missing, `model` its path), a scratch folder and the OTLP receiver; `close()` removes and stops
+ * them. `llamaBench(n)` and `record(options, out, n, shape?)` are [command, args] pairs for
+ * llama-bench decoding n tokens once (or running `shape`'s -p/-n), alone or under `profinfer
+ * record` writing to `out`.
  */
 export async function openBench() {
   const benchBin = llamaBinary(requireManifest(), "llama-bench");
   runChecked(cli, ["models", "bench"], "profinfer models bench");
   const model = join(modelsDir(), "bench", `${BENCH_MODEL.name}.gguf`);
-  // decode only (no prompt), on 2 threads, once, as JSON
-  const llamaBenchArgs = (n) => [
+  // decode only (no prompt), on 2 threads, once, as JSON; `shape` replaces -p 0 -n N
+  const llamaBenchArgs = (n, shape = ["-p", "0", "-n", String(n)]) => [
     "-m",
     model,
     "-t",
     "2",
-    "-p",
-    "0",
-    "-n",
-    String(n),
+    ...shape,
     "-r",
     "1",
     "-o",
@@ -91,12 +89,22 @@ export async function openBench() {
   const scratch = mkdtempSync(join(tmpdir(), "profinfer-bench-"));
   return {
     scratch,
+    model,
     collector,
     recordOptions: recordOptions(collector.url),
     llamaBench: (n) => [benchBin, llamaBenchArgs(n)],
-    record: (options, out, n) => [
+    record: (options, out, n, shape) => [
       cli,
-      ["record", "--no-status", ...options, "--out", out, "--", benchBin, ...llamaBenchArgs(n)],
+      [
+        "record",
+        "--no-status",
+        ...options,
+        "--out",
+        out,
+        "--",
+        benchBin,
+        ...llamaBenchArgs(n, shape),
+      ],
     ],
     close() {
       collector.stop();

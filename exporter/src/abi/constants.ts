@@ -14,7 +14,7 @@ export const BatchFlag = { POS: 1, SEQ_ID: 2, OUTPUTS: 4, EMBD: 8 } as const;
 
 /** PI_MAX_BATCH_TOKENS, PI_MAX_TOKEN_SEQS: what the kernel reads of a batch at most. */
 export const MAX_BATCH_TOKENS = 16384;
-export const MAX_TOKEN_SEQS = 4;
+export const MAX_TOKEN_SEQS = 8;
 
 /** PI_STEP_FINAL: the attach cookie of the compute loop's final barrier call. */
 export const STEP_FINAL = 255;

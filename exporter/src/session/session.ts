@@ -61,6 +61,9 @@ export async function runSession(
     if (metrics && otlp) metrics.followSpanExport(() => otlp!.stats);
     for (const sink of sinks) sink.start?.(recorder);
     recorder.start();
+    // the probes on what the process has mapped are in place (libraries it loads later get theirs
+    // as they load): scripts wait for this line
+    log(`tracing pid ${target.pid}`);
   } catch (error) {
     target?.abandon();
     await Promise.all(sinks.map((s) => s.close()));

@@ -26,6 +26,7 @@ export class MetricsEndpointSink implements LiveSink {
   private server: MetricsServer | null = null;
   private metrics: ProfinferMetrics | null = null;
   private spanCounts: (() => SpanExportCounts) | null = null;
+  private requestPoll: NodeJS.Timeout | null = null;
 
   private constructor(private readonly config: MetricsEndpointConfig) {}
 
@@ -52,9 +53,16 @@ export class MetricsEndpointSink implements LiveSink {
       moe: this.config.moe,
     });
     if (this.spanCounts) this.metrics.followSpanExport(this.spanCounts);
+    // between scrapes too: the kernel's queue of ended requests is bounded
+    const metrics = this.metrics;
+    this.requestPoll = setInterval(() => metrics.pollRequests(), 2000);
+    this.requestPoll.unref();
   }
 
   async finish(): Promise<void> {
+    this.stopPolling();
+    // the requests that ended with the recording, for the scrapes that come now
+    this.metrics?.pollRequests();
     if (this.config.lingerMs > 0) {
       this.config.log(`serving the final metrics for ${this.config.lingerMs / 1000} s more`);
       await new Promise((r) => setTimeout(r, this.config.lingerMs));
@@ -62,7 +70,13 @@ export class MetricsEndpointSink implements LiveSink {
     await this.close();
   }
 
+  private stopPolling(): void {
+    if (this.requestPoll) clearInterval(this.requestPoll);
+    this.requestPoll = null;
+  }
+
   async close(): Promise<void> {
+    this.stopPolling();
     await this.server?.close();
     this.server = null;
   }

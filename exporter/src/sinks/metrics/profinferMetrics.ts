@@ -61,6 +61,13 @@ export class ProfinferMetrics {
   readonly spansDropped: Counter<typeof N.LABEL_MODEL>;
 
   private readonly source: LiveRecording;
+  /** the per-request metrics: polled at each scrape, and between scrapes (pollRequests) */
+  private readonly requests: RequestMetrics;
+
+  /** Takes the requests that ended into the metrics (the kernel's queue of them is bounded). */
+  pollRequests(): void {
+    this.requests.poll();
+  }
   private spanStats: (() => SpanExportCounts) | null = null;
 
   /** Serve the OTLP span exporter's counts (sent, re-sent, queued, dropped). */
@@ -98,7 +105,11 @@ export class ProfinferMetrics {
     const src = this.source;
     const opTotals = () => this.opTotals();
 
-    new RequestMetrics(registry, new KernelRequestFollower(src.requests), options.model);
+    this.requests = new RequestMetrics(
+      registry,
+      new KernelRequestFollower(src.requests),
+      options.model,
+    );
     new AggregatedHistogram(
       N.DECODE_CALL_DURATION,
       "Duration of each llama_decode call, by phase (prefill: prompt tokens only, decode: generated tokens only, mixed: both)",
