@@ -13,6 +13,7 @@ import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { bpftool, pollProgramRuns, withBpfStats } from "./bpfStats.mjs";
 import { cli } from "./harness.mjs";
@@ -21,6 +22,8 @@ import { durationNs, takeRecording } from "./recording.mjs";
 import { median } from "./stats.mjs";
 
 const { buildRun, llamaBinary, requireManifest } = await import("@profinfer/exporter");
+// Node's fetch (the lint's globals for scripts predate it)
+const { fetch } = globalThis;
 
 /** decode_enter's ns per hit and the calls' median duration, for one llama-bench run */
 async function batchReadRun(bench, { prompt, generate, batchTokens }) {
