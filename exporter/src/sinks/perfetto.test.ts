@@ -8,6 +8,7 @@ import { moeRunFixture } from "../../../test/support/fixtures.js";
 import { buildRun } from "../trace/buildRun.js";
 import {
   GRAPHS_TRACK_TID,
+  REQUESTS_TRACK_BASE,
   SCHED_TRACK_BASE,
   TOKENS_TRACK_TID,
   renderPerfettoTrace,
@@ -44,6 +45,7 @@ test("trace.json is the JSON Object Format with the process and thread names", (
       ["process_name", 1000, "llama-simple -m tiny.gguf -n 2"],
       ["thread_name", TOKENS_TRACK_TID, "tokens"],
       ["thread_name", GRAPHS_TRACK_TID, "graphs"],
+      ["thread_name", REQUESTS_TRACK_BASE, "seq 0"],
       ["thread_name", 1001, "main"],
       ["thread_name", 1002, "worker 1"],
       ["thread_name", 1003, "worker 2"],
@@ -52,6 +54,26 @@ test("trace.json is the JSON Object Format with the process and thread names", (
     ],
   );
   assert.ok(events.every((e) => e.pid === 1000));
+});
+
+test("each request is a slice on its sequence's track, split at its first token", () => {
+  const slices = events.filter((e) => e.cat === "request");
+  const [request] = run.requests;
+  assert.equal(run.requests.length, 1);
+  assert.deepEqual(
+    slices.map((e) => [e.name, e.tid]),
+    [
+      [`request #0`, REQUESTS_TRACK_BASE],
+      ["prompt", REQUESTS_TRACK_BASE],
+      ["generation", REQUESTS_TRACK_BASE],
+    ],
+  );
+  const [whole, prompt, generation] = slices;
+  assert.equal(whole!.args!.generated_tokens, request!.generatedTokens);
+  // the prompt ends where the generation starts: at the end of the call of the first token
+  assert.equal(prompt!.ts! + prompt!.dur!, generation!.ts);
+  assert.equal(whole!.ts! + whole!.dur!, generation!.ts! + generation!.dur!);
+  assert.ok(Math.abs((whole!.args!.ttft_ms as number) - prompt!.dur! / 1000) < 1e-9);
 });
 
 test("rendering twice, or writing to a file, gives the same bytes", () => {

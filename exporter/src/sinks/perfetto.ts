@@ -1,21 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 // ProfTime: trace.json in the Chrome trace-event "JSON Object Format", which Perfetto UI and
-// chrome://tracing open. One process (the target), a "tokens" and a "graphs" track, one track per
-// ggml thread with its operators and barrier waits, one "sched <tid>" track per thread with its
-// off-CPU time. Timestamps are microseconds from the run's first event, computed from BigInt ns
+// chrome://tracing open. One process (the target), a "tokens" and a "graphs" track, a "seq <id>"
+// track per sequence with its requests (each split at its first token), one track per ggml thread
+// with its operators and barrier waits, one "sched <tid>" track per thread with its off-CPU
+// time. Timestamps are microseconds from the run's first event, computed from BigInt ns
 // (so they keep ns precision); the output depends on the recording only, byte for byte.
 import { closeSync, openSync, writeSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
 import type { DerivedFigures } from "@profinfer/contract";
 import { deriveFigures } from "../trace/derived.js";
-import type { GraphRun, OpThreadRun, Run, Token } from "../trace/types.js";
+import type { GraphRun, OpThreadRun, Request, Run, Token } from "../trace/types.js";
 
 /** Synthetic thread ids of the non-thread tracks: above any Linux tid (PID_MAX_LIMIT is 2^22). */
 export const TOKENS_TRACK_TID = 2_000_000_001;
 export const GRAPHS_TRACK_TID = 2_000_000_002;
 /** The "sched <tid>" track of thread tid has this tid plus the thread's. */
 export const SCHED_TRACK_BASE = 1_000_000_000;
+/** The "seq <id>" track of a sequence's requests has this tid plus its id. */
+export const REQUESTS_TRACK_BASE = 1_500_000_000;
 
 interface TraceEvent {
   name: string;
@@ -50,6 +53,11 @@ export function* perfettoEventTexts(run: Run): Generator<string, void, undefined
   yield meta("thread_sort_index", TOKENS_TRACK_TID, { sort_index: 0 });
   yield meta("thread_name", GRAPHS_TRACK_TID, { name: "graphs" });
   yield meta("thread_sort_index", GRAPHS_TRACK_TID, { sort_index: 1 });
+  const seqIds = [...new Set(run.requests.map((r) => r.seqId))].sort((a, b) => a - b);
+  for (const [i, seqId] of seqIds.entries()) {
+    yield meta("thread_name", REQUESTS_TRACK_BASE + seqId, { name: `seq ${seqId}` });
+    yield meta("thread_sort_index", REQUESTS_TRACK_BASE + seqId, { sort_index: 2 + i / 1000 });
+  }
   let sortIndex = 10;
   for (const t of run.threads.values()) {
     yield meta("thread_name", t.tid, { name: t.name });
@@ -61,6 +69,9 @@ export function* perfettoEventTexts(run: Run): Generator<string, void, undefined
   }
 
   for (const token of run.tokens) yield text(tokenEvent(token, pid, us, dur));
+  for (const request of run.requests) {
+    for (const ev of requestEvents(request, pid, us, dur)) yield text(ev);
+  }
   for (const g of run.graphRuns) yield text(graphEvent(g, pid, us, dur));
 
   // Operators per thread: one pass over the graphs, bucketed by thread.
@@ -193,10 +204,44 @@ function counterSamples(t: OpThreadRun, figures: DerivedFigures, pid: number, us
   return out;
 }
 
+/** A request's slice on its sequence's track, and inside it its prompt and its generation. */
+function requestEvents(r: Request, pid: number, us: Us, dur: Dur): TraceEvent[] {
+  const tid = REQUESTS_TRACK_BASE + r.seqId;
+  const ms = (ns: bigint) => Number(ns) / 1e6;
+  const args: Record<string, unknown> = {
+    id: r.id,
+    prompt_tokens: r.promptTokens,
+    cached_tokens: r.cachedTokens,
+    generated_tokens: r.generatedTokens,
+    calls: r.steps.length,
+    ttft_ms: r.firstOutputNs === null ? null : ms(r.firstOutputNs - r.startNs),
+  };
+  if (r.incomplete !== null) args.incomplete = r.incomplete;
+  const slice = (name: string, from: bigint, to: bigint, a?: Record<string, unknown>) => ({
+    name,
+    cat: "request",
+    ph: "X" as const,
+    ts: us(from),
+    dur: dur(from, to),
+    pid,
+    tid,
+    ...(a ? { args: a } : {}),
+  });
+  const out = [slice(`request #${r.id}`, r.startNs, r.endNs, args)];
+  const first = r.firstOutputNs;
+  if (first !== null) {
+    out.push(slice("prompt", r.startNs, first, { tokens: r.promptTokens }));
+    if (first < r.endNs)
+      out.push(slice("generation", first, r.endNs, { tokens: r.generatedTokens - 1 }));
+  }
+  return out;
+}
+
 function tokenEvent(token: Token, pid: number, us: Us, dur: Dur): TraceEvent {
   const args: Record<string, unknown> = {
     phase: token.phase,
     n_tokens: token.nTokens,
+    sequences: token.steps?.length ?? 1,
     seq: token.seq,
     ret: token.ret,
     ops_sampled: token.opsSampled,
