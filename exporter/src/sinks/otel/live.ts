@@ -11,8 +11,8 @@
 // newest 64) and given again to every chunk that runs that graph. Requests are followed across
 // chunks (SpanBuilder keeps them), so the spans are the ones the whole run gives (docs/spans.md
 // says where they can differ); a request's root span leaves once its sequence has been idle for
-// the bound, measured on the events' clock: by the cut, or while nothing arrives by the clock
-// itself (CLOCK_MONOTONIC, less a safety margin), so that an idle server's last request leaves too.
+// the bound, on the events' clock: by the cut, or, while nothing arrives, by the clock itself
+// (CLOCK_MONOTONIC, less a safety margin), so that an idle server's last request leaves too.
 import { clockFrom } from "../../trace/clock.js";
 import { snapshotKey } from "../../trace/dag.js";
 import {
@@ -23,11 +23,10 @@ import {
   type TensorEvent,
 } from "../../abi/events.js";
 import { buildRun } from "../../trace/buildRun.js";
-import type { RunNote } from "../../trace/notes.js";
+import { stoppedNsOf, type RunNote } from "../../trace/notes.js";
 import type { RunHeader } from "../../trace/header.js";
 import type { RecordListener } from "../liveSink.js";
 import { modelName } from "../../trace/modelName.js";
-import { stoppedNsOf } from "../../trace/notes.js";
 import { SpanBuilder, SpanIds, type OpSampling, type SpanRecord } from "./spans.js";
 
 const KEPT_DESCRIPTIONS = 64;
