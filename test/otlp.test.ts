@@ -20,6 +20,7 @@ import {
 } from "@profinfer/exporter";
 import { syntheticRecorder } from "./support/fixtures.js";
 import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";
+import { assertTraceShape, intOf, isRequestSpan, isStepSpan } from "./support/spanShape.js";
 import {
   cli,
   completion,
@@ -148,16 +149,23 @@ describe("live export of a profiled llama.cpp run", () => {
       const opSpans = collector.spans.filter((s) => s.attributes[C.ATTR_OP] !== undefined);
       assert.ok(opRuns.length > 0);
       assert.equal(opSpans.length, opRuns.length, "one span per operator run");
-      const generations = named(C.SPAN_GENERATION);
-      assert.equal(generations.length, 1, "llama-completion: one generation");
-      assert.equal(new Set(collector.spans.map((s) => s.traceId)).size, 1, "one trace");
+      // a trace per call, one for the request: its root and a step per call, linked both ways
+      const shape = assertTraceShape(collector.spans);
+      assert.equal(shape.requests.length, 1, "llama-completion: one request");
+      assert.equal(shape.calls.length, run.tokens.length, "a trace per llama_decode call");
+      assert.equal(shape.traces.size, run.tokens.length + 1);
+      const request = shape.requests[0]!;
+      assert.deepEqual(
+        shape.traces
+          .get(request.traceId)!
+          .filter(isStepSpan)
+          .map((s) => s.name),
+        ["prefill", ...new Array<string>(run.tokens.length - 1).fill("decode")],
+      );
 
-      // links and nesting of times
+      // nesting of times, parents as the span tree says
       for (const s of collector.spans) {
-        if (s.name === C.SPAN_GENERATION) {
-          assert.equal(s.parentSpanId, "");
-          continue;
-        }
+        if (s.parentSpanId === "") continue;
         const parent = byId.get(s.parentSpanId);
         assert.ok(parent, `${s.name}: its parent arrived`);
         assert.equal(parent.traceId, s.traceId);
@@ -165,10 +173,9 @@ describe("live export of a profiled llama.cpp run", () => {
           s.startNs >= parent.startNs && s.endNs <= parent.endNs,
           `${s.name} nests in ${parent.name}`,
         );
-        const expectedParent = {
-          [C.SPAN_TOKEN]: [C.SPAN_GENERATION],
-          [C.SPAN_GRAPH]: [C.SPAN_TOKEN, C.SPAN_GRAPH],
-        }[s.name] ?? [C.SPAN_GRAPH];
+        const expectedParent = isStepSpan(s)
+          ? [request.name]
+          : ({ [C.SPAN_GRAPH]: [C.SPAN_TOKEN, C.SPAN_GRAPH] }[s.name] ?? [C.SPAN_GRAPH]);
         assert.ok(expectedParent.includes(parent.name), `${s.name} under ${parent.name}`);
       }
       // times are the model's, to the nanosecond
@@ -181,17 +188,29 @@ describe("live export of a profiled llama.cpp run", () => {
 
       // attribute names and types as docs/spans.md documents them
       const type = (s: ReceivedSpan, key: string) => s.attributes[key]?.type;
-      const gen = generations[0]!;
-      assert.equal(gen.attributes[C.ATTR_GEN_AI_OPERATION_NAME]!.value, "text_completion");
-      assert.equal(gen.attributes[C.ATTR_GEN_AI_PROVIDER_NAME]!.value, "llama.cpp");
-      assert.equal(gen.attributes[C.ATTR_GEN_AI_REQUEST_MODEL]!.value, "tiny-qwen2moe");
+      assert.equal(request.name, "text_completion tiny-qwen2moe", "{operation} {model}");
+      assert.equal(request.attributes[C.ATTR_GEN_AI_OPERATION_NAME]!.value, "text_completion");
+      assert.equal(request.attributes[C.ATTR_GEN_AI_PROVIDER_NAME]!.value, "llama.cpp");
+      assert.equal(request.attributes[C.ATTR_GEN_AI_REQUEST_MODEL]!.value, "tiny-qwen2moe");
       const prefillTokens = run.tokens
         .filter((t) => t.phase === "prefill")
         .reduce((n, t) => n + t.nTokens, 0);
-      assert.equal(gen.attributes[C.ATTR_GEN_AI_USAGE_INPUT_TOKENS]!.value, BigInt(prefillTokens));
+      assert.equal(intOf(request, C.ATTR_GEN_AI_USAGE_INPUT_TOKENS), prefillTokens);
       assert.equal(
-        gen.attributes[C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]!.value,
-        BigInt(run.tokens.filter((t) => t.phase === "decode").length),
+        intOf(request, C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS),
+        8,
+        "llama-completion -n 8: eight tokens generated",
+      );
+      const modelRequest = run.requests[0]!;
+      assert.equal(
+        request.attributes[C.ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN]!.value,
+        Number(modelRequest.firstOutputNs! - modelRequest.startNs) / 1e9,
+      );
+      assert.equal(type(request, C.ATTR_GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN), "double");
+      assert.equal(
+        request.status.message,
+        modelRequest.incomplete ?? "",
+        "status ERROR with the model's reason when its figures may fall short",
       );
       for (const s of named(C.SPAN_TOKEN)) {
         for (const k of [C.ATTR_TOKEN_SEQ, C.ATTR_TOKEN_N_TOKENS, C.ATTR_TOKEN_RET])
@@ -415,6 +434,28 @@ describe("live export of a profiled llama.cpp run", () => {
   });
 });
 
+/** profinfer attach to `pid`, exporting to `url`; detach() ends it with SIGINT, as a user does. */
+async function attachTo(pid: number, dir: string, url: string) {
+  const tracer = spawn(
+    cli,
+    ["attach", "--pid", String(pid), "--no-status", "--out", dir, "--otlp-endpoint", url],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  tracer.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+  await new Promise((r) => setTimeout(r, 3000)); // probes in place
+  return {
+    attached: () => tracer.exitCode === null,
+    stderr: () => stderr,
+    async detach(): Promise<string> {
+      const exited = new Promise<number | null>((r) => tracer.on("exit", r));
+      tracer.kill("SIGINT");
+      assert.equal(await exited, 0, stderr);
+      return stderr;
+    },
+  };
+}
+
 describe("attach to a running llama-server", () => {
   test("a request's spans arrive while the server runs and profinfer stays attached; all exactly once after detach", async () => {
     const collector = await OtlpCollector.start();
@@ -422,49 +463,112 @@ describe("attach to a running llama-server", () => {
     const server = llamaServer.process;
     try {
       const dir = join(scratch, "attach");
-      const tracer = spawn(
-        cli,
-        [
-          "attach",
-          "--pid",
-          String(server.pid),
-          "--no-status",
-          "--out",
-          dir,
-          "--otlp-endpoint",
-          collector.url,
-        ],
-        { stdio: ["ignore", "ignore", "pipe"] },
-      );
-      let tracerErr = "";
-      tracer.stderr.on("data", (d: Buffer) => (tracerErr += d.toString()));
-      await new Promise((r) => setTimeout(r, 3000)); // probes in place
+      const tracer = await attachTo(server.pid!, dir, collector.url);
       const request = (i: number) => llamaServer.complete(String(i));
       const tokenSpans = () => collector.spans.filter((s) => s.name === C.SPAN_TOKEN);
       await request(1);
       await waitFor("the first request's call spans", () => tokenSpans().length >= 8, 30_000);
-      assert.equal(tracer.exitCode, null, "still attached");
+      assert.ok(tracer.attached(), "still attached");
       assert.ok(
         tokenSpans().some((s) => s.attributes[C.ATTR_TOKEN_PHASE]!.value === "prefill"),
         "its prompt's call",
       );
-      await request(2);
-      // the second prompt closes the first generation: its root span leaves before detaching
+      // the server idle for the bound (2 s): the request's root span leaves while attached
       await waitFor(
-        "the first generation's root span",
-        () => collector.spans.some((s) => s.name === C.SPAN_GENERATION),
+        "the first request's root span",
+        () => collector.spans.some(isRequestSpan),
         30_000,
       );
-      assert.equal(tracer.exitCode, null, "still attached");
-      const exited = new Promise<number | null>((r) => tracer.on("exit", r));
-      tracer.kill("SIGINT");
-      assert.equal(await exited, 0, tracerErr);
+      await request(2);
+      assert.ok(tracer.attached(), "still attached");
+      const stderr = await tracer.detach();
       assert.equal(server.exitCode, null, "the server keeps running");
       const run = runOf(dir);
       const byId = assertExactlyOnce(collector.spans);
       sameIds(byId, buildRunSpans(run, { kind: "every", n: 16 }));
-      assert.ok(collector.spans.filter((s) => s.name === C.SPAN_GENERATION).length >= 2);
-      assert.equal(exportCounts(tracerErr).dropped, 0);
+      const shape = assertTraceShape(collector.spans);
+      assert.equal(shape.requests.length, 2, "a trace per request");
+      assert.equal(exportCounts(stderr).dropped, 0);
+    } finally {
+      server.kill("SIGKILL");
+      await collector.stop();
+    }
+  });
+
+  test("4 slots, concurrent requests: each request's spans form one trace and link to every batch it took part in, and every batch links back to each request in it", async () => {
+    const collector = await OtlpCollector.start();
+    const llamaServer = await startLlamaServer(model("llama"), 4);
+    const server = llamaServer.process;
+    try {
+      const dir = join(scratch, "attach-slots");
+      const tracer = await attachTo(server.pid!, dir, collector.url);
+      // 8 requests at once, 4 slots: the server batches up to 4 sequences per llama_decode call
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => llamaServer.complete(`${i} ${"again ".repeat(i)}`, 16)),
+      );
+      await waitFor(
+        "every request's root span, the server idle",
+        () => collector.spans.filter(isRequestSpan).length >= 8,
+        30_000,
+      );
+      const stderr = await tracer.detach();
+      const run = runOf(dir);
+      const byId = assertExactlyOnce(collector.spans);
+      sameIds(byId, buildRunSpans(run, { kind: "every", n: 16 }));
+      assert.equal(exportCounts(stderr).dropped, 0);
+
+      const shape = assertTraceShape(collector.spans);
+      assert.equal(shape.requests.length, 8, "a trace per request");
+      // what the server says it did, request by request: prompt tokens evaluated, tokens generated
+      const figures = (list: [number, number][]) =>
+        list.map((f) => f.join("/")).sort((x, y) => x.localeCompare(y));
+      assert.deepEqual(
+        figures(
+          shape.requests.map((r) => [
+            intOf(r, C.ATTR_REQUEST_PROMPT_TOKENS),
+            intOf(r, C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS),
+          ]),
+        ),
+        figures(answers.map((a) => [a.timings.prompt_n, a.tokens_predicted])),
+        "each request's figures are the server's",
+      );
+      const shared = shape.calls.filter((c) => c.links.length > 1);
+      assert.ok(shared.length > 0, "calls served several requests at once");
+      assert.ok(
+        shape.calls.some((c) => c.attributes[C.ATTR_TOKEN_PHASE]!.value === "mixed") ||
+          shared.some((c) => c.attributes[C.ATTR_TOKEN_PHASE]!.value === "prefill"),
+        "several prompts, or a prompt beside decoding, in one batch",
+      );
+      // each request trace links to exactly the calls the model says it took part in
+      for (const request of run.requests) {
+        const root = shape.requests.find(
+          (r) =>
+            intOf(r, C.ATTR_REQUEST_SEQ_ID) === request.seqId &&
+            intOf(r, C.ATTR_REQUEST_FIRST_SEQ) === request.steps[0]!.token.seq,
+        );
+        assert.ok(root, `request ${request.id} (sequence ${request.seqId}) has a trace`);
+        const linked = shape.traces
+          .get(root.traceId)!
+          .filter(isStepSpan)
+          .map((s) => intOf(byId.get(s.links[0]!.spanId)!, C.ATTR_TOKEN_SEQ));
+        assert.deepEqual(
+          linked,
+          request.steps.map((s) => s.token.seq),
+          "its steps link to the calls of its batches, in order",
+        );
+        assert.equal(root.status.code, 0, `request ${request.id} ran whole`);
+      }
+      // and each call links to every request in its batch
+      for (const call of shape.calls) {
+        const token = run.tokens.find(
+          (t) => BigInt(t.seq) === call.attributes[C.ATTR_TOKEN_SEQ]!.value,
+        )!;
+        assert.deepEqual(
+          call.links.map((l) => Number(l.attributes[C.ATTR_REQUEST_SEQ_ID]!.value)).sort(),
+          (token.batch?.seqs ?? []).map((q) => q.seqId).sort(),
+          `call ${token.seq} links to each sequence of its batch`,
+        );
+      }
     } finally {
       server.kill("SIGKILL");
       await collector.stop();

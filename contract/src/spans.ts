@@ -8,10 +8,20 @@
 import { ATTR_SERVICE_NAME } from "@opentelemetry/semantic-conventions";
 
 // --- span names
-export const SPAN_GENERATION = "generation";
+// a request's root span is named `{gen_ai.operation.name} {gen_ai.request.model}`: requestSpanName
 export const SPAN_TOKEN = "llama_decode";
 export const SPAN_GRAPH = "graph_compute";
 // operator spans are named after the op in lower case ("mul_mat", "rms_norm+mul")
+/** a request's part of one llama_decode call, named after what it was (a request trace's children) */
+export const SPAN_STEP_PREFILL = "prefill";
+export const SPAN_STEP_DECODE = "decode";
+export const SPAN_STEP_SPECULATIVE = "speculative";
+export const STEP_SPAN_NAMES = [
+  SPAN_STEP_PREFILL,
+  SPAN_STEP_DECODE,
+  SPAN_STEP_SPECULATIVE,
+] as const;
+export type StepSpanName = (typeof STEP_SPAN_NAMES)[number];
 
 // --- span event names
 export const EVENT_MOE_ROUTE = "moe.route";
@@ -23,25 +33,62 @@ export const ATTR_GEN_AI_OPERATION_NAME = "gen_ai.operation.name";
 export const ATTR_GEN_AI_PROVIDER_NAME = "gen_ai.provider.name";
 export const ATTR_GEN_AI_REQUEST_MODEL = "gen_ai.request.model";
 export const ATTR_GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens";
+/** prompt tokens served from the cache (int); included in gen_ai.usage.input_tokens */
+export const ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens";
 export const ATTR_GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens";
+/**
+ * TTFT and TPOT of a request, in seconds (double): the names and units of the GenAI model server
+ * metrics gen_ai.server.time_to_first_token and gen_ai.server.time_per_output_token, as span
+ * attributes
+ */
+export const ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN = "gen_ai.server.time_to_first_token";
+export const ATTR_GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN = "gen_ai.server.time_per_output_token";
 export const GEN_AI_OPERATION_TEXT_COMPLETION = "text_completion";
 export const GEN_AI_PROVIDER_LLAMA_CPP = "llama.cpp";
 
-// --- generation (root span)
-/** llama_decode calls in the generation (int) */
-export const ATTR_GENERATION_CALLS = "profinfer.generation.calls";
-/** the llama_context pointer the calls ran on, hex (string) */
-export const ATTR_GENERATION_CONTEXT = "profinfer.generation.context";
-/** the seq of its first llama_decode call (int) */
-export const ATTR_GENERATION_FIRST_SEQ = "profinfer.generation.first_seq";
+/** The GenAI span name of a request: `{gen_ai.operation.name} {gen_ai.request.model}`. */
+export function requestSpanName(model: string): string {
+  return `${GEN_AI_OPERATION_TEXT_COMPLETION} ${model}`;
+}
+
+// --- request (the root span of a request's trace)
+/** the sequence id its calls gave it in their batches (int) */
+export const ATTR_REQUEST_SEQ_ID = "profinfer.request.seq_id";
+/** the llama_context pointer its calls ran on, hex (string) */
+export const ATTR_REQUEST_CONTEXT = "profinfer.request.context";
+/** the seq of its first and of its last llama_decode call (int) */
+export const ATTR_REQUEST_FIRST_SEQ = "profinfer.request.first_seq";
+export const ATTR_REQUEST_LAST_SEQ = "profinfer.request.last_seq";
+/** the llama_decode calls it took part in: its step spans (int) */
+export const ATTR_REQUEST_STEPS = "profinfer.request.steps";
+/** prompt tokens it evaluated (its prompt chunks' tokens; the rest came from the cache) (int) */
+export const ATTR_REQUEST_PROMPT_TOKENS = "profinfer.request.prompt_tokens";
+/** its tokens over the tokens of the calls it took part in (double, 1: it had them alone) */
+export const ATTR_REQUEST_BATCH_SHARE = "profinfer.request.batch_share";
+
+// --- step (a request's part of one call: a child of the request's root span; also the
+// attributes of the links from a llama_decode span to its steps)
+/** prefill, decode or speculative: the step span's name (string, on links) */
+export const ATTR_STEP_KIND = "profinfer.step.kind";
+/** its position in the request, from 0 (int) */
+export const ATTR_STEP_INDEX = "profinfer.step.index";
+/** its tokens in the call (int) */
+export const ATTR_STEP_TOKENS = "profinfer.step.tokens";
+/** the outputs (logits) it asked for (int) */
+export const ATTR_STEP_OUTPUTS = "profinfer.step.outputs";
+/** its first and last position in the sequence (int; absent when the batch gave none) */
+export const ATTR_STEP_POS_MIN = "profinfer.step.pos_min";
+export const ATTR_STEP_POS_MAX = "profinfer.step.pos_max";
+/** its tokens over the call's (double) */
+export const ATTR_STEP_SHARE = "profinfer.step.share";
 
 // --- token span (llama_decode)
 export const ATTR_TOKEN_SEQ = "profinfer.token.seq";
 export const ATTR_TOKEN_PHASE = "profinfer.token.phase";
 export const ATTR_TOKEN_N_TOKENS = "profinfer.token.n_tokens";
 export const ATTR_TOKEN_RET = "profinfer.token.ret";
-/** position of the call in its generation, from 0 (the prefill) (int) */
-export const ATTR_TOKEN_INDEX = "profinfer.token.index";
+/** the requests the call served: one step of each, one link to each (int) */
+export const ATTR_TOKEN_REQUESTS = "profinfer.token.requests";
 /** operator spans were exported for this call (bool) */
 export const ATTR_TOKEN_OPS_EXPORTED = "profinfer.token.ops_exported";
 /** both begin and end of the call were recorded (bool) */

@@ -2,7 +2,8 @@
 // The dashboard "llama.cpp inference profile", built with Grafana's foundation SDK (typed
 // against Grafana's dashboard schema): throughput and latency, time by operator, stall ratio,
 // barrier wait, drops and profinfer's alerts from Prometheus; the expert heatmap; ProfDAG and the
-// expert routing of a chosen trace, and a Tempo search table whose trace IDs choose it.
+// expert routing of a chosen call's trace, and Tempo search tables of requests and of calls (whose
+// trace IDs choose it).
 import * as bargauge from "@grafana/grafana-foundation-sdk/bargauge";
 import * as common from "@grafana/grafana-foundation-sdk/common";
 import * as dashboard from "@grafana/grafana-foundation-sdk/dashboard";
@@ -15,6 +16,10 @@ import { defaultOptions, type Options } from "../src/types.js";
 import {
   ACTIVE_REQUESTS,
   ALERTS,
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_TOKEN_OPS_EXPORTED,
+  GEN_AI_OPERATION_TEXT_COMPLETION,
+  SPAN_TOKEN,
   BARRIER_WAIT,
   BATCH_SEQUENCES,
   BATCH_TOKENS,
@@ -82,6 +87,25 @@ function profinferPanel(
     .span(12);
 }
 
+/** A Tempo search table of traces, 12 columns wide. */
+function searchTable(title: string, description: string, query: string) {
+  return new table.PanelBuilder()
+    .title(title)
+    .description(description)
+    .datasource(TEMPO)
+    .withTarget(
+      new tempo.DataqueryBuilder()
+        .datasource(TEMPO)
+        .queryType("traceql")
+        .query(query)
+        .tableType(tempo.SearchTableType.Traces)
+        .limit(50)
+        .refId("A"),
+    )
+    .height(8)
+    .span(12);
+}
+
 export function inferenceProfileDashboard(): dashboard.Dashboard {
   const traceQuery = () =>
     new tempo.DataqueryBuilder()
@@ -114,7 +138,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
       new dashboard.TextBoxVariableBuilder("trace_id")
         .label("trace ID")
         .description(
-          "A profinfer trace (one generation): pick one in the Tempo search table below",
+          "A profinfer trace of one llama_decode call: pick one in the Tempo search table of calls below",
         ),
     )
     .withRow(new dashboard.RowBuilder("Throughput and latency"))
@@ -317,32 +341,28 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
     )
     .withRow(new dashboard.RowBuilder("Traces"))
     .withPanel(
-      new table.PanelBuilder()
-        .title("Generations (Tempo search)")
-        .description("One trace per generation; click a trace ID to show its operator DAG below")
-        .datasource(TEMPO)
-        .withTarget(
-          new tempo.DataqueryBuilder()
-            .datasource(TEMPO)
-            .queryType("traceql")
-            .query('{ name = "generation" }')
-            .tableType(tempo.SearchTableType.Traces)
-            .limit(50)
-            .refId("A"),
-        )
-        .overrideByName("traceID", [
-          {
-            id: "links",
-            value: [
-              {
-                title: "show this trace's DAG",
-                url: `/d/${DASHBOARD_UID}?var-trace_id=\${__value.raw}&\${model:queryparam}&\${__url_time_range}`,
-              },
-            ],
-          },
-        ])
-        .height(8)
-        .span(24),
+      searchTable(
+        "Requests (Tempo search)",
+        "One trace per request: its root span (TTFT, TPOT, tokens) and a step per llama_decode call it took part in, each linked to that call's trace",
+        `{ span.${ATTR_GEN_AI_OPERATION_NAME} = "${GEN_AI_OPERATION_TEXT_COMPLETION}" }`,
+      ),
+    )
+    .withPanel(
+      searchTable(
+        "Calls with operators (Tempo search)",
+        "One trace per llama_decode call, linked to the requests it served; click a trace ID to show its operator DAG below",
+        `{ name = "${SPAN_TOKEN}" && span.${ATTR_TOKEN_OPS_EXPORTED} = true }`,
+      ).overrideByName("traceID", [
+        {
+          id: "links",
+          value: [
+            {
+              title: "show this call's DAG",
+              url: `/d/${DASHBOARD_UID}?var-trace_id=\${__value.raw}&\${model:queryparam}&\${__url_time_range}`,
+            },
+          ],
+        },
+      ]),
     )
     .withPanel(
       profinferPanel("ProfDAG of the chosen trace", { view: "dag" }, traceQuery(), TEMPO)

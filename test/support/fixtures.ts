@@ -5,6 +5,7 @@
 // the computed nodes, a barrier after each, inner barriers in mul_mat / mul_mat_id, RMS_NORM+MUL
 // fused into one step, unprobed ops without OP events, a final barrier per thread.
 import {
+  BatchFlag,
   EMPTY_OPS,
   EVENT_ABI,
   EventType,
@@ -805,4 +806,122 @@ export function moeRunFixture(): MoeRunFixture {
   rec.note({ kind: "drops", ringBufferFull: 0, readFailed: 0, mapFull: 0, nodesTruncated: 0 });
   rec.note({ kind: "exit", code: 0, signal: null });
   return { rec, tids, tokens, preemption };
+}
+
+/** One sequence's part of a simulated server call: [seq id, tokens, first position, outputs]. */
+export type ServerPart = [number, number, number, number];
+
+/** A call of serverRecorder: its sequences' parts, after `gapNs` of nothing (default 20 us). */
+export interface ServerCall {
+  parts: ServerPart[];
+  gapNs?: bigint;
+}
+
+/**
+ * A simulated llama-server with several slots: each llama_decode call's batch as the server fills
+ * it (per sequence: its tokens, first position and outputs wanted, ABI 4), computing
+ * denseGraph(1) on two threads; the recording stops `tailNs` after the last call (the end note).
+ */
+export function serverRecorder(
+  calls: readonly ServerCall[],
+  tailNs = 500_000_000n,
+): FixtureRecorder {
+  const rec = new FixtureRecorder();
+  const graph = denseGraph(1);
+  const tids = [3000, 3001];
+  const flags = BatchFlag.POS | BatchFlag.SEQ_ID | BatchFlag.OUTPUTS;
+  calls.forEach((call, i) => {
+    rec.now += call.gapNs ?? 20_000n;
+    const seqs: BatchSequence[] = call.parts.map(([seqId, nTokens, posMin, nOutputs]) => ({
+      seqId,
+      nTokens,
+      posMin,
+      posMax: posMin + nTokens - 1,
+      nOutputs,
+    }));
+    const nTokens = seqs.reduce((n, s) => n + s.nTokens, 0);
+    const seq = i + 1;
+    rec.token(
+      seq,
+      nTokens,
+      tids[0]!,
+      () => {
+        rec.compute({
+          cgraph: 0x5e4e00n,
+          signature: 0x3333n,
+          graph,
+          changed: seq === 1,
+          threads: tids,
+          duration: (n, ith) => (n.op === "MUL_MAT" ? 4_000 * nTokens : 1_000) + ith * 200,
+        });
+      },
+      true,
+      { flags, seqs },
+    );
+  });
+  rec.note({ kind: "end", stoppedNs: String(rec.now + tailNs) });
+  return rec;
+}
+
+/**
+ * Three slots serving five requests, as llama-server batches them: A's prompt alone, then B's
+ * prompt beside A's decoding (a mixed call), C's prompt in two chunks beside both, D on A's slot
+ * reusing 2 tokens of its cache, a pause of 3 s (every request idle), then E on B's slot, cut off
+ * by the end of the recording.
+ */
+export function serverRunFixture(): FixtureRecorder {
+  return serverRecorder(
+    [
+      { parts: [[0, 6, 0, 1]] },
+      {
+        parts: [
+          [0, 1, 6, 1],
+          [1, 5, 0, 1],
+        ],
+      },
+      {
+        parts: [
+          [0, 1, 7, 1],
+          [1, 1, 5, 1],
+          [2, 4, 0, 0],
+        ],
+      },
+      {
+        parts: [
+          [0, 1, 8, 1],
+          [1, 1, 6, 1],
+          [2, 4, 4, 1],
+        ],
+      },
+      {
+        parts: [
+          [0, 1, 9, 1],
+          [1, 1, 7, 1],
+          [2, 1, 8, 1],
+        ],
+      },
+      {
+        parts: [
+          [1, 1, 8, 1],
+          [2, 1, 9, 1],
+        ],
+      },
+      {
+        parts: [
+          [0, 5, 2, 1],
+          [1, 1, 9, 1],
+          [2, 1, 10, 1],
+        ],
+      },
+      {
+        parts: [
+          [0, 1, 7, 1],
+          [2, 1, 11, 1],
+        ],
+      },
+      { parts: [[1, 4, 0, 1]], gapNs: 3_000_000_000n },
+      { parts: [[1, 1, 4, 1]] },
+    ],
+    100_000n,
+  );
 }

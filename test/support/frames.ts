@@ -38,6 +38,7 @@ export function makeTraceFrame(spans: SpanSpec[], omit: string[] = []): TraceFra
         timeNs: msToNs(l.timestamp ?? 1_732_870_000_000),
         attributes: { ...l.fields },
       })),
+      links: [],
     };
   });
   const frame = traceFrameOf(records, { "service.name": "profinfer" }, "0.1.0");
@@ -57,13 +58,14 @@ export interface OpSpec {
   tags?: Record<string, number | string>;
 }
 
-/** A trace of one decode token with one graph whose operators are `ops`, in node order. */
+/**
+ * The trace of one decode call (llama_decode at its root, as profinfer exports every call) with
+ * one graph whose operators are `ops`, in node order.
+ */
 export function makeOpTrace(ops: OpSpec[], options: { moe?: SpanSpec["logs"] } = {}): SpanSpec[] {
   const spans: SpanSpec[] = [
-    { id: "0000000000000001", name: "generation", durationMs: 10 },
     {
       id: "0000000000000002",
-      parent: "0000000000000001",
       name: "llama_decode",
       durationMs: 9,
       tags: {

@@ -4,7 +4,8 @@
 // definitions (the .proto files shipped in @opentelemetry/exporter-collector-grpc@0.25.0; their
 // wire format is that of today's OTLP: ScopeSpans took InstrumentationLibrarySpans' field 2),
 // loaded with @grpc/proto-loader and served with @grpc/grpc-js. It decodes what it receives and
-// keeps every span, flattened, with its resource; it can be stopped and started on the same port.
+// keeps every span, flattened, with its resource and links; it can be stopped and started on the
+// same port.
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { createRequire } from "node:module";
@@ -33,6 +34,12 @@ export interface ReceivedEvent {
   attributes: Record<string, AttributeValue>;
 }
 
+export interface ReceivedLink {
+  traceId: string;
+  spanId: string;
+  attributes: Record<string, AttributeValue>;
+}
+
 export interface ReceivedSpan {
   traceId: string;
   spanId: string;
@@ -43,6 +50,7 @@ export interface ReceivedSpan {
   endNs: bigint;
   attributes: Record<string, AttributeValue>;
   events: ReceivedEvent[];
+  links: ReceivedLink[];
   status: { code: number; message: string };
   resource: Record<string, AttributeValue>;
   scope: string;
@@ -103,6 +111,7 @@ interface SpanMessage {
   endTimeUnixNano: string;
   attributes?: KeyValueMessage[];
   events?: { name: string; timeUnixNano: string; attributes?: KeyValueMessage[] }[];
+  links?: { traceId: Buffer; spanId: Buffer; attributes?: KeyValueMessage[] }[];
   status?: { code?: number | string; message?: string };
 }
 interface RequestMessage {
@@ -212,6 +221,11 @@ export class OtlpCollector {
               name: e.name,
               timeNs: BigInt(e.timeUnixNano),
               attributes: decodeAttributes(e.attributes),
+            })),
+            links: (s.links ?? []).map((l) => ({
+              traceId: l.traceId.toString("hex"),
+              spanId: l.spanId.toString("hex"),
+              attributes: decodeAttributes(l.attributes),
             })),
             status: { code: Number(s.status?.code ?? 0), message: s.status?.message ?? "" },
             resource,

@@ -130,11 +130,18 @@ export interface LlamaServer {
   /** http://127.0.0.1:PORT */
   base: string;
   /** POST /completion of the test prompt (plus `suffix`), greedy, `tokens` tokens; fails unless 200 */
-  complete(suffix: string, tokens?: number): Promise<{ content: string; tokens_predicted: number }>;
+  complete(suffix: string, tokens?: number): Promise<Completion>;
 }
 
-/** llama-server on loopback with one slot and 2 threads, once its /health answers. */
-export async function startLlamaServer(modelPath: string): Promise<LlamaServer> {
+/** What llama-server answers a completion: the text, tokens generated, prompt tokens evaluated. */
+export interface Completion {
+  content: string;
+  tokens_predicted: number;
+  timings: { prompt_n: number };
+}
+
+/** llama-server on loopback with `slots` slots (default one) and 2 threads, once /health answers. */
+export async function startLlamaServer(modelPath: string, slots = 1): Promise<LlamaServer> {
   const port = await freePort();
   const server = spawn(
     llama("llama-server"),
@@ -150,7 +157,7 @@ export async function startLlamaServer(modelPath: string): Promise<LlamaServer> 
       "-c",
       "512",
       "-np",
-      "1",
+      String(slots),
     ],
     { stdio: ["ignore", "ignore", "ignore"] },
   );
@@ -178,7 +185,7 @@ export async function startLlamaServer(modelPath: string): Promise<LlamaServer> 
         }),
       });
       if (res.status !== 200) throw new Error(`llama-server answered ${res.status}`);
-      return (await res.json()) as { content: string; tokens_predicted: number };
+      return (await res.json()) as Completion;
     },
   };
 }

@@ -13,7 +13,12 @@ import { DEFAULT_METRICS_ADDR, parseMetricsAddr } from "../sinks/metrics/server.
 import { EXPORT_DEFAULTS, type EndpointConfig } from "../sinks/otel/exporter.js";
 import type { OtlpExportConfig } from "../sinks/otel/liveOtlp.js";
 import { collectHeader, endpointConfig, endpointFrom } from "../sinks/otel/options.js";
-import { DEFAULT_OP_SAMPLING, parseOpSampling, type OpSampling } from "../sinks/otel/spans.js";
+import {
+  DEFAULT_OP_SAMPLING,
+  DEFAULT_REQUEST_IDLE_NS,
+  parseOpSampling,
+  type OpSampling,
+} from "../sinks/otel/spans.js";
 import type { RecordLevel } from "../trace/header.js";
 import { modelName } from "../trace/modelName.js";
 import { VERSION } from "../version.js";
@@ -23,6 +28,8 @@ export interface OtlpOptions {
   otlpHeader?: Record<string, string>;
   serviceName?: string;
   otlpOpSample: OpSampling;
+  /** seconds */
+  otlpRequestIdle: number;
   otlpSpool?: string;
   otlpSpoolMax: number;
   otlpTimeout: number;
@@ -136,9 +143,15 @@ export function addOtlpOptions(command: Command): Command {
     .option("--service-name <name>", "service.name of the spans (default: the program's name)")
     .option(
       "--otlp-op-sample <spec>",
-      "llama_decode calls of each generation that get operator spans: all, none, every:N, first:K",
+      "llama_decode calls that get operator spans: all, none, every:N (seq a multiple of N, and those with prompt tokens), first:K (among a request's first K steps)",
       opSample,
       DEFAULT_OP_SAMPLING,
+    )
+    .option(
+      "--otlp-request-idle <seconds>",
+      "a request whose sequence had no llama_decode call for this long has ended: its root span is sent",
+      positiveSeconds("--otlp-request-idle"),
+      Number(DEFAULT_REQUEST_IDLE_NS) / 1e9,
     )
     .option(
       "--otlp-spool <dir>",
@@ -279,6 +292,11 @@ export function otlpEndpoint(opts: OtlpOptions): EndpointConfig | null {
   return endpointConfig(url, opts.otlpHeader ?? {}, Math.round(opts.otlpTimeout * 1000));
 }
 
+/** --otlp-request-idle in ns. */
+export function requestIdleNs(opts: OtlpOptions): bigint {
+  return BigInt(Math.round(opts.otlpRequestIdle * 1e9));
+}
+
 /** The span export of `endpoint`, its spool in `spoolDir`. */
 export function otlpExportConfig(
   opts: OtlpOptions,
@@ -291,6 +309,7 @@ export function otlpExportConfig(
     spoolMaxBytes: opts.otlpSpoolMax,
     flushTimeoutMs: opts.otlpFlushTimeout * 1000,
     opSampling: opts.otlpOpSample,
+    requestIdleNs: requestIdleNs(opts),
     ...(opts.serviceName !== undefined ? { serviceName: opts.serviceName } : {}),
     version: VERSION,
     log,
@@ -368,6 +387,7 @@ export function sessionConfig(
     outputs: {
       report: opts.report,
       opSampling: opts.otlpOpSample,
+      requestIdleNs: requestIdleNs(opts),
       ...(opts.serviceName !== undefined ? { serviceName: opts.serviceName } : {}),
     },
   };

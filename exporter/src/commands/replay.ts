@@ -15,6 +15,7 @@ import {
   log,
   otlpEndpoint,
   otlpExportConfig,
+  requestIdleNs,
   requireRunDir,
   type OtlpOptions,
 } from "./options.js";
@@ -41,6 +42,7 @@ export function registerReplayCommand(program: Command): void {
     const outputs = writeRunOutputs(dir, {
       report: opts.report,
       opSampling: opts.otlpOpSample,
+      requestIdleNs: requestIdleNs(opts),
       ...(opts.serviceName !== undefined ? { serviceName: opts.serviceName } : {}),
     });
     process.stdout.write(outputs.summary);

@@ -23,6 +23,8 @@ export interface RunOutputOptions {
   report?: boolean;
   /** which llama_decode calls get operator spans (traces.otlp.jsonl) */
   opSampling?: OpSampling;
+  /** the idle bound that ends a request (traces.otlp.jsonl; default DEFAULT_REQUEST_IDLE_NS) */
+  requestIdleNs?: bigint;
   /** service.name of the spans; default: the program's name */
   serviceName?: string;
 }
@@ -46,7 +48,11 @@ export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}):
   writePerfettoTrace(run, join(runDir, "trace.json"));
   const stats = computeStats(run);
   writeStatsJson(stats, join(runDir, "stats.json"));
-  const spans = buildRunSpans(run, options.opSampling ?? DEFAULT_OP_SAMPLING);
+  const spans = buildRunSpans(
+    run,
+    options.opSampling ?? DEFAULT_OP_SAMPLING,
+    options.requestIdleNs !== undefined ? { requestIdleNs: options.requestIdleNs } : {},
+  );
   writeOtlpJsonLines(
     join(runDir, "traces.otlp.jsonl"),
     spans,

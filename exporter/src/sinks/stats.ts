@@ -6,6 +6,7 @@ import { writeFileSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
 import { addCounters, deriveFigures } from "../trace/derived.js";
+import { requestTpotNs, requestTtftNs } from "../trace/requests.js";
 import type {
   ExpertLayerStat,
   LatencyStat,
@@ -76,7 +77,8 @@ function requestsStat(run: Run): RequestsStat {
       mine += step.nTokens;
       all += step.token.nTokens;
     }
-    const first = r.firstOutputNs;
+    const ttft = requestTtftNs(r);
+    const tpot = requestTpotNs(r);
     return {
       id: r.id,
       pid: r.tgid,
@@ -84,11 +86,8 @@ function requestsStat(run: Run): RequestsStat {
       seqId: r.seqId,
       startMs: ms(Number(r.startNs - base)),
       durationMs: ms(Number(r.endNs - r.startNs)),
-      ttftMs: first === null ? null : ms(Number(first - r.startNs)),
-      tpotMs:
-        first === null || r.generatedTokens < 2
-          ? null
-          : ms(Number(r.endNs - first) / (r.generatedTokens - 1)),
+      ttftMs: ttft === null ? null : ms(ttft),
+      tpotMs: tpot === null ? null : ms(tpot),
       promptTokens: r.promptTokens,
       cachedTokens: r.cachedTokens,
       generatedTokens: r.generatedTokens,

@@ -50,20 +50,43 @@ describe("a run as a Tempo trace frame", () => {
     assert.ok(frame.fields.every((f) => f.values.length === frame.length));
   });
 
-  test("generation > llama_decode > graph_compute > operators, with the attributes of the span contract", () => {
+  test("a trace per call (llama_decode > graph_compute > operators) and per request, linked, with the attributes of the span contract", () => {
     const byId = new Map(spans.map((s) => [s.spanID as string, s]));
     const roots = spans.filter((s) => s.parentSpanID === "");
+    assert.deepEqual(roots.map((s) => s.operationName).sort(), [
+      "llama_decode",
+      "llama_decode",
+      "llama_decode",
+      "text_completion unknown",
+    ]);
+    assert.equal(new Set(spans.map((s) => s.traceID)).size, 4, "one trace per root");
+    const request = roots.find((s) => s.operationName !== "llama_decode")!;
+    assert.equal(tags(request).get("gen_ai.usage.input_tokens"), 3);
+    assert.equal(tags(request).get("gen_ai.usage.output_tokens"), 3);
+    const steps = spans.filter((s) => s.parentSpanID === request.spanID);
     assert.deepEqual(
-      roots.map((s) => s.operationName),
-      ["generation"],
+      steps.map((s) => s.operationName),
+      ["prefill", "decode", "decode"],
     );
-    assert.equal(tags(roots[0]!).get("gen_ai.usage.input_tokens"), 3);
-    assert.equal(tags(roots[0]!).get("gen_ai.usage.output_tokens"), 2);
     const tokens = spans.filter((s) => s.operationName === "llama_decode");
     assert.deepEqual(
       tokens.map((s) => tags(s).get("profinfer.token.phase")),
       ["prefill", "decode", "decode"],
     );
+    // links as Tempo hands them to Grafana: references, both ways
+    type Reference = { traceID: string; spanID: string; tags: { key: string }[] };
+    tokens.forEach((t, i) => {
+      const refs = t.references as Reference[];
+      assert.deepEqual(
+        refs.map((r) => [r.traceID, r.spanID]),
+        [[steps[i]!.traceID, steps[i]!.spanID]],
+      );
+      assert.deepEqual(
+        (steps[i]!.references as Reference[]).map((r) => [r.traceID, r.spanID]),
+        [[t.traceID, t.spanID]],
+      );
+      assert.ok(refs[0]!.tags.some((kv) => kv.key === "profinfer.step.kind"));
+    });
     const ops = spans.filter((s) => tags(s).has("ggml.op"));
     assert.equal(ops.length, main.ops.length, "operators of the chosen graph only");
     for (const op of ops) {

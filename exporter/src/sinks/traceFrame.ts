@@ -71,7 +71,7 @@ function keyValues(attributes: Record<string, AttributeValue | undefined>): Fram
 
 /** A run's spans as the trace frame: every token and graph span, operators of `opGraphs`. */
 export function traceFrame(run: Run, options: TraceFrameOptions): TraceFrame {
-  const spans = buildRunSpans(run, { kind: "none" }, new Set(options.opGraphs));
+  const spans = buildRunSpans(run, { kind: "none" }, { opGraphs: new Set(options.opGraphs) });
   const resource = resourceAttributes(
     run.header,
     run.notes.map((n) => n.note),
@@ -184,7 +184,13 @@ export function traceFrameOf(
       column(
         "references",
         "other",
-        spans.map(() => []),
+        spans.map((s) =>
+          s.links.map((l) => ({
+            traceID: l.traceId,
+            spanID: l.spanId,
+            tags: keyValues(l.attributes),
+          })),
+        ),
       ),
       column(
         "tags",

@@ -10,7 +10,7 @@ import { opNamingFrom } from "./dag.js";
 import { attachExperts } from "./experts.js";
 import type { RunHeader } from "./header.js";
 import { pushTo } from "./multimap.js";
-import type { DropsNote, ExitNote, NoteRecord } from "./notes.js";
+import { stoppedNsOf, type DropsNote, type ExitNote, type NoteRecord } from "./notes.js";
 import { sortEvents, type SortedEvents } from "./pairing.js";
 import {
   callsByTime,
@@ -126,8 +126,7 @@ function readNotes(
     if (note.kind === "drops") drops = dropsFrom(note);
     else if (note.kind === "exit") exit = note;
     else if (note.kind === "warning") warnings.push(note.message);
-    else if (note.kind === "end" && note.stoppedNs !== undefined && /^\d+$/.test(note.stoppedNs))
-      stoppedNs = BigInt(note.stoppedNs);
+    else if (note.kind === "end") stoppedNs = stoppedNsOf(note) ?? stoppedNs;
   }
   return { drops, exit, stoppedNs };
 }

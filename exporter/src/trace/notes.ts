@@ -139,6 +139,13 @@ export interface EndNote {
   stoppedNs?: string;
 }
 
+/** When tracing stopped, from an end note; null when it does not say (older files). */
+export function stoppedNsOf(note: EndNote): bigint | null {
+  return note.stoppedNs !== undefined && /^\d+$/.test(note.stoppedNs)
+    ? BigInt(note.stoppedNs)
+    : null;
+}
+
 export type RunNote =
   | WarningNote
   | UnprobedNote

@@ -241,6 +241,23 @@ export class RequestTracker {
 }
 
 /**
+ * Time to first token: from the start of its first call to the end of the call that produced its
+ * first output; null before it had one.
+ */
+export function requestTtftNs(request: Request): number | null {
+  return request.firstOutputNs === null ? null : Number(request.firstOutputNs - request.startNs);
+}
+
+/**
+ * Time per output token: from the end of the call that produced its first output to the end of
+ * its last call, over the tokens generated after the first; null with fewer than two.
+ */
+export function requestTpotNs(request: Request): number | null {
+  if (request.firstOutputNs === null || request.generatedTokens < 2) return null;
+  return Number(request.endNs - request.firstOutputNs) / (request.generatedTokens - 1);
+}
+
+/**
  * The requests of `tokens` (calls in start order) of a recording that stopped at `endNs`, each
  * call's phase and steps set on the way. Returns the requests in start order.
  */

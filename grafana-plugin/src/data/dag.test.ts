@@ -131,6 +131,22 @@ describe("ProfDAG from a Tempo trace frame", () => {
     assert.throws(() => dagModelFromFrames([makeTraceFrame(spans)]), EmptyModelError);
   });
 
+  test("a request's trace says the graphs are in its calls' traces", () => {
+    const request = makeTraceFrame([
+      {
+        id: "00000000000000a1",
+        name: "text_completion tiny-llama",
+        tags: { "gen_ai.operation.name": "text_completion" },
+      },
+      { id: "00000000000000a2", parent: "00000000000000a1", name: "prefill" },
+    ]);
+    assert.throws(
+      () => dagModelFromFrames([request]),
+      (e: unknown) =>
+        e instanceof EmptyModelError && /request's trace.*llama_decode/.test(e.message),
+    );
+  });
+
   test("no frames, or frames of another kind, say what ProfDAG reads", () => {
     assert.throws(() => dagModelFromFrames([]), NoUsableFrameError);
     const series = {

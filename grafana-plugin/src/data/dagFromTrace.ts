@@ -7,6 +7,7 @@ import {
   ATTR_BACKEND_STALL_RATIO,
   ATTR_BARRIER_WAIT_NS,
   ATTR_COUNTER_PREFIX,
+  ATTR_GEN_AI_OPERATION_NAME,
   ATTR_GRAPH_COMPLETE,
   ATTR_GRAPH_SIGNATURE,
   ATTR_IPC,
@@ -166,10 +167,13 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
   const graphs = graphSpans(trace);
   if (graphs.length === 0) {
     const anyGraph = trace.spans.some((s) => s.name === SPAN_GRAPH);
+    const request = trace.spans.some((s) => s.attrs.has(ATTR_GEN_AI_OPERATION_NAME));
     throw new EmptyModelError(
       anyGraph
-        ? `The trace has ${SPAN_GRAPH} spans but no operator spans under them: record with --level op (the default) to see the operator DAG.`
-        : `The trace has no ${SPAN_GRAPH} span: it is not a profinfer trace of llama.cpp, or it was recorded with --level token.`,
+        ? `The trace has ${SPAN_GRAPH} spans but no operator spans under them: record with --level op (the default), and pick a call whose profinfer.token.ops_exported is true (--otlp-op-sample chooses them), to see the operator DAG.`
+        : request
+          ? `This is a request's trace: its steps link to the traces of the ${SPAN_TOKEN} calls it took part in, which hold the graphs. Choose one of those calls' trace IDs.`
+          : `The trace has no ${SPAN_GRAPH} span: it is not a profinfer trace of llama.cpp, or it was recorded with --level token.`,
     );
   }
   const graph =

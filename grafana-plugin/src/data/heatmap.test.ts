@@ -20,10 +20,9 @@ function moeTrace(): SpanSpec[] {
   const spans = makeOpTrace([{ name: "ffn_moe_logits-0", op: "mul_mat", layer: 0, src: [] }], {
     moe: [route(0, 2, [1, 3]), route(1, 2, [0, 1])],
   });
-  // a prefill of two tokens before the decode
+  // a prefill of two tokens before the decode (a call trace of its own, in the same frame)
   spans.push({
     id: "0000000000000009",
-    parent: "0000000000000001",
     name: "llama_decode",
     startMs: 1_732_869_999_000,
     tags: {
@@ -98,7 +97,7 @@ describe("expert heatmap from a trace", () => {
 
   test("expert ids that are not n_tokens x k are refused", () => {
     const spans = moeTrace();
-    spans[1]!.logs = [route(0, 2, [1, 2, 3])];
+    spans.find((s) => s.name === "llama_decode")!.logs = [route(0, 2, [1, 2, 3])];
     assert.throws(
       () => heatmapModelFromFrames([makeTraceFrame(spans)], defaultOptions),
       BadValueError,

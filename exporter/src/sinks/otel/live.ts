@@ -8,8 +8,11 @@
 // the ring buffer hands events over within one poll; all of them when no batch came since the
 // last tick) and no llama_decode call is open, so every call before it is whole. Graph
 // descriptions are sent by the tracer only when a graph changes; they are kept (per graph, the
-// newest 64) and given again to every chunk that runs that graph. Generations are tracked across chunks (SpanBuilder keeps them), so the spans are
-// the ones the whole run gives (docs/spans.md says where they can differ).
+// newest 64) and given again to every chunk that runs that graph. Requests are followed across
+// chunks (SpanBuilder keeps them), so the spans are the ones the whole run gives (docs/spans.md
+// says where they can differ); a request's root span leaves once its sequence has been idle for
+// the bound, on the events' clock: by the cut, or, while nothing arrives, by the clock itself
+// (CLOCK_MONOTONIC, less a safety margin), so that an idle server's last request leaves too.
 import { clockFrom } from "../../trace/clock.js";
 import { snapshotKey } from "../../trace/dag.js";
 import {
@@ -20,7 +23,7 @@ import {
   type TensorEvent,
 } from "../../abi/events.js";
 import { buildRun } from "../../trace/buildRun.js";
-import type { RunNote } from "../../trace/notes.js";
+import { stoppedNsOf, type RunNote } from "../../trace/notes.js";
 import type { RunHeader } from "../../trace/header.js";
 import type { RecordListener } from "../liveSink.js";
 import { modelName } from "../../trace/modelName.js";
@@ -30,6 +33,8 @@ const KEPT_DESCRIPTIONS = 64;
 
 export interface LiveExportOptions {
   opSampling: OpSampling;
+  /** a request whose sequence had no call for this long (ns) has ended */
+  requestIdleNs: bigint;
   /** how often finished calls are turned into spans */
   intervalMs: number;
   /** events newer than the newest one less this may still be on their way */
@@ -39,6 +44,8 @@ export interface LiveExportOptions {
   /** told the header and notes when they change what the resource says (model, build) */
   runInfo?: (header: RunHeader, notes: RunNote[]) => void;
   log: (message: string) => void;
+  /** CLOCK_MONOTONIC now, the events' clock (default process.hrtime) */
+  nowNs?: () => bigint;
 }
 
 interface Description {
@@ -62,6 +69,8 @@ export class LiveSpanExport implements RecordListener {
   private timer: NodeJS.Timeout | null = null;
   private failed = false;
   private notes: RunNote[] = [];
+  /** when tracing stopped (the end note), once known */
+  private stoppedNs: bigint | null = null;
   /** spans handed to the exporter so far, and the calls they came from */
   readonly counts = { spans: 0, calls: 0, chunks: 0 };
 
@@ -77,6 +86,7 @@ export class LiveSpanExport implements RecordListener {
     this.builder = new SpanBuilder(ids, clockFrom(header), {
       opSampling: this.options.opSampling,
       model: "unknown",
+      requestIdleNs: this.options.requestIdleNs,
     });
     this.options.runInfo?.(header, this.notes);
     this.timer = setInterval(() => this.exportFinished(), this.options.intervalMs);
@@ -88,6 +98,7 @@ export class LiveSpanExport implements RecordListener {
   }
 
   note(note: RunNote): void {
+    if (note.kind === "end") this.stoppedNs = stoppedNsOf(note) ?? this.stoppedNs;
     if (note.kind !== "model" || !this.builder) return;
     this.notes.push(note);
     if (this.runHeader) this.options.runInfo?.(this.runHeader, this.notes);
@@ -95,14 +106,17 @@ export class LiveSpanExport implements RecordListener {
     if (name) this.builder.setModel(name);
   }
 
-  /** Turns everything left into spans, closes every generation. Call after the recorder's finish. */
+  /**
+   * Turns everything left into spans and ends every request (at the end note's time). Call after
+   * the recorder's finish.
+   */
   finish(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.tick(true);
     if (this.builder && !this.failed) {
       const out: SpanRecord[] = [];
-      this.builder.closeAll(out);
+      this.builder.finish(this.stoppedNs, out);
       this.handOver(out);
     }
   }
@@ -212,15 +226,17 @@ export class LiveSpanExport implements RecordListener {
         this.endedCalls = this.endedCalls.filter(([, end]) => end >= cut);
       }
       if (cut === null) this.endedCalls = [];
-      if (!chunk.some((ev) => ev.type === EventType.TOKEN_BEGIN)) return;
-      const run = buildRun({
-        header: this.runHeader,
-        events: [...this.descriptionsFor(chunk), ...chunk],
-      });
       const out: SpanRecord[] = [];
-      this.builder.addTokens(run, run.tokens, out);
-      this.counts.calls += run.tokens.length;
-      this.counts.chunks++;
+      if (chunk.some((ev) => ev.type === EventType.TOKEN_BEGIN)) {
+        const run = buildRun({
+          header: this.runHeader,
+          events: [...this.descriptionsFor(chunk), ...chunk],
+        });
+        this.builder.addTokens(run, run.tokens, out);
+        this.counts.calls += run.tokens.length;
+        this.counts.chunks++;
+      }
+      if (cut !== null) this.builder.endIdle(this.seenUpTo(cut, quiet), out);
       this.handOver(out);
     } catch (error) {
       // never let span building break the recording: stop exporting live, say why
@@ -229,6 +245,20 @@ export class LiveSpanExport implements RecordListener {
         `live OTLP export stopped: ${(error as Error).message}; traces.otlp.jsonl is still written at the end`,
       );
     }
+  }
+
+  /**
+   * A time before which every llama_decode call has been given to the builder: the cut, or, when
+   * nothing arrived since the last tick (the ring buffer was read empty meanwhile), the clock
+   * itself less two intervals and the margin, before any call still open and the end of tracing.
+   */
+  private seenUpTo(cut: bigint, quiet: boolean): bigint {
+    if (!quiet) return cut;
+    const now = this.options.nowNs ? this.options.nowNs() : process.hrtime.bigint();
+    let seen = now - BigInt(2 * this.options.intervalMs) * 1_000_000n - this.options.marginNs;
+    for (const begin of this.openCalls.values()) if (begin < seen) seen = begin;
+    if (this.stoppedNs !== null && this.stoppedNs < seen) seen = this.stoppedNs;
+    return seen > cut ? seen : cut;
   }
 
   /** The kept descriptions of the graphs a chunk runs (they come before its own events). */

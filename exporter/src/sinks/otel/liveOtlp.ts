@@ -22,8 +22,10 @@ export interface OtlpExportConfig {
   spoolMaxBytes: number;
   /** at the end, how long to wait for the endpoint to take what is left */
   flushTimeoutMs: number;
-  /** which llama_decode calls of each generation get operator spans */
+  /** which llama_decode calls get operator spans */
   opSampling: OpSampling;
+  /** a request whose sequence had no call for this long (ns) has ended */
+  requestIdleNs: bigint;
   /** service.name of the spans (default: the program's name) */
   serviceName?: string;
   version: string;
@@ -67,6 +69,7 @@ export class LiveOtlpSink implements LiveSink {
     }
     const live = new LiveSpanExport({
       opSampling: config.opSampling,
+      requestIdleNs: config.requestIdleNs,
       intervalMs: 1000,
       marginNs: 200_000_000n,
       send: (records) => exporter.add(records),

@@ -5,15 +5,25 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { EventType } from "../../abi/events.js";
 import { encodeEvent } from "../../../../test/support/encodeEvent.js";
-import { moeRunFixture, syntheticRecorder } from "../../../../test/support/fixtures.js";
+import {
+  moeRunFixture,
+  serverRecorder,
+  serverRunFixture,
+  syntheticRecorder,
+} from "../../../../test/support/fixtures.js";
 import { buildRun } from "../../trace/buildRun.js";
+import { toWallClockNs } from "../../trace/clock.js";
 import * as C from "@profinfer/contract";
 import { LiveSpanExport } from "./live.js";
 import { collectHeader, endpointFrom, parseEndpoint } from "./options.js";
 import { hrTimeOf } from "./readable.js";
-import { buildRunSpans, parseOpSampling, type SpanRecord } from "./spans.js";
+import {
+  DEFAULT_REQUEST_IDLE_NS,
+  buildRunSpans,
+  parseOpSampling,
+  type SpanRecord,
+} from "./spans.js";
 import { Spool } from "./spool.js";
 
 test("HrTime from BigInt ns is exact where a double would round", () => {
@@ -22,34 +32,111 @@ test("HrTime from BigInt ns is exact where a double would round", () => {
   assert.notEqual(BigInt(Number(ns)), ns, "a double cannot hold it");
 });
 
-test("a run's spans: one generation, a span per call, graph and sampled operator, unique deterministic ids", () => {
+/** The spans of `run`'s traces: trace id -> its spans. */
+function traces(spans: readonly SpanRecord[]): Map<string, SpanRecord[]> {
+  const out = new Map<string, SpanRecord[]>();
+  for (const s of spans) {
+    const list = out.get(s.traceId) ?? [];
+    list.push(s);
+    out.set(s.traceId, list);
+  }
+  return out;
+}
+
+const isRequestRoot = (s: SpanRecord) => s.attributes[C.ATTR_GEN_AI_OPERATION_NAME] !== undefined;
+const isStep = (s: SpanRecord) => (C.STEP_SPAN_NAMES as readonly string[]).includes(s.name);
+
+/**
+ * What every profinfer span set must be: unique ids; each trace has one root, and its other
+ * spans nest in their parents; a request trace is its root and one step per call it took part
+ * in; every step links to its call's llama_decode span and that span links back to it.
+ */
+function assertShape(spans: readonly SpanRecord[]): void {
+  assert.equal(new Set(spans.map((s) => s.spanId)).size, spans.length, "span ids are unique");
+  const byId = new Map(spans.map((s) => [s.spanId, s]));
+  for (const [traceId, list] of traces(spans)) {
+    const roots = list.filter((s) => s.parentSpanId === null);
+    assert.equal(roots.length, 1, `trace ${traceId} has one root`);
+    for (const s of list.filter((x) => x.parentSpanId !== null)) {
+      const parent = byId.get(s.parentSpanId!)!;
+      assert.equal(parent.traceId, traceId, `${s.name}: its parent is in its trace`);
+      assert.ok(s.startNs >= parent.startNs && s.endNs <= parent.endNs, `${s.name} nests`);
+    }
+    const root = roots[0]!;
+    if (isRequestRoot(root)) {
+      assert.ok(
+        list.every((s) => s === root || (isStep(s) && s.parentSpanId === root.spanId)),
+        "a request trace holds its root and its steps only",
+      );
+      assert.equal(list.length - 1, root.attributes[C.ATTR_REQUEST_STEPS]);
+    } else {
+      assert.equal(root.name, C.SPAN_TOKEN, "every other trace is a llama_decode call's");
+      assert.ok(list.every((s) => !isStep(s) && !isRequestRoot(s)));
+    }
+  }
+  for (const step of spans.filter(isStep)) {
+    assert.equal(step.links.length, 1, `${step.name}: one link, to its call`);
+    const call = byId.get(step.links[0]!.spanId)!;
+    assert.equal(call.name, C.SPAN_TOKEN);
+    assert.equal(call.traceId, step.links[0]!.traceId);
+    assert.equal(call.attributes[C.ATTR_TOKEN_SEQ], step.attributes[C.ATTR_TOKEN_SEQ]);
+    assert.deepEqual([call.startNs, call.endNs], [step.startNs, step.endNs]);
+    const back = call.links.filter((l) => l.spanId === step.spanId);
+    assert.equal(back.length, 1, "its call links back to it");
+    assert.equal(back[0]!.traceId, step.traceId);
+    assert.equal(back[0]!.attributes[C.ATTR_STEP_KIND], step.name);
+    assert.equal(back[0]!.attributes[C.ATTR_STEP_TOKENS], step.attributes[C.ATTR_STEP_TOKENS]);
+  }
+  for (const call of spans.filter((s) => s.name === C.SPAN_TOKEN)) {
+    assert.equal(call.links.length, call.attributes[C.ATTR_TOKEN_REQUESTS]);
+    for (const l of call.links) assert.ok(byId.get(l.spanId) && isStep(byId.get(l.spanId)!));
+    const tokens = call.links.reduce((n, l) => n + Number(l.attributes[C.ATTR_STEP_TOKENS]), 0);
+    assert.equal(tokens, call.attributes[C.ATTR_TOKEN_N_TOKENS], "its steps hold its tokens");
+  }
+}
+
+test("one sequence: one request trace with a step per call, one trace per call, sampled operators, deterministic ids", () => {
   const run = buildRun(syntheticRecorder(40, 2, 2).recording());
   const spans = buildRunSpans(run, { kind: "every", n: 16 });
+  assertShape(spans);
   const named = (n: string) => spans.filter((s) => s.name === n);
-  assert.equal(named(C.SPAN_GENERATION).length, 1, "a prefill and its decodes are one generation");
+  const roots = spans.filter(isRequestRoot);
+  assert.equal(roots.length, 1, "a prompt and its decode steps are one request");
+  const root = roots[0]!;
+  assert.equal(root.name, "text_completion unknown", "{operation} {model}");
   assert.equal(named(C.SPAN_TOKEN).length, 40);
+  assert.equal(traces(spans).size, 41, "a trace per call and one for the request");
+  assert.deepEqual(
+    spans.filter(isStep).map((s) => s.name),
+    ["prefill", ...new Array<string>(39).fill("decode")],
+  );
   assert.equal(
     named(C.SPAN_GRAPH).length,
     run.tokens.reduce((n, t) => n + t.graphs.length, 0),
   );
   const withOps = named(C.SPAN_TOKEN).filter((s) => s.attributes[C.ATTR_TOKEN_OPS_EXPORTED]);
   assert.deepEqual(
-    withOps.map((s) => s.attributes[C.ATTR_TOKEN_INDEX]),
-    [0, 16, 32],
-    "every:16 gives the prefill and every 16th call operator spans",
+    withOps.map((s) => s.attributes[C.ATTR_TOKEN_SEQ]),
+    [1, 16, 32],
+    "every:16 gives the prompt's call and the calls whose seq is a multiple of 16 operator spans",
   );
   const opSpans = spans.filter((s) => s.attributes[C.ATTR_OP] !== undefined);
   const opsPerCall = run.tokens[0]!.graphs.find((g) => g.opsRecorded)!.ops.length;
   assert.equal(opSpans.length, 3 * opsPerCall);
-  assert.equal(new Set(spans.map((s) => s.spanId)).size, spans.length, "span ids are unique");
   assert.deepEqual(buildRunSpans(run, { kind: "every", n: 16 }), spans, "and the same every time");
-  const gen = named(C.SPAN_GENERATION)[0]!;
-  assert.equal(gen.attributes[C.ATTR_GEN_AI_USAGE_INPUT_TOKENS], 8);
-  assert.equal(gen.attributes[C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS], 39);
-  for (const s of spans.filter((x) => x.parentSpanId)) {
-    const parent = spans.find((p) => p.spanId === s.parentSpanId)!;
-    assert.ok(s.startNs >= parent.startNs && s.endNs <= parent.endNs, `${s.name} nests`);
-  }
+  assert.equal(root.attributes[C.ATTR_GEN_AI_USAGE_INPUT_TOKENS], 8);
+  assert.equal(root.attributes[C.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS], undefined);
+  assert.equal(root.attributes[C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS], 40, "the prompt's token too");
+  const request = run.requests[0]!;
+  assert.equal(
+    root.attributes[C.ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN],
+    Number(request.firstOutputNs! - request.startNs) / 1e9,
+  );
+  assert.equal(
+    root.attributes[C.ATTR_GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN],
+    Number(request.endNs - request.firstOutputNs!) / 39 / 1e9,
+  );
+  assert.equal(root.error, undefined);
   const first = buildRunSpans(run, { kind: "first", k: 2 });
   assert.equal(
     first.filter((s) => s.name === C.SPAN_TOKEN && s.attributes[C.ATTR_TOKEN_OPS_EXPORTED]).length,
@@ -59,6 +146,112 @@ test("a run's spans: one generation, a span per call, graph and sampled operator
     buildRunSpans(run, { kind: "none" }).filter((s) => s.attributes[C.ATTR_OP]).length,
     0,
   );
+});
+
+test("server slots: a trace per request with its share of each batch, linked both ways to every call it took part in", () => {
+  const run = buildRun(serverRunFixture().recording());
+  const spans = buildRunSpans(run, { kind: "every", n: 4 });
+  assertShape(spans);
+  const roots = spans.filter(isRequestRoot);
+  assert.equal(roots.length, 5);
+  assert.equal(run.requests.length, 5, "the model finds the same five");
+  const stepsOf = (root: SpanRecord) =>
+    spans.filter((s) => s.traceId === root.traceId && s !== root);
+  for (const request of run.requests) {
+    const root = roots.find(
+      (r) =>
+        r.attributes[C.ATTR_REQUEST_SEQ_ID] === request.seqId &&
+        r.attributes[C.ATTR_REQUEST_FIRST_SEQ] === request.steps[0]!.token.seq,
+    )!;
+    assert.ok(root, `request ${request.id} has a trace`);
+    const steps = stepsOf(root);
+    assert.deepEqual(
+      steps.map((s) => s.attributes[C.ATTR_TOKEN_SEQ]),
+      request.steps.map((s) => s.token.seq),
+      "a step per call it took part in",
+    );
+    steps.forEach((s, i) => {
+      const step = request.steps[i]!;
+      assert.equal(s.attributes[C.ATTR_STEP_INDEX], i);
+      assert.equal(s.attributes[C.ATTR_STEP_TOKENS], step.nTokens);
+      assert.equal(s.attributes[C.ATTR_STEP_SHARE], step.nTokens / step.token.nTokens);
+      assert.equal(s.attributes[C.ATTR_STEP_POS_MIN], step.posMin);
+      assert.equal(
+        s.name,
+        { prompt: "prefill", decode: "decode", speculative: "speculative" }[step.kind],
+      );
+    });
+    const a = root.attributes;
+    assert.equal(a[C.ATTR_GEN_AI_USAGE_INPUT_TOKENS], request.promptTokens + request.cachedTokens!);
+    assert.equal(a[C.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS], request.cachedTokens);
+    assert.equal(a[C.ATTR_REQUEST_PROMPT_TOKENS], request.promptTokens);
+    assert.equal(a[C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS], request.generatedTokens);
+    assert.equal(
+      a[C.ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN],
+      Number(request.firstOutputNs! - request.startNs) / 1e9,
+    );
+    assert.equal(root.error, request.incomplete ?? undefined);
+    assert.deepEqual(
+      [root.startNs, root.endNs],
+      [toWallClockNs(run.clock, request.startNs), toWallClockNs(run.clock, request.endNs)],
+    );
+  }
+  const byName = (seqId: number, firstSeq: number) =>
+    roots.find(
+      (r) =>
+        r.attributes[C.ATTR_REQUEST_SEQ_ID] === seqId &&
+        r.attributes[C.ATTR_REQUEST_FIRST_SEQ] === firstSeq,
+    )!;
+  const d = byName(0, 7);
+  assert.equal(d.attributes[C.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS], 2, "D reused 2 tokens");
+  assert.equal(d.attributes[C.ATTR_GEN_AI_USAGE_INPUT_TOKENS], 7);
+  assert.equal(byName(1, 9).error, "the recording ended during it", "E was cut off");
+  // the mixed call 2 serves A's decode step and B's prompt: one llama_decode span, two links
+  const call2 = spans.find((s) => s.name === C.SPAN_TOKEN && s.attributes[C.ATTR_TOKEN_SEQ] === 2)!;
+  assert.equal(call2.attributes[C.ATTR_TOKEN_PHASE], "mixed");
+  assert.deepEqual(
+    call2.links.map((l) => [l.attributes[C.ATTR_REQUEST_SEQ_ID], l.attributes[C.ATTR_STEP_KIND]]),
+    [
+      [0, "decode"],
+      [1, "prefill"],
+    ],
+  );
+  assert.deepEqual(
+    call2.links.map((l) => l.traceId),
+    [byName(0, 1).traceId, byName(1, 2).traceId],
+  );
+  // operator spans per call: every call with prompt tokens, and seq 4 and 8
+  assert.deepEqual(
+    spans
+      .filter((s) => s.name === C.SPAN_TOKEN && s.attributes[C.ATTR_TOKEN_OPS_EXPORTED])
+      .map((s) => s.attributes[C.ATTR_TOKEN_SEQ]),
+    [1, 2, 3, 4, 7, 8, 9],
+  );
+});
+
+test("a sequence idle for the bound ends its request: its next calls are a request of their own", () => {
+  const rec = serverRecorder([
+    { parts: [[0, 4, 0, 1]] },
+    { parts: [[0, 1, 4, 1]] },
+    { parts: [[0, 1, 5, 1]], gapNs: 1_500_000_000n },
+    { parts: [[0, 1, 6, 1]], gapNs: 2_500_000_000n },
+    { parts: [[0, 1, 7, 1]] },
+  ]);
+  const run = buildRun(rec.recording());
+  assert.equal(run.requests.length, 1, "the model sees one request");
+  const spans = buildRunSpans(run, { kind: "none" });
+  assertShape(spans);
+  const roots = spans.filter(isRequestRoot);
+  assert.deepEqual(
+    roots.map((r) => [r.attributes[C.ATTR_REQUEST_FIRST_SEQ], r.attributes[C.ATTR_REQUEST_STEPS]]),
+    [
+      [1, 3],
+      [4, 2],
+    ],
+    "a pause of 1.5 s keeps the request, one of 2.5 s ends it",
+  );
+  const longer = buildRunSpans(run, { kind: "none" }, { requestIdleNs: 3_000_000_000n });
+  assert.equal(longer.filter(isRequestRoot).length, 1, "with a bound of 3 s it is one");
 });
 
 test("MoE routing: a moe.route event per layer with the expert ids row-major", () => {
@@ -78,48 +271,97 @@ test("MoE routing: a moe.route event per layer with the expert ids row-major", (
   }
 });
 
-/** Feeds a recording to the live exporter in `slices` batches, exporting after each. */
-function liveSpans(
-  recording: ReturnType<ReturnType<typeof syntheticRecorder>["recording"]>,
-  slices: number,
-) {
-  const out: SpanRecord[] = [];
-  const live = new LiveSpanExport({
+type Recording = ReturnType<ReturnType<typeof syntheticRecorder>["recording"]>;
+
+/** A batch of records as the recorder hands them to its listeners. */
+function batchOf(events: Recording["events"]): Buffer {
+  const parts: Buffer[] = [];
+  for (const ev of events) {
+    const body = encodeEvent(ev);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(body.length);
+    parts.push(length, body);
+  }
+  return Buffer.concat(parts);
+}
+
+function liveExport(out: SpanRecord[], nowNs?: () => bigint): LiveSpanExport {
+  return new LiveSpanExport({
     opSampling: { kind: "every", n: 4 },
-    intervalMs: 3_600_000,
+    requestIdleNs: DEFAULT_REQUEST_IDLE_NS,
+    intervalMs: 1000,
     marginNs: 0n,
     send: (records) => out.push(...records),
     log: (m) => assert.fail(m),
+    // the clock never runs ahead of the events: only cuts end idle requests
+    nowNs: nowNs ?? (() => 0n),
   });
+}
+
+/** Feeds a recording to the live exporter in `slices` batches, exporting after each. */
+function liveSpans(recording: Recording, slices: number) {
+  const out: SpanRecord[] = [];
+  const live = liveExport(out);
   live.header(recording.header);
   const per = Math.ceil(recording.events.length / slices);
   for (let at = 0; at < recording.events.length; at += per) {
-    const parts: Buffer[] = [];
-    for (const ev of recording.events.slice(at, at + per)) {
-      const body = encodeEvent(ev);
-      const length = Buffer.alloc(4);
-      length.writeUInt32LE(body.length);
-      parts.push(length, body);
-    }
-    live.events(Buffer.concat(parts));
+    live.events(batchOf(recording.events.slice(at, at + per)));
     live.exportFinished();
   }
+  for (const { note } of recording.notes) live.note(note);
   live.finish();
   return { out, chunks: live.counts.chunks };
 }
 
 test("live export chunk by chunk gives the spans of the whole run", () => {
-  const recording = syntheticRecorder(30, 2, 2).recording();
-  const whole = buildRunSpans(buildRun(recording), { kind: "every", n: 4 });
   const byId = (list: SpanRecord[]) => new Map(list.map((s) => [s.spanId, s]));
-  for (const slices of [1, 7, 23]) {
-    const { out, chunks } = liveSpans(recording, slices);
-    assert.ok(slices === 1 || chunks > 1, `${slices} slices: exported in several chunks`);
-    assert.equal(out.length, whole.length);
-    assert.deepEqual(byId(out), byId(whole), `${slices} slices: the same spans`);
+  for (const recording of [
+    syntheticRecorder(30, 2, 2).recording(),
+    serverRunFixture().recording(),
+  ]) {
+    const whole = buildRunSpans(buildRun(recording), { kind: "every", n: 4 });
+    for (const slices of [1, 7, 23]) {
+      const { out, chunks } = liveSpans(recording, slices);
+      assert.ok(slices === 1 || chunks > 1, `${slices} slices: exported in several chunks`);
+      assert.equal(out.length, whole.length);
+      assert.deepEqual(byId(out), byId(whole), `${slices} slices: the same spans`);
+    }
   }
-  const lastTokenEnd = recording.events.filter((e) => e.type === EventType.TOKEN_END).length;
-  assert.equal(lastTokenEnd, 30);
+});
+
+test("live export: an idle server's requests leave once the clock passes the idle bound, with nothing new arriving", () => {
+  const recording = serverRunFixture().recording();
+  const pause = recording.events.findIndex(
+    (e, i) => i > 0 && e.ts - recording.events[i - 1]!.ts > 2_000_000_000n,
+  );
+  const before = recording.events.slice(0, pause);
+  const lastNs = before.at(-1)!.ts;
+  let now = lastNs;
+  const out: SpanRecord[] = [];
+  const live = liveExport(out, () => now);
+  live.header(recording.header);
+  live.events(batchOf(before));
+  live.exportFinished();
+  const roots = () =>
+    out
+      .filter(isRequestRoot)
+      .map((r) => Number(r.attributes[C.ATTR_REQUEST_FIRST_SEQ]))
+      .sort((a, b) => a - b);
+  assert.deepEqual(roots(), [1], "A ended when D took its slot; the others are open");
+  now = lastNs + 3_000_000_000n;
+  live.exportFinished();
+  assert.deepEqual(roots(), [1], "the clock less its margin is not past the bound yet");
+  now = lastNs + 5_000_000_000n;
+  live.exportFinished();
+  assert.deepEqual(roots(), [1, 2, 3, 7], "B, C and D leave while the server is idle");
+  live.events(batchOf(recording.events.slice(pause)));
+  for (const { note } of recording.notes) live.note(note);
+  live.finish();
+  assert.deepEqual(
+    new Map(out.map((s) => [s.spanId, s])),
+    new Map(buildRunSpans(buildRun(recording), { kind: "every", n: 4 }).map((s) => [s.spanId, s])),
+    "the same spans as the whole run",
+  );
 });
 
 test("the spool keeps batches exactly (BigInt times), refuses past its bound, and is found again", () => {

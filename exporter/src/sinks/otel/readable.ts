@@ -41,7 +41,11 @@ export function toReadableSpans(
         ? { code: SpanStatusCode.ERROR, message: r.error }
         : { code: SpanStatusCode.UNSET },
       attributes: r.attributes,
-      links: [],
+      links: r.links.map((l) => ({
+        context: { traceId: l.traceId, spanId: l.spanId, traceFlags: TraceFlags.SAMPLED },
+        attributes: l.attributes,
+        droppedAttributesCount: 0,
+      })),
       events: r.events.map((e) => ({
         name: e.name,
         time: hrTimeOf(e.timeNs),

@@ -1,17 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
-// The span model of a run (docs/spans.md): a trace per generation; generation > llama_decode >
-// graph_compute (scheduler graph > CPU graph) > one span per operator run. Spans are plain
-// records with wall-clock BigInt ns and deterministic ids, so that the live export, the
-// traces.otlp.jsonl file and a replay produce the very same spans, and a span re-sent after an
-// outage carries the id it had the first time.
+// The span model of a run (docs/spans.md): a trace per request and a trace per llama_decode call.
+// A request's trace is its root span (`text_completion <model>`, the GenAI conventions) with one
+// child per step it took part in (a prompt chunk, a decode step, a speculative verification); a
+// call's trace is llama_decode > graph_compute (scheduler graph > CPU graph) > one span per
+// operator run. The work a call shares between requests is exported once, in the call's trace,
+// and joined to each request by span links both ways: a step links to its call, a call to each
+// step it served. Spans are plain records with wall-clock BigInt ns and deterministic ids, so that
+// the live export, the traces.otlp.jsonl file and a replay produce the very same spans, and a
+// span re-sent after an outage carries the id it had the first time.
 import { createHash } from "node:crypto";
 import type { AttributeValue, Attributes } from "@opentelemetry/api";
 import { toWallClockNs } from "../../trace/clock.js";
 import type { RunClock } from "../../trace/types.js";
 import { displayOpName } from "../../trace/dag.js";
 import type { Dag } from "../../trace/types.js";
-import type { GraphRun, OpRun, OpThreadRun, Run, Token } from "../../trace/types.js";
+import type {
+  GraphRun,
+  OpRun,
+  OpThreadRun,
+  Request,
+  Run,
+  StepKind,
+  Token,
+} from "../../trace/types.js";
 import type { OffCpuInterval } from "../../trace/types.js";
+import { RequestTracker, requestTpotNs, requestTtftNs } from "../../trace/requests.js";
+import { stoppedNsOf } from "../../trace/notes.js";
 import * as C from "@profinfer/contract";
 import { modelName, notedModels } from "../../trace/modelName.js";
 
@@ -19,6 +33,13 @@ export interface SpanEventRecord {
   name: string;
   /** wall-clock ns since the Unix epoch */
   timeNs: bigint;
+  attributes: Attributes;
+}
+
+/** A span link: the span it points to, in its own trace, and what the link says. */
+export interface SpanLinkRecord {
+  traceId: string;
+  spanId: string;
   attributes: Attributes;
 }
 
@@ -32,25 +53,33 @@ export interface SpanRecord {
   endNs: bigint;
   attributes: Attributes;
   events: SpanEventRecord[];
+  links: SpanLinkRecord[];
   /** set when the span records a failure (status ERROR with this message) */
   error?: string;
 }
 
-/** Which llama_decode calls of a generation get operator spans. */
+/** Which llama_decode calls get operator spans. */
 export type OpSampling =
   | { kind: "all" }
   | { kind: "none" }
-  /** 1 in N calls: the calls at index 0, N, 2N ... of each generation (the prefill always) */
+  /** 1 in N calls: those whose seq is a multiple of N, and every call with prompt tokens */
   | { kind: "every"; n: number }
-  /** the first K calls of each generation */
+  /** the calls that are among the first K steps of a request they serve */
   | { kind: "first"; k: number };
 
 /**
- * Operator spans for the prefill and 1 in 16 calls of each generation: with every call, a long
- * generation's trace is far over Tempo's default size per trace (docs/spans.md "Volume" has the
+ * Operator spans for every call with prompt tokens and 1 in 16 of the others: they are 95% of
+ * the bytes, and Tempo's default ingestion rate is a bound too (docs/spans.md "Volume" has the
  * sizes measured).
  */
 export const DEFAULT_OP_SAMPLING: OpSampling = { kind: "every", n: 16 };
+
+/**
+ * A request whose sequence had no llama_decode call for this long (recording time) has ended:
+ * profinfer sees calls, not responses, and a server's last request would else wait for the next
+ * one on its slot.
+ */
+export const DEFAULT_REQUEST_IDLE_NS = 2_000_000_000n;
 
 export function parseOpSampling(spec: string): OpSampling {
   const s = spec.trim().toLowerCase();
@@ -63,33 +92,46 @@ export function parseOpSampling(spec: string): OpSampling {
       : { kind: "first", k: Number(m[2]) };
   }
   throw new Error(
-    `'${spec}' is not an operator-span sample: use all, none, every:N (1 in N llama_decode calls of each generation) or first:K (its first K calls)`,
+    `'${spec}' is not an operator-span sample: use all, none, every:N (the llama_decode calls whose seq is a multiple of N, and those with prompt tokens) or first:K (the calls among a request's first K steps)`,
   );
 }
 
-function sampled(s: OpSampling, index: number): boolean {
+/** Whether a call gets operator spans; `indices` are its steps' positions in their requests. */
+function sampled(s: OpSampling, call: Token, indices: readonly number[]): boolean {
   switch (s.kind) {
     case "all":
       return true;
     case "none":
       return false;
     case "every":
-      return index % s.n === 0;
+      return call.seq % s.n === 0 || call.phase !== "decode";
     case "first":
-      return index < s.k;
+      return indices.some((i) => i < s.k);
   }
 }
 
-const SPAN_KIND_GENERATION = 0n;
+/** The step span's name: what the request's tokens in the call were. */
+const STEP_NAMES: Record<StepKind, C.StepSpanName> = {
+  prompt: C.SPAN_STEP_PREFILL,
+  decode: C.SPAN_STEP_DECODE,
+  speculative: C.SPAN_STEP_SPECULATIVE,
+};
+
+/** Span id kinds (the top two bits): requests and their steps, calls, graphs, operators. */
+const SPAN_KIND_REQUEST = 0n;
 const SPAN_KIND_TOKEN = 1n;
 const SPAN_KIND_GRAPH = 2n;
 const SPAN_KIND_OP = 3n;
+/** the graph field of a request kind id: its root span, or one of its steps */
+const REQUEST_ROOT = 0;
+const REQUEST_STEP = 1;
 
 /**
  * Deterministic ids: the same run gives the same ids, wherever and whenever spans are built. A
- * trace id is a hash of the run and the generation; a span id packs what it is (kind, call seq,
- * graph within the call, node) into 64 bits, XORed with a per-run, per-process salt: unique
- * within a run by construction, different between runs.
+ * trace id is a hash of the run and the request (its sequence and first call) or the call; a
+ * span id packs what it is (kind, call seq, graph within the call or root/step, node or sequence
+ * id) into 64 bits, XORed with a per-run, per-process salt: unique within a run by construction,
+ * different between runs.
  */
 export class SpanIds {
   private readonly salts = new Map<number, bigint>();
@@ -99,11 +141,18 @@ export class SpanIds {
     return new SpanIds(`${run.header.target.pid}:${run.clock.realtimeNs}:${run.clock.monotonicNs}`);
   }
 
-  trace(tgid: number, ctx: bigint, firstSeq: number): string {
-    return createHash("sha256")
-      .update(`${this.runKey}|${tgid}|${ctx}|${firstSeq}`)
-      .digest("hex")
-      .slice(0, 32);
+  private hash(text: string): string {
+    return createHash("sha256").update(`${this.runKey}|${text}`).digest("hex").slice(0, 32);
+  }
+
+  /** The trace of one llama_decode call. */
+  callTrace(tgid: number, ctx: bigint, seq: number): string {
+    return this.hash(`${tgid}|${ctx}|${seq}`);
+  }
+
+  /** The trace of a request: its sequence and its first call. */
+  requestTrace(tgid: number, ctx: bigint, seqId: number, firstSeq: number): string {
+    return this.hash(`request|${tgid}|${ctx}|${seqId}|${firstSeq}`);
   }
 
   private salt(tgid: number): bigint {
@@ -126,69 +175,32 @@ export class SpanIds {
     if (id === 0n) id = 1n; // the all-zero id is invalid in OTLP
     return id.toString(16).padStart(16, "0");
   }
-}
 
-/** One generation: a llama_decode call with several tokens (or the first call on a context), and
- * the single-token calls on the same context that follow it. */
-export interface Generation {
-  tgid: number;
-  ctx: bigint;
-  firstSeq: number;
-  traceId: string;
-  spanId: string;
-  startNs: bigint;
-  endNs: bigint;
-  calls: number;
-  inputTokens: number;
-  outputTokens: number;
-  /** a call of it lacked its end */
-  incomplete: boolean;
+  /** A request's root span: the seq of its first call and its sequence id. */
+  requestSpan(tgid: number, firstSeq: number, seqId: number): string {
+    return this.span(SPAN_KIND_REQUEST, tgid, firstSeq, REQUEST_ROOT, seqId);
+  }
+
+  /** A request's step in call `seq`. */
+  stepSpan(tgid: number, seq: number, seqId: number): string {
+    return this.span(SPAN_KIND_REQUEST, tgid, seq, REQUEST_STEP, seqId);
+  }
+
+  callSpan(tgid: number, seq: number): string {
+    return this.span(SPAN_KIND_TOKEN, tgid, seq, 0, 0);
+  }
 }
 
 /**
- * Assigns llama_decode calls to generations, in start order, keeping its state between calls so
- * that a live export fed chunk by chunk forms the same generations as a whole run.
+ * What the request tracker keeps of a call: everything but its graphs and expert rows, so that a
+ * long request held open in a live export does not hold its calls' operators, and the run's own
+ * tokens keep their phase and steps (the tracker sets both).
  */
-export class GenerationTracker {
-  private readonly open = new Map<string, Generation>();
-  constructor(private readonly ids: SpanIds) {}
-
-  /** The generation of `token`, its index there, and the generation it closed, if any. */
-  assign(token: Token): { generation: Generation; index: number; closed: Generation | null } {
-    const key = `${token.tgid}:${token.ctx}`;
-    let generation = this.open.get(key);
-    let closed: Generation | null = null;
-    if (!generation || token.nTokens > 1) {
-      closed = generation ?? null;
-      generation = {
-        tgid: token.tgid,
-        ctx: token.ctx,
-        firstSeq: token.seq,
-        traceId: this.ids.trace(token.tgid, token.ctx, token.seq),
-        spanId: this.ids.span(SPAN_KIND_GENERATION, token.tgid, token.seq, 0, 0),
-        startNs: token.startNs,
-        endNs: token.endNs,
-        calls: 0,
-        inputTokens: 0,
-        outputTokens: 0,
-        incomplete: false,
-      };
-      this.open.set(key, generation);
-    }
-    const index = generation.calls++;
-    if (token.endNs > generation.endNs) generation.endNs = token.endNs;
-    if (token.phase === "prefill") generation.inputTokens += token.nTokens;
-    else generation.outputTokens += token.nTokens;
-    if (token.ret === null) generation.incomplete = true;
-    return { generation, index, closed };
-  }
-
-  /** Ends every open generation (the end of the run). */
-  closeAll(): Generation[] {
-    const all = [...this.open.values()];
-    this.open.clear();
-    return all;
-  }
+function callOf(token: Token): Token {
+  const call: Token = { ...token, graphs: [] };
+  delete call.experts;
+  delete call.steps;
+  return call;
 }
 
 export interface SpanOptions {
@@ -197,6 +209,14 @@ export interface SpanOptions {
   opGraphs?: ReadonlySet<GraphRun>;
   /** gen_ai.request.model: the model's name */
   model: string;
+  /** a request whose sequence had no call for this long (ns) has ended */
+  requestIdleNs: bigint;
+}
+
+/** The ids of a request's trace, from its start to its root span. */
+interface RequestIds {
+  traceId: string;
+  spanId: string;
 }
 
 /** Source names, ops and producing nodes of every node of a DAG, computed once per snapshot. */
@@ -275,9 +295,14 @@ function overlapping(intervals: readonly OffCpuInterval[], start: bigint, end: b
   return out;
 }
 
-/** Builds the spans of one run, or of consecutive chunks of a live one (same tracker). */
+/**
+ * Builds the spans of one run, or of consecutive chunks of a live one: the builder follows the
+ * requests across the calls it is given (its own RequestTracker, fed every call in start order),
+ * so that chunk after chunk it forms the requests, steps and phases the whole run gives.
+ */
 export class SpanBuilder {
-  readonly tracker: GenerationTracker;
+  private readonly requests = new RequestTracker();
+  private readonly open = new Map<Request, RequestIds>();
   private readonly clock: RunClock;
 
   constructor(
@@ -285,11 +310,10 @@ export class SpanBuilder {
     clock: RunClock,
     private readonly options: SpanOptions,
   ) {
-    this.tracker = new GenerationTracker(ids);
     this.clock = clock;
   }
 
-  /** The model name generation spans carry (known once the model note arrives). */
+  /** The model name request spans carry (known once the model note arrives). */
   setModel(name: string): void {
     this.options.model = name;
   }
@@ -298,65 +322,164 @@ export class SpanBuilder {
     return toWallClockNs(this.clock, ts);
   }
 
-  /** The root span of a generation that has ended. */
-  generationSpan(g: Generation): SpanRecord {
-    return {
-      traceId: g.traceId,
-      spanId: g.spanId,
-      parentSpanId: null,
-      name: C.SPAN_GENERATION,
-      startNs: this.wall(g.startNs),
-      endNs: this.wall(g.endNs),
-      attributes: {
-        [C.ATTR_GEN_AI_OPERATION_NAME]: C.GEN_AI_OPERATION_TEXT_COMPLETION,
-        [C.ATTR_GEN_AI_PROVIDER_NAME]: C.GEN_AI_PROVIDER_LLAMA_CPP,
-        [C.ATTR_GEN_AI_REQUEST_MODEL]: this.options.model,
-        [C.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: g.inputTokens,
-        [C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: g.outputTokens,
-        [C.ATTR_GENERATION_CALLS]: g.calls,
-        [C.ATTR_GENERATION_CONTEXT]: `0x${g.ctx.toString(16)}`,
-        [C.ATTR_GENERATION_FIRST_SEQ]: g.firstSeq,
-      },
-      events: [],
-      ...(g.incomplete ? { error: "a llama_decode call of it was not recorded to its end" } : {}),
-    };
-  }
-
   /**
-   * The spans of `tokens` (in start order) of `run`, appended to `out`; the root spans of the
-   * generations they close come along. Returns nothing: `out` is the caller's batch.
+   * The spans of `tokens` (in start order) of `run`, appended to `out`: each call's trace, the
+   * step of each request it served, and the root spans of the requests that ended before it
+   * (idle for the bound, or followed by a new request on their sequence). `out` is the caller's
+   * batch.
    */
   addTokens(run: Run, tokens: readonly Token[], out: SpanRecord[]): void {
     for (const token of tokens) {
-      const { generation, index, closed } = this.tracker.assign(token);
-      if (closed) out.push(this.generationSpan(closed));
-      this.addToken(run, token, generation, index, out);
+      this.endIdle(token.startNs, out);
+      const call = callOf(token);
+      const { started, ended } = this.requests.add(call);
+      for (const r of ended) out.push(this.requestSpan(r));
+      for (const r of started) {
+        const firstSeq = r.steps[0]?.token.seq ?? call.seq;
+        this.open.set(r, {
+          traceId: this.ids.requestTrace(r.tgid, r.ctx, r.seqId, firstSeq),
+          spanId: this.ids.requestSpan(r.tgid, firstSeq, r.seqId),
+        });
+      }
+      this.addCall(run, token, call, out);
     }
   }
 
-  /** Root spans of the generations still open: the end of the run. */
-  closeAll(out: SpanRecord[]): void {
-    for (const g of this.tracker.closeAll()) out.push(this.generationSpan(g));
+  /**
+   * Ends the requests whose sequence had no call for the idle bound by `ns`, a time before which
+   * every call has been given (a live export's cut): their root spans, appended to `out`.
+   */
+  endIdle(ns: bigint, out: SpanRecord[]): void {
+    for (const r of this.requests.endIdle(ns - this.options.requestIdleNs))
+      out.push(this.requestSpan(r));
   }
 
-  private addToken(
-    run: Run,
-    token: Token,
-    generation: Generation,
-    index: number,
-    out: SpanRecord[],
-  ): void {
+  /**
+   * The end of the recording, at `stoppedNs` (the end note's; null when unknown): the requests
+   * idle by then end as idle, every other one as cut off or not by the end (RequestTracker).
+   */
+  finish(stoppedNs: bigint | null, out: SpanRecord[]): void {
+    if (stoppedNs !== null) this.endIdle(stoppedNs, out);
+    for (const r of this.requests.endAll(stoppedNs)) out.push(this.requestSpan(r));
+  }
+
+  private idsOf(r: Request): RequestIds {
+    const ids = this.open.get(r);
+    if (!ids) throw new Error(`request ${r.id} (sequence ${r.seqId}) was never started`);
+    return ids;
+  }
+
+  /** The root span of a request that has ended. */
+  private requestSpan(r: Request): SpanRecord {
+    const { traceId, spanId } = this.idsOf(r);
+    this.open.delete(r);
+    let mine = 0;
+    let all = 0;
+    for (const step of r.steps) {
+      mine += step.nTokens;
+      all += step.token.nTokens;
+    }
+    const attributes: Attributes = {
+      [C.ATTR_GEN_AI_OPERATION_NAME]: C.GEN_AI_OPERATION_TEXT_COMPLETION,
+      [C.ATTR_GEN_AI_PROVIDER_NAME]: C.GEN_AI_PROVIDER_LLAMA_CPP,
+      [C.ATTR_GEN_AI_REQUEST_MODEL]: this.options.model,
+      // the GenAI conventions count cached prompt tokens in the input tokens
+      [C.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: r.promptTokens + (r.cachedTokens ?? 0),
+      [C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: r.generatedTokens,
+      [C.ATTR_REQUEST_PROMPT_TOKENS]: r.promptTokens,
+      [C.ATTR_REQUEST_SEQ_ID]: r.seqId,
+      [C.ATTR_REQUEST_CONTEXT]: `0x${r.ctx.toString(16)}`,
+      [C.ATTR_REQUEST_FIRST_SEQ]: r.steps[0]!.token.seq,
+      [C.ATTR_REQUEST_LAST_SEQ]: r.steps.at(-1)!.token.seq,
+      [C.ATTR_REQUEST_STEPS]: r.steps.length,
+      [C.ATTR_REQUEST_BATCH_SHARE]: all > 0 ? mine / all : 1,
+    };
+    if (r.cachedTokens !== null)
+      attributes[C.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = r.cachedTokens;
+    const ttft = requestTtftNs(r);
+    if (ttft !== null) attributes[C.ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN] = ttft / 1e9;
+    const tpot = requestTpotNs(r);
+    if (tpot !== null) attributes[C.ATTR_GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN] = tpot / 1e9;
+    return {
+      traceId,
+      spanId,
+      parentSpanId: null,
+      name: C.requestSpanName(this.options.model),
+      startNs: this.wall(r.startNs),
+      endNs: this.wall(r.endNs),
+      attributes,
+      events: [],
+      links: [],
+      ...(r.incomplete !== null ? { error: r.incomplete } : {}),
+    };
+  }
+
+  /** Why a call's span is an error, if it is. */
+  private static callError(token: Token): string | null {
+    if (token.ret === null) return "the end of this llama_decode call was not recorded";
+    if (token.ret < 0) return `llama_decode returned ${token.ret}`;
+    return null;
+  }
+
+  /**
+   * One call: its own trace (llama_decode > graphs > operators) and its step in the trace of
+   * each request it served, linked both ways. `call` is the tracker's copy, with steps and phase.
+   */
+  private addCall(run: Run, token: Token, call: Token, out: SpanRecord[]): void {
     const ids = this.ids;
-    const traceId = generation.traceId;
-    const tokenSpanId = ids.span(SPAN_KIND_TOKEN, token.tgid, token.seq, 0, 0);
-    const opsWanted = sampled(this.options.opSampling, index);
+    const traceId = ids.callTrace(token.tgid, token.ctx, token.seq);
+    const tokenSpanId = ids.callSpan(token.tgid, token.seq);
+    const steps = call.steps ?? [];
+    const indices = steps.map((s) => s.request.steps.lastIndexOf(s));
+    const opsWanted = sampled(this.options.opSampling, call, indices);
+    const error = SpanBuilder.callError(token);
+    const startNs = this.wall(token.startNs);
+    const endNs = this.wall(token.endNs);
+    const links: SpanLinkRecord[] = [];
+    steps.forEach((step, i) => {
+      const request = this.idsOf(step.request);
+      const spanId = ids.stepSpan(token.tgid, token.seq, step.request.seqId);
+      const name = STEP_NAMES[step.kind];
+      links.push({
+        traceId: request.traceId,
+        spanId,
+        attributes: {
+          [C.ATTR_REQUEST_SEQ_ID]: step.request.seqId,
+          [C.ATTR_STEP_KIND]: name,
+          [C.ATTR_STEP_TOKENS]: step.nTokens,
+        },
+      });
+      const attributes: Attributes = {
+        [C.ATTR_STEP_INDEX]: indices[i]!,
+        [C.ATTR_STEP_TOKENS]: step.nTokens,
+        [C.ATTR_STEP_OUTPUTS]: step.nOutputs,
+        [C.ATTR_STEP_SHARE]: token.nTokens > 0 ? step.nTokens / token.nTokens : 1,
+        [C.ATTR_TOKEN_SEQ]: token.seq,
+        [C.ATTR_TOKEN_N_TOKENS]: token.nTokens,
+        [C.ATTR_TOKEN_REQUESTS]: steps.length,
+      };
+      if (step.posMin >= 0) attributes[C.ATTR_STEP_POS_MIN] = step.posMin;
+      if (step.posMax >= 0) attributes[C.ATTR_STEP_POS_MAX] = step.posMax;
+      out.push({
+        traceId: request.traceId,
+        spanId,
+        parentSpanId: request.spanId,
+        name,
+        startNs,
+        endNs,
+        attributes,
+        events: [],
+        links: [{ traceId, spanId: tokenSpanId, attributes: {} }],
+        ...(error !== null ? { error } : {}),
+      });
+    });
     const events: SpanEventRecord[] = [];
     if (token.experts) {
       for (const [layer, rows] of token.experts) {
         const k = rows.find((r) => r)?.length ?? 0;
         events.push({
           name: C.EVENT_MOE_ROUTE,
-          timeNs: this.wall(token.startNs),
+          timeNs: startNs,
           attributes: {
             [C.ATTR_LAYER]: layer,
             [C.ATTR_MOE_K]: k,
@@ -395,6 +518,7 @@ export class SpanBuilder {
         endNs: this.wall(g.endNs),
         attributes,
         events: [],
+        links: [],
       };
       graphSpans.push(span);
       let ops = 0;
@@ -412,9 +536,9 @@ export class SpanBuilder {
     });
     const attributes: Attributes = {
       [C.ATTR_TOKEN_SEQ]: token.seq,
-      [C.ATTR_TOKEN_PHASE]: token.phase,
+      [C.ATTR_TOKEN_PHASE]: call.phase,
       [C.ATTR_TOKEN_N_TOKENS]: token.nTokens,
-      [C.ATTR_TOKEN_INDEX]: index,
+      [C.ATTR_TOKEN_REQUESTS]: steps.length,
       [C.ATTR_TOKEN_OPS_EXPORTED]: opsExported,
       [C.ATTR_TOKEN_COMPLETE]: token.ret !== null,
       [C.ATTR_THREAD_ID]: token.tid,
@@ -423,17 +547,14 @@ export class SpanBuilder {
     out.push({
       traceId,
       spanId: tokenSpanId,
-      parentSpanId: generation.spanId,
+      parentSpanId: null,
       name: C.SPAN_TOKEN,
-      startNs: this.wall(token.startNs),
-      endNs: this.wall(token.endNs),
+      startNs,
+      endNs,
       attributes,
       events,
-      ...(token.ret !== null && token.ret < 0
-        ? { error: `llama_decode returned ${token.ret}` }
-        : token.ret === null
-          ? { error: "the end of this llama_decode call was not recorded" }
-          : {}),
+      links,
+      ...(error !== null ? { error } : {}),
     });
     out.push(...graphSpans);
   }
@@ -531,6 +652,7 @@ export class SpanBuilder {
       endNs: this.wall(op.endNs!),
       attributes,
       events,
+      links: [],
     };
   }
 
@@ -565,19 +687,37 @@ function addCounters(attributes: Attributes, counters: Record<string, number>): 
   }
 }
 
-/** Every span of a whole run, in the order of its calls; generations closed at its end. */
+export interface RunSpanOptions {
+  /** only these graphs get operator spans, whatever the sampling says (the report's choice) */
+  opGraphs?: ReadonlySet<GraphRun>;
+  /** the idle bound that ends a request (default DEFAULT_REQUEST_IDLE_NS) */
+  requestIdleNs?: bigint;
+}
+
+/**
+ * Every span of a whole run, in the order of its calls, each request's root span where it ended;
+ * the requests still open end with the recording (its end note's time).
+ */
 export function buildRunSpans(
   run: Run,
   opSampling: OpSampling,
-  opGraphs?: ReadonlySet<GraphRun>,
+  options: RunSpanOptions = {},
 ): SpanRecord[] {
   const builder = new SpanBuilder(SpanIds.forRun(run), run.clock, {
     opSampling,
     model: modelName(notedModels(run.notes), []) ?? "unknown",
-    ...(opGraphs ? { opGraphs } : {}),
+    requestIdleNs: options.requestIdleNs ?? DEFAULT_REQUEST_IDLE_NS,
+    ...(options.opGraphs ? { opGraphs: options.opGraphs } : {}),
   });
   const out: SpanRecord[] = [];
   builder.addTokens(run, run.tokens, out);
-  builder.closeAll(out);
+  builder.finish(stoppedAt(run), out);
   return out;
+}
+
+/** When the recording of `run` stopped: its end note's time, null when it does not say. */
+export function stoppedAt(run: Run): bigint | null {
+  let stopped: bigint | null = null;
+  for (const { note } of run.notes) if (note.kind === "end") stopped = stoppedNsOf(note) ?? stopped;
+  return stopped;
 }

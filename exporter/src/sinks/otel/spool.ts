@@ -50,6 +50,8 @@ function fromLine(line: string): SpanRecord {
     startNs: BigInt(r.startNs),
     endNs: BigInt(r.endNs),
     events: r.events.map((e) => ({ ...e, timeNs: BigInt(e.timeNs as unknown as string) })),
+    // spooled by a profinfer that wrote no links
+    links: r.links ?? [],
   };
 }
 
