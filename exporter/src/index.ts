@@ -48,12 +48,8 @@ export { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT } from "./trace/dag.j
 export { toWallClockNs } from "./trace/clock.js";
 
 // outputs
-export {
-  DEFAULT_REQUEST_IDLE_NS,
-  buildRunSpans,
-  type SpanLinkRecord,
-  type SpanRecord,
-} from "./sinks/otel/spans.js";
+export { REQUEST_IDLE_NS } from "./trace/requests.js";
+export { buildRunSpans, type SpanLinkRecord, type SpanRecord } from "./sinks/otel/spans.js";
 export { SpanExport, EXPORT_DEFAULTS, checkEndpoint } from "./sinks/otel/exporter.js";
 export { toReadableSpans } from "./sinks/otel/readable.js";
 export { resourceAttributes } from "./sinks/otel/resource.js";

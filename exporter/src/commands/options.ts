@@ -13,14 +13,10 @@ import { DEFAULT_METRICS_ADDR, parseMetricsAddr } from "../sinks/metrics/server.
 import { EXPORT_DEFAULTS, type EndpointConfig } from "../sinks/otel/exporter.js";
 import type { OtlpExportConfig } from "../sinks/otel/liveOtlp.js";
 import { collectHeader, endpointConfig, endpointFrom } from "../sinks/otel/options.js";
-import {
-  DEFAULT_OP_SAMPLING,
-  DEFAULT_REQUEST_IDLE_NS,
-  parseOpSampling,
-  type OpSampling,
-} from "../sinks/otel/spans.js";
+import { DEFAULT_OP_SAMPLING, parseOpSampling, type OpSampling } from "../sinks/otel/spans.js";
 import type { RecordLevel } from "../trace/header.js";
 import { modelName } from "../trace/modelName.js";
+import { REQUEST_IDLE_NS } from "../trace/requests.js";
 import { VERSION } from "../version.js";
 
 export interface OtlpOptions {
@@ -29,7 +25,7 @@ export interface OtlpOptions {
   serviceName?: string;
   otlpOpSample: OpSampling;
   /** seconds */
-  otlpRequestIdle: number;
+  requestIdle: number;
   otlpSpool?: string;
   otlpSpoolMax: number;
   otlpTimeout: number;
@@ -148,10 +144,10 @@ export function addOtlpOptions(command: Command): Command {
       DEFAULT_OP_SAMPLING,
     )
     .option(
-      "--otlp-request-idle <seconds>",
-      "a request whose sequence had no llama_decode call for this long has ended: its root span is sent",
-      positiveSeconds("--otlp-request-idle"),
-      Number(DEFAULT_REQUEST_IDLE_NS) / 1e9,
+      "--request-idle <seconds>",
+      "a request whose sequence had no llama_decode call for this long has ended: its root span is sent, the per-request metrics observe it",
+      positiveSeconds("--request-idle"),
+      Number(REQUEST_IDLE_NS) / 1e9,
     )
     .option(
       "--otlp-spool <dir>",
@@ -292,9 +288,9 @@ export function otlpEndpoint(opts: OtlpOptions): EndpointConfig | null {
   return endpointConfig(url, opts.otlpHeader ?? {}, Math.round(opts.otlpTimeout * 1000));
 }
 
-/** --otlp-request-idle in ns. */
+/** --request-idle in ns. */
 export function requestIdleNs(opts: OtlpOptions): bigint {
-  return BigInt(Math.round(opts.otlpRequestIdle * 1e9));
+  return BigInt(Math.round(opts.requestIdle * 1e9));
 }
 
 /** The span export of `endpoint`, its spool in `spoolDir`. */
@@ -335,6 +331,7 @@ function metricsConfig(opts: CommonOptions, command: readonly string[]): Session
     model: opts.model ?? modelName([], command) ?? "unknown",
     layers: opts.metricsLayers ?? false,
     moe: opts.metricsMoe ?? false,
+    requestIdleNs: requestIdleNs(opts),
     lingerMs: opts.metricsLinger * 1000,
     log,
   };

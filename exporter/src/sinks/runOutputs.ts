@@ -23,7 +23,7 @@ export interface RunOutputOptions {
   report?: boolean;
   /** which llama_decode calls get operator spans (traces.otlp.jsonl) */
   opSampling?: OpSampling;
-  /** the idle bound that ends a request (traces.otlp.jsonl; default DEFAULT_REQUEST_IDLE_NS) */
+  /** the idle bound that ends a request (traces.otlp.jsonl; default REQUEST_IDLE_NS) */
   requestIdleNs?: bigint;
   /** service.name of the spans; default: the program's name */
   serviceName?: string;

@@ -13,11 +13,13 @@ import type { Phase } from "@profinfer/contract";
 import type { Request, RequestStep, StepKind, Token } from "./types.js";
 
 /**
- * How long a sequence may go without a call before a live reader (the per-request metrics, the
- * live span export) takes its request as ended: a request being served takes part in every call
- * of its context, a few ms apart; a call in flight of its process defers the decision.
+ * The default idle bound (--request-idle): a request whose sequence had no llama_decode call for
+ * this long (recording time) has ended, for the live readers (the per-request metrics, the live
+ * span export, traces.otlp.jsonl). profinfer sees calls, not responses: a request being served
+ * takes part in every call of its context, a few ms apart, and a server's last request would
+ * else wait for the next one on its slot. A call in flight of its process defers the decision.
  */
-export const REQUEST_IDLE_NS = 1_000_000_000n;
+export const REQUEST_IDLE_NS = 2_000_000_000n;
 
 /**
  * Whether a request whose last call ended at `endNs` was cut off by the end of tracing at

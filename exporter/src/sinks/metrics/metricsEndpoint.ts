@@ -14,6 +14,8 @@ export interface MetricsEndpointConfig {
   /** also operator time per layer, and MoE expert selections */
   layers: boolean;
   moe: boolean;
+  /** a request whose sequence had no call for this long has ended (--request-idle) */
+  requestIdleNs: bigint;
   /** how long to keep serving the final values after the target is gone */
   lingerMs: number;
   /** upper bounds (ns) of the in-kernel histograms' buckets */
@@ -51,6 +53,7 @@ export class MetricsEndpointSink implements LiveSink {
       boundsNs: this.config.boundsNs,
       layers: this.config.layers,
       moe: this.config.moe,
+      requestIdleNs: this.config.requestIdleNs,
     });
     if (this.spanCounts) this.metrics.followSpanExport(this.spanCounts);
     // between scrapes too: the kernel's queue of ended requests is bounded

@@ -26,6 +26,8 @@ export interface MetricsOptions {
   layers: boolean;
   /** expose profinfer_moe_expert_selections_total */
   moe: boolean;
+  /** a request whose sequence had no call for this long has ended (default REQUEST_IDLE_NS) */
+  requestIdleNs?: bigint;
 }
 
 interface OpTotals {
@@ -107,7 +109,7 @@ export class ProfinferMetrics {
 
     this.requests = new RequestMetrics(
       registry,
-      new KernelRequestFollower(src.requests),
+      new KernelRequestFollower(src.requests, options.requestIdleNs),
       options.model,
     );
     new AggregatedHistogram(

@@ -18,12 +18,8 @@ import * as C from "@profinfer/contract";
 import { LiveSpanExport } from "./live.js";
 import { collectHeader, endpointFrom, parseEndpoint } from "./options.js";
 import { hrTimeOf } from "./readable.js";
-import {
-  DEFAULT_REQUEST_IDLE_NS,
-  buildRunSpans,
-  parseOpSampling,
-  type SpanRecord,
-} from "./spans.js";
+import { REQUEST_IDLE_NS } from "../../trace/requests.js";
+import { buildRunSpans, parseOpSampling, type SpanRecord } from "./spans.js";
 import { Spool } from "./spool.js";
 
 test("HrTime from BigInt ns is exact where a double would round", () => {
@@ -288,7 +284,7 @@ function batchOf(events: Recording["events"]): Buffer {
 function liveExport(out: SpanRecord[], nowNs?: () => bigint): LiveSpanExport {
   return new LiveSpanExport({
     opSampling: { kind: "every", n: 4 },
-    requestIdleNs: DEFAULT_REQUEST_IDLE_NS,
+    requestIdleNs: REQUEST_IDLE_NS,
     intervalMs: 1000,
     marginNs: 0n,
     send: (records) => out.push(...records),

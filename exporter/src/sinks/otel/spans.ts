@@ -24,7 +24,12 @@ import type {
   Token,
 } from "../../trace/types.js";
 import type { OffCpuInterval } from "../../trace/types.js";
-import { RequestTracker, requestTpotNs, requestTtftNs } from "../../trace/requests.js";
+import {
+  REQUEST_IDLE_NS,
+  RequestTracker,
+  requestTpotNs,
+  requestTtftNs,
+} from "../../trace/requests.js";
 import { stoppedNsOf } from "../../trace/notes.js";
 import * as C from "@profinfer/contract";
 import { modelName, notedModels } from "../../trace/modelName.js";
@@ -73,13 +78,6 @@ export type OpSampling =
  * sizes measured).
  */
 export const DEFAULT_OP_SAMPLING: OpSampling = { kind: "every", n: 16 };
-
-/**
- * A request whose sequence had no llama_decode call for this long (recording time) has ended:
- * profinfer sees calls, not responses, and a server's last request would else wait for the next
- * one on its slot.
- */
-export const DEFAULT_REQUEST_IDLE_NS = 2_000_000_000n;
 
 export function parseOpSampling(spec: string): OpSampling {
   const s = spec.trim().toLowerCase();
@@ -690,7 +688,7 @@ function addCounters(attributes: Attributes, counters: Record<string, number>): 
 export interface RunSpanOptions {
   /** only these graphs get operator spans, whatever the sampling says (the report's choice) */
   opGraphs?: ReadonlySet<GraphRun>;
-  /** the idle bound that ends a request (default DEFAULT_REQUEST_IDLE_NS) */
+  /** the idle bound that ends a request (default REQUEST_IDLE_NS) */
   requestIdleNs?: bigint;
 }
 
@@ -706,7 +704,7 @@ export function buildRunSpans(
   const builder = new SpanBuilder(SpanIds.forRun(run), run.clock, {
     opSampling,
     model: modelName(notedModels(run.notes), []) ?? "unknown",
-    requestIdleNs: options.requestIdleNs ?? DEFAULT_REQUEST_IDLE_NS,
+    requestIdleNs: options.requestIdleNs ?? REQUEST_IDLE_NS,
     ...(options.opGraphs ? { opGraphs: options.opGraphs } : {}),
   });
   const out: SpanRecord[] = [];
