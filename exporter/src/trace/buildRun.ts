@@ -22,7 +22,7 @@ import {
 import type { RawRecording } from "./rawFile.js";
 import { chargeGraphThreads, chargeOffCpu, offCpuIntervals } from "./sched.js";
 import { describeSnapshots } from "./snapshots.js";
-import { buildRequests } from "./requests.js";
+import { buildRequests, recordingCutOff } from "./requests.js";
 import { reconstructFromSteps } from "./steps.js";
 import { orderThreads } from "./threads.js";
 import type { GraphRun, OffCpuInterval, OffCpuTarget, RawInput, Run, Token } from "./types.js";
@@ -42,7 +42,7 @@ export function buildRun(input: RawInput | RawRecording): Run {
     );
   }
   const { drops, exit, stoppedNs } = readNotes(notes, warnings);
-  const requests = buildRequests(tokens, stoppedNs);
+  const requests = buildRequests(tokens, recordingCutOff(stoppedNs, exit));
   const callAt = callsByTime(tokens);
   const outside = placeGraphsInCalls(graphRuns, callAt);
   if (outside > 0) {

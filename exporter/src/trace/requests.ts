@@ -200,19 +200,19 @@ export class RequestTracker {
   }
 
   /**
-   * Ends every open request: the recording stopped at `endNs` (null: not known). A request whose
-   * last call ended less than two of its step intervals before that was cut off by the end of
-   * the recording (profinfer sees no request's end, only its calls).
+   * Ends every open request. `cutOff`: when and why the recording may have cut requests off
+   * (null: it cannot have). A request whose last call ended less than two of its step intervals
+   * before `cutOff.ns` was cut off by it (profinfer sees no request's end, only its calls).
    */
-  endAll(endNs: bigint | null): Request[] {
+  endAll(cutOff: RecordingCutOff | null): Request[] {
     const ended: Request[] = [];
     for (const state of this.sequences.values()) {
       const request = state.request;
       const lastCall = request.steps.at(-1)!.token;
       const interval =
         state.longestGapNs > 0n ? state.longestGapNs : lastCall.endNs - lastCall.startNs;
-      if (endNs !== null && request.incomplete === null && endNs - request.endNs < 2n * interval)
-        request.incomplete = "the recording ended during it";
+      if (cutOff && request.incomplete === null && cutOff.ns - request.endNs < 2n * interval)
+        request.incomplete = cutOff.reason;
       ended.push(state.request);
     }
     this.sequences.clear();
@@ -220,14 +220,38 @@ export class RequestTracker {
   }
 }
 
+/** When a recording stopped in a way that may have cut a request off, and what to say then. */
+export interface RecordingCutOff {
+  ns: bigint;
+  reason: string;
+}
+
 /**
- * The requests of `tokens` (calls in start order) of a recording that stopped at `endNs`, each
- * call's phase and steps set on the way. Returns the requests in start order.
+ * Whether the end of a recording may have cut requests off: when tracing stopped (`stoppedNs`)
+ * with the target still running (a detach: no exit seen), or because a signal killed it. A target
+ * that exited by itself was traced to its end: every call it made is in the recording, and a
+ * request that ended just before the exit is its last, not a cut-off one.
  */
-export function buildRequests(tokens: readonly Token[], endNs: bigint | null): Request[] {
+export function recordingCutOff(
+  stoppedNs: bigint | null,
+  exit: { signal: string | null } | null,
+): RecordingCutOff | null {
+  if (stoppedNs === null) return null;
+  if (exit === null) return { ns: stoppedNs, reason: "the recording ended during it" };
+  if (exit.signal !== null)
+    return { ns: stoppedNs, reason: `the process was killed (${exit.signal}) during it` };
+  return null;
+}
+
+/**
+ * The requests of `tokens` (calls in start order) of a recording that may have cut some off
+ * (`cutOff`, recordingCutOff), each call's phase and steps set on the way. Returns the requests in
+ * start order.
+ */
+export function buildRequests(tokens: readonly Token[], cutOff: RecordingCutOff | null): Request[] {
   const tracker = new RequestTracker();
   const requests: Request[] = [];
   for (const token of tokens) requests.push(...tracker.add(token).started);
-  tracker.endAll(endNs);
+  tracker.endAll(cutOff);
   return requests;
 }
