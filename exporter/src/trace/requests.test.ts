@@ -95,6 +95,29 @@ test("server slots: prompts beside generations make mixed calls; a reused prefix
   );
 });
 
+test("a cached prompt loaded into a slot starts a new request, even when one token is left to evaluate", () => {
+  // llama-server's prompt cache in memory: slot 0 served a short prompt; the next request's prompt
+  // was cached from another slot, restored here whole but its last token (which the server
+  // evaluates again for its logits): one token, one output, 59 positions further on
+  const tokens = calls([
+    { parts: [[0, 7, 0, 1]] },
+    { parts: [[0, 1, 7, 1]] },
+    { parts: [[0, 1, 8, 1]] },
+    { parts: [[0, 1, 65, 1]] }, // the restored prompt's last token: the first output
+    { parts: [[0, 1, 66, 1]] },
+    { parts: [[0, 4, 20, 1]] }, // a shorter cached prompt: positions go back, as before
+  ]);
+  assert.deepEqual(figures(tokens), [
+    { seq: 0, prompt: 7, cached: 0, generated: 3, steps: "pdd", incomplete: null },
+    { seq: 0, prompt: 1, cached: 65, generated: 2, steps: "pd", incomplete: null },
+    { seq: 0, prompt: 4, cached: 20, generated: 1, steps: "p", incomplete: null },
+  ]);
+  assert.deepEqual(
+    tokens.map((t) => t.phase),
+    ["prefill", "decode", "decode", "prefill", "decode", "prefill"],
+  );
+});
+
 test("a long prompt in chunks is one prefill; the first token comes from the last chunk", () => {
   const tokens = calls([
     { parts: [[0, 2048, 0, 0]], durationMs: 10 },

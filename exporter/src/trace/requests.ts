@@ -4,9 +4,10 @@
 // per sequence, how many tokens it held, their first and last position and how many outputs were
 // wanted; from that, each call's part of a sequence is a prompt chunk, a decode step or a
 // speculative verification, and a new request starts where a sequence's positions go back (the
-// server trimmed its cache to a reused prefix) or a prompt follows a generation (a chat's next
-// turn continues the positions). Each call's phase follows from its parts. The kernel applies
-// the same rules for --level metrics (bpf/requests.bpf.h); the two must stay in step.
+// server trimmed its cache to a reused prefix) or jump ahead (it loaded a cached prompt), or a
+// prompt follows a generation (a chat's next turn continues the positions). Each call's phase
+// follows from its parts. The kernel applies the same rules for --level metrics
+// (bpf/requests.bpf.h); the two must stay in step.
 import { BatchFlag } from "../abi/constants.js";
 import type { BatchSequence } from "../abi/events.js";
 import type { Phase } from "@profinfer/contract";
@@ -48,6 +49,11 @@ function startsRequest(
   // positions went back: the cache was trimmed to a reused prefix (not a rejected draft)
   if (s.posMin >= 0 && state.posMax >= 0 && s.posMin <= state.posMax)
     return last.kind !== "speculative";
+  // positions jumped ahead: the server loaded a cached prompt into the slot (llama-server's
+  // prompt cache in memory) and evaluates what follows it, perhaps one token with its output,
+  // which would otherwise read as a decode step (a request's calls move on by one position, or
+  // less after a speculative verification)
+  if (s.posMin >= 0 && state.posMax >= 0 && s.posMin > state.posMax + 1) return true;
   if (!known) return s.nTokens > 1 && last.kind === "decode";
   // a prompt after a generation: a chat's next turn, continuing the positions
   return state.request.firstOutputNs !== null && s.nTokens > 1 && s.nOutputs < s.nTokens;
