@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Requests (docs/trace-model.md "Requests") against the programs' own figures, traced with real
 // eBPF (root): llama-server's per-response timings and /metrics counters with 1, 2, 4 (its
-// default) and 8 slots, recorded from launch and attached; node-llama-cpp with several sequences
-// of one context; llama-batched and llama-parallel. Then a request cut off by a detach.
+// default) and 8 slots, recorded from launch and attached, and a prompt it restores from its
+// prompt cache; node-llama-cpp with several sequences of one context; llama-batched and
+// llama-parallel (whose shared system prompt never produces output). Then a request cut off by a
+// detach.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -20,6 +22,7 @@ import {
 import {
   completeStreaming,
   complete,
+  http,
   mixedLoad,
   recordServer,
   runInTurn,
@@ -60,7 +63,7 @@ function bySequence(list: RequestStat[]): Map<number, RequestStat[]> {
   return out;
 }
 
-/** 1 µs: the server's clock (ggml_time_us) and its ms with 3 decimals, plus stats.json's rounding. */
+/** Each of the server's two timestamps of a figure is truncated to its µs clock (ggml_time_us). */
 const CLOCK_MS = 0.002;
 
 interface Pair {
@@ -135,9 +138,10 @@ function gaps(run: Run): (token: Token) => { beforeMs: number; afterMs: number }
  * difference lies between minus the gap after the producing call and plus the gap after the last
  * call. These bounds are the server's own work between calls (sampling, filling the next batch),
  * measured in the same recording, so a preempted server widens them rather than failing the
- * test, while a latency off by one llama_decode call (a few ms here, more than a gap) fails it.
+ * test, while a latency off by one llama_decode call (a few ms here, typically several times the
+ * gaps around it) fails it.
  */
-function checkAgainstServer(t: TestContext, stats: ProfStats, run: Run, pairs: Pair[]): void {
+function checkAgainstServer(t: TestContext, run: Run, pairs: Pair[]): void {
   const gapsOf = gaps(run);
   const rows: string[] = [];
   for (const { response, request } of pairs) {
@@ -169,14 +173,14 @@ function checkAgainstServer(t: TestContext, stats: ProfStats, run: Run, pairs: P
       `${what}: server predicted_ms ${timings.predicted_ms} vs profinfer ${generation.toFixed(3)}: ` +
         `${extraGen.toFixed(3)} ms apart, outside [${low.toFixed(3)}, ${high.toFixed(3)}]`,
     );
+    const signed = (ms: number) => `${ms >= 0 ? "+" : ""}${ms.toFixed(3)}`;
     rows.push(
       `slot ${response.slot} p${timings.prompt_n}+c${timings.cache_n} g${timings.predicted_n}: ` +
-        `prompt_ms ${timings.prompt_ms.toFixed(3)} ttft ${ttft.toFixed(3)} (+${extraPrompt.toFixed(3)}); ` +
-        `predicted_ms ${timings.predicted_ms.toFixed(3)} gen ${generation.toFixed(3)} (${extraGen >= 0 ? "+" : ""}${extraGen.toFixed(3)})`,
+        `prompt_ms ${timings.prompt_ms.toFixed(3)} ttft ${ttft.toFixed(3)} (${signed(extraPrompt)}); ` +
+        `predicted_ms ${timings.predicted_ms.toFixed(3)} gen ${generation.toFixed(3)} (${signed(extraGen)})`,
     );
   }
   t.diagnostic(rows.join("\n"));
-  assert.ok(stats.requests.list.length >= pairs.length);
 }
 
 /** The server's counters over the whole load equal the sums over profinfer's requests. */
@@ -224,15 +228,14 @@ function loadFor(slots: number): LoadRequest[] {
 }
 
 /**
- * Records llama-server from its launch while `send` puts a load on it (by default loadFor its
- * slots, all at once); checks the recording against the server's figures.
+ * Records llama-server from its launch while `send` puts a load on it; checks the recording
+ * against the server's figures.
  */
 async function recordedServerRun(
   t: TestContext,
   name: string,
   extra: string[],
-  send: (base: string) => Promise<LoadResponse[]> = (base) =>
-    runLoad(base, loadFor(slotsOf(extra))),
+  send: (base: string) => Promise<LoadResponse[]>,
 ): Promise<{ responses: LoadResponse[]; stats: ProfStats }> {
   const dir = runDir(name);
   const server = await recordServer(dir, model, [...CONTEXT, ...extra], ["--level", "token"]);
@@ -250,14 +253,20 @@ async function recordedServerRun(
     );
   }
   const { stats, run } = readRecording(dir);
-  checkAgainstServer(t, stats, run, pairResponses(stats, responses));
+  checkAgainstServer(t, run, pairResponses(stats, responses));
   checkTotals(stats, metrics, warmUpCalls(stats));
   return { responses, stats };
 }
 
 /** The load all at once (loadFor) on llama-server with `extra` arguments, recorded from launch. */
 async function concurrentLoad(t: TestContext, name: string, extra: string[]): Promise<void> {
-  const { responses, stats } = await recordedServerRun(t, name, extra);
+  let slots = 0;
+  const { responses, stats } = await recordedServerRun(t, name, extra, async (base) => {
+    slots = (JSON.parse((await http("GET", `${base}/props`)).text) as { total_slots: number })
+      .total_slots;
+    return runLoad(base, loadFor(slots));
+  });
+  assert.equal(slots, slotsOf(extra), "the server's slots (/props)");
   assert.ok(
     responses.some((r) => r.timings.cache_n > 0),
     "the load reuses a slot's cache (a shared prefix)",
@@ -296,7 +305,7 @@ describe("llama-server's requests against its own timings and /metrics", () => {
       assert.equal(detached.code, 0, detached.stderr);
       assert.equal(server.process.exitCode, null, "the server keeps running");
       const { stats, run } = readRecording(dir);
-      checkAgainstServer(t, stats, run, pairResponses(stats, responses));
+      checkAgainstServer(t, run, pairResponses(stats, responses));
       // attached after its warm-up and before the load: every call is one of the load's
       assert.equal(stats.requests.list.filter((r) => r.generatedTokens === 0).length, 0);
       checkTotals(stats, metrics, 0);
@@ -314,7 +323,7 @@ describe("llama-server's requests against its own timings and /metrics", () => {
   test("a retried prompt restored from the prompt cache onto another slot is a request of its own", async (t) => {
     // Slot 0 serves A, then B (the server keeps A's state in its prompt cache in memory); slot 1
     // serves a short C, then A again: the server loads A's state into slot 1 and evaluates A's
-    // last token alone, 58 positions past C's last: one token with its output.
+    // last token alone, far past C's last position: one token with its output.
     const [a, , , , , c, , b] = mixedLoad(8);
     const { responses } = await recordedServerRun(t, "server-restore", ["-np", "2"], (base) =>
       runInTurn(base, [
@@ -451,34 +460,36 @@ describe("several sequences per llama_decode call, against each program's own fi
 
 describe("bad input: requests the recording cut off", () => {
   test("a detach during a long generation marks that request incomplete and no other", async () => {
-    const server = await startServer(model, CONTEXT);
+    // room on each of the 4 slots for a generation that outlasts the test
+    const server = await startServer(model, ["-c", "32768"]);
     try {
       const dir = runDir("detach");
       const tracer = await attach(server.process.pid!, dir, ["--level", "token"]);
-      const long: LoadRequest = { prompt: `${prompt} and on and on`, nPredict: 400 };
-      const short = mixedLoad(2);
-      let received = 0;
-      let longFinished = false;
-      const started = performance.now();
-      const longDone = completeStreaming(server.base, long, (n) => (received = n)).then((r) => {
-        longFinished = true;
-        return r;
+      const long = completeStreaming(server.base, {
+        prompt: `${prompt} and on and on`,
+        nPredict: 8000,
       });
-      const shortDone = await Promise.all(short.map((r) => complete(server.base, r)));
+      long.done.catch(() => {}); // cancelled below
+      const started = performance.now();
+      const shortDone = await Promise.all(mixedLoad(2).map((r) => complete(server.base, r)));
       // The short requests must not count as cut off: their last calls have to end more than two
       // of their step intervals before the detach, and none of their intervals is longer than
-      // they took in all; the long one, generating beside them at their pace, runs on for 20
-      // times as many tokens.
+      // they took in all.
       await new Promise((r) => setTimeout(r, 2 * (performance.now() - started)));
-      assert.ok(!longFinished, `the long request still runs at the detach (${received} tokens)`);
-      const receivedAtDetach = received;
+      const receivedAtDetach = long.received();
       const detached = await tracer.detach();
       assert.equal(detached.code, 0, detached.stderr);
-      const longTimings = (await longDone).timings;
-      assert.equal(longTimings.predicted_n, 400, "the server finished it after the detach");
+      const longTimings = long.timings();
+      assert.ok(longTimings, "the long request streamed");
+      assert.ok(
+        longTimings.predicted_n < 8000,
+        `the long request still runs after the detach (${longTimings.predicted_n} tokens)`,
+      );
+      long.cancel();
+      const after = await complete(server.base, { prompt, nPredict: 4 });
+      assert.equal(after.timings.predicted_n, 4, "the server serves on after the detach");
 
       const { stats } = readRecording(dir);
-      const served = bySequence(stats.requests.list);
       const cut = stats.requests.list.filter((r) => r.incomplete !== null);
       assert.equal(cut.length, 1, JSON.stringify(stats.requests.list, null, 1));
       // the detach came between its calls, or during one (whose end then was not recorded)
@@ -488,10 +499,12 @@ describe("bad input: requests the recording cut off", () => {
       );
       assert.equal(cut[0]!.promptTokens, longTimings.prompt_n);
       assert.ok(
-        cut[0]!.generatedTokens >= receivedAtDetach && cut[0]!.generatedTokens < 400,
-        `${cut[0]!.generatedTokens} tokens recorded; ${receivedAtDetach} streamed before the detach`,
+        cut[0]!.generatedTokens >= receivedAtDetach &&
+          cut[0]!.generatedTokens <= longTimings.predicted_n,
+        `${cut[0]!.generatedTokens} tokens recorded; ${receivedAtDetach} streamed before the ` +
+          `detach, ${longTimings.predicted_n} by the server a moment after`,
       );
-      const whole = [...served.values()].flat().filter((r) => r.incomplete === null);
+      const whole = stats.requests.list.filter((r) => r.incomplete === null);
       assert.deepEqual(
         whole.map((r) => [r.promptTokens, r.generatedTokens]).sort(),
         shortDone.map((r) => [r.timings.prompt_n, r.timings.predicted_n]).sort(),

@@ -279,16 +279,24 @@ export async function recordServer(
   };
 }
 
-/**
- * POST /completion with `stream: true`: `onTokens(received)` after each chunk with the tokens
- * received so far; resolves with the final chunk's figures.
- */
-export function completeStreaming(
-  base: string,
-  request: LoadRequest,
-  onTokens: (received: number) => void,
-): Promise<{ slot: number; timings: ServerTimings }> {
-  return new Promise((resolveDone, reject) => {
+/** A streamed completion under way. */
+export interface Stream {
+  /** tokens received so far */
+  received(): number;
+  /** the server's figures so far (timings_per_token), null before the first chunk */
+  timings(): ServerTimings | null;
+  /** closes the connection: the server stops generating it */
+  cancel(): void;
+  /** resolves with the final chunk's figures; rejects when cancelled */
+  done: Promise<{ slot: number; timings: ServerTimings }>;
+}
+
+/** POST /completion with `stream: true` and the server's figures in every chunk. */
+export function completeStreaming(base: string, request: LoadRequest): Stream {
+  let received = 0;
+  let latest: ServerTimings | null = null;
+  let cancel = () => {};
+  const done = new Promise<{ slot: number; timings: ServerTimings }>((resolveDone, reject) => {
     const req = httpRequest(`${base}/completion`, { method: "POST", agent: false }, (res) => {
       if (res.statusCode !== 200) {
         reject(new Error(`llama-server answered ${res.statusCode}`));
@@ -296,7 +304,6 @@ export function completeStreaming(
         return;
       }
       let buffered = "";
-      let received = 0;
       res.setEncoding("utf8");
       res.on("data", (d: string) => {
         buffered += d;
@@ -311,18 +318,19 @@ export function completeStreaming(
             id_slot: number;
             timings?: ServerTimings;
           };
+          if (chunk.timings) latest = chunk.timings;
           if (chunk.stop) {
             resolveDone({ slot: chunk.id_slot, timings: chunk.timings! });
             return;
           }
           received += chunk.tokens?.length ?? 1;
-          onTokens(received);
         }
       });
       res.on("error", reject);
       res.on("end", () => reject(new Error("the stream ended without its final chunk")));
     });
     req.on("error", reject);
+    cancel = () => req.destroy(new Error("cancelled"));
     req.end(
       JSON.stringify({
         prompt: request.prompt,
@@ -331,7 +339,9 @@ export function completeStreaming(
         ignore_eos: true,
         cache_prompt: true,
         stream: true,
+        timings_per_token: true,
       }),
     );
   });
+  return { received: () => received, timings: () => latest, cancel: () => cancel(), done };
 }
