@@ -46,6 +46,10 @@ static __always_inline int starts_request(const struct pi_request *r, const stru
 	/* positions went back: the cache was trimmed to a reused prefix (not a rejected draft) */
 	if (s->pos_min >= 0 && r->pos_max >= 0 && s->pos_min <= r->pos_max)
 		return r->last_kind != PI_STEP_SPECULATIVE;
+	/* positions jumped ahead: the server loaded a cached prompt into the slot and evaluates what
+	 * follows it (a request's calls move on by one position, or less after a verification) */
+	if (s->pos_min >= 0 && r->pos_max >= 0 && s->pos_min > r->pos_max + 1)
+		return 1;
 	if (!known)
 		return s->n_tokens > 1 && r->last_kind == PI_STEP_DECODE;
 	/* a prompt after a generation: a chat's next turn, continuing the positions */

@@ -5,7 +5,7 @@
 // before `npm install`. Idempotent: every step checks a stamp or the file it would produce first.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,7 +38,9 @@ const debianPackages = [
 ];
 
 // llama.cpp build options. The key of the cache folder is derived from them, so a change of any
-// option gets a fresh build beside the old one instead of a silently reconfigured one.
+// option gets a fresh build beside the old one instead of a silently reconfigured one. The targets
+// are not part of the key: they choose what is built, not how, so a target added here is built
+// into the existing folder, incrementally.
 const llamaTargets = [
   "llama-cli",
   "llama-completion",
@@ -47,6 +49,9 @@ const llamaTargets = [
   "llama-simple",
   "llama-eval-callback",
   "llama-gguf",
+  // several sequences per llama_decode call, each reporting its own token counts (requests tests)
+  "llama-batched",
+  "llama-parallel",
 ];
 const llamaCmakeOptions = {
   CMAKE_BUILD_TYPE: "RelWithDebInfo",
@@ -251,20 +256,49 @@ function ensureNodeLlamaCppPackage() {
   };
 }
 
+// A native build is only valid on a CPU with the same features.
+function cpuKey() {
+  const cpuModel = cpus()[0]?.model ?? "unknown-cpu";
+  return `cpu${createHash("sha256").update(cpuModel).digest("hex").slice(0, 6)}`;
+}
+
 function llamaBuildKey() {
   const optionsHash = createHash("sha256")
-    .update(JSON.stringify({ llamaCmakeOptions, llamaTargets }))
+    .update(JSON.stringify({ llamaCmakeOptions }))
     .digest("hex")
     .slice(0, 8);
-  // A native build is only valid on a CPU with the same features.
-  const cpuModel = cpus()[0]?.model ?? "unknown-cpu";
-  const cpuHash = createHash("sha256").update(cpuModel).digest("hex").slice(0, 6);
-  return `llama.cpp-${nodeLlamaCppVersion}-${llamaCmakeOptions.CMAKE_BUILD_TYPE.toLowerCase()}-${optionsHash}-cpu${cpuHash}`;
+  return `llama.cpp-${nodeLlamaCppVersion}-${llamaCmakeOptions.CMAKE_BUILD_TYPE.toLowerCase()}-${optionsHash}-${cpuKey()}`;
+}
+
+/**
+ * The cache folder of this build: one whose finished build has the same node-llama-cpp version,
+ * options and CPU, whatever targets it holds (folders named before the targets left the key hashed
+ * them too), else the folder of the key.
+ */
+function llamaBuildDir(key) {
+  const prefix = `llama.cpp-${nodeLlamaCppVersion}-`;
+  const suffix = `-${cpuKey()}`;
+  const candidates = existsSync(cacheRoot)
+    ? readdirSync(cacheRoot)
+        .filter((name) => name.startsWith(prefix) && name.endsWith(suffix))
+        .sort((a, b) => (a === key ? -1 : b === key ? 1 : a.localeCompare(b)))
+    : [];
+  for (const name of candidates) {
+    const stampPath = join(cacheRoot, name, "build-complete.json");
+    if (!existsSync(stampPath)) continue;
+    const stamp = JSON.parse(readFileSync(stampPath, "utf8"));
+    if (
+      stamp.nodeLlamaCppVersion === nodeLlamaCppVersion &&
+      JSON.stringify(stamp.options) === JSON.stringify(llamaCmakeOptions)
+    ) {
+      return { key: name, dir: join(cacheRoot, name) };
+    }
+  }
+  return { key, dir: join(cacheRoot, key) };
 }
 
 async function ensureLlamaCppBuild(nodeLlamaCpp) {
-  const key = llamaBuildKey();
-  const dir = join(cacheRoot, key);
+  const { key, dir } = llamaBuildDir(llamaBuildKey());
   const srcDir = join(dir, "src");
   const buildDir = join(dir, "build");
   const binDir = join(buildDir, "bin");

@@ -31,6 +31,15 @@ export function nodeLlamaCppWorkload(...args: string[]): string[] {
   return [process.execPath, "--import", "tsx", script, ...args];
 }
 
+/**
+ * The node-llama-cpp application that serves several sequences of one context at once
+ * (workloads/nodeLlamaCppParallel.ts), as a command line for spawn.
+ */
+export function nodeLlamaCppParallelWorkload(...args: string[]): string[] {
+  const script = join(repoRoot, "test", "support", "workloads", "nodeLlamaCppParallel.ts");
+  return [process.execPath, "--import", "tsx", script, ...args];
+}
+
 export const prompt = "The quick brown fox jumps over the lazy dog";
 
 /**

@@ -22,7 +22,7 @@ import {
 import type { RawRecording } from "./rawFile.js";
 import { chargeGraphThreads, chargeOffCpu, offCpuIntervals } from "./sched.js";
 import { describeSnapshots } from "./snapshots.js";
-import { buildRequests } from "./requests.js";
+import { buildRequests, recordingCutOff } from "./requests.js";
 import { reconstructFromSteps } from "./steps.js";
 import { orderThreads } from "./threads.js";
 import type { GraphRun, OffCpuInterval, OffCpuTarget, RawInput, Run, Token } from "./types.js";
@@ -42,8 +42,8 @@ export function buildRun(input: RawInput | RawRecording): Run {
     );
   }
   const { drops, exit, stoppedNs } = readNotes(notes, warnings);
-  // a target that exited ended its requests; tracing stopped while it ran may cut one off
-  const requests = buildRequests(tokens, exit ? null : stoppedNs);
+  // a detach or a killing signal may cut a request off; a target that exited ended its own
+  const requests = buildRequests(tokens, recordingCutOff(stoppedNs, exit));
   const callAt = callsByTime(tokens);
   const outside = placeGraphsInCalls(graphRuns, callAt);
   if (outside > 0) {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { BatchFlag } from "../abi/constants.js";
 import type { BatchSequence } from "../abi/events.js";
-import { RequestTracker, buildRequests } from "./requests.js";
+import { RequestTracker, buildRequests, recordingCutOff } from "./requests.js";
 import type { Token } from "./types.js";
 
 const SERVER = BatchFlag.POS | BatchFlag.SEQ_ID | BatchFlag.OUTPUTS;
@@ -44,8 +44,11 @@ function calls(spec: { parts: Part[]; flags?: number; durationMs?: number; gapMs
   });
 }
 
-const figures = (tokens: Token[], endNs: bigint | null = null) =>
-  buildRequests(tokens, endNs).map((r) => ({
+/** A detach at `ns`: tracing stopped with the target still running. */
+const detachedAt = (ns: bigint) => recordingCutOff(ns, null);
+
+const figures = (tokens: Token[]) =>
+  buildRequests(tokens, null).map((r) => ({
     seq: r.seqId,
     prompt: r.promptTokens,
     cached: r.cachedTokens,
@@ -89,6 +92,29 @@ test("server slots: prompts beside generations make mixed calls; a reused prefix
   assert.deepEqual(
     tokens.map((t) => t.steps!.length),
     [1, 2, 2, 2, 1],
+  );
+});
+
+test("a cached prompt loaded into a slot starts a new request, even when one token is left to evaluate", () => {
+  // llama-server's prompt cache in memory: slot 0 served a short prompt; the next request's prompt
+  // was cached from another slot, restored here whole but its last token (which the server
+  // evaluates again for its logits): one token, one output, 59 positions further on
+  const tokens = calls([
+    { parts: [[0, 7, 0, 1]] },
+    { parts: [[0, 1, 7, 1]] },
+    { parts: [[0, 1, 8, 1]] },
+    { parts: [[0, 1, 65, 1]] }, // the restored prompt's last token: the first output
+    { parts: [[0, 1, 66, 1]] },
+    { parts: [[0, 4, 20, 1]] }, // a shorter cached prompt: positions go back, as before
+  ]);
+  assert.deepEqual(figures(tokens), [
+    { seq: 0, prompt: 7, cached: 0, generated: 3, steps: "pdd", incomplete: null },
+    { seq: 0, prompt: 1, cached: 65, generated: 2, steps: "pd", incomplete: null },
+    { seq: 0, prompt: 4, cached: 20, generated: 1, steps: "p", incomplete: null },
+  ]);
+  assert.deepEqual(
+    tokens.map((t) => t.phase),
+    ["prefill", "decode", "decode", "prefill", "decode", "prefill"],
   );
 });
 
@@ -237,7 +263,7 @@ test("bad input: a batch beyond the per-call bound, a cut-off end, a late start,
   tokens[2]!.batch!.tokensRead = 9; // 3 tokens beyond the bound
   tokens[2]!.nTokens = 12;
   const end = tokens[3]!.endNs + 1_000_000n; // stopped right after the last call
-  const requests = buildRequests(tokens, end);
+  const requests = buildRequests(tokens, detachedAt(end));
   assert.deepEqual(
     requests.map((r) => [r.seqId, r.generatedTokens, r.firstOutputNs === null]),
     [
@@ -252,7 +278,7 @@ test("bad input: a batch beyond the per-call bound, a cut-off end, a late start,
   // without the recording's end, or long after the last call, nothing is cut off
   const later = buildRequests(
     calls([{ parts: [[0, 3, 0, 1]] }, { parts: [[0, 1, 3, 1]] }]),
-    tokens[3]!.endNs + 10_000_000_000n,
+    detachedAt(tokens[3]!.endNs + 10_000_000_000n),
   );
   assert.equal(later[0]!.incomplete, null);
   const cut = buildRequests(calls([{ parts: [[0, 3, 0, 1]] }, { parts: [[0, 1, 3, 1]] }]), null);
@@ -265,8 +291,28 @@ test("the recording's end during a generation marks the request cut off", () => 
     { parts: [[0, 1, 3, 1]] },
     { parts: [[0, 1, 4, 1]] },
   ]);
-  const [r] = buildRequests(tokens, tokens[2]!.endNs + 500_000n);
+  const [r] = buildRequests(tokens, detachedAt(tokens[2]!.endNs + 500_000n));
   assert.equal(r!.incomplete, "the recording ended during it");
+});
+
+test("a target that exited by itself cut no request off; one killed by a signal may have", () => {
+  // node-llama-cpp disposes its context and exits a few ms after its last sequence's last call,
+  // less than two of that sequence's step intervals: the rule for a detach would mark it cut off
+  const tokens = calls([
+    { parts: [[0, 3, 0, 1]] },
+    { parts: [[0, 1, 3, 1]], gapMs: 20 },
+    { parts: [[0, 1, 4, 1]], gapMs: 20 },
+  ]);
+  const stoppedNs = tokens[2]!.endNs + 5_000_000n;
+  assert.equal(recordingCutOff(stoppedNs, { signal: null }), null);
+  const [exited] = buildRequests(tokens, recordingCutOff(stoppedNs, { signal: null }));
+  assert.equal(exited!.incomplete, null);
+  assert.equal(exited!.generatedTokens, 3);
+  const [killed] = buildRequests(tokens, recordingCutOff(stoppedNs, { signal: "SIGKILL" }));
+  assert.equal(killed!.incomplete, "the process was killed (SIGKILL) during it");
+  const [detached] = buildRequests(tokens, recordingCutOff(stoppedNs, null));
+  assert.equal(detached!.incomplete, "the recording ended during it");
+  assert.equal(recordingCutOff(null, null), null, "an older recording without its stop time");
 });
 
 test("a live tracker fed in chunks forms the requests a whole run does; idle requests end", () => {

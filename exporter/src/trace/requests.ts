@@ -4,9 +4,10 @@
 // per sequence, how many tokens it held, their first and last position and how many outputs were
 // wanted; from that, each call's part of a sequence is a prompt chunk, a decode step or a
 // speculative verification, and a new request starts where a sequence's positions go back (the
-// server trimmed its cache to a reused prefix) or a prompt follows a generation (a chat's next
-// turn continues the positions). Each call's phase follows from its parts. The kernel applies
-// the same rules for --level metrics (bpf/requests.bpf.h); the two must stay in step.
+// server trimmed its cache to a reused prefix) or jump ahead (it loaded a cached prompt), or a
+// prompt follows a generation (a chat's next turn continues the positions). Each call's phase
+// follows from its parts. The kernel applies the same rules for --level metrics
+// (bpf/requests.bpf.h); the two must stay in step.
 import { BatchFlag } from "../abi/constants.js";
 import type { BatchSequence } from "../abi/events.js";
 import type { Phase } from "@profinfer/contract";
@@ -66,6 +67,11 @@ function startsRequest(
   // positions went back: the cache was trimmed to a reused prefix (not a rejected draft)
   if (s.posMin >= 0 && state.posMax >= 0 && s.posMin <= state.posMax)
     return last.kind !== "speculative";
+  // positions jumped ahead: the server loaded a cached prompt into the slot (llama-server's
+  // prompt cache in memory) and evaluates what follows it, perhaps one token with its output,
+  // which would otherwise read as a decode step (a request's calls move on by one position, or
+  // less after a speculative verification)
+  if (s.posMin >= 0 && state.posMax >= 0 && s.posMin > state.posMax + 1) return true;
   if (!known) return s.nTokens > 1 && last.kind === "decode";
   // a prompt after a generation: a chat's next turn, continuing the positions
   return state.request.firstOutputNs !== null && s.nTokens > 1 && s.nOutputs < s.nTokens;
@@ -218,28 +224,30 @@ export class RequestTracker {
   }
 
   /**
-   * Ends every open request: the recording stopped at `endNs` (null: not known). A request whose
-   * last call ended less than two of its step intervals before that was cut off by the end of
-   * the recording (profinfer sees no request's end, only its calls).
+   * Ends every open request. `cutOff`: when and why the recording may have cut requests off
+   * (null: it cannot have). A request whose last call ended less than two of its step intervals
+   * before `cutOff.ns` was cut off by it (profinfer sees no request's end, only its calls).
    */
-  endAll(endNs: bigint | null): Request[] {
+  endAll(cutOff: RecordingCutOff | null): Request[] {
     const ended: Request[] = [];
     for (const state of this.sequences.values()) {
       const request = state.request;
       const lastCall = request.steps.at(-1)!.token;
       const interval =
         state.longestGapNs > 0n ? state.longestGapNs : lastCall.endNs - lastCall.startNs;
-      if (
-        endNs !== null &&
-        request.incomplete === null &&
-        cutOffAtEnd(request.endNs, endNs, interval)
-      )
-        request.incomplete = "the recording ended during it";
+      if (cutOff && request.incomplete === null && cutOffAtEnd(request.endNs, cutOff.ns, interval))
+        request.incomplete = cutOff.reason;
       ended.push(state.request);
     }
     this.sequences.clear();
     return ended;
   }
+}
+
+/** When a recording stopped in a way that may have cut a request off, and what to say then. */
+export interface RecordingCutOff {
+  ns: bigint;
+  reason: string;
 }
 
 /**
@@ -260,13 +268,31 @@ export function requestTpotNs(request: Request): number | null {
 }
 
 /**
- * The requests of `tokens` (calls in start order) of a recording that stopped at `endNs`, each
- * call's phase and steps set on the way. Returns the requests in start order.
+ * Whether the end of a recording may have cut requests off: when tracing stopped (`stoppedNs`)
+ * with the target still running (a detach: no exit seen), or because a signal killed it. A target
+ * that exited by itself was traced to its end: every call it made is in the recording, and a
+ * request that ended just before the exit is its last, not a cut-off one.
  */
-export function buildRequests(tokens: readonly Token[], endNs: bigint | null): Request[] {
+export function recordingCutOff(
+  stoppedNs: bigint | null,
+  exit: { signal: string | null } | null,
+): RecordingCutOff | null {
+  if (stoppedNs === null) return null;
+  if (exit === null) return { ns: stoppedNs, reason: "the recording ended during it" };
+  if (exit.signal !== null)
+    return { ns: stoppedNs, reason: `the process was killed (${exit.signal}) during it` };
+  return null;
+}
+
+/**
+ * The requests of `tokens` (calls in start order) of a recording that may have cut some off
+ * (`cutOff`, recordingCutOff), each call's phase and steps set on the way. Returns the requests in
+ * start order.
+ */
+export function buildRequests(tokens: readonly Token[], cutOff: RecordingCutOff | null): Request[] {
   const tracker = new RequestTracker();
   const requests: Request[] = [];
   for (const token of tokens) requests.push(...tracker.add(token).started);
-  tracker.endAll(endNs);
+  tracker.endAll(cutOff);
   return requests;
 }

@@ -71,6 +71,8 @@ export class LiveSpanExport implements RecordListener {
   private notes: RunNote[] = [];
   /** when tracing stopped (the end note), once known */
   private stoppedNs: bigint | null = null;
+  /** the target's exit note, once it came (none: tracing stopped while it ran) */
+  private exit: { signal: string | null } | null = null;
   /** spans handed to the exporter so far, and the calls they came from */
   readonly counts = { spans: 0, calls: 0, chunks: 0 };
 
@@ -99,6 +101,7 @@ export class LiveSpanExport implements RecordListener {
 
   note(note: RunNote): void {
     if (note.kind === "end") this.stoppedNs = stoppedNsOf(note) ?? this.stoppedNs;
+    if (note.kind === "exit") this.exit = note;
     if (note.kind !== "model" || !this.builder) return;
     this.notes.push(note);
     if (this.runHeader) this.options.runInfo?.(this.runHeader, this.notes);
@@ -116,7 +119,7 @@ export class LiveSpanExport implements RecordListener {
     this.tick(true);
     if (this.builder && !this.failed) {
       const out: SpanRecord[] = [];
-      this.builder.finish(this.stoppedNs, out);
+      this.builder.finish(this.stoppedNs, this.exit, out);
       this.handOver(out);
     }
   }

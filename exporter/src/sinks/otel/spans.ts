@@ -27,6 +27,7 @@ import type { OffCpuInterval } from "../../trace/types.js";
 import {
   REQUEST_IDLE_NS,
   RequestTracker,
+  recordingCutOff,
   requestTpotNs,
   requestTtftNs,
 } from "../../trace/requests.js";
@@ -353,12 +354,18 @@ export class SpanBuilder {
   }
 
   /**
-   * The end of the recording, at `stoppedNs` (the end note's; null when unknown): the requests
-   * idle by then end as idle, every other one as cut off or not by the end (RequestTracker).
+   * The end of the recording, at `stoppedNs` (the end note's; null when unknown), after the
+   * target's `exit` (its exit note; null: tracing stopped while it ran): the requests idle by then
+   * end as idle, every other one as cut off or not by the end (recordingCutOff).
    */
-  finish(stoppedNs: bigint | null, out: SpanRecord[]): void {
+  finish(
+    stoppedNs: bigint | null,
+    exit: { signal: string | null } | null,
+    out: SpanRecord[],
+  ): void {
     if (stoppedNs !== null) this.endIdle(stoppedNs, out);
-    for (const r of this.requests.endAll(stoppedNs)) out.push(this.requestSpan(r));
+    for (const r of this.requests.endAll(recordingCutOff(stoppedNs, exit)))
+      out.push(this.requestSpan(r));
   }
 
   private idsOf(r: Request): RequestIds {
@@ -709,7 +716,7 @@ export function buildRunSpans(
   });
   const out: SpanRecord[] = [];
   builder.addTokens(run, run.tokens, out);
-  builder.finish(stoppedAt(run), out);
+  builder.finish(stoppedAt(run), run.exit, out);
   return out;
 }
 
