@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { buildRun, hasCorePmu, readRawFile, type Run } from "@profinfer/exporter";
 import type { ProfStats } from "@profinfer/contract";
+import { mixedLoad, recordServer, runLoad, type LoadResponse } from "./support/llamaServerLoad.js";
 import { completion, freePort, profinfer, tinyModels, type Ran } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-metrics-"));
@@ -262,9 +263,12 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
   let prometheus: ChildProcess;
   let promPort = 0;
   let metricsPort = 0;
+  /** a llama-server's port, scraped by the same Prometheus (its own llamacpp:* metrics) */
+  let serverPort = 0;
   before(async () => {
     promPort = await freePort();
     metricsPort = await freePort();
+    serverPort = await freePort();
     const dir = join(scratch, "prometheus");
     const config = join(scratch, "prometheus.yml");
     writeFileSync(
@@ -276,6 +280,9 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
         "  - job_name: profinfer",
         "    static_configs:",
         `      - targets: ["127.0.0.1:${metricsPort}"]`,
+        "  - job_name: llama-server",
+        "    static_configs:",
+        `      - targets: ["127.0.0.1:${serverPort}"]`,
         "",
       ].join("\n"),
     );
@@ -382,6 +389,112 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
         `layer ${l.layer}`,
       );
     }
+  });
+
+  test("llama-server with its default slots at --level metrics: per-request metrics agree with the server's own figures and counters, through one Prometheus", async () => {
+    const dir = join(scratch, `run-${++runCounter}`);
+    const server = await recordServer(
+      dir,
+      llamaModel,
+      ["-c", "2048"],
+      [
+        "--level",
+        "metrics",
+        "--metrics-addr",
+        `127.0.0.1:${metricsPort}`,
+        "--model",
+        "tiny-llama-server",
+        "--request-idle",
+        "1",
+        "--metrics-linger",
+        "3",
+      ],
+      serverPort,
+    );
+    let responses: LoadResponse[] = [];
+    try {
+      // more requests than its 4 slots, different lengths, some sharing a cached prefix
+      responses = await runLoad(server.base, mixedLoad(10));
+      const scraped = async (promql: string) => [...(await query(promql)).values()][0];
+      // every request ended (idle for the bound) and was scraped, and the server's counters too
+      const total = responses.reduce((n, r) => n + r.timings.predicted_n, 0);
+      for (let i = 0; ; i++) {
+        const complete = await scraped(`profinfer_requests_total{outcome="complete"}`);
+        const predicted = await scraped("llamacpp:tokens_predicted_total");
+        if (complete === responses.length && predicted === total) break;
+        assert.ok(i < 120, `requests ended: ${complete} of ${responses.length}`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    } finally {
+      const stopped = await server.stop();
+      assert.equal(stopped.code, 0, stopped.stderr.slice(-3000));
+    }
+    const last = async (m: string) => {
+      const v = [...(await query(`last_over_time(${m}[10m])`)).values()];
+      assert.equal(v.length, 1, m);
+      return v[0]!;
+    };
+    const label = '{model="tiny-llama-server"}';
+    const sum = (pick: (r: LoadResponse) => number) => responses.reduce((n, r) => n + pick(r), 0);
+    // tokens: what every response says, and the server's own counters, scraped by the same Prometheus
+    assert.equal(
+      await last(`profinfer_prompt_tokens_total${label}`),
+      sum((r) => r.timings.prompt_n),
+    );
+    assert.equal(
+      await last("llamacpp:prompt_tokens_total"),
+      sum((r) => r.timings.prompt_n),
+    );
+    assert.equal(
+      await last(`profinfer_generated_tokens_total${label}`),
+      sum((r) => r.timings.predicted_n),
+    );
+    assert.equal(
+      await last("llamacpp:tokens_predicted_total"),
+      sum((r) => r.timings.predicted_n),
+    );
+    // calls: the server's n_decode_total leaves out its two warm-up calls, a request of their own
+    assert.equal(
+      [
+        ...(await query(`sum(last_over_time(profinfer_decode_calls_total${label}[10m]))`)).values(),
+      ][0],
+      (await last("llamacpp:n_decode_total")) + 2,
+    );
+    assert.equal(
+      await last(`profinfer_requests_total{model="tiny-llama-server",outcome="no_output"}`),
+      1,
+    );
+    assert.equal(
+      await last(`profinfer_requests_total{model="tiny-llama-server",outcome="incomplete"}`),
+      0,
+    );
+    // one observation per request, into the GenAI histograms
+    assert.equal(
+      await last(`gen_ai_server_request_duration_seconds_count${label}`),
+      responses.length,
+    );
+    assert.equal(
+      await last(`gen_ai_server_time_to_first_token_seconds_count${label}`),
+      responses.length,
+    );
+    assert.equal(
+      await last(`gen_ai_server_time_per_output_token_seconds_count${label}`),
+      responses.filter((r) => r.timings.predicted_n >= 2).length,
+    );
+    // the server's prompt_ms runs from before a request's first call to after the call of its
+    // first token (its clock reads are between calls): it holds profinfer's TTFT, request by
+    // request, so their sums are ordered too (each server figure truncated to its 1 us clock)
+    const ttft = await last(`gen_ai_server_time_to_first_token_seconds_sum${label}`);
+    assert.ok(ttft > 0);
+    assert.ok(
+      ttft * 1e3 <= sum((r) => r.timings.prompt_ms) + responses.length * 0.002,
+      `TTFT ${ttft * 1e3} ms within the server's prompt_ms ${sum((r) => r.timings.prompt_ms)} ms`,
+    );
+    // calls shared by several requests: the slots were batched
+    const single = await last(`profinfer_batch_sequences_bucket{model="tiny-llama-server",le="1"}`);
+    const calls = await last(`profinfer_batch_sequences_count${label}`);
+    assert.ok(single < calls, `${calls - single} of ${calls} calls held several sequences`);
+    assert.equal(await last(`profinfer_active_requests${label}`), 0);
   });
 
   test("MoE expert selections per layer and expert agree with stats.json", async () => {

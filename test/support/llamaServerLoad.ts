@@ -236,15 +236,16 @@ export interface RecordedServer {
 
 /**
  * `profinfer record --no-status --out DIR ...recordArgs -- llama-server ...`: the server traced
- * from its launch, once it answers /health.
+ * from its launch, once it answers /health; on `port` (default: a free one).
  */
 export async function recordServer(
   outDir: string,
   model: string,
   serverExtra: string[],
   recordArgs: string[] = [],
+  port?: number,
 ): Promise<RecordedServer> {
-  const port = await freePort();
+  port ??= await freePort();
   const record = spawn(
     cli,
     [
