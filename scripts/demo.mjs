@@ -2,9 +2,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // `npm run demo` after set-up and build: checks the machine, writes the tiny model zoo, and
 // records every tiny model with profinfer: llama.cpp built from the bundle (llama-completion) and,
-// for the MoE model, a node-llama-cpp app on the prebuilt libraries. Each run leaves a folder with
-// trace.json (open it in https://ui.perfetto.dev), stats.json and the raw events, and prints its
-// ProfStat summary.
+// for the MoE model, a node-llama-cpp app on the prebuilt libraries; then llama-server serving
+// concurrent requests, its per-request table beside the server's own timings. Each run leaves a
+// folder with trace.json (open it in https://ui.perfetto.dev), stats.json and the raw events, and
+// prints its ProfStat summary.
 import { spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -92,6 +93,25 @@ run(
   { stdio: ["ignore", "inherit", "ignore"] },
 );
 folders.push(nlcOut);
+
+const serverOut = join(runsDir, "llama-server-tiny-llama");
+step(
+  "profinfer record: llama-server (its default slots) serving more concurrent requests than it has slots",
+);
+run(
+  process.execPath,
+  [
+    "--import",
+    "tsx",
+    join(repoRoot, "test", "support", "workloads", "llamaServerDemo.ts"),
+    "--model",
+    join(modelDir, "tiny-llama.gguf"),
+    "--out",
+    serverOut,
+  ],
+  { cwd: repoRoot },
+);
+folders.push(serverOut);
 
 step("run folders (open report.html in a browser, trace.json in https://ui.perfetto.dev)");
 for (const folder of folders) process.stdout.write(`  ${join(folder, "trace.json")}\n`);

@@ -24,6 +24,7 @@ import {
   complete,
   http,
   mixedLoad,
+  pairBySlot,
   recordServer,
   runInTurn,
   runLoad,
@@ -71,20 +72,13 @@ interface Pair {
   request: RequestStat;
 }
 
-/**
- * Each response with its request in the trace. llama-server gives each slot the sequence id of
- * the slot's number (id_slot in the response) and a slot serves one request at a time, so the
- * k-th request profinfer found on sequence s is the k-th one slot s served. A slot sends its
- * response when it finishes a request, before it can take the next, and the next takes at least
- * its own prompt's llama_decode call before it can answer: on each slot the responses arrive in
- * the order the slot served them. Requests without output (llama-server's warm-up call) are not
- * responses.
- */
+/** Each response with its request (pairBySlot), every slot's count checked first. */
 function pairResponses(stats: ProfStats, responses: LoadResponse[]): Pair[] {
-  const requests = bySequence(stats.requests.list);
-  const bySlot = new Map<number, LoadResponse[]>();
-  for (const r of [...responses].sort((a, b) => a.arrival - b.arrival))
-    bySlot.set(r.slot, [...(bySlot.get(r.slot) ?? []), r]);
+  const {
+    pairs,
+    requestsBySlot: requests,
+    responsesBySlot: bySlot,
+  } = pairBySlot(stats.requests.list, responses);
   const shape = (m: Map<number, unknown[]>) =>
     [...m].map(([k, v]) => [k, v.length]).sort((a, b) => a[0]! - b[0]!);
   const show = () =>
@@ -105,9 +99,7 @@ function pairResponses(stats: ProfStats, responses: LoadResponse[]): Pair[] {
     shape(bySlot),
     `requests with output per sequence id = responses per slot\n${show()}`,
   );
-  return [...bySlot].flatMap(([slot, list]) =>
-    list.map((response, k) => ({ response, request: requests.get(slot)![k]! })),
-  );
+  return pairs.map(({ response, request }) => ({ response, request: request! }));
 }
 
 /** The time llama-server spends outside llama_decode before and after a call: to its neighbours. */

@@ -231,7 +231,7 @@ export interface RecordedServer {
   /** the server's pid (profinfer record's child: its shell execs into the server) */
   pid: number;
   /** SIGTERM to the server, then the record's end: its exit code and stderr */
-  stop(): Promise<{ code: number | null; stderr: string }>;
+  stop(): Promise<{ code: number | null; stderr: string; stdout: string }>;
 }
 
 /**
@@ -257,11 +257,13 @@ export async function recordServer(
       "--",
       ...serverArgs(model, port, serverExtra),
     ],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"] },
   );
   let stderr = "";
+  let stdout = "";
   record.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((r) => record.on("exit", (code) => r(code)));
+  record.stdout!.on("data", (d: Buffer) => (stdout += d.toString()));
+  const exited = new Promise<number | null>((r) => record.on("close", (code) => r(code)));
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitForHealth(base, () => record.exitCode === null);
@@ -275,7 +277,7 @@ export async function recordServer(
     pid,
     async stop() {
       process.kill(pid, "SIGTERM");
-      return { code: await exited, stderr };
+      return { code: await exited, stderr, stdout };
     },
   };
 }
@@ -345,4 +347,41 @@ export function completeStreaming(base: string, request: LoadRequest): Stream {
     );
   });
   return { received: () => received, timings: () => latest, cancel: () => cancel(), done };
+}
+
+/** What the pairing of responses with requests needs of a request (stats.json's RequestStat). */
+interface SequenceRequest {
+  seqId: number;
+  generatedTokens: number;
+}
+
+/**
+ * Each response with its request in the trace. llama-server gives each slot the sequence id of
+ * the slot's number (id_slot in the response) and a slot serves one request at a time, so the
+ * k-th request profinfer found on sequence s is the k-th one slot s served. A slot sends its
+ * response when it finishes a request, before it can take the next, and the next takes at least
+ * its own prompt's llama_decode call before it can answer: on each slot the responses arrive in
+ * the order the slot served them. Requests without output (llama-server's warm-up call) are not
+ * responses. Also returns both sides by slot, so that a caller can say where they differ.
+ */
+export function pairBySlot<R extends SequenceRequest>(
+  requests: readonly R[],
+  responses: readonly LoadResponse[],
+): {
+  pairs: { response: LoadResponse; request: R | undefined }[];
+  requestsBySlot: Map<number, R[]>;
+  responsesBySlot: Map<number, LoadResponse[]>;
+} {
+  const requestsBySlot = new Map<number, R[]>();
+  for (const r of requests) {
+    if (r.generatedTokens === 0) continue;
+    requestsBySlot.set(r.seqId, [...(requestsBySlot.get(r.seqId) ?? []), r]);
+  }
+  const responsesBySlot = new Map<number, LoadResponse[]>();
+  for (const r of [...responses].sort((a, b) => a.arrival - b.arrival))
+    responsesBySlot.set(r.slot, [...(responsesBySlot.get(r.slot) ?? []), r]);
+  const pairs = [...responsesBySlot].flatMap(([slot, list]) =>
+    list.map((response, k) => ({ response, request: requestsBySlot.get(slot)?.[k] })),
+  );
+  return { pairs, requestsBySlot, responsesBySlot };
 }
