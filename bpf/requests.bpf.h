@@ -47,8 +47,10 @@ static __always_inline int starts_request(const struct pi_request *r, const stru
 	if (s->pos_min >= 0 && r->pos_max >= 0 && s->pos_min <= r->pos_max)
 		return r->last_kind != PI_STEP_SPECULATIVE;
 	/* positions jumped ahead: the server loaded a cached prompt into the slot and evaluates what
-	 * follows it (a request's calls move on by one position, or less after a verification) */
-	if (s->pos_min >= 0 && r->pos_max >= 0 && s->pos_min > r->pos_max + 1)
+	 * follows it (a request's calls move on by one position, or less after a verification); not
+	 * after a call beyond the bound, whose unread tokens took the positions in between */
+	if (s->pos_min >= 0 && r->pos_max >= 0 && s->pos_min > r->pos_max + 1 &&
+	    !(known && r->pending_output_ns))
 		return 1;
 	if (!known)
 		return s->n_tokens > 1 && r->last_kind == PI_STEP_DECODE;
@@ -95,7 +97,9 @@ static long request_step(__u64 i, struct call_steps *c)
 		if (!r)
 			return 0;
 	}
-	if (joined || (!known && s->n_tokens == 1))
+	/* after a call beyond the bound whose unread tokens held the prompt's end: one token is the
+	 * first generated one's decode step */
+	if (joined || (!known && s->n_tokens == 1) || (known && r->pending_output_ns && s->n_tokens == 1))
 		kind = PI_STEP_DECODE;
 	else if (!known || !r->first_output_ns)
 		kind = PI_STEP_PROMPT;
@@ -132,6 +136,17 @@ static long request_step(__u64 i, struct call_steps *c)
 				r->first_output_ns = c->end_ns;
 		}
 	} else {
+		__u64 pending = r->pending_output_ns;
+		__u32 truncated = call->batch.tokens_lost || call->batch.tokens_read < (__u32)call->batch.n_tokens;
+
+		/* a prompt chunk beyond the bound without an output read: its unread tokens may hold it */
+		r->pending_output_ns =
+			truncated && kind == PI_STEP_PROMPT && !s->n_outputs ? c->end_ns : 0;
+		if (pending && kind == PI_STEP_DECODE) {
+			generated += 1;
+			if (!r->first_output_ns)
+				r->first_output_ns = pending;
+		}
 		/* each output wanted is a token sampled; a verification samples at least its first */
 		generated += kind == PI_STEP_SPECULATIVE ? 1 : s->n_outputs;
 		if (s->n_outputs && !r->first_output_ns)

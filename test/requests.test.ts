@@ -33,7 +33,13 @@ import {
   type LoadRequest,
   type LoadResponse,
 } from "./support/llamaServerLoad.js";
-import { nodeLlamaCppParallelWorkload, profinfer, prompt, tinyModels } from "./support/targets.js";
+import {
+  freePort,
+  nodeLlamaCppParallelWorkload,
+  profinfer,
+  prompt,
+  tinyModels,
+} from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-requests-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -451,6 +457,68 @@ describe("several sequences per llama_decode call, against each program's own fi
 });
 
 describe("bad input: requests the recording cut off", () => {
+  test("a batch beyond --batch-tokens: the excess counted as dropped, its request incomplete, in the trace and the kernel's metrics", async () => {
+    const dir = runDir("batch-bound");
+    const metricsPort = await freePort();
+    const bound = 32;
+    const server = await recordServer(dir, model, CONTEXT, [
+      "--level",
+      "token",
+      "--batch-tokens",
+      String(bound),
+      "--metrics-addr",
+      `127.0.0.1:${metricsPort}`,
+      "--request-idle",
+      "1",
+    ]);
+    let responses: LoadResponse[] = [];
+    let metrics = "";
+    try {
+      // one after the other: the long prompt's call holds it alone, the short one's fits the bound
+      const [long, short] = mixedLoad(2);
+      responses = await runInTurn(server.base, [long!, { ...short!, prompt: "Name the bridge." }]);
+      assert.ok(
+        responses[0]!.timings.prompt_n > bound,
+        "the long prompt is one call beyond the bound",
+      );
+      assert.ok(responses[1]!.timings.prompt_n < bound);
+      // both ended (idle for the bound) in the kernel's requests
+      for (let i = 0; ; i++) {
+        metrics = (await http("GET", `http://127.0.0.1:${metricsPort}/metrics`)).text;
+        const ended = (outcome: string) =>
+          new RegExp(`profinfer_requests_total\\{[^}]*outcome="${outcome}"\\} 1\\b`).test(metrics);
+        if (ended("incomplete") && ended("complete")) break;
+        assert.ok(i < 60, `the kernel's requests:\n${metrics}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    } finally {
+      const stopped = await server.stop();
+      assert.equal(stopped.code, 0, stopped.stderr.slice(-3000));
+    }
+    const excess = responses[0]!.timings.prompt_n - bound;
+    assert.match(metrics, new RegExp(`profinfer_requests_total\\{[^}]*outcome="complete"\\} 1\\b`));
+    assert.match(
+      metrics,
+      new RegExp(`profinfer_events_dropped_total\\{[^}]*reason="batch_truncated"\\} ${excess}\\b`),
+    );
+    const { stats } = readRecording(dir);
+    assert.equal(stats.drops?.counts.batchTruncated, excess, "the tokens not read, counted");
+    const served = stats.requests.list.filter((r) => r.generatedTokens > 0);
+    assert.equal(served.length, 2);
+    assert.match(
+      served[0]!.incomplete ?? "",
+      new RegExp(`beyond the per-call bound \\(${excess} tokens`),
+    );
+    assert.equal(served[0]!.generatedTokens, responses[0]!.timings.predicted_n);
+    assert.equal(served[1]!.incomplete, null);
+    assert.equal(served[1]!.promptTokens, responses[1]!.timings.prompt_n);
+    assert.equal(served[1]!.generatedTokens, responses[1]!.timings.predicted_n);
+    assert.equal(
+      stats.requests.complete,
+      served.length - 1 + (stats.requests.count - served.length),
+    );
+  });
+
   test("a detach during a long generation marks that request incomplete and no other", async () => {
     // room on each of the 4 slots for a generation that outlasts the test
     const server = await startServer(model, ["-c", "32768"]);

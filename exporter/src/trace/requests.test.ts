@@ -352,3 +352,22 @@ test("a live tracker fed in chunks forms the requests a whole run does; idle req
     whole.map((r) => [r.seq, r.prompt, r.generated]),
   );
 });
+
+test("a prompt beyond the per-call bound: its unread tail held the first output; the request goes on", () => {
+  const tokens = calls([
+    { parts: [[0, 32, 0, 0]] }, // 44 tokens, 32 read: the output wanted was among the rest
+    { parts: [[0, 1, 44, 1]] }, // the first generated token, past the unread positions
+    { parts: [[0, 1, 45, 1]] },
+  ]);
+  tokens[0]!.nTokens = 44;
+  const requests = buildRequests(tokens, null);
+  assert.equal(requests.length, 1, "no new request where the unread tokens took the positions");
+  const [r] = requests;
+  assert.equal(r!.generatedTokens, 3);
+  assert.equal(r!.firstOutputNs, tokens[0]!.endNs);
+  assert.deepEqual(
+    r!.steps.map((s) => s.kind),
+    ["prompt", "decode", "decode"],
+  );
+  assert.match(r!.incomplete ?? "", /beyond the per-call bound \(12 tokens/);
+});

@@ -38,7 +38,10 @@ interface SequenceState {
   posMax: number;
   /** its batches say which outputs are wanted (else llama outputs each call's last token) */
   outputsKnown: boolean;
-  /** a prompt chunk's output whose use is known only from the next call (outputs not known) */
+  /**
+   * a prompt chunk's output whose use is known only from the next call: outputs not known, or a
+   * call beyond the per-call bound (its unread tokens may hold the prompt's last, with its output)
+   */
   pendingOutputNs: bigint | null;
   /** the longest time between the ends of two of its calls (for the cut-off rule) */
   longestGapNs: bigint;
@@ -70,17 +73,22 @@ function startsRequest(
   // positions jumped ahead: the server loaded a cached prompt into the slot (llama-server's
   // prompt cache in memory) and evaluates what follows it, perhaps one token with its output,
   // which would otherwise read as a decode step (a request's calls move on by one position, or
-  // less after a speculative verification)
-  if (s.posMin >= 0 && state.posMax >= 0 && s.posMin > state.posMax + 1) return true;
+  // less after a speculative verification); not after a call beyond the bound, whose unread
+  // tokens took the positions in between
+  const unread = known && state.pendingOutputNs !== null;
+  if (s.posMin >= 0 && state.posMax >= 0 && s.posMin > state.posMax + 1 && !unread) return true;
   if (!known) return s.nTokens > 1 && last.kind === "decode";
   // a prompt after a generation: a chat's next turn, continuing the positions
   return state.request.firstOutputNs !== null && s.nTokens > 1 && s.nOutputs < s.nTokens;
 }
 
 /** What a sequence's tokens in a call are, for a request that already has its earlier steps. */
-function kindOf(request: Request, s: BatchSequence, known: boolean): StepKind {
+function kindOf(state: SequenceState, s: BatchSequence, known: boolean): StepKind {
   if (!known) return s.nTokens > 1 ? "prompt" : "decode";
-  if (request.firstOutputNs === null) return "prompt";
+  // after a call beyond the bound whose unread tokens held the prompt's end: one token is the
+  // first generated one's decode step
+  if (state.pendingOutputNs !== null && s.nTokens === 1) return "decode";
+  if (state.request.firstOutputNs === null) return "prompt";
   return s.nTokens === 1 ? "decode" : "speculative";
 }
 
@@ -154,13 +162,13 @@ export class RequestTracker {
       const step: RequestStep = {
         request,
         token,
-        kind: joined ? "decode" : kindOf(request, s, known),
+        kind: joined ? "decode" : kindOf(state!, s, known),
         nTokens: s.nTokens,
         nOutputs: s.nOutputs,
         posMin: s.posMin,
         posMax: s.posMax,
       };
-      this.addStep(state!, step, known);
+      this.addStep(state!, step, known, truncated);
       if (joined) request.cachedTokens = null;
       steps.push(step);
       if (truncated && request.incomplete === null) {
@@ -176,7 +184,12 @@ export class RequestTracker {
     return { started, ended };
   }
 
-  private addStep(state: SequenceState, step: RequestStep, known: boolean): void {
+  private addStep(
+    state: SequenceState,
+    step: RequestStep,
+    known: boolean,
+    truncated: boolean,
+  ): void {
     const request = state.request;
     const previous = request.steps.at(-1);
     if (previous) {
@@ -205,6 +218,14 @@ export class RequestTracker {
       request.generatedTokens += 1;
       request.firstOutputNs ??= step.token.endNs;
       return;
+    }
+    // a prompt chunk beyond the bound without an output read: its unread tokens may hold it
+    const pending = state.pendingOutputNs;
+    state.pendingOutputNs =
+      truncated && step.kind === "prompt" && step.nOutputs === 0 ? step.token.endNs : null;
+    if (pending !== null && step.kind === "decode") {
+      request.generatedTokens += 1;
+      request.firstOutputNs ??= pending;
     }
     // each output wanted is a token sampled; a verification samples at least its first
     request.generatedTokens += step.kind === "speculative" ? 1 : step.nOutputs;
