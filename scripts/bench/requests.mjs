@@ -7,8 +7,9 @@
 //   decode calls of the bench model, beside the calls' own median duration.
 // - Serving: llama-server with the bench model and 4 slots, BENCH_REQUESTS_CLIENTS concurrent
 //   clients (default 4) of BENCH_REQUESTS_TOKENS tokens each (default 32): generated tokens per
-//   second over each round's wall time, alone and with `profinfer attach --level metrics`,
-//   alternating in BENCH_REQUESTS_ROUNDS rounds (default 6) on one server.
+//   second over each round's wall time, alone, with `profinfer attach --level token
+//   --metrics-addr` (the requests and call metrics alone) and with `--level metrics` (operator
+//   aggregates too), taking turns for BENCH_REQUESTS_ROUNDS rounds each (default 5) on one server.
 import { spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -90,23 +91,22 @@ async function serveRound(url, clients, tokens, round) {
   return generated / seconds;
 }
 
-/** `profinfer attach --level metrics` on `pid`, resolved once it traces; stop() detaches */
-async function attachMetrics(pid, out) {
+/**
+ * The serving configurations: llama-server alone, or under `profinfer attach` with these options
+ * (--level metrics: operator aggregates by step probes and the requests; --level token with a
+ * metrics endpoint: the requests and call metrics alone, no operator probe).
+ */
+const SERVING = {
+  alone: null,
+  "attach --level token --metrics-addr": ["--level", "token", "--metrics-addr", "127.0.0.1:0"],
+  "attach --level metrics": ["--level", "metrics", "--metrics-addr", "127.0.0.1:0"],
+};
+
+/** `profinfer attach ...options` on `pid`, resolved once it traces; stop() detaches */
+async function attachTo(pid, out, options) {
   const child = spawn(
     cli,
-    [
-      "attach",
-      "--no-status",
-      "--no-report",
-      "--level",
-      "metrics",
-      "--metrics-addr",
-      "127.0.0.1:0",
-      "--pid",
-      String(pid),
-      "--out",
-      out,
-    ],
+    ["attach", "--no-status", "--no-report", ...options, "--pid", String(pid), "--out", out],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
   let stderr = "";
@@ -129,7 +129,7 @@ async function attachMetrics(pid, out) {
   };
 }
 
-/** the serving rounds: tokens/s alone and attached, alternating */
+/** the serving rounds: tokens/s of each configuration, taking turns round by round */
 async function measureServing(bench, { clients, tokens, rounds }) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -142,21 +142,21 @@ async function measureServing(bench, { clients, tokens, rounds }) {
     await waitHealthy(url);
     // a first round of the same shape: the server's first calls of each batch size are slower
     await serveRound(url, clients, tokens, -1);
-    const alone = [];
-    const attached = [];
-    for (let round = 0; round < rounds; round++) {
-      if (round % 2 === 0) {
-        alone.push(await serveRound(url, clients, tokens, round));
-      } else {
-        const tracer = await attachMetrics(server.pid, join(bench.scratch, `serve-${round}`));
-        try {
-          attached.push(await serveRound(url, clients, tokens, round));
-        } finally {
-          await tracer.stop();
-        }
+    const names = Object.keys(SERVING);
+    const results = Object.fromEntries(names.map((n) => [n, []]));
+    for (let round = 0; round < rounds * names.length; round++) {
+      const name = names[round % names.length];
+      const options = SERVING[name];
+      const tracer = options
+        ? await attachTo(server.pid, join(bench.scratch, `serve-${round}`), options)
+        : null;
+      try {
+        results[name].push(await serveRound(url, clients, tokens, round));
+      } finally {
+        await tracer?.stop();
       }
     }
-    return { alone, attached };
+    return results;
   } finally {
     server.kill("SIGTERM");
   }
@@ -175,6 +175,7 @@ export async function measureRequests(bench, env = process.env) {
           ["decode", { prompt: 0, generate: 32 }],
         ]) {
           measured.batchRead[kind] = {
+            tokens: shape.prompt || 1,
             whole: await batchReadRun(bench, { ...shape, batchTokens: 16384 }),
             first: await batchReadRun(bench, { ...shape, batchTokens: 1 }),
           };
@@ -184,7 +185,7 @@ export async function measureRequests(bench, env = process.env) {
     measured.serving = await measureServing(bench, {
       clients: Number(env.BENCH_REQUESTS_CLIENTS ?? 4),
       tokens: Number(env.BENCH_REQUESTS_TOKENS ?? 32),
-      rounds: Number(env.BENCH_REQUESTS_ROUNDS ?? 6),
+      rounds: Number(env.BENCH_REQUESTS_ROUNDS ?? 5),
     });
   } catch (error) {
     process.stdout.write(`requests not measured: ${error.message}\n`);
@@ -208,12 +209,10 @@ export function requestsLines({ batchRead, serving }) {
           "call (median)",
           "share of the call",
         ],
-        Object.entries(batchRead).map(([kind, { whole, first }]) => {
+        Object.entries(batchRead).map(([kind, { whole, first, tokens }]) => {
           const read = whole.nsPerCall - first.nsPerCall;
-          const label =
-            kind === "prompt" ? `prompt of ${whole.calls ? "one call" : "-"}` : "decode";
           return [
-            `${label} (${kind === "prompt" ? "n_tokens as -p" : "1 token"})`,
+            `${kind}: ${tokens} token${tokens === 1 ? "" : "s"} a call (${whole.calls} calls)`,
             `${(whole.nsPerCall / 1000).toFixed(1)} us`,
             `${(first.nsPerCall / 1000).toFixed(1)} us`,
             `${(read / 1000).toFixed(1)} us`,
@@ -224,32 +223,25 @@ export function requestsLines({ batchRead, serving }) {
       ),
     );
   }
-  if (serving && serving.alone.length > 0 && serving.attached.length > 0) {
-    const a = median(serving.alone);
-    const b = median(serving.attached);
+  if (serving && serving.alone?.length > 0) {
+    const alone = median(serving.alone);
     lines.push(
       "",
-      `llama-server (bench model, 4 slots), concurrent clients, generated tokens/s over each round's wall time, rounds alternating on one server:`,
+      "llama-server (bench model, 4 slots), concurrent clients, generated tokens/s over each round's wall time, the configurations taking turns round by round on one server:",
       "",
       ...table(
-        ["", "rounds", "tok/s (median)", "each round"],
-        [
-          [
-            "alone",
-            String(serving.alone.length),
-            a.toFixed(2),
-            serving.alone.map((v) => v.toFixed(2)).join(" "),
-          ],
-          [
-            "attach --level metrics",
-            String(serving.attached.length),
-            b.toFixed(2),
-            serving.attached.map((v) => v.toFixed(2)).join(" "),
-          ],
-        ],
+        ["", "rounds", "tok/s (median)", "vs alone", "each round"],
+        Object.entries(serving).map(([name, values]) => {
+          const m = median(values);
+          return [
+            name,
+            String(values.length),
+            m.toFixed(2),
+            name === "alone" ? "-" : `${(100 * (m / alone - 1)).toFixed(2)}%`,
+            values.map((v) => v.toFixed(2)).join(" "),
+          ];
+        }),
       ),
-      "",
-      `with profinfer --level metrics: ${(100 * (b / a - 1)).toFixed(2)}% tokens/s (ratio ${(b / a).toFixed(4)})`,
     );
   }
   return lines;
