@@ -630,6 +630,43 @@ describe("bad input: a clear message, nothing recorded lost", () => {
     assert.match(out, /decode/);
   });
 
+  test("profinfer record stopped with SIGTERM: the program is stopped too, the run written whole", async () => {
+    const dir = join(scratch, "terminated");
+    const child = spawn(
+      cli,
+      [
+        "record",
+        "--no-status",
+        "--level",
+        "token",
+        "--out",
+        dir,
+        "--",
+        ...completion(model("llama"), 100000, ["-c", "4096"]),
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    const start = Date.now();
+    while (Date.now() - start < 120_000) {
+      const at = out.indexOf(prompt);
+      if (at >= 0 && out.length - (at + prompt.length) > 40) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const program = childOf(child.pid!);
+    child.kill("SIGTERM"); // to profinfer alone, as a service manager stops it
+    await new Promise((r) => child.on("exit", r));
+    assert.ok(!existsSync(`/proc/${program}`), "the program was stopped with it");
+    const run = buildRun(readRawFile(join(dir, "events.pinf")));
+    assert.equal(run.exit?.signal, "SIGTERM");
+    assert.ok(run.tokens.filter((t) => t.ret !== null).length > 3, "its calls are kept");
+    assert.ok(
+      existsSync(join(dir, "trace.json")) && existsSync(join(dir, "stats.json")),
+      "and the outputs written",
+    );
+  });
+
   test("a ring buffer too small: drops are counted and reported, incomplete graphs are marked", async () => {
     const { ran, run } = await record(["--ring-buffer", "16K"], completion(model("qwen2moe"), 8));
     assert.equal(ran.code, 0, ran.stderr.slice(-2000));

@@ -44,11 +44,16 @@ export function launchTarget(command: string[]): SessionTarget {
     command,
     release: () => (child.stdio[3] as NodeJS.WritableStream).end("go\n"),
     async ended() {
-      // Ctrl-C reaches the target too (same process group): let it end, then finish the run
+      // Ctrl-C reaches the target too (same process group): let it end, then finish the run; a
+      // SIGTERM sent to profinfer alone (a service manager stopping it) is passed on to the
+      // target, so that the run is finished and written rather than lost with profinfer
       const onSignal = () => {};
+      const onTerm = () => child.kill("SIGTERM");
       process.on("SIGINT", onSignal);
+      process.on("SIGTERM", onTerm);
       const exit = await exited;
       process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onTerm);
       const message =
         exit.code === 127 ? `'${command[0]}' could not be started (command not found?)` : null;
       return { exit, message };
