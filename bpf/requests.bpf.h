@@ -34,6 +34,7 @@ struct call_steps {
 	__u32 kinds;	 /* bit per enum pi_step_kind met */
 	__u32 prompt;	 /* prompt tokens of the requests that produced their first output */
 	__u32 generated; /* outputs sampled */
+	__u32 truncated; /* the call's batch was beyond the per-call bound */
 };
 
 /* Whether sequence `s` of a call starts a new request after `r`, its current one. */
@@ -137,11 +138,10 @@ static long request_step(__u64 i, struct call_steps *c)
 		}
 	} else {
 		__u64 pending = r->pending_output_ns;
-		__u32 truncated = call->batch.tokens_lost || call->batch.tokens_read < (__u32)call->batch.n_tokens;
 
 		/* a prompt chunk beyond the bound without an output read: its unread tokens may hold it */
 		r->pending_output_ns =
-			truncated && kind == PI_STEP_PROMPT && !s->n_outputs ? c->end_ns : 0;
+			c->truncated && kind == PI_STEP_PROMPT && !s->n_outputs ? c->end_ns : 0;
 		if (pending && kind == PI_STEP_DECODE) {
 			generated += 1;
 			if (!r->first_output_ns)
@@ -159,7 +159,7 @@ static long request_step(__u64 i, struct call_steps *c)
 		c->prompt += r->prompt_tokens;
 	r->last_kind = kind;
 	r->spec_pos_min = kind == PI_STEP_SPECULATIVE ? s->pos_min : -1;
-	if (call->batch.tokens_lost || call->batch.tokens_read < (__u32)call->batch.n_tokens)
+	if (c->truncated)
 		r->flags |= PI_REQUEST_TRUNCATED;
 	c->kinds |= 1u << kind;
 	return 0;
@@ -172,7 +172,11 @@ static long request_step(__u64 i, struct call_steps *c)
 static __always_inline __u32 requests_call_end(struct pi_call_start *call, __u64 end_ns,
 					       __u32 *prompt, __u32 *generated)
 {
-	struct call_steps c = { .call = call, .end_ns = end_ns };
+	struct call_steps c = {
+		.call = call,
+		.end_ns = end_ns,
+		.truncated = call->batch.tokens_lost || call->batch.tokens_read < (__u32)call->batch.n_tokens,
+	};
 	__u32 gen_kinds = (1u << PI_STEP_DECODE) | (1u << PI_STEP_SPECULATIVE);
 
 	bpf_loop(PI_MAX_BATCH_SEQS, request_step, &c, 0);

@@ -104,6 +104,7 @@ export function buildRun(input: RawInput | RawRecording): Run {
     offCpu,
     drops,
     exit,
+    stoppedNs,
     notes: [...notes],
     truncatedAt,
     warnings,

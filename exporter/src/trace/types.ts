@@ -40,6 +40,8 @@ export interface Run {
   drops: Drops | null;
   /** the "exit" note, when the target's exit was seen */
   exit: ExitNote | null;
+  /** when tracing stopped (the "end" note's, CLOCK_MONOTONIC ns); null when it does not say */
+  stoppedNs: bigint | null;
   notes: NoteRecord[];
   /** where the file was cut short (the events after it are lost); null when it is whole */
   truncatedAt: number | null;

@@ -4,37 +4,8 @@
 // (the libraries are loaded at run time, the CPU backend variant by dlopen), so it stays small and
 // prints one JSON line that tests compare with what the tracer saw. Run it with
 // `node --import tsx` (NODE_LLAMA_CPP_WORKLOAD in test/support/targets.ts).
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { requireManifest } from "@profinfer/exporter";
-
-/** The part of node-llama-cpp's API this program uses (the package lives in the cache, untyped here). */
-interface NodeLlamaCpp {
-  getLlama(options: {
-    gpu: false;
-    build: "never";
-    logLevel: unknown;
-    progressLogs: boolean;
-  }): Promise<Llama>;
-  LlamaLogLevel: { warn: unknown };
-}
-interface Llama {
-  loadModel(options: { modelPath: string }): Promise<LlamaModel>;
-  dispose(): Promise<void>;
-}
-interface LlamaModel {
-  tokenize(text: string): number[];
-  detokenize(tokens: number[]): string;
-  createContext(options: { contextSize: number; threads: number }): Promise<LlamaContext>;
-  dispose(): Promise<void>;
-}
-interface LlamaContext {
-  getSequence(): {
-    evaluate(tokens: number[], options: { temperature: number }): AsyncIterable<number>;
-  };
-  dispose(): Promise<void>;
-}
+import { loadLlama } from "./nodeLlamaCpp.js";
 
 const { values } = parseArgs({
   options: {
@@ -52,20 +23,8 @@ if (!values.model) {
   process.exit(2);
 }
 
-const packageDir =
-  process.env.PROFINFER_NODE_LLAMA_CPP ??
-  join(requireManifest().nodeLlamaCpp.dir, "node_modules", "node-llama-cpp");
-const nlc = (await import(
-  pathToFileURL(join(packageDir, "dist", "index.js")).href
-)) as NodeLlamaCpp;
-
 const started = performance.now();
-const llama = await nlc.getLlama({
-  gpu: false,
-  build: "never",
-  logLevel: nlc.LlamaLogLevel.warn,
-  progressLogs: false,
-});
+const llama = await loadLlama();
 const model = await llama.loadModel({ modelPath: values.model });
 const context = await model.createContext({
   contextSize: Number(values.context),

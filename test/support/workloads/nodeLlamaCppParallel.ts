@@ -6,41 +6,8 @@
 // tokens (`--tokens` + 3 * i). It prints one JSON line with what the program itself knows: per
 // sequence, its prompt's token count and the tokens it received. Run it with `node --import tsx`
 // (nodeLlamaCppParallelWorkload in test/support/targets.ts).
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { requireManifest } from "@profinfer/exporter";
-
-/** The part of node-llama-cpp's API this program uses (the package lives in the cache, untyped here). */
-interface NodeLlamaCpp {
-  getLlama(options: {
-    gpu: false;
-    build: "never";
-    logLevel: unknown;
-    progressLogs: boolean;
-  }): Promise<Llama>;
-  LlamaLogLevel: { warn: unknown };
-}
-interface Llama {
-  loadModel(options: { modelPath: string }): Promise<LlamaModel>;
-  dispose(): Promise<void>;
-}
-interface LlamaModel {
-  tokenize(text: string): number[];
-  createContext(options: {
-    contextSize: number;
-    threads: number;
-    sequences: number;
-  }): Promise<LlamaContext>;
-  dispose(): Promise<void>;
-}
-interface LlamaContextSequence {
-  evaluate(tokens: number[], options: { temperature: number }): AsyncIterable<number>;
-}
-interface LlamaContext {
-  getSequence(): LlamaContextSequence;
-  dispose(): Promise<void>;
-}
+import { loadLlama } from "./nodeLlamaCpp.js";
 
 const { values } = parseArgs({
   options: {
@@ -64,19 +31,7 @@ if (!Number.isInteger(sequenceCount) || sequenceCount < 1) {
   process.exit(2);
 }
 
-const packageDir =
-  process.env.PROFINFER_NODE_LLAMA_CPP ??
-  join(requireManifest().nodeLlamaCpp.dir, "node_modules", "node-llama-cpp");
-const nlc = (await import(
-  pathToFileURL(join(packageDir, "dist", "index.js")).href
-)) as NodeLlamaCpp;
-
-const llama = await nlc.getLlama({
-  gpu: false,
-  build: "never",
-  logLevel: nlc.LlamaLogLevel.warn,
-  progressLogs: false,
-});
+const llama = await loadLlama();
 const model = await llama.loadModel({ modelPath: values.model });
 const context = await model.createContext({
   contextSize: Number(values.context),

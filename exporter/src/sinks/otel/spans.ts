@@ -31,7 +31,6 @@ import {
   requestTpotNs,
   requestTtftNs,
 } from "../../trace/requests.js";
-import { stoppedNsOf } from "../../trace/notes.js";
 import * as C from "@profinfer/contract";
 import { modelName, notedModels } from "../../trace/modelName.js";
 
@@ -716,13 +715,6 @@ export function buildRunSpans(
   });
   const out: SpanRecord[] = [];
   builder.addTokens(run, run.tokens, out);
-  builder.finish(stoppedAt(run), run.exit, out);
+  builder.finish(run.stoppedNs, run.exit, out);
   return out;
-}
-
-/** When the recording of `run` stopped: its end note's time, null when it does not say. */
-export function stoppedAt(run: Run): bigint | null {
-  let stopped: bigint | null = null;
-  for (const { note } of run.notes) if (note.kind === "end") stopped = stoppedNsOf(note) ?? stopped;
-  return stopped;
 }
