@@ -18,6 +18,7 @@ import {
   type Run,
   type SpanRecord,
 } from "@profinfer/exporter";
+import { attach } from "./support/attach.js";
 import { syntheticRecorder } from "./support/fixtures.js";
 import { OtlpCollector, type ReceivedSpan } from "./support/otlpCollector.js";
 import { assertTraceShape, intOf, isRequestSpan, isStepSpan } from "./support/spanShape.js";
@@ -434,28 +435,6 @@ describe("live export of a profiled llama.cpp run", () => {
   });
 });
 
-/** profinfer attach to `pid`, exporting to `url`; detach() ends it with SIGINT, as a user does. */
-async function attachTo(pid: number, dir: string, url: string) {
-  const tracer = spawn(
-    cli,
-    ["attach", "--pid", String(pid), "--no-status", "--out", dir, "--otlp-endpoint", url],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  let stderr = "";
-  tracer.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  await new Promise((r) => setTimeout(r, 3000)); // probes in place
-  return {
-    attached: () => tracer.exitCode === null,
-    stderr: () => stderr,
-    async detach(): Promise<string> {
-      const exited = new Promise<number | null>((r) => tracer.on("exit", r));
-      tracer.kill("SIGINT");
-      assert.equal(await exited, 0, stderr);
-      return stderr;
-    },
-  };
-}
-
 describe("attach to a running llama-server", () => {
   test("a request's spans arrive while the server runs and profinfer stays attached; all exactly once after detach", async () => {
     const collector = await OtlpCollector.start();
@@ -463,12 +442,12 @@ describe("attach to a running llama-server", () => {
     const server = llamaServer.process;
     try {
       const dir = join(scratch, "attach");
-      const tracer = await attachTo(server.pid!, dir, collector.url);
+      const tracer = await attach(server.pid!, dir, ["--otlp-endpoint", collector.url]);
       const request = (i: number) => llamaServer.complete(String(i));
       const tokenSpans = () => collector.spans.filter((s) => s.name === C.SPAN_TOKEN);
       await request(1);
       await waitFor("the first request's call spans", () => tokenSpans().length >= 8, 30_000);
-      assert.ok(tracer.attached(), "still attached");
+      assert.ok(tracer.running(), "still attached");
       assert.ok(
         tokenSpans().some((s) => s.attributes[C.ATTR_TOKEN_PHASE]!.value === "prefill"),
         "its prompt's call",
@@ -480,8 +459,9 @@ describe("attach to a running llama-server", () => {
         30_000,
       );
       await request(2);
-      assert.ok(tracer.attached(), "still attached");
-      const stderr = await tracer.detach();
+      assert.ok(tracer.running(), "still attached");
+      const { code, stderr } = await tracer.detach();
+      assert.equal(code, 0, stderr);
       assert.equal(server.exitCode, null, "the server keeps running");
       const run = runOf(dir);
       const byId = assertExactlyOnce(collector.spans);
@@ -501,7 +481,7 @@ describe("attach to a running llama-server", () => {
     const server = llamaServer.process;
     try {
       const dir = join(scratch, "attach-slots");
-      const tracer = await attachTo(server.pid!, dir, collector.url);
+      const tracer = await attach(server.pid!, dir, ["--otlp-endpoint", collector.url]);
       // 8 requests at once, 4 slots: the server batches up to 4 sequences per llama_decode call
       const answers = await Promise.all(
         Array.from({ length: 8 }, (_, i) => llamaServer.complete(`${i} ${"again ".repeat(i)}`, 16)),
@@ -511,7 +491,8 @@ describe("attach to a running llama-server", () => {
         () => collector.spans.filter(isRequestSpan).length >= 8,
         30_000,
       );
-      const stderr = await tracer.detach();
+      const { code, stderr } = await tracer.detach();
+      assert.equal(code, 0, stderr);
       const run = runOf(dir);
       const byId = assertExactlyOnce(collector.spans);
       sameIds(byId, buildRunSpans(run, { kind: "every", n: 16 }));

@@ -19,6 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { EventType, buildRun, readElf, readRawFile, type Run } from "@profinfer/exporter";
+import { attach, liveAddress, readTargetBytes } from "./support/attach.js";
 import {
   cli,
   completion,
@@ -412,21 +413,11 @@ describe("attach to a running llama-server", () => {
     const server = llamaServer.process;
     try {
       const dir = join(scratch, "attach");
-      const tracer = spawn(
-        cli,
-        ["attach", "--pid", String(server.pid), "--no-status", "--out", dir],
-        {
-          stdio: ["ignore", "pipe", "pipe"],
-        },
-      );
-      let tracerErr = "";
-      tracer.stderr.on("data", (d: Buffer) => (tracerErr += d.toString()));
-      await new Promise((r) => setTimeout(r, 3000)); // probes in place
+      const tracer = await attach(server.pid!, dir);
       const completions: { content: string; tokens_predicted: number }[] = [];
       for (let i = 0; i < 3; i++) completions.push(await llamaServer.complete(String(i)));
-      const exited = new Promise<number | null>((r) => tracer.on("exit", r));
-      tracer.kill("SIGINT");
-      assert.equal(await exited, 0, tracerErr);
+      const detached = await tracer.detach();
+      assert.equal(detached.code, 0, detached.stderr);
       assert.equal(server.exitCode, null, "the server keeps running");
       // after detaching, the probed instructions are back: no int3 left in the server's memory
       const libllama = readFileSync(`/proc/${server.pid}/maps`, "utf8")
@@ -434,19 +425,7 @@ describe("attach to a running llama-server", () => {
         .find((l) => l.includes("libllama.so"))!;
       const elf = readElf(libllama.split(/\s+/).slice(5).join(" "));
       const decode = elf.symbols.get("llama_decode")!;
-      const maps = readFileSync(`/proc/${server.pid}/maps`, "utf8")
-        .split("\n")
-        .filter((l) => l.includes("libllama.so"));
-      const fileOffset = elf.fileOffsetOf(decode.address)!;
-      const mapping = maps
-        .map((l) => l.split(/\s+/))
-        .find((f) => {
-          const off = parseInt(f[2]!, 16);
-          const [lo, hi] = f[0]!.split("-").map((x) => parseInt(x, 16));
-          return fileOffset >= off && fileOffset < off + (hi! - lo!);
-        })!;
-      const address =
-        parseInt(mapping[0]!.split("-")[0]!, 16) + fileOffset - parseInt(mapping[2]!, 16);
+      const address = liveAddress(server.pid!, "llama_decode");
       const live = await readTargetBytes(server.pid!, address, 8);
       assert.deepEqual(
         live,
@@ -488,19 +467,6 @@ function childOf(parent: number): number {
     }
   }
   throw new Error(`no child of ${parent}`);
-}
-
-/** Reads bytes of another process's memory (root): /proc/PID/mem at an address. */
-async function readTargetBytes(pid: number, address: number, length: number): Promise<Buffer> {
-  const { open } = await import("node:fs/promises");
-  const handle = await open(`/proc/${pid}/mem`, "r");
-  try {
-    const buffer = Buffer.alloc(length);
-    await handle.read(buffer, 0, length, address);
-    return buffer;
-  } finally {
-    await handle.close();
-  }
 }
 
 describe("bad input: a clear message, nothing recorded lost", () => {

@@ -1,15 +1,67 @@
 // SPDX-License-Identifier: Apache-2.0
-// `profinfer attach` to a running process, from a test: start it, know when its probes are in
-// place (the uprobe's breakpoint is in the target's copy of llama_decode), detach with SIGINT as
-// a user's Ctrl-C does.
+// `profinfer attach` to a running process, from a test: start it, wait for its own word that the
+// probes are in place ("tracing pid N" on stderr, the line scripts wait for), detach with SIGINT
+// as a user's Ctrl-C does. A sleep in place of that line, or the first probe's breakpoint seen in
+// the target's memory, leaves a window in which the load's first call is half traced.
 import { spawn } from "node:child_process";
-import { open } from "node:fs/promises";
 import { readFileSync } from "node:fs";
+import { open } from "node:fs/promises";
 import { readElf } from "@profinfer/exporter";
 import { cli } from "./targets.js";
 
-/** The address of `symbol` in process `pid`: the first mapped file defining it, as mapped. */
-function liveAddress(pid: number, symbol: string): number {
+export interface Attached {
+  /** whether profinfer is still running */
+  running(): boolean;
+  /** profinfer's stderr so far */
+  stderr(): string;
+  /** SIGINT, as Ctrl-C: the recording ends, the outputs are written; its exit code and stderr */
+  detach(): Promise<{ code: number | null; stderr: string }>;
+}
+
+/** `profinfer attach --pid PID --no-status --out DIR ...extra`, once it is tracing. */
+export async function attach(
+  pid: number,
+  outDir: string,
+  extra: string[] = [],
+  timeoutMs = 60_000,
+): Promise<Attached> {
+  const tracer = spawn(
+    cli,
+    ["attach", "--pid", String(pid), "--no-status", "--out", outDir, ...extra],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let stderr = "";
+  const exited = new Promise<number | null>((r) => tracer.on("exit", (code) => r(code)));
+  const ready = new RegExp(`^profinfer: tracing pid ${pid}$`, "m");
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      tracer.kill("SIGKILL");
+      reject(new Error(`profinfer attach said nothing of tracing in ${timeoutMs} ms\n${stderr}`));
+    }, timeoutMs);
+    tracer.stderr!.on("data", (d: Buffer) => {
+      stderr += d.toString();
+      if (ready.test(stderr)) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`profinfer attach exited (${code}) before tracing\n${stderr.slice(-3000)}`));
+    });
+  });
+  return {
+    running: () => tracer.exitCode === null && tracer.signalCode === null,
+    stderr: () => stderr,
+    async detach() {
+      tracer.kill("SIGINT");
+      return { code: await exited, stderr };
+    },
+  };
+}
+
+/** The address of `symbol` in process `pid`: in the first mapped library defining it, as mapped. */
+export function liveAddress(pid: number, symbol: string): number {
   const mappings = readFileSync(`/proc/${pid}/maps`, "utf8")
     .split("\n")
     .map((l) => l.split(/\s+/))
@@ -39,59 +91,18 @@ function liveAddress(pid: number, symbol: string): number {
   throw new Error(`no library mapped by pid ${pid} defines ${symbol}`);
 }
 
-/**
- * Waits until `symbol`'s first byte in process `pid` is the uprobe's breakpoint (int3, 0xcc on
- * x86-64): from then on its calls are traced.
- */
-export async function waitForProbe(
+/** Bytes of another process's memory (root): /proc/PID/mem at an address. */
+export async function readTargetBytes(
   pid: number,
-  symbol: string,
-  alive: () => boolean,
-  attempts = 300,
-): Promise<void> {
-  const address = liveAddress(pid, symbol);
+  address: number,
+  length: number,
+): Promise<Buffer> {
   const handle = await open(`/proc/${pid}/mem`, "r");
   try {
-    const byte = Buffer.alloc(1);
-    for (let i = 0; i < attempts; i++) {
-      await handle.read(byte, 0, 1, address);
-      if (byte[0] === 0xcc) return;
-      if (!alive()) throw new Error("profinfer attach exited before its probes were in place");
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    const buffer = Buffer.alloc(length);
+    await handle.read(buffer, 0, length, address);
+    return buffer;
   } finally {
     await handle.close();
   }
-  throw new Error(`no probe on ${symbol} in pid ${pid} after ${attempts} looks`);
-}
-
-export interface Attached {
-  /** SIGINT, as Ctrl-C: the recording ends, the outputs are written; its exit code and stderr */
-  detach(): Promise<{ code: number | null; stderr: string }>;
-}
-
-/** `profinfer attach --pid PID --out DIR ...extra`, once its probe on llama_decode is in place. */
-export async function attach(pid: number, outDir: string, extra: string[] = []): Promise<Attached> {
-  const tracer = spawn(
-    cli,
-    ["attach", "--pid", String(pid), "--no-status", "--out", outDir, ...extra],
-    {
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  let stderr = "";
-  tracer.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((r) => tracer.on("exit", (code) => r(code)));
-  try {
-    await waitForProbe(pid, "llama_decode", () => tracer.exitCode === null);
-  } catch (error) {
-    tracer.kill("SIGKILL");
-    throw new Error(`${(error as Error).message}\n${stderr.slice(-3000)}`);
-  }
-  return {
-    async detach() {
-      tracer.kill("SIGINT");
-      return { code: await exited, stderr };
-    },
-  };
 }
