@@ -4,6 +4,7 @@
 // give memory back, while the target decodes, on the cores it shares with the target (docs/cli.md
 // has what it cost). It can only be set when node starts (v8.setFlagsFromString is too late: the
 // reducer already exists).
+import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerModelsCommand } from "./commands/models.js";
@@ -16,6 +17,13 @@ import { SetupMissingError } from "./setup/cache.js";
 
 const program = new Command("profinfer")
   .description("Fine-grained eBPF profiler for llama.cpp inference")
+  .version(
+    (
+      JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+        version: string;
+      }
+    ).version,
+  )
   .showHelpAfterError()
   .exitOverride();
 
