@@ -46,10 +46,12 @@ function recordAsync(
   args: string[],
   command: string[],
   onStderr?: (text: string) => void,
+  env: Record<string, string> = {},
 ): { dir: string; done: Promise<Ran> } {
   const dir = join(scratch, `run-${++runCounter}`);
   const child = spawn(cli, ["record", "--no-status", "--out", dir, ...args, "--", ...command], {
     stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...env },
   });
   let stdout = "";
   let stderr = "";
@@ -110,7 +112,7 @@ describe("live export of a profiled llama.cpp run", () => {
   let liveSpans: ReceivedSpan[] = [];
   let liveDir = "";
 
-  test("qwen2moe: every span of the model arrives once, linked and nested, with the documented attributes and resource", async () => {
+  test("qwen2moe: every span of the model arrives once, linked and nested, with the documented attributes and resource (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES in it)", async () => {
     const collector = await OtlpCollector.start();
     try {
       const { dir, done } = recordAsync(
@@ -121,10 +123,13 @@ describe("live export of a profiled llama.cpp run", () => {
           "all",
           "--otlp-header",
           "x-scope-orgid=profinfer-test",
-          "--service-name",
-          "otlp-test",
         ],
         completion(model("qwen2moe"), 8),
+        undefined,
+        {
+          OTEL_SERVICE_NAME: "otlp-test",
+          OTEL_RESOURCE_ATTRIBUTES: "deployment.environment.name=staging,k8s.pod.name=llm-0",
+        },
       );
       const ran = await done;
       assert.equal(ran.code, 0, ran.stderr.slice(-3000));
@@ -332,6 +337,8 @@ describe("live export of a profiled llama.cpp run", () => {
       const resource = collector.spans[0]!.resource;
       const value = (k: string) => resource[k]?.value;
       assert.equal(value("service.name"), "otlp-test");
+      assert.equal(value("deployment.environment.name"), "staging");
+      assert.equal(value("k8s.pod.name"), "llm-0");
       assert.equal(value("host.name"), run.header.host!.hostname);
       assert.equal(value("process.pid"), BigInt(run.header.target.pid));
       assert.equal(value("process.executable.name"), "llama-completion");
@@ -364,7 +371,7 @@ describe("live export of a profiled llama.cpp run", () => {
     }
   });
 
-  test("replay --otlp-endpoint sends the same spans as the live run", async () => {
+  test("replay --otlp-endpoint sends the same spans and resource as the live run, the OTEL_* environment of the recording kept in the run", async () => {
     assert.ok(liveDir, "the live run test ran");
     const collector = await OtlpCollector.start();
     const fileBefore = readFileSync(join(liveDir, "traces.otlp.jsonl"));
@@ -376,8 +383,6 @@ describe("live export of a profiled llama.cpp run", () => {
         collector.url,
         "--otlp-op-sample",
         "all",
-        "--service-name",
-        "otlp-test",
       ]);
       assert.equal(ran.code, 0, ran.stderr);
       const replayed = assertExactlyOnce(collector.spans);

@@ -24,6 +24,6 @@ export function registerAttachCommand(program: Command): void {
   ).action(async (opts: CommonOptions & { pid: number }) => {
     const target = runningTarget(opts.pid);
     const outDir = resolve(opts.out ?? defaultRunDir(target.command[0] ?? String(opts.pid)));
-    await runSession(sessionConfig(opts, outDir, target.command), () => target);
+    await runSession(sessionConfig(opts, outDir, target.command, opts.pid), () => target);
   });
 }

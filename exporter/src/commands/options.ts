@@ -12,10 +12,17 @@ import type { SessionConfig } from "../session/session.js";
 import { DEFAULT_METRICS_ADDR, parseMetricsAddr } from "../sinks/metrics/server.js";
 import { EXPORT_DEFAULTS, type EndpointConfig } from "../sinks/otel/exporter.js";
 import type { OtlpExportConfig } from "../sinks/otel/liveOtlp.js";
-import { collectHeader, endpointConfig, endpointFrom } from "../sinks/otel/options.js";
-import { DEFAULT_OP_SAMPLING, parseOpSampling, type OpSampling } from "../sinks/otel/spans.js";
+import { collectHeader, endpointConfig, endpointFrom, timeoutFrom } from "../sinks/otel/options.js";
+import { resourceIdentity } from "../sinks/otel/resource.js";
+import {
+  DEFAULT_OP_SAMPLING,
+  formatOpSampling,
+  parseOpSampling,
+  type OpSampling,
+} from "../sinks/otel/spans.js";
 import type { RecordLevel } from "../trace/header.js";
 import { modelName } from "../trace/modelName.js";
+import { modelsOfCommand, modelsOfProcess } from "../discovery/modelFile.js";
 import { REQUEST_IDLE_NS } from "../trace/requests.js";
 import { VERSION } from "../version.js";
 
@@ -28,7 +35,7 @@ export interface OtlpOptions {
   requestIdle: number;
   otlpSpool?: string;
   otlpSpoolMax: number;
-  otlpTimeout: number;
+  otlpTimeout?: number;
   otlpFlushTimeout: number;
 }
 
@@ -99,6 +106,19 @@ function parseSize(value: string): number {
   return Number(m[1]) * unit;
 }
 
+/** A size as parseSize reads it back, in the largest unit that divides it. */
+function formatSize(bytes: number): string {
+  for (const [unit, n] of [
+    ["G", 1 << 30],
+    ["M", 1 << 20],
+    ["K", 1 << 10],
+  ] as const)
+    if (bytes >= n && bytes % n === 0) return `${bytes / n}${unit}`;
+  return String(bytes);
+}
+
+const RING_BUFFER_BYTES = 64 << 20;
+
 function positiveSeconds(what: string) {
   return (value: string): number => {
     const n = Number(value);
@@ -136,12 +156,17 @@ export function addOtlpOptions(command: Command): Command {
       "gRPC metadata sent with every export (repeatable)",
       header,
     )
-    .option("--service-name <name>", "service.name of the spans (default: the program's name)")
     .option(
-      "--otlp-op-sample <spec>",
-      "llama_decode calls that get operator spans: all, none, every:N (seq a multiple of N, and those with prompt tokens), first:K (among a request's first K steps)",
-      opSample,
-      DEFAULT_OP_SAMPLING,
+      "--service-name <name>",
+      "service.name of the spans (default: $OTEL_SERVICE_NAME, service.name in $OTEL_RESOURCE_ATTRIBUTES, else the program's name)",
+    )
+    .addOption(
+      new Option(
+        "--otlp-op-sample <spec>",
+        "llama_decode calls that get operator spans: all, none, every:N (seq a multiple of N, and those with prompt tokens), first:K (among a request's first K steps)",
+      )
+        .argParser(opSample)
+        .default(DEFAULT_OP_SAMPLING, formatOpSampling(DEFAULT_OP_SAMPLING)),
     )
     .option(
       "--request-idle <seconds>",
@@ -153,17 +178,18 @@ export function addOtlpOptions(command: Command): Command {
       "--otlp-spool <dir>",
       "where spans wait while the endpoint is down (default: RUN_DIR/otlp-spool)",
     )
-    .option(
-      "--otlp-spool-max <size>",
-      "the spool's bound; spans beyond it are dropped and counted",
-      parseSize,
-      EXPORT_DEFAULTS.spoolMaxBytes,
+    .addOption(
+      new Option(
+        "--otlp-spool-max <size>",
+        "the spool's bound; spans beyond it are dropped and counted",
+      )
+        .argParser(parseSize)
+        .default(EXPORT_DEFAULTS.spoolMaxBytes, formatSize(EXPORT_DEFAULTS.spoolMaxBytes)),
     )
     .option(
       "--otlp-timeout <seconds>",
-      "timeout of one export request",
+      `timeout of one export request (default: $OTEL_EXPORTER_OTLP_TRACES_TIMEOUT, $OTEL_EXPORTER_OTLP_TIMEOUT in ms, else ${EXPORT_DEFAULTS.timeoutMs / 1000})`,
       positiveSeconds("--otlp-timeout"),
-      EXPORT_DEFAULTS.timeoutMs / 1000,
     )
     .option(
       "--otlp-flush-timeout <seconds>",
@@ -198,7 +224,10 @@ export function addCommonOptions(command: Command): Command {
       nonNegativeNumber("--metrics-linger"),
       0,
     )
-    .option("--model <name>", "the model label of the metrics (default: the -m file's name)")
+    .option(
+      "--model <name>",
+      "the model's name in the metrics' model label and the spans (default: the GGUF's general.name, else its file name)",
+    )
     .option("--metrics-layers", "also operator time per layer (profinfer_layer_op_seconds_total)")
     .option(
       "--metrics-moe",
@@ -220,7 +249,11 @@ export function addCommonOptions(command: Command): Command {
       parseWindow,
     )
     .option("--no-moe", "do not read MoE expert ids")
-    .option("--ring-buffer <size>", "BPF ring buffer size", parseSize, 64 << 20)
+    .addOption(
+      new Option("--ring-buffer <size>", "BPF ring buffer size")
+        .argParser(parseSize)
+        .default(RING_BUFFER_BYTES, formatSize(RING_BUFFER_BYTES)),
+    )
     .option(
       "--batch-tokens <n>",
       `tokens of each llama_decode batch read for the requests, at most ${MAX_BATCH_TOKENS} (a call with more counts the rest as batch_truncated drops and marks its requests incomplete)`,
@@ -285,7 +318,11 @@ export function checkOptions(opts: CommonOptions): void {
 export function otlpEndpoint(opts: OtlpOptions): EndpointConfig | null {
   const url = endpointFrom(opts.otlpEndpoint);
   if (url === null) return null;
-  return endpointConfig(url, opts.otlpHeader ?? {}, Math.round(opts.otlpTimeout * 1000));
+  return endpointConfig(
+    url,
+    opts.otlpHeader ?? {},
+    timeoutFrom(opts.otlpTimeout, EXPORT_DEFAULTS.timeoutMs),
+  );
 }
 
 /** --request-idle in ns. */
@@ -313,7 +350,11 @@ export function otlpExportConfig(
 }
 
 /** The metrics endpoint a recording serves, or null when none was asked for. */
-function metricsConfig(opts: CommonOptions, command: readonly string[]): SessionConfig["metrics"] {
+function metricsConfig(
+  opts: CommonOptions,
+  command: readonly string[],
+  pid: number | null,
+): SessionConfig["metrics"] {
   if (opts.level !== "metrics" && opts.metricsAddr === undefined) {
     if (opts.metricsLayers || opts.metricsMoe)
       throw new UserError(
@@ -327,8 +368,12 @@ function metricsConfig(opts: CommonOptions, command: readonly string[]): Session
     );
   return {
     addr: parseMetricsAddr(opts.metricsAddr ?? DEFAULT_METRICS_ADDR),
-    // the model is noted at the first llama_decode; the label is needed before
-    model: opts.model ?? modelName([], command) ?? "unknown",
+    // the model is noted at the first llama_decode; the label is needed before, so it is read
+    // from the same file by the same rule (the GGUF's general.name): spans and metrics agree
+    model:
+      opts.model ??
+      modelName(pid !== null ? modelsOfProcess(pid, command) : modelsOfCommand(command), command) ??
+      "unknown",
     layers: opts.metricsLayers ?? false,
     moe: opts.metricsMoe ?? false,
     requestIdleNs: requestIdleNs(opts),
@@ -342,11 +387,12 @@ export function sessionConfig(
   opts: CommonOptions,
   outDir: string,
   command: readonly string[],
+  pid: number | null = null,
 ): SessionConfig {
   // bad input (counter names, the metrics address, the OTLP URL) fails before the target starts
   checkOptions(opts);
   const endpoint = otlpEndpoint(opts);
-  const metrics = metricsConfig(opts, command);
+  const metrics = metricsConfig(opts, command, pid);
   return {
     record: {
       outDir,
@@ -372,6 +418,7 @@ export function sessionConfig(
       aggregate: metrics !== null,
       aggregateLayers: opts.metricsLayers ?? false,
       aggregateMoe: opts.metricsMoe ?? false,
+      resource: resourceIdentity(opts.serviceName, opts.model),
       log,
       version: VERSION,
     },

@@ -57,8 +57,16 @@ export function modelsOfProcess(pid: number, command: readonly string[]): ModelF
     } catch {
       // gone, or not ours to read
     }
-    const arg = modelArgument(command, cwd);
-    if (arg && isGguf(arg)) paths = [arg];
+    return modelsOfCommand(command, cwd);
   }
   return paths.map(describe);
+}
+
+/** The GGUF model a command line names with -m / --model (a relative path against `cwd`). */
+export function modelsOfCommand(
+  command: readonly string[],
+  cwd: string | null = process.cwd(),
+): ModelFileInfo[] {
+  const arg = modelArgument(command, cwd);
+  return arg && isGguf(arg) ? [describe(arg)] : [];
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // What a recording records and how: the one object record and attach build from their options.
 import type { RecordListener } from "../sinks/liveSink.js";
-import type { RecordLevel } from "../trace/header.js";
+import type { RecordLevel, ResourceIdentity } from "../trace/header.js";
 import type { CounterSelection } from "./counters.js";
 
 export type OpTiming = "steps" | "functions";
@@ -34,6 +34,8 @@ export interface RecordOptions {
   /** ...per layer too, and MoE expert selections (bounded by the BPF maps' sizes) */
   aggregateLayers: boolean;
   aggregateMoe: boolean;
+  /** the OpenTelemetry resource the user gave, kept in the run header for replay */
+  resource?: ResourceIdentity;
   /** called with warnings and progress a user should see */
   log: (message: string) => void;
   version: string;

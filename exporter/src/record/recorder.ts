@@ -278,6 +278,7 @@ export class Recorder implements LiveRecording {
         cpuModel: cpus()[0]?.model ?? "unknown",
         cpus: cpus().length,
       },
+      ...(this.options.resource ? { resource: this.options.resource } : {}),
     };
   }
 

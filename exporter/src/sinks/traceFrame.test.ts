@@ -57,7 +57,7 @@ describe("a run as a Tempo trace frame", () => {
       "llama_decode",
       "llama_decode",
       "llama_decode",
-      "text_completion unknown",
+      "text_completion tiny",
     ]);
     assert.equal(new Set(spans.map((s) => s.traceID)).size, 4, "one trace per root");
     const request = roots.find((s) => s.operationName !== "llama_decode")!;

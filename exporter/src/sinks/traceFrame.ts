@@ -14,15 +14,16 @@ import {
   type FrameKeyValue,
   type TraceFrame,
 } from "@profinfer/contract";
-import { modelName, notedModels } from "../trace/modelName.js";
+import { modelNameOfRun } from "../trace/modelName.js";
 import type { GraphRun, Run } from "../trace/types.js";
 import { resourceAttributes } from "./otel/resource.js";
 import { buildRunSpans, graphSignature, type SpanRecord } from "./otel/spans.js";
 
 /** The model name users know a run by: the GGUF file it ran (or its -m argument), else the program. */
 export function runModelName(run: Run): string {
-  const command = run.header.target.command;
-  return modelName(notedModels(run.notes), command) ?? basename(command[0] ?? "llama.cpp");
+  return (
+    modelNameOfRun(run.header, run.notes) ?? basename(run.header.target.command[0] ?? "llama.cpp")
+  );
 }
 
 /** The graph a report shows first: the one rule of @profinfer/contract's mainGraphIndex. */

@@ -55,6 +55,19 @@ export interface RunHeader {
   typeNames: string[];
   opFuncs: OpFunction[];
   host?: { hostname?: string; kernel?: string; cpuModel?: string; cpus?: number; arch?: string };
+  /**
+   * the OpenTelemetry resource the user asked for when recording (--service-name,
+   * OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES), so that replay sends the same
+   */
+  resource?: ResourceIdentity;
+}
+
+/** The names a user gave the run's telemetry, as the run keeps them. */
+export interface ResourceIdentity {
+  serviceName?: string;
+  attributes: Record<string, string>;
+  /** --model: the model's name in every output, in place of the GGUF's */
+  model?: string;
 }
 
 const isStringArray = (value: unknown): value is string[] =>
@@ -91,6 +104,19 @@ export function checkHeader(
   const target = header.target;
   if (!target || typeof target.pid !== "number" || !isStringArray(target.command)) {
     fail("the run header's target has no numeric pid and command list");
+  }
+  const resource = header.resource;
+  if (
+    resource !== undefined &&
+    (typeof resource !== "object" ||
+      resource === null ||
+      (resource.serviceName !== undefined && typeof resource.serviceName !== "string") ||
+      (resource.model !== undefined && typeof resource.model !== "string") ||
+      typeof resource.attributes !== "object" ||
+      resource.attributes === null ||
+      !Object.values(resource.attributes).every((v) => typeof v === "string"))
+  ) {
+    fail("the run header's resource is not a service name and string attributes");
   }
   return header as RunHeader;
 }

@@ -2,6 +2,7 @@
 // Which model a run ran, by the one name every output gives it (span attributes, the resource,
 // the report's title, the metrics' `model` label): the GGUF's general.name, else its file name.
 import { basename, isAbsolute, join } from "node:path";
+import type { RunHeader } from "./header.js";
 import type { ModelEntry, NoteRecord, RunNote } from "./notes.js";
 
 /** The -m / --model argument of a command line, resolved against `cwd` when relative. */
@@ -40,4 +41,16 @@ export function notedModels(notes: readonly (RunNote | NoteRecord)[]): ModelEntr
     if (note.kind === "model") return note.models;
   }
   return [];
+}
+
+/**
+ * The name a run's outputs give its model (spans, resource, report, and the metrics' label as
+ * record and attach resolve it before the target runs): --model when it was given (kept in the
+ * header), else modelName of the model note, else of the command line.
+ */
+export function modelNameOfRun(
+  header: Pick<RunHeader, "resource" | "target">,
+  notes: readonly (RunNote | NoteRecord)[],
+): string | null {
+  return header.resource?.model ?? modelName(notedModels(notes), header.target.command);
 }

@@ -26,7 +26,7 @@ import { buildRun } from "../../trace/buildRun.js";
 import { stoppedNsOf, type RunNote } from "../../trace/notes.js";
 import type { RunHeader } from "../../trace/header.js";
 import type { RecordListener } from "../liveSink.js";
-import { modelName } from "../../trace/modelName.js";
+import { modelNameOfRun } from "../../trace/modelName.js";
 import { SpanBuilder, SpanIds, type OpSampling, type SpanRecord } from "./spans.js";
 
 const KEPT_DESCRIPTIONS = 64;
@@ -87,7 +87,7 @@ export class LiveSpanExport implements RecordListener {
     );
     this.builder = new SpanBuilder(ids, clockFrom(header), {
       opSampling: this.options.opSampling,
-      model: "unknown",
+      model: modelNameOfRun(header, []) ?? "unknown",
       requestIdleNs: this.options.requestIdleNs,
     });
     this.options.runInfo?.(header, this.notes);
@@ -105,7 +105,7 @@ export class LiveSpanExport implements RecordListener {
     if (note.kind !== "model" || !this.builder) return;
     this.notes.push(note);
     if (this.runHeader) this.options.runInfo?.(this.runHeader, this.notes);
-    const name = modelName(note.models, []);
+    const name = this.runHeader ? modelNameOfRun(this.runHeader, this.notes) : null;
     if (name) this.builder.setModel(name);
   }
 

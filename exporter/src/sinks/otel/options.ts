@@ -15,6 +15,29 @@ export function endpointFrom(option: string | undefined, env = process.env): str
   return null;
 }
 
+/**
+ * The timeout of one export in ms: --otlp-timeout (seconds), else OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+ * else OTEL_EXPORTER_OTLP_TIMEOUT (both in ms, as the specification has them), else `fallbackMs`.
+ */
+export function timeoutFrom(
+  optionSeconds: number | undefined,
+  fallbackMs: number,
+  env = process.env,
+): number {
+  if (optionSeconds !== undefined) return Math.round(optionSeconds * 1000);
+  for (const name of ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]) {
+    const value = env[name]?.trim();
+    if (value === undefined || value === "") continue;
+    const ms = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value) || ms <= 0)
+      throw new UserError(
+        `${name}='${value}' is not a timeout: give it in milliseconds, e.g. 10000`,
+      );
+    return Math.round(ms);
+  }
+  return fallbackMs;
+}
+
 /** Checks an endpoint URL: http://host:port (plain gRPC) or https://host:port (TLS). */
 export function parseEndpoint(value: string): string {
   let url: URL;

@@ -99,7 +99,11 @@ test("one sequence: one request trace with a step per call, one trace per call, 
   const roots = spans.filter(isRequestRoot);
   assert.equal(roots.length, 1, "a prompt and its decode steps are one request");
   const root = roots[0]!;
-  assert.equal(root.name, "text_completion unknown", "{operation} {model}");
+  assert.equal(
+    root.name,
+    "text_completion tiny",
+    "{operation} {model}: the -m file name when no model note says",
+  );
   assert.equal(named(C.SPAN_TOKEN).length, 40);
   assert.equal(traces(spans).size, 41, "a trace per call and one for the request");
   assert.deepEqual(

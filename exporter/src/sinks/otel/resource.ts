@@ -2,13 +2,48 @@
 // The OpenTelemetry resource of a run's spans: the profiled process, its host, its llama.cpp
 // build and its model, all from the run header and notes (so replay gives the same resource).
 import type { Attributes } from "@opentelemetry/api";
-import { defaultResource, resourceFromAttributes, type Resource } from "@opentelemetry/resources";
+import {
+  defaultResource,
+  envDetector,
+  resourceFromAttributes,
+  type Resource,
+} from "@opentelemetry/resources";
 import { basename } from "node:path";
+import { UserError } from "../../errors.js";
 import type { Run } from "../../trace/types.js";
 import type { RunNote } from "../../trace/notes.js";
-import type { RunHeader } from "../../trace/header.js";
+import type { ResourceIdentity, RunHeader } from "../../trace/header.js";
 import * as C from "@profinfer/contract";
-import { modelName, notedModels } from "../../trace/modelName.js";
+import { notedModels, modelNameOfRun } from "../../trace/modelName.js";
+
+/**
+ * The resource a user asks for, as OpenTelemetry's SDKs read it: `--service-name`, else
+ * OTEL_SERVICE_NAME, else service.name among OTEL_RESOURCE_ATTRIBUTES (comma-separated key=value,
+ * percent-encoded), whose other attributes join the resource. Read with the SDK's own env
+ * detector; a list it cannot read is an error here (the detector would drop it silently).
+ */
+export function resourceIdentity(serviceNameOption?: string, model?: string): ResourceIdentity {
+  const detected = envDetector.detect().attributes ?? {};
+  const attributes: Record<string, string> = {};
+  for (const [key, value] of Object.entries(detected)) {
+    if (key !== C.RES_SERVICE_NAME && value !== undefined) attributes[key] = String(value);
+  }
+  const raw = process.env.OTEL_RESOURCE_ATTRIBUTES?.trim();
+  const listed = raw ? raw.split(",").filter((a) => a.trim() !== "").length : 0;
+  const fromList =
+    Object.keys(attributes).length + (raw?.includes(`${C.RES_SERVICE_NAME}=`) ? 1 : 0);
+  if (listed > 0 && fromList === 0) {
+    throw new UserError(
+      `OTEL_RESOURCE_ATTRIBUTES='${raw}' cannot be read: write key=value pairs separated by commas, with ',' and '=' inside a key or value percent-encoded (%2C, %3D), e.g. deployment.environment.name=staging,service.namespace=llm`,
+    );
+  }
+  const name = serviceNameOption ?? detected[C.RES_SERVICE_NAME];
+  return {
+    ...(name !== undefined && String(name) !== "" ? { serviceName: String(name) } : {}),
+    attributes,
+    ...(model !== undefined ? { model } : {}),
+  };
+}
 
 /** service.name when none is given: the profiled program's name ("llama-server"). */
 export function defaultServiceName(header: RunHeader): string {
@@ -17,17 +52,23 @@ export function defaultServiceName(header: RunHeader): string {
 }
 
 /**
- * The resource's attributes: the SDK's defaults (telemetry.sdk.*) under ours. From the run's
- * header and notes alone: the environment's OTEL_RESOURCE_ATTRIBUTES are left out so that a
- * replay elsewhere sends the same.
+ * The resource's attributes: the SDK's defaults (telemetry.sdk.*), under the user's (from the
+ * run header: what OTEL_RESOURCE_ATTRIBUTES said when it was recorded), under profinfer's own.
+ * From the header and notes alone, so that a replay elsewhere sends the same; `serviceName`
+ * (replay's --service-name) overrides the recorded one.
  */
 export function resourceAttributes(
   header: RunHeader,
   notes: readonly RunNote[],
   serviceName?: string,
 ): Attributes {
-  return defaultResource().merge(resourceFromAttributes(ownAttributes(header, notes, serviceName)))
-    .attributes;
+  return defaultResource()
+    .merge(resourceFromAttributes(header.resource?.attributes ?? {}))
+    .merge(
+      resourceFromAttributes(
+        ownAttributes(header, notes, serviceName ?? header.resource?.serviceName),
+      ),
+    ).attributes;
 }
 
 function ownAttributes(
@@ -69,7 +110,7 @@ function ownAttributes(
   const model = notedModels(notes)[0];
   if (model) {
     attributes[C.RES_MODEL_FILE] = model.path;
-    attributes[C.RES_MODEL_NAME] = modelName([model], [])!;
+    attributes[C.RES_MODEL_NAME] = modelNameOfRun(header, notes)!;
     if (typeof model.architecture === "string")
       attributes[C.RES_MODEL_ARCHITECTURE] = model.architecture;
     if (typeof model.sizeBytes === "number") attributes[C.RES_MODEL_SIZE_BYTES] = model.sizeBytes;

@@ -32,7 +32,7 @@ import {
   requestTtftNs,
 } from "../../trace/requests.js";
 import * as C from "@profinfer/contract";
-import { modelName, notedModels } from "../../trace/modelName.js";
+import { modelNameOfRun } from "../../trace/modelName.js";
 
 export interface SpanEventRecord {
   name: string;
@@ -92,6 +92,19 @@ export function parseOpSampling(spec: string): OpSampling {
   throw new Error(
     `'${spec}' is not an operator-span sample: use all, none, every:N (the llama_decode calls whose seq is a multiple of N, and those with prompt tokens) or first:K (the calls among a request's first K steps)`,
   );
+}
+
+/** The spec parseOpSampling reads back as `s`. */
+export function formatOpSampling(s: OpSampling): string {
+  switch (s.kind) {
+    case "all":
+    case "none":
+      return s.kind;
+    case "every":
+      return `every:${s.n}`;
+    case "first":
+      return `first:${s.k}`;
+  }
 }
 
 /** Whether a call gets operator spans; `indices` are its steps' positions in their requests. */
@@ -709,7 +722,7 @@ export function buildRunSpans(
 ): SpanRecord[] {
   const builder = new SpanBuilder(SpanIds.forRun(run), run.clock, {
     opSampling,
-    model: modelName(notedModels(run.notes), []) ?? "unknown",
+    model: modelNameOfRun(run.header, run.notes) ?? "unknown",
     requestIdleNs: options.requestIdleNs ?? REQUEST_IDLE_NS,
     ...(options.opGraphs ? { opGraphs: options.opGraphs } : {}),
   });
