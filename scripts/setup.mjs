@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // SPDX-License-Identifier: Apache-2.0
-// One-command set-up: Debian packages, npm dependencies, the pinned node-llama-cpp package and a
-// llama.cpp build from the source it ships. Plain Node with no dependencies, because it runs
-// before `npm install`. Idempotent: every step checks a stamp or the file it would produce first.
+// One-command set-up: Debian packages, npm dependencies, the pinned node-llama-cpp package, a
+// llama.cpp build from the source it ships, and the observability stack the tests run for real
+// (OpenTelemetry Collector, Jaeger, Prometheus and promtool, built from the Go modules pinned in
+// test/stack/). Plain Node with no dependencies, because it runs before `npm install`. Idempotent: every step checks a stamp or the file it would produce first.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -31,7 +32,6 @@ const debianPackages = [
   ["g++", "g++"],
   ["pkg-config", "pkg-config"],
   ["git", "git"],
-  ["prometheus", "prometheus"],
   ["chromium", "chromium"],
   // the OTLP tests make a self-signed certificate for their TLS endpoint
   ["openssl", "openssl"],
@@ -93,14 +93,14 @@ function runChecked(command, args, options = {}) {
  * Runs a long command and shows that it moves: a progress line rewritten in place on a terminal,
  * a line every 30 s otherwise (CI logs). `parseProgress` turns an output line into a fraction.
  */
-function runWithProgress(label, command, args, { cwd, logFile, parseProgress }) {
+function runWithProgress(label, command, args, { cwd, env, logFile, parseProgress }) {
   return new Promise((resolvePromise, rejectPromise) => {
     const started = Date.now();
     let fraction = 0;
     let lastLine = "";
     let lastReport = 0;
     const logLines = [];
-    const child = spawn(command, args, { cwd, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(command, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     const report = (force) => {
       const now = Date.now();
       const pct = `${Math.floor(fraction * 100)}%`.padStart(4);
@@ -365,6 +365,167 @@ async function ensureLlamaCppBuild(nodeLlamaCpp) {
   return info;
 }
 
+// The observability stack the tests run for real, each built from a Go module of its own in
+// test/stack/<name> (go.mod and go.sum pin every module; the collector's main.go names its
+// components). `release` turns the version of `versionModule` in go.mod into the release it is:
+// that go.mod is the one place a version is written.
+const stackComponents = [
+  {
+    name: "otelcol",
+    versionModule: "go.opentelemetry.io/collector/otelcol",
+    release: (v) => v.replace(/^v/, ""),
+    packages: ["."],
+    binaries: ["otelcol"],
+  },
+  {
+    name: "jaeger",
+    versionModule: "github.com/jaegertracing/jaeger",
+    release: (v) => v.replace(/^v/, ""),
+    packages: ["github.com/jaegertracing/jaeger/cmd/jaeger"],
+    binaries: ["jaeger"],
+  },
+  {
+    // Prometheus tags its Go module v0.3XY.Z for the release v3.XY.Z
+    name: "prometheus",
+    versionModule: "github.com/prometheus/prometheus",
+    release: (v) => {
+      const m = /^v0\.3(\d\d)\.(\d+)$/.exec(v);
+      return m ? `3.${Number(m[1])}.${m[2]}` : v;
+    },
+    packages: [
+      "github.com/prometheus/prometheus/cmd/prometheus",
+      "github.com/prometheus/prometheus/cmd/promtool",
+    ],
+    binaries: ["prometheus", "promtool"],
+  },
+];
+const stackSourceDir = join(repoRoot, "test", "stack");
+
+/**
+ * The Go environment of the stack's builds: module and build caches in the profinfer cache, the
+ * machine's own Go (a toolchain line never downloads another), static binaries.
+ */
+function goEnv() {
+  return {
+    ...process.env,
+    GOMODCACHE: join(cacheRoot, "go", "mod"),
+    GOCACHE: join(cacheRoot, "go", "build"),
+    GOFLAGS: "-mod=readonly -buildvcs=false -trimpath",
+    GOTOOLCHAIN: "local",
+    CGO_ENABLED: "0",
+  };
+}
+
+/** The Go on PATH, when it is at least the version every test/stack/go.mod asks for. */
+function ensureGo() {
+  const wanted = Math.max(
+    ...stackComponents.map((c) => {
+      const m = /^go 1\.(\d+)/m.exec(readFileSync(join(stackSourceDir, c.name, "go.mod"), "utf8"));
+      return Number(m?.[1] ?? 0);
+    }),
+  );
+  const found = spawnSync("go", ["env", "GOVERSION"], { encoding: "utf8", env: goEnv() });
+  const minor = Number(/^go1\.(\d+)/.exec(found.stdout?.trim() ?? "")?.[1] ?? -1);
+  if (found.status !== 0 || minor < wanted) {
+    fail(
+      `the observability stack for the tests is built with Go >= 1.${wanted}, and ` +
+        (found.status === 0 ? `'go' on PATH is ${found.stdout.trim()}` : "no 'go' is on PATH") +
+        `. Install Go 1.${wanted} (https://go.dev/dl/, or the golang.org/toolchain module from ` +
+        "a Go module proxy) so that 'go' is on PATH, then run 'npm run setup' again.",
+    );
+  }
+  return found.stdout.trim();
+}
+
+function stackBuild(component, goVersion) {
+  const sourceDir = join(stackSourceDir, component.name);
+  const files = readdirSync(sourceDir)
+    .filter((f) => f === "go.mod" || f === "go.sum" || f.endsWith(".go"))
+    .sort();
+  const hash = createHash("sha256");
+  for (const f of files) hash.update(f).update(readFileSync(join(sourceDir, f)));
+  hash.update(goVersion);
+  const goMod = readFileSync(join(sourceDir, "go.mod"), "utf8");
+  const escaped = component.versionModule.replace(/[.]/g, "\\.");
+  const moduleVersion = new RegExp(`^\\s*${escaped} (v\\S+)`, "m").exec(goMod)?.[1];
+  if (!moduleVersion) fail(`${sourceDir}/go.mod does not require ${component.versionModule}`);
+  const version = component.release(moduleVersion);
+  const key = `${component.name}-${version}-${hash.digest("hex").slice(0, 8)}`;
+  return { sourceDir, key, version, moduleVersion, dir: join(cacheRoot, key) };
+}
+
+async function ensureStackComponent(component, goVersion) {
+  const { sourceDir, key, version, moduleVersion, dir } = stackBuild(component, goVersion);
+  const binDir = join(dir, "bin");
+  const doneStamp = join(dir, "build-complete.json");
+  const binaries = Object.fromEntries(component.binaries.map((b) => [b, join(binDir, b)]));
+  if (existsSync(doneStamp) && Object.values(binaries).every((b) => existsSync(b))) {
+    log(`${component.name} ${version}: present in ${dir}`);
+    return JSON.parse(readFileSync(doneStamp, "utf8"));
+  }
+  mkdirSync(binDir, { recursive: true });
+  const env = goEnv();
+  const started = Date.now();
+  log(`${component.name} ${version}: downloading its Go modules (cached in ${env.GOMODCACHE})`);
+  runChecked("go", ["mod", "download"], {
+    cwd: sourceDir,
+    env,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+  const downloadMs = Date.now() - started;
+  // `go build -v` names each package as it compiles it: the share of the dependencies named so far
+  const listed = spawnSync("go", ["list", "-deps", ...component.packages], {
+    cwd: sourceDir,
+    env,
+    encoding: "utf8",
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (listed.status !== 0) fail(`go list in ${sourceDir} failed:\n${listed.stderr}`);
+  const total = listed.stdout.split("\n").filter(Boolean).length;
+  let compiled = 0;
+  log(
+    `${component.name} ${version}: building ${component.binaries.join(", ")} (${total} packages)`,
+  );
+  const buildStarted = Date.now();
+  try {
+    await runWithProgress(
+      `${component.name} build`,
+      "go",
+      ["build", "-v", "-o", binDir + "/", ...component.packages],
+      {
+        cwd: sourceDir,
+        env,
+        logFile: join(dir, "build.log"),
+        parseProgress: (line) => (/^[\w.-]+(\/[\w.~-]+)*$/.test(line) ? ++compiled / total : null),
+      },
+    );
+  } catch (error) {
+    fail(error.message);
+  }
+  const info = {
+    key,
+    version,
+    moduleVersion,
+    goVersion,
+    sourceDir,
+    dir,
+    binaries,
+    downloadSeconds: Math.round(downloadMs / 1000),
+    buildSeconds: Math.round((Date.now() - buildStarted) / 1000),
+  };
+  writeFileSync(doneStamp, JSON.stringify(info, null, 2));
+  return info;
+}
+
+async function ensureStack() {
+  const goVersion = ensureGo();
+  const stack = {};
+  for (const component of stackComponents) {
+    stack[component.name] = await ensureStackComponent(component, goVersion);
+  }
+  return stack;
+}
+
 async function main() {
   const started = Date.now();
   log(`cache: ${cacheRoot}`);
@@ -373,10 +534,12 @@ async function main() {
   ensureNpmDependencies();
   const nodeLlamaCpp = ensureNodeLlamaCppPackage();
   const llamaCpp = await ensureLlamaCppBuild(nodeLlamaCpp);
+  const stack = await ensureStack();
   const manifest = {
     version: 1,
     nodeLlamaCpp: { version: nodeLlamaCppVersion, ...nodeLlamaCpp },
     llamaCpp,
+    stack,
   };
   const text = JSON.stringify(manifest, null, 2) + "\n";
   if (!existsSync(manifestPath) || readFileSync(manifestPath, "utf8") !== text) {

@@ -12,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { buildRun, hasCorePmu, readRawFile, type Run } from "@profinfer/exporter";
 import type { ProfStats } from "@profinfer/contract";
 import { mixedLoad, recordServer, runLoad, type LoadResponse } from "./support/llamaServerLoad.js";
-import { completion, freePort, profinfer, tinyModels, type Ran } from "./support/targets.js";
+import { completion, freePort, profinfer, stack, tinyModels, type Ran } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-metrics-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -287,7 +287,7 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
       ].join("\n"),
     );
     prometheus = spawn(
-      "prometheus",
+      stack("prometheus"),
       [
         `--config.file=${config}`,
         `--storage.tsdb.path=${dir}`,

@@ -8,12 +8,12 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
 import { ALERTS, RECORDING_RULES } from "@profinfer/contract";
-import { repoRoot } from "./support/targets.js";
+import { repoRoot, stack } from "./support/targets.js";
 
 const dir = join(repoRoot, "provisioning", "prometheus");
 
 function promtool(args: string[]): { status: number | null; out: string } {
-  const r = spawnSync("promtool", args, { cwd: dir, encoding: "utf8" });
+  const r = spawnSync(stack("prometheus", "promtool"), args, { cwd: dir, encoding: "utf8" });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 

@@ -65,7 +65,9 @@ export {
   modelsDir,
   readManifest,
   requireManifest,
+  stackBinary,
   type CacheManifest,
+  type StackComponent,
 } from "./setup/cache.js";
 export { BENCH_MODEL, TINY_MODELS, ensureModels } from "./models/zoo.js";
 export { ggmlTypeName } from "./gguf/format.js";

@@ -11,6 +11,7 @@ import {
   llamaBinary,
   modelsDir,
   requireManifest,
+  stackBinary,
   type CacheManifest,
 } from "@profinfer/exporter";
 
@@ -23,6 +24,11 @@ export function manifest(): CacheManifest {
 
 export function llama(name: string): string {
   return llamaBinary(manifest(), name);
+}
+
+/** A program of the test stack set-up built from test/stack/ (otelcol, jaeger, prometheus, promtool). */
+export function stack(component: string, binary = component): string {
+  return stackBinary(manifest(), component, binary);
 }
 
 /** The node-llama-cpp application tests and the demo profile, as a command line for spawn. */

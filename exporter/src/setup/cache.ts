@@ -26,6 +26,24 @@ export interface CacheManifest {
     options: Record<string, string>;
     targets: string[];
   };
+  /**
+   * The observability stack the tests run for real (otelcol, jaeger, prometheus), built from the
+   * Go modules pinned in test/stack/; absent in manifests written before set-up built it.
+   */
+  stack?: Record<string, StackComponent>;
+}
+
+export interface StackComponent {
+  key: string;
+  /** the release, e.g. "3.5.0" for Prometheus (its Go module is tagged v0.305.0) */
+  version: string;
+  moduleVersion: string;
+  goVersion: string;
+  dir: string;
+  /** binary name -> path */
+  binaries: Record<string, string>;
+  downloadSeconds: number;
+  buildSeconds: number;
 }
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -70,6 +88,21 @@ export function llamaBinary(manifest: CacheManifest, name: string): string {
   if (!existsSync(path)) {
     throw new SetupMissingError(
       `${name} is not in ${manifest.llamaCpp.binDir}; built targets are ${manifest.llamaCpp.targets.join(", ")}. Run 'npm run setup'.`,
+    );
+  }
+  return path;
+}
+
+/** The path of a program of the test stack (otelcol, jaeger, prometheus, promtool) set-up built. */
+export function stackBinary(
+  manifest: CacheManifest,
+  component: string,
+  binary = component,
+): string {
+  const path = manifest.stack?.[component]?.binaries[binary];
+  if (!path || !existsSync(path)) {
+    throw new SetupMissingError(
+      `${binary} (of ${component}) is not built in ${cacheRoot()}: run 'npm run setup', which builds the test stack from test/stack/${component}/go.mod.`,
     );
   }
   return path;
