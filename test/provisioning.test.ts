@@ -11,7 +11,7 @@ import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { ALERTS, HISTOGRAMS, METRIC_FAMILIES, RECORDING_RULES } from "@profinfer/contract";
 import { parse } from "yaml";
-import { repoRoot } from "./support/targets.js";
+import { manifest, repoRoot, stack } from "./support/targets.js";
 
 const prov = join(repoRoot, "provisioning");
 const yamlFile = (path: string) => parse(readFileSync(path, "utf8")) as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -88,6 +88,13 @@ describe("compose file", () => {
     }
   });
 
+  test("the images of Prometheus and the collector are the versions the tests build and run", () => {
+    const tag = (service: string) => (services[service].image as string).split(":")[1]!;
+    const built = manifest().stack!;
+    assert.equal(tag("prometheus"), `v${built.prometheus!.version}`);
+    assert.equal(tag("otel-collector"), built.otelcol!.version);
+  });
+
   test("published ports are unique and are the ports the services listen on", () => {
     const published = Object.values(services).flatMap((s) =>
       ((s.ports ?? []) as string[]).map((p) => String(p).split(":")[0]),
@@ -125,9 +132,13 @@ describe("compose file", () => {
 
   test("Prometheus' config passes promtool and loads the rules from the mounted rules folder", () => {
     const path = hostPathOf("prometheus", "/etc/prometheus/prometheus.yml")!;
-    const checked = spawnSync("promtool", ["check", "config", "--syntax-only", path], {
-      encoding: "utf8",
-    });
+    const checked = spawnSync(
+      stack("prometheus", "promtool"),
+      ["check", "config", "--syntax-only", path],
+      {
+        encoding: "utf8",
+      },
+    );
     assert.equal(checked.status, 0, checked.stdout + checked.stderr);
     const config = yamlFile(path);
     for (const glob of config.rule_files as string[]) {
@@ -195,7 +206,9 @@ describe("compose file", () => {
       .filter((f) => f.endsWith(".yml"))
       .map((f) => join(RULES_DIR, f));
     assert.ok(files.length > 0);
-    const checked = spawnSync("promtool", ["check", "rules", ...files], { encoding: "utf8" });
+    const checked = spawnSync(stack("prometheus", "promtool"), ["check", "rules", ...files], {
+      encoding: "utf8",
+    });
     assert.equal(checked.status, 0, checked.stdout + checked.stderr);
     const names = new Set(
       files.flatMap((f) =>
