@@ -4,7 +4,7 @@
 // Prometheus server scraping a live profiled run, and the bad input a user can give.
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -490,8 +490,10 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
       ttft * 1e3 <= sum((r) => r.timings.prompt_ms) + responses.length * 0.002,
       `TTFT ${ttft * 1e3} ms within the server's prompt_ms ${sum((r) => r.timings.prompt_ms)} ms`,
     );
-    // calls shared by several requests: the slots were batched
-    const single = await last(`profinfer_batch_sequences_bucket{model="tiny-llama-server",le="1"}`);
+    // calls shared by several requests: the slots were batched (Prometheus 3 writes le as a float)
+    const single = await last(
+      `profinfer_batch_sequences_bucket{model="tiny-llama-server",le="1.0"}`,
+    );
     const calls = await last(`profinfer_batch_sequences_count${label}`);
     assert.ok(single < calls, `${calls - single} of ${calls} calls held several sequences`);
     assert.equal(await last(`profinfer_active_requests${label}`), 0);
@@ -561,6 +563,19 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
       'last_over_time(profinfer_tokens_total{model="tiny-llama-metrics",phase="decode"}[10m])',
     );
     assert.equal([...tokens.values()][0], 23, "23 decode calls after the prompt's");
+    // the summary and stats.json hold the kernel's figures, which llama.cpp's own agree with
+    const stats = JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")) as ProfStats;
+    const evalRuns = /eval time =\s+[\d.]+ ms \/\s+(\d+) runs/.exec(ran.stdout + ran.stderr);
+    assert.ok(evalRuns, "llama-completion printed its eval runs");
+    assert.equal(stats.phases.decode.calls, Number(evalRuns[1]));
+    assert.equal(stats.phases.decode.tokens, 23);
+    assert.ok(stats.phases.decode.totalMs > 0 && stats.phases.decode.p99Ms > 0);
+    assert.ok(stats.ops.some((o) => o.display === "mul_mat" && o.totalMs > 0));
+    assert.match(ran.stdout, /decode\s+23\s+23\s/);
+    // no empty timeline, spans or report, and the run says why
+    for (const file of ["trace.json", "traces.otlp.jsonl", "report.html"])
+      assert.ok(!existsSync(join(dir, file)), `${file} is not written`);
+    assert.match(ran.stderr, /level metrics records no event per call, so there is no timeline/);
     const ops = await query(
       'last_over_time(profinfer_op_seconds_total{model="tiny-llama-metrics"}[10m]) > 0',
     );

@@ -414,7 +414,11 @@ export class Recorder implements LiveRecording {
       ...Object.fromEntries(DROP_COUNTERS.map((d, i) => [d.note, counters.drops[i] ?? 0])),
     });
     if (this.options.level === "metrics") {
-      this.note({ kind: "aggregates", ...this.finalReadings.aggregates });
+      this.note({
+        kind: "aggregates",
+        ...this.finalReadings.aggregates,
+        boundsNs: [...this.native.aggregateBoundsNs],
+      });
     }
     this.note({
       kind: "hits",

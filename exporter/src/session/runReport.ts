@@ -36,4 +36,5 @@ export function reportRun(
 export function reportOutputFiles(outputs: RunOutputs, log: (message: string) => void): void {
   if (outputs.report) log(`report ${outputs.report}`);
   if (outputs.reportError) log(outputs.reportError);
+  if (outputs.notWritten) log(outputs.notWritten);
 }

@@ -36,6 +36,8 @@ export interface RunOutputs {
   report: string | null;
   /** why report.html was not written, when it was asked for */
   reportError: string | null;
+  /** why the outputs built from events (trace.json, traces.otlp.jsonl, report.html) were not written */
+  notWritten: string | null;
 
   /** the spans of traces.otlp.jsonl, and their resource's attributes */
   spans: SpanRecord[];
@@ -45,9 +47,26 @@ export interface RunOutputs {
 /** Writes trace.json, stats.json, traces.otlp.jsonl and report.html into `runDir`. */
 export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}): RunOutputs {
   const run = buildRun(readRawFile(join(runDir, "events.pinf")));
-  writePerfettoTrace(run, join(runDir, "trace.json"));
   const stats = computeStats(run);
   writeStatsJson(stats, join(runDir, "stats.json"));
+  if (run.header.level === "metrics") {
+    // no event per call reached user space: a timeline, spans or a report would be empty
+    return {
+      run,
+      summary: formatStatsSummary(stats),
+      report: null,
+      reportError: null,
+      notWritten:
+        "level metrics records no event per call, so there is no timeline (trace.json), no spans (traces.otlp.jsonl) and no report.html; stats.json and the summary hold the kernel's aggregates. Record at --level op (the default) for those.",
+      spans: [],
+      resource: resourceAttributes(
+        run.header,
+        run.notes.map((n) => n.note),
+        options.serviceName,
+      ),
+    };
+  }
+  writePerfettoTrace(run, join(runDir, "trace.json"));
   const spans = buildRunSpans(
     run,
     options.opSampling ?? DEFAULT_OP_SAMPLING,
@@ -76,6 +95,7 @@ export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}):
     summary: formatStatsSummary(stats),
     report,
     reportError,
+    notWritten: null,
     spans,
     resource: resourceAttributes(
       run.header,

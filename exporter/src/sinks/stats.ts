@@ -5,6 +5,9 @@
 import { writeFileSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
+import { AggPhase, NO_LAYER } from "../abi/constants.js";
+import { functionLabel } from "../discovery/libraries.js";
+import { aggregateOpName } from "../trace/aggregateNames.js";
 import { addCounters, deriveFigures } from "../trace/derived.js";
 import { requestTpotNs, requestTtftNs } from "../trace/requests.js";
 import type {
@@ -364,7 +367,7 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     }));
 
   const snapshotsUsed = [...run.snapshots.values()].filter((s) => s.uses > 0);
-  return {
+  const stats: ProfStats = {
     format: "profinfer-stats",
     version: 1,
     run: {
@@ -409,6 +412,119 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     experts,
     drops: run.drops,
     warnings: run.warnings,
+  };
+  return run.header.level === "metrics" ? withKernelAggregates(stats, run) : stats;
+}
+
+/** Upper bound (ns) of the bucket that holds the p-th percentile of per-bucket `counts`. */
+function bucketPercentileNs(counts: readonly number[], boundsNs: readonly number[], p: number) {
+  const total = counts.reduce((a, b) => a + b, 0);
+  if (total === 0) return 0;
+  const rank = Math.max(1, Math.ceil((p / 100) * total));
+  let seen = 0;
+  for (let i = 0; i < counts.length; i++) {
+    seen += counts[i] ?? 0;
+    // past the last bound (+Inf) the largest bound is the best that can be said
+    if (seen >= rank) return boundsNs[Math.min(i, boundsNs.length - 1)] ?? 0;
+  }
+  return boundsNs[boundsNs.length - 1] ?? 0;
+}
+
+/**
+ * At --level metrics no event reaches user space: the calls, tokens and operator time come from
+ * the kernel's aggregates, noted at the end of the run. Percentiles are the upper bounds of the
+ * histogram buckets they fall in, and operator counts are per thread, as the kernel counts them.
+ */
+function withKernelAggregates(stats: ProfStats, run: Run): ProfStats {
+  const note = run.notes.map((n) => n.note).find((n) => n.kind === "aggregates");
+  if (!note) return stats;
+  const boundsNs = note.boundsNs ?? [];
+  const phase = (i: number): PhaseStat => {
+    const t = note.tokens[i];
+    if (!t || t.calls === 0) return phaseStat([], 0);
+    return {
+      calls: t.calls,
+      tokens: t.tokens,
+      totalMs: ms(t.ns),
+      meanMs: ms(t.ns / t.calls),
+      p50Ms: ms(bucketPercentileNs(t.buckets, boundsNs, 50)),
+      p99Ms: ms(bucketPercentileNs(t.buckets, boundsNs, 99)),
+      tokensPerSecond: t.ns > 0 ? Math.round((t.tokens / (t.ns / 1e9)) * 100) / 100 : 0,
+    };
+  };
+  const naming = {
+    operatorFunctions: [
+      ...run.header.opFuncs,
+      ...run.notes.flatMap((n) => (n.note.kind === "attach" ? n.note.opFuncs : [])),
+    ].map((f) => ({ index: f.index, op: functionLabel(f.symbol) })),
+    opNames: {
+      ops: run.header.opNames,
+      unary: run.header.unaryOpNames,
+      glu: run.header.gluOpNames,
+    },
+  };
+  const opAcc = new Map<
+    string,
+    { count: number; ns: number; barrierNs: number; buckets: number[] }
+  >();
+  for (const a of note.ops) {
+    const name = aggregateOpName(a.func, naming);
+    const acc = opAcc.get(name) ?? { count: 0, ns: 0, barrierNs: 0, buckets: [] };
+    acc.count += a.count;
+    acc.ns += a.ns;
+    acc.barrierNs += a.barrierNs;
+    a.buckets.forEach((v, i) => (acc.buckets[i] = (acc.buckets[i] ?? 0) + v));
+    opAcc.set(name, acc);
+  }
+  const opNs = [...opAcc.values()].reduce((n, a) => n + a.ns, 0);
+  const ops: OpTypeStat[] = [...opAcc]
+    .filter(([, a]) => a.count > 0)
+    .map(([name, a]) => ({
+      op: name.toUpperCase(),
+      display: name,
+      count: a.count,
+      inferred: 0,
+      totalMs: ms(a.ns),
+      meanMs: ms(a.ns / a.count),
+      p50Ms: ms(bucketPercentileNs(a.buckets, boundsNs, 50)),
+      p99Ms: ms(bucketPercentileNs(a.buckets, boundsNs, 99)),
+      share: ratio(a.ns, opNs),
+      barrierWaitMs: ms(a.barrierNs),
+      imbalance: 0,
+      threadRuns: a.count,
+    }))
+    .sort((a, b) => b.totalMs - a.totalMs || (a.op < b.op ? -1 : 1));
+  const layerAcc = new Map<number, { ops: number; ns: number }>();
+  for (const l of note.layers) {
+    const acc = layerAcc.get(l.layer) ?? { ops: 0, ns: 0 };
+    acc.ops += l.count;
+    acc.ns += l.ns;
+    layerAcc.set(l.layer, acc);
+  }
+  const decode = phase(AggPhase.DECODE);
+  return {
+    ...stats,
+    phases: {
+      prefill: phase(AggPhase.PREFILL),
+      decode,
+      mixed: phase(AggPhase.MIXED),
+      ttftMs: null,
+      tpotMs: decode.calls > 0 ? decode.meanMs : null,
+    },
+    graphs: { ...stats.graphs, opGraphMs: ms(opNs) },
+    ops,
+    layers: [...layerAcc]
+      .sort((a, b) => a[0] - b[0])
+      .map(([layer, l]) => ({
+        layer: layer === NO_LAYER ? null : layer,
+        ops: l.ops,
+        totalMs: ms(l.ns),
+        share: ratio(l.ns, opNs),
+      })),
+    warnings: [
+      ...stats.warnings,
+      "level metrics: kernel aggregates; p50/p99 are bucket bounds, operator counts are per thread",
+    ],
   };
 }
 

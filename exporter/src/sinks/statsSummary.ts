@@ -135,10 +135,17 @@ function requestSummary(stats: ProfStats, rows: number): string[] {
 export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {}): string {
   const out: string[] = [];
   const r = stats.run;
+  // at level metrics the calls are the kernel's counts: no event per call reached user space
+  const aggregated = r.level === "metrics";
+  const calls = aggregated
+    ? stats.phases.prefill.calls + stats.phases.decode.calls + stats.phases.mixed.calls
+    : stats.tokens.length;
   out.push(
     clip(`profinfer: ${r.command.join(" ")}`, WIDTH),
-    `pid ${r.pid}, level ${r.level}, ${r.events} events, ${stats.tokens.length} llama_decode ` +
-      `calls, ${fmtMs(r.durationMs)} ms${r.truncated ? ", TRUNCATED" : ""}`,
+    `pid ${r.pid}, level ${r.level}, ${r.events} events, ${calls} llama_decode calls` +
+      (aggregated
+        ? " (counted in the kernel)"
+        : `, ${fmtMs(r.durationMs)} ms${r.truncated ? ", TRUNCATED" : ""}`),
     "",
   );
 
@@ -171,8 +178,10 @@ export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {
   if (stats.ops.length > 0) {
     const top = stats.ops.slice(0, options.ops ?? 15);
     out.push(
-      `operators (share of ${fmtMs(stats.graphs.opGraphMs)} ms in ${stats.graphs.withOps} ` +
-        `graphs; ${stats.graphs.reuses} graph reuses)`,
+      aggregated
+        ? `operators (share of ${fmtMs(stats.graphs.opGraphMs)} ms of operator time; counts per thread, p50/p99 bucket bounds)`
+        : `operators (share of ${fmtMs(stats.graphs.opGraphMs)} ms in ${stats.graphs.withOps} ` +
+            `graphs; ${stats.graphs.reuses} graph reuses)`,
       ...table(
         ["op", "count", "total ms", "mean ms", "p50 ms", "p99 ms", "share", "barrier ms", "imbal"],
         top.map((o) => [
@@ -200,7 +209,7 @@ export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {
     );
     const cell = Math.max(...layerCells.map((c) => c.length)) + 2;
     const perLine = Math.max(1, Math.floor(WIDTH / cell));
-    out.push("time per layer");
+    if (layerCells.length > 0) out.push("time per layer");
     for (let i = 0; i < layerCells.length; i += perLine) {
       out.push(
         layerCells
@@ -210,22 +219,23 @@ export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {
           .trimEnd(),
       );
     }
-    out.push("");
+    if (layerCells.length > 0) out.push("");
 
-    out.push(
-      `slowest tensors (mean per ${stats.slowestTensorsOver === "decode" ? "decode " : ""}call)`,
-      ...table(
-        ["tensor", "op", "layer", "count", "mean ms"],
-        stats.slowestTensors.map((t) => [
-          t.tensor,
-          displayOpName(t.op),
-          t.layer === null ? "-" : String(t.layer),
-          String(t.count),
-          fmtMs(t.meanMs),
-        ]),
-      ),
-      "",
-    );
+    if (stats.slowestTensors.length > 0)
+      out.push(
+        `slowest tensors (mean per ${stats.slowestTensorsOver === "decode" ? "decode " : ""}call)`,
+        ...table(
+          ["tensor", "op", "layer", "count", "mean ms"],
+          stats.slowestTensors.map((t) => [
+            t.tensor,
+            displayOpName(t.op),
+            t.layer === null ? "-" : String(t.layer),
+            String(t.count),
+            fmtMs(t.meanMs),
+          ]),
+        ),
+        "",
+      );
   }
 
   if (stats.threads.length > 0) {

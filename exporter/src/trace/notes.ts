@@ -103,6 +103,8 @@ export interface Aggregates {
 /** The in-kernel aggregates at the end of a --level metrics run. */
 export interface AggregatesNote extends Aggregates {
   kind: "aggregates";
+  /** upper bounds (ns) of the histograms' buckets (absent in older files) */
+  boundsNs?: number[];
 }
 
 /** Probe hits by kind over the run, and the probes attached. */

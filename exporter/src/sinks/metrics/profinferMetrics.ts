@@ -3,14 +3,8 @@
 // scrape time from the in-kernel aggregates (BPF maps, summed by the addon): nothing is observed
 // per event on the JS thread.
 import { Counter, Gauge, type Registry } from "prom-client";
-import {
-  AGG_UNPROBED,
-  AggPhase,
-  BATCH_SEQ_BUCKETS,
-  BATCH_TOKEN_BUCKETS,
-  NO_LAYER,
-  stepKeyParts,
-} from "../../abi/constants.js";
+import { AggPhase, BATCH_SEQ_BUCKETS, BATCH_TOKEN_BUCKETS, NO_LAYER } from "../../abi/constants.js";
+import { aggregateOpName } from "../../trace/aggregateNames.js";
 import type { Aggregates } from "../../trace/notes.js";
 import type { LiveRecording } from "../liveSink.js";
 import { AggregatedHistogram } from "./aggregatedHistogram.js";
@@ -362,26 +356,7 @@ export class ProfinferMetrics {
 
   /** The `op` label of an aggregate key. */
   opName(func: number): string {
-    if (func === AGG_UNPROBED) return N.UNPROBED_OP;
-    const step = stepKeyParts(func);
-    if (step) return this.stepOpName(step);
-    return this.source.operatorFunctions.find((x) => x.index === func)?.op ?? `func${func}`;
-  }
-
-  /**
-   * A step probe's key (bpf/profinfer.h PI_AGG_STEP): the step's first op, its unary or glu kind,
-   * and the op fused after it, named as stats.json names op types ("unary:silu", "rms_norm+mul").
-   */
-  private stepOpName(step: { op: number; second: number | null; kind: number | null }): string {
-    const names = this.source.opNames;
-    const opName = (i: number) => names?.ops[i]?.toLowerCase() ?? `op${i}`;
-    let label = opName(step.op);
-    if (step.kind !== null) {
-      const table = label === "unary" ? names?.unary : names?.glu;
-      label += `:${table?.[step.kind]?.toLowerCase() ?? step.kind}`;
-    }
-    if (step.second !== null) label += `+${opName(step.second)}`;
-    return label;
+    return aggregateOpName(func, this.source);
   }
 
   /** The aggregates by operator type (functions of one op summed). */
