@@ -140,8 +140,8 @@ export const DROP_REASONS = [
 ] as const;
 
 /** Series written by the recording rules of provisioning/prometheus/rules/. */
-export const RULE_TOKENS_PER_SECOND = "profinfer:tokens_per_second:rate1m";
-export const RULE_GENERATED_TOKENS_PER_SECOND = "profinfer:generated_tokens_per_second:rate1m";
+export const RULE_TOKENS_PER_SECOND = "profinfer:tokens_per_second:rate5m";
+export const RULE_GENERATED_TOKENS_PER_SECOND = "profinfer:generated_tokens_per_second:rate5m";
 export const RULE_BACKEND_STALL_RATIO = "profinfer:op_backend_stall_ratio:rate5m";
 export const RULE_IPC = "profinfer:op_ipc:rate5m";
 export const RULE_TIME_SHARE = "profinfer:op_time_share:rate5m";
