@@ -107,6 +107,11 @@ export function chooseStallFormula(cpu: CpuIdentity): StallChoice {
       "a hybrid CPU: its P-cores and E-cores count backend stalls with different events, and a counter must open on every CPU",
     );
   }
+  if ((cpu.vendor === "GenuineIntel" || cpu.vendor === "AuthenticAMD") && !core) {
+    return generic(
+      "sysfs has no core PMU (cpu) for the CPU's own events (a virtual machine without a virtual PMU?)",
+    );
+  }
   if (cpu.vendor === "GenuineIntel" && core) {
     if (cpu.pmus[core]!.includes("topdown-be-bound")) return encode(byId("intel-topdown"), core);
     if (cpu.family === 6 && cpu.model !== null && SKYLAKE_MODELS.has(cpu.model))
