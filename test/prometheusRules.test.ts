@@ -70,3 +70,21 @@ test("every alert has a summary, a description and a runbook section that exists
     assert.ok(anchors.has(runbook[1]!), `${name}: docs/metrics.md has a section #${runbook[1]}`);
   }
 });
+
+test("every rule keeps instance: two hosts running one model stay apart, and alerts name the host", () => {
+  const recording = readFileSync(join(dir, "rules", "profinfer-recording.yml"), "utf8");
+  const alerts = readFileSync(join(dir, "rules", "profinfer-alerts.yml"), "utf8");
+  assert.deepEqual(
+    [...recording.matchAll(/record: (\S+)/g)].map((m) => m[1]).sort(),
+    [...RECORDING_RULES].sort(),
+  );
+  for (const m of `${recording}\n${alerts}`.matchAll(/\b(?:sum|avg|max|min) by \(([^)]*)\)/g)) {
+    const labels = m[1]!.split(",").map((l) => l.trim());
+    assert.ok(labels.includes("instance"), `${m[0]} keeps instance`);
+  }
+  const tests = readFileSync(join(dir, "tests", "alerts.test.yml"), "utf8");
+  // the expected alert texts name a host: none reads "on  " with an empty instance
+  assert.doesNotMatch(tests, / on {2}/);
+  assert.match(tests, /profinfer:op_backend_stall_ratio:rate5m\{instance="h1",model="llama-1b"/);
+  assert.match(tests, /profinfer:op_backend_stall_ratio:rate5m\{instance="h2",model="llama-1b"/);
+});

@@ -22,6 +22,13 @@ export const OP_DURATION = "profinfer_op_duration_seconds";
 export const OP_SECONDS = "profinfer_op_seconds_total";
 export const BARRIER_WAIT = "profinfer_barrier_wait_seconds_total";
 export const OP_COUNTER = "profinfer_op_counter_total";
+/**
+ * The backend-stall figure's two sides inside operators, by operator type: issue slots (or cycles,
+ * one slot per cycle) stalled on the back end, and all slots, as the run's formula computes them
+ * from the events this CPU has (docs/metrics.md "Backend stalls"). rate() / rate() is the ratio.
+ */
+export const OP_BACKEND_STALL_SLOTS = "profinfer_op_backend_stall_slots_total";
+export const OP_BACKEND_SLOTS = "profinfer_op_backend_slots_total";
 export const LAYER_OP_SECONDS = "profinfer_layer_op_seconds_total";
 export const MOE_EXPERT_SELECTIONS = "profinfer_moe_expert_selections_total";
 export const PROBE_HITS = "profinfer_probe_hits_total";
@@ -63,6 +70,8 @@ export const METRIC_FAMILIES = [
   OP_SECONDS,
   BARRIER_WAIT,
   OP_COUNTER,
+  OP_BACKEND_STALL_SLOTS,
+  OP_BACKEND_SLOTS,
   LAYER_OP_SECONDS,
   MOE_EXPERT_SELECTIONS,
   PROBE_HITS,
@@ -85,6 +94,12 @@ export const LABEL_PHASE = "phase";
 export const LABEL_REASON = "reason";
 export const LABEL_HARDWARE = "hardware";
 export const LABEL_OUTCOME = "outcome";
+/** profinfer_counter_info: the derived figure a counter feeds (FEEDS), and that figure's formula */
+export const LABEL_FEEDS = "feeds";
+export const LABEL_FORMULA = "formula";
+
+/** The `feeds` label of the counters that feed the backend-stall figure. */
+export const FEEDS_BACKEND_STALL = "backend_stall";
 
 /** The `phase` label of the per-call metrics: what a llama_decode call computed, by content. */
 export const PHASES = ["prefill", "decode", "mixed"] as const;
@@ -125,8 +140,8 @@ export const DROP_REASONS = [
 ] as const;
 
 /** Series written by the recording rules of provisioning/prometheus/rules/. */
-export const RULE_TOKENS_PER_SECOND = "profinfer:tokens_per_second:rate1m";
-export const RULE_GENERATED_TOKENS_PER_SECOND = "profinfer:generated_tokens_per_second:rate1m";
+export const RULE_TOKENS_PER_SECOND = "profinfer:tokens_per_second:rate5m";
+export const RULE_GENERATED_TOKENS_PER_SECOND = "profinfer:generated_tokens_per_second:rate5m";
 export const RULE_BACKEND_STALL_RATIO = "profinfer:op_backend_stall_ratio:rate5m";
 export const RULE_IPC = "profinfer:op_ipc:rate5m";
 export const RULE_TIME_SHARE = "profinfer:op_time_share:rate5m";

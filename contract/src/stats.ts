@@ -21,7 +21,10 @@ export interface DerivedFigures {
   ipc?: number;
   /** cache-misses / cache-references */
   cacheMissRate?: number;
-  /** stalled-cycles-backend / cycles: the share of cycles waiting on data (memory-bound above ~0.5) */
+  /**
+   * the share of issue slots (cycles) stalled on the back end, by the run's formula (ProfStats
+   * backendStall): waiting on data or execution units (memory-bound above ~0.5)
+   */
   backendStallRatio?: number;
   /** stalled-cycles-frontend / cycles */
   frontendStallRatio?: number;
@@ -201,6 +204,17 @@ export interface ProfStats {
   };
   /** the counters recorded; `hardware` false: a software event, not a hardware count */
   counters: { name: string; hardware: boolean; scaled: boolean }[] | null;
+  /** where backendStallRatio comes from: the formula and the counters that fed it; null: none */
+  backendStall: {
+    /** the formula's id ("intel-topdown", "amd-zen4", "arm-pmuv3", "generic", ...) */
+    formula: string;
+    /** the perf metric it follows, and perf's table that defines it */
+    metric: string;
+    /** what both sides count */
+    unit: "slots" | "cycles";
+    /** the counters it is computed from */
+    events: string[];
+  } | null;
   tokens: TokenStat[];
   /** llama_decode calls by phase (by content: docs/trace-model.md "Requests") */
   phases: {

@@ -274,7 +274,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         "Backend stall ratio by operator",
         "percentunit",
         [promQuery(`avg by (op) (${RULE_BACKEND_STALL_RATIO}{${MODEL}})`, "{{op}}")],
-        "Backend stall cycles over cycles per operator (hardware counters; empty where the machine has none). Over 0.8: memory-bound",
+        'Share of issue slots (cycles) stalled on the back end per operator, from the events each CPU has (profinfer_counter_info{feeds="backend_stall"} names its formula; empty without hardware counters). Over 0.8: memory-bound',
       ),
     )
     .withPanel(

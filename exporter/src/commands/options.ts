@@ -212,7 +212,7 @@ export function addCommonOptions(command: Command): Command {
     )
     .option(
       "--pmc <list>",
-      "perf counters read at every operator boundary: perf event names (cycles,instructions,task-clock,cpu/event=0x3c/,r003c,...) or 'auto'",
+      "perf counters read at every operator boundary: perf event names (cycles,instructions,task-clock,cpu/event=0x3c/,r003c,...), 'backend-stall' (this CPU's backend-stall events) or 'auto'",
     )
     .option(
       "--metrics-addr <host:port>",

@@ -5,7 +5,11 @@
 // would become a native dependency for what is a few dozen lines here.
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
+import { PI_MAX_COUNTERS } from "../abi/events.js";
 import { UserError } from "../errors.js";
+import type { BackendStallFormula } from "../trace/backendStall.js";
+import { GENERIC_STALL } from "../trace/backendStall.js";
+import { chooseStallFormula, readCpuIdentity, type CpuIdentity } from "./cpuIdentity.js";
 
 /** Where the kernel describes its PMUs. */
 export const SYSFS_PMU_ROOT = "/sys/bus/event_source/devices";
@@ -33,6 +37,34 @@ export interface CounterUnavailable {
 export interface CounterSelection {
   counters: CounterRequest[];
   unavailable: CounterUnavailable[];
+  /**
+   * the formula the backend-stall figure comes from, when every event it needs is in `counters`
+   * (the recorder keeps it only if they all open); `note` says why a CPU got the generic one
+   */
+  backendStall: { formula: BackendStallFormula; note?: string } | null;
+}
+
+/** `--pmc backend-stall`: the events of this CPU's backend-stall formula (trace/backendStall.ts). */
+export const BACKEND_STALL_KEYWORD = "backend-stall";
+
+/**
+ * perf's aliases of its generic events, by the name profinfer records: whichever a user writes,
+ * the run, the metrics' `event` label and the derived figures see the first name of perf list's
+ * "cpu-cycles OR cycles" lines as perf users and rules write them.
+ */
+const ALIASES: Readonly<Record<string, string>> = {
+  "cpu-cycles": "cycles",
+  branches: "branch-instructions",
+  "idle-cycles-frontend": "stalled-cycles-frontend",
+  "idle-cycles-backend": "stalled-cycles-backend",
+  faults: "page-faults",
+  cs: "context-switches",
+  migrations: "cpu-migrations",
+};
+
+/** The name a generic event is recorded under (perf's aliases folded into one). */
+export function canonicalEventName(name: string): string {
+  return ALIASES[name] ?? name;
 }
 
 /** perf's generic hardware events (PERF_TYPE_HARDWARE), with perf's aliases. */
@@ -69,15 +101,18 @@ const SOFTWARE_EVENTS: Readonly<Record<string, number>> = {
   "emulation-faults": 8,
 };
 
-/** `--pmc auto` where the CPU has a PMU: what the derived figures need. */
+/**
+ * `--pmc auto` where the CPU has a PMU: what the derived figures need, the backend-stall
+ * formula's events in place of the keyword; cut to the counters that fit, from the end.
+ */
 export const AUTO_HARDWARE = [
   "cycles",
   "instructions",
   "cache-references",
   "cache-misses",
-  "stalled-cycles-backend",
-  "stalled-cycles-frontend",
   "branch-misses",
+  BACKEND_STALL_KEYWORD,
+  "stalled-cycles-frontend",
 ];
 /** `--pmc auto` without one: the kernel's own counts. */
 export const AUTO_SOFTWARE = ["task-clock", "page-faults", "context-switches"];
@@ -125,21 +160,59 @@ export function splitEventList(list: string): string[] {
  * Resolves `--pmc LIST`. Names that are not perf event syntax throw a UserError (nothing is
  * recorded yet); events that are well-formed but that this machine does not have (a PMU that is
  * absent) come back in `unavailable` with the reason, and the run goes on without them.
+ * `backend-stall` (and `auto`) take the events of the formula chosen for `cpu`.
  */
-export function resolveCounters(list: string, root = SYSFS_PMU_ROOT): CounterSelection {
-  const names = list.trim() === "auto" ? autoEvents(root) : splitEventList(list);
-  if (names.length === 0) throw new UserError("--pmc needs at least one event name, or 'auto'");
+export function resolveCounters(
+  list: string,
+  root = SYSFS_PMU_ROOT,
+  cpu?: CpuIdentity,
+): CounterSelection {
+  const auto = list.trim() === "auto";
+  const written = auto ? autoEvents(root) : splitEventList(list);
+  if (written.length === 0) throw new UserError("--pmc needs at least one event name, or 'auto'");
+  const seen = new Map<string, string>();
+  for (const name of written) {
+    const canonical = canonicalEventName(name);
+    const before = seen.get(canonical);
+    if (before !== undefined) {
+      throw new UserError(
+        before === name
+          ? `--pmc names '${name}' twice`
+          : `--pmc names '${canonical}' twice: '${before}' and '${name}' are the same perf event`,
+      );
+    }
+    seen.set(canonical, name);
+  }
+  const stall = written.includes(BACKEND_STALL_KEYWORD)
+    ? chooseStallFormula(cpu ?? readCpuIdentity(root))
+    : null;
+  // the keyword's events where it stands, each event once
+  const names: string[] = [];
+  const encodings = new Map<string, string>();
+  for (const name of written) {
+    const expanded =
+      name === BACKEND_STALL_KEYWORD ? stall!.formula.events.map((e) => e.name) : [name];
+    for (const n of expanded.map(canonicalEventName)) if (!names.includes(n)) names.push(n);
+  }
+  if (stall) for (const [n, enc] of Object.entries(stall.encodings)) encodings.set(n, enc);
+  if (auto) names.splice(PI_MAX_COUNTERS);
   const counters: CounterRequest[] = [];
   const unavailable: CounterUnavailable[] = [];
-  const seen = new Set<string>();
   for (const name of names) {
-    if (seen.has(name)) throw new UserError(`--pmc names '${name}' twice`);
-    seen.add(name);
-    const result = resolveEvent(name, root);
-    if ("reason" in result) unavailable.push(result);
-    else counters.push(result);
+    const encoding = encodings.get(name);
+    const result = resolveEvent(encoding ?? name, root);
+    if ("reason" in result) unavailable.push({ ...result, name });
+    else counters.push({ ...result, name });
   }
-  return { counters, unavailable };
+  const has = (f: BackendStallFormula) =>
+    f.events.every((e) => counters.some((c) => c.name === e.name));
+  const backendStall =
+    stall && has(stall.formula)
+      ? { formula: stall.formula, ...(stall.note ? { note: stall.note } : {}) }
+      : has(GENERIC_STALL)
+        ? { formula: GENERIC_STALL, ...(stall?.note ? { note: stall.note } : {}) }
+        : null;
+  return { counters, unavailable, backendStall };
 }
 
 function autoEvents(root: string): string[] {
@@ -155,10 +228,20 @@ export function resolveEvent(
   root = SYSFS_PMU_ROOT,
 ): CounterRequest | CounterUnavailable {
   if (name in HARDWARE_EVENTS) {
-    return request(name, PerfType.HARDWARE, BigInt(HARDWARE_EVENTS[name]!), true);
+    return request(
+      canonicalEventName(name),
+      PerfType.HARDWARE,
+      BigInt(HARDWARE_EVENTS[name]!),
+      true,
+    );
   }
   if (name in SOFTWARE_EVENTS) {
-    return request(name, PerfType.SOFTWARE, BigInt(SOFTWARE_EVENTS[name]!), false);
+    return request(
+      canonicalEventName(name),
+      PerfType.SOFTWARE,
+      BigInt(SOFTWARE_EVENTS[name]!),
+      false,
+    );
   }
   if (/^r/.test(name) && !name.includes("/")) {
     const m = /^r([0-9a-fA-F]{1,16})$/.exec(name);
@@ -177,7 +260,8 @@ export function resolveEvent(
   }
   throw new UserError(
     `--pmc: unknown event '${name}'. Give a perf event: ${knownEventNames().join(", ")}; ` +
-      `a PMU event such as cpu/event=0x3c,umask=0x00/ or armv8_pmuv3/mem_access/; a raw event such as r003c; or 'auto'`,
+      `a PMU event such as cpu/event=0x3c,umask=0x00/ or armv8_pmuv3/mem_access/; a raw event such as r003c; ` +
+      `'${BACKEND_STALL_KEYWORD}' (the events of this CPU's backend-stall formula); or 'auto'`,
   );
 }
 

@@ -12,6 +12,7 @@ import { kernelHasUprobeMulti } from "../host/kernel.js";
 import type { LiveRecording } from "../sinks/liveSink.js";
 import type { RunHeader } from "../trace/header.js";
 import type { Aggregates, HitsNote, RunNote } from "../trace/notes.js";
+import type { BackendStallFormula } from "../trace/backendStall.js";
 import type { CounterRequest } from "./counters.js";
 import { LayoutCheck } from "./layoutCheck.js";
 import { LibraryFollower } from "./libraryFollower.js";
@@ -58,6 +59,8 @@ export class Recorder implements LiveRecording {
   private firstDecode: { cpu: NodeJS.CpuUsage; wallMs: number } | null = null;
   /** the counters that opened, in the order the events carry their readings */
   readonly counters: CounterRequest[] = [];
+  /** the backend-stall formula, when every event it needs opened */
+  backendStall: BackendStallFormula | null = null;
   /** profinfer's CPU from the first llama_decode to the end of tracing (all its threads) */
   profilerCpu: { cpuMs: number; wallMs: number } | null = null;
   readonly stats: RecorderStats = { tokens: 0, events: 0, bytes: 0, drops: 0 };
@@ -124,6 +127,15 @@ export class Recorder implements LiveRecording {
       if (status.opened && req) this.counters.push(req);
       else this.warn(`counter ${status.name} is not recorded: ${status.error}`);
     }
+    const stall = selection?.backendStall ?? null;
+    if (stall && stall.formula.events.every((e) => this.counters.some((c) => c.name === e.name))) {
+      this.backendStall = stall.formula;
+    } else if (stall) {
+      this.warn(
+        `the backend-stall figure (${stall.formula.metric}) is not recorded: not all of its events opened`,
+      );
+    }
+    if (stall?.note) this.warn(`backend stalls use the generic events: ${stall.note}`);
     if (requested.length > 0 || (selection?.unavailable.length ?? 0) > 0) {
       this.options.log(this.counterSummary());
     }
@@ -133,7 +145,8 @@ export class Recorder implements LiveRecording {
   counterSummary(): string {
     if (this.counters.length === 0) return "counters: none recorded";
     const kind = (c: CounterRequest) => (c.hardware ? "hardware" : "software");
-    return `counters: ${this.counters.map((c) => `${c.name} (${kind(c)})`).join(", ")}`;
+    const stall = this.backendStall ? `; backend stalls: ${this.backendStall.id}` : "";
+    return `counters: ${this.counters.map((c) => `${c.name} (${kind(c)})`).join(", ")}${stall}`;
   }
 
   /** The in-kernel aggregates so far (cumulative), for the metrics exporter. */
@@ -255,6 +268,7 @@ export class Recorder implements LiveRecording {
       ...(this.counters.length > 0
         ? { counters: this.counters.map((c) => ({ name: c.name, hardware: c.hardware })) }
         : {}),
+      ...(this.backendStall ? { backendStall: { formula: this.backendStall.id } } : {}),
       clock: this.clock,
       target: {
         pid: this.pid,

@@ -2,6 +2,7 @@
 // What live sinks (the OTLP span export, the Prometheus endpoint) see of a recording while the
 // target runs, and the one interface record and attach drive them through, as a TracerProvider
 // drives its span processors.
+import type { BackendStallFormula } from "../trace/backendStall.js";
 import type { RunHeader } from "../trace/header.js";
 import type { KernelRequests } from "../record/nativeTracer.js";
 import type { Aggregates, RunNote } from "../trace/notes.js";
@@ -33,6 +34,8 @@ export interface LiveRecording {
   readonly operatorFunctions: readonly { index: number; op: string }[];
   /** the counters recorded, in the order of the aggregates' counter arrays */
   readonly counters: readonly { name: string; hardware: boolean }[];
+  /** the formula of the backend-stall figure, when its events are all among `counters` */
+  readonly backendStall?: BackendStallFormula | null;
   /** events user space received so far (0 at level metrics) */
   eventsReceived(): number;
   /** the build's op, unary and glu names by enum value (step aggregate keys hold enum values) */

@@ -102,7 +102,11 @@ export function* perfettoEventTexts(run: Run): Generator<string, void, undefined
         if (t.startInferred) args.start_inferred = true;
         if (t.counters) {
           args.counters = t.counters;
-          const figures = deriveFigures(t.counters, Number(t.endNs - t.startNs));
+          const figures = deriveFigures(
+            t.counters,
+            Number(t.endNs - t.startNs),
+            run.backendStall ?? null,
+          );
           if (Object.keys(figures).length > 0) args.derived = figures;
           list.push(...counterSamples(t, figures, pid, us));
         }

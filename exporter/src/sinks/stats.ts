@@ -167,6 +167,7 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     threadRuns: number;
   }
   const recorded = (run.counters?.length ?? 0) > 0;
+  const stall = run.backendStall ?? null;
   const addOp = (acc: CounterAcc, op: OpRun): void => {
     if (!recorded) return;
     for (const t of op.threads) {
@@ -176,7 +177,9 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     }
   };
   const counterFields = (acc: CounterAcc) =>
-    recorded ? { counters: acc.counters, derived: deriveFigures(acc.counters, acc.threadNs) } : {};
+    recorded
+      ? { counters: acc.counters, derived: deriveFigures(acc.counters, acc.threadNs, stall) }
+      : {};
   const opAcc = new Map<string, OpAcc>();
   const layerAcc = new Map<number | null, CounterAcc & { ops: number; ns: number }>();
   const tensorAcc = new Map<
@@ -380,6 +383,14 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
       truncated: run.truncatedAt !== null,
     },
     counters: run.counters ?? null,
+    backendStall: run.backendStall
+      ? {
+          formula: run.backendStall.id,
+          metric: run.backendStall.metric,
+          unit: run.backendStall.unit,
+          events: run.backendStall.events.map((e) => e.name),
+        }
+      : null,
     tokens,
     requests: requestsStat(run),
     phases: {

@@ -3,6 +3,7 @@
 // rules): sort and pair the events, place graphs in calls, describe the graphs, place operator
 // and step events in graphs, reconstruct each graph's operators, charge off-CPU time, place MoE
 // routing, order the threads, and say what was lost.
+import { formulaOfRun } from "./backendStall.js";
 import type { Drops } from "@profinfer/contract";
 import { innerBarrierExpectations, reconstructGraph } from "./alignment.js";
 import { clockFrom } from "./clock.js";
@@ -89,6 +90,10 @@ export function buildRun(input: RawInput | RawRecording): Run {
     );
   }
   const counters = recordedCounters(header, sorted);
+  const backendStall = formulaOfRun(
+    header.backendStall?.formula,
+    (counters ?? []).map((c) => c.name),
+  );
   return {
     source: input.path ?? null,
     header,
@@ -109,6 +114,7 @@ export function buildRun(input: RawInput | RawRecording): Run {
     truncatedAt,
     warnings,
     ...(counters ? { counters } : {}),
+    ...(backendStall ? { backendStall } : {}),
   };
 }
 

@@ -2,6 +2,7 @@
 // Figures derived from counter deltas, the same for every output (stats.json, the summary, the
 // Perfetto counter tracks, spans): each is present only when the events it needs were recorded.
 import type { DerivedFigures } from "@profinfer/contract";
+import { backendStallRatio, formulaOfRun, type BackendStallFormula } from "./backendStall.js";
 
 /** Bytes one last-level cache miss moves from memory: one cache line. */
 export const CACHE_LINE_BYTES = 64;
@@ -19,25 +20,27 @@ const round = (v: number, digits = 4): number => {
 
 /**
  * Derived figures of summed counter deltas. `threadNs` is the summed duration of the thread
- * intervals the deltas cover (for bandwidth and on-CPU ratio).
+ * intervals the deltas cover (for bandwidth and on-CPU ratio); `stall` the run's backend-stall
+ * formula (Run.backendStall; by default the generic one where its events were recorded).
  */
 export function deriveFigures(
   counters: Readonly<Record<string, number>>,
   threadNs: number,
+  stall: BackendStallFormula | null = formulaOfRun(undefined, Object.keys(counters)),
 ): DerivedFigures {
   const out: DerivedFigures = {};
   const cycles = pick(counters, "cycles", "cpu-cycles");
   const instructions = pick(counters, "instructions");
   const refs = pick(counters, "cache-references");
   const misses = pick(counters, "cache-misses");
-  const backend = pick(counters, "stalled-cycles-backend", "idle-cycles-backend");
   const frontend = pick(counters, "stalled-cycles-frontend", "idle-cycles-frontend");
   const branches = pick(counters, "branch-instructions", "branches");
   const branchMisses = pick(counters, "branch-misses");
   const taskClock = pick(counters, "task-clock", "cpu-clock");
   if (cycles && instructions !== undefined) out.ipc = round(instructions / cycles);
   if (refs && misses !== undefined) out.cacheMissRate = round(misses / refs);
-  if (cycles && backend !== undefined) out.backendStallRatio = round(backend / cycles);
+  const backendStall = backendStallRatio(stall, counters);
+  if (backendStall !== undefined) out.backendStallRatio = round(backendStall);
   if (cycles && frontend !== undefined) out.frontendStallRatio = round(frontend / cycles);
   if (branches && branchMisses !== undefined) out.branchMissRate = round(branchMisses / branches);
   if (misses !== undefined) {

@@ -38,6 +38,11 @@ export interface RunHeader {
   };
   /** the perf counters the OP/BARRIER events carry readings of, in order (absent: none) */
   counters?: { name: string; hardware: boolean }[];
+  /**
+   * the backend-stall formula (trace/backendStall.ts) whose events are all among `counters`
+   * (absent: none, or a run recorded before formulas were recorded)
+   */
+  backendStall?: { formula: string };
   /** one CLOCK_MONOTONIC / CLOCK_REALTIME pair, decimal strings of ns */
   clock: { monotonicNs: string; realtimeNs: string };
   target: {

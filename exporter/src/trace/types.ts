@@ -3,6 +3,7 @@
 // (the DAG of each snapshot) and the scheduler's off-CPU intervals. Timestamps are BigInt
 // CLOCK_MONOTONIC ns (exact); durations are plain numbers of ns. This module imports no code
 // that builds the model (buildRun.ts and its passes do); docs/trace-model.md describes the rules.
+import type { BackendStallFormula } from "./backendStall.js";
 import type { Drops, Phase } from "@profinfer/contract";
 import type { BatchSequence, RawEvent } from "../abi/events.js";
 import type { RunHeader } from "./header.js";
@@ -52,6 +53,8 @@ export interface Run {
    * was multiplexed and so scaled by enabled/running time. Absent when no counter was recorded.
    */
   counters?: { name: string; hardware: boolean; scaled: boolean }[];
+  /** the formula of the backend-stall figure; absent when its events were not recorded */
+  backendStall?: BackendStallFormula;
 }
 
 export interface ThreadInfo {

@@ -7,6 +7,8 @@ import { AGG_UNPROBED, NO_LAYER } from "../../abi/constants.js";
 import type { KernelRequest } from "../../record/nativeTracer.js";
 import type { Aggregates } from "../../trace/notes.js";
 import type { LiveRecording } from "../liveSink.js";
+import { OP_BACKEND_SLOTS, OP_BACKEND_STALL_SLOTS } from "@profinfer/contract";
+import { backendStallFormula } from "../../trace/backendStall.js";
 import { ProfinferMetrics } from "./profinferMetrics.js";
 import { parseMetricsAddr, startMetricsServer } from "./server.js";
 
@@ -202,6 +204,35 @@ test("the metrics read the aggregates once per scrape and expose them under the 
         label,
       );
     }
+  }
+});
+
+test("the backend-stall figure's two sides are counters, and counter_info says which events fed them", async () => {
+  // an AMD Zen 4: the ops' counter arrays hold cycles and de_no_dispatch_per_slot.backend_stalls
+  const zen4 = backendStallFormula("amd-zen4")!;
+  const registry = new Registry();
+  new ProfinferMetrics(
+    registry,
+    {
+      ...source({ n: 0 }),
+      counters: [
+        { name: "cycles", hardware: true },
+        { name: "de_no_dispatch_per_slot.backend_stalls", hardware: true },
+      ],
+      backendStall: zen4,
+    },
+    { ...OPTIONS, model: "tiny", layers: false, moe: false },
+  );
+  const lines = new Set((await registry.metrics()).split("\n"));
+  for (const line of [
+    // add: 5900 cycles (6 dispatch slots each), 8 slots stalled
+    `${OP_BACKEND_STALL_SLOTS}{model="tiny",op="add"} 8`,
+    `${OP_BACKEND_SLOTS}{model="tiny",op="add"} 35400`,
+    `${OP_BACKEND_SLOTS}{model="tiny",op="unprobed"} 48000`,
+    'profinfer_counter_info{model="tiny",event="cycles",hardware="true",feeds="backend_stall",formula="amd-zen4"} 1',
+    'profinfer_counter_info{model="tiny",event="de_no_dispatch_per_slot.backend_stalls",hardware="true",feeds="backend_stall",formula="amd-zen4"} 1',
+  ]) {
+    assert.ok(lines.has(line), `missing: ${line}`);
   }
 });
 

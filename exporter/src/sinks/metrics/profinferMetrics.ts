@@ -5,6 +5,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import { AggPhase, BATCH_SEQ_BUCKETS, BATCH_TOKEN_BUCKETS, NO_LAYER } from "../../abi/constants.js";
 import { aggregateOpName } from "../../trace/aggregateNames.js";
+import { backendStallParts } from "../../trace/backendStall.js";
 import type { Aggregates } from "../../trace/notes.js";
 import type { LiveRecording } from "../liveSink.js";
 import { AggregatedHistogram } from "./aggregatedHistogram.js";
@@ -232,15 +233,64 @@ export class ProfinferMetrics {
         }
       },
     });
+    const stall = source.backendStall ?? null;
+    if (stall) {
+      // both sides per op from the summed deltas; served never lower than before, as a counter
+      const served = { stalled: new Map<string, number>(), total: new Map<string, number>() };
+      const side = (which: "stalled" | "total") =>
+        function (this: Counter<"model" | "op">) {
+          this.reset();
+          const names = src.counters.map((c) => c.name);
+          for (const [op, t] of opTotals()) {
+            const deltas = Object.fromEntries(names.map((n, i) => [n, t.counters[i] ?? 0]));
+            const parts = backendStallParts(stall, deltas);
+            if (!parts) continue;
+            const value = Math.max(parts[which], served[which].get(op) ?? 0);
+            served[which].set(op, value);
+            this.inc({ ...model, op }, value);
+          }
+        };
+      new Counter({
+        name: N.OP_BACKEND_STALL_SLOTS,
+        help: `Issue slots (${stall.unit}) stalled on the back end inside operators, by operator type: ${stall.metric}`,
+        labelNames: [N.LABEL_MODEL, N.LABEL_OP] as const,
+        registers: [registry],
+        collect: side("stalled"),
+      });
+      new Counter({
+        name: N.OP_BACKEND_SLOTS,
+        help: `Issue slots (${stall.unit}) inside operators, the backend-stall figure's denominator, by operator type`,
+        labelNames: [N.LABEL_MODEL, N.LABEL_OP] as const,
+        registers: [registry],
+        collect: side("total"),
+      });
+    }
+    const feeds = new Set(stall?.events.map((e) => e.name) ?? []);
     new Gauge({
       name: N.COUNTER_INFO,
-      help: 'The perf counters recorded: hardware="true" for real hardware counts, "false" for software events',
-      labelNames: [N.LABEL_MODEL, N.LABEL_EVENT, N.LABEL_HARDWARE] as const,
+      help: 'The perf counters recorded: hardware="true" for real hardware counts, "false" for software events; feeds="backend_stall" and formula for those the backend-stall figure is computed from',
+      labelNames: [
+        N.LABEL_MODEL,
+        N.LABEL_EVENT,
+        N.LABEL_HARDWARE,
+        N.LABEL_FEEDS,
+        N.LABEL_FORMULA,
+      ] as const,
       registers: [registry],
       collect() {
         this.reset();
-        for (const c of src.counters)
-          this.set({ ...model, event: c.name, hardware: String(c.hardware) }, 1);
+        for (const c of src.counters) {
+          const fed = stall && feeds.has(c.name);
+          this.set(
+            {
+              ...model,
+              event: c.name,
+              hardware: String(c.hardware),
+              ...(fed ? { feeds: N.FEEDS_BACKEND_STALL, formula: stall.id } : {}),
+            },
+            1,
+          );
+        }
       },
     });
 

@@ -8,6 +8,7 @@
 // step it served. Spans are plain records with wall-clock BigInt ns and deterministic ids, so that
 // the live export, the traces.otlp.jsonl file and a replay produce the very same spans, and a
 // span re-sent after an outage carries the id it had the first time.
+import { backendStallRatio, type BackendStallFormula } from "../../trace/backendStall.js";
 import { createHash } from "node:crypto";
 import type { AttributeValue, Attributes } from "@opentelemetry/api";
 import { toWallClockNs } from "../../trace/clock.js";
@@ -658,7 +659,7 @@ export class SpanBuilder {
       if (inner > 0) attributes[C.ATTR_INNER_BARRIER_WAIT_NS] = inner;
       if (offCpu > 0) attributes[C.ATTR_OFF_CPU_NS] = offCpu;
       if (preempted > 0) attributes[C.ATTR_PREEMPTED_NS] = preempted;
-      if (counters) addCounters(attributes, counters);
+      if (counters) addCounters(attributes, counters, run.backendStall ?? null);
     }
     return {
       traceId,
@@ -692,16 +693,19 @@ export class SpanBuilder {
 }
 
 /** Counter deltas, and the ratios they allow, as ggml.counter.<event>, ggml.ipc, ... */
-function addCounters(attributes: Attributes, counters: Record<string, number>): void {
+function addCounters(
+  attributes: Attributes,
+  counters: Record<string, number>,
+  stall: BackendStallFormula | null,
+): void {
   for (const [event, value] of Object.entries(counters))
     attributes[`${C.ATTR_COUNTER_PREFIX}${event}`] = value as AttributeValue;
-  const cycles = counters["cycles"] ?? counters["cpu-cycles"];
+  const cycles = counters["cycles"];
   const instructions = counters["instructions"];
-  const stalled = counters["stalled-cycles-backend"];
-  if (cycles && cycles > 0) {
-    if (instructions !== undefined) attributes[C.ATTR_IPC] = instructions / cycles;
-    if (stalled !== undefined) attributes[C.ATTR_BACKEND_STALL_RATIO] = stalled / cycles;
-  }
+  if (cycles && cycles > 0 && instructions !== undefined)
+    attributes[C.ATTR_IPC] = instructions / cycles;
+  const stalled = backendStallRatio(stall, counters);
+  if (stalled !== undefined) attributes[C.ATTR_BACKEND_STALL_RATIO] = stalled;
 }
 
 export interface RunSpanOptions {
