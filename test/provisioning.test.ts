@@ -228,7 +228,11 @@ describe("compose file", () => {
 
 /** Every metric or rule name in a PromQL expression is one profinfer writes or records. */
 function checkMetricNames(expr: string): void {
-  const withoutStrings = expr.replace(/"[^"]*"/g, '""').replace(/\[[^\]]*\]/g, "");
+  // Grafana's ${...} variables first: they may hold quotes of their own
+  const withoutStrings = expr
+    .replace(/\$+\{[^}]*\}/g, "")
+    .replace(/"[^"]*"/g, '""')
+    .replace(/\[[^\]]*\]/g, "");
   for (const m of withoutStrings.matchAll(/\b((?:gen_ai|profinfer)[a-z0-9_:]*)/g))
     assert.ok(
       EXPORTED.has(m[1]!) || RECORDED.has(m[1]!),
