@@ -114,6 +114,25 @@ describe("tokens, graphs and operators of every tiny architecture", () => {
         }
       }
       assert.equal(run.drops?.total ?? 0, 0, "no events dropped");
+      // every attention op has its layer, those llama.cpp leaves unnamed ("node_21") included:
+      // one per layer, the model's block count (its weights' blk.N names)
+      const layers = new Set(
+        graphs
+          .flatMap((g) => g.snapshot!.dag.leaves.map((l) => l.tensor.layer))
+          .filter((l) => l !== null),
+      );
+      for (const g of graphs) {
+        const attention = g.ops.filter((o) =>
+          ["FLASH_ATTN_EXT", "SOFT_MAX"].includes(o.tensor.opName),
+        );
+        assert.ok(attention.length > 0, `graph ${g.id} computes attention`);
+        assert.ok(
+          attention.every((o) => o.tensor.layer !== null),
+          `unnamed attention ops get a layer: ${attention.map((o) => `${o.tensor.name}=${o.tensor.layer}`).join(" ")}`,
+        );
+        const perLayer = new Set(attention.map((o) => o.tensor.layer));
+        assert.deepEqual([...perLayer].sort(), [...layers].sort(), "attention in every layer");
+      }
     });
   }
 });

@@ -243,6 +243,7 @@ export function buildDag(
     });
   }
 
+  inferUnnamedLayers(nodes, leaves);
   return {
     nodes,
     leaves,
@@ -251,6 +252,52 @@ export function buildDag(
     nodeByAddr,
     undescribedNodes,
   };
+}
+
+/** ggml's names for tensors nobody named: "node_21", "leaf_3" (and views of them). */
+const UNNAMED = /^(node|leaf)_\d+$|^$/;
+
+/**
+ * Layers for the nodes llama.cpp leaves unnamed (ggml calls them "node_N": a fused
+ * flash_attn_ext, a cont between named ops): the one layer their consumers have, else the one
+ * layer their sources have. Named tensors keep what their name says (result_norm reads the last layer
+ * and belongs to none), and a node between two layers, or with no neighbour in a layer, keeps none.
+ */
+function inferUnnamedLayers(nodes: DagNode[], leaves: DagLeaf[]): void {
+  const layerOf = (ref: TensorRef): number | null =>
+    ref.kind === "node"
+      ? (nodes[ref.index]?.tensor.layer ?? null)
+      : (leaves[ref.index]?.tensor.layer ?? null);
+  const single = (layers: (number | null)[]): number | null => {
+    const known = new Set(layers.filter((l): l is number => l !== null));
+    return known.size === 1 ? [...known][0]! : null;
+  };
+  const unnamed = nodes.filter(
+    (n) => n.tensor.layer === null && UNNAMED.test(n.tensor.name.replace(NAME_SUFFIXES, "")),
+  );
+  if (unnamed.length === 0) return;
+  const consumers = new Map<number, number[]>();
+  for (const n of nodes) {
+    for (const s of n.sources) {
+      if (s.producer.kind !== "node") continue;
+      const list = consumers.get(s.producer.index) ?? [];
+      list.push(n.index);
+      consumers.set(s.producer.index, list);
+    }
+  }
+  // nodes are in execution order: a backward pass sees each consumer's layer before its source's
+  // (an unnamed op is computed for what reads it: the last layer's get_rows of the residual reads
+  // the layer before's output and belongs to the last), then a forward pass for the rest
+  for (let i = unnamed.length - 1; i >= 0; i--) {
+    const n = unnamed[i]!;
+    const layer = single((consumers.get(n.index) ?? []).map((c) => nodes[c]!.tensor.layer));
+    if (layer !== null) n.tensor = { ...n.tensor, layer };
+  }
+  for (const n of unnamed) {
+    if (n.tensor.layer !== null) continue;
+    const layer = single(n.sources.flatMap((s) => [layerOf(s.producer), layerOf(s.direct)]));
+    if (layer !== null) n.tensor = { ...n.tensor, layer };
+  }
 }
 
 /** Whether node `consumer` reads the output of node `producer` (directly or through views). */
