@@ -75,6 +75,7 @@ for (const host of grafanaHosts()) {
         const builder = new data.PanelOptionsEditorBuilder();
         plugin.getPanelOptionsSupplier()(builder, { data: [] });
         return {
+          react: window.grafanaModules.react.version as string,
           isPanelPlugin: plugin instanceof data.PanelPlugin,
           items: builder
             .getItems()
@@ -84,6 +85,7 @@ for (const host of grafanaHosts()) {
             ]),
         };
       });
+      assert.equal(options.react, host.react, "the React this Grafana shares");
       assert.ok(options.isPanelPlugin);
       const byPath = Object.fromEntries(options.items);
       assert.equal(byPath.view, "");
