@@ -13,24 +13,54 @@ const here = dirname(fileURLToPath(import.meta.url));
 const dist = join(here, "dist");
 const pkg = JSON.parse(readFileSync(join(here, "package.json"), "utf8"));
 
-// What Grafana hands a plugin at load time (create-plugin's webpack externals, the part we use).
-const GRAFANA_PROVIDED = [
-  "react",
-  "react-dom",
-  "@grafana/data",
-  "@grafana/ui",
-  "@grafana/runtime",
-  "@emotion/css",
-  "@emotion/react",
-];
+// What every supported Grafana hands a plugin at load time (sharedModules.json): left out of
+// module.js, which asks Grafana's SystemJS for them as AMD dependencies.
+const sharedModules = JSON.parse(readFileSync(join(here, "sharedModules.json"), "utf8")).grafana;
+const grafanaVersions = Object.keys(sharedModules);
+const sharedByAll = sharedModules[grafanaVersions[0]].filter((m) =>
+  grafanaVersions.every((v) => sharedModules[v].includes(m)),
+);
+const packageOf = (module) =>
+  module
+    .split("/")
+    .slice(0, module.startsWith("@") ? 2 : 1)
+    .join("/");
+const sharedPackages = new Set(Object.values(sharedModules).flat().map(packageOf));
+
+/**
+ * The modules module.js requires of Grafana, checked against what each version shares: a module
+ * one version lacks fails there at load time, and a shared package bundled in (a second React,
+ * a second @grafana/data) breaks hooks, context and instanceof checks in the panel.
+ */
+function grafanaImports(metafile) {
+  const output = Object.values(metafile.outputs).find((o) => o.entryPoint);
+  const required = [...new Set(output.imports.filter((i) => i.external).map((i) => i.path))];
+  for (const module of required) {
+    const lacking = grafanaVersions.filter((v) => !sharedModules[v].includes(module));
+    if (lacking.length > 0)
+      throw new Error(
+        `module.js imports ${module}, which Grafana ${lacking.join(", ")} does not share with plugins ` +
+          "(grafana-plugin/sharedModules.json): import what every supported Grafana shares, or bundle a module no Grafana shares",
+      );
+  }
+  const bundled = Object.keys(metafile.inputs)
+    .map((path) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1])
+    .filter((pkg) => pkg && sharedPackages.has(pkg));
+  if (bundled.length > 0)
+    throw new Error(
+      `module.js bundles ${[...new Set(bundled)].join(", ")}, which Grafana shares with plugins: ` +
+        "import it by a module name every supported Grafana shares (grafana-plugin/sharedModules.json)",
+    );
+  return required.sort();
+}
 
 /**
  * esbuild writes no AMD, which Grafana's SystemJS loader expects of module.js: wrap its CommonJS
- * output in define([...externals], factory), and hand each `require` of an external the module
+ * output in define([...imports], factory), and hand each `require` of an import the module
  * Grafana passed (a SystemJS namespace flagged __useDefault carries the module as `default`).
  */
-function amd(code) {
-  const deps = JSON.stringify(GRAFANA_PROVIDED);
+function amd(code, imports) {
+  const deps = JSON.stringify(imports);
   return `define(${deps}, function () {
 var __grafana = Array.prototype.slice.call(arguments), __names = ${deps};
 var require = function (name) {
@@ -66,14 +96,16 @@ const plugin = await build({
   entryPoints: [join(here, "src/module.tsx")],
   format: "cjs",
   platform: "browser",
-  external: GRAFANA_PROVIDED,
+  external: sharedByAll,
   minify: true,
   sourcemap: false,
+  metafile: true,
   write: false,
   outfile: join(dist, "module.js"),
 });
+const imports = grafanaImports(plugin.metafile);
 for (const file of plugin.outputFiles) {
-  const text = file.path.endsWith("module.js") ? amd(file.text) : file.text;
+  const text = file.path.endsWith("module.js") ? amd(file.text, imports) : file.text;
   writeFileSync(file.path, text);
 }
 

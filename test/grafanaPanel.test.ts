@@ -2,9 +2,11 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 // The plugin's views in a real browser (Debian's Chromium driven by playwright-core) with data
-// recorded from real llama.cpp runs: ProfDAG has exactly the graph's operators and data edges,
-// folding the layers and unfolding them restores them, the expert heatmap has layers x experts
-// cells for the MoE model, report.html opens with the network off and no console error.
+// recorded from real llama.cpp runs, in each supported Grafana (test/support/grafanaHost.ts: the
+// compose file's 12.2 with React 18 and the newest with React 19, dist/module.js loaded as their
+// SystemJS does): ProfDAG has exactly the graph's operators and data edges, folding the layers and
+// unfolding them restores them, the expert heatmap has layers x experts cells for the MoE model;
+// report.html opens with the network off and no console error.
 // Screenshots and render times go to test-output/grafana/.
 import assert from "node:assert/strict";
 import {
@@ -25,7 +27,6 @@ import {
   buildRun,
   mainDecodeGraph,
   readRawFile,
-  reportBundle,
   traceFrame,
   type GraphRun,
   type OpRun,
@@ -34,6 +35,7 @@ import {
 import type { TraceFrame } from "@profinfer/contract";
 import { benchModel, completion, profinfer, repoRoot, tinyModels } from "./support/targets.js";
 import { makeNodeGraphFrames } from "./support/frames.js";
+import { grafanaHosts, openPlugin, type GrafanaHost } from "./support/grafanaHost.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const outDir = join(repoRoot, "test-output", "grafana");
@@ -101,18 +103,25 @@ function nodeIndexBySpan(frame: TraceFrame): Map<string, number> {
   return out;
 }
 
-async function harness(): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1440, height: 1000 } });
-  const errors: string[] = [];
-  page.on("pageerror", (e) => errors.push(e.message));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(m.text());
-  });
-  await page.setContent(
-    `<!doctype html><html><body style="margin:0"><div id="root"></div><script>window.__name = (f) => f; /* tsx's keepNames helper, called by functions handed to page.evaluate */</script><script>${reportBundle().replace(/<\/script/gi, "<\\/script")}</script></body></html>`,
-  );
+/** A page with the plugin loaded in this Grafana; its errors listed on the page. */
+async function harness(host: GrafanaHost): Promise<Page> {
+  const { page, errors } = await openPlugin(browser, host, scratch, { width: 1440, height: 1000 });
   (page as Page & { errors: string[] }).errors = errors;
   return page;
+}
+
+/** Mounts the plugin's panel with these frames and options; its render and paint times. */
+function renderPanel(
+  page: Page,
+  frames: unknown[],
+  options: Record<string, unknown>,
+  size = { width: 1400, height: 900 },
+) {
+  return page.evaluate(({ frames, options, size }) => window.renderPanel(frames, options, size), {
+    frames,
+    options,
+    size,
+  });
 }
 
 async function drawnDag(page: Page, spans: Map<string, number>) {
@@ -135,27 +144,6 @@ async function drawnDag(page: Page, spans: Map<string, number>) {
     edgeCount: drawn.edges.length,
     folded: drawn.folded,
   };
-}
-
-async function renderDag(page: Page, frames: TraceFrame[]) {
-  return page.evaluate(
-    (frames) => window.profinfer.renderProfDag(document.getElementById("root")!, frames as never),
-    frames,
-  );
-}
-
-declare global {
-  interface Window {
-    profinfer: {
-      renderProfDag(
-        c: Element,
-        f: unknown[],
-        o?: unknown,
-        s?: unknown,
-      ): Promise<{ renderMs: number; paintedMs: number; layoutMs: number }>;
-      renderHeatmap(c: Element, f: unknown[], o?: unknown, s?: unknown): Promise<unknown>;
-    };
-  }
 }
 
 /**
@@ -197,200 +185,207 @@ async function zoomFrameMs(page: Page): Promise<number> {
   return Math.round(sorted[Math.floor(sorted.length / 2)]! * 10) / 10;
 }
 
-const runs = new Map<string, { dir: string; run: Run }>();
+const runs = new Map<string, Promise<{ dir: string; run: Run }>>();
 
-describe("ProfDAG of real runs in Chromium", () => {
-  for (const arch of ["llama", "qwen2", "gemma2", "qwen2moe"]) {
-    test(`${arch}: the DAG has exactly the decode graph's operators and edges; fold and unfold restore them`, async () => {
-      // arrange: a real run, its main decode graph as the trace frame the panel reads
-      const model = tinyModels().find((m) => m.arch === arch)!;
-      const recorded = await recordRun(arch, model.path, 6);
-      runs.set(arch, recorded);
+/** The run recorded under this name, recorded once for every Grafana version and test. */
+function runOf(name: string, modelPath: () => string, tokens: number) {
+  let run = runs.get(name);
+  if (!run) {
+    run = recordRun(name, modelPath(), tokens);
+    runs.set(name, run);
+  }
+  return run;
+}
+const tinyModel = (arch: string) => () => tinyModels().find((m) => m.arch === arch)!.path;
+
+for (const host of grafanaHosts()) {
+  describe(`ProfDAG of real runs in Chromium, in Grafana ${host.version} (React ${host.react})`, () => {
+    const shot = (name: string) => join(outDir, `grafana-${host.line}-${name}.png`);
+    for (const arch of ["llama", "qwen2", "gemma2", "qwen2moe"]) {
+      test(`${arch}: the DAG has exactly the decode graph's operators and edges; fold and unfold restore them`, async () => {
+        // arrange: a real run, its main decode graph as the trace frame the panel reads
+        const recorded = await runOf(arch, tinyModel(arch), 6);
+        const graph = mainDecodeGraph(recorded.run)!;
+        assert.ok(graph, "the run has a decode graph with operators");
+        const frame = traceFrame(recorded.run, { opGraphs: [graph] });
+        const expected = expectedDag(graph);
+        const spans = nodeIndexBySpan(frame);
+        const page = await harness(host);
+
+        // act
+        const timing = await renderPanel(page, [frame], { view: "dag" });
+
+        // assert: the same operators and the same data edges, each once
+        const drawn = await drawnDag(page, spans);
+        assert.equal(drawn.nodeCount, expected.nodes.size);
+        assert.deepEqual(drawn.nodes, expected.nodes);
+        assert.equal(drawn.edgeCount, expected.edges.size);
+        assert.deepEqual(drawn.edges, expected.edges);
+        await page.screenshot({ path: shot(`profdag-${arch}`) });
+        timings[`grafana-${host.line}/profdag-${arch}`] = {
+          nodes: drawn.nodeCount,
+          edges: drawn.edgeCount,
+          ...timing,
+        };
+
+        // fold: one block for all layers, each folded node standing for one operator per layer
+        await page.click("[data-testid=profdag-fold]");
+        const folded = await drawnDag(page, spans);
+        const layered = graph.ops.filter((o) => o.tensor.layer !== null).length;
+        assert.ok(folded.nodeCount < expected.nodes.size, "folding shrinks the graph");
+        const inBlocks = folded.folded.reduce((a, b) => a + b, 0);
+        // every operator of a layer is in a block (with llama.cpp's unnamed tensors of a layer)
+        assert.ok(inBlocks >= layered, "the folded blocks stand for every layered operator");
+        assert.equal(folded.nodeCount - folded.folded.length + inBlocks, expected.nodes.size);
+        const nLayer = TINY_MODELS.find((m) => m.arch === arch)!.nLayer;
+        assert.ok(
+          folded.folded.every((n) => n <= nLayer),
+          "at most one member per layer",
+        );
+        // every operator of layer 0 has its counterpart in every other layer (the last layer of
+        // llama.cpp's graphs adds the get_rows of the output rows, which stay apart)
+        const full = folded.folded.filter((n) => n === nLayer).length;
+        assert.ok(full >= graph.ops.filter((o) => o.tensor.layer === 0).length);
+        await page.screenshot({ path: shot(`profdag-${arch}-folded`) });
+
+        // unfold: exactly the graph again
+        await page.click("[data-testid=profdag-fold]");
+        const unfolded = await drawnDag(page, spans);
+        assert.deepEqual(unfolded.nodes, expected.nodes);
+        assert.deepEqual(unfolded.edges, expected.edges);
+
+        // the critical path is a chain of drawn edges
+        const critical = await page
+          .locator("[data-testid=profdag-edge][data-critical=true]")
+          .count();
+        const criticalNodes = await page
+          .locator("[data-testid=profdag-node][data-critical=true]")
+          .count();
+        assert.ok(criticalNodes >= 2);
+        assert.equal(critical, criticalNodes - 1);
+
+        // the tooltip names the tensor, its shape and per-thread times
+        await page.locator("[data-testid=profdag-node]").first().dispatchEvent("mousemove");
+        await page.hover("[data-testid=profdag-node] >> nth=0", { force: true });
+        const tooltip = await page.locator("[data-testid=profdag-tooltip]").textContent();
+        assert.match(tooltip ?? "", /tensor.*shape.*\[/s);
+        assert.match(tooltip ?? "", /thread/);
+        assert.deepEqual((page as Page & { errors: string[] }).errors, []);
+        await page.close();
+      });
+    }
+
+    test("the bench model's decode graph (LLaMA-3.2-1B shapes) draws exactly too", async () => {
+      const recorded = await runOf("bench", benchModel, 2);
       const graph = mainDecodeGraph(recorded.run)!;
-      assert.ok(graph, "the run has a decode graph with operators");
       const frame = traceFrame(recorded.run, { opGraphs: [graph] });
       const expected = expectedDag(graph);
-      const spans = nodeIndexBySpan(frame);
-      const page = await harness();
-
-      // act
-      const timing = await renderDag(page, [frame]);
-
-      // assert: the same operators and the same data edges, each once
-      const drawn = await drawnDag(page, spans);
-      assert.equal(drawn.nodeCount, expected.nodes.size);
+      const page = await harness(host);
+      const timing = await renderPanel(page, [frame], { view: "dag" });
+      const drawn = await drawnDag(page, nodeIndexBySpan(frame));
       assert.deepEqual(drawn.nodes, expected.nodes);
-      assert.equal(drawn.edgeCount, expected.edges.size);
       assert.deepEqual(drawn.edges, expected.edges);
-      await page.screenshot({ path: join(outDir, `profdag-${arch}.png`) });
-      timings[`profdag-${arch}`] = { nodes: drawn.nodeCount, edges: drawn.edgeCount, ...timing };
+      await page.screenshot({ path: shot("profdag-bench") });
+      timings[`grafana-${host.line}/profdag-bench`] = {
+        nodes: drawn.nodeCount,
+        edges: drawn.edgeCount,
+        ...timing,
+      };
+      // zooming rewrites one transform and repaints: the time to the next painted frame
+      timings[`grafana-${host.line}/profdag-bench-zoom-frame-ms`] = await zoomFrameMs(page);
 
-      // fold: one block for all layers, each folded node standing for one operator per layer
-      await page.click("[data-testid=profdag-fold]");
-      const folded = await drawnDag(page, spans);
-      const layered = graph.ops.filter((o) => o.tensor.layer !== null).length;
-      assert.ok(folded.nodeCount < expected.nodes.size, "folding shrinks the graph");
-      const inBlocks = folded.folded.reduce((a, b) => a + b, 0);
-      // every operator of a layer is in a block (with llama.cpp's unnamed tensors of a layer)
-      assert.ok(inBlocks >= layered, "the folded blocks stand for every layered operator");
-      assert.equal(folded.nodeCount - folded.folded.length + inBlocks, expected.nodes.size);
-      const nLayer = TINY_MODELS.find((m) => m.arch === arch)!.nLayer;
-      assert.ok(
-        folded.folded.every((n) => n <= nLayer),
-        "at most one member per layer",
-      );
-      // every operator of layer 0 has its counterpart in every other layer (the last layer of
-      // llama.cpp's graphs adds the get_rows of the output rows, which stay apart)
-      const full = folded.folded.filter((n) => n === nLayer).length;
-      assert.ok(full >= graph.ops.filter((o) => o.tensor.layer === 0).length);
-      await page.screenshot({ path: join(outDir, `profdag-${arch}-folded.png`) });
-
-      // unfold: exactly the graph again
-      await page.click("[data-testid=profdag-fold]");
-      const unfolded = await drawnDag(page, spans);
-      assert.deepEqual(unfolded.nodes, expected.nodes);
-      assert.deepEqual(unfolded.edges, expected.edges);
-
-      // the critical path is a chain of drawn edges
-      const critical = await page.locator("[data-testid=profdag-edge][data-critical=true]").count();
-      const criticalNodes = await page
-        .locator("[data-testid=profdag-node][data-critical=true]")
-        .count();
-      assert.ok(criticalNodes >= 2);
-      assert.equal(critical, criticalNodes - 1);
-
-      // the tooltip names the tensor, its shape and per-thread times
-      await page.locator("[data-testid=profdag-node]").first().dispatchEvent("mousemove");
-      await page.hover("[data-testid=profdag-node] >> nth=0", { force: true });
-      const tooltip = await page.locator("[data-testid=profdag-tooltip]").textContent();
-      assert.match(tooltip ?? "", /tensor.*shape.*\[/s);
-      assert.match(tooltip ?? "", /thread/);
+      // 1,000+ operators: four decode steps of the bench graph chained (each step's output feeds
+      // the next step's embedding), as a nodes/edges frame pair of Grafana's node graph
+      const copies = 4;
+      const order = [...expected.nodes].sort((a, b) => a - b);
+      const nodes: { id: string; title: string; subtitle: string; mainstat: number }[] = [];
+      const edges: [string, string][] = [];
+      for (let c = 0; c < copies; c++) {
+        for (const op of graph.ops)
+          nodes.push({
+            id: `${c}:${op.nodeIndex}`,
+            title: op.tensor.name,
+            subtitle: op.label.toLowerCase(),
+            mainstat: op.durationNs / 1e6,
+          });
+        for (const e of expected.edges) {
+          const [a, b] = e.split("->");
+          edges.push([`${c}:${a}`, `${c}:${b}`]);
+        }
+        if (c > 0) edges.push([`${c - 1}:${order[order.length - 1]}`, `${c}:${order[0]}`]);
+      }
+      const pair = makeNodeGraphFrames(nodes, edges, { mainstatUnit: "ms" });
+      const big = await renderPanel(page, pair, { view: "dag", criticalPath: false });
+      assert.ok(nodes.length >= 1000);
+      assert.equal(await page.locator("[data-testid=profdag-node]").count(), nodes.length);
+      assert.equal(await page.locator("[data-testid=profdag-edge]").count(), edges.length);
+      timings[`grafana-${host.line}/profdag-bench-x4-node-graph`] = {
+        nodes: nodes.length,
+        edges: edges.length,
+        ...big,
+      };
+      timings[`grafana-${host.line}/profdag-bench-x4-zoom-frame-ms`] = await zoomFrameMs(page);
+      await page.screenshot({ path: shot("profdag-bench-x4") });
       assert.deepEqual((page as Page & { errors: string[] }).errors, []);
       await page.close();
     });
-  }
+  });
 
-  test("the bench model's decode graph (LLaMA-3.2-1B shapes) draws exactly too", async () => {
-    const recorded = await recordRun("bench", benchModel(), 2);
-    const graph = mainDecodeGraph(recorded.run)!;
-    const frame = traceFrame(recorded.run, { opGraphs: [graph] });
-    const expected = expectedDag(graph);
-    const page = await harness();
-    const timing = await renderDag(page, [frame]);
-    const drawn = await drawnDag(page, nodeIndexBySpan(frame));
-    assert.deepEqual(drawn.nodes, expected.nodes);
-    assert.deepEqual(drawn.edges, expected.edges);
-    await page.screenshot({ path: join(outDir, "profdag-bench.png") });
-    timings["profdag-bench"] = { nodes: drawn.nodeCount, edges: drawn.edgeCount, ...timing };
-    // zooming rewrites one transform and repaints: the time to the next painted frame
-    timings["profdag-bench-zoom-frame-ms"] = await zoomFrameMs(page);
-
-    // 1,000+ operators: four decode steps of the bench graph chained (each step's output feeds
-    // the next step's embedding), as a nodes/edges frame pair of Grafana's node graph
-    const copies = 4;
-    const order = [...expected.nodes].sort((a, b) => a - b);
-    const nodes: { id: string; title: string; subtitle: string; mainstat: number }[] = [];
-    const edges: [string, string][] = [];
-    for (let c = 0; c < copies; c++) {
-      for (const op of graph.ops)
-        nodes.push({
-          id: `${c}:${op.nodeIndex}`,
-          title: op.tensor.name,
-          subtitle: op.label.toLowerCase(),
-          mainstat: op.durationNs / 1e6,
-        });
-      for (const e of expected.edges) {
-        const [a, b] = e.split("->");
-        edges.push([`${c}:${a}`, `${c}:${b}`]);
+  describe(`expert heatmap of a real MoE run in Chromium, in Grafana ${host.version} (React ${host.react})`, () => {
+    const shot = (name: string) => join(outDir, `grafana-${host.line}-${name}.png`);
+    test("tiny-qwen2moe: layers x experts cells whose counts are the recorded routing; tokens mode: one row per token", async () => {
+      const config = TINY_MODELS.find((m) => m.arch === "qwen2moe")!;
+      const recorded = await runOf("qwen2moe", tinyModel("qwen2moe"), 6);
+      const frame = traceFrame(recorded.run, { opGraphs: [mainDecodeGraph(recorded.run)!] });
+      const page = await harness(host);
+      await renderPanel(
+        page,
+        [frame],
+        { view: "heatmap", heatmapMode: "layers" },
+        { width: 900, height: 500 },
+      );
+      const cells = await page.locator("[data-testid=heatmap-cell]").count();
+      assert.equal(cells, config.nLayer * config.nExpert!);
+      // each layer's row sums to k choices per routed token row
+      const values = await page.evaluate(() =>
+        [...document.querySelectorAll("[data-testid=heatmap-cell]")].map((c) => [
+          Number(c.getAttribute("data-row")),
+          Number(c.getAttribute("data-value")),
+        ]),
+      );
+      const rowsPerLayer = new Map<number, number>();
+      for (const t of recorded.run.tokens)
+        for (const [layer, rows] of t.experts ?? [])
+          rowsPerLayer.set(layer, (rowsPerLayer.get(layer) ?? 0) + rows.length);
+      for (let layer = 0; layer < config.nLayer; layer++) {
+        const sum = values.filter(([r]) => r === layer).reduce((a, [, v]) => a + v!, 0);
+        assert.equal(sum, rowsPerLayer.get(layer)! * config.nExpertUsed!, `layer ${layer}`);
       }
-      if (c > 0) edges.push([`${c - 1}:${order[order.length - 1]}`, `${c}:${order[0]}`]);
-    }
-    const pair = makeNodeGraphFrames(nodes, edges, { mainstatUnit: "ms" });
-    const big = await page.evaluate(
-      (frames) =>
-        window.profinfer.renderProfDag(document.getElementById("root")!, frames, {
-          criticalPath: false,
-        }),
-      pair,
-    );
-    assert.ok(nodes.length >= 1000);
-    assert.equal(await page.locator("[data-testid=profdag-node]").count(), nodes.length);
-    assert.equal(await page.locator("[data-testid=profdag-edge]").count(), edges.length);
-    timings["profdag-bench-x4-node-graph"] = { nodes: nodes.length, edges: edges.length, ...big };
-    timings["profdag-bench-x4-zoom-frame-ms"] = await zoomFrameMs(page);
-    await page.screenshot({ path: join(outDir, "profdag-bench-x4.png") });
-    assert.deepEqual((page as Page & { errors: string[] }).errors, []);
-    await page.close();
-  });
-});
+      await page.hover("[data-testid=heatmap-cell] >> nth=5");
+      assert.match(
+        (await page.locator("[data-testid=heatmap-tooltip]").textContent()) ?? "",
+        /layer 0, expert 5: chosen \d+ times/,
+      );
+      await page.screenshot({ path: shot("heatmap-qwen2moe-layers") });
 
-describe("expert heatmap of a real MoE run in Chromium", () => {
-  test("tiny-qwen2moe: layers x experts cells whose counts are the recorded routing; tokens mode: one row per token", async () => {
-    const config = TINY_MODELS.find((m) => m.arch === "qwen2moe")!;
-    const recorded =
-      runs.get("qwen2moe") ??
-      (await recordRun(
-        "qwen2moe-heatmap",
-        tinyModels().find((m) => m.arch === "qwen2moe")!.path,
-        6,
-      ));
-    const frame = traceFrame(recorded.run, { opGraphs: [mainDecodeGraph(recorded.run)!] });
-    const page = await harness();
-    await page.evaluate(
-      (frames) =>
-        window.profinfer.renderHeatmap(document.getElementById("root")!, frames, {
-          view: "heatmap",
-          heatmapMode: "layers",
-        }),
-      [frame],
-    );
-    const cells = await page.locator("[data-testid=heatmap-cell]").count();
-    assert.equal(cells, config.nLayer * config.nExpert!);
-    // each layer's row sums to k choices per routed token row
-    const values = await page.evaluate(() =>
-      [...document.querySelectorAll("[data-testid=heatmap-cell]")].map((c) => [
-        Number(c.getAttribute("data-row")),
-        Number(c.getAttribute("data-value")),
-      ]),
-    );
-    const rowsPerLayer = new Map<number, number>();
-    for (const t of recorded.run.tokens)
-      for (const [layer, rows] of t.experts ?? [])
-        rowsPerLayer.set(layer, (rowsPerLayer.get(layer) ?? 0) + rows.length);
-    for (let layer = 0; layer < config.nLayer; layer++) {
-      const sum = values.filter(([r]) => r === layer).reduce((a, [, v]) => a + v!, 0);
-      assert.equal(sum, rowsPerLayer.get(layer)! * config.nExpertUsed!, `layer ${layer}`);
-    }
-    await page.hover("[data-testid=heatmap-cell] >> nth=5");
-    assert.match(
-      (await page.locator("[data-testid=heatmap-tooltip]").textContent()) ?? "",
-      /layer 0, expert 5: chosen \d+ times/,
-    );
-    await page.screenshot({ path: join(outDir, "heatmap-qwen2moe-layers.png") });
-
-    await page.evaluate(
-      (frames) =>
-        window.profinfer.renderHeatmap(
-          document.getElementById("root")!,
-          frames,
-          { view: "heatmap", heatmapMode: "tokens", heatmapLayer: 0 },
-          { width: 900, height: 700 },
-        ),
-      [frame],
-    );
-    const tokenCells = await page.locator("[data-testid=heatmap-cell]").count();
-    assert.equal(tokenCells, rowsPerLayer.get(0)! * config.nExpert!);
-    await page.screenshot({ path: join(outDir, "heatmap-qwen2moe-tokens.png") });
-    assert.deepEqual((page as Page & { errors: string[] }).errors, []);
-    await page.close();
+      await renderPanel(
+        page,
+        [frame],
+        { view: "heatmap", heatmapMode: "tokens", heatmapLayer: 0 },
+        { width: 900, height: 700 },
+      );
+      const tokenCells = await page.locator("[data-testid=heatmap-cell]").count();
+      assert.equal(tokenCells, rowsPerLayer.get(0)! * config.nExpert!);
+      await page.screenshot({ path: shot("heatmap-qwen2moe-tokens") });
+      assert.deepEqual((page as Page & { errors: string[] }).errors, []);
+      await page.close();
+    });
   });
-});
+}
 
 describe("report.html of a real run", () => {
   test("record writes it; replay rewrites it byte for byte; --no-report leaves it out; report --out writes it anywhere", async () => {
-    const recorded =
-      runs.get("llama") ??
-      (await recordRun("llama-cli", tinyModels().find((m) => m.arch === "llama")!.path, 6));
+    const recorded = await runOf("llama", tinyModel("llama"), 6);
     const file = join(recorded.dir, "report.html");
     const original = readFileSync(file);
     rmSync(file);
@@ -412,9 +407,7 @@ describe("report.html of a real run", () => {
 
   for (const arch of ["llama", "qwen2moe"]) {
     test(`${arch}: opens in Chromium with the network off and renders every section with no console error`, async () => {
-      const recorded =
-        runs.get(arch) ??
-        (await recordRun(`${arch}-report`, tinyModels().find((m) => m.arch === arch)!.path, 6));
+      const recorded = await runOf(arch, tinyModel(arch), 6);
       const file = join(recorded.dir, "report.html");
       const size = statSync(file).size;
       timings[`report-${arch}-bytes`] = size;

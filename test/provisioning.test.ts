@@ -2,15 +2,19 @@
 // provisioning/ checked without Docker: the compose file parses, every path it mounts exists,
 // every port and service name agrees with the configs of Grafana, Tempo, the collector and
 // Prometheus (promtool checks the latter); the built plugin.json follows Grafana's plugin
-// schema; the generated dashboard refers only to provisioned data sources, the plugin's options,
+// schema and its Grafana range covers every Grafana the browser harness loads it in, the first of
+// which is the one the compose file runs; the generated dashboard refers only to provisioned data sources, the plugin's options,
 // defined variables and the metric and rule names profinfer exports; the alert rules are there.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { ALERTS, HISTOGRAMS, METRIC_FAMILIES, RECORDING_RULES } from "@profinfer/contract";
+import { compare, satisfies } from "semver";
 import { parse } from "yaml";
+import { grafanaHosts } from "./support/grafanaHost.js";
 import { manifest, repoRoot, stack } from "./support/targets.js";
 
 const prov = join(repoRoot, "provisioning");
@@ -298,6 +302,34 @@ describe("plugin.json (Grafana's plugin schema)", () => {
       /^(<=|>=|<|>|=|~|\^)?([0-9]+)(\.[0-9x*]+)(\.[0-9x*]+)?$/,
     );
     assert.equal(readFileSync(join(pluginDist, "module.js"), "utf8").slice(0, 7), "define(");
+  });
+});
+
+describe("the Grafana versions the plugin is tested with", () => {
+  const hosts = grafanaHosts();
+  const plugin = JSON.parse(readFileSync(join(pluginDist, "plugin.json"), "utf8"));
+  const majorMinor = (v: string) => v.split(".").slice(0, 2).join(".");
+  test("the compose file runs the oldest Grafana the harness loads the plugin in, the same release", () => {
+    const image = /^grafana\/grafana:(\d+\.\d+\.\d+)$/.exec(services.grafana.image as string);
+    assert.ok(image, `compose pins a Grafana release: ${services.grafana.image}`);
+    const oldest = hosts.map((h) => h.version).sort(compare)[0];
+    assert.equal(image[1], oldest, "compose's Grafana is the oldest in test/grafana-hosts/");
+  });
+  test("every tested Grafana is in plugin.json's grafanaDependency range, with the React its packages are built for", () => {
+    for (const host of hosts) {
+      assert.equal(majorMinor(host.version), host.line, `test/grafana-hosts/grafana-${host.line}`);
+      assert.ok(
+        satisfies(host.version, plugin.dependencies.grafanaDependency),
+        `${host.version} in ${plugin.dependencies.grafanaDependency}`,
+      );
+      const ui = createRequire(join(host.dir, "package.json"))("@grafana/ui/package.json") as {
+        peerDependencies: Record<string, string>;
+      };
+      assert.ok(
+        satisfies(host.react, ui.peerDependencies.react!),
+        `React ${host.react} for @grafana/ui ${host.version} (${ui.peerDependencies.react})`,
+      );
+    }
   });
 });
 
