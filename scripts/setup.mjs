@@ -35,6 +35,9 @@ const debianPackages = [
   ["chromium", "chromium"],
   // the OTLP tests make a self-signed certificate for their TLS endpoint
   ["openssl", "openssl"],
+  // the README's and docs' commands are written as a user runs them, `sudo npx profinfer ...`,
+  // and test/docsCommands.test.ts runs them so
+  ["sudo", "sudo"],
 ];
 
 // llama.cpp build options. The key of the cache folder is derived from them, so a change of any
