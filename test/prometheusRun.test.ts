@@ -220,9 +220,10 @@ describe("Prometheus 3 with the provisioning's rules, scraping two real runs", (
     for (const panel of dashboard.panels) {
       for (const target of panel.targets ?? []) {
         if (target.datasource?.type !== "prometheus" || !target.expr) continue;
-        // Grafana's variables as a user who picked every model over the last ten minutes
+        // Grafana's variables as a user who picked every model and host over the last ten minutes
         const promql = target.expr
           .replaceAll("$model", ".+")
+          .replaceAll("$instance", ".+")
           .replaceAll("$__rate_interval", "1m")
           .replaceAll("$__range", "10m");
         const result = await query(promql);

@@ -48,7 +48,8 @@ import {
 
 const PROM: common.DataSourceRef = { type: "prometheus", uid: PROMETHEUS_UID };
 const TEMPO: common.DataSourceRef = { type: "tempo", uid: TEMPO_UID };
-const MODEL = 'model=~"$model"';
+// the models and hosts chosen at the top: each host is its own Prometheus target (`instance`)
+const MODEL = 'model=~"$model", instance=~"$instance"';
 
 const promQuery = (expr: string, legend: string, refId = "A") =>
   new prometheus.DataqueryBuilder().datasource(PROM).expr(expr).legendFormat(legend).refId(refId);
@@ -129,6 +130,18 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         .datasource(PROM)
         .query(`label_values(${TOKENS}, model)`)
         .definition(`label_values(${TOKENS}, model)`)
+        .multi(true)
+        .includeAll(true)
+        .allValue(".*")
+        .refresh(dashboard.VariableRefresh.OnTimeRangeChanged),
+    )
+    .withVariable(
+      new dashboard.QueryVariableBuilder("instance")
+        .label("instance")
+        .description("The hosts profinfer serves /metrics on (Prometheus' instance label)")
+        .datasource(PROM)
+        .query(`label_values(${TOKENS}{model=~"$model"}, instance)`)
+        .definition(`label_values(${TOKENS}{model=~"$model"}, instance)`)
         .multi(true)
         .includeAll(true)
         .allValue(".*")
@@ -299,11 +312,17 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
         .datasource(PROM)
         .withTarget(
           promQuery(
-            `sum by (reason) (increase(${EVENTS_DROPPED}[$__range]))`,
+            `sum by (reason) (increase(${EVENTS_DROPPED}{instance=~"$instance"}[$__range]))`,
             "events: {{reason}}",
           ),
         )
-        .withTarget(promQuery(`sum(increase(${SPANS_DROPPED}[$__range]))`, "spans", "B"))
+        .withTarget(
+          promQuery(
+            `sum(increase(${SPANS_DROPPED}{instance=~"$instance"}[$__range]))`,
+            "spans",
+            "B",
+          ),
+        )
         .unit("short")
         .height(8)
         .span(8),
