@@ -77,7 +77,8 @@ export function probeLayout(probePath: string, ggmlBase: string, ggmlCpu?: strin
 /**
  * Checks tensors read through the layout in a live process: names must read back as the names
  * llama.cpp gives tensors (printable, like "attn_norm-3", "blk.0.attn_q.weight", "inp_embd"),
- * op indices must be in the op table and shapes positive. Returns null when they do, else why not.
+ * op indices must be in the op table and no dimension negative or huge (a zero one is real: a batch
+ * that wants no output). Returns null when they do, else why not.
  */
 export function validateTensorReadings(
   tensors: readonly { name: string; op: number; ne: readonly number[] }[],
@@ -90,7 +91,8 @@ export function validateTensorReadings(
   let bad = 0;
   let recognised = 0;
   for (const t of tensors) {
-    const shapeOk = t.ne.every((n) => n > 0 && n < 2 ** 40);
+    // a dimension may be 0: a batch that wants no output has out_ids [0] and rows [n, 0]
+    const shapeOk = t.ne.every((n) => n >= 0 && n < 2 ** 40);
     if (!plausibleName.test(t.name) || t.op < 0 || t.op >= opCount || !shapeOk) bad++;
     else if (llamaName.test(t.name)) recognised++;
   }

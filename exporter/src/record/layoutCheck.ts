@@ -47,7 +47,7 @@ export class LayoutCheck {
     this.sample = [];
     this.verdict = problem
       ? `the ggml layout resolved for ${layout?.library ?? "this build"} (ggml ${layout?.ggmlVersion ?? "?"}, commit ${layout?.commit ?? "?"}) ` +
-        `does not read back in the running process: ${problem}. Operator tracing stopped; what was recorded before is kept. ` +
+        `does not read back in the running process: ${problem}. Tracing stopped: the calls, graphs and scheduling recorded until then are kept, without what was read through this layout. ` +
         `Report this build, and use --level graph meanwhile.`
       : "ok";
     return this.refusal;

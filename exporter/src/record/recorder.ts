@@ -6,7 +6,7 @@
 import { hostname, cpus, release } from "node:os";
 import { join } from "node:path";
 import { DROP_COUNTERS, EV_LIBRARY, HIT_COUNTERS, PiLevel } from "../abi/constants.js";
-import { EventType } from "../abi/events.js";
+import { EventType, STEPS_RECORD } from "../abi/events.js";
 import { modelsOfProcess } from "../discovery/modelFile.js";
 import { kernelHasUprobeMulti } from "../host/kernel.js";
 import type { LiveRecording } from "../sinks/liveSink.js";
@@ -316,7 +316,7 @@ export class Recorder implements LiveRecording {
       // the process stopped itself at the dynamic linker's hook: attach to what it loaded, resume
       this.followLibraries();
       this.resume();
-      batch = withoutType(batch, EV_LIBRARY);
+      batch = withoutTypes(batch, new Set([EV_LIBRARY]));
     }
     if (tokenBegins > 0 && !this.firstDecode) {
       // profinfer's own CPU is counted from here (the target's decoding, not its start-up), and
@@ -325,7 +325,9 @@ export class Recorder implements LiveRecording {
       this.note({ kind: "model", models: modelsOfProcess(this.pid, this.command) });
     }
     if (this.layoutCheck.due(false)) this.checkLayout();
-    if (this.layoutCheck.refusal) return;
+    // once the layout is refused, what was read through it is garbage; the rest of what the
+    // kernel recorded (calls, batches, graph timing, scheduling) is kept
+    if (this.layoutCheck.refusal) batch = withoutTypes(batch, READ_THROUGH_LAYOUT);
     if (!this.writer.opened && this.readyToWrite()) this.writer.open(this.header());
     this.writer.events(batch);
   }
@@ -456,12 +458,23 @@ export class Recorder implements LiveRecording {
   }
 }
 
-/** A batch without the records of one event type. */
-function withoutType(batch: Buffer, type: number): Buffer {
+/** The events whose contents are read through the resolved ggml layout (tensors, nodes, steps). */
+const READ_THROUGH_LAYOUT: ReadonlySet<number> = new Set([
+  EventType.GRAPH_NODES,
+  EventType.TENSOR,
+  EventType.OP_BEGIN,
+  EventType.OP_END,
+  EventType.STEP,
+  STEPS_RECORD,
+  EventType.MOE_IDS,
+]);
+
+/** A batch without the records of the given event types. */
+function withoutTypes(batch: Buffer, types: ReadonlySet<number>): Buffer {
   const parts: Buffer[] = [];
   for (let at = 0; at + 8 <= batch.length;) {
     const length = batch.readUInt32LE(at);
-    if (batch.readUInt32LE(at + 4) !== type) parts.push(batch.subarray(at, at + 4 + length));
+    if (!types.has(batch.readUInt32LE(at + 4))) parts.push(batch.subarray(at, at + 4 + length));
     at += 4 + length;
   }
   return Buffer.concat(parts);
