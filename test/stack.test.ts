@@ -4,10 +4,10 @@
 // set-up from the Go modules pinned in test/stack/. What Jaeger holds is compared with the run's
 // traces.otlp.jsonl (the same spans the live export sends), span for span and exactly once, for
 // the live export, the spool after an outage and replay; Jaeger's search finds them by the
-// attributes the TraceQL cookbook of docs/spans.md uses; the collector reads traces.otlp.jsonl
-// back unchanged.
+// attributes the TraceQL cookbook of docs/spans.md uses, and a llama-server's slow request by its
+// time to first token; the collector reads traces.otlp.jsonl back unchanged.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,11 +21,13 @@ import {
   type JaegerTrace,
   type OtlpJsonSpan,
 } from "./support/stack.js";
+import { recordServer, runInTurn, type LoadRequest } from "./support/llamaServerLoad.js";
 import {
   cli,
   completion,
   freePort,
   repoRoot,
+  runProgram,
   stack,
   tinyModels,
   type Ran,
@@ -40,24 +42,9 @@ before(() => {
 let counter = 0;
 const fresh = (what: string) => join(scratch, `${what}-${++counter}`);
 
-function run(args: string[], env: Record<string, string> = {}): { done: Promise<Ran> } {
-  const child = spawn(cli, args, {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill("SIGKILL"), 300_000);
-  return {
-    done: new Promise<Ran>((resolveRun) =>
-      child.on("close", (code, signal) => {
-        clearTimeout(timer);
-        resolveRun({ code, signal, stdout, stderr });
-      }),
-    ),
-  };
+/** The CLI to its end (at most 5 minutes), with `env` added to the environment. */
+function run(args: string[], env: Record<string, string> = {}): Promise<Ran> {
+  return runProgram(cli, args, { timeoutMs: 300_000, env: { ...process.env, ...env } });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -164,7 +151,7 @@ describe("a live run through the collector into Jaeger", () => {
         OTEL_SERVICE_NAME: service,
         OTEL_RESOURCE_ATTRIBUTES: "deployment.environment.name=staging,k8s.namespace.name=llm",
       },
-    ).done;
+    );
     assert.equal(ran.code, 0, ran.stderr.slice(-3000));
     spans = jsonlSpans(dir);
     assert.ok(spans.length > 50, `${spans.length} spans`);
@@ -295,7 +282,7 @@ describe("a live run through the collector into Jaeger", () => {
         forward.grpcEndpoint,
         "--otlp-op-sample",
         "every:8",
-      ]).done;
+      ]);
       assert.equal(ran.code, 0, ran.stderr);
       const held = await spansInJaeger(store, service, spans.length);
       assertSameSpansOnce(
@@ -316,7 +303,7 @@ test("collector absent at start, up mid-run: the spool delivers every span into 
   const dir = fresh("run");
   let collector: Collector | null = null;
   try {
-    const { done } = run(
+    const done = run(
       [
         "record",
         "--no-status",
@@ -346,6 +333,94 @@ test("collector absent at start, up mid-run: the spool delivers every span into 
     assertSameSpansOnce(await spansInJaeger(store, "stack-outage", expected.length), expected);
   } finally {
     await collector?.stop();
+    await store.stop();
+  }
+});
+
+test("a llama-server's slow request is found in Jaeger by its time to first token", async () => {
+  const stackDir = fresh("ttft");
+  const store = await Jaeger.start(stackDir);
+  const collector = await Collector.start(stackDir, store.otlpEndpoint);
+  const dir = fresh("server");
+  try {
+    const server = await recordServer(
+      dir,
+      llamaModel,
+      ["-c", "2048", "-np", "1"],
+      ["--otlp-endpoint", collector.grpcEndpoint, "--otlp-op-sample", "none"],
+    );
+    // one long prompt among short ones, one after the other: the long one's first token waits
+    // for its whole prompt
+    const story =
+      "The farm lies at the end of a long road past the river, the mill and the old stone " +
+      "bridge, where the fox, the dog and the hens have lived side by side for many years. ";
+    const load: LoadRequest[] = [
+      { prompt: "Who lives on the farm?", nPredict: 4 },
+      { prompt: "Name the bridge.", nPredict: 4 },
+      { prompt: `${story.repeat(40)}Who lives there?`, nPredict: 4 },
+      { prompt: "Is the mill still working?", nPredict: 4 },
+    ];
+    let responses;
+    try {
+      responses = await runInTurn(server.base, load);
+    } finally {
+      const ended = await server.stop();
+      assert.equal(ended.code, 0, ended.stderr.slice(-3000));
+      // the warm-up's batch wants no output: tensors with a zero dimension are not garbage
+      assert.doesNotMatch(ended.stderr, /does not read back/);
+    }
+    // the server's own figures say which request waited longest for its first token
+    const slowest = responses.reduce((a, b) => (b.timings.prompt_ms > a.timings.prompt_ms ? b : a));
+    assert.equal(slowest.index, 2, "the long prompt is the server's slowest to its first token");
+    const spans = jsonlSpans(dir);
+    const ttft = (s: OtlpJsonSpan) =>
+      attr(s, C.ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN)?.doubleValue as number | undefined;
+    // the request spans with an output: the server's warm-up before it serves is one without
+    const roots = spans
+      .map((s) => s.span)
+      .filter((s) => attr(s, C.ATTR_REQUEST_PROMPT_TOKENS) !== undefined && ttft(s) !== undefined);
+    assert.equal(roots.length, load.length, "a root span per request served");
+    const byTtft = [...roots].sort((a, b) => ttft(b)! - ttft(a)!);
+    const slow = byTtft[0]!;
+    assert.equal(
+      Number(attr(slow, C.ATTR_REQUEST_PROMPT_TOKENS)?.intValue),
+      slowest.timings.prompt_n,
+      "profinfer's slowest request by TTFT is the server's",
+    );
+    // Jaeger compares tags for equality only, so docs/spans.md finds slow requests by their
+    // prompt's step: a prefill span (in the request's trace) longer than the bound. A prompt of
+    // one call: that step is the request's TTFT.
+    const us = (s: OtlpJsonSpan) =>
+      Number(BigInt(s.endTimeUnixNano) - BigInt(s.startTimeUnixNano)) / 1000;
+    const prefills = spans.map((s) => s.span).filter((s) => s.name === C.SPAN_STEP_PREFILL);
+    const slowPrefill = prefills.filter((s) => s.traceId === slow.traceId);
+    assert.equal(slowPrefill.length, 1, "the long prompt took one call");
+    assert.ok(Math.abs(us(slowPrefill[0]!) - ttft(slow)! * 1e6) < 2, "its step lasts its TTFT");
+    // the bound: between it and every other prompt step (the other requests', the warm-up's)
+    const others = Math.max(...prefills.filter((s) => s.traceId !== slow.traceId).map(us));
+    assert.ok(others < us(slowPrefill[0]!), "no other prompt step is as slow");
+    const boundUs = Math.round((others + us(slowPrefill[0]!)) / 2);
+    const service = spans[0]!.resource.find((a) => a.key === "service.name")?.value
+      .stringValue as string;
+    await spansInJaeger(store, service, spans.length);
+    const found = await store.findTraces({
+      service,
+      operation: C.SPAN_STEP_PREFILL,
+      minDuration: `${boundUs}us`,
+    });
+    assert.deepEqual(
+      found.map((t) => t.traceID),
+      [slow.traceId],
+      `the traces with a prefill step over ${boundUs} µs`,
+    );
+    // and the trace Jaeger shows holds the request's span with its TTFT
+    const root = found[0]!.spans.find((s) => s.spanID === slow.spanId);
+    assert.equal(
+      root?.tags.find((t) => t.key === C.ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN)?.value,
+      ttft(slow),
+    );
+  } finally {
+    await collector.stop();
     await store.stop();
   }
 });
