@@ -23,10 +23,13 @@ export function reportRun(
   const outputs = writeRunOutputs(outDir, options);
   process.stdout.write(outputs.summary);
   const self = recorder.profilerCpu;
-  if (self && self.wallMs > 0) {
+  if (self && self.wallMs >= 1000) {
     log(
       `used ${self.cpuMs.toFixed(0)} ms of CPU while tracing (${((100 * self.cpuMs) / self.wallMs).toFixed(2)}% of one core over ${(self.wallMs / 1000).toFixed(1)} s from the first llama_decode)`,
     );
+  } else if (self) {
+    // its first calls were read at the end (a short run): a share of so short a time says nothing
+    log(`used ${self.cpuMs.toFixed(0)} ms of CPU while tracing`);
   }
   reportOutputFiles(outputs, log);
   log(`run folder ${outDir}`);
