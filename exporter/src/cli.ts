@@ -11,6 +11,7 @@ import { registerModelsCommand } from "./commands/models.js";
 import { registerAttachCommand } from "./commands/attach.js";
 import { registerRecordCommand } from "./commands/record.js";
 import { registerReplayCommand } from "./commands/replay.js";
+import { registerProfileCommand } from "./commands/profile.js";
 import { registerReportCommand } from "./commands/report.js";
 import { UserError } from "./errors.js";
 import { SetupMissingError } from "./setup/cache.js";
@@ -32,6 +33,7 @@ registerRecordCommand(program);
 registerAttachCommand(program);
 registerReplayCommand(program);
 registerReportCommand(program);
+registerProfileCommand(program);
 registerDoctorCommand(program);
 
 try {

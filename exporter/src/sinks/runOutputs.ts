@@ -14,6 +14,7 @@ import {
   type SpanRecord,
 } from "./otel/spans.js";
 import { writePerfettoTrace } from "./perfetto.js";
+import { writeRunProfiles } from "./pprof.js";
 import { writeReport } from "./report.js";
 import { computeStats, writeStatsJson } from "./stats.js";
 import { formatStatsSummary } from "./statsSummary.js";
@@ -44,7 +45,10 @@ export interface RunOutputs {
   resource: ReturnType<typeof resourceAttributes>;
 }
 
-/** Writes trace.json, stats.json, traces.otlp.jsonl and report.html into `runDir`. */
+/**
+ * Writes trace.json, stats.json, the pprof profiles (profile.pb.gz, profile-<phase>.pb.gz),
+ * traces.otlp.jsonl and report.html into `runDir`.
+ */
 export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}): RunOutputs {
   const run = buildRun(readRawFile(join(runDir, "events.pinf")));
   const stats = computeStats(run);
@@ -57,7 +61,7 @@ export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}):
       report: null,
       reportError: null,
       notWritten:
-        "level metrics records no event per call, so there is no timeline (trace.json), no spans (traces.otlp.jsonl) and no report.html; stats.json and the summary hold the kernel's aggregates. Record at --level op (the default) for those.",
+        "level metrics records no event per call, so there is no timeline (trace.json), no profile (profile.pb.gz), no spans (traces.otlp.jsonl) and no report.html; stats.json and the summary hold the kernel's aggregates. Record at --level op (the default) for those.",
       spans: [],
       resource: resourceAttributes(
         run.header,
@@ -67,6 +71,7 @@ export function writeRunOutputs(runDir: string, options: RunOutputOptions = {}):
     };
   }
   writePerfettoTrace(run, join(runDir, "trace.json"));
+  writeRunProfiles(run, runDir);
   const spans = buildRunSpans(
     run,
     options.opSampling ?? DEFAULT_OP_SAMPLING,
