@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { ProfStats } from "@profinfer/contract";
 import { Collector, Jaeger } from "./support/stack.js";
 import { startServer, type StartedServer } from "./support/llamaServerLoad.js";
 import { manifest, repoRoot, tinyModels } from "./support/targets.js";
@@ -71,10 +72,19 @@ describe("every profinfer command of the README and docs/ works as written", () 
   for (const { doc, command } of all) {
     test(`${doc.slice(repoRoot.length + 1)}: ${command}`, async () => {
       const runs = join(cwd, "profinfer-runs");
+      // the folder of the last run recorded with events per call (a --level metrics run has no
+      // operators to report or profile), as the examples' llama-cli-... folder is
       const lastRun = () =>
         existsSync(runs)
           ? readdirSync(runs)
               .sort()
+              .filter((r) => {
+                const stats = join(runs, r, "stats.json");
+                return (
+                  existsSync(stats) &&
+                  (JSON.parse(readFileSync(stats, "utf8")) as ProfStats).run.level !== "metrics"
+                );
+              })
               .map((r) => join("profinfer-runs", r))
               .pop()
           : undefined;
