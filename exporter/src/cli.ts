@@ -6,6 +6,7 @@
 // reducer already exists).
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
+import { registerDiffCommand } from "./commands/diff.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
 import { registerModelsCommand } from "./commands/models.js";
 import { registerAttachCommand } from "./commands/attach.js";
@@ -34,6 +35,7 @@ registerAttachCommand(program);
 registerReplayCommand(program);
 registerReportCommand(program);
 registerProfileCommand(program);
+registerDiffCommand(program);
 registerDoctorCommand(program);
 
 try {

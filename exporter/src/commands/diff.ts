@@ -1,0 +1,63 @@
+// SPDX-License-Identifier: Apache-2.0
+// profinfer diff BASE NEW: two run folders compared (phases, operators, barrier waits, layers,
+// tensors), each change judged against the runs' own call-to-call noise. No root needed.
+import type { Command } from "commander";
+import { writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { UserError } from "../errors.js";
+import { diffRuns, formatDiff } from "../sinks/diff.js";
+import { buildRun } from "../trace/buildRun.js";
+import { readRawFile } from "../trace/rawFile.js";
+import type { Run } from "../trace/types.js";
+import { log, requireRunDir } from "./options.js";
+
+function readRun(dir: string, role: string): Run {
+  const path = join(requireRunDir(dir), "events.pinf");
+  try {
+    return buildRun(readRawFile(path));
+  } catch (error) {
+    throw new UserError(`${role} ${path} cannot be read: ${(error as Error).message}`);
+  }
+}
+
+export function registerDiffCommand(program: Command): void {
+  program
+    .command("diff")
+    .description(
+      "compare two run folders: phases, operators, barrier waits, layers and tensors per decode call, each change judged against the runs' own noise",
+    )
+    .argument("<base>", "the run folder to compare against")
+    .argument("<new>", "the run folder to compare")
+    .option("--json <file>", "also write the comparison as JSON (- for standard output)")
+    .option("--all", "list every row, not only the changes and the largest others")
+    .option("--min-change <percent>", "changes smaller than this are the same", "5")
+    .option("--confidence <percent>", "the bootstrap interval's confidence", "99")
+    .action(
+      (
+        baseDir: string,
+        newDir: string,
+        opts: { json?: string; all?: boolean; minChange: string; confidence: string },
+      ) => {
+        const minRelative = Number(opts.minChange) / 100;
+        const confidence = Number(opts.confidence) / 100;
+        if (!(minRelative >= 0) || !(confidence > 0 && confidence < 1)) {
+          throw new UserError(
+            "--min-change takes a percentage of 0 or more and --confidence one between 0 and 100",
+          );
+        }
+        const base = { dir: resolve(baseDir), run: readRun(baseDir, "BASE") };
+        const next = { dir: resolve(newDir), run: readRun(newDir, "NEW") };
+        const report = diffRuns(base, next, { minRelative, confidence });
+        const json = `${JSON.stringify(report, null, 2)}\n`;
+        if (opts.json === "-") {
+          process.stdout.write(json);
+          return;
+        }
+        process.stdout.write(formatDiff(report, { all: opts.all ?? false }));
+        if (opts.json) {
+          writeFileSync(resolve(opts.json), json);
+          log(`diff ${resolve(opts.json)}`);
+        }
+      },
+    );
+}

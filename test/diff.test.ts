@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// profinfer diff on real runs (traced with real eBPF, root): runs of one command mark nothing as
+// changed (the false positives over several pairs are counted and must be none); the bench model
+// at -t 1 against -t 2 has faster matrix multiplies and barrier waits only in the second; bad
+// input (a --level metrics run, a corrupt file) says what it cannot compare.
+import assert from "node:assert/strict";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import type { DiffReport, DiffSection } from "@profinfer/contract";
+import { benchModel, completion, profinfer, tinyModels } from "./support/targets.js";
+
+const scratch = mkdtempSync(join(tmpdir(), "profinfer-diff-"));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+let counter = 0;
+
+async function record(
+  modelPath: string,
+  tokens: number,
+  extra: string[],
+  recordArgs: string[] = [],
+) {
+  const dir = join(scratch, `run-${++counter}`);
+  const ran = await profinfer([
+    "record",
+    "--no-status",
+    "--no-report",
+    "--out",
+    dir,
+    ...recordArgs,
+    "--",
+    ...completion(modelPath, tokens, extra),
+  ]);
+  assert.equal(ran.code, 0, ran.stderr);
+  return dir;
+}
+
+async function diff(base: string, next: string): Promise<DiffReport> {
+  const ran = await profinfer(["diff", base, next, "--json", "-"]);
+  assert.equal(ran.code, 0, ran.stderr);
+  return JSON.parse(ran.stdout) as DiffReport;
+}
+
+const changed = (report: DiffReport) =>
+  report.sections.flatMap((s) =>
+    s.rows
+      .filter((r) => r.verdict === "slower" || r.verdict === "faster")
+      .map((r) => `${s.name}: ${r.name} ${r.verdict} (${((r.relative ?? 0) * 100).toFixed(1)}%)`),
+  );
+const sectionOf = (report: DiffReport, name: string): DiffSection => {
+  const s = report.sections.find((x) => x.name === name);
+  assert.ok(s, `a ${name} section`);
+  return s;
+};
+
+let tiny = "";
+before(() => {
+  tiny = tinyModels().find((m) => m.arch === "llama")!.path;
+});
+
+test("runs of one command: nothing changed beyond the noise, over every pair of four runs", async (t) => {
+  const runs: string[] = [];
+  // the bench model on one thread of these 2-core machines: profinfer's own work (start-up,
+  // reading the ring) has a core of its own instead of taking turns with the target's threads,
+  // and its calls (tens of ms) are not dominated by the probes' µs as a tiny model's are
+  const model = benchModel();
+  for (let i = 0; i < 4; i++) runs.push(await record(model, 24, ["-t", "1"]));
+  const falsePositives: string[] = [];
+  let rows = 0;
+  for (let i = 0; i < runs.length; i++) {
+    for (let j = i + 1; j < runs.length; j++) {
+      const report = await diff(runs[i]!, runs[j]!);
+      rows += report.sections.reduce(
+        (n, s) => n + s.rows.filter((r) => r.interval !== null).length,
+        0,
+      );
+      assert.deepEqual(sectionOf(report, "operators").added, [], "the same operators");
+      falsePositives.push(...changed(report).map((c) => `runs ${i + 1}-${j + 1}: ${c}`));
+    }
+  }
+  assert.ok(rows > 500, `${rows} figures judged`);
+  t.diagnostic(`${falsePositives.length} false positives among ${rows} figures judged`);
+  assert.deepEqual(falsePositives, [], `false positives among ${rows} figures judged`);
+});
+
+describe("the bench model at -t 1 against -t 2", () => {
+  let report: DiffReport;
+  before(async () => {
+    const model = benchModel();
+    const one = await record(model, 16, ["-t", "1"]);
+    const two = await record(model, 16, ["-t", "2"]);
+    report = await diff(one, two);
+  });
+
+  test("matrix multiplies per decode call take less time, beyond the noise", () => {
+    const mulMat = sectionOf(report, "operators").rows.find((r) => r.name === "mul_mat");
+    assert.ok(mulMat, "mul_mat compared");
+    assert.equal(mulMat.verdict, "faster", JSON.stringify(mulMat));
+    assert.ok(mulMat.change < 0 && mulMat.interval![1] < -0.05, JSON.stringify(mulMat));
+    const call = sectionOf(report, "phases").rows.find((r) => r.name === "decode call");
+    assert.equal(call?.verdict, "faster", JSON.stringify(call));
+  });
+
+  test("barrier waits appear only with two threads", () => {
+    const barrier = sectionOf(report, "barrier wait");
+    assert.ok(barrier.rows.length >= 5, `${barrier.rows.length} op types`);
+    for (const r of barrier.rows) assert.equal(r.base, 0, `${r.name} waits with one thread`);
+    const waited = barrier.rows.reduce((n, r) => n + (r.new ?? 0), 0);
+    assert.ok(waited > 0, "two threads wait at barriers");
+    assert.equal(barrier.rows.find((r) => r.name === "mul_mat")?.verdict, "slower");
+  });
+
+  test("the table says what changed, the largest change first", async () => {
+    const ran = await profinfer(["diff", report.base.dir, report.new.dir]);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stdout, /^operators, in ms per decode call/m);
+    assert.match(ran.stdout, /^mul_mat\s+[\d.]+\s+[\d.]+\s+-[\d.]+\s+-[\d.]+%.*faster$/m);
+  });
+});
+
+describe("bad input", () => {
+  test("a --level metrics run: what it cannot compare is named", async () => {
+    const op = await record(tiny, 8, []);
+    const metrics = await record(tiny, 8, [], ["--level", "metrics"]);
+    const report = await diff(op, metrics);
+    assert.equal(report.sections.length, 0);
+    assert.match(report.notCompared.join("\n"), /NEW ran at --level metrics/);
+    const ran = await profinfer(["diff", op, metrics]);
+    assert.match(ran.stdout, /not compared: everything: NEW ran at --level metrics/);
+  });
+
+  test("a corrupt file, a folder that is no run: a clear error naming it", async () => {
+    const op = await record(tiny, 8, []);
+    const corrupt = join(scratch, "corrupt");
+    cpSync(op, corrupt, { recursive: true });
+    const bytes = readFileSync(join(corrupt, "events.pinf"));
+    writeFileSync(join(corrupt, "events.pinf"), Buffer.from(bytes.subarray(0, 16)));
+    const ran = await profinfer(["diff", op, corrupt]);
+    assert.equal(ran.code, 2, ran.stderr);
+    assert.match(ran.stderr, /NEW .*events\.pinf cannot be read/);
+    assert.doesNotMatch(ran.stderr, /\n\s+at /, "no stack trace");
+    const none = await profinfer(["diff", op, scratch]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /holds no events\.pinf/);
+  });
+});
