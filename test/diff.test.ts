@@ -9,7 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { DiffReport, DiffSection } from "@profinfer/contract";
-import { benchModel, completion, profinfer, tinyModels } from "./support/targets.js";
+import { evalCallbackCommand, evalCallbackNodes, NOT_COMPUTED } from "./support/evalCallback.js";
+import { benchModel, completion, profinfer, runProgram, tinyModels } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-diff-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -117,6 +118,46 @@ describe("the bench model at -t 1 against -t 2", () => {
     assert.match(ran.stdout, /^operators, in ms per decode call/m);
     assert.match(ran.stdout, /^mul_mat\s+[\d.]+\s+[\d.]+\s+-[\d.]+\s+-[\d.]+%.*faster$/m);
   });
+});
+
+test("tiny-llama against tiny-qwen2: the graph nodes only one has are those llama.cpp's own graphs differ by", async () => {
+  const model = (arch: string) => tinyModels().find((m) => m.arch === arch)!.path;
+  // llama.cpp's view (llama-eval-callback on the prompt), keyed as the diff keys nodes: named
+  // ones by name and op, unnamed ones (node_<index>) counted per op
+  const oracle = async (arch: string) => {
+    const ran = await runProgram(
+      evalCallbackCommand(model(arch))[0]!,
+      evalCallbackCommand(model(arch)).slice(1),
+    );
+    assert.equal(ran.code, 0, ran.stderr.slice(-2000));
+    const named = new Set<string>();
+    const unnamed = new Map<string, number>();
+    for (const n of evalCallbackNodes(ran.stdout + ran.stderr)) {
+      if (NOT_COMPUTED.includes(n.op)) continue;
+      const op = n.op.toLowerCase();
+      if (/^node_\d+$/.test(n.name)) unnamed.set(op, (unnamed.get(op) ?? 0) + 1);
+      else named.add(`${n.name} (${op})`);
+    }
+    return { named, unnamed };
+  };
+  const [llama, qwen2] = [await oracle("llama"), await oracle("qwen2")];
+  const more = (x: typeof llama, y: typeof llama) =>
+    [
+      ...[...x.named].filter((k) => !y.named.has(k)),
+      ...[...x.unnamed]
+        .filter(([op, n]) => n > (y.unnamed.get(op) ?? 0))
+        .map(([op, n]) => `${n - (y.unnamed.get(op) ?? 0)} unnamed (${op})`),
+    ].sort();
+  const report = await diff(
+    await record(model("llama"), 8, []),
+    await record(model("qwen2"), 8, []),
+  );
+  const nodes = sectionOf(report, "graph nodes");
+  // llama.cpp prints UNARY and GLU nodes by their sub-op: "swiglu" for profinfer's "glu:swiglu"
+  const asPrinted = (list: string[]) => list.map((k) => k.replace(/\((?:unary|glu):/, "(")).sort();
+  assert.ok(more(qwen2, llama).length > 0, "the two models' graphs differ");
+  assert.deepEqual(asPrinted(nodes.added), more(qwen2, llama), "only in tiny-qwen2");
+  assert.deepEqual(asPrinted(nodes.removed), more(llama, qwen2), "only in tiny-llama");
 });
 
 describe("bad input", () => {

@@ -18,6 +18,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { evalCallbackCommand, evalCallbackNodes, NOT_COMPUTED } from "./support/evalCallback.js";
 import { EventType, buildRun, readElf, readRawFile, type Run } from "@profinfer/exporter";
 import { attach, liveAddress, readTargetBytes } from "./support/attach.js";
 import {
@@ -156,18 +157,6 @@ describe("operator function probes (--op-timing functions)", () => {
   });
 });
 
-/** llama-eval-callback prints each computed node: `name = (type) OP(src0{..}, src1{..}) = {shape}`. */
-function evalCallbackNodes(text: string): { name: string; op: string; sources: string[] }[] {
-  const nodes: { name: string; op: string; sources: string[] }[] = [];
-  for (const m of text.matchAll(
-    /common_debug_cb_eval:\s+(.+?) = \((\w+)\)\s+(\w+)\((.*)\) = \{/g,
-  )) {
-    const sources = [...m[4]!.matchAll(/([^,{}]+?)\{[\d, ]+\}/g)].map((s) => s[1]!.trim());
-    nodes.push({ name: m[1]!.trim(), op: m[3]!, sources });
-  }
-  return nodes;
-}
-
 /**
  * The ffn_moe_topk tensors llama-eval-callback printed, per layer: its first rows and, when it
  * elides the middle with "...", its last rows ({ head, tail }).
@@ -189,10 +178,7 @@ function evalCallbackTopk(text: string): Map<number, { head: number[][]; tail: n
 describe("against llama.cpp's own view of the graph (llama-eval-callback)", () => {
   for (const arch of ["llama", "qwen2moe"]) {
     test(`${arch}: operators, op types and DAG sources match; MoE ids equal llama.cpp's`, async () => {
-      const { ran, run } = await record(
-        [],
-        [llama("llama-eval-callback"), "-m", model(arch), "-p", prompt, "-t", "2", "-c", "256"],
-      );
+      const { ran, run } = await record([], evalCallbackCommand(model(arch)));
       assert.equal(ran.code, 0, ran.stderr.slice(-3000));
       const oracle = evalCallbackNodes(ran.stdout + ran.stderr);
       assert.ok(oracle.length > 50, `llama-eval-callback printed ${oracle.length} nodes`);
@@ -211,9 +197,7 @@ describe("against llama.cpp's own view of the graph (llama-eval-callback)", () =
         name: node.tensor.name,
         op: node.tensor.subOp ?? node.tensor.opName,
       }));
-      const theirs = oracle.filter(
-        (n) => !["VIEW", "RESHAPE", "PERMUTE", "TRANSPOSE", "NONE"].includes(n.op),
-      );
+      const theirs = oracle.filter((n) => !NOT_COMPUTED.includes(n.op));
       assert.deepEqual(
         ours.map((n) => `${n.name}:${n.op}`),
         theirs.map((n) => `${n.name}:${n.op}`),

@@ -82,6 +82,7 @@ export function diffRuns(
     sections.push(section("barrier wait", a.barrier, b.barrier, method, floor));
     sections.push(section("layers", a.layers, b.layers, method, floor));
     sections.push(section("tensors", a.tensors, b.tensors, method, floor));
+    sections.push(structureSection(base.run, next.run));
   } else {
     const which = [a ? null : "BASE", b ? null : "NEW"].filter(Boolean).join(" and ");
     notCompared.push(
@@ -165,19 +166,63 @@ function operatorSamples(run: Run) {
         const name = displayOpName(op.label);
         add(ops, name, i, op.durationNs / MS);
         add(barrier, name, i, barrierNs(op) / MS);
-        add(
-          layers,
-          op.tensor.layer === null ? "(no layer)" : `layer ${op.tensor.layer}`,
-          i,
-          op.durationNs / MS,
-        );
-        add(tensors, `${op.tensor.name} (${name})`, i, op.durationNs / MS);
+        const layer = op.tensor.layer === null ? "(no layer)" : `layer ${op.tensor.layer}`;
+        add(layers, layer, i, op.durationNs / MS);
+        add(tensors, tensorKey(op, name, layer), i, op.durationNs / MS);
       }
     }
   });
   const unit = (s: Samples) =>
     new Map([...s].map(([k, values]) => [k, { unit: UNIT_CALL, values }] as const));
   return { ops: unit(ops), barrier: unit(barrier), layers: unit(layers), tensors: unit(tensors) };
+}
+
+/**
+ * The nodes ggml computes over every graph of the run that was described (prompt and decode
+ * graphs alike): named ones as `name (op)`, and per op how many unnamed ones a graph has at most
+ * (ggml names them node_<index>, which shifts with every node before them, so the names of two
+ * models' graphs are not comparable). Nodes, not operator runs: a fused step (rms_norm+mul) is the
+ * nodes it fuses, as llama.cpp's graph has them.
+ */
+export function graphNodes(run: Run): { named: Set<string>; unnamed: Map<string, number> } {
+  const named = new Set<string>();
+  const unnamed = new Map<string, number>();
+  const seen = new Set<object>();
+  for (const g of run.graphRuns) {
+    const dag = g.snapshot?.dag;
+    if (!dag || seen.has(dag)) continue;
+    seen.add(dag);
+    const counts = new Map<string, number>();
+    for (const i of dag.computed) {
+      const t = dag.nodes[i]!.tensor;
+      const op = displayOpName(t.opLabel);
+      if (UNNAMED.test(t.name)) counts.set(op, (counts.get(op) ?? 0) + 1);
+      else named.add(`${t.name} (${op})`);
+    }
+    for (const [op, n] of counts) unnamed.set(op, Math.max(n, unnamed.get(op) ?? 0));
+  }
+  return { named, unnamed };
+}
+
+/** ggml's name for a node its builder left unnamed */
+export const UNNAMED = /^(node_\d+)?$/;
+
+function structureSection(base: Run, next: Run): DiffSection {
+  const [a, b] = [graphNodes(base), graphNodes(next)];
+  const more = (x: typeof a, y: typeof a) => [
+    ...[...x.named].filter((k) => !y.named.has(k)),
+    ...[...x.unnamed]
+      .filter(([op, n]) => n > (y.unnamed.get(op) ?? 0))
+      .map(([op, n]) => `${n - (y.unnamed.get(op) ?? 0)} unnamed (${op})`),
+  ];
+  return { name: "graph nodes", rows: [], added: more(b, a).sort(), removed: more(a, b).sort() };
+}
+
+/** A tensor's row: `name (op)`, or for a node ggml left unnamed its op and layer (its name, node_<index>, shifts with every node before it). */
+function tensorKey(op: OpRun, name: string, layer: string): string {
+  return UNNAMED.test(op.tensor.name)
+    ? `unnamed (${name}) in ${layer}`
+    : `${op.tensor.name} (${name})`;
 }
 
 function barrierNs(op: OpRun): number {
@@ -315,7 +360,12 @@ export function formatDiff(report: DiffReport, options: { all?: boolean } = {}):
   for (const s of report.sections) {
     const changed = (r: DiffRow) => r.verdict === "slower" || r.verdict === "faster";
     const shown = options.all ? s.rows : s.rows.filter((r, i) => i < 8 || changed(r));
-    if (shown.length === 0) continue;
+    if (shown.length === 0) {
+      if (s.added.length || s.removed.length) lines.push("", `${s.name}`);
+      if (s.added.length) lines.push(`only in new: ${s.added.join(", ")}`);
+      if (s.removed.length) lines.push(`only in base: ${s.removed.join(", ")}`);
+      continue;
+    }
     const width = Math.max(12, ...shown.map((r) => r.name.length));
     lines.push(
       "",
