@@ -69,6 +69,6 @@ export {
   type CacheManifest,
   type StackComponent,
 } from "./setup/cache.js";
-export { BENCH_MODEL, TINY_MODELS, ensureModels } from "./models/zoo.js";
-export { ggmlTypeName } from "./gguf/format.js";
+export { BENCH_MODEL, BENCH_MODEL_Q8_0, TINY_MODELS, ensureModels } from "./models/zoo.js";
+export { ggmlTypeName, tensorByteSize } from "./gguf/format.js";
 export { readGguf } from "./gguf/reader.js";

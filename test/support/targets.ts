@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   BENCH_MODEL,
+  BENCH_MODEL_Q8_0,
   TINY_MODELS,
   ensureModels,
   llamaBinary,
@@ -80,8 +81,9 @@ export function tinyModels(): { arch: string; name: string; path: string }[] {
   }));
 }
 
-export function benchModel(): string {
-  return ensureModels([BENCH_MODEL], {
+/** The bench model (Q4_0 matrices), or with `weights` "q8_0" the same shapes in Q8_0. */
+export function benchModel(weights: "q4_0" | "q8_0" = "q4_0"): string {
+  return ensureModels([weights === "q4_0" ? BENCH_MODEL : BENCH_MODEL_Q8_0], {
     outDir: join(modelsDir(), "bench"),
     llamaSrcDir: manifest().llamaCpp.srcDir,
   })[0]!.path;

@@ -126,7 +126,14 @@ export const BENCH_MODEL: ModelConfig = {
   llama3Rope: LLAMA32_ROPE,
 };
 
-export const ZOO_SETS = { tiny: TINY_MODELS, bench: [BENCH_MODEL] } as const;
+/** The bench model with Q8_0 matrices: the same graph over weights of 1.89 times the bytes. */
+export const BENCH_MODEL_Q8_0: ModelConfig = {
+  ...BENCH_MODEL,
+  name: "bench-llama3.2-1b-q8_0",
+  weightType: GgmlType.Q8_0,
+};
+
+export const ZOO_SETS = { tiny: TINY_MODELS, bench: [BENCH_MODEL, BENCH_MODEL_Q8_0] } as const;
 export type ZooSet = keyof typeof ZOO_SETS;
 
 export class VocabularyError extends Error {
