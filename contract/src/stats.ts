@@ -3,6 +3,8 @@
 // (docs/trace-model.md, "stats.json"). Deterministic: fixed key order, sorted arrays.
 
 /** Events lost while recording: per-reason counts (DROP_REASONS) and their sum. */
+import type { Finding } from "./findings.js";
+
 export interface Drops {
   counts: Record<string, number>;
   total: number;
@@ -252,4 +254,6 @@ export interface ProfStats {
   experts: ExpertLayerStat[];
   drops: Drops | null;
   warnings: string[];
+  /** what the figures say is slow, most important first (docs/findings.md) */
+  findings: Finding[];
 }

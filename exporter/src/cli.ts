@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerDiffCommand } from "./commands/diff.js";
 import { registerDoctorCommand } from "./commands/doctor.js";
+import { registerFindingsCommand } from "./commands/findings.js";
 import { registerModelsCommand } from "./commands/models.js";
 import { registerAttachCommand } from "./commands/attach.js";
 import { registerRecordCommand } from "./commands/record.js";
@@ -36,6 +37,7 @@ registerReplayCommand(program);
 registerReportCommand(program);
 registerProfileCommand(program);
 registerDiffCommand(program);
+registerFindingsCommand(program);
 registerDoctorCommand(program);
 
 try {

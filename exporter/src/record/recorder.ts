@@ -252,6 +252,7 @@ export class Recorder implements LiveRecording {
       version: 1,
       eventAbi: this.native.eventAbi,
       profinfer: this.options.version,
+      profinferPid: process.pid,
       level: this.options.level,
       options: {
         sampleTokens: this.options.sampleEvery,

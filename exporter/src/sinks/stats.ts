@@ -2,6 +2,7 @@
 // ProfStat: statistics of a run per token, phase, operator type, layer, tensor, thread, scheduler
 // interference and MoE expert, as stats.json (deterministic: fixed key order, sorted arrays);
 // statsSummary.ts prints them for the terminal.
+import { computeFindings } from "./findings.js";
 import { writeFileSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
@@ -370,7 +371,7 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     }));
 
   const snapshotsUsed = [...run.snapshots.values()].filter((s) => s.uses > 0);
-  const stats: ProfStats = {
+  const stats: Omit<ProfStats, "findings"> = {
     format: "profinfer-stats",
     version: 1,
     run: {
@@ -424,7 +425,8 @@ export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
     drops: run.drops,
     warnings: run.warnings,
   };
-  return run.header.level === "metrics" ? withKernelAggregates(stats, run) : stats;
+  if (run.header.level === "metrics") return { ...withKernelAggregates(stats, run), findings: [] };
+  return { ...stats, findings: computeFindings(run, stats) };
 }
 
 /** Upper bound (ns) of the bucket that holds the p-th percentile of per-bucket `counts`. */
@@ -446,7 +448,10 @@ function bucketPercentileNs(counts: readonly number[], boundsNs: readonly number
  * the kernel's aggregates, noted at the end of the run. Percentiles are the upper bounds of the
  * histogram buckets they fall in, and operator counts are per thread, as the kernel counts them.
  */
-function withKernelAggregates(stats: ProfStats, run: Run): ProfStats {
+function withKernelAggregates(
+  stats: Omit<ProfStats, "findings">,
+  run: Run,
+): Omit<ProfStats, "findings"> {
   const note = run.notes.map((n) => n.note).find((n) => n.kind === "aggregates");
   if (!note) return stats;
   const boundsNs = note.boundsNs ?? [];

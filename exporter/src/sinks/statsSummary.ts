@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // ProfStat for the terminal: compact plain-text tables of stats.json, within 100 columns.
-import type { DerivedFigures, LatencyStat, OpTypeStat, ProfStats } from "@profinfer/contract";
+import type {
+  DerivedFigures,
+  Finding,
+  LatencyStat,
+  OpTypeStat,
+  ProfStats,
+} from "@profinfer/contract";
 import { displayOpName } from "../trace/dag.js";
 
 const WIDTH = 100;
@@ -132,6 +138,21 @@ function requestSummary(stats: ProfStats, rows: number): string[] {
 }
 
 /** The terminal summary: compact tables, at most 100 columns wide. */
+/** Findings for the terminal: severity, id and title; with `brief` false, evidence and what to try. */
+export function formatFindings(
+  findings: readonly Finding[],
+  options: { brief?: boolean } = {},
+): string[] {
+  const out = [`findings (${findings.length}; docs/findings.md)`];
+  for (const f of findings) {
+    out.push(clip(`${f.severity.padEnd(6)} ${f.id}: ${f.title}`, options.brief ? WIDTH : Infinity));
+    if (options.brief) continue;
+    const evidence = Object.entries(f.evidence).map(([k, v]) => `${k} ${v}`);
+    out.push(`       evidence: ${evidence.join(", ")}`, `       try: ${f.action}`);
+  }
+  return out;
+}
+
 export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {}): string {
   const out: string[] = [];
   const r = stats.run;
@@ -148,6 +169,7 @@ export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {
         : `, ${fmtMs(r.durationMs)} ms${r.truncated ? ", TRUNCATED" : ""}`),
     "",
   );
+  if (stats.findings.length > 0) out.push(...formatFindings(stats.findings, { brief: true }), "");
 
   const ph = stats.phases;
   out.push(

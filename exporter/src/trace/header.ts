@@ -27,6 +27,8 @@ export interface RunHeader {
   eventAbi: number;
   /** the profinfer version that recorded it */
   profinfer: string;
+  /** the pid of the profinfer that recorded it (absent in older runs): its own share of the CPUs */
+  profinferPid?: number;
   level: RecordLevel;
   /** the recording options that shape what the events hold */
   options: {
