@@ -439,6 +439,12 @@ describe("report.html of a real run", () => {
         await page.locator("[data-testid=stats-ops] tbody tr").count(),
         JSON.parse(readFileSync(join(recorded.dir, "stats.json"), "utf8")).ops.length,
       );
+      // the findings first, one item each
+      const { findings } = JSON.parse(readFileSync(join(recorded.dir, "stats.json"), "utf8")) as {
+        findings: unknown[];
+      };
+      assert.equal(await page.locator("[data-testid=report-finding]").count(), findings.length);
+      assert.equal(await page.locator("[data-testid=report-findings]").count(), 1);
       const heatmaps = await page.locator("[data-testid=expert-heatmap]").count();
       assert.equal(heatmaps, arch === "qwen2moe" ? 2 : 0);
       await page.screenshot({ path: join(outDir, `report-${arch}.png`), fullPage: true });

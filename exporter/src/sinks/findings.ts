@@ -278,13 +278,17 @@ function kvGrowthFinding(run: Run): Finding | null {
   };
 }
 
-/** -c / --ctx-size of the command line, else llama.cpp's default (0 means the model's own). */
+/**
+ * -c / --ctx-size of the command line (the last one, as llama.cpp's parser keeps), else
+ * llama.cpp's default; 0 (the model's own context) is not known here and gives the default too.
+ */
 function contextSize(command: readonly string[]): number {
+  let size = LLAMA_DEFAULT_CONTEXT;
   for (let i = 0; i < command.length - 1; i++) {
     if (command[i] === "-c" || command[i] === "--ctx-size") {
       const n = Number(command[i + 1]);
-      if (Number.isInteger(n) && n > 0) return n;
+      size = Number.isInteger(n) && n > 0 ? n : LLAMA_DEFAULT_CONTEXT;
     }
   }
-  return LLAMA_DEFAULT_CONTEXT;
+  return size;
 }

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The offline report: ProfDAG of the main decode graph, the expert heatmap (MoE models), the
+// The offline report: the findings, ProfDAG of the main decode graph, the expert heatmap (MoE models), the
 // timeline overview and the ProfStat tables, from the same frames and components as the panel.
 import React, { useMemo, useState } from "react";
 import { ExpertHeatmap } from "../components/ExpertHeatmap.js";
@@ -12,6 +12,7 @@ import { timelineFromTrace } from "../data/timeline.js";
 import { isTraceFrame, traceFromFrame } from "../data/trace.js";
 import { defaultOptions } from "../types.js";
 import type { ReportData } from "@profinfer/contract";
+import { Findings } from "./Findings.js";
 import { StatsTables } from "./StatsTables.js";
 
 function attempt<T>(make: () => T): { value: T | null; error: string | null } {
@@ -101,6 +102,8 @@ export function Report({
         {s.run.events} events, {s.run.durationMs.toFixed(1)} ms
         {s.run.truncated ? " (event file cut short)" : ""}
       </div>
+      <h2 style={h2}>Findings</h2>
+      <Findings findings={s.findings ?? []} theme={theme} />
       <h2 style={h2}>ProfDAG</h2>
       {dag.value ? (
         <ProfDag
