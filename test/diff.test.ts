@@ -11,31 +11,20 @@ import { after, before, describe, test } from "node:test";
 import type { DiffReport, DiffSection } from "@profinfer/contract";
 import { readGguf, tensorByteSize } from "@profinfer/exporter";
 import { evalCallbackCommand, evalCallbackNodes, NOT_COMPUTED } from "./support/evalCallback.js";
-import { benchModel, completion, profinfer, runProgram, tinyModels } from "./support/targets.js";
+import {
+  benchModel,
+  profinfer,
+  recordCompletion,
+  runProgram,
+  tinyModels,
+} from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-diff-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 let counter = 0;
 
-async function record(
-  modelPath: string,
-  tokens: number,
-  extra: string[],
-  recordArgs: string[] = [],
-) {
-  const dir = join(scratch, `run-${++counter}`);
-  const ran = await profinfer([
-    "record",
-    "--no-status",
-    "--no-report",
-    "--out",
-    dir,
-    ...recordArgs,
-    "--",
-    ...completion(modelPath, tokens, extra),
-  ]);
-  assert.equal(ran.code, 0, ran.stderr);
-  return dir;
+function record(modelPath: string, tokens: number, extra: string[], recordArgs: string[] = []) {
+  return recordCompletion(join(scratch, `run-${++counter}`), modelPath, tokens, extra, recordArgs);
 }
 
 async function diff(base: string, next: string): Promise<DiffReport> {

@@ -10,7 +10,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Finding, ProfStats } from "@profinfer/contract";
-import { completion, profinfer, tinyModels } from "./support/targets.js";
+import { profinfer, recordCompletion, tinyModels } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-findings-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
@@ -21,17 +21,7 @@ before(() => {
 });
 
 async function record(tokens: number, extra: string[]): Promise<{ dir: string; stats: ProfStats }> {
-  const dir = join(scratch, `run-${++counter}`);
-  const ran = await profinfer([
-    "record",
-    "--no-status",
-    "--no-report",
-    "--out",
-    dir,
-    "--",
-    ...completion(model, tokens, extra),
-  ]);
-  assert.equal(ran.code, 0, ran.stderr);
+  const dir = await recordCompletion(join(scratch, `run-${++counter}`), model, tokens, extra);
   return { dir, stats: JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")) as ProfStats };
 }
 

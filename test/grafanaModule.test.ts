@@ -15,7 +15,7 @@ import { after, before, describe, test } from "node:test";
 import { chromium, type Browser } from "playwright-core";
 import { buildRun, mainDecodeGraph, readRawFile, traceFrame } from "@profinfer/exporter";
 import { builtModule, grafanaHosts, openPlugin } from "./support/grafanaHost.js";
-import { completion, profinfer, repoRoot, tinyModels } from "./support/targets.js";
+import { recordCompletion, repoRoot, tinyModels } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-grafana-module-"));
 const outDir = join(repoRoot, "test-output", "grafana");
@@ -36,16 +36,7 @@ function recordedFrame() {
   recorded ??= (async () => {
     const dir = join(scratch, "run");
     const model = tinyModels().find((m) => m.arch === "qwen2moe")!;
-    const ran = await profinfer([
-      "record",
-      "--no-status",
-      "--no-report",
-      "--out",
-      dir,
-      "--",
-      ...completion(model.path, 4),
-    ]);
-    assert.equal(ran.code, 0, ran.stderr.slice(-2000));
+    await recordCompletion(dir, model.path, 4);
     const run = buildRun(readRawFile(join(dir, "events.pinf")));
     const graph = mainDecodeGraph(run)!;
     return { frame: traceFrame(run, { opGraphs: [graph] }), ops: graph.ops.length };

@@ -715,10 +715,19 @@ export function syntheticRecorder(
   tokens: number,
   layers: number,
   threads: number,
+  options: {
+    header?: RunHeader;
+    /** compute ns of a node on thread ith in call seq */
+    duration?: (node: TensorSpec, ith: number, seq: number) => number;
+  } = {},
 ): FixtureRecorder {
-  const rec = new FixtureRecorder();
+  const rec = new FixtureRecorder(options.header);
   const graph = denseGraph(layers);
   const tids = Array.from({ length: threads }, (_, i) => 2000 + i);
+  const duration =
+    options.duration ??
+    ((n: TensorSpec, ith: number, seq: number) =>
+      (n.op === "MUL_MAT" ? 20_000 : 3_000) + ith * 500 + (seq % 7) * 10);
   for (let seq = 1; seq <= tokens; seq++) {
     rec.token(seq, seq === 1 ? 8 : 1, tids[0]!, () => {
       rec.compute({
@@ -727,7 +736,7 @@ export function syntheticRecorder(
         graph,
         changed: seq <= 2,
         threads: tids,
-        duration: (n, ith) => (n.op === "MUL_MAT" ? 20_000 : 3_000) + ith * 500 + (seq % 7) * 10,
+        duration: (n, ith) => duration(n, ith, seq),
       });
     });
   }

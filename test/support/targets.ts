@@ -131,6 +131,32 @@ export function profinfer(args: string[]): Promise<Ran> {
   return runProgram(cli, [...args]);
 }
 
+/**
+ * `profinfer record --no-status --no-report --out DIR ...recordArgs -- llama-completion` of
+ * `modelPath` for `tokens` tokens (plus `extra`); fails unless it exits 0. The run folder.
+ */
+export async function recordCompletion(
+  dir: string,
+  modelPath: string,
+  tokens: number,
+  extra: string[] = [],
+  recordArgs: string[] = [],
+): Promise<string> {
+  const ran = await profinfer([
+    "record",
+    "--no-status",
+    "--no-report",
+    "--out",
+    dir,
+    ...recordArgs,
+    "--",
+    ...completion(modelPath, tokens, extra),
+  ]);
+  if (ran.code !== 0)
+    throw new Error(`profinfer record exited ${ran.code}: ${ran.stderr.slice(-2000)}`);
+  return dir;
+}
+
 /** A TCP port free on loopback now. */
 export function freePort(): Promise<number> {
   return new Promise((resolvePort) => {

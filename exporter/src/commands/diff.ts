@@ -6,16 +6,15 @@ import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { diffRuns, formatDiff } from "../sinks/diff.js";
-import { buildRun } from "../trace/buildRun.js";
-import { readRawFile } from "../trace/rawFile.js";
 import type { Run } from "../trace/types.js";
-import { log, requireRunDir } from "./options.js";
+import { log, readRunDir } from "./options.js";
 
 function readRun(dir: string, role: string): Run {
-  const path = join(requireRunDir(dir), "events.pinf");
   try {
-    return buildRun(readRawFile(path));
+    return readRunDir(dir).run;
   } catch (error) {
+    if (error instanceof UserError) throw error;
+    const path = join(resolve(dir), "events.pinf");
     throw new UserError(`${role} ${path} cannot be read: ${(error as Error).message}`);
   }
 }

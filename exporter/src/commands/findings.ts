@@ -2,12 +2,9 @@
 // profinfer findings RUN_DIR: what a recorded run's figures say is slow, why, where and what to
 // try, from its events.pinf. No root needed.
 import type { Command } from "commander";
-import { join } from "node:path";
 import { computeStats } from "../sinks/stats.js";
 import { formatFindings } from "../sinks/statsSummary.js";
-import { buildRun } from "../trace/buildRun.js";
-import { readRawFile } from "../trace/rawFile.js";
-import { requireRunDir } from "./options.js";
+import { readRunDir } from "./options.js";
 
 export function registerFindingsCommand(program: Command): void {
   program
@@ -18,8 +15,7 @@ export function registerFindingsCommand(program: Command): void {
     .argument("<run-dir>", "a folder written by record or attach")
     .option("--json", "print them as JSON (stats.json's findings)")
     .action((runDir: string, opts: { json?: boolean }) => {
-      const dir = requireRunDir(runDir);
-      const stats = computeStats(buildRun(readRawFile(join(dir, "events.pinf"))));
+      const stats = computeStats(readRunDir(runDir).run);
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(stats.findings, null, 2)}\n`);
         return;

@@ -20,7 +20,10 @@ import {
   parseOpSampling,
   type OpSampling,
 } from "../sinks/otel/spans.js";
+import { buildRun } from "../trace/buildRun.js";
 import type { RecordLevel } from "../trace/header.js";
+import { readRawFile } from "../trace/rawFile.js";
+import type { Run } from "../trace/types.js";
 import { modelName } from "../trace/modelName.js";
 import { modelsOfCommand, modelsOfProcess } from "../discovery/modelFile.js";
 import { REQUEST_IDLE_NS } from "../trace/requests.js";
@@ -300,6 +303,12 @@ export function requireRunDir(runDir: string): string {
     );
   }
   return dir;
+}
+
+/** A run folder's trace model, read from its events.pinf (requireRunDir's checks first). */
+export function readRunDir(runDir: string): { dir: string; run: Run } {
+  const dir = requireRunDir(runDir);
+  return { dir, run: buildRun(readRawFile(join(dir, "events.pinf"))) };
 }
 
 /** Option combinations that cannot work, refused before the target starts. */

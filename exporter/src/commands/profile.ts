@@ -5,9 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { writeRunProfiles } from "../sinks/pprof.js";
-import { buildRun } from "../trace/buildRun.js";
-import { readRawFile } from "../trace/rawFile.js";
-import { log, requireRunDir } from "./options.js";
+import { log, readRunDir } from "./options.js";
 
 export function registerProfileCommand(program: Command): void {
   program
@@ -18,8 +16,7 @@ export function registerProfileCommand(program: Command): void {
     .argument("<run-dir>", "a folder written by record or attach")
     .option("--out <dir>", "where to write them (default: RUN_DIR)")
     .action((runDir: string, opts: { out?: string }) => {
-      const dir = requireRunDir(runDir);
-      const run = buildRun(readRawFile(join(dir, "events.pinf")));
+      const { dir, run } = readRunDir(runDir);
       if (run.header.level === "metrics") {
         throw new UserError(
           "level metrics records no event per call, so there is no operator run to profile; record at --level op (the default)",

@@ -4,9 +4,7 @@ import type { Command } from "commander";
 import { join, resolve } from "node:path";
 import { writeReport } from "../sinks/report.js";
 import { computeStats } from "../sinks/stats.js";
-import { buildRun } from "../trace/buildRun.js";
-import { readRawFile } from "../trace/rawFile.js";
-import { log, requireRunDir } from "./options.js";
+import { log, readRunDir } from "./options.js";
 
 export function registerReportCommand(program: Command): void {
   program
@@ -17,8 +15,7 @@ export function registerReportCommand(program: Command): void {
     .argument("<run-dir>", "a folder written by record or attach")
     .option("--out <file>", "where to write it (default: RUN_DIR/report.html)")
     .action((runDir: string, opts: { out?: string }) => {
-      const dir = requireRunDir(runDir);
-      const run = buildRun(readRawFile(join(dir, "events.pinf")));
+      const { dir, run } = readRunDir(runDir);
       const out = resolve(opts.out ?? join(dir, "report.html"));
       writeReport(run, computeStats(run), out);
       log(`report ${out}`);

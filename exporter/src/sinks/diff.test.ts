@@ -1,31 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FixtureRecorder, denseGraph, fixtureHeader } from "../../../test/support/fixtures.js";
+import { fixtureHeader, syntheticRecorder } from "../../../test/support/fixtures.js";
 import { buildRun } from "../trace/buildRun.js";
 import type { Run } from "../trace/types.js";
 import { diffRuns, formatDiff } from "./diff.js";
 
 /** `tokens` calls over a 2-layer dense graph on 2 threads; mul_mat takes `mulMatNs` (+ jitter). */
 function run(options: { mulMatNs: number; abi?: number; tokens?: number }): Run {
-  const rec = new FixtureRecorder(
-    fixtureHeader(options.abi === undefined ? {} : { eventAbi: options.abi }),
-  );
-  const graph = denseGraph(2);
-  const tids = [2000, 2001];
-  for (let seq = 1; seq <= (options.tokens ?? 24); seq++) {
-    rec.token(seq, seq === 1 ? 8 : 1, tids[0]!, () => {
-      rec.compute({
-        cgraph: 0xc0ffee00n,
-        signature: seq === 1 ? 0x1111n : 0x2222n,
-        graph,
-        changed: seq <= 2,
-        threads: tids,
-        duration: (n, ith) =>
-          (n.op === "MUL_MAT" ? options.mulMatNs : 3_000) + ith * 500 + (seq % 7) * 40,
-      });
-    });
-  }
+  const header = fixtureHeader(options.abi === undefined ? {} : { eventAbi: options.abi });
+  const rec = syntheticRecorder(options.tokens ?? 24, 2, 2, {
+    header,
+    duration: (n, ith, seq) =>
+      (n.op === "MUL_MAT" ? options.mulMatNs : 3_000) + ith * 500 + (seq % 7) * 40,
+  });
   return buildRun(rec.recording());
 }
 

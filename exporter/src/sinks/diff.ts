@@ -51,54 +51,55 @@ export function diffRuns(
 ): DiffReport {
   const method = { ...DEFAULTS, ...options };
   const notCompared: string[] = [];
-  const sections: DiffSection[] = [];
-  const perCall = (run: Run) => run.header.level !== "metrics";
-  if (!perCall(base.run) || !perCall(next.run)) {
-    const which = [perCall(base.run) ? null : "BASE", perCall(next.run) ? null : "NEW"]
-      .filter(Boolean)
-      .join(" and ");
-    notCompared.push(
-      `everything: ${which} ran at --level metrics, which records no event per call (its figures are the kernel's aggregates, in stats.json); record both at --level op, graph or token`,
-    );
-    return {
-      format: "profinfer-diff",
-      version: 1,
-      base: info(base.dir, base.run),
-      new: info(next.dir, next.run),
-      method: { name: METHOD, ...method },
-      sections,
-      notCompared,
-    };
-  }
-  const phase = (run: Run) => phaseSamples(run);
-  const [pa, pb] = [phase(base.run), phase(next.run)];
-  const callMs = Math.max(...[pa, pb].map((p) => mean(p.get("decode call")?.values ?? [])));
-  const floor = { unit: UNIT_CALL, ms: method.minShare * callMs };
-  sections.push(section("phases", pa, pb, method, floor));
-  const opsOf = (run: Run) => (decodeWithOps(run).length > 0 ? operatorSamples(run) : null);
-  const [a, b] = [opsOf(base.run), opsOf(next.run)];
-  if (a && b) {
-    sections.push(section("operators", a.ops, b.ops, method, floor));
-    sections.push(section("barrier wait", a.barrier, b.barrier, method, floor));
-    sections.push(section("layers", a.layers, b.layers, method, floor));
-    sections.push(section("tensors", a.tensors, b.tensors, method, floor));
-    sections.push(structureSection(base.run, next.run));
-  } else {
-    const which = [a ? null : "BASE", b ? null : "NEW"].filter(Boolean).join(" and ");
-    notCompared.push(
-      `operators, barrier waits, layers and tensors: ${which} recorded no decode call with operators ` +
-        `(level ${[base.run, next.run].map((r) => r.header.level).join(" against ")}); record both at --level op`,
-    );
-  }
   return {
     format: "profinfer-diff",
     version: 1,
     base: info(base.dir, base.run),
     new: info(next.dir, next.run),
     method: { name: METHOD, ...method },
-    sections,
+    sections: compareSections(base.run, next.run, method, notCompared),
     notCompared,
   };
+}
+
+/** The sections both runs can fill; what they cannot goes to `notCompared`, with why. */
+function compareSections(
+  base: Run,
+  next: Run,
+  method: typeof DEFAULTS,
+  notCompared: string[],
+): DiffSection[] {
+  const sections: DiffSection[] = [];
+  const perCall = (run: Run) => run.header.level !== "metrics";
+  if (!perCall(base) || !perCall(next)) {
+    const which = [perCall(base) ? null : "BASE", perCall(next) ? null : "NEW"]
+      .filter(Boolean)
+      .join(" and ");
+    notCompared.push(
+      `everything: ${which} ran at --level metrics, which records no event per call (its figures are the kernel's aggregates, in stats.json); record both at --level op, graph or token`,
+    );
+    return sections;
+  }
+  const [pa, pb] = [phaseSamples(base), phaseSamples(next)];
+  const callMs = Math.max(...[pa, pb].map((p) => mean(p.get("decode call")?.values ?? [])));
+  const floor = { unit: UNIT_CALL, ms: method.minShare * callMs };
+  sections.push(section("phases", pa, pb, method, floor));
+  const opsOf = (run: Run) => (decodeWithOps(run).length > 0 ? operatorSamples(run) : null);
+  const [a, b] = [opsOf(base), opsOf(next)];
+  if (a && b) {
+    sections.push(section("operators", a.ops, b.ops, method, floor));
+    sections.push(section("barrier wait", a.barrier, b.barrier, method, floor));
+    sections.push(section("layers", a.layers, b.layers, method, floor));
+    sections.push(section("tensors", a.tensors, b.tensors, method, floor));
+    sections.push(structureSection(base, next));
+  } else {
+    const which = [a ? null : "BASE", b ? null : "NEW"].filter(Boolean).join(" and ");
+    notCompared.push(
+      `operators, barrier waits, layers and tensors: ${which} recorded no decode call with operators ` +
+        `(level ${[base, next].map((r) => r.header.level).join(" against ")}); record both at --level op`,
+    );
+  }
+  return sections;
 }
 
 function info(dir: string, run: Run): DiffRunInfo {

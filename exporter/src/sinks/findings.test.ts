@@ -1,29 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { FixtureRecorder, denseGraph, fixtureHeader } from "../../../test/support/fixtures.js";
+import { fixtureHeader, syntheticRecorder } from "../../../test/support/fixtures.js";
 import { buildRun } from "../trace/buildRun.js";
 import { computeStats } from "./stats.js";
 
 /** `tokens` calls over a 2-layer graph on 2 threads; thread 1 takes `slowBy` times as long. */
 function stats(options: { cpus: number; slowBy?: number; tokens?: number; firstCallNs?: number }) {
-  const header = fixtureHeader();
-  const rec = new FixtureRecorder({ ...header, host: { cpus: options.cpus } });
-  const graph = denseGraph(2);
-  for (let seq = 1; seq <= (options.tokens ?? 24); seq++) {
-    rec.token(seq, seq === 1 ? 8 : 1, 2000, () => {
-      rec.compute({
-        cgraph: 0xc0ffee00n,
-        signature: seq === 1 ? 0x1111n : 0x2222n,
-        graph,
-        changed: seq <= 2,
-        threads: [2000, 2001],
-        duration: (n, ith) =>
-          (seq === 2 && options.firstCallNs ? options.firstCallNs : 10_000) *
-          (ith === 1 ? (options.slowBy ?? 1) : 1),
-      });
-    });
-  }
+  const rec = syntheticRecorder(options.tokens ?? 24, 2, 2, {
+    header: { ...fixtureHeader(), host: { cpus: options.cpus } },
+    duration: (_n, ith, seq) =>
+      (seq === 2 && options.firstCallNs ? options.firstCallNs : 10_000) *
+      (ith === 1 ? (options.slowBy ?? 1) : 1),
+  });
   return computeStats(buildRun(rec.recording()));
 }
 
