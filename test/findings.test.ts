@@ -10,6 +10,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import type { Finding, ProfStats } from "@profinfer/contract";
+import { TINY_MODELS, buildRun, readRawFile } from "@profinfer/exporter";
 import { profinfer, recordCompletion, tinyModels } from "./support/targets.js";
 
 const scratch = mkdtempSync(join(tmpdir(), "profinfer-findings-"));
@@ -20,8 +21,12 @@ before(() => {
   model = tinyModels().find((m) => m.arch === "llama")!.path;
 });
 
-async function record(tokens: number, extra: string[]): Promise<{ dir: string; stats: ProfStats }> {
-  const dir = await recordCompletion(join(scratch, `run-${++counter}`), model, tokens, extra);
+async function record(
+  tokens: number,
+  extra: string[],
+  modelPath = model,
+): Promise<{ dir: string; stats: ProfStats }> {
+  const dir = await recordCompletion(join(scratch, `run-${++counter}`), modelPath, tokens, extra);
   return { dir, stats: JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")) as ProfStats };
 }
 
@@ -110,4 +115,48 @@ describe("attention against the context", () => {
     const short = await record(16, ["-t", "1"]);
     assert.equal(find(short.stats, "kv.growth"), undefined);
   });
+});
+
+test("MoE load on tiny-qwen2moe: Jain's index per layer and the reuse, as computed from the recorded expert ids", async () => {
+  const moe = tinyModels().find((m) => m.arch === "qwen2moe")!;
+  const experts = TINY_MODELS.find((m) => m.arch === "qwen2moe")!.nExpert!;
+  // 96 tokens: the last layer (output rows only) sees 4 choices per expert, enough to judge
+  const { dir, stats } = await record(96, ["-t", "2"], moe.path);
+  const f = find(stats, "moe.load");
+  assert.ok(f, JSON.stringify(stats.findings));
+  assert.equal(f.evidence.experts, experts, "the router's width is the model's expert count");
+  // the test's own count: every row of expert ids of every call, per layer
+  const run = buildRun(readRawFile(join(dir, "events.pinf")));
+  const counts = new Map<number, number[]>();
+  for (const t of run.tokens) {
+    for (const [layer, rows] of t.experts ?? []) {
+      const c = counts.get(layer) ?? new Array<number>(experts).fill(0);
+      for (const row of rows) for (const e of row) c[e]!++;
+      counts.set(layer, c);
+    }
+  }
+  assert.equal(counts.size, 4, "4 MoE layers");
+  for (const [layer, c] of counts) {
+    const sum = c.reduce((a, b) => a + b, 0);
+    const jain = (sum * sum) / (experts * c.reduce((a, b) => a + b * b, 0));
+    assert.ok(
+      Math.abs((f.evidence[`layer ${layer} jain`] as number) - jain) < 1e-4,
+      `layer ${layer}: ${f.evidence[`layer ${layer} jain`]} against ${jain}`,
+    );
+  }
+  // reuse: of a decode token's experts, the share the next decode token chose again
+  const decode = run.tokens.filter((t) => t.phase === "decode" && t.ret !== null);
+  let reused = 0;
+  let pairs = 0;
+  for (let i = 1; i < decode.length; i++) {
+    for (const [layer, rows] of decode[i]!.experts!) {
+      const before = decode[i - 1]!.experts!.get(layer)![0]!;
+      reused += rows[0]!.filter((e) => before.includes(e)).length / rows[0]!.length;
+      pairs++;
+    }
+  }
+  assert.ok(Math.abs((f.evidence.reuse as number) - reused / pairs) < 1e-4);
+  // a dense model has no experts to load
+  const dense = await record(16, ["-t", "1"]);
+  assert.equal(find(dense.stats, "moe.load"), undefined);
 });

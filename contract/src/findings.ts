@@ -9,6 +9,7 @@ export const FINDING_IDS = [
   "barrier.wait",
   "kv.growth",
   "startup.first-call",
+  "moe.load",
 ] as const;
 export type FindingId = (typeof FINDING_IDS)[number];
 

@@ -25,6 +25,10 @@ export const FINDING_THRESHOLDS = {
   kvMinGrowth: 0.1,
   /** the first decode call against the median one */
   firstCallRatio: 3,
+  /** expert choices per expert a layer needs before its load is judged */
+  moeMinChoicesPerExpert: 4,
+  /** a layer's Jain fairness index below this is uneven load */
+  moeUnevenJain: 0.5,
 } as const;
 
 /** llama.cpp's default context (common_params.n_ctx) when the command line does not set one. */
@@ -111,6 +115,9 @@ export function computeFindings(run: Run, stats: Omit<ProfStats, "findings">): F
 
   const kv = kvGrowthFinding(run);
   if (kv) findings.push(kv);
+
+  const moe = moeLoadFinding(run, stats);
+  if (moe) findings.push(moe);
 
   // the first decode call against the steady state
   const decode = calls.filter((t) => t.phase === "decode");
@@ -275,6 +282,88 @@ function kvGrowthFinding(run: Run): Finding | null {
     },
     where: { op: "flash_attn_ext", calls: [first.seq, lastPoint.seq] },
     action: `each generated token reads the whole KV cache: at the context size a call spends ${round(projected, 2)} ms in attention; a smaller -c, a quantised KV cache (-ctk/-ctv q8_0) or flash attention (-fa on) lower it`,
+  };
+}
+
+/**
+ * Jain's fairness index of per-expert choice counts over all `experts` experts (those never
+ * chosen count as 0): 1 when every expert is chosen as often, 1/experts when one takes all.
+ */
+export function jainIndex(counts: readonly number[], experts: number): number {
+  const sum = counts.reduce((a, b) => a + b, 0);
+  const squares = counts.reduce((a, b) => a + b * b, 0);
+  return squares === 0 ? 0 : (sum * sum) / (experts * squares);
+}
+
+/** The experts of a MoE model: the router's output width (ffn_moe_logits), else the ids seen. */
+function expertCount(run: Run, stats: Omit<ProfStats, "findings">): number {
+  for (const snapshot of run.snapshots.values()) {
+    for (const node of snapshot.dag.nodes) {
+      if (/^ffn_moe_logits-\d+$/.test(node.tensor.name)) return node.tensor.ne[0]!;
+    }
+  }
+  return Math.max(...stats.experts.flatMap((l) => Object.keys(l.counts).map(Number))) + 1;
+}
+
+/**
+ * MoE routing per layer: how evenly the experts are loaded (Jain's index), the hottest expert,
+ * and how many of a decode token's experts the next token chose again (reuse, which decides what
+ * a cache of experts or an offload saves).
+ */
+function moeLoadFinding(run: Run, stats: Omit<ProfStats, "findings">): Finding | null {
+  if (stats.experts.length === 0) return null;
+  const experts = expertCount(run, stats);
+  const layers = stats.experts.map((l) => {
+    const counts = Object.values(l.counts);
+    const [hot, hotCount] = Object.entries(l.counts).reduce((a, b) => (b[1] > a[1] ? b : a));
+    const choices = counts.reduce((a, b) => a + b, 0);
+    return {
+      layer: l.layer,
+      jain: jainIndex(counts, experts),
+      hot,
+      hotShare: hotCount / choices,
+      choices,
+    };
+  });
+  const judged = layers.filter(
+    (l) => l.choices >= FINDING_THRESHOLDS.moeMinChoicesPerExpert * experts,
+  );
+  if (judged.length === 0) return null;
+  // reuse: consecutive decode calls of one token each, per layer
+  let reused = 0;
+  let pairs = 0;
+  const decode = complete(run).filter((t) => t.phase === "decode" && t.nTokens === 1);
+  for (let i = 1; i < decode.length; i++) {
+    for (const [layer, rows] of decode[i]!.experts ?? []) {
+      const before = decode[i - 1]!.experts?.get(layer)?.[0];
+      const now = rows[0];
+      if (!before || !now) continue;
+      reused += now.filter((e) => before.includes(e)).length / now.length;
+      pairs++;
+    }
+  }
+  const worst = judged.reduce((a, b) => (b.jain < a.jain ? b : a));
+  const uneven = worst.jain < FINDING_THRESHOLDS.moeUnevenJain;
+  const reuse = pairs > 0 ? reused / pairs : null;
+  return {
+    id: "moe.load",
+    severity: uneven ? "medium" : "low",
+    title:
+      `expert load ${uneven ? "uneven" : "even"}: Jain's index ${round(worst.jain, 3)} at its lowest ` +
+      `(layer ${worst.layer}, ${experts} experts), expert ${worst.hot} took ` +
+      `${round(worst.hotShare * 100, 1)}% of that layer's choices` +
+      (reuse === null
+        ? ""
+        : `; the next token chose ${round(reuse * 100, 1)}% of a token's experts again`),
+    evidence: {
+      experts,
+      ...Object.fromEntries(judged.map((l) => [`layer ${l.layer} jain`, round(l.jain, 4)])),
+      ...(reuse === null ? {} : { reuse: round(reuse, 4) }),
+    },
+    where: { layer: worst.layer },
+    action: uneven
+      ? "a few experts take most tokens: keeping those resident (and the rest offloaded, -ot/--override-tensor) costs least"
+      : "the routing spreads tokens over the experts: every expert's weights are read, so the whole expert set has to stay in fast memory",
   };
 }
 
