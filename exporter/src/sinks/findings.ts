@@ -44,7 +44,9 @@ export function computeFindings(run: Run, stats: Omit<ProfStats, "findings">): F
   const callsMs = calls.reduce((n, t) => n + callNs(t), 0) / 1e6;
   if (calls.length === 0) return findings;
   const pid = run.header.target.pid;
-  const workers = [...run.threads.values()].filter((t) => t.ith !== null).length;
+  // compute threads at once: the most a graph ran on (a program may compute each graph on new
+  // threads, node-llama-cpp's do, so the threads of the whole run are not all there at once)
+  const workers = Math.max(0, ...run.graphRuns.map((g) => Math.max(g.threads.length, g.nThreads)));
   const cpus = run.header.host?.cpus ?? null;
 
   // more compute threads than CPUs: they take turns, and each operator waits for the one off CPU
@@ -183,19 +185,25 @@ function barrierFinding(run: Run, stats: Omit<ProfStats, "findings">): Finding |
   if (workers.length < 2 || busyMs === 0) return null;
   const share = barrierMs / busyMs;
   if (share < FINDING_THRESHOLDS.barrierShare) return null;
-  // the thread that arrives last at an operator's barrier is the one the others wait for
-  const last = new Map<number, number>();
+  // the thread that arrives last at an operator's barrier is the one the others wait for; by its
+  // place in the pool (ith), since a program may compute each graph on new threads
+  const last = new Map<string, number>();
   let ops = 0;
   for (const g of run.graphRuns) {
     for (const op of g.ops) {
       if (op.threads.length < 2) continue;
       const slowest = op.threads.reduce((a, b) => (b.endNs > a.endNs ? b : a));
-      last.set(slowest.tid, (last.get(slowest.tid) ?? 0) + 1);
+      const name =
+        slowest.ith === 0
+          ? "main"
+          : slowest.ith !== null
+            ? `worker ${slowest.ith}`
+            : `thread ${slowest.tid}`;
+      last.set(name, (last.get(name) ?? 0) + 1);
       ops++;
     }
   }
-  const [lastTid, lastCount] = [...last].reduce((a, b) => (b[1] > a[1] ? b : a), [0, 0]);
-  const lastName = run.threads.get(lastTid)?.name ?? `thread ${lastTid}`;
+  const [lastName, lastCount] = [...last].reduce((a, b) => (b[1] > a[1] ? b : a), ["-", 0]);
   const top = [...stats.ops].sort((a, b) => b.barrierWaitMs - a.barrierWaitMs).slice(0, 3);
   return {
     id: "barrier.wait",
