@@ -89,7 +89,7 @@ describe("the bench model at -t 1 against -t 2", () => {
     const mulMat = sectionOf(report, "operators").rows.find((r) => r.name === "mul_mat");
     assert.ok(mulMat, "mul_mat compared");
     assert.equal(mulMat.verdict, "faster", JSON.stringify(mulMat));
-    assert.ok(mulMat.change < 0 && mulMat.interval![1] < -0.05, JSON.stringify(mulMat));
+    assert.ok(mulMat.change < 0 && mulMat.interval![1] < -0.15, JSON.stringify(mulMat));
     const call = sectionOf(report, "phases").rows.find((r) => r.name === "decode call");
     assert.equal(call?.verdict, "faster", JSON.stringify(call));
   });

@@ -29,7 +29,7 @@ export function registerDiffCommand(program: Command): void {
     .argument("<new>", "the run folder to compare")
     .option("--json <file>", "also write the comparison as JSON (- for standard output)")
     .option("--all", "list every row, not only the changes and the largest others")
-    .option("--min-change <percent>", "changes smaller than this are the same", "5")
+    .option("--min-change <percent>", "changes smaller than this are the same", "15")
     .option("--confidence <percent>", "the bootstrap interval's confidence", "99")
     .action(
       (

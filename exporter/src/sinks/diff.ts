@@ -19,7 +19,7 @@ import type { GraphRun, OpRun, Run, Token } from "../trace/types.js";
 export interface DiffOptions {
   /** the interval's confidence (default 0.99) */
   confidence?: number;
-  /** changes below this share of the base are "same" (default 0.05) */
+  /** changes below this share of the base are "same" (default 0.15: two runs of one command drift by up to 10% on shared machines) */
   minRelative?: number;
   /** bootstrap resamples (default 2000) */
   resamples?: number;
@@ -35,7 +35,7 @@ export interface DiffOptions {
 
 const DEFAULTS = {
   confidence: 0.99,
-  minRelative: 0.05,
+  minRelative: 0.15,
   resamples: 2000,
   minCalls: 5,
   minShare: 0.01,
