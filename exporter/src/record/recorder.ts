@@ -317,7 +317,7 @@ export class Recorder implements LiveRecording {
       // the process stopped itself at the dynamic linker's hook: attach to what it loaded, resume
       this.followLibraries();
       this.resume();
-      batch = withoutTypes(batch, new Set([EV_LIBRARY]));
+      batch = withoutTypes(batch, LIBRARY_EVENTS);
     }
     if (tokenBegins > 0 && !this.firstDecode) {
       // profinfer's own CPU is counted from here (the target's decoding, not its start-up), and
@@ -458,6 +458,9 @@ export class Recorder implements LiveRecording {
     this.tracer.close();
   }
 }
+
+/** The dynamic linker's control events, never written. */
+const LIBRARY_EVENTS: ReadonlySet<number> = new Set([EV_LIBRARY]);
 
 /** The events whose contents are read through the resolved ggml layout (tensors, nodes, steps). */
 const READ_THROUGH_LAYOUT: ReadonlySet<number> = new Set([

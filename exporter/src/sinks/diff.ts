@@ -136,16 +136,11 @@ function phaseSamples(run: Run): Map<string, { unit: string; values: number[] }>
   return out;
 }
 
+/** The complete decode calls whose graphs carry operators, with those graphs. */
 function decodeWithOps(run: Run): { token: Token; graphs: GraphRun[] }[] {
-  const graphsOf = new Map<string, GraphRun[]>();
-  for (const g of run.graphRuns) {
-    if (g.tokenSeq === null || g.ops.length === 0) continue;
-    const key = `${g.tgid}:${g.tokenSeq}`;
-    graphsOf.set(key, [...(graphsOf.get(key) ?? []), g]);
-  }
   return run.tokens
     .filter((t) => t.ret !== null && t.phase === "decode")
-    .map((token) => ({ token, graphs: graphsOf.get(`${token.tgid}:${token.seq}`) ?? [] }))
+    .map((token) => ({ token, graphs: token.graphs.filter((g) => g.ops.length > 0) }))
     .filter((c) => c.graphs.length > 0);
 }
 

@@ -48,10 +48,11 @@ export function computeFindings(run: Run, stats: Omit<ProfStats, "findings">): F
   // threads, node-llama-cpp's do, so the threads of the whole run are not all there at once)
   const workers = Math.max(0, ...run.graphRuns.map((g) => Math.max(g.threads.length, g.nThreads)));
   const cpus = run.header.host?.cpus ?? null;
+  const lost = preemptedDuringCalls(run, calls);
 
   // more compute threads than CPUs: they take turns, and each operator waits for the one off CPU
   if (cpus !== null && workers > cpus) {
-    const own = preemptedDuringCalls(run, calls).find((p) => p.tgid === pid)?.ms ?? 0;
+    const own = lost.find((p) => p.tgid === pid)?.ms ?? 0;
     findings.push({
       id: "threads.oversubscribed",
       severity: "high",
@@ -64,7 +65,6 @@ export function computeFindings(run: Run, stats: Omit<ProfStats, "findings">): F
 
   // other processes (and profinfer) that took the compute threads' CPUs during the calls
   const profinferPid = run.header.profinferPid ?? null;
-  const lost = preemptedDuringCalls(run, calls);
   const threadMs = callsMs * Math.max(1, workers);
   const others = lost.filter((p) => p.tgid !== pid && p.tgid !== profinferPid);
   const lostMs = others.reduce((n, p) => n + p.ms, 0);
@@ -150,16 +150,29 @@ function preemptedDuringCalls(
   run: Run,
   calls: readonly Token[],
 ): { comm: string; tgid: number; ms: number }[] {
-  const windows = calls
-    .map((t) => [t.startNs, t.endNs] as const)
-    .sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  // the calls' time as disjoint intervals in order (calls of several contexts may overlap), so
+  // that their ends rise too and the first one an interval reaches is found by bisection
+  const windows: [bigint, bigint][] = [];
+  for (const t of [...calls].sort((a, b) => (a.startNs < b.startNs ? -1 : 1))) {
+    const last = windows.at(-1);
+    if (last && t.startNs <= last[1]) last[1] = t.endNs > last[1] ? t.endNs : last[1];
+    else windows.push([t.startNs, t.endNs]);
+  }
   const by = new Map<string, { comm: string; tgid: number; ns: number }>();
   for (const intervals of run.offCpu.values()) {
     for (const iv of intervals) {
       if (!iv.preempted || !iv.by) continue;
       let ns = 0;
-      for (const [start, end] of windows) {
-        if (end <= iv.startNs) continue;
+      // the first window ending after the interval starts
+      let lo = 0;
+      let hi = windows.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (windows[mid]![1] <= iv.startNs) lo = mid + 1;
+        else hi = mid;
+      }
+      for (let w = lo; w < windows.length; w++) {
+        const [start, end] = windows[w]!;
         if (start >= iv.endNs) break;
         const from = start > iv.startNs ? start : iv.startNs;
         const to = end < iv.endNs ? end : iv.endNs;
@@ -230,15 +243,16 @@ function barrierFinding(run: Run, stats: Omit<ProfStats, "findings">): Finding |
  */
 function kvGrowthFinding(run: Run): Finding | null {
   const points: { x: number; y: number; seq: number }[] = [];
-  const graphsOf = new Map<number, number>();
-  for (const g of run.graphRuns) {
-    if (g.tokenSeq === null) continue;
-    let ns = 0;
-    for (const op of g.ops) {
-      if (/^(FLASH_ATTN_EXT|SOFT_MAX)/.test(op.label)) ns += op.durationNs;
-    }
-    graphsOf.set(g.tokenSeq, (graphsOf.get(g.tokenSeq) ?? 0) + ns);
-  }
+  const attentionNs = (t: Token) =>
+    t.graphs.reduce(
+      (n, g) =>
+        n +
+        g.ops.reduce(
+          (m, op) => m + (/^(FLASH_ATTN_EXT|SOFT_MAX)/.test(op.label) ? op.durationNs : 0),
+          0,
+        ),
+      0,
+    );
   // the context a call attends to: its batch's last position, else (llama_batch_get_one, one
   // sequence) the tokens of the calls before it
   let before = 0;
@@ -246,7 +260,7 @@ function kvGrowthFinding(run: Run): Finding | null {
     const context = before;
     before += t.nTokens;
     if (t.phase !== "decode") continue;
-    const attention = graphsOf.get(t.seq);
+    const attention = attentionNs(t);
     if (!attention) continue;
     const pos = Math.max(...(t.batch?.seqs.map((s) => s.posMax) ?? [-1]));
     points.push({ x: pos >= 0 ? pos : context, y: attention / 1e6, seq: t.seq });
