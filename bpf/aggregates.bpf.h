@@ -20,11 +20,19 @@ const volatile __u32 aggregate_moe = 0;	   /* ...and moe_agg (expert selections,
 const volatile __u64 agg_bounds_ns[PI_AGG_BUCKETS - 1] = {};
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, PI_PHASES);
-	__type(key, __u32);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PI_MAX_TARGETS * PI_PHASES);
+	__type(key, struct pi_token_agg_key);
 	__type(value, struct pi_token_agg);
 } token_agg SEC(".maps");
+
+/* A zeroed pi_token_agg to create token_agg entries from (too large for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pi_token_agg);
+} token_agg_zero SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -106,8 +114,20 @@ static __always_inline void agg_decode_end(void)
 	phase = requests_call_end(d, now, &prompt, &generated);
 	if (phase >= PI_PHASES)
 		phase = PI_PHASE_DECODE;
-	struct pi_token_agg *a = bpf_map_lookup_elem(&token_agg, &phase);
+	struct pi_token_agg_key key = { .tgid = d->tgid, .phase = phase };
+	struct pi_token_agg *a = bpf_map_lookup_elem(&token_agg, &key);
 	__u64 ns = now - d->ts;
+
+	if (!a) {
+		__u32 zero = 0;
+		struct pi_token_agg *z = bpf_map_lookup_elem(&token_agg_zero, &zero);
+
+		/* bounded: a full map (more processes than PI_MAX_TARGETS) counts a drop */
+		if (z && bpf_map_update_elem(&token_agg, &key, z, BPF_NOEXIST) &&
+		    !bpf_map_lookup_elem(&token_agg, &key))
+			count(&drops, PI_DROP_MAP_FULL);
+		a = bpf_map_lookup_elem(&token_agg, &key);
+	}
 
 	if (a) {
 		__u32 n_tokens = d->n_tokens > 0 ? d->n_tokens : 0;
@@ -166,6 +186,20 @@ static __always_inline void agg_op(__u32 func, __u64 ns, __u64 wait, const __u64
 			break;
 		a->counters[i] += vals[i] - from[i];
 	}
+}
+
+/* One operator run, counted once (not per thread), and the bytes it moved. */
+static __always_inline void agg_run(__u32 func, __u64 bytes)
+{
+	struct pi_op_agg *a;
+
+	/* creates the entry when this run is its first */
+	agg_op(func, 0, 0, NULL, NULL);
+	a = bpf_map_lookup_elem(&op_agg, &func);
+	if (!a)
+		return;
+	a->runs += 1;
+	a->bytes += bytes;
 }
 
 /* The layer of a tensor name: the number after its last '-' ("ffn_up-3", "attn_norm-0 (view)"). */

@@ -18,8 +18,12 @@ const volatile __u32 level = PI_LEVEL_OP;
 const volatile __u32 sample_every = 1;	/* operator events for 1 in N llama_decode calls */
 const volatile __u32 window_first = 0;	/* ...and only for calls first..last (0: no window) */
 const volatile __u32 window_last = 0;
+const volatile __u32 window_only = 0;	/* ...and nothing of the calls after it streams (agent windows) */
 const volatile __u32 ops_without_tokens = 1; /* record operators when llama_decode is not probed */
 const volatile __u32 stream = 1;     /* 0 (--level metrics): no event leaves the kernel, only aggregates */
+/* 1 (the host agent): probes serve every process mapping their file; the processes followed are
+ * those user space put in `targets`, each with its own state there (target_tgid is unused) */
+const volatile __u32 multi = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -60,6 +64,14 @@ struct {
 	__type(value, struct run_state);
 } state SEC(".maps");
 
+/* multi: the processes followed, by tgid, with their state (user space adds and removes them) */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, PI_MAX_TARGETS);
+	__type(key, __u32);
+	__type(value, struct run_state);
+} targets SEC(".maps");
+
 /*
  * Field offsets of the target's ggml structs. A map rather than rodata: the library that defines
  * them may be loaded (dlopen) after the program is, and is resolved then; `valid` is 0 until.
@@ -97,15 +109,23 @@ static __always_inline void count(void *map, __u32 index)
 	count_n(map, index, 1);
 }
 
+/* The state of the current process: the one target's, or (multi) its entry in `targets`. */
 static __always_inline struct run_state *run_state(void)
 {
 	__u32 zero = 0;
 
+	if (multi) {
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+
+		return bpf_map_lookup_elem(&targets, &tgid);
+	}
 	return bpf_map_lookup_elem(&state, &zero);
 }
 
 static __always_inline bool is_target(void)
 {
+	if (multi)
+		return run_state() != NULL;
 	return (bpf_get_current_pid_tgid() >> 32) == target_tgid;
 }
 
@@ -119,6 +139,12 @@ static __always_inline bool ops_on(void)
 	if (s->tokens_seen)
 		return s->ops_on;
 	return ops_without_tokens;
+}
+
+/* Whether the process is past its window and nothing more of it streams (window_only). */
+static __always_inline bool past_window(const struct run_state *s)
+{
+	return window_only && window_last && s && s->decode_seq > window_last;
 }
 
 /* Whether llama_decode call `seq` (from 1) records operator events: level, window, 1 in N. */

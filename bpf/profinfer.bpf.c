@@ -46,6 +46,8 @@ int BPF_KPROBE(decode_enter, void *lctx)
 	s->decode_seq += 1;
 	s->tokens_seen = 1;
 	s->ops_on = sampled(s->decode_seq);
+	if (past_window(s))
+		return 0;
 	/* what the batch holds per sequence, for the requests it serves */
 	if (stream || aggregate)
 		batch = read_batch(PT_REGS_SP(ctx) + 8, s->decode_seq, (__u64)lctx);
@@ -72,7 +74,7 @@ int BPF_KRETPROBE(decode_exit, int ret)
 	struct run_state *s = run_state();
 	struct pi_token_end *e;
 
-	if (!is_target() || !s)
+	if (!is_target() || !s || past_window(s))
 		return 0;
 	if (aggregate)
 		agg_decode_end();
@@ -114,7 +116,7 @@ static __always_inline int graph_enter(__u32 fn, __u64 cgraph, __u64 cplan)
 	struct pi_graph_begin *e;
 	int n_nodes = 0;
 
-	if (!is_target())
+	if (!is_target() || past_window(run_state()))
 		return 0;
 	count(&hits, PI_HIT_GRAPH);
 	if (fn == PI_GRAPH_CPU)
@@ -135,8 +137,10 @@ static __always_inline int graph_enter(__u32 fn, __u64 cgraph, __u64 cplan)
 	e->signature = 0;
 	if (cplan && L)
 		read_user(&e->n_threads, sizeof(e->n_threads), (void *)(cplan + L->cplan_n_threads));
-	/* The node list and tensors are only needed where operators are recorded (or routing read). */
-	if (fn == PI_GRAPH_CPU && (ops_on() || (moe_enabled && level >= PI_LEVEL_OP)))
+	/* The node list and tensors are only needed where operators are recorded (or routing read):
+	 * a split is described when it is handed to its backend, and the CPU graph computing it
+	 * (the same graph view) finds it unchanged. */
+	if (fn != PI_GRAPH_SCHED && (ops_on() || (moe_enabled && level >= PI_LEVEL_OP)))
 		snapshot(cgraph, e);
 	submit(e);
 	return 0;
@@ -148,7 +152,7 @@ static __always_inline int graph_exit(__u32 fn, int ret)
 	struct pi_graph_end *e;
 	__u64 *cgraph;
 
-	if (!is_target())
+	if (!is_target() || past_window(run_state()))
 		return 0;
 	cgraph = bpf_map_lookup_elem(&graph_entry, &key);
 	e = reserve(sizeof(*e));
@@ -203,15 +207,21 @@ static __always_inline int op_begin(struct pt_regs *ctx, void *params, void *dst
 	if (!is_target() || !ops_on())
 		return 0;
 	count(&hits, PI_HIT_OP);
-	if (L && stream) {
+	if (L && (stream || agg)) {
 		read_user(&ith, sizeof(ith), params + L->params_ith);
 		read_user(&nth, sizeof(nth), params + L->params_nth);
 	}
 	st = thread_at_boundary(vals, &scaled);
 	emit_op(PI_EV_OP_BEGIN, (__u64)dst, func, ith, nth, vals, scaled);
-	if (agg && st)
-		agg_op_begin(&st->ops, cookie & PI_OP_BY_TENSOR ? tensor_op_key(L, (__u64)dst) : func,
-			     (__u64)dst, vals);
+	if (agg && st) {
+		__u32 key = cookie & PI_OP_BY_TENSOR ? tensor_op_key(L, (__u64)dst) : func;
+		struct run_state *s = run_state();
+
+		agg_op_begin(&st->ops, key, (__u64)dst, vals);
+		/* the run and its bytes once: by the first worker, in the outermost probed function */
+		if (ith == 0 && st->ops.depth == 1 && s)
+			agg_run(key, cached_node_bytes(s, (__u64)dst, 0, 1));
+	}
 	moe_read_at_consumer((__u64)dst, ith);
 	return 0;
 }
@@ -319,23 +329,60 @@ int BPF_KPROBE(step_site)
  * debuggers use). Stop the process there so that user space can attach probes to a library that
  * was just loaded before any of its code runs; user space sends SIGCONT once it has.
  */
+/* A control event (a bare header): it travels even at level metrics, where nothing else does. */
+static __always_inline int emit_control(__u32 type, __u32 tgid)
+{
+	struct pi_header *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count(&drops, PI_DROP_RINGBUF_FULL);
+		return -1;
+	}
+	fill_header(e, type);
+	e->tgid = tgid;
+	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(dl_activity)
 {
-	struct pi_header *e;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
+	/* multi: any process that loads a library may be one to follow, and none is stopped */
+	if (multi)
+		return emit_control(PI_EV_LIBRARY, tgid);
 	if (!is_target())
 		return 0;
-	/* a control event: it travels even at level metrics, where nothing else does */
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(&drops, PI_DROP_RINGBUF_FULL);
-		return 0;
-	}
-	fill_header(e, PI_EV_LIBRARY);
 	/* the process waits, stopped, until user space has seen this */
-	bpf_ringbuf_submit(e, BPF_RB_FORCE_WAKEUP);
-	bpf_send_signal(19 /* SIGSTOP */);
+	if (!emit_control(PI_EV_LIBRARY, tgid))
+		bpf_send_signal(19 /* SIGSTOP */);
+	return 0;
+}
+
+/* ---- processes (multi: the host agent finds them as they start and forgets them as they end) ---- */
+
+/* A program image replaced the process's own: a new process to look at, or a followed one gone. */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_process_exec, struct task_struct *p)
+{
+	if (!multi)
+		return 0;
+	emit_control(PI_EV_PROCESS_EXEC, BPF_CORE_READ(p, tgid));
+	return 0;
+}
+
+/* The last thread of a followed process exits (its thread group's live count is down to 0). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_process_exit, struct task_struct *p)
+{
+	__u32 tgid = BPF_CORE_READ(p, tgid);
+
+	if (!multi || !bpf_map_lookup_elem(&targets, &tgid))
+		return 0;
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	emit_control(PI_EV_PROCESS_EXIT, tgid);
 	return 0;
 }
 
@@ -351,7 +398,7 @@ int BPF_PROG(on_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		return 0;
 	if (n_counters)
 		sched_counters(prev, next, prev_tgid, next_tgid);
-	if (level < PI_LEVEL_OP || !stream)
+	if (level < PI_LEVEL_OP || !stream || past_window(run_state()))
 		return 0;
 	count(&hits, PI_HIT_SCHED);
 	e = reserve(sizeof(*e));
@@ -367,7 +414,8 @@ int BPF_PROG(on_sched_wakeup, struct task_struct *p)
 {
 	struct pi_sched_wakeup *e;
 
-	if (BPF_CORE_READ(p, tgid) != target_tgid || level < PI_LEVEL_OP || !stream)
+	if (BPF_CORE_READ(p, tgid) != target_tgid || level < PI_LEVEL_OP || !stream ||
+	    past_window(run_state()))
 		return 0;
 	e = reserve(sizeof(*e));
 	if (!e)
@@ -376,3 +424,7 @@ int BPF_PROG(on_sched_wakeup, struct task_struct *p)
 	submit(e);
 	return 0;
 }
+
+/* ---- backends: splits, copies, waits, a known backend's own functions ---- */
+
+#include "backends.bpf.h"

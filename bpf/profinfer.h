@@ -8,9 +8,10 @@
 #ifndef __PROFINFER_H
 #define __PROFINFER_H
 
-#define PI_EVENT_ABI 4
+#define PI_EVENT_ABI 5
 
 #define PI_MAX_SRC 10	     /* GGML_MAX_SRC */
+#define PI_MAX_TYPES 64	     /* ggml types whose sizes the bytes of an operator need */
 #define PI_MAX_NAME 64	     /* GGML_MAX_NAME */
 #define PI_NODES_PER_CHUNK 256 /* node pointers per PI_EV_GRAPH_NODES event */
 #define PI_MAX_GRAPH_NODES 16384
@@ -49,7 +50,24 @@ enum pi_event_type {
 	PI_EV_STEP = 15,	/* the compute loop's barrier call on one worker thread (a step ended) */
 	PI_EV_STEPS = 16,	/* a batch of one thread's steps (see pi_steps) */
 	PI_EV_BATCH = 17,	/* what a llama_decode call's batch holds, per sequence (ABI 4) */
+	/* the host agent's control events (a pi_header each, never recorded): a process called exec,
+	 * or the last thread of a followed process exited */
+	PI_EV_PROCESS_EXEC = 18,
+	PI_EV_PROCESS_EXIT = 19,
+	PI_EV_SPLIT = 20,	/* the backend of a split, right after its GRAPH_BEGIN (ABI 5) */
+	PI_EV_COPY_BEGIN = 21,	/* a tensor copied to another backend's buffer (ABI 5) */
+	PI_EV_COPY_END = 22,
+	PI_EV_SYNC_BEGIN = 23,	/* the host waits for a backend (ggml_backend_synchronize, ABI 5) */
+	PI_EV_SYNC_END = 24,
+	PI_EV_BACKEND_CALL_BEGIN = 25, /* one of a backend's own functions (ABI 5): see pi_backend_call */
+	PI_EV_BACKEND_CALL_END = 26,
 };
+
+/*
+ * Processes one tracer follows at once when its probes serve every process that maps a library
+ * (the host agent, rodata `multi`): each has its state in the map "targets", keyed by tgid.
+ */
+#define PI_MAX_TARGETS 1024
 
 enum pi_level {
 	PI_LEVEL_TOKEN = 1,
@@ -60,6 +78,7 @@ enum pi_level {
 enum pi_graph_fn {
 	PI_GRAPH_SCHED = 1, /* ggml_backend_sched_graph_compute_async: all backends, all splits */
 	PI_GRAPH_CPU = 2,   /* ggml_graph_compute: one CPU split */
+	PI_GRAPH_SPLIT = 3, /* ggml_backend_graph_compute_async: one split handed to its backend (ABI 5) */
 };
 
 /* Offsets of the fields the program reads, resolved for the binary in hand (never hard-coded). */
@@ -85,6 +104,16 @@ struct pi_layout {
 	/* the enum values of GGML_OP_UNARY and GGML_OP_GLU (their kind is op_params[0]); 255: none */
 	unsigned int op_unary;
 	unsigned int op_glu;
+	/* the enum values of the ops whose bytes are not their tensors' whole sizes (255: none) */
+	unsigned int op_get_rows;
+	unsigned int op_set_rows;
+	unsigned int op_mul_mat_id;
+	/* ggml_type_size and ggml_blck_size by type (0: unknown, no bytes counted) */
+	unsigned int type_size[PI_MAX_TYPES];
+	unsigned int type_blck[PI_MAX_TYPES];
+	/* offset of `device` in struct ggml_backend; 0: unknown (the device is not read) */
+	unsigned int backend_device;
+	unsigned int _pad;
 };
 
 struct pi_header {
@@ -173,6 +202,71 @@ struct pi_graph_nodes {
 	unsigned int first; /* index of nodes[0] in the graph */
 	unsigned int count;
 	unsigned long long nodes[PI_NODES_PER_CHUNK];
+};
+
+/*
+ * A split: the scheduler hands a run of consecutive nodes to one backend
+ * (ggml_backend_graph_compute_async), which may compute it before returning (CPU, BLAS) or only
+ * queue it (a GPU). Sent right after the split's GRAPH_BEGIN (fn PI_GRAPH_SPLIT), on its thread.
+ * The backend is named in user space from its device's get_name function (one per backend
+ * implementation), which the layout probe resolves for the build.
+ */
+struct pi_split {
+	struct pi_header h;
+	unsigned long long cgraph;	    /* the split's graph view (its GRAPH_BEGIN's cgraph) */
+	unsigned long long backend;	    /* ggml_backend_t */
+	unsigned long long device;	    /* backend->device; 0: not read */
+	unsigned long long device_get_name; /* device->iface.get_name; 0: not read */
+	unsigned long long sched_graph;	    /* the scheduler graph computing on this thread; 0: none */
+	int first_node;			    /* its first node's index in that graph; -1: unknown */
+	int n_nodes;
+};
+
+/* How a tensor was copied between backends (pi_copy.via). */
+enum pi_copy_via {
+	PI_COPY_SYNC = 1,  /* ggml_backend_tensor_copy: done when it returns */
+	PI_COPY_ASYNC = 2, /* a backend's own cpy_tensor_async: queued (false: not possible) */
+};
+
+/* COPY_BEGIN: what is copied; the scheduler names a split's input copy "<backend>#<tensor>#<n>". */
+struct pi_copy {
+	struct pi_header h;
+	unsigned long long src;
+	unsigned long long dst;
+	unsigned long long backend_src; /* PI_COPY_ASYNC: the backends; 0 otherwise */
+	unsigned long long backend_dst;
+	long long ne[4];
+	unsigned long long nb[4];
+	int type;	   /* the source's ggml_type */
+	unsigned int via;  /* enum pi_copy_via */
+	char src_name[PI_MAX_NAME];
+	char dst_name[PI_MAX_NAME];
+};
+
+/* COPY_END */
+struct pi_copy_end {
+	struct pi_header h;
+	unsigned int via;
+	int ret; /* PI_COPY_ASYNC: 1 queued, 0 not possible (another copy follows); 1 for PI_COPY_SYNC */
+};
+
+/* SYNC_BEGIN / SYNC_END: ggml_backend_synchronize(backend) */
+struct pi_sync {
+	struct pi_header h;
+	unsigned long long backend;
+};
+
+/*
+ * A backend's own host-side function (the run header's backendCalls table says which one and
+ * what it means: a Vulkan command buffer submission, a fence wait, a node recorded, a BLAS
+ * matrix product). BEGIN: the first three integer arguments as the registers held them; END:
+ * args[0] is the return value.
+ */
+struct pi_backend_call {
+	struct pi_header h;
+	unsigned int call; /* the attach cookie: index into the run header's backendCalls */
+	unsigned int _pad;
+	unsigned long long args[3];
 };
 
 struct pi_tensor {
@@ -297,7 +391,13 @@ enum pi_phase {
 #define PI_BATCH_TOKEN_BUCKETS 16
 #define PI_BATCH_SEQ_BUCKETS 7
 
-/* Per llama_decode phase (map "token_agg", per-CPU array indexed by enum pi_phase). */
+/* Key of the token aggregates (map "token_agg", per-CPU hash): the process and the phase. */
+struct pi_token_agg_key {
+	unsigned int tgid;
+	unsigned int phase; /* enum pi_phase */
+};
+
+/* Per process and llama_decode phase (map "token_agg", keyed by pi_token_agg_key). */
 struct pi_token_agg {
 	unsigned long long calls;
 	unsigned long long tokens;
@@ -376,6 +476,10 @@ struct pi_op_agg {
 	unsigned long long count;
 	unsigned long long ns;
 	unsigned long long barrier_ns; /* wait in the barrier that followed it */
+	/* operator runs (each counted once, by the first of its threads to end it) and the bytes
+	 * their tensors' shapes say they moved (bpf/bytes.bpf.h; 0 without the build's type sizes) */
+	unsigned long long runs;
+	unsigned long long bytes;
 	unsigned long long counters[PI_MAX_COUNTERS];
 	unsigned long long buckets[PI_AGG_BUCKETS];
 };
@@ -399,6 +503,28 @@ struct pi_layer_agg {
 struct pi_moe_key {
 	unsigned int layer;
 	unsigned int expert;
+};
+
+#define PI_MAX_BACKEND_KEYS 64
+
+/*
+ * Per backend (map "backend_agg", per-CPU hash, by its device's get_name function and device):
+ * the host's side of its work, for the metrics. Copies count for the split they feed (the next
+ * split the thread hands to a backend).
+ */
+struct pi_backend_key {
+	unsigned long long device_get_name;
+	unsigned long long device;
+};
+
+struct pi_backend_agg {
+	unsigned long long splits;
+	unsigned long long submit_ns; /* in ggml_backend_graph_compute_async: all of the compute for a backend that computes before it returns */
+	unsigned long long syncs;
+	unsigned long long sync_ns; /* in ggml_backend_synchronize: the host waiting for the backend */
+	unsigned long long copies;
+	unsigned long long copy_bytes;
+	unsigned long long copy_ns;
 };
 
 struct pi_sched_switch {

@@ -9,6 +9,7 @@
 
 #include "common.bpf.h"
 #include "aggregates.bpf.h"
+#include "bytes.bpf.h"
 
 #define PI_MAX_STEP_NODES 16384 /* node indices a step probe's aggregate follows */
 
@@ -172,6 +173,36 @@ static __always_inline __u32 step_key(const struct pi_layout *L, __u64 nodes, __
 	       ((kind == 0xff ? 0 : kind + 1) << 16);
 }
 
+/* The bytes of the step [from, to): its computed nodes, a fused one without what it hands on. */
+static __always_inline __u64 step_bytes(const struct pi_layout *L, const struct run_state *s, __u32 from, __u32 to)
+{
+	__u64 computed[8] = {};
+	__u64 bytes = 0;
+	__u32 n = 0;
+
+	for (__u32 i = 0; i < 8; i++) {
+		__u64 node = 0;
+		__s32 op = -1;
+
+		if (from + i >= to)
+			break;
+		if (read_user(&node, sizeof(node), (void *)(s->cpu_nodes + 8 * (__u64)(from + i))) || !node)
+			break;
+		if (read_user(&op, sizeof(op), (void *)(node + L->tensor_op)) || op < 0 || op > 254)
+			break;
+		if (op_is_empty(L, op))
+			continue;
+		computed[n & 7] = node;
+		n++;
+	}
+	for (__u32 i = 0; i < 8; i++) {
+		if (i >= n)
+			break;
+		bytes += cached_node_bytes(s, computed[i], i > 0 ? computed[(i - 1) & 7] : 0, i + 1 == n);
+	}
+	return bytes;
+}
+
 /* Whether step aggregates can be kept for the run's CPU graph: its node list was read. */
 static __always_inline bool step_aggregates_ready(const struct pi_layout *L, const struct run_state *s)
 {
@@ -211,6 +242,9 @@ static __always_inline void step_aggregate(struct thread_steps *t, const struct 
 	key = step_key(L, s->cpu_nodes, t->prev, to);
 	if (now > start)
 		agg_op(key, now - start, 0, NULL, NULL);
+	/* the run and its bytes once, by the first thread to end it */
+	if (first_to_end(t->prev, s->cpu_graph_start))
+		agg_run(key, step_bytes(L, s, t->prev, to));
 	if (next >= 0)
 		release_max(to, now);
 	t->prev = next < 0 ? 0 : to;

@@ -40,7 +40,8 @@
       "target_name": "ggml-layout-probe",
       "type": "executable",
       "sources": [
-        "layout-probe/ggml_layout_probe.c"
+        "layout-probe/ggml_layout_probe.c",
+        "layout-probe/executable.c"
       ],
       "cflags": [
         "-std=c11",
@@ -50,6 +51,40 @@
       ],
       "libraries": [
         "-ldl"
+      ]
+    },
+    {
+      "target_name": "ggml-backends-probe",
+      "type": "executable",
+      "sources": [
+        "layout-probe/ggml_backends_probe.c"
+      ],
+      "cflags": [
+        "-std=gnu11",
+        "-O2",
+        "-Wall",
+        "-Wextra"
+      ],
+      "libraries": [
+        "-ldl"
+      ]
+    },
+    {
+      "target_name": "profinfer-machine-probe",
+      "type": "executable",
+      "sources": [
+        "machine-probe/machine_probe.c"
+      ],
+      "cflags": [
+        "-std=gnu11",
+        "-O2",
+        "-march=native",
+        "-pthread",
+        "-Wall",
+        "-Wextra"
+      ],
+      "libraries": [
+        "-pthread"
       ]
     }
   ]

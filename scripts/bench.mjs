@@ -16,8 +16,17 @@
 // - requests.mjs: the cost of reading each call's batch, and llama-server's tokens/s with
 //   concurrent clients alone and under `profinfer attach --level metrics`. BENCH_REQUESTS=0
 //   skips it.
-// Prints the tables and keeps them in test-output/bench-tracer.{md,json}, bench-otlp.{md,json}
-// and bench-requests.{md,json}.
+// - findings.mjs: the machine profile's run time, and what the roofline and the findings cost on a
+//   BENCH_FINDINGS_TOKENS-token run (default 512). BENCH_FINDINGS=0 skips it.
+// - scale.mjs: peak resident memory and wall time of record --level op with its outputs, and of
+//   replay, for tiny-llama at BENCH_SCALE_TINY tokens (default 1000,3000,10000) and the bench
+//   model at BENCH_SCALE_BENCH (default 512,2048). BENCH_SCALE=0 skips it.
+// - agent.mjs: profinfer agent's own CPU and memory idle, with three llama-servers followed and per
+//   token under load, and llama-server's tokens/s with 4 clients with and without it, in turns.
+//   BENCH_AGENT=0 skips it.
+// Prints the tables and keeps them in test-output/bench-tracer.{md,json}, bench-otlp.{md,json},
+// bench-requests.{md,json}, bench-findings.{md,json}, bench-scale.{md,json} and
+// bench-agent.{md,json}.
 import { CONFIG_NAMES } from "./bench/configs.mjs";
 import { openBench } from "./bench/harness.mjs";
 import { inRunLines, measureInRun } from "./bench/inRun.mjs";
@@ -25,6 +34,9 @@ import { measureOtlp, otlpLines } from "./bench/otlp.mjs";
 import { writeResults } from "./bench/output.mjs";
 import { measureParts, partsLines, programCostLines } from "./bench/parts.mjs";
 import { measureRequests, requestsLines } from "./bench/requests.mjs";
+import { findingsLines, measureFindings } from "./bench/findings.mjs";
+import { measureScale, scaleLines } from "./bench/scale.mjs";
+import { agentLines, measureAgent } from "./bench/agent.mjs";
 import {
   counterCosts,
   counterLines,
@@ -82,6 +94,24 @@ try {
     const requestLines = requestsLines(requests);
     process.stdout.write(requestLines.join("\n") + "\n");
     writeResults("bench-requests", requests, requestLines);
+  }
+  if (env.BENCH_AGENT !== "0") {
+    const agent = await measureAgent(bench, env);
+    const lines = agentLines(agent);
+    process.stdout.write(lines.join("\n") + "\n");
+    writeResults("bench-agent", agent, lines);
+  }
+  if (env.BENCH_FINDINGS !== "0") {
+    const findings = await measureFindings(bench, env);
+    const lines = findingsLines(findings);
+    process.stdout.write(lines.join("\n") + "\n");
+    writeResults("bench-findings", findings, lines);
+  }
+  if (env.BENCH_SCALE !== "0") {
+    const scale = await measureScale(bench, env);
+    const lines = scaleLines(scale);
+    process.stdout.write(lines.join("\n") + "\n");
+    writeResults("bench-scale", scale, lines);
   }
 } finally {
   bench.close();

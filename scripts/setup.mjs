@@ -6,7 +6,15 @@
 // test/stack/). Plain Node with no dependencies, because it runs before `npm install`. Idempotent: every step checks a stamp or the file it would produce first.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,6 +46,17 @@ const debianPackages = [
   // the README's and docs' commands are written as a user runs them, `sudo npx profinfer ...`,
   // and test/docsCommands.test.ts runs them so
   ["sudo", "sudo"],
+  // the memory-bound test checks the roofline against a bandwidth another tool measures
+  ["sysbench", "sysbench"],
+  // the agent's systemd unit is checked with systemd-analyze verify
+  ["systemd", "systemd-analyze"],
+  // ggml's BLAS and Vulkan backends (test/backends.test.ts): OpenBLAS, the Vulkan loader and
+  // headers, the shader compiler and Mesa's lavapipe, a Vulkan driver that runs on the CPU
+  ["libopenblas-dev", null],
+  ["libvulkan-dev", null],
+  ["spirv-headers", null],
+  ["glslc", "glslc"],
+  ["mesa-vulkan-drivers", null],
 ];
 
 // llama.cpp build options. The key of the cache folder is derived from them, so a change of any
@@ -93,12 +112,23 @@ function runChecked(command, args, options = {}) {
 }
 
 /**
+ * CPU seconds used by this process's finished children (cutime + cstime of /proc/self/stat, in
+ * USER_HZ ticks, 100 on Linux): a build's CPU time, which the machine's other load barely changes
+ * while its wall time can triple.
+ */
+function childCpuSeconds() {
+  const fields = readFileSync("/proc/self/stat", "utf8").split(") ").at(-1).split(" ");
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
+/**
  * Runs a long command and shows that it moves: a progress line rewritten in place on a terminal,
  * a line every 30 s otherwise (CI logs). `parseProgress` turns an output line into a fraction.
  */
 function runWithProgress(label, command, args, { cwd, env, logFile, parseProgress }) {
   return new Promise((resolvePromise, rejectPromise) => {
     const started = Date.now();
+    const cpuBefore = childCpuSeconds();
     let fraction = 0;
     let lastLine = "";
     let lastReport = 0;
@@ -137,8 +167,9 @@ function runWithProgress(label, command, args, { cwd, env, logFile, parseProgres
       writeFileSync(logFile, logLines.join("\n") + "\n");
       if (isTty) process.stdout.write("\n");
       if (code === 0) {
-        log(`${label}: done in ${formatSeconds(Date.now() - started)}`);
-        resolvePromise();
+        const cpuSeconds = Math.round(childCpuSeconds() - cpuBefore);
+        log(`${label}: done in ${formatSeconds(Date.now() - started)} (${cpuSeconds} CPU seconds)`);
+        resolvePromise({ cpuSeconds });
       } else {
         const tail = logLines.slice(-30).join("\n");
         rejectPromise(new Error(`${label} failed (exit ${code}); full log: ${logFile}\n${tail}`));
@@ -302,67 +333,430 @@ function llamaBuildDir(key) {
 
 async function ensureLlamaCppBuild(nodeLlamaCpp) {
   const { key, dir } = llamaBuildDir(llamaBuildKey());
-  const srcDir = join(dir, "src");
-  const buildDir = join(dir, "build");
-  const binDir = join(buildDir, "bin");
-  const doneStamp = join(dir, "build-complete.json");
-  if (existsSync(doneStamp) && llamaTargets.every((t) => existsSync(join(binDir, t)))) {
-    log(`llama.cpp build: present in ${dir}`);
-    return JSON.parse(readFileSync(doneStamp, "utf8"));
-  }
-  mkdirSync(dir, { recursive: true });
-  if (!existsSync(join(srcDir, "CMakeLists.txt"))) {
-    log(`llama.cpp source: cloning ${nodeLlamaCpp.bundle}`);
-    rmSync(srcDir, { recursive: true, force: true });
-    runChecked("git", ["clone", "--quiet", nodeLlamaCpp.bundle, srcDir]);
-  }
-  const commit = spawnSync("git", ["-C", srcDir, "rev-parse", "HEAD"], {
-    encoding: "utf8",
-  }).stdout.trim();
   const releaseInfo = JSON.parse(
     readFileSync(
       join(nodeLlamaCpp.dir, "node_modules", "node-llama-cpp", "llama", "llama.cpp.info.json"),
       "utf8",
     ),
   );
-  if (!existsSync(join(buildDir, "CMakeCache.txt"))) {
-    log("llama.cpp: configuring");
-    const defines = Object.entries(llamaCmakeOptions).map(([k, v]) => `-D${k}=${v}`);
-    runChecked("cmake", ["-S", srcDir, "-B", buildDir, ...defines], {
-      stdio: ["ignore", "ignore", "inherit"],
-    });
+  return buildLlamaCpp({
+    label: "llama.cpp",
+    key,
+    dir,
+    bundle: nodeLlamaCpp.bundle,
+    nodeLlamaCppVersion,
+    llamaCppRelease: releaseInfo.tag,
+    options: llamaCmakeOptions,
+    targets: llamaTargets,
+    expected: "about 7 minutes on 2 cores when cold",
+  });
+}
+
+/**
+ * Clones `bundle` and builds `targets` with `options` in `dir`, once: a finished build leaves
+ * build-complete.json, which is returned as it is on later runs. With `variants`, one build tree
+ * serves several option sets that differ in a few options (a reconfigure rebuilds only what they
+ * change): each variant's targets are copied into `dir/<variant>` before the next is configured.
+ */
+async function buildLlamaCpp(build) {
+  const { label, key, dir, bundle, options, targets, variants } = build;
+  const srcDir = join(dir, "src");
+  const buildDir = join(dir, "build");
+  const binDir = join(buildDir, "bin");
+  const doneStamp = join(dir, "build-complete.json");
+  const outputs = variants
+    ? variants.flatMap((v) => targets.map((t) => join(dir, v.name, t)))
+    : targets.map((t) => join(binDir, t));
+  const patchesWanted = (build.patches ?? []).map((p) => p.why);
+  if (existsSync(doneStamp) && outputs.every((o) => existsSync(o))) {
+    const stamp = JSON.parse(readFileSync(doneStamp, "utf8"));
+    // a patch added or changed is applied and built into the same folder, incrementally
+    if (JSON.stringify(stamp.patches ?? []) === JSON.stringify(patchesWanted)) {
+      log(`${label} build: present in ${dir}`);
+      return stamp;
+    }
   }
+  const started = Date.now();
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(join(srcDir, "CMakeLists.txt"))) {
+    log(`${label} source: cloning ${bundle}`);
+    rmSync(srcDir, { recursive: true, force: true });
+    runChecked("git", ["clone", "--quiet", bundle, srcDir]);
+  }
+  const commit = spawnSync("git", ["-C", srcDir, "rev-parse", "HEAD"], {
+    encoding: "utf8",
+  }).stdout.trim();
+  let cpuSeconds = 0;
+  const variantTimes = {};
+  for (const patch of build.patches ?? []) applyPatch(srcDir, patch);
+  for (const variant of variants ?? [{ name: null, options: {} }]) {
+    const variantStarted = Date.now();
+    const variantOptions = { ...options, ...variant.options };
+    const variantLabel = variant.name ? `${label} (${variant.name})` : label;
+    const configured = join(buildDir, "CMakeCache.txt");
+    if (!existsSync(configured) || variant.name) {
+      log(`${variantLabel}: configuring`);
+      const defines = Object.entries(variantOptions).map(([k, v]) => `-D${k}=${v}`);
+      runChecked("cmake", ["-S", srcDir, "-B", buildDir, ...defines], {
+        stdio: ["ignore", "ignore", "inherit"],
+      });
+    }
+    log(
+      `${variantLabel}: building ${targets.join(", ")} with ${cpus().length} jobs ` +
+        `(${build.expected}; the result is cached)`,
+    );
+    try {
+      const built = await runWithProgress(
+        `${variantLabel} build`,
+        "cmake",
+        ["--build", buildDir, "-j", String(cpus().length), "--target", ...targets],
+        {
+          cwd: dir,
+          logFile: join(dir, variant.name ? `build-${variant.name}.log` : "build.log"),
+          parseProgress: (line) => {
+            const m = /^\[\s*(\d+)%\]/.exec(line);
+            return m ? Number(m[1]) / 100 : null;
+          },
+        },
+      );
+      cpuSeconds += built.cpuSeconds;
+      variantTimes[variant.name] = {
+        buildSeconds: Math.round((Date.now() - variantStarted) / 1000),
+        cpuSeconds: built.cpuSeconds,
+      };
+    } catch (error) {
+      fail(error.message);
+    }
+    if (variant.name) {
+      mkdirSync(join(dir, variant.name), { recursive: true });
+      for (const t of targets) copyFileSync(join(binDir, t), join(dir, variant.name, t));
+    }
+  }
+  const info = {
+    key,
+    nodeLlamaCppVersion: build.nodeLlamaCppVersion,
+    llamaCppRelease: build.llamaCppRelease,
+    commit,
+    srcDir,
+    buildDir,
+    binDir,
+    options,
+    ...(variants
+      ? {
+          variants: Object.fromEntries(
+            variants.map((v) => [
+              v.name,
+              { options: v.options, binDir: join(dir, v.name), ...variantTimes[v.name] },
+            ]),
+          ),
+        }
+      : {}),
+    targets,
+    ...(build.patches ? { patches: patchesWanted } : {}),
+    buildSeconds: Math.round((Date.now() - started) / 1000),
+    cpuSeconds,
+  };
+  writeFileSync(doneStamp, JSON.stringify(info, null, 2));
+  return info;
+}
+
+/**
+ * A build fix to the source: every `find` of `file` becomes `replace`, once (a file that already
+ * holds the replacement is left alone). A source that has neither fails, with `why`.
+ */
+function applyPatch(srcDir, patch) {
+  const path = join(srcDir, patch.file);
+  const text = readFileSync(path, "utf8");
+  if (patch.edits.every((e) => text.includes(e.replace))) return;
+  let patched = text;
+  for (const edit of patch.edits) {
+    if (!patched.includes(edit.find)) {
+      fail(`${path} is not the source this patch was written for (${patch.why})`);
+    }
+    patched = patched.replace(edit.find, edit.replace);
+  }
+  writeFileSync(path, patched);
+  log(`patched ${patch.file}: ${patch.why}`);
+}
+
+// llama.cpp with the non-CPU backends that run on a machine without a GPU, traced by
+// test/backends.test.ts: ggml's BLAS backend over OpenBLAS, its Vulkan backend (Mesa's lavapipe
+// runs it on the CPU) and its RPC backend (a backend profinfer has no probes for, served by
+// rpc-server on localhost). One build holds all three, because most of a build is what they share
+// (ggml, llama, the tools); each run picks its devices (--device, --rpc). Only the targets the
+// tests and the bench run.
+const backendTargets = ["llama-completion", "llama-bench", "ggml-rpc-server"];
+const backendCmakeOptions = {
+  ...llamaCmakeOptions,
+  GGML_BLAS: "ON",
+  GGML_BLAS_VENDOR: "OpenBLAS",
+  GGML_VULKAN: "ON",
+  GGML_RPC: "ON",
+};
+
+/**
+ * The pinned source compiles one pair of Intel-only flash-attention shaders (fa_decode_ph1/ph2,
+ * for Xe GPUs) with cooperative matrices unconditionally, where every other such shader is
+ * guarded by GGML_VULKAN_COOPMAT_GLSLC_SUPPORT; Debian 12's glslc has no
+ * GL_KHR_cooperative_matrix, so they get the same guard, in the generator and where the pipeline
+ * is made. Nothing else changes: lavapipe never takes that Xe path. And it sets the validation
+ * layer's options through VK_EXT_layer_settings, which Debian 12's Vulkan headers predate: that
+ * code is kept where the headers have the extension (the options only matter with the validation
+ * layer, GGML_VULKAN_VALIDATE builds).
+ */
+const COOPMAT = "#if defined(GGML_VULKAN_COOPMAT_GLSLC_SUPPORT)";
+const backendPatches = [
+  {
+    file: "ggml/src/ggml-vulkan/vulkan-shaders/vulkan-shaders-gen.cpp",
+    why: "guard the Xe flash-attention decode shaders by GGML_VULKAN_COOPMAT_GLSLC_SUPPORT",
+    edits: [
+      {
+        find: '    string_to_spv("fa_decode_ph1", "flash_attn_decode_phase_1.comp", {}, true, true, false, false);\n    string_to_spv("fa_decode_ph2", "flash_attn_decode_phase_2.comp", {}, true, true, false, false);\n',
+        replace: `${COOPMAT}\n    string_to_spv("fa_decode_ph1", "flash_attn_decode_phase_1.comp", {}, true, true, false, false);\n    string_to_spv("fa_decode_ph2", "flash_attn_decode_phase_2.comp", {}, true, true, false, false);\n#endif\n`,
+      },
+    ],
+  },
+  {
+    file: "ggml/src/ggml-vulkan/ggml-vulkan.cpp",
+    why: "set the validation layer's options only where the Vulkan headers have VK_EXT_layer_settings (Debian 12's 1.3.239 has not)",
+    edits: [
+      {
+        find: "    VkBool32 enable_best_practice = layer_settings;\n",
+        replace:
+          "#ifdef VK_EXT_layer_settings\n    VkBool32 enable_best_practice = layer_settings;\n",
+      },
+      {
+        find: "    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions, &layer_setting_info);\n",
+        replace:
+          "    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions, &layer_setting_info);\n#else\n    vk::InstanceCreateInfo instance_create_info(vk::InstanceCreateFlags{}, &app_info, layers, extensions);\n#endif\n",
+      },
+    ],
+  },
+  {
+    file: "ggml/src/ggml-vulkan/ggml-vulkan.cpp",
+    why: "create the Xe flash-attention decode pipelines only where their shaders were compiled",
+    edits: [
+      {
+        find: '            ggml_vk_create_pipeline(device, pipelines.first, "xe_fa_decode_ph1"',
+        replace: `${COOPMAT}\n            ggml_vk_create_pipeline(device, pipelines.first, "xe_fa_decode_ph1"`,
+      },
+      {
+        find: "out_dim_per_wg }, 1, false, true, xe_native_sub_group_size);\n",
+        replace: "out_dim_per_wg }, 1, false, true, xe_native_sub_group_size);\n#endif\n",
+      },
+    ],
+  },
+];
+
+async function ensureBackendsBuild(nodeLlamaCpp, pinned) {
+  const optionsHash = createHash("sha256")
+    .update(JSON.stringify({ backendCmakeOptions }))
+    .digest("hex")
+    .slice(0, 8);
+  const key = `llama.cpp-${nodeLlamaCppVersion}-backends-${optionsHash}-${cpuKey()}`;
+  return buildLlamaCpp({
+    label: "llama.cpp backends",
+    key,
+    dir: join(cacheRoot, key),
+    bundle: nodeLlamaCpp.bundle,
+    nodeLlamaCppVersion,
+    llamaCppRelease: pinned.llamaCppRelease,
+    options: backendCmakeOptions,
+    targets: backendTargets,
+    patches: backendPatches,
+    expected: "about 20 minutes on 2 cores when cold, most of it the Vulkan shaders and backend",
+  });
+}
+
+// Other kinds of build and other releases, traced by test/builds.test.ts. Each builds only the
+// targets those tests run. A llama.cpp linked into one executable (BUILD_SHARED_LIBS=OFF), without
+// and with OpenMP: one build tree, reconfigured, so that the second variant rebuilds only the CPU
+// backend (the one part OpenMP changes). Older releases, from the llama.cpp source older
+// node-llama-cpp versions ship, built like the pinned one. llama-cpp-python, built from its
+// source on PyPI against the llama.cpp it bundles, as `pip install` builds it for a user.
+const staticBuild = {
+  targets: ["llama-completion", "llama-eval-callback"],
+  options: { ...llamaCmakeOptions, BUILD_SHARED_LIBS: "OFF" },
+  variants: [
+    { name: "static", options: { GGML_OPENMP: "OFF" } },
+    { name: "static-openmp", options: { GGML_OPENMP: "ON" } },
+  ],
+};
+const releaseTargets = ["llama-cli", "llama-eval-callback"];
+// curl was on by default in 2025's releases, and its headers are not installed here
+const releaseCmakeOptions = { ...llamaCmakeOptions, LLAMA_CURL: "OFF" };
+const olderReleases = rootPackage.profinfer.olderReleases;
+const llamaCppPythonVersion = rootPackage.profinfer.llamaCppPython;
+
+function optionsKey(value) {
+  return createHash("sha256").update(JSON.stringify(value)).digest("hex").slice(0, 8);
+}
+
+async function ensureStaticBuild(nodeLlamaCpp, pinned) {
+  const key = `llama.cpp-${nodeLlamaCppVersion}-static-${optionsKey(staticBuild)}-${cpuKey()}`;
+  return buildLlamaCpp({
+    label: "llama.cpp static",
+    key,
+    dir: join(cacheRoot, key),
+    bundle: nodeLlamaCpp.bundle,
+    nodeLlamaCppVersion,
+    llamaCppRelease: pinned.llamaCppRelease,
+    ...staticBuild,
+    expected: "about 5 minutes on 2 cores when cold, then 2 for the OpenMP variant",
+  });
+}
+
+/** The llama.cpp source an older node-llama-cpp ships, unpacked from its npm package. */
+function olderReleaseSource(version) {
+  const dir = join(cacheRoot, `node-llama-cpp-${version}-source`);
+  const bundle = join(dir, "package", "llama", "gitRelease.bundle");
+  const infoPath = join(dir, "package", "llama", "llama.cpp.info.json");
+  if (!existsSync(bundle) || !existsSync(infoPath)) {
+    log(`node-llama-cpp ${version}: fetching its llama.cpp source`);
+    mkdirSync(dir, { recursive: true });
+    const packed = spawnSync(
+      "npm",
+      ["pack", `node-llama-cpp@${version}`, "--pack-destination", dir, "--silent"],
+      { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const tarball = packed.stdout.trim().split("\n").at(-1);
+    if (packed.status !== 0 || !tarball) fail(`npm pack node-llama-cpp@${version} failed`);
+    runChecked("tar", [
+      "-xzf",
+      join(dir, tarball),
+      "-C",
+      dir,
+      "package/llama/gitRelease.bundle",
+      "package/llama/llama.cpp.info.json",
+    ]);
+    rmSync(join(dir, tarball));
+  }
+  return { bundle, release: JSON.parse(readFileSync(infoPath, "utf8")).tag };
+}
+
+async function ensureOlderReleases() {
+  const builds = [];
+  for (const version of olderReleases) {
+    const source = olderReleaseSource(version);
+    const key = `llama.cpp-${source.release}-${version}-${optionsKey({ releaseCmakeOptions, releaseTargets })}-${cpuKey()}`;
+    builds.push(
+      await buildLlamaCpp({
+        label: `llama.cpp ${source.release}`,
+        key,
+        dir: join(cacheRoot, key),
+        bundle: source.bundle,
+        nodeLlamaCppVersion: version,
+        llamaCppRelease: source.release,
+        options: releaseCmakeOptions,
+        targets: releaseTargets,
+        expected: "a few minutes on 2 cores when cold",
+      }),
+    );
+  }
+  return builds;
+}
+
+/** A Python virtual environment at `venv`. */
+function makeVenv(venv) {
+  const made = spawnSync("python3", ["-m", "venv", venv], { stdio: "inherit" });
+  if (made.status !== 0) {
+    // Debian's python3 leaves venv to a package of its own
+    runChecked("apt-get", ["install", "-y", "-q", "--no-install-recommends", "python3-venv"], {
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
+    runChecked("python3", ["-m", "venv", venv]);
+  }
+}
+
+/**
+ * llama-cpp-python in a virtual environment of its own, installed by pip from the source
+ * distribution (there is no other for Linux): pip builds the llama.cpp it bundles with CMake, as
+ * it does for a user. Two CMake options, passed the way its documentation tells users to
+ * (CMAKE_ARGS), leave out what nothing of the package loads once its multimodal library is off
+ * (LLAVA_BUILD=OFF, no test uses it): llama.cpp's common library and its HTTP client, which the
+ * binding forces on for that multimodal library, a large part of the build (docs/builds.md). Its
+ * project hook sets LLAMA_BUILD_COMMON as a plain variable in llama.cpp's directory, which the
+ * forced cache entry does not override; the libraries the program loads (libllama, libggml*) are
+ * built exactly as without it.
+ */
+const llamaCppPythonCmakeHook =
+  "# written by profinfer's set-up: the common library is for mtmd, which is not built\n" +
+  "set(LLAMA_BUILD_COMMON OFF)\n";
+
+async function ensureLlamaCppPython() {
+  const optionsHash = optionsKey({ llamaCppPythonCmakeHook, args: "-DLLAVA_BUILD=OFF" });
+  const key = `llama-cpp-python-${llamaCppPythonVersion}-${optionsHash}-${cpuKey()}`;
+  const dir = join(cacheRoot, key);
+  const venv = join(dir, "venv");
+  const python = join(venv, "bin", "python");
+  const doneStamp = join(dir, "build-complete.json");
+  if (existsSync(doneStamp) && existsSync(python)) {
+    log(`llama-cpp-python ${llamaCppPythonVersion}: present in ${dir}`);
+    return JSON.parse(readFileSync(doneStamp, "utf8"));
+  }
+  const started = Date.now();
+  mkdirSync(dir, { recursive: true });
+  if (!existsSync(python)) makeVenv(venv);
+  const hook = join(dir, "skip-common.cmake");
+  writeFileSync(hook, llamaCppPythonCmakeHook);
+  // pip splits CMAKE_ARGS like a shell (shlex)
+  const cmakeArgs = `-DLLAVA_BUILD=OFF '-DCMAKE_PROJECT_llama.cpp_INCLUDE=${hook}'`;
   log(
-    `llama.cpp: building ${llamaTargets.join(", ")} with ${cpus().length} jobs ` +
-      "(about 7 minutes on 2 cores when cold; the result is cached)",
+    `llama-cpp-python ${llamaCppPythonVersion}: pip builds it and its llama.cpp ` +
+      `(a few minutes on 2 cores when cold; the result is cached)`,
   );
+  let built;
   try {
-    await runWithProgress(
-      "llama.cpp build",
-      "cmake",
-      ["--build", buildDir, "-j", String(cpus().length), "--target", ...llamaTargets],
+    built = await runWithProgress(
+      "llama-cpp-python build",
+      python,
+      [
+        "-m",
+        "pip",
+        "install",
+        "--verbose",
+        "--disable-pip-version-check",
+        // pip's wheel cache is keyed by the source, not by CMAKE_ARGS: it would hand back a wheel
+        // built with other options
+        "--no-cache-dir",
+        "--no-binary",
+        "llama-cpp-python",
+        `llama-cpp-python==${llamaCppPythonVersion}`,
+      ],
       {
         cwd: dir,
+        env: {
+          ...process.env,
+          CMAKE_ARGS: cmakeArgs,
+          CMAKE_BUILD_PARALLEL_LEVEL: String(cpus().length),
+        },
         logFile: join(dir, "build.log"),
+        // ninja's "[12/150] Building ..."
         parseProgress: (line) => {
-          const m = /^\[\s*(\d+)%\]/.exec(line);
-          return m ? Number(m[1]) / 100 : null;
+          const m = /^\[(\d+)\/(\d+)\]/.exec(line.trim());
+          return m ? Number(m[1]) / Number(m[2]) : null;
         },
       },
     );
   } catch (error) {
     fail(error.message);
   }
+  const located = spawnSync(
+    python,
+    ["-c", "import llama_cpp, os; print(os.path.dirname(llama_cpp.__file__))"],
+    { encoding: "utf8" },
+  );
+  if (located.status !== 0) fail(`llama-cpp-python does not import: ${located.stderr}`);
+  const packageDir = located.stdout.trim();
   const info = {
     key,
-    nodeLlamaCppVersion,
-    llamaCppRelease: releaseInfo.tag,
-    commit,
-    srcDir,
-    buildDir,
-    binDir,
-    options: llamaCmakeOptions,
-    targets: llamaTargets,
+    version: llamaCppPythonVersion,
+    dir,
+    python,
+    libDir: join(packageDir, "lib"),
+    options: { CMAKE_ARGS: cmakeArgs },
+    buildSeconds: Math.round((Date.now() - started) / 1000),
+    cpuSeconds: built.cpuSeconds,
   };
   writeFileSync(doneStamp, JSON.stringify(info, null, 2));
   return info;
@@ -400,6 +794,14 @@ const stackComponents = [
       "github.com/prometheus/prometheus/cmd/promtool",
     ],
     binaries: ["prometheus", "promtool"],
+  },
+  {
+    // renders the agent's chart (provisioning/helm) for its test
+    name: "helm",
+    versionModule: "helm.sh/helm/v4",
+    release: (v) => v.replace(/^v/, ""),
+    packages: ["helm.sh/helm/v4/cmd/helm"],
+    binaries: ["helm"],
   },
 ];
 const stackSourceDir = join(repoRoot, "test", "stack");
@@ -529,6 +931,31 @@ async function ensureStack() {
   return stack;
 }
 
+// Python tools the tests run, each pinned in package.json (profinfer.python) and installed with
+// pip into a virtual environment of its own in the cache.
+const pythonTools = rootPackage.profinfer.python ?? {};
+
+function ensurePythonTools() {
+  const out = {};
+  for (const [name, version] of Object.entries(pythonTools)) {
+    const dir = join(cacheRoot, `python-${name}-${version}`);
+    const bin = join(dir, "bin", name);
+    const info = { version, dir, binaries: { [name]: bin } };
+    out[name] = info;
+    if (existsSync(bin)) {
+      log(`${name} ${version}: present in ${dir}`);
+      continue;
+    }
+    log(`${name} ${version}: installing with pip into ${dir}`);
+    rmSync(dir, { recursive: true, force: true });
+    makeVenv(dir);
+    runChecked(join(dir, "bin", "pip"), ["install", "-q", `${name}==${version}`], {
+      env: { ...process.env, PIP_CACHE_DIR: join(cacheRoot, "pip") },
+    });
+  }
+  return out;
+}
+
 async function main() {
   const started = Date.now();
   log(`cache: ${cacheRoot}`);
@@ -537,12 +964,22 @@ async function main() {
   ensureNpmDependencies();
   const nodeLlamaCpp = ensureNodeLlamaCppPackage();
   const llamaCpp = await ensureLlamaCppBuild(nodeLlamaCpp);
+  const backends = await ensureBackendsBuild(nodeLlamaCpp, llamaCpp);
+  const builds = {
+    static: await ensureStaticBuild(nodeLlamaCpp, llamaCpp),
+    releases: await ensureOlderReleases(),
+    llamaCppPython: await ensureLlamaCppPython(),
+  };
   const stack = await ensureStack();
+  const python = ensurePythonTools();
   const manifest = {
     version: 1,
     nodeLlamaCpp: { version: nodeLlamaCppVersion, ...nodeLlamaCpp },
     llamaCpp,
+    backends,
+    builds,
     stack,
+    python,
   };
   const text = JSON.stringify(manifest, null, 2) + "\n";
   if (!existsSync(manifestPath) || readFileSync(manifestPath, "utf8") !== text) {

@@ -32,6 +32,12 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(" ")}`);
   process.exit(1);
 }
+// The machine profile (the roofline's ceilings) is measured once per host, and best on a quiet
+// one: now, before any test runs a target or a busy process beside it.
+const cli = join(repoRoot, "exporter", "dist", "cli.js");
+if (files.some((f) => f.startsWith("test/"))) {
+  spawnSync(process.execPath, [cli, "machine"], { cwd: repoRoot, stdio: "inherit" });
+}
 const result = spawnSync(
   process.execPath,
   // --conditions=source: profinfer's packages are imported from their TypeScript source

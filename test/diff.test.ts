@@ -1,20 +1,40 @@
 // SPDX-License-Identifier: Apache-2.0
 // profinfer diff on real runs (traced with real eBPF, root): runs of one command mark nothing as
 // changed (the false positives over several pairs are counted and must be none); the bench model
-// at -t 1 against -t 2 has faster matrix multiplies and barrier waits only in the second; bad
-// input (a --level metrics run, a corrupt file) says what it cannot compare.
+// at -t 1 against -t 2 has faster matrix multiplies, barrier waits and a second thread only in the
+// second, the findings of each run's stats.json, and an HTML page (opened in Chromium) whose two
+// ProfDAGs are coloured by the diff's verdicts; llama-server's requests at -t 1 and -t 2 against the
+// server's own timings; bad input (a --level metrics run, a corrupt file) says what it cannot
+// compare.
 import assert from "node:assert/strict";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import type { DiffReport, DiffSection } from "@profinfer/contract";
-import { readGguf, tensorByteSize } from "@profinfer/exporter";
+import { chromium } from "playwright-core";
+import {
+  REPORT_DATA_ELEMENT_ID,
+  diffTensorKey,
+  type DiffPageData,
+  type DiffReport,
+  type DiffSection,
+  type ProfStats,
+  type TraceFrame,
+} from "@profinfer/contract";
+import {
+  buildRun,
+  mainDecodeGraph,
+  readGguf,
+  readRawFile,
+  tensorByteSize,
+} from "@profinfer/exporter";
 import { evalCallbackCommand, evalCallbackNodes, NOT_COMPUTED } from "./support/evalCallback.js";
+import { recordServer, runInTurn, type LoadResponse } from "./support/llamaServerLoad.js";
 import {
   benchModel,
   profinfer,
   recordCompletion,
+  repoRoot,
   runProgram,
   tinyModels,
 } from "./support/targets.js";
@@ -77,12 +97,17 @@ test("runs of one command: nothing changed beyond the noise, over every pair of 
 
 describe("the bench model at -t 1 against -t 2", () => {
   let report: DiffReport;
+  let page = "";
   before(async () => {
     const model = benchModel();
     // 31 decode calls a side: one call held up by another task moves a mean of 15 too far
     const one = await record(model, 32, ["-t", "1"]);
     const two = await record(model, 32, ["-t", "2"]);
     report = await diff(one, two);
+    page = join(scratch, "diff.html");
+    const ran = await profinfer(["diff", one, two, "--html", page]);
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.match(ran.stderr, /profinfer: diff page .*diff\.html/);
   });
 
   test("matrix multiplies per decode call take less time, beyond the noise", () => {
@@ -101,6 +126,139 @@ describe("the bench model at -t 1 against -t 2", () => {
     const waited = barrier.rows.reduce((n, r) => n + (r.new ?? 0), 0);
     assert.ok(waited > 0, "two threads wait at barriers");
     assert.equal(barrier.rows.find((r) => r.name === "mul_mat")?.verdict, "slower");
+  });
+
+  test("threads by place in the pool: the second thread only in the second run", () => {
+    const threads = sectionOf(report, "threads");
+    assert.deepEqual(threads.added, [
+      "thread 1: barrier wait",
+      "thread 1: compute",
+      "thread 1: preempted",
+    ]);
+    assert.deepEqual(threads.removed, []);
+    // the caller's own share of the matrix work halves: its compute per call is faster
+    const compute = threads.rows.find((r) => r.name === "thread 0: compute")!;
+    assert.equal(compute.verdict, "faster", JSON.stringify(compute));
+    const waits = threads.rows.find((r) => r.name === "thread 0: barrier wait")!;
+    assert.equal(waits.base, 0, "one thread never waits at a barrier");
+  });
+
+  test("findings: those of each run's stats.json, matched by id", () => {
+    const ids = (dir: string) =>
+      (JSON.parse(readFileSync(join(dir, "stats.json"), "utf8")) as ProfStats).findings.map(
+        (f) => f.id,
+      );
+    const [a, b] = [ids(report.base.dir), ids(report.new.dir)];
+    const f = report.findings;
+    assert.deepEqual(f.appeared.map((x) => x.id).sort(), b.filter((id) => !a.includes(id)).sort());
+    assert.deepEqual(
+      f.disappeared.map((x) => x.id).sort(),
+      a.filter((id) => !b.includes(id)).sort(),
+    );
+    assert.deepEqual(f.both.map((x) => x.id).sort(), a.filter((id) => b.includes(id)).sort());
+  });
+
+  test("the HTML page in Chromium: both ProfDAGs, each node coloured by its tensor's verdict", async () => {
+    const html = readFileSync(page, "utf8");
+    const data = JSON.parse(
+      new RegExp(
+        `<script type="application/json" id="${REPORT_DATA_ELEMENT_ID}">(.*?)</script>`,
+        "s",
+      ).exec(html)![1]!,
+    ) as DiffPageData;
+    // each side's nodes by span id, keyed as the diff keys tensors, from the embedded frames
+    const keysOf = (frame: TraceFrame) => {
+      const field = (name: string) => frame.fields.find((f) => f.name === name)!.values;
+      const tags = field("tags") as { key: string; value: unknown }[][];
+      const out = new Map<string, string>();
+      (field("spanID") as string[]).forEach((id, i) => {
+        const tag = (key: string) => tags[i]!.find((t) => t.key === key)?.value;
+        if (tag("ggml.op") === undefined) return;
+        const layer = tag("ggml.layer");
+        out.set(
+          id,
+          diffTensorKey(
+            String(tag("ggml.tensor.name")),
+            String(tag("ggml.op")),
+            layer === undefined ? null : Number(layer),
+          ),
+        );
+      });
+      return out;
+    };
+    const verdicts = new Map(sectionOf(report, "tensors").rows.map((r) => [r.name, r.verdict]));
+    const browser = await chromium.launch({
+      executablePath: "/usr/bin/chromium",
+      args: ["--no-sandbox"],
+    });
+    try {
+      const context = await browser.newContext({
+        offline: true,
+        viewport: { width: 1500, height: 1000 },
+      });
+      const tab = await context.newPage();
+      const problems: string[] = [];
+      tab.on("pageerror", (e) => problems.push(e.message));
+      tab.on("console", (m) => {
+        if (m.type() === "error") problems.push(m.text());
+      });
+      await tab.goto(`file://${page}`);
+      await tab.waitForSelector("[data-testid=profdag-new] [data-testid=profdag-node]");
+      const fills = new Map<string, Set<string>>();
+      for (const [role, side, run] of [
+        ["base", data.base, report.base.dir],
+        ["new", data.new, report.new.dir],
+      ] as const) {
+        const keys = keysOf(side.frames[0]!);
+        const drawn = await tab.evaluate(
+          (role) =>
+            [
+              ...document.querySelectorAll(
+                `[data-testid=profdag-${role}] [data-testid=profdag-node]`,
+              ),
+            ].map((n) => ({
+              id: n.getAttribute("data-node-id")!,
+              change: n.getAttribute("data-change"),
+              fill: n.querySelector("path")!.getAttribute("fill")!,
+            })),
+          role,
+        );
+        // every operator of the run's main decode graph, each once
+        const graph = mainDecodeGraph(buildRun(readRawFile(join(run, "events.pinf"))))!;
+        assert.equal(drawn.length, graph.ops.length, `${role}: the main decode graph's operators`);
+        for (const n of drawn) {
+          const key = keys.get(n.id);
+          assert.ok(key, `${role}: node ${n.id} is an operator span of the frame`);
+          assert.equal(n.change, verdicts.get(key), `${role}: ${key}`);
+          fills.set(n.change!, (fills.get(n.change!) ?? new Set()).add(n.fill));
+        }
+      }
+      // one colour per verdict, another for each verdict, and changes beyond the noise among them
+      for (const [mark, colours] of fills) assert.equal(colours.size, 1, mark);
+      const colours = [...fills.values()].map((c) => [...c][0]);
+      assert.equal(new Set(colours).size, colours.length, `${[...fills.keys()]}: ${colours}`);
+      assert.ok(fills.has("faster") || fills.has("slower"), [...fills.keys()].join(", "));
+      // the tables: mul_mat's row says what the JSON says; the findings listed
+      const mulMat = tab.locator("[data-testid=diff-section-operators] tr", {
+        hasText: /^mul_mat/,
+      });
+      assert.equal(
+        await mulMat.first().getAttribute("data-verdict"),
+        sectionOf(report, "operators").rows.find((r) => r.name === "mul_mat")!.verdict,
+      );
+      const f = report.findings;
+      assert.equal(
+        await tab.locator("[data-testid=diff-findings] > li[data-finding-id]").count(),
+        f.appeared.length + f.disappeared.length + f.both.length,
+      );
+      await tab.screenshot({
+        path: join(repoRoot, "test-output", "diff-t1-t2.png"),
+        fullPage: true,
+      });
+      assert.deepEqual(problems, []);
+    } finally {
+      await browser.close();
+    }
   });
 
   test("the table says what changed, the largest change first", async () => {
@@ -181,6 +339,87 @@ test("tiny-llama against tiny-qwen2: the graph nodes only one has are those llam
   assert.ok(more(qwen2, llama).length > 0, "the two models' graphs differ");
   assert.deepEqual(asPrinted(nodes.added), more(qwen2, llama), "only in tiny-qwen2");
   assert.deepEqual(asPrinted(nodes.removed), more(llama, qwen2), "only in tiny-llama");
+});
+
+describe("llama-server's requests on the bench model, -t 1 twice and -t 2", () => {
+  // eight prompts of about the same length that share no prefix (no slot's cache serves
+  // another), each answered alone (one slot, in turn), eight tokens each
+  const load = [
+    "Why is the sky blue on a clear day?",
+    "Name three rivers that flow through Europe.",
+    "Describe how a bicycle gear works.",
+    "What makes bread rise in the oven?",
+    "Tell me how bees find their way home.",
+    "List some uses of copper in houses.",
+    "Explain why ice floats on water.",
+    "Give two reasons owls hunt at night.",
+  ].map((prompt) => ({ prompt, nPredict: 8 }));
+
+  /** The server's own time per output token, per request: from its first token to its last. */
+  const serverTpot = (responses: LoadResponse[]) =>
+    responses.map((r) => r.timings.predicted_ms / (r.timings.predicted_n - 1));
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+
+  async function serve(threads: string) {
+    const dir = join(scratch, `server-${++counter}`);
+    const server = await recordServer(
+      dir,
+      benchModel(),
+      ["-t", threads, "-np", "1", "-c", "512", "--no-warmup"],
+      ["--level", "token", "--no-report"],
+    );
+    let responses: LoadResponse[];
+    try {
+      responses = await runInTurn(server.base, load);
+    } finally {
+      const stopped = await server.stop();
+      assert.equal(stopped.code, 0, stopped.stderr.slice(-2000));
+    }
+    return { dir, responses };
+  }
+
+  test("the same server twice: no request figure changed; at -t 2 the time per token changes as the server's own timings say", async (t) => {
+    const one = await serve("1");
+    const again = await serve("1");
+    const two = await serve("2");
+    const same = await diff(one.dir, again.dir);
+    const requests = sectionOf(same, "requests");
+    assert.deepEqual(
+      requests.rows.map((r) => [r.name, r.calls]),
+      [
+        ["TTFT", [8, 8]],
+        ["TPOT", [8, 8]],
+        ["tokens/s", [8, 8]],
+      ],
+      "one request per response",
+    );
+    assert.deepEqual(
+      requests.rows.filter((r) => r.verdict !== "same").map((r) => `${r.name} ${r.verdict}`),
+      [],
+    );
+    const threads = await diff(one.dir, two.dir);
+    const tpot = sectionOf(threads, "requests").rows.find((r) => r.name === "TPOT")!;
+    const perSecond = sectionOf(threads, "requests").rows.find((r) => r.name === "tokens/s")!;
+    // the server's own time per token: profinfer's means are the same, within the gaps between
+    // its calls (a few %)
+    const [own1, own2] = [mean(serverTpot(one.responses)), mean(serverTpot(two.responses))];
+    t.diagnostic(JSON.stringify({ tpot, perSecond, serverTpotMs: [own1, own2] }));
+    assert.ok(
+      Math.abs(tpot.base! / own1 - 1) < 0.05,
+      `TPOT ${tpot.base} against the server's ${own1}`,
+    );
+    assert.ok(
+      Math.abs(tpot.new! / own2 - 1) < 0.05,
+      `TPOT ${tpot.new} against the server's ${own2}`,
+    );
+    // a second thread changes the time per token by far more than the bound: faster on an idle
+    // machine of 2 cores, slower where other work holds the cores (its barriers then wait for the
+    // thread off CPU); the verdicts say what the server's own figures say
+    const way = own2 < own1 ? "faster" : "slower";
+    assert.ok(Math.abs(own2 / own1 - 1) > 0.3, `the server's TPOT ${own1} ms, then ${own2} ms`);
+    assert.equal(tpot.verdict, way, JSON.stringify(tpot));
+    assert.equal(perSecond.verdict, way, JSON.stringify(perSecond));
+  });
 });
 
 describe("bad input", () => {

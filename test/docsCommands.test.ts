@@ -3,8 +3,9 @@
 // it: through npx (the bin npm links), with sudo where the line has it, from a folder of its own. What a line leaves to the reader is filled in:
 // `model.gguf` is the tiny llama, `llama-completion` the built one, `--pid 1234` a running llama-server, a run folder the one the
 // first record wrote, the collector at localhost:4317 a real one (in front of Jaeger), a bare
-// `...` a short completion. Commands that run until stopped (a server, attach) are stopped with
-// SIGINT once they trace, as a user stops them with Ctrl-C.
+// `...` a short completion. Commands that run until stopped (a server, attach, the agent) are
+// stopped with SIGINT once they trace (the agent: once its /healthz answers), as a user stops
+// them with Ctrl-C.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
@@ -105,7 +106,8 @@ describe("every profinfer command of the README and docs/ works as written", () 
       }
       // a server or attach runs until stopped: Ctrl-C once it traces (and, attached to the
       // server, once it answered a request), to the whole process group as a terminal sends it
-      const untilStopped = /\battach\b|-- \S*llama-server\b/.test(line);
+      const agent = /profinfer agent\b/.test(line);
+      const untilStopped = agent || /\battach\b|-- \S*llama-server\b/.test(line);
       const child = spawn("bash", ["-c", line], {
         cwd,
         env,
@@ -121,11 +123,17 @@ describe("every profinfer command of the README and docs/ works as written", () 
         child.on("close", (code, signal) => r({ code, signal })),
       );
       if (untilStopped) {
-        for (let i = 0; !/profinfer: tracing pid \d+/.test(stderr); i++) {
+        const ready = agent
+          ? /agent: metrics at (http:\S+)\/metrics/
+          : /profinfer: tracing pid \d+/;
+        for (let i = 0; !ready.test(stderr); i++) {
           assert.ok(i < 1200, `traced within 120 s:\n${stderr.slice(-3000)}`);
           await new Promise((r) => setTimeout(r, 100));
         }
-        if (/\battach\b/.test(line)) {
+        if (agent) {
+          const health = await fetch(`${ready.exec(stderr)![1]}/healthz`);
+          assert.equal(health.status, 200, stderr.slice(-3000));
+        } else if (/\battach\b/.test(line)) {
           const answer = await fetch(`${server!.base}/completion`, {
             method: "POST",
             body: JSON.stringify({ prompt: "Hello", n_predict: 8 }),
@@ -142,7 +150,7 @@ describe("every profinfer command of the README and docs/ works as written", () 
       if (untilStopped) {
         // npx passes Ctrl-C on as the shell shows it; profinfer itself finished the run
         assert.ok(code === 0 || signal === "SIGINT" || code === 130, said);
-        assert.match(stderr, /profinfer: run folder /, said);
+        assert.match(stderr, agent ? /profinfer: agent: stopped/ : /profinfer: run folder /, said);
       } else {
         assert.equal(code, 0, said);
       }

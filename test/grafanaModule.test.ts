@@ -90,6 +90,8 @@ for (const host of grafanaHosts()) {
         "rankdir",
       ])
         assert.equal(byPath[p], "ProfDAG", p);
+      for (const p of ["compare", "compareBase", "compareMinChange"])
+        assert.equal(byPath[p], "ProfDAG: compare two traces", p);
       for (const p of [
         "heatmapSource",
         "heatmapMode",

@@ -25,6 +25,7 @@ import { chromium, type Browser, type Page } from "playwright-core";
 import {
   TINY_MODELS,
   buildRun,
+  displayOpName,
   mainDecodeGraph,
   readRawFile,
   traceFrame,
@@ -32,7 +33,7 @@ import {
   type OpRun,
   type Run,
 } from "@profinfer/exporter";
-import type { TraceFrame } from "@profinfer/contract";
+import { diffTensorKey, type TraceFrame } from "@profinfer/contract";
 import { benchModel, completion, profinfer, repoRoot, tinyModels } from "./support/targets.js";
 import { makeNodeGraphFrames } from "./support/frames.js";
 import { grafanaHosts, openPlugin, type GrafanaHost } from "./support/grafanaHost.js";
@@ -326,6 +327,101 @@ for (const host of grafanaHosts()) {
       };
       timings[`grafana-${host.line}/profdag-bench-x4-zoom-frame-ms`] = await zoomFrameMs(page);
       await page.screenshot({ path: shot("profdag-bench-x4") });
+      assert.deepEqual((page as Page & { errors: string[] }).errors, []);
+      await page.close();
+    });
+  });
+
+  describe(`ProfDAG comparing two real runs' traces in Chromium, in Grafana ${host.version} (React ${host.react})`, () => {
+    const shot = (name: string) => join(outDir, `grafana-${host.line}-${name}.png`);
+    test("tiny-llama (query A) against tiny-qwen2 (query B): both graphs, the nodes only one has outlined, the rest coloured by their change", async () => {
+      // arrange: each run's main decode graph as the trace of its own query
+      const [llama, qwen2] = [
+        await runOf("llama", tinyModel("llama"), 6),
+        await runOf("qwen2", tinyModel("qwen2"), 6),
+      ];
+      const graphs = [mainDecodeGraph(llama.run)!, mainDecodeGraph(qwen2.run)!];
+      const frames = [
+        { ...traceFrame(qwen2.run, { opGraphs: [graphs[1]!] }), refId: "B" },
+        { ...traceFrame(llama.run, { opGraphs: [graphs[0]!] }), refId: "A" },
+      ];
+      // each operator's key as profinfer diff keys tensors, and each key's time, from the trace model
+      const keyed = (graph: GraphRun) => {
+        const time = new Map<string, number>();
+        const keys = new Map<number, string>();
+        for (const op of graph.ops) {
+          const key = diffTensorKey(op.tensor.name, displayOpName(op.label), op.tensor.layer);
+          keys.set(op.nodeIndex, key);
+          time.set(key, (time.get(key) ?? 0) + op.durationNs);
+        }
+        return { keys, time, total: [...time.values()].reduce((a, b) => a + b, 0) };
+      };
+      const [a, b] = graphs.map(keyed) as [ReturnType<typeof keyed>, ReturnType<typeof keyed>];
+      const page = await harness(host);
+
+      // act
+      await renderPanel(
+        page,
+        frames,
+        { view: "dag", compare: true, compareBase: "A" },
+        { width: 1400, height: 800 },
+      );
+
+      // assert: each side draws its own graph's operators
+      for (const [role, graph, frame, own, other] of [
+        ["base", graphs[0]!, frames[1]!, a, b],
+        ["new", graphs[1]!, frames[0]!, b, a],
+      ] as const) {
+        const spans = nodeIndexBySpan(frame);
+        const drawn = await page.evaluate(
+          (role) =>
+            [
+              ...document.querySelectorAll(
+                `[data-testid=profdag-${role}] [data-testid=profdag-node]`,
+              ),
+            ].map(
+              (n) => [n.getAttribute("data-node-id")!, n.getAttribute("data-change")!] as const,
+            ),
+          role,
+        );
+        assert.deepEqual(
+          new Set(drawn.map(([id]) => spans.get(id))),
+          new Set(graph.ops.map((o) => o.nodeIndex)),
+          `${role}: its graph's operators`,
+        );
+        let judged = 0;
+        for (const [id, change] of drawn) {
+          const key = own.keys.get(spans.get(id)!)!;
+          const [mine, theirs] = [own.time.get(key)!, other.time.get(key)];
+          if (theirs === undefined) {
+            assert.equal(change, role === "new" ? "added" : "removed", `${role}: ${key}`);
+            continue;
+          }
+          // clear cases only: far beyond the 15% bound and 1% of the graph, or well within it
+          const [was, is] = role === "new" ? [theirs, mine] : [mine, theirs];
+          const big = Math.abs(is - was) >= 0.02 * Math.max(a.total, b.total);
+          if (big && is > was * 1.5) assert.equal(change, "slower", `${role}: ${key}`);
+          else if (big && is < was / 1.5) assert.equal(change, "faster", `${role}: ${key}`);
+          else if (Math.abs(is / was - 1) < 0.05) assert.equal(change, "same", `${role}: ${key}`);
+          else continue;
+          judged++;
+        }
+        assert.ok(judged > 0, `${role}: some nodes' change is clear-cut`);
+      }
+      // the structural difference is there: qwen2's bias adds only in B, llama's attn_out only in A
+      assert.ok((await page.locator("[data-testid=profdag-new] [data-change=added]").count()) > 0);
+      assert.ok(
+        (await page.locator("[data-testid=profdag-base] [data-change=removed]").count()) > 0,
+      );
+      assert.equal(await page.locator("[data-testid=profdag-change-legend]").count(), 2);
+      await page.screenshot({ path: shot("profdag-compare-llama-qwen2") });
+
+      // one trace only: the panel says a second query is needed
+      await renderPanel(page, [frames[1]!], { view: "dag", compare: true, compareBase: "A" });
+      await page.waitForFunction(() =>
+        document.body.textContent?.includes("Unable to render data"),
+      );
+      assert.match((await page.textContent("#root")) ?? "", /Comparing needs two traces/);
       assert.deepEqual((page as Page & { errors: string[] }).errors, []);
       await page.close();
     });

@@ -597,5 +597,27 @@ describe("a real Prometheus server scrapes a live profiled run", () => {
       same.stats.ops.some((o) => o.display.includes("+")),
       "a fused step was compared",
     );
+    // ... and so are its runs, each counted once, and the bytes its tensors' shapes say it moved
+    // (the kernel's reading of the shapes against the trace model's, work.ts)
+    const runs = await query(
+      'last_over_time(profinfer_op_runs_total{model="tiny-llama-metrics"}[10m])',
+    );
+    const bytes = await query(
+      'last_over_time(profinfer_op_bytes_total{model="tiny-llama-metrics"}[10m])',
+    );
+    for (const o of same.stats.ops) {
+      const label = `model=tiny-llama-metrics,op=${o.display}`;
+      assert.equal(runs.get(label), o.count, `${o.display} runs`);
+      const modelBytes = same.run.graphRuns
+        .flatMap((g) => g.ops)
+        .filter((op) => op.label === o.op)
+        .reduce((n, op) => n + (op.work?.bytes ?? 0), 0);
+      assert.ok(modelBytes > 0, `${o.display}: the model has its bytes`);
+      assert.equal(bytes.get(label), modelBytes, `${o.display} bytes`);
+    }
+    const bandwidth = await query(
+      'last_over_time(profinfer_machine_read_bandwidth_bytes_per_second{model="tiny-llama-metrics"}[10m])',
+    );
+    assert.equal(bandwidth.size, same.stats.machine!.bandwidth.points.length);
   });
 });

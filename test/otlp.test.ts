@@ -41,7 +41,11 @@ before(() => {
 const model = (arch: string) => models.find((m) => m.arch === arch)!.path;
 let runCounter = 0;
 
-/** profinfer record, asynchronously (the collector lives in this process), with a stderr hook. */
+/**
+ * profinfer record, asynchronously (the collector lives in this process), with a stderr hook.
+ * Without a CPU bound unless `args` sets one: the spans are compared with the sampling asked for,
+ * which the bound may lower on a busy machine.
+ */
 function recordAsync(
   args: string[],
   command: string[],
@@ -49,10 +53,15 @@ function recordAsync(
   env: Record<string, string> = {},
 ): { dir: string; done: Promise<Ran> } {
   const dir = join(scratch, `run-${++runCounter}`);
-  const child = spawn(cli, ["record", "--no-status", "--out", dir, ...args, "--", ...command], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ...env },
-  });
+  const bound = args.includes("--otlp-cpu") ? [] : ["--otlp-cpu", "0"];
+  const child = spawn(
+    cli,
+    ["record", "--no-status", "--out", dir, ...bound, ...args, "--", ...command],
+    {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ...env },
+    },
+  );
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -447,7 +456,12 @@ describe("attach to a running llama-server", () => {
     const server = llamaServer.process;
     try {
       const dir = join(scratch, "attach");
-      const tracer = await attach(server.pid!, dir, ["--otlp-endpoint", collector.url]);
+      const tracer = await attach(server.pid!, dir, [
+        "--otlp-endpoint",
+        collector.url,
+        "--otlp-cpu",
+        "0",
+      ]);
       const request = (i: number) => llamaServer.complete(String(i));
       const tokenSpans = () => collector.spans.filter((s) => s.name === C.SPAN_TOKEN);
       await request(1);
@@ -486,7 +500,12 @@ describe("attach to a running llama-server", () => {
     const server = llamaServer.process;
     try {
       const dir = join(scratch, "attach-slots");
-      const tracer = await attach(server.pid!, dir, ["--otlp-endpoint", collector.url]);
+      const tracer = await attach(server.pid!, dir, [
+        "--otlp-endpoint",
+        collector.url,
+        "--otlp-cpu",
+        "0",
+      ]);
       // 8 requests at once, 4 slots: the server batches up to 4 sequences per llama_decode call
       const answers = await Promise.all(
         Array.from({ length: 8 }, (_, i) => llamaServer.complete(`${i} ${"again ".repeat(i)}`, 16)),
@@ -565,6 +584,82 @@ describe("attach to a running llama-server", () => {
 function profinferAsync(args: string[]): Promise<Ran> {
   return profinfer(args);
 }
+
+describe("the live export within its CPU bound", () => {
+  test("past the bound fewer calls get operator spans, each llama_decode span says which sampling applied, and every span still arrives once across an outage", async () => {
+    const collector = await OtlpCollector.start();
+    let stopped = false;
+    let restarted: Promise<void> | null = null;
+    const { dir, done } = recordAsync(
+      [
+        "--otlp-endpoint",
+        collector.url,
+        "--otlp-op-sample",
+        "all",
+        // a bound no export can stay within: the sampling goes down at every window
+        "--otlp-cpu",
+        "0.001",
+        "--otlp-flush-timeout",
+        "60",
+      ],
+      completion(model("llama"), 400, ["-c", "1024"]),
+      (stderr) => {
+        // the collector comes back once the run is over and the spool holds what it missed
+        if (stopped && !restarted && /run folder/.test(stderr)) restarted = collector.restart();
+      },
+    );
+    try {
+      await waitFor("first spans", () => collector.spans.length > 0);
+      await collector.stop();
+      stopped = true;
+      const ran = await done;
+      assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+      assert.ok(restarted, "the collector came back");
+      assert.match(ran.stderr, /operator spans were sampled down to \S+ calls/);
+      const counts = exportCounts(ran.stderr);
+      assert.equal(counts.queued + counts.dropped, 0);
+      assert.ok(counts.resent > 0, "spans waited in the spool meanwhile");
+      const byId = assertExactlyOnce(collector.spans);
+      assert.equal(byId.size, counts.sent + counts.resent);
+      const run = runOf(dir);
+      // requests, steps, calls and graphs: every one, whatever the sampling
+      const withoutOps = buildRunSpans(run, { kind: "none" });
+      for (const s of withoutOps) assert.ok(byId.has(s.spanId), `${s.name} ${s.spanId} arrived`);
+      // each call says which sampling applied; its operators arrived exactly when that sampling took it
+      const opsOfCall = new Map<string, number>();
+      for (const s of collector.spans)
+        if (s.attributes[C.ATTR_OP] !== undefined)
+          opsOfCall.set(s.traceId, (opsOfCall.get(s.traceId) ?? 0) + 1);
+      const specs = new Set<string>();
+      for (const call of collector.spans.filter((s) => s.name === C.SPAN_TOKEN)) {
+        const spec = String(call.attributes[C.ATTR_TOKEN_OP_SAMPLING]?.value);
+        specs.add(spec);
+        const seq = intOf(call, C.ATTR_TOKEN_SEQ);
+        const phase = String(call.attributes[C.ATTR_TOKEN_PHASE]!.value);
+        const every = /^every:(\d+)$/.exec(spec);
+        const wanted =
+          spec === "all" ||
+          (every !== null && (seq % Number(every[1]) === 0 || phase !== "decode"));
+        assert.ok(spec === "none" || spec === "all" || every, `a sampling spec: ${spec}`);
+        assert.equal(
+          call.attributes[C.ATTR_TOKEN_OPS_EXPORTED]!.value,
+          wanted,
+          `call ${seq} (${spec})`,
+        );
+        const token = run.tokens.find((t) => t.seq === seq)!;
+        const ops = token.graphs.reduce(
+          (n, g) => n + (g.opsRecorded ? g.ops.filter((op) => op.startNs !== null).length : 0),
+          0,
+        );
+        assert.equal(opsOfCall.get(call.traceId) ?? 0, wanted ? ops : 0, `call ${seq}'s operators`);
+      }
+      assert.ok(specs.size > 1, `the sampling went down from all: ${[...specs].join(", ")}`);
+      assert.ok(!specs.has("all") || specs.size > 1);
+    } finally {
+      await collector.stop();
+    }
+  });
+});
 
 describe("nothing lost when the collector is away", () => {
   test("absent at start, up mid-run: every span arrives exactly once", async () => {

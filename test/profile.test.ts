@@ -114,25 +114,32 @@ describe("a run's profiles through go tool pprof", () => {
     }
   });
 
-  test("-traces lists every stack, root first the phase, with the thread as a label", () => {
-    const text = pprof(["-traces", "-unit=ns", join(run.dir, "profile.pb.gz")]);
+  test("-traces lists every stack once per thread, root first the phase, with the thread as a label", () => {
+    // the runs sample: a stack's operator runs (counted on the thread that ran the node first)
+    const text = pprof(["-traces", "-sample_index=runs", join(run.dir, "profile.pb.gz")]);
     const blocks = text.split(/^-+\+-+$/m).slice(1);
     const threads = new Set<string>();
-    let ops = 0;
+    const seen = new Set<string>();
+    let runs = 0;
     for (const block of blocks) {
       const lines = block.split("\n").filter((l) => l.trim());
       if (lines.length === 0) continue;
       const label = /^\s*thread:\s+(.+)$/.exec(lines[0]!);
       if (label) threads.add(label[1]!.trim());
-      const frames = lines
-        .filter((l) => !/^\s*\w+:\s/.test(l))
-        .map((l) => l.replace(/^\s*-?[\d.]+ns\s+/, "").trim());
+      const stackLines = lines.filter((l) => !/^\s*\w+:\s/.test(l));
+      const value = /^\s*(-?\d+)\s/.exec(stackLines[0]!);
+      assert.ok(value, stackLines[0]);
+      const frames = stackLines.map((l) => l.replace(/^\s*-?\d+\s+/, "").trim());
       assert.ok(["prefill", "decode", "mixed"].includes(frames.at(-1)!), frames.join(" < "));
-      if (frames.length === 4) ops++;
+      // samples are summed per stack and thread: each pair once
+      const key = `${label?.[1]} ${frames.join(" < ")}`;
+      assert.ok(!seen.has(key), `${key} twice`);
+      seen.add(key);
+      if (frames.length === 4) runs += Number(value[1]);
     }
     assert.ok(threads.has("main") && threads.has("worker 1"), [...threads].join(", "));
-    const threadRuns = run.stats.ops.reduce((n, op) => n + op.threadRuns, 0);
-    assert.equal(ops, threadRuns, "a stack per operator run and thread");
+    const opRuns = run.stats.ops.reduce((n, op) => n + op.count, 0);
+    assert.equal(runs, opRuns, "every operator run in one phase > layer > op > tensor stack");
   });
 
   test("the per-phase profiles sum to the whole run, and a phase's wall time is its calls' time", () => {

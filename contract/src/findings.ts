@@ -3,6 +3,7 @@
 // the summary, `profinfer findings`). Ids are stable: alerts, diffs and docs refer to them.
 
 export const FINDING_IDS = [
+  "decode.memory-bound",
   "threads.oversubscribed",
   "sched.interference",
   "profiler.cost",

@@ -4,8 +4,9 @@
 export * from "./spans.js";
 export * from "./metrics.js";
 export type * from "./stats.js";
-export type * from "./diff.js";
+export * from "./diff.js";
 export * from "./findings.js";
 export * from "./traceFrame.js";
 export * from "./report.js";
 export * from "./mainGraph.js";
+export * from "./machine.js";

@@ -15,20 +15,48 @@ export interface GraphCandidate {
 }
 
 /**
- * The index of the graph to show first, or -1: among the decode graphs with operators, those of
- * the description most of them share (the steady-state decode graph; the first such description
- * on a tie), the first complete one, else the first; without any, the first graph with operators.
+ * The rule fed one graph at a time, in order, keeping a few figures per description instead of
+ * every graph: what a run streamed chunk by chunk can afford. `T` is how the caller refers to a
+ * graph.
  */
+export class MainGraphChooser<T> {
+  private readonly groups = new Map<string, { count: number; first: T; firstComplete: T | null }>();
+  private firstWithOps: T | null = null;
+
+  add(graph: GraphCandidate, ref: T): void {
+    if (!graph.withOps) return;
+    this.firstWithOps ??= ref;
+    if (!graph.decode) return;
+    const group = this.groups.get(graph.description);
+    if (!group) {
+      this.groups.set(graph.description, {
+        count: 1,
+        first: ref,
+        firstComplete: graph.complete ? ref : null,
+      });
+      return;
+    }
+    group.count++;
+    if (graph.complete) group.firstComplete ??= ref;
+  }
+
+  /**
+   * The graph to show first, or null: among the decode graphs with operators, those of the
+   * description most of them share (the steady-state decode graph; the first such description on
+   * a tie), the first complete one, else the first; without any, the first graph with operators.
+   */
+  chosen(): T | null {
+    let largest: { count: number; first: T; firstComplete: T | null } | null = null;
+    for (const group of this.groups.values())
+      if (!largest || group.count > largest.count) largest = group;
+    if (!largest) return this.firstWithOps;
+    return largest.firstComplete ?? largest.first;
+  }
+}
+
+/** The index of the graph to show first (MainGraphChooser's rule), or -1. */
 export function mainGraphIndex(graphs: readonly GraphCandidate[]): number {
-  const groups = new Map<string, number[]>();
-  graphs.forEach((g, i) => {
-    if (!g.decode || !g.withOps) return;
-    const group = groups.get(g.description);
-    if (group) group.push(i);
-    else groups.set(g.description, [i]);
-  });
-  if (groups.size === 0) return graphs.findIndex((g) => g.withOps);
-  let largest: number[] = [];
-  for (const group of groups.values()) if (group.length > largest.length) largest = group;
-  return largest.find((i) => graphs[i]!.complete) ?? largest[0]!;
+  const chooser = new MainGraphChooser<number>();
+  graphs.forEach((g, i) => chooser.add(g, i));
+  return chooser.chosen() ?? -1;
 }

@@ -23,6 +23,15 @@ export const OP_SECONDS = "profinfer_op_seconds_total";
 export const BARRIER_WAIT = "profinfer_barrier_wait_seconds_total";
 export const OP_COUNTER = "profinfer_op_counter_total";
 /**
+ * Operator runs, each once, and the bytes they moved by their tensors' shapes (docs/findings.md
+ * "Bytes and operations"): rate(bytes) over the operators' wall time is their bandwidth, which
+ * the machine profile's gauge says how near the machine's peak is, with or without PMU counters.
+ */
+export const OP_RUNS = "profinfer_op_runs_total";
+export const OP_BYTES = "profinfer_op_bytes_total";
+/** The machine profile's read bandwidth (docs/findings.md "Machine profile"), by thread count. */
+export const MACHINE_READ_BANDWIDTH = "profinfer_machine_read_bandwidth_bytes_per_second";
+/**
  * The backend-stall figure's two sides inside operators, by operator type: issue slots (or cycles,
  * one slot per cycle) stalled on the back end, and all slots, as the run's formula computes them
  * from the events this CPU has (docs/metrics.md "Backend stalls"). rate() / rate() is the ratio.
@@ -38,8 +47,33 @@ export const SPANS_EXPORTED = "profinfer_spans_exported_total";
 export const SPANS_QUEUED = "profinfer_spans_queued";
 export const SPANS_DROPPED = "profinfer_spans_dropped_total";
 export const PROCESS_CPU = "profinfer_process_cpu_seconds_total";
+/**
+ * Per backend (label `backend`, the names llama.cpp gives them): splits handed to it, the time in
+ * their submission, the host's waits for it, the copies of the splits' inputs to it.
+ */
+export const BACKEND_SPLITS = "profinfer_backend_splits_total";
+export const BACKEND_SUBMIT_SECONDS = "profinfer_backend_submit_seconds_total";
+export const BACKEND_WAIT_SECONDS = "profinfer_backend_wait_seconds_total";
+export const BACKEND_COPIES = "profinfer_backend_copies_total";
+export const BACKEND_COPY_BYTES = "profinfer_backend_copy_bytes_total";
+export const BACKEND_COPY_SECONDS = "profinfer_backend_copy_seconds_total";
 /** which counters are recorded, and whether each is a real hardware count */
 export const COUNTER_INFO = "profinfer_counter_info";
+
+/**
+ * The host agent (`profinfer agent`, docs/agent.md). One series per followed process maps its
+ * instance identity (LABEL_SERVICE_NAME, LABEL_SERVICE_INSTANCE_ID, which every series of the
+ * process carries) to its pid, program, model and container: the pid is on this series only.
+ */
+export const PROCESS_INFO = "profinfer_process_info";
+/** the agent's own figures: processes followed, library files probed, what it saw and refused */
+export const AGENT_PROCESSES = "profinfer_agent_processes";
+export const AGENT_PROBE_SETS = "profinfer_agent_probe_sets";
+export const AGENT_PROCESS_EVENTS = "profinfer_agent_process_events_total";
+export const AGENT_ATTACH_FAILURES = "profinfer_agent_attach_failures_total";
+export const AGENT_RESIDENT_MEMORY = "profinfer_agent_resident_memory_bytes";
+export const AGENT_WINDOWS = "profinfer_agent_windows_total";
+export const AGENT_WINDOW_BYTES = "profinfer_agent_window_bytes";
 
 /** Histograms: the series Prometheus stores for each (`_bucket`, `_sum`, `_count`). */
 export const HISTOGRAMS = [
@@ -70,6 +104,9 @@ export const METRIC_FAMILIES = [
   OP_SECONDS,
   BARRIER_WAIT,
   OP_COUNTER,
+  OP_RUNS,
+  OP_BYTES,
+  MACHINE_READ_BANDWIDTH,
   OP_BACKEND_STALL_SLOTS,
   OP_BACKEND_SLOTS,
   LAYER_OP_SECONDS,
@@ -82,6 +119,20 @@ export const METRIC_FAMILIES = [
   SPANS_DROPPED,
   PROCESS_CPU,
   COUNTER_INFO,
+  PROCESS_INFO,
+  AGENT_PROCESSES,
+  AGENT_PROBE_SETS,
+  AGENT_PROCESS_EVENTS,
+  AGENT_ATTACH_FAILURES,
+  AGENT_RESIDENT_MEMORY,
+  AGENT_WINDOWS,
+  AGENT_WINDOW_BYTES,
+  BACKEND_SPLITS,
+  BACKEND_SUBMIT_SECONDS,
+  BACKEND_WAIT_SECONDS,
+  BACKEND_COPIES,
+  BACKEND_COPY_BYTES,
+  BACKEND_COPY_SECONDS,
 ] as const;
 
 /** The only labels profinfer's metrics carry (never thread, token or request ids). */
@@ -94,9 +145,33 @@ export const LABEL_PHASE = "phase";
 export const LABEL_REASON = "reason";
 export const LABEL_HARDWARE = "hardware";
 export const LABEL_OUTCOME = "outcome";
+/** profinfer_machine_read_bandwidth_bytes_per_second: the threads reading (a count, not an id) */
+export const LABEL_THREADS = "threads";
+/** the backend a split was handed to, as llama.cpp names it ("CPU", "BLAS", "Vulkan0") */
+export const LABEL_BACKEND = "backend";
 /** profinfer_counter_info: the derived figure a counter feeds (FEEDS), and that figure's formula */
 export const LABEL_FEEDS = "feeds";
 export const LABEL_FORMULA = "formula";
+
+/**
+ * The host agent's labels of a process: the program's file name, and its OpenTelemetry
+ * service.name and service.instance.id (the spans of its windows carry the same on their resource).
+ */
+export const LABEL_EXECUTABLE = "executable";
+export const LABEL_SERVICE_NAME = "service_name";
+export const LABEL_SERVICE_INSTANCE_ID = "service_instance_id";
+/** profinfer_process_info only: what identifies the process behind an instance now */
+export const LABEL_PID = "pid";
+export const LABEL_COMMAND = "command";
+export const LABEL_CONTAINER_ID = "container_id";
+export const LABEL_POD = "pod";
+export const LABEL_NAMESPACE = "namespace";
+/** profinfer_agent_process_events_total: the kernel's word that a process did something */
+export const LABEL_KIND = "kind";
+export const PROCESS_EVENT_KINDS = ["exec", "exit", "library"] as const;
+/** profinfer_agent_windows_total: what started a window */
+export const LABEL_TRIGGER = "trigger";
+export const WINDOW_TRIGGERS = ["schedule", "tpot", "ttft"] as const;
 
 /** The `feeds` label of the counters that feed the backend-stall figure. */
 export const FEEDS_BACKEND_STALL = "backend_stall";
@@ -145,17 +220,22 @@ export const RULE_GENERATED_TOKENS_PER_SECOND = "profinfer:generated_tokens_per_
 export const RULE_BACKEND_STALL_RATIO = "profinfer:op_backend_stall_ratio:rate5m";
 export const RULE_IPC = "profinfer:op_ipc:rate5m";
 export const RULE_TIME_SHARE = "profinfer:op_time_share:rate5m";
+export const RULE_OP_BANDWIDTH = "profinfer:op_bandwidth_bytes_per_second:rate5m";
+export const RULE_OP_BANDWIDTH_SHARE = "profinfer:op_bandwidth_share:rate5m";
 export const RECORDING_RULES = [
   RULE_BACKEND_STALL_RATIO,
   RULE_IPC,
   RULE_TOKENS_PER_SECOND,
   RULE_GENERATED_TOKENS_PER_SECOND,
   RULE_TIME_SHARE,
+  RULE_OP_BANDWIDTH,
+  RULE_OP_BANDWIDTH_SHARE,
 ] as const;
 
 /** The alerts of provisioning/prometheus/rules/. */
 export const ALERTS = [
   "ProfinferDecodeMemoryBound",
+  "ProfinferOperatorsAtMemoryBandwidth",
   "ProfinferTimePerOutputTokenRegressed",
   "ProfinferTimeToFirstTokenRegressed",
   "ProfinferDroppingEvents",

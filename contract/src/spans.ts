@@ -91,6 +91,11 @@ export const ATTR_TOKEN_RET = "profinfer.token.ret";
 export const ATTR_TOKEN_REQUESTS = "profinfer.token.requests";
 /** operator spans were exported for this call (bool) */
 export const ATTR_TOKEN_OPS_EXPORTED = "profinfer.token.ops_exported";
+/**
+ * the operator-span sampling that applied to this call (string, --otlp-op-sample's spec): the
+ * one asked for, or a lower one the live export took to stay within its CPU bound
+ */
+export const ATTR_TOKEN_OP_SAMPLING = "profinfer.token.op_sampling";
 /** both begin and end of the call were recorded (bool) */
 export const ATTR_TOKEN_COMPLETE = "profinfer.token.complete";
 /** the thread that called llama_decode (int) */
@@ -114,6 +119,23 @@ export const ATTR_GRAPH_OPS = "profinfer.graph.ops";
 export const ATTR_GRAPH_COMPLETE = "profinfer.graph.complete";
 /** why it is not complete (string array) */
 export const ATTR_GRAPH_PROBLEMS = "profinfer.graph.problems";
+
+// --- a split's graph span (ggml.graph.fn "split"): one run of nodes handed to one backend
+/** its position among its scheduler graph's splits (int) */
+export const ATTR_SPLIT_INDEX = "ggml.split.index";
+/** its first node's index in the scheduler graph, -1 unknown (int) */
+export const ATTR_SPLIT_FIRST_NODE = "ggml.split.first_node";
+/** how the host saw it complete: returned, synchronized, unobserved (string) */
+export const ATTR_SPLIT_COMPLETION = "profinfer.split.completion";
+/** from its submission to when the host saw it complete, ns (int) */
+export const ATTR_SPLIT_COMPLETE_NS = "profinfer.split.complete_ns";
+/** its inputs copied to its backend before it, and their bytes (int) */
+export const ATTR_SPLIT_COPIES = "profinfer.split.copies";
+export const ATTR_SPLIT_COPY_BYTES = "profinfer.split.copy_bytes";
+/** what profinfer measured of its backend beyond graph level (string) */
+export const ATTR_BACKEND_MEASURED = "profinfer.backend.measured";
+/** what could not be seen of its backend (string array) */
+export const ATTR_BACKEND_NOT_SEEN = "profinfer.backend.not_seen";
 
 // --- operator span
 export const ATTR_OP = "ggml.op";
@@ -145,6 +167,18 @@ export const ATTR_PREEMPTED_NS = "ggml.preempted_ns";
 /** prefix of counter deltas: ggml.counter.<event> (double, sum over threads) */
 export const ATTR_COUNTER_PREFIX = "ggml.counter.";
 export const ATTR_IPC = "ggml.ipc";
+/** bytes the op read from its sources and wrote to its destination, from their shapes (int) */
+export const ATTR_OP_BYTES = "ggml.op.bytes";
+/** its arithmetic operations, a multiply-add counting 2 (int) */
+export const ATTR_OP_OPERATIONS = "ggml.op.operations";
+/**
+ * its bytes per second and operations per second as shares of the machine profile's read
+ * bandwidth and arithmetic peak for its threads (double), and its roofline class (string:
+ * memory, compute, sync, overhead, latency; docs/findings.md "Roofline")
+ */
+export const ATTR_ROOFLINE_BANDWIDTH_SHARE = "profinfer.roofline.bandwidth_share";
+export const ATTR_ROOFLINE_COMPUTE_SHARE = "profinfer.roofline.compute_share";
+export const ATTR_ROOFLINE_CLASS = "profinfer.roofline.class";
 export const ATTR_BACKEND_STALL_RATIO = "ggml.backend_stall_ratio";
 
 // --- thread span event (one per worker thread of an operator)
@@ -166,6 +200,14 @@ export const ATTR_CPU_ID = "cpu.id";
 
 // --- resource (semantic-conventions names where they exist)
 export const RES_SERVICE_NAME = ATTR_SERVICE_NAME;
+/** the host agent's identity of a process, as the metrics' service_instance_id label has it */
+export const RES_SERVICE_INSTANCE_ID = "service.instance.id";
+export const RES_CONTAINER_ID = "container.id";
+export const RES_K8S_POD_NAME = "k8s.pod.name";
+export const RES_K8S_POD_UID = "k8s.pod.uid";
+export const RES_K8S_NAMESPACE_NAME = "k8s.namespace.name";
+/** a sampled window of the host agent: what started it (WINDOW_TRIGGERS) */
+export const RES_WINDOW_TRIGGER = "profinfer.window.trigger";
 export const RES_HOST_NAME = "host.name";
 export const RES_HOST_ARCH = "host.arch";
 export const RES_HOST_CPU_MODEL_NAME = "host.cpu.model.name";

@@ -4,6 +4,7 @@
 
 /** Events lost while recording: per-reason counts (DROP_REASONS) and their sum. */
 import type { Finding } from "./findings.js";
+import type { MachineProfile } from "./machine.js";
 
 export interface Drops {
   counts: Record<string, number>;
@@ -38,6 +39,43 @@ export interface DerivedFigures {
   memoryBandwidth?: number;
   /** task-clock over the summed thread time: the share of the interval the threads were on CPU */
   onCpuRatio?: number;
+}
+
+/**
+ * Where operators sit on the roofline (docs/findings.md "Roofline"): near the machine's read
+ * bandwidth (memory) or arithmetic peak (compute), or near neither, because threads wait at the
+ * barrier (sync), the runs are too short for either to matter (overhead), or something else holds
+ * them back (latency: dependent loads, scalar code).
+ */
+export type RooflineClass = "memory" | "compute" | "sync" | "overhead" | "latency";
+
+/** An operator's bytes, operations and their rates over a set of its runs. */
+export interface RooflineFigures {
+  /** runs it is over, and their summed duration */
+  runs: number;
+  totalMs: number;
+  /** per run, mean: bytes read and written, arithmetic operations */
+  bytes: number;
+  ops: number;
+  /** operations per byte */
+  intensity: number;
+  /** over the runs' summed duration: bytes per second, operations per second */
+  bandwidth: number;
+  rate: number;
+  /** the arithmetic peak it is measured against: int8 dot products, f32 */
+  computeKind: "int8" | "f32";
+  /**
+   * the share of the machine profile's read bandwidth and arithmetic peak for the threads each
+   * run ran on (above 1: served from caches); null without a machine profile
+   */
+  bandwidthShare: number | null;
+  computeShare: number | null;
+  /** barrier wait after it over its threads' time in it and that wait */
+  barrierShare: number;
+  /** null without a machine profile */
+  class: RooflineClass | null;
+  /** some bytes rest on an assumption (MUL_MAT_ID without its routing's ids) */
+  estimated: boolean;
 }
 
 /** A latency over requests, ms: nearest-rank percentiles. */
@@ -140,6 +178,8 @@ export interface OpTypeStat {
   /** counter deltas summed over threads and runs (runs that recorded counters) */
   counters?: Record<string, number>;
   derived?: DerivedFigures;
+  /** per phase of the calls its runs were in; absent when the run lacks ggml's type sizes */
+  roofline?: Partial<Record<Phase, RooflineFigures>>;
 }
 
 export interface LayerStat {
@@ -161,6 +201,8 @@ export interface TensorStat {
   totalMs: number;
   counters?: Record<string, number>;
   derived?: DerivedFigures;
+  /** over the same calls as meanMs; absent when the run lacks ggml's type sizes */
+  roofline?: RooflineFigures;
 }
 
 export interface ThreadStat {
@@ -192,6 +234,33 @@ export interface ExpertLayerStat {
   counts: Record<string, number>;
 }
 
+/** One backend a run computed on: its splits and the host's view of them (ABI 5 runs). */
+export interface BackendStat {
+  /** as llama.cpp names it ("CPU", "BLAS", "Vulkan0") */
+  name: string;
+  /** its implementation (the registry's name); null when profinfer could not tell */
+  registry: string | null;
+  /** where the name came from: registry, copies, cpu, none */
+  namedBy: string;
+  splits: number;
+  /** time in the splits' submissions (ggml_backend_graph_compute_async) */
+  submitMs: number;
+  /** from each split's submission to when the host saw it complete, summed */
+  completeMs: number;
+  /** the host's waits for it while a split was pending */
+  waitMs: number;
+  /** inputs copied to it before its splits */
+  copies: number;
+  copyBytes: number;
+  copyMs: number;
+  /** its splits' operator runs (measured on the host: CPU, BLAS) */
+  ops: number;
+  /** what was measured beyond graph level; null: graph level only */
+  measured: string | null;
+  /** what could not be seen */
+  notSeen: string[];
+}
+
 export interface ProfStats {
   format: "profinfer-stats";
   version: 1;
@@ -204,6 +273,8 @@ export interface ProfStats {
     durationMs: number;
     truncated: boolean;
   };
+  /** the host's machine profile the roofline measures against; null when the run has none */
+  machine: MachineProfile | null;
   /** the counters recorded; `hardware` false: a software event, not a hardware count */
   counters: { name: string; hardware: boolean; scaled: boolean }[] | null;
   /** where backendStallRatio comes from: the formula and the counters that fed it; null: none */
@@ -229,6 +300,8 @@ export interface ProfStats {
     tpotMs: number | null;
   };
   requests: RequestsStat;
+  /** the backends the splits were handed to, in order of first use (empty before ABI 5) */
+  backends: BackendStat[];
   graphs: {
     runs: number;
     withOps: number;

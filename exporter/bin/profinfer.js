@@ -1,9 +1,9 @@
-#!/usr/bin/env -S node --no-memory-reducer
+#!/usr/bin/env -S node --no-memory-reducer --expose-gc
 // SPDX-License-Identifier: Apache-2.0
 // The `profinfer` command that npm links into node_modules/.bin. It is kept in git, apart from the
 // built CLI, because npm links a package's bin when it installs the package, before the build
 // exists: a bin pointing into dist/ would be skipped on a fresh clone, and `npx profinfer` would
-// find nothing. The flag on the first line is the built CLI's own (see src/cli.ts).
+// find nothing. The flags on the first line are the built CLI's own (see src/cli.ts).
 try {
   await import("../dist/cli.js");
 } catch (error) {

@@ -43,32 +43,60 @@ export { readRawFile, RawFileReader, RawFileWriter, type RawRecording } from "./
 export type { RunHeader, RecordLevel } from "./trace/header.js";
 export type { NoteRecord, RunNote } from "./trace/notes.js";
 export { buildRun } from "./trace/buildRun.js";
+export { scanRunFacts, type RunFacts } from "./trace/runFacts.js";
+export {
+  RunStream,
+  chunkOfRun,
+  streamRunFile,
+  totalsOfRun,
+  type RunChunk,
+  type RunTotals,
+} from "./trace/runStream.js";
 export type { Run, Token, GraphRun, OpRun } from "./trace/types.js";
-export { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT } from "./trace/dag.js";
+export { EMPTY_OPS, TENSOR_FLAG_COMPUTE, TENSOR_FLAG_INPUT, displayOpName } from "./trace/dag.js";
 export { toWallClockNs } from "./trace/clock.js";
+export { attachWork, typeSizesOf } from "./trace/work.js";
 
 // outputs
 export { REQUEST_IDLE_NS } from "./trace/requests.js";
 export { buildRunSpans, type SpanLinkRecord, type SpanRecord } from "./sinks/otel/spans.js";
 export { SpanExport, EXPORT_DEFAULTS, checkEndpoint } from "./sinks/otel/exporter.js";
+export { OtlpSpanEncoder, encodeRunSpans, type EncodedBatch } from "./sinks/otel/otlpEncoder.js";
 export { toReadableSpans } from "./sinks/otel/readable.js";
 export { resourceAttributes } from "./sinks/otel/resource.js";
 export { mainDecodeGraph, traceFrame, traceFrameOf } from "./sinks/traceFrame.js";
 export { reportBundle } from "./sinks/report.js";
+export { StatsAccumulator, computeStats, renderStatsJson } from "./sinks/stats.js";
+export { FindingsAccumulator, computeFindings } from "./sinks/findings.js";
+
+// the machine profile
+export { measureMachine, machineProfile } from "./host/machineProfile.js";
 
 // set-up, models
 export {
   SetupMissingError,
   cacheRoot,
+  backendsBinary,
   llamaBinary,
   manifestPath,
   modelsDir,
+  otherBuilds,
   readManifest,
   requireManifest,
+  pythonToolBinary,
   stackBinary,
   type CacheManifest,
+  type LlamaCppBuild,
+  type LlamaCppPythonBuild,
+  type OtherBuilds,
   type StackComponent,
 } from "./setup/cache.js";
 export { BENCH_MODEL, BENCH_MODEL_Q8_0, TINY_MODELS, ensureModels } from "./models/zoo.js";
 export { ggmlTypeName, tensorByteSize } from "./gguf/format.js";
 export { readGguf } from "./gguf/reader.js";
+export {
+  agentConfig,
+  readConfigFile as readAgentConfigFile,
+  type AgentConfig,
+  type AgentSettings,
+} from "./agent/config.js";

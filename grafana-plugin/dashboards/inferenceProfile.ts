@@ -32,6 +32,7 @@ import {
   RULE_GENERATED_TOKENS_PER_SECOND,
   RULE_IPC,
   RULE_TIME_SHARE,
+  RULE_OP_BANDWIDTH_SHARE,
   RULE_TOKENS_PER_SECOND,
   SPANS_DROPPED,
   TIME_PER_OUTPUT_TOKEN,
@@ -292,6 +293,14 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
     )
     .withPanel(
       series(
+        "Memory bandwidth share by operator",
+        "percentunit",
+        [promQuery(`avg by (op) (${RULE_OP_BANDWIDTH_SHARE}{${MODEL}})`, "{{op}}")],
+        "Bytes each operator type moves per second of its own time (from its tensors' shapes), as a share of the most this host's memory reached in its machine profile: near 1, memory-bound, on any CPU (no PMU counter needed). The decode.memory-bound finding of a run says the same per run",
+      ),
+    )
+    .withPanel(
+      series(
         "Barrier wait by operator",
         "s",
         [promQuery(`sum by (op) (rate(${BARRIER_WAIT}{${MODEL}}[$__rate_interval]))`, "{{op}}")],
@@ -344,7 +353,7 @@ export function inferenceProfileDashboard(): dashboard.Dashboard {
           stateFilter: { firing: true, pending: true, noData: false, normal: true, error: true },
         })
         .height(8)
-        .span(24),
+        .span(16),
     )
     .withRow(new dashboard.RowBuilder("Mixture of experts"))
     .withPanel(

@@ -8,9 +8,11 @@ import { ProfinferPanel } from "./components/ProfinferPanel.js";
 import { defaultOptions, type Options } from "./types.js";
 
 const DAG = ["ProfDAG"];
+const COMPARE = ["ProfDAG: compare two traces"];
 const HEATMAP = ["Expert heatmap"];
 const isDag = (o: Options) => o.view === "dag";
 const isHeatmap = (o: Options) => o.view === "heatmap";
+const isComparing = (o: Options) => isDag(o) && o.compare;
 const choices = <T extends string>(values: readonly T[]) =>
   values.map((value) => ({ value, label: value }));
 
@@ -93,6 +95,34 @@ export const plugin = new PanelPlugin<Options>(ProfinferPanel).setPanelOptions((
         ],
       },
       showIf: isDag,
+    })
+    .addBooleanSwitch({
+      path: "compare",
+      name: "Compare two traces",
+      description:
+        "Two queries, each one trace (one llama_decode call): both DAGs side by side, nodes coloured by change (red slower, blue faster, grey the same, outlined: only in one)",
+      category: COMPARE,
+      defaultValue: defaultOptions.compare,
+      showIf: isDag,
+    })
+    .addTextInput({
+      path: "compareBase",
+      name: "Base query",
+      description:
+        "The refId of the query that holds the base trace; the other trace is the new one",
+      category: COMPARE,
+      defaultValue: defaultOptions.compareBase,
+      showIf: isComparing,
+    })
+    .addNumberInput({
+      path: "compareMinChange",
+      name: "Change that counts (%)",
+      description:
+        "One call a side holds no noise estimate: a tensor slower or faster by less than this (or by less than 1% of the graph) is the same. profinfer diff judges runs against their noise.",
+      category: COMPARE,
+      defaultValue: defaultOptions.compareMinChange,
+      settings: { min: 0 },
+      showIf: isComparing,
     })
     .addRadio({
       path: "heatmapSource",

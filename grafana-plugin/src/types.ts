@@ -3,6 +3,7 @@
 import type { HeatmapMode } from "./data/heatmap.js";
 import type { Aggregate } from "./data/fold.js";
 import type { ScaleType, SchemeName } from "./data/colorScale.js";
+import { DIFF_DEFAULTS } from "@profinfer/contract";
 
 export type View = "dag" | "heatmap";
 export type HeatmapSource = "auto" | "prometheus" | "trace";
@@ -18,6 +19,14 @@ export interface DagOptions {
   rankdir: RankDir;
 }
 
+/** ProfDAG comparing two traces (two queries): the base query's refId, the change that counts */
+export interface CompareOptions {
+  compare: boolean;
+  compareBase: string;
+  /** percent: a node's change beyond ± this is slower or faster */
+  compareMinChange: number;
+}
+
 export interface HeatmapOptions {
   heatmapSource: HeatmapSource;
   heatmapMode: HeatmapMode;
@@ -27,7 +36,7 @@ export interface HeatmapOptions {
   heatmapScheme: SchemeName;
 }
 
-export interface Options extends DagOptions, HeatmapOptions {
+export interface Options extends DagOptions, CompareOptions, HeatmapOptions {
   view: View;
 }
 
@@ -40,6 +49,9 @@ export const defaultOptions: Options = {
   foldAggregate: "mean",
   criticalPath: true,
   rankdir: "TB",
+  compare: false,
+  compareBase: "A",
+  compareMinChange: DIFF_DEFAULTS.minRelative * 100,
   heatmapSource: "auto",
   heatmapMode: "layers",
   heatmapLayer: -1,

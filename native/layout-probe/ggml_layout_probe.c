@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 /*
  * ggml-layout-probe: resolve, for one exact ggml build, the struct offsets and enum tables that the
- * eBPF tracer needs, by observation through the library's exported API only.
+ * eBPF tracer needs, by observation through the library's API only.
  *
  *   ggml-layout-probe /path/to/libggml-base.so [/path/to/libggml-cpu.so]
+ *   ggml-layout-probe /path/to/llama-executable /path/to/llama-executable
+ *
+ * The second form is a build with ggml linked into the executable (BUILD_SHARED_LIBS=OFF): its
+ * API is found in its symbol table and called in a loaded copy (executable.c).
  *
  * Prints one JSON object on stdout. Every offset is found by building tensors and graphs with
  * distinctive values and scanning their raw bytes, then cross-checked; nothing is taken from a
@@ -27,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "executable.h"
 
 #define PI_EXIT_LOAD 1
 #define PI_EXIT_SYMBOL 2
@@ -99,6 +105,8 @@ struct pi_api {
     pi_name_fn unary_op_name;
     pi_name_fn glu_op_name;
     pi_name_fn type_name;
+    size_t (*type_size)(int type);
+    int64_t (*blck_size)(int type);
     pi_abort_callback (*set_abort_callback)(pi_abort_callback callback);
     const char *(*version)(void);
     const char *(*commit)(void);
@@ -208,13 +216,35 @@ static _Noreturn void fail(int status, const char *fmt, ...)
     exit(status);
 }
 
-static _Noreturn void fail_missing_symbols(const char *library, const char *missing, const char *first)
+/* A loaded ggml: a shared library as it is, or a PIE with ggml linked in (executable.c). */
+struct pi_module {
+    const char *path;
+    void *handle;
+    /* an executable's functions are found in its .symtab, at this load bias */
+    bool executable;
+    uintptr_t bias;
+};
+
+static _Noreturn void fail_missing_symbols(const struct pi_module *module, bool has_symtab, const char *missing,
+                                           const char *first)
 {
     char msg[2048];
-    snprintf(msg, sizeof msg,
-             "%s does not export %s: it is not a ggml library, or a ggml too old for this probe; "
-             "pass the libggml-base.so (or libggml-cpu*.so) the target process maps",
-             library, missing);
+    if (module->executable && !has_symtab) {
+        snprintf(msg, sizeof msg,
+                 "%s has no symbol table (it was stripped), where ggml's functions are found in an "
+                 "executable; keep it (strip --strip-debug does) or use a build that is not stripped",
+                 module->path);
+    } else if (module->executable) {
+        snprintf(msg, sizeof msg,
+                 "the symbol table of %s does not define %s: symbols were removed from it, or it is "
+                 "not a llama.cpp executable with ggml linked in",
+                 module->path, missing);
+    } else {
+        snprintf(msg, sizeof msg,
+                 "%s does not export %s: it is not a ggml library, or a ggml too old for this probe; "
+                 "pass the libggml-base.so (or libggml-cpu*.so) the target process maps",
+                 module->path, missing);
+    }
     fputs("{\"error\":", stdout);
     json_string(stdout, msg);
     fputs(",\"missingSymbol\":", stdout);
@@ -224,13 +254,26 @@ static _Noreturn void fail_missing_symbols(const char *library, const char *miss
     exit(PI_EXIT_SYMBOL);
 }
 
+#define PI_MAX_SYMBOLS 64
+
 /* Resolve every symbol first so one run names all that are missing. */
-static void resolve_symbols(void *handle, const char *library, const struct pi_symbol *symbols, size_t n)
+static void resolve_symbols(const struct pi_module *module, const struct pi_symbol *symbols, size_t n)
 {
+    const char *names[PI_MAX_SYMBOLS];
+    uintptr_t values[PI_MAX_SYMBOLS] = { 0 };
+    if (n > PI_MAX_SYMBOLS) {
+        fail(PI_EXIT_SYMBOL, "%zu symbols asked for at once, at most %d", n, PI_MAX_SYMBOLS);
+    }
+    for (size_t i = 0; i < n; i++) {
+        names[i] = symbols[i].name;
+    }
+    /* an executable exports nothing of ggml; dlsym would find a dependency's symbol of that name */
+    bool has_symtab = module->executable && pi_symtab_functions(module->path, names, n, values) >= 0;
     char missing[1024] = "";
     const char *first = NULL;
     for (size_t i = 0; i < n; i++) {
-        *symbols[i].slot = dlsym(handle, symbols[i].name);
+        *symbols[i].slot = module->executable ? (values[i] ? (void *)(module->bias + values[i]) : NULL)
+                                              : dlsym(module->handle, symbols[i].name);
         if (*symbols[i].slot == NULL && symbols[i].required) {
             if (first == NULL) {
                 first = symbols[i].name;
@@ -241,7 +284,7 @@ static void resolve_symbols(void *handle, const char *library, const struct pi_s
         }
     }
     if (first != NULL) {
-        fail_missing_symbols(library, missing, first);
+        fail_missing_symbols(module, has_symtab, missing, first);
     }
 }
 
@@ -418,15 +461,24 @@ static void on_ggml_abort(const char *message)
     }
 }
 
-/* Run fn(arg) with faults and GGML_ASSERTs turned into a false return, and stderr silenced. */
+/*
+ * Run fn(arg) with faults and GGML_ASSERTs turned into a false return, and stdout and stderr
+ * silenced: releases before GGML_NO_BACKTRACE print a failed assertion's backtrace from a forked
+ * debugger, on stdout, which carries this probe's answer.
+ */
 static bool guarded_call(void (*fn)(void *), void *arg)
 {
     volatile bool ok = false;
     fflush(stderr);
+    fflush(stdout);
     int saved_stderr = dup(STDERR_FILENO);
+    int saved_stdout = dup(STDOUT_FILENO);
     int devnull = open("/dev/null", O_WRONLY);
     if (saved_stderr >= 0 && devnull >= 0) {
         dup2(devnull, STDERR_FILENO);
+    }
+    if (saved_stdout >= 0 && devnull >= 0) {
+        dup2(devnull, STDOUT_FILENO);
     }
     g_fault_armed = 1;
     if (sigsetjmp(g_fault_jmp, 1) == 0) {
@@ -437,8 +489,14 @@ static bool guarded_call(void (*fn)(void *), void *arg)
     if (saved_stderr >= 0 && devnull >= 0) {
         dup2(saved_stderr, STDERR_FILENO);
     }
+    if (saved_stdout >= 0 && devnull >= 0) {
+        dup2(saved_stdout, STDOUT_FILENO);
+    }
     if (saved_stderr >= 0) {
         close(saved_stderr);
+    }
+    if (saved_stdout >= 0) {
+        close(saved_stdout);
     }
     if (devnull >= 0) {
         close(devnull);
@@ -979,6 +1037,28 @@ static void print_table(const char *key, const struct pi_table *t, bool with_com
     printf("]%s", with_comma ? "," : "");
 }
 
+/*
+ * Bytes per block and elements per block of each type (ggml_type_size, ggml_blck_size), for the
+ * bytes an operator moves; null when the build does not export them. Removed types give 0.
+ */
+static void print_type_sizes(const struct pi_api *api, const struct pi_table *types)
+{
+    const char *keys[] = { "typeSizes", "blockSizes" };
+    for (int k = 0; k < 2; k++) {
+        printf("\"%s\":", keys[k]);
+        if (api->type_size == NULL || api->blck_size == NULL) {
+            fputs("null,", stdout);
+            continue;
+        }
+        putchar('[');
+        for (size_t i = 0; i < types->n; i++) {
+            long long v = k == 0 ? (long long)api->type_size((int)i) : (long long)api->blck_size((int)i);
+            printf("%s%lld", i ? "," : "", v);
+        }
+        fputs("],", stdout);
+    }
+}
+
 static void print_optional_string(const char *key, const char *(*fn)(void))
 {
     printf("\"%s\":", key);
@@ -991,14 +1071,45 @@ static void print_optional_string(const char *key, const char *(*fn)(void))
     putchar(',');
 }
 
-static void *open_library(const char *path)
+/*
+ * Loads `path` once (the base and CPU arguments name one file for a static build): a shared
+ * library by dlopen, a position-independent executable through a copy (executable.c).
+ */
+static const struct pi_module *open_module(const char *path)
 {
-    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (handle == NULL) {
-        const char *why = dlerror();
-        fail(PI_EXIT_LOAD, "cannot load %s: %s", path, why != NULL ? why : "unknown dlopen error");
+    static struct pi_module modules[2];
+    static size_t n_modules;
+    for (size_t i = 0; i < n_modules; i++) {
+        if (strcmp(modules[i].path, path) == 0) {
+            return &modules[i];
+        }
     }
-    return handle;
+    struct pi_module *m = &modules[n_modules++];
+    m->path = path;
+    m->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (m->handle != NULL) {
+        return m;
+    }
+    const char *error = dlerror();
+    char why[1024];
+    snprintf(why, sizeof why, "%s", error != NULL ? error : "unknown dlopen error");
+    switch (pi_file_kind(path)) {
+    case PI_FILE_PIE:
+        m->handle = pi_load_executable(path, &m->bias, why, sizeof why);
+        m->executable = true;
+        break;
+    case PI_FILE_FIXED_EXECUTABLE:
+        fail(PI_EXIT_LOAD,
+             "cannot load %s: it is an executable linked at fixed addresses (not position-independent), "
+             "which cannot be loaded beside the probe",
+             path);
+    default:
+        break;
+    }
+    if (m->handle == NULL) {
+        fail(PI_EXIT_LOAD, "cannot load %s: %s", path, why);
+    }
+    return m;
 }
 
 static struct pi_table g_ops, g_unary, g_glu, g_types;
@@ -1036,10 +1147,12 @@ int main(int argc, char **argv)
 
     /* ggml_abort would otherwise fork a debugger for a backtrace before we report the abort. */
     setenv("GGML_NO_BACKTRACE", "1", 0);
+    /* older releases ignore it and fork gdb from PATH: a probe has nothing else to run */
+    setenv("PATH", "", 1);
     install_fault_handlers();
 
     g_stage = "dlopen";
-    void *base = open_library(base_path);
+    const struct pi_module *base = open_module(base_path);
     struct pi_api api = { 0 };
     const struct pi_symbol symbols[] = {
         { "ggml_init", (void **)&api.init, true },
@@ -1069,22 +1182,24 @@ int main(int argc, char **argv)
         { "ggml_unary_op_name", (void **)&api.unary_op_name, true },
         { "ggml_glu_op_name", (void **)&api.glu_op_name, false },
         { "ggml_type_name", (void **)&api.type_name, true },
+        { "ggml_type_size", (void **)&api.type_size, false },
+        { "ggml_blck_size", (void **)&api.blck_size, false },
         { "ggml_set_abort_callback", (void **)&api.set_abort_callback, false },
         { "ggml_version", (void **)&api.version, false },
         { "ggml_commit", (void **)&api.commit, false },
     };
-    resolve_symbols(base, base_path, symbols, sizeof symbols / sizeof symbols[0]);
+    resolve_symbols(base, symbols, sizeof symbols / sizeof symbols[0]);
 
     /* The CPU library is optional; it brings the only observable cplan. */
     struct pi_cpu_api cpu = { 0 };
     if (cpu_path != NULL) {
-        void *cpu_handle = open_library(cpu_path);
+        const struct pi_module *cpu_module = open_module(cpu_path);
         const struct pi_symbol cpu_symbols[] = {
             { "ggml_graph_plan", (void **)&cpu.graph_plan, true },
             { "ggml_backend_score", (void **)&cpu.backend_score, false },
             { "ggml_cpu_init", (void **)&cpu.cpu_init, false },
         };
-        resolve_symbols(cpu_handle, cpu_path, cpu_symbols, sizeof cpu_symbols / sizeof cpu_symbols[0]);
+        resolve_symbols(cpu_module, cpu_symbols, sizeof cpu_symbols / sizeof cpu_symbols[0]);
         /* A variant built for a newer ISA would die of SIGILL: ask it first, as ggml's loader does. */
         g_stage = "ggml_backend_score";
         if (cpu.backend_score != NULL && cpu.backend_score() <= 0) {
@@ -1160,6 +1275,7 @@ int main(int argc, char **argv)
     } else {
         fputs("\"cplan\":null,", stdout);
     }
+    print_type_sizes(&api, &g_types);
     print_table("opNames", &g_ops, true);
     print_table("unaryOpNames", &g_unary, true);
     print_table("gluOpNames", &g_glu, true);

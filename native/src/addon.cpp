@@ -86,6 +86,9 @@ bool ReadLayout(const Napi::Env& env, const Napi::Object& o, pi_layout* out) {
       {"emptyOps0", &out->empty_ops[0]},     {"emptyOps1", &out->empty_ops[1]},
       {"emptyOps2", &out->empty_ops[2]},     {"emptyOps3", &out->empty_ops[3]},
       {"opUnary", &out->op_unary},           {"opGlu", &out->op_glu},
+      {"opGetRows", &out->op_get_rows},      {"opSetRows", &out->op_set_rows},
+      {"opMulMatId", &out->op_mul_mat_id},
+      {"backendDevice", &out->backend_device},
   };
   for (const Field& f : fields) {
     Napi::Value v = o.Get(f.name);
@@ -94,6 +97,23 @@ bool ReadLayout(const Napi::Env& env, const Napi::Object& o, pi_layout* out) {
       return false;
     }
     *f.slot = v.As<Napi::Number>().Uint32Value();
+  }
+  // type sizes by type index: at most PI_MAX_TYPES, the rest stay 0 (no bytes for those types)
+  struct Table {
+    const char* name;
+    unsigned int* slots;
+  } tables[] = {{"typeSizes", out->type_size}, {"blockSizes", out->type_blck}};
+  for (const Table& t : tables) {
+    Napi::Value v = o.Get(t.name);
+    if (!v.IsArray()) {
+      Napi::TypeError::New(env, std::string("layout.") + t.name + " must be an array of numbers").ThrowAsJavaScriptException();
+      return false;
+    }
+    Napi::Array arr = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length() && i < PI_MAX_TYPES; i++) {
+      Napi::Value n = arr.Get(i);
+      t.slots[i] = n.IsNumber() ? n.As<Napi::Number>().Uint32Value() : 0;
+    }
   }
   return true;
 }
@@ -117,6 +137,10 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
                            InstanceMethod<&TracerBinding::CounterStatus>("counterStatus"),
                            InstanceMethod<&TracerBinding::Aggregates>("aggregates"),
                            InstanceMethod<&TracerBinding::Requests>("requests"),
+                           InstanceMethod<&TracerBinding::AttachProcess>("attachProcessTracepoints"),
+                           InstanceMethod<&TracerBinding::AddTarget>("addTarget"),
+                           InstanceMethod<&TracerBinding::RemoveTarget>("removeTarget"),
+                           InstanceMethod<&TracerBinding::DetachBinary>("detachBinary"),
                        });
   }
 
@@ -129,7 +153,8 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     Napi::Object o = info[0].As<Napi::Object>();
     profinfer::TracerOptions options;
     options.tgid = U32(o, "tgid", 0);
-    if (options.tgid == 0) {
+    options.multi = o.Get("multi").ToBoolean();
+    if (options.tgid == 0 && !options.multi) {
       Napi::TypeError::New(env, "options.tgid must be the target's process id").ThrowAsJavaScriptException();
       return;
     }
@@ -137,6 +162,7 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     options.sample_every = U32(o, "sampleEvery", 1);
     options.window_first = U32(o, "windowFirst", 0);
     options.window_last = U32(o, "windowLast", 0);
+    options.window_only = o.Get("windowOnly").ToBoolean();
     options.ops_without_tokens = o.Get("opsWithoutTokens").ToBoolean();
     options.moe = o.Get("moe").ToBoolean();
     options.uprobe_multi = o.Get("uprobeMulti").ToBoolean();
@@ -225,9 +251,46 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     return Napi::Number::New(env, static_cast<double>(closed));
   }
 
+  // detachBinary(binary): closes the single uprobes attached to that file; returns how many
+  Napi::Value DetachBinary(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString()) {
+      Napi::TypeError::New(env, "detachBinary(binary: string)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    size_t closed = tracer_ ? tracer_->DetachBinary(info[0].As<Napi::String>().Utf8Value()) : 0;
+    return Napi::Number::New(env, static_cast<double>(closed));
+  }
+
   Napi::Value AttachSched(const Napi::CallbackInfo& info) {
     if (!tracer_) return Napi::String::New(info.Env(), "the tracer is closed");
     return Napi::String::New(info.Env(), tracer_->AttachSchedTracepoints());
+  }
+
+  Napi::Value AttachProcess(const Napi::CallbackInfo& info) {
+    if (!tracer_) return Napi::String::New(info.Env(), "the tracer is closed");
+    return Napi::String::New(info.Env(), tracer_->AttachProcessTracepoints());
+  }
+
+  // addTarget(tgid) -> "" or an error message; removeTarget(tgid)
+  Napi::Value AddTarget(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber() || info[0].As<Napi::Number>().Int64Value() <= 0) {
+      Napi::TypeError::New(env, "addTarget(tgid: number), a process id").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!tracer_) return Napi::String::New(env, "the tracer is closed");
+    return Napi::String::New(env, tracer_->AddTarget(info[0].As<Napi::Number>().Uint32Value()));
+  }
+
+  Napi::Value RemoveTarget(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+      Napi::TypeError::New(env, "removeTarget(tgid: number)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (tracer_) tracer_->RemoveTarget(info[0].As<Napi::Number>().Uint32Value());
+    return env.Undefined();
   }
 
   // start(onBatch: (batch: Buffer | null, counts: Uint32Array | null) => void): nulls once, after
@@ -319,12 +382,14 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
     return out;
   }
 
-  // aggregates() -> { tokens: [{calls, tokens, ns, buckets}] by phase, ops: [{func, count, ns,
-  // barrierNs, counters, buckets}] }: cumulative, summed over CPUs
+  // aggregates(tgid?) -> { tokens: [{calls, tokens, ns, buckets}] by phase (process tgid's; the
+  // target's without it), ops: [{func, count, ns, barrierNs, counters, buckets}] }: cumulative,
+  // summed over CPUs
   Napi::Value Aggregates(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object out = Napi::Object::New(env);
-    profinfer::Aggregates a = tracer_ ? tracer_->ReadAggregates() : profinfer::Aggregates{};
+    uint32_t tgid = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : 0;
+    profinfer::Aggregates a = tracer_ ? tracer_->ReadAggregates(tgid) : profinfer::Aggregates{};
     auto numbers = [&](const unsigned long long* v, size_t n) {
       Napi::Array arr = Napi::Array::New(env, n);
       for (size_t i = 0; i < n; i++) arr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(v[i])));
@@ -355,6 +420,8 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
       o.Set("count", static_cast<double>(v.count));
       o.Set("ns", static_cast<double>(v.ns));
       o.Set("barrierNs", static_cast<double>(v.barrier_ns));
+      o.Set("runs", static_cast<double>(v.runs));
+      o.Set("bytes", static_cast<double>(v.bytes));
       o.Set("counters", numbers(v.counters, n_counters));
       o.Set("buckets", numbers(v.buckets, PI_AGG_BUCKETS));
       ops.Set(static_cast<uint32_t>(i), o);
@@ -376,10 +443,26 @@ class TracerBinding : public Napi::ObjectWrap<TracerBinding> {
       o.Set("count", static_cast<double>(a.moe[i].second));
       moe.Set(static_cast<uint32_t>(i), o);
     }
+    Napi::Array backends = Napi::Array::New(env, a.backends.size());
+    for (size_t i = 0; i < a.backends.size(); i++) {
+      const pi_backend_agg& v = a.backends[i].second;
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("deviceGetName", Napi::BigInt::New(env, static_cast<uint64_t>(a.backends[i].first.device_get_name)));
+      o.Set("device", Napi::BigInt::New(env, static_cast<uint64_t>(a.backends[i].first.device)));
+      o.Set("splits", static_cast<double>(v.splits));
+      o.Set("submitNs", static_cast<double>(v.submit_ns));
+      o.Set("syncs", static_cast<double>(v.syncs));
+      o.Set("syncNs", static_cast<double>(v.sync_ns));
+      o.Set("copies", static_cast<double>(v.copies));
+      o.Set("copyBytes", static_cast<double>(v.copy_bytes));
+      o.Set("copyNs", static_cast<double>(v.copy_ns));
+      backends.Set(static_cast<uint32_t>(i), o);
+    }
     out.Set("tokens", tokens);
     out.Set("ops", ops);
     out.Set("layers", layers);
     out.Set("moe", moe);
+    out.Set("backends", backends);
     return out;
   }
 

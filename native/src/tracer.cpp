@@ -40,22 +40,10 @@ int SilentLibbpf(enum libbpf_print_level level, const char* format, va_list args
   return 0;
 }
 
+// Any program of the object by its name: the handler names user space attaches are the BPF
+// function names (exporter/src/record/nativeTracer.ts ProbeHandler).
 bpf_program* ProgramByName(profinfer_bpf* skel, const std::string& name) {
-  if (name == "decode_enter") return skel->progs.decode_enter;
-  if (name == "decode_exit") return skel->progs.decode_exit;
-  if (name == "sched_graph_enter") return skel->progs.sched_graph_enter;
-  if (name == "sched_graph_exit") return skel->progs.sched_graph_exit;
-  if (name == "sched_alloc") return skel->progs.sched_alloc;
-  if (name == "cpu_graph_enter") return skel->progs.cpu_graph_enter;
-  if (name == "cpu_graph_exit") return skel->progs.cpu_graph_exit;
-  if (name == "op_enter") return skel->progs.op_enter;
-  if (name == "op_method_enter") return skel->progs.op_method_enter;
-  if (name == "op_exit") return skel->progs.op_exit;
-  if (name == "barrier_enter") return skel->progs.barrier_enter;
-  if (name == "barrier_exit") return skel->progs.barrier_exit;
-  if (name == "step_site") return skel->progs.step_site;
-  if (name == "dl_activity") return skel->progs.dl_activity;
-  return nullptr;
+  return bpf_object__find_program_by_name(skel->obj, name.c_str());
 }
 
 bool IsReturnProbe(const std::string& name) {
@@ -120,18 +108,20 @@ std::vector<uint64_t> AggregateBoundsNs() {
   return bounds;
 }
 
-Tracer::Tracer(const TracerOptions& o) : tgid_(o.tgid) {
+Tracer::Tracer(const TracerOptions& o) : tgid_(o.multi ? 0 : o.tgid), multi_(o.multi) {
   libbpf_set_print(SilentLibbpf);
   /* open: nothing is in the kernel yet, so rodata and map sizes can still change */
   skel_ = profinfer_bpf__open();
   if (!skel_) throw std::runtime_error("cannot open the BPF object: " + ErrnoText(errno));
 
   /* configure through rodata, which the verifier then treats as constants */
-  skel_->rodata->target_tgid = o.tgid;
+  skel_->rodata->target_tgid = tgid_;
+  skel_->rodata->multi = o.multi ? 1 : 0;
   skel_->rodata->level = o.level;
   skel_->rodata->sample_every = o.sample_every;
   skel_->rodata->window_first = o.window_first;
   skel_->rodata->window_last = o.window_last;
+  skel_->rodata->window_only = o.window_only ? 1 : 0;
   skel_->rodata->ops_without_tokens = o.ops_without_tokens ? 1 : 0;
   skel_->rodata->moe_enabled = o.moe ? 1 : 0;
 
@@ -259,7 +249,9 @@ std::string Tracer::AttachUprobe(const std::string& program, const std::string& 
   opts.func_name = file_offset ? nullptr : symbol.c_str();
   opts.retprobe = IsReturnProbe(program);
   opts.bpf_cookie = cookie;
-  bpf_link* link = bpf_program__attach_uprobe_opts(prog, static_cast<pid_t>(skel_->rodata->target_tgid),
+  /* multi: every process that maps the file (-1); else the target alone */
+  pid_t pid = multi_ ? -1 : static_cast<pid_t>(tgid_);
+  bpf_link* link = bpf_program__attach_uprobe_opts(prog, pid,
                                                    binary.c_str(), static_cast<size_t>(file_offset), &opts);
   if (!link) {
     int err = errno;
@@ -268,6 +260,7 @@ std::string Tracer::AttachUprobe(const std::string& program, const std::string& 
   }
   links_.push_back(link);
   link_programs_.push_back(prog);
+  link_binaries_.push_back(binary);
   return "";
 }
 
@@ -310,8 +303,67 @@ std::string Tracer::AttachSchedTracepoints() {
     if (!link) return std::string(bpf_program__name(prog)) + ": " + ErrnoText(errno);
     links_.push_back(link);
     link_programs_.push_back(prog);
+    link_binaries_.push_back("");
   }
   return "";
+}
+
+std::string Tracer::AttachProcessTracepoints() {
+  if (!skel_) return "the tracer is closed";
+  if (!multi_) return "process tracepoints serve the host agent's tracer only";
+  for (bpf_program* prog : {skel_->progs.on_process_exec, skel_->progs.on_process_exit}) {
+    bpf_link* link = bpf_program__attach(prog);
+    if (!link) return std::string(bpf_program__name(prog)) + ": " + ErrnoText(errno);
+    links_.push_back(link);
+    link_programs_.push_back(prog);
+    link_binaries_.push_back("");
+  }
+  return "";
+}
+
+std::string Tracer::AddTarget(uint32_t tgid) {
+  if (!skel_) return "the tracer is closed";
+  if (!multi_) return "targets are added to the host agent's tracer only";
+  RemoveTarget(tgid);
+  /* a fresh state (struct run_state of bpf/common.bpf.h: all zeros) */
+  std::vector<uint8_t> state(bpf_map__value_size(skel_->maps.targets), 0);
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.targets), &tgid, state.data(), BPF_ANY)) {
+    int err = errno;
+    return "cannot follow process " + std::to_string(tgid) + ": " + ErrnoText(err) +
+           (err == E2BIG ? " (at most " + std::to_string(PI_MAX_TARGETS) + " processes at once)" : "");
+  }
+  return "";
+}
+
+// Every key of map `fd` whose value or key `belongs` says is the process's, deleted.
+template <typename Key, typename Value, typename Belongs>
+static void DeleteWhere(int fd, size_t value_size, Belongs belongs) {
+  std::vector<Key> doomed;
+  std::vector<uint8_t> value(std::max(value_size, sizeof(Value)));
+  Key key{}, next{};
+  Key* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(fd, &key, value.data()) == 0 &&
+        belongs(key, *reinterpret_cast<const Value*>(value.data())))
+      doomed.push_back(key);
+  }
+  for (const Key& k : doomed) bpf_map_delete_elem(fd, &k);
+}
+
+void Tracer::RemoveTarget(uint32_t tgid) {
+  if (!skel_ || !multi_) return;
+  bpf_map_delete_elem(bpf_map__fd(skel_->maps.targets), &tgid);
+  int fd = bpf_map__fd(skel_->maps.token_agg);
+  for (uint32_t phase = 0; phase < PI_PHASES; phase++) {
+    pi_token_agg_key key{tgid, phase};
+    bpf_map_delete_elem(fd, &key);
+  }
+  DeleteWhere<pi_request_key, pi_request>(bpf_map__fd(skel_->maps.requests), sizeof(pi_request),
+                                          [tgid](const pi_request_key& k, const pi_request&) { return k.tgid == tgid; });
+  DeleteWhere<uint32_t, pi_call_start>(bpf_map__fd(skel_->maps.decode_starts), sizeof(pi_call_start),
+                                       [tgid](uint32_t, const pi_call_start& c) { return c.tgid == tgid; });
 }
 
 std::string Tracer::SetLayout(const pi_layout& layout) {
@@ -448,8 +500,7 @@ size_t Tracer::DetachProgram(const std::string& program) {
   for (size_t i = links_.size(); prog && i-- > 0;) {
     if (link_programs_[i] != prog) continue;
     bpf_link__destroy(links_[i]);
-    links_.erase(links_.begin() + static_cast<std::ptrdiff_t>(i));
-    link_programs_.erase(link_programs_.begin() + static_cast<std::ptrdiff_t>(i));
+    EraseLink(i);
     closed++;
   }
   for (size_t i = multi_link_fds_.size(); prog && i-- > 0;) {
@@ -462,10 +513,28 @@ size_t Tracer::DetachProgram(const std::string& program) {
   return closed;
 }
 
+size_t Tracer::DetachBinary(const std::string& binary) {
+  size_t closed = 0;
+  for (size_t i = links_.size(); i-- > 0;) {
+    if (link_binaries_[i] != binary) continue;
+    bpf_link__destroy(links_[i]);
+    EraseLink(i);
+    closed++;
+  }
+  return closed;
+}
+
+void Tracer::EraseLink(size_t i) {
+  links_.erase(links_.begin() + static_cast<std::ptrdiff_t>(i));
+  link_programs_.erase(link_programs_.begin() + static_cast<std::ptrdiff_t>(i));
+  link_binaries_.erase(link_binaries_.begin() + static_cast<std::ptrdiff_t>(i));
+}
+
 void Tracer::Detach() {
   for (bpf_link* link : links_) bpf_link__destroy(link);
   links_.clear();
   link_programs_.clear();
+  link_binaries_.clear();
   for (int fd : multi_link_fds_) close(fd);
   multi_link_fds_.clear();
   multi_link_programs_.clear();
@@ -482,15 +551,17 @@ std::vector<uint64_t> Tracer::SumPerCpu(int map_fd, uint32_t entries) const {
   return totals;
 }
 
-Aggregates Tracer::ReadAggregates() const {
+Aggregates Tracer::ReadAggregates(uint32_t tgid) const {
   Aggregates out;
   if (!skel_) return out;
+  if (tgid == 0) tgid = tgid_;
   /* per-CPU maps hand back one value per possible CPU, each rounded up to 8 bytes */
   std::vector<pi_token_agg> tokens(static_cast<size_t>(ncpus_));
   int fd = bpf_map__fd(skel_->maps.token_agg);
   for (uint32_t phase = 0; phase < PI_PHASES; phase++) {
     pi_token_agg sum{};
-    if (bpf_map_lookup_elem(fd, &phase, tokens.data()) == 0) {
+    pi_token_agg_key key{tgid, phase};
+    if (bpf_map_lookup_elem(fd, &key, tokens.data()) == 0) {
       for (const pi_token_agg& t : tokens) {
         sum.calls += t.calls;
         sum.tokens += t.tokens;
@@ -518,6 +589,8 @@ Aggregates Tracer::ReadAggregates() const {
       sum.count += a.count;
       sum.ns += a.ns;
       sum.barrier_ns += a.barrier_ns;
+      sum.runs += a.runs;
+      sum.bytes += a.bytes;
       for (int i = 0; i < PI_MAX_COUNTERS; i++) sum.counters[i] += a.counters[i];
       for (int b = 0; b < PI_AGG_BUCKETS; b++) sum.buckets[b] += a.buckets[b];
     }
@@ -549,6 +622,26 @@ Aggregates Tracer::ReadAggregates() const {
     uint64_t sum = 0;
     for (uint64_t v : selections) sum += v;
     out.moe.emplace_back(mkey, sum);
+  }
+  std::vector<pi_backend_agg> backends(static_cast<size_t>(ncpus_));
+  fd = bpf_map__fd(skel_->maps.backend_agg);
+  pi_backend_key bkey{}, bnext{};
+  pi_backend_key* bprev = nullptr;
+  while (bpf_map_get_next_key(fd, bprev, &bnext) == 0) {
+    bkey = bnext;
+    bprev = &bkey;
+    if (bpf_map_lookup_elem(fd, &bkey, backends.data())) continue;
+    pi_backend_agg sum{};
+    for (const pi_backend_agg& a : backends) {
+      sum.splits += a.splits;
+      sum.submit_ns += a.submit_ns;
+      sum.syncs += a.syncs;
+      sum.sync_ns += a.sync_ns;
+      sum.copies += a.copies;
+      sum.copy_bytes += a.copy_bytes;
+      sum.copy_ns += a.copy_ns;
+    }
+    out.backends.emplace_back(bkey, sum);
   }
   return out;
 }

@@ -46,6 +46,7 @@ struct Aggregates {
   std::vector<std::pair<uint32_t, pi_op_agg>> ops;  // by cookie (PI_AGG_UNPROBED: barrier-timed)
   std::vector<std::pair<pi_layer_key, pi_layer_agg>> layers;  // when aggregate_layers
   std::vector<std::pair<pi_moe_key, uint64_t>> moe;           // when aggregate_moe
+  std::vector<std::pair<pi_backend_key, pi_backend_agg>> backends;  // by device (bpf/backends.bpf.h)
 };
 
 // The requests the kernel follows (bpf/requests.bpf.h): each sequence's current one, those
@@ -66,6 +67,8 @@ struct TracerOptions {
   uint32_t sample_every = 1;
   uint32_t window_first = 0;
   uint32_t window_last = 0;
+  // nothing of the calls after window_last streams (the host agent's windows)
+  bool window_only = false;
   bool ops_without_tokens = true;
   bool moe = true;
   uint64_t ring_buffer_bytes = 64ull << 20;
@@ -85,6 +88,10 @@ struct TracerOptions {
   bool aggregate_layers = false;
   // ...and MoE expert selections per layer (where expert ids are read: levels that stream)
   bool aggregate_moe = false;
+  // the host agent: probes go on files for every process that maps them (tgid is 0), the
+  // processes followed are those AddTarget() names, and exec, exit and the dynamic linker's
+  // activity of every process come as control events
+  bool multi = false;
 };
 
 // Event types counted per batch (pi_event_type values below this; bpf/profinfer.h).
@@ -118,6 +125,12 @@ class Tracer {
   // Closes the most recent uprobe_multi link (its return twin could not be attached).
   void DropLastMultiLink();
   std::string AttachSchedTracepoints();
+  // multi: exec and exit of processes as control events (PI_EV_PROCESS_EXEC, PI_EV_PROCESS_EXIT).
+  std::string AttachProcessTracepoints();
+  // multi: follow process `tgid` from now on (its state starts empty), or forget it and every
+  // map entry it left (its aggregates, requests and calls in flight). "" or an error message.
+  std::string AddTarget(uint32_t tgid);
+  void RemoveTarget(uint32_t tgid);
   // Sets the ggml field offsets the handlers read with (once the library defining them is known).
   std::string SetLayout(const pi_layout& layout);
 
@@ -130,9 +143,13 @@ class Tracer {
   void Detach();
   // Detaches the links of `program`, single and uprobe_multi; returns how many closed.
   size_t DetachProgram(const std::string& program);
+  // Detaches the single uprobes attached to `binary` (as AttachUprobe was given it); returns how
+  // many closed: the host agent's probe set of one library file, once no process maps it.
+  size_t DetachBinary(const std::string& binary);
 
   const std::vector<CounterStatus>& Counters() const { return counter_status_; }
-  Aggregates ReadAggregates() const;
+  // The aggregates; the token aggregates are process `tgid`'s (0: the one target's).
+  Aggregates ReadAggregates(uint32_t tgid = 0) const;
   Requests ReadRequests();
 
   std::vector<uint64_t> Drops() const;
@@ -144,6 +161,7 @@ class Tracer {
   void NewBatch();
   void Append(const void* data, size_t size, uint32_t type);
   void DrainStepBatches();
+  void EraseLink(size_t i);
   void Deliver();
   std::vector<uint64_t> SumPerCpu(int map_fd, uint32_t entries) const;
 
@@ -151,10 +169,12 @@ class Tracer {
   ring_buffer* ring_ = nullptr;
   std::vector<bpf_link*> links_;
   std::vector<bpf_program*> link_programs_;  // the program of each of links_
+  std::vector<std::string> link_binaries_;   // the file of each of links_ ("" for tracepoints)
   std::vector<int> multi_link_fds_;
   std::vector<bpf_program*> multi_link_programs_;  // the program of each of multi_link_fds_
   std::thread thread_;
   uint32_t tgid_ = 0;
+  bool multi_ = false;
   int wake_fd_ = -1;
   int poll_fd_ = -1;
   std::atomic<bool> running_{false};

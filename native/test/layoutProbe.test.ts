@@ -12,7 +12,10 @@ import assert from "node:assert/strict";
 import { manifestPath, readManifest, type ProbedLayout } from "@profinfer/exporter";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const probeSource = join(repoRoot, "native/layout-probe/ggml_layout_probe.c");
+/** The probe's sources, as native/binding.gyp builds it */
+const probeSources = ["ggml_layout_probe.c", "executable.c"].map((f) =>
+  join(repoRoot, "native/layout-probe", f),
+);
 const nonGgmlLibrary = "/lib/x86_64-linux-gnu/libz.so.1";
 
 const EXIT_LOAD = 1;
@@ -145,7 +148,7 @@ describe("ggml layout probe", { skip: skipReason }, () => {
     probe = join(workDir, "probe");
     const compiled = spawnSync(
       compiler ?? "cc",
-      ["-O2", "-Wall", "-Wextra", "-o", probe, probeSource, "-ldl"],
+      ["-std=c11", "-O2", "-Wall", "-Wextra", "-o", probe, ...probeSources, "-ldl"],
       { encoding: "utf8" },
     );
     assert.equal(compiled.status, 0, compiled.stderr);

@@ -23,6 +23,16 @@ export function recordOptions(otlpEndpoint) {
     "op+1 counter": ["--level", "op", "--pmc", COUNTER_SETS[1]],
     "op+4 counters": ["--level", "op", "--pmc", COUNTER_SETS[4]],
     "op+otlp": ["--level", "op", "--otlp-endpoint", otlpEndpoint],
+    "op+otlp all": [
+      "--level",
+      "op",
+      "--otlp-endpoint",
+      otlpEndpoint,
+      "--otlp-op-sample",
+      "all",
+      "--otlp-cpu",
+      "0",
+    ],
   };
 }
 

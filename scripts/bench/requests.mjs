@@ -49,7 +49,7 @@ async function batchReadRun(bench, { prompt, generate, batchTokens }) {
   };
 }
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolvePort) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
       const { port } = s.address();
@@ -58,7 +58,7 @@ async function freePort() {
   });
 }
 
-async function waitHealthy(url) {
+export async function waitHealthy(url) {
   for (let i = 0; i < 600; i++) {
     try {
       if ((await fetch(`${url}/health`)).ok) return;
@@ -71,7 +71,7 @@ async function waitHealthy(url) {
 }
 
 /** generated tokens per second of `clients` concurrent requests of `tokens` tokens each */
-async function serveRound(url, clients, tokens, round) {
+export async function serveRound(url, clients, tokens, round) {
   const started = performance.now();
   const responses = await Promise.all(
     Array.from({ length: clients }, async (_, i) => {
@@ -224,25 +224,38 @@ export function requestsLines({ batchRead, serving }) {
     );
   }
   if (serving && serving.alone?.length > 0) {
-    const alone = median(serving.alone);
     lines.push(
-      "",
-      "llama-server (bench model, 4 slots), concurrent clients, generated tokens/s over each round's wall time, the configurations taking turns round by round on one server:",
-      "",
-      ...table(
-        ["", "rounds", "tok/s (median)", "vs alone", "each round"],
-        Object.entries(serving).map(([name, values]) => {
-          const m = median(values);
-          return [
-            name,
-            String(values.length),
-            m.toFixed(2),
-            name === "alone" ? "-" : `${(100 * (m / alone - 1)).toFixed(2)}%`,
-            values.map((v) => v.toFixed(2)).join(" "),
-          ];
-        }),
+      ...servingLines(
+        "llama-server (bench model, 4 slots), concurrent clients, generated tokens/s over each round's wall time, the configurations taking turns round by round on one server:",
+        serving,
       ),
     );
   }
   return lines;
+}
+
+/**
+ * A titled table of llama-server's generated tokens/s per configuration (`serving`: name -> one
+ * figure per round, "alone" among them): the median, its change against alone, every round.
+ */
+export function servingLines(title, serving) {
+  const alone = median(serving.alone);
+  return [
+    "",
+    title,
+    "",
+    ...table(
+      ["", "rounds", "tok/s (median)", "vs alone", "each round"],
+      Object.entries(serving).map(([name, values]) => {
+        const m = median(values);
+        return [
+          name,
+          String(values.length),
+          m.toFixed(2),
+          name === "alone" ? "-" : `${(100 * (m / alone - 1)).toFixed(2)}%`,
+          values.map((v) => v.toFixed(2)).join(" "),
+        ];
+      }),
+    ),
+  ];
 }

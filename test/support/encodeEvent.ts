@@ -174,6 +174,58 @@ export function encodeEvent(event: RawEvent): Buffer {
       });
       break;
     }
+    case EventType.SPLIT: {
+      const S = LAYOUT.pi_split;
+      buf.writeBigUInt64LE(event.cgraph, S.cgraph);
+      buf.writeBigUInt64LE(event.backend, S.backend);
+      buf.writeBigUInt64LE(event.device, S.device);
+      buf.writeBigUInt64LE(event.deviceGetName, S.device_get_name);
+      buf.writeBigUInt64LE(event.schedGraph, S.sched_graph);
+      buf.writeInt32LE(event.firstNode, S.first_node);
+      buf.writeInt32LE(event.nNodes, S.n_nodes);
+      break;
+    }
+    case EventType.COPY_BEGIN: {
+      const C = LAYOUT.pi_copy;
+      buf.writeBigUInt64LE(event.src, C.src);
+      buf.writeBigUInt64LE(event.dst, C.dst);
+      buf.writeBigUInt64LE(event.backendSrc, C.backend_src);
+      buf.writeBigUInt64LE(event.backendDst, C.backend_dst);
+      for (let i = 0; i < 4; i++) {
+        buf.writeBigInt64LE(BigInt(event.ne[i]!), C.ne + 8 * i);
+        buf.writeBigUInt64LE(BigInt(event.nb[i]!), C.nb + 8 * i);
+      }
+      buf.writeInt32LE(event.typeIndex, C.type);
+      buf.writeUInt32LE(event.via, C.via);
+      writeCString(buf, C.src_name, PI_MAX_NAME, event.srcName);
+      writeCString(buf, C.dst_name, PI_MAX_NAME, event.dstName);
+      break;
+    }
+    case EventType.COPY_END:
+      buf.writeUInt32LE(event.via, LAYOUT.pi_copy_end.via);
+      buf.writeInt32LE(event.ret, LAYOUT.pi_copy_end.ret);
+      break;
+    case EventType.SYNC_BEGIN:
+    case EventType.SYNC_END:
+      buf.writeBigUInt64LE(event.backend, LAYOUT.pi_sync.backend);
+      break;
+    case EventType.BACKEND_CALL_BEGIN:
+    case EventType.BACKEND_CALL_END:
+      buf.writeUInt32LE(event.call, LAYOUT.pi_backend_call.call);
+      event.args.forEach((a, i) => buf.writeBigUInt64LE(a, LAYOUT.pi_backend_call.args + 8 * i));
+      break;
   }
   return buf;
+}
+
+/** Events as one ring-buffer batch: each record a u32 length and the struct's bytes. */
+export function batchOf(events: readonly RawEvent[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const ev of events) {
+    const body = encodeEvent(ev);
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(body.length);
+    parts.push(length, body);
+  }
+  return Buffer.concat(parts);
 }

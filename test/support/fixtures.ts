@@ -155,6 +155,12 @@ export interface ComputeOptions {
    * and at the final one, and no OP or BARRIER events
    */
   steps?: boolean;
+  /**
+   * the loop of releases before ggml skipped empty nodes, built with OpenMP (b3889): a barrier
+   * after every node, views included, none after the loop, no fusion, and OpenMP's barrier (of
+   * the `omp single` that opens the parallel region) before the loop, which GOMP_barrier probes see
+   */
+  olderLoop?: boolean;
 }
 
 export interface ComputeResult {
@@ -316,7 +322,8 @@ export class FixtureRecorder {
   compute(opts: ComputeOptions): ComputeResult {
     const caller = opts.threads[0]!;
     const sched = opts.sched ?? true;
-    const fuse = opts.fuse ?? true;
+    const older = opts.olderLoop ?? false;
+    const fuse = !older && (opts.fuse ?? true);
     const probed = opts.probed ?? ((n: TensorSpec) => n.op !== "MUL_MAT_ID");
     const innerOf =
       opts.innerBarriers ??
@@ -362,7 +369,10 @@ export class FixtureRecorder {
     const steps: number[][] = [];
     for (let i = 0; i < nNodes; i++) {
       const n = nodes[i]!;
-      if (!isComputed(n)) continue;
+      if (!isComputed(n)) {
+        if (older) steps.push([i]);
+        continue;
+      }
       const next = nodes[i + 1];
       if (fuse && n.op === "RMS_NORM" && next?.op === "MUL" && next.src?.includes(n.name)) {
         steps.push([i, i + 1]);
@@ -374,19 +384,28 @@ export class FixtureRecorder {
     const barrier = (arrivals: bigint[]): bigint =>
       arrivals.reduce((a, b) => (a > b ? a : b)) + BigInt(RELEASE_NS);
     let release = this.now;
+    if (older) {
+      const arrivals = opts.threads.map((_, ith) => release + BigInt(50 * (ith + 1)));
+      const out = barrier(arrivals);
+      opts.threads.forEach((tid, ith) => {
+        this.barrierEvent(EventType.BARRIER_BEGIN, tid, arrivals[ith]!);
+        this.barrierEvent(EventType.BARRIER_END, tid, out);
+      });
+      release = out;
+    }
     const infos: StepInfo[] = [];
     for (const [s, step] of steps.entries()) {
       const stepNodes = step.map((i) => nodes[i]!);
       const leader = stepNodes[0]!;
-      const isProbed = step.length === 1 && probed(leader);
-      const inner = step.length === 1 ? innerOf(leader) : 0;
+      const isProbed = step.length === 1 && isComputed(leader) && probed(leader);
+      const inner = step.length === 1 && isComputed(leader) ? innerOf(leader) : 0;
       const info: StepInfo = { nodes: step, probed: isProbed, releaseNs: release, threads: [] };
       opts.onStep?.(info, stepNodes);
       // Each thread: dispatch, compute in (inner + 1) parts separated by inner barriers.
       const cursors = opts.threads.map(() => release + BigInt(DISPATCH_NS));
       const opStarts = [...cursors];
       const totals = opts.threads.map((_, ith) =>
-        stepNodes.reduce((sum, n) => sum + opts.duration(n, ith), 0),
+        stepNodes.reduce((sum, n) => sum + (isComputed(n) ? opts.duration(n, ith) : 0), 0),
       );
       opts.threads.forEach((tid, ith) => {
         if (isProbed && !opts.steps)
@@ -416,7 +435,7 @@ export class FixtureRecorder {
       const isLastStep = s === steps.length - 1;
       const arrivals = opEnds.map((e) => e + BigInt(DISPATCH_NS));
       // ggml: a barrier unless the step ended on the graph's last node; then the final barrier.
-      const barriers = (last + 1 < nNodes ? 1 : 0) + (isLastStep ? 1 : 0);
+      const barriers = older ? 1 : (last + 1 < nNodes ? 1 : 0) + (isLastStep ? 1 : 0);
       let out = release;
       let begin = arrivals;
       for (let b = 0; b < barriers; b++) {
@@ -829,11 +848,13 @@ export interface ServerCall {
 /**
  * A simulated llama-server with several slots: each llama_decode call's batch as the server fills
  * it (per sequence: its tokens, first position and outputs wanted, ABI 4), computing
- * denseGraph(1) on two threads; the recording stops `tailNs` after the last call (the end note).
+ * denseGraph(1) on two threads (a matrix multiply taking `mulMatNsPerToken` per token of the
+ * batch); the recording stops `tailNs` after the last call (the end note).
  */
 export function serverRecorder(
   calls: readonly ServerCall[],
   tailNs = 500_000_000n,
+  mulMatNsPerToken = 4_000,
 ): FixtureRecorder {
   const rec = new FixtureRecorder();
   const graph = denseGraph(1);
@@ -861,7 +882,8 @@ export function serverRecorder(
           graph,
           changed: seq === 1,
           threads: tids,
-          duration: (n, ith) => (n.op === "MUL_MAT" ? 4_000 * nTokens : 1_000) + ith * 200,
+          duration: (n, ith) =>
+            (n.op === "MUL_MAT" ? mulMatNsPerToken * nTokens : 1_000) + ith * 200,
         });
       },
       true,

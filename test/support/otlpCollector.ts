@@ -124,7 +124,69 @@ interface RequestMessage {
   }[];
 }
 
+/** The TraceService definition from the official protos, loaded once. */
+let definition: protoLoader.PackageDefinition | null = null;
+function traceService(): protoLoader.PackageDefinition {
+  definition ??= protoLoader.loadSync(
+    "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+    {
+      includeDirs: [protoRoot],
+      longs: String,
+      enums: Number,
+      defaults: true,
+      oneofs: true,
+    },
+  );
+  return definition;
+}
+
+/** The spans of an ExportTraceServiceRequest, flattened with their resource and scope. */
+function spansOf(request: RequestMessage): ReceivedSpan[] {
+  const out: ReceivedSpan[] = [];
+  for (const rs of request.resourceSpans ?? []) {
+    const resource = decodeAttributes(rs.resource?.attributes);
+    for (const ss of rs.instrumentationLibrarySpans ?? []) {
+      for (const s of ss.spans ?? []) {
+        out.push({
+          traceId: s.traceId.toString("hex"),
+          spanId: s.spanId.toString("hex"),
+          parentSpanId: s.parentSpanId.toString("hex"),
+          name: s.name,
+          startNs: BigInt(s.startTimeUnixNano),
+          endNs: BigInt(s.endTimeUnixNano),
+          attributes: decodeAttributes(s.attributes),
+          events: (s.events ?? []).map((e) => ({
+            name: e.name,
+            timeNs: BigInt(e.timeUnixNano),
+            attributes: decodeAttributes(e.attributes),
+          })),
+          links: (s.links ?? []).map((l) => ({
+            traceId: l.traceId.toString("hex"),
+            spanId: l.spanId.toString("hex"),
+            attributes: decodeAttributes(l.attributes),
+          })),
+          status: { code: Number(s.status?.code ?? 0), message: s.status?.message ?? "" },
+          resource,
+          scope: ss.instrumentationLibrary?.name ?? "",
+        });
+      }
+    }
+  }
+  return out;
+}
+
 export class OtlpCollector {
+  /** The spans of an encoded ExportTraceServiceRequest, read as the receiver reads them. */
+  static decode(bytes: Uint8Array): ReceivedSpan[] {
+    const method = (
+      traceService()["opentelemetry.proto.collector.trace.v1.TraceService"] as Record<
+        string,
+        protoLoader.MethodDefinition<RequestMessage, unknown>
+      >
+    )["Export"]!;
+    return spansOf(method.requestDeserialize(Buffer.from(bytes)));
+  }
+
   readonly spans: ReceivedSpan[] = [];
   /** export calls received, with the number of spans in each and their metadata */
   readonly requests: { spans: number; metadata: Record<string, string> }[] = [];
@@ -146,11 +208,7 @@ export class OtlpCollector {
     port = 0,
     tls: { key: Buffer; cert: Buffer } | null = null,
   ): Promise<OtlpCollector> {
-    const definition = protoLoader.loadSync(
-      "opentelemetry/proto/collector/trace/v1/trace_service.proto",
-      { includeDirs: [protoRoot], longs: String, enums: Number, defaults: true, oneofs: true },
-    );
-    const loaded = grpc.loadPackageDefinition(definition) as unknown as {
+    const loaded = grpc.loadPackageDefinition(traceService()) as unknown as {
       opentelemetry: {
         proto: {
           collector: {
@@ -203,38 +261,9 @@ export class OtlpCollector {
   }
 
   private take(request: RequestMessage): number {
-    let n = 0;
-    for (const rs of request.resourceSpans ?? []) {
-      const resource = decodeAttributes(rs.resource?.attributes);
-      for (const ss of rs.instrumentationLibrarySpans ?? []) {
-        for (const s of ss.spans ?? []) {
-          n++;
-          this.spans.push({
-            traceId: s.traceId.toString("hex"),
-            spanId: s.spanId.toString("hex"),
-            parentSpanId: s.parentSpanId.toString("hex"),
-            name: s.name,
-            startNs: BigInt(s.startTimeUnixNano),
-            endNs: BigInt(s.endTimeUnixNano),
-            attributes: decodeAttributes(s.attributes),
-            events: (s.events ?? []).map((e) => ({
-              name: e.name,
-              timeNs: BigInt(e.timeUnixNano),
-              attributes: decodeAttributes(e.attributes),
-            })),
-            links: (s.links ?? []).map((l) => ({
-              traceId: l.traceId.toString("hex"),
-              spanId: l.spanId.toString("hex"),
-              attributes: decodeAttributes(l.attributes),
-            })),
-            status: { code: Number(s.status?.code ?? 0), message: s.status?.message ?? "" },
-            resource,
-            scope: ss.instrumentationLibrary?.name ?? "",
-          });
-        }
-      }
-    }
-    return n;
+    const spans = spansOf(request);
+    this.spans.push(...spans);
+    return spans.length;
   }
 
   /** Stops taking connections, letting calls in flight finish (a collector shutting down). */

@@ -38,13 +38,14 @@ export class StackProcess {
     config: unknown,
     dir: string,
     ready: () => Promise<boolean>,
+    args: readonly string[] = [],
   ): Promise<StackProcess> {
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${name}.yaml`);
     writeFileSync(file, stringify(config));
     const proc = new StackProcess(
       name,
-      spawn(binary, [`--config=file:${file}`], { stdio: ["ignore", "pipe", "pipe"] }),
+      spawn(binary, [`--config=file:${file}`, ...args], { stdio: ["ignore", "pipe", "pipe"] }),
     );
     const until = Date.now() + 30_000;
     while (!(await ready().catch(() => false))) {
@@ -235,6 +236,52 @@ export class Collector {
         `collector refused OTLP/HTTP JSON: ${response.status} ${await response.text()}`,
       );
     }
+  }
+
+  get log(): string {
+    return this.proc.log;
+  }
+
+  stop(): Promise<void> {
+    return this.proc.stop();
+  }
+}
+
+/**
+ * The collector taking OTLP profiles (the profiles signal is behind a feature gate) and writing
+ * each request it gets to a file, as OTLP JSON lines.
+ */
+export class ProfilesCollector {
+  private constructor(
+    private readonly proc: StackProcess,
+    readonly grpcPort: number,
+    readonly outFile: string,
+  ) {}
+
+  get grpcEndpoint(): string {
+    return `http://127.0.0.1:${this.grpcPort}`;
+  }
+
+  static async start(dir: string): Promise<ProfilesCollector> {
+    const grpcPort = await freePort();
+    const outFile = join(dir, "profiles-out.jsonl");
+    const config = {
+      receivers: { otlp: { protocols: { grpc: { endpoint: `127.0.0.1:${grpcPort}` } } } },
+      exporters: { file: { path: outFile } },
+      service: {
+        telemetry: quietTelemetry,
+        pipelines: { profiles: { receivers: ["otlp"], exporters: ["file"] } },
+      },
+    };
+    const proc = await StackProcess.start(
+      "otelcol-profiles",
+      stack("otelcol"),
+      config,
+      dir,
+      () => listening(grpcPort),
+      ["--feature-gates=service.profilesSupport"],
+    );
+    return new ProfilesCollector(proc, grpcPort, outFile);
   }
 
   get log(): string {

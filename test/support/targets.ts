@@ -100,13 +100,19 @@ export interface Ran {
 export function runProgram(
   command: string,
   args: string[],
-  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+  options: {
+    timeoutMs?: number;
+    env?: NodeJS.ProcessEnv;
+    /** told the process once it runs (to watch it) */
+    onSpawn?: (child: ChildProcess) => void;
+  } = {},
 ): Promise<Ran> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(command, args, {
       stdio: ["ignore", "pipe", "pipe"],
       env: options.env ?? process.env,
     });
+    options.onSpawn?.(child);
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
@@ -142,7 +148,19 @@ export async function recordCompletion(
   extra: string[] = [],
   recordArgs: string[] = [],
 ): Promise<string> {
-  const ran = await profinfer([
+  const ran = await recordCommand(dir, completion(modelPath, tokens, extra), recordArgs);
+  if (ran.code !== 0)
+    throw new Error(`profinfer record exited ${ran.code}: ${ran.stderr.slice(-2000)}`);
+  return dir;
+}
+
+/** `profinfer record` of `command` into `dir`, with no status line and no report. */
+export function recordCommand(
+  dir: string,
+  command: readonly string[],
+  recordArgs: readonly string[] = [],
+): Promise<Ran> {
+  return profinfer([
     "record",
     "--no-status",
     "--no-report",
@@ -150,11 +168,8 @@ export async function recordCompletion(
     dir,
     ...recordArgs,
     "--",
-    ...completion(modelPath, tokens, extra),
+    ...command,
   ]);
-  if (ran.code !== 0)
-    throw new Error(`profinfer record exited ${ran.code}: ${ran.stderr.slice(-2000)}`);
-  return dir;
 }
 
 /** A TCP port free on loopback now. */

@@ -23,6 +23,9 @@ import {
   DROP_COUNTERS,
   DROP_REASON_COUNT,
   EV_LIBRARY,
+  EV_PROCESS_EXEC,
+  EV_PROCESS_EXIT,
+  MAX_TARGETS,
   HIT_COUNTERS,
   HIT_KIND_COUNT,
   NO_LAYER,
@@ -37,6 +40,7 @@ import {
   EVENT_ABI,
   EVENT_SIZES,
   EVENT_STRUCTS,
+  CopyVia,
   EventType,
   GraphFn,
   LAYOUT,
@@ -86,7 +90,7 @@ test("the struct sizes are the table of docs/raw-events.md", () => {
   const rows = [
     ...doc.matchAll(/^\| (\d+) `PI_EV_\w+`(?:, (\d+) `PI_EV_\w+`)? \| `(\w+)` \| (\d+) \|$/gm),
   ];
-  assert.equal(rows.length, 14, "rows of the size table");
+  assert.equal(rows.length, 19, "rows of the size table");
   const documented = new Map<number, [string, number]>();
   for (const [, a, b, struct, size] of rows) {
     documented.set(Number(a), [struct!, Number(size)]);
@@ -147,11 +151,17 @@ test("every enum value and constant user space reads agrees with bpf/profinfer.h
     ["PI_BATCH_EMBD", BatchFlag.EMBD],
     ["PI_EV_STEPS", STEPS_RECORD],
     ["PI_EV_LIBRARY", EV_LIBRARY],
+    ["PI_EV_PROCESS_EXEC", EV_PROCESS_EXEC],
+    ["PI_EV_PROCESS_EXIT", EV_PROCESS_EXIT],
+    ["PI_MAX_TARGETS", MAX_TARGETS],
     ["PI_LEVEL_TOKEN", PiLevel.TOKEN],
     ["PI_LEVEL_GRAPH", PiLevel.GRAPH],
     ["PI_LEVEL_OP", PiLevel.OP],
     ["PI_GRAPH_SCHED", GraphFn.SCHED],
     ["PI_GRAPH_CPU", GraphFn.CPU],
+    ["PI_GRAPH_SPLIT", GraphFn.SPLIT],
+    ["PI_COPY_SYNC", CopyVia.SYNC],
+    ["PI_COPY_ASYNC", CopyVia.ASYNC],
     ["PI_STEP_FINAL", STEP_FINAL],
     ["PI_OP_NO_AGGREGATE", OP_NO_AGGREGATE],
     ["PI_OP_BY_TENSOR", OP_BY_TENSOR],
@@ -186,6 +196,13 @@ test("every enum value and constant user space reads agrees with bpf/profinfer.h
     [EventType.MOE_IDS]: "PI_EV_MOE_IDS",
     [EventType.STEP]: "PI_EV_STEP",
     [EventType.BATCH]: "PI_EV_BATCH",
+    [EventType.SPLIT]: "PI_EV_SPLIT",
+    [EventType.COPY_BEGIN]: "PI_EV_COPY_BEGIN",
+    [EventType.COPY_END]: "PI_EV_COPY_END",
+    [EventType.SYNC_BEGIN]: "PI_EV_SYNC_BEGIN",
+    [EventType.SYNC_END]: "PI_EV_SYNC_END",
+    [EventType.BACKEND_CALL_BEGIN]: "PI_EV_BACKEND_CALL_BEGIN",
+    [EventType.BACKEND_CALL_END]: "PI_EV_BACKEND_CALL_END",
   };
   for (const value of Object.values(EventType)) expected.set(names[value]!, value);
   STEP_REGISTERS.forEach((reg, i) => expected.set(`PI_STEP_${reg}`, i));

@@ -9,6 +9,16 @@ export const PiLevel = { TOKEN: 1, GRAPH: 2, OP: 3 } as const;
 /** PI_EV_LIBRARY: the dynamic linker's hook stopped the process; a control event, never recorded. */
 export const EV_LIBRARY = 14;
 
+/**
+ * PI_EV_PROCESS_EXEC, PI_EV_PROCESS_EXIT: the host agent's control events (a bare header, the
+ * process's tgid): a process called exec; the last thread of a followed process exited.
+ */
+export const EV_PROCESS_EXEC = 18;
+export const EV_PROCESS_EXIT = 19;
+
+/** PI_MAX_TARGETS: processes the host agent's tracer follows at once. */
+export const MAX_TARGETS = 1024;
+
 /** enum pi_batch_flags: which of a llama_decode batch's arrays the caller gave. */
 export const BatchFlag = { POS: 1, SEQ_ID: 2, OUTPUTS: 4, EMBD: 8 } as const;
 

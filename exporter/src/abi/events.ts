@@ -4,13 +4,14 @@
 // and the test fixtures' encoder (test/support/encodeEvent.ts) all go through it.
 
 /** PI_EVENT_ABI of bpf/profinfer.h: the struct layouts below. */
-export const EVENT_ABI = 4;
+export const EVENT_ABI = 5;
 /**
  * ABIs this decoder reads: ABI 2 only added the counter readings OP and BARRIER events may carry
  * (pi_op_counted, pi_barrier_counted), ABI 3 only the batch records of steps (STEPS_RECORD), ABI 4
- * only the batch summaries of llama_decode calls (BATCH), so ABI 1 to 3 files read unchanged.
+ * only the batch summaries of llama_decode calls (BATCH), ABI 5 only the backends' events (SPLIT,
+ * COPY_*, SYNC_*, BACKEND_CALL_*) and a field of the layout, so ABI 1 to 4 files read unchanged.
  */
-export const READABLE_EVENT_ABIS: readonly number[] = [1, 2, 3, 4];
+export const READABLE_EVENT_ABIS: readonly number[] = [1, 2, 3, 4, 5];
 
 /**
  * PI_EV_STEPS (ABI 3): a record holding a batch of one thread's steps (pi_steps). Not an event of
@@ -36,11 +37,21 @@ export const EventType = {
   MOE_IDS: 13,
   STEP: 15,
   BATCH: 17,
+  SPLIT: 20,
+  COPY_BEGIN: 21,
+  COPY_END: 22,
+  SYNC_BEGIN: 23,
+  SYNC_END: 24,
+  BACKEND_CALL_BEGIN: 25,
+  BACKEND_CALL_END: 26,
 } as const;
 export type EventTypeCode = (typeof EventType)[keyof typeof EventType];
 
 /** enum pi_graph_fn */
-export const GraphFn = { SCHED: 1, CPU: 2 } as const;
+export const GraphFn = { SCHED: 1, CPU: 2, SPLIT: 3 } as const;
+
+/** enum pi_copy_via: how a tensor was copied between backends */
+export const CopyVia = { SYNC: 1, ASYNC: 2 } as const;
 
 export const PI_MAX_SRC = 10;
 export const PI_MAX_NAME = 64;
@@ -122,6 +133,32 @@ export const LAYOUT = {
     tokens_lost: 44,
     seqs: 48,
   },
+  pi_split: {
+    size: 72,
+    cgraph: 24,
+    backend: 32,
+    device: 40,
+    device_get_name: 48,
+    sched_graph: 56,
+    first_node: 64,
+    n_nodes: 68,
+  },
+  pi_copy: {
+    size: 128 + 2 * PI_MAX_NAME,
+    src: 24,
+    dst: 32,
+    backend_src: 40,
+    backend_dst: 48,
+    ne: 56,
+    nb: 88,
+    type: 120,
+    via: 124,
+    src_name: 128,
+    dst_name: 128 + PI_MAX_NAME,
+  },
+  pi_copy_end: { size: 32, via: 24, ret: 28 },
+  pi_sync: { size: 32, backend: 24 },
+  pi_backend_call: { size: 56, call: 24, args: 32 },
   pi_moe_ids: {
     size: 56 + 4 * PI_MAX_MOE_IDS,
     tensor: 24,
@@ -154,6 +191,13 @@ export const EVENT_STRUCTS: Readonly<Record<EventTypeCode, keyof typeof LAYOUT>>
   [EventType.MOE_IDS]: "pi_moe_ids",
   [EventType.STEP]: "pi_step",
   [EventType.BATCH]: "pi_batch",
+  [EventType.SPLIT]: "pi_split",
+  [EventType.COPY_BEGIN]: "pi_copy",
+  [EventType.COPY_END]: "pi_copy_end",
+  [EventType.SYNC_BEGIN]: "pi_sync",
+  [EventType.SYNC_END]: "pi_sync",
+  [EventType.BACKEND_CALL_BEGIN]: "pi_backend_call",
+  [EventType.BACKEND_CALL_END]: "pi_backend_call",
 };
 
 /** sizeof each struct, by event type. */
@@ -302,6 +346,37 @@ export interface StepEvent extends EventHeader {
   next: number;
 }
 
+/**
+ * A batch of one thread's steps kept as its bytes (decodeRecordLazy): the live exports decode
+ * the steps of the graphs whose operators they want only. `ts` is its last step's time, `firstNs`
+ * its first's.
+ */
+export interface StepBatchEvent extends Omit<EventHeader, "type"> {
+  type: typeof STEPS_RECORD;
+  firstNs: bigint;
+  count: number;
+  /** `count` pi_step_entry structs */
+  entries: Buffer;
+}
+
+/** The steps of a batch kept as bytes, as decodeRecord gives them. */
+export function stepsOfBatch(batch: StepBatchEvent): StepEvent[] {
+  const E = LAYOUT.pi_step_entry;
+  const out: StepEvent[] = [];
+  for (let i = 0; i < batch.count; i++) {
+    const at = i * E.size;
+    out.push({
+      type: EventType.STEP,
+      cpu: batch.entries.readUInt32LE(at + E.cpu),
+      tgid: batch.tgid,
+      tid: batch.tid,
+      ts: batch.entries.readBigUInt64LE(at + E.ts),
+      next: batch.entries.readInt32LE(at + E.next),
+    });
+  }
+  return out;
+}
+
 export interface SchedSwitchEvent extends EventHeader {
   type: typeof EventType.SCHED_SWITCH;
   prevTid: number;
@@ -357,6 +432,62 @@ export interface BatchEvent extends EventHeader {
   seqs: BatchSequence[];
 }
 
+/** The backend a split is handed to, right after the split's GRAPH_BEGIN (fn SPLIT), ABI 5. */
+export interface SplitEvent extends EventHeader {
+  type: typeof EventType.SPLIT;
+  cgraph: bigint;
+  backend: bigint;
+  /** backend->device; 0n when it was not read */
+  device: bigint;
+  /** the device's get_name function: which backend implementation; 0n when not read */
+  deviceGetName: bigint;
+  /** the scheduler graph computing on the thread; 0n when none */
+  schedGraph: bigint;
+  /** the split's first node in that graph; -1 when unknown */
+  firstNode: number;
+  nNodes: number;
+}
+
+/** A tensor copied to another backend's buffer (COPY_BEGIN), ABI 5. */
+export interface CopyBeginEvent extends EventHeader {
+  type: typeof EventType.COPY_BEGIN;
+  src: bigint;
+  dst: bigint;
+  /** an async copy's backends; 0n for ggml_backend_tensor_copy */
+  backendSrc: bigint;
+  backendDst: bigint;
+  ne: number[];
+  nb: number[];
+  typeIndex: number;
+  /** CopyVia */
+  via: number;
+  srcName: string;
+  dstName: string;
+}
+
+export interface CopyEndEvent extends EventHeader {
+  type: typeof EventType.COPY_END;
+  via: number;
+  /** an async copy: 1 queued, 0 not possible (another copy follows) */
+  ret: number;
+}
+
+/** ggml_backend_synchronize(backend): the host waits for it (SYNC_BEGIN; SYNC_END has 0n). */
+export interface SyncEvent extends EventHeader {
+  type: typeof EventType.SYNC_BEGIN | typeof EventType.SYNC_END;
+  backend: bigint;
+}
+
+/**
+ * One of a known backend's own functions (the run header's backendCalls, by `call`): BEGIN holds
+ * its first three integer arguments, END its return value in args[0].
+ */
+export interface BackendCallEvent extends EventHeader {
+  type: typeof EventType.BACKEND_CALL_BEGIN | typeof EventType.BACKEND_CALL_END;
+  call: number;
+  args: [bigint, bigint, bigint];
+}
+
 export type RawEvent =
   | TokenBeginEvent
   | TokenEndEvent
@@ -370,7 +501,15 @@ export type RawEvent =
   | SchedSwitchEvent
   | SchedWakeupEvent
   | MoeIdsEvent
-  | BatchEvent;
+  | BatchEvent
+  | SplitEvent
+  | CopyBeginEvent
+  | CopyEndEvent
+  | SyncEvent
+  | BackendCallEvent;
+
+/** What a trace model is built from: the events, and batches of steps still as bytes (live). */
+export type ChunkEvent = RawEvent | StepBatchEvent;
 
 /** Why an event's bytes cannot be decoded; the reader adds the file and offset. */
 export class EventLayoutError extends Error {
@@ -417,6 +556,44 @@ export function decodeRecord(buf: Buffer, offset: number, length: number, out: R
     return;
   }
   out.push(decodeEvent(buf, offset, length));
+}
+
+/**
+ * decodeRecord, except that a batch of steps stays one StepBatchEvent holding a copy of its
+ * entries (`buf` may be reused), decoded only when its steps are wanted (stepsOfBatch).
+ */
+export function decodeRecordLazy(
+  buf: Buffer,
+  offset: number,
+  length: number,
+  out: ChunkEvent[],
+): void {
+  if (length < HEADER_SIZE || buf.readUInt32LE(offset + H.type) !== STEPS_RECORD) {
+    out.push(decodeEvent(buf, offset, length));
+    return;
+  }
+  if (length !== LAYOUT.pi_steps.size) {
+    throw new EventLayoutError(
+      `a batch of steps is ${length} bytes, pi_steps is ${LAYOUT.pi_steps.size}`,
+    );
+  }
+  const count = buf.readUInt32LE(offset + LAYOUT.pi_steps.count);
+  if (count > PI_STEPS_PER_BATCH) {
+    throw new EventLayoutError(`a batch of steps counts ${count}, at most ${PI_STEPS_PER_BATCH}`);
+  }
+  if (count === 0) return;
+  const E = LAYOUT.pi_step_entry;
+  const first = offset + LAYOUT.pi_steps.steps;
+  out.push({
+    type: STEPS_RECORD,
+    cpu: buf.readUInt32LE(offset + H.cpu),
+    tgid: buf.readUInt32LE(offset + H.tgid),
+    tid: buf.readUInt32LE(offset + H.tid),
+    ts: buf.readBigUInt64LE(first + (count - 1) * E.size + E.ts),
+    firstNs: buf.readBigUInt64LE(first + E.ts),
+    count,
+    entries: Buffer.from(buf.subarray(first, first + count * E.size)),
+  });
 }
 
 /**
@@ -652,6 +829,79 @@ export function decodeEvent(buf: Buffer, offset: number, length: number): RawEve
         tokensRead: buf.readUInt32LE(o + B.tokens_read),
         tokensLost: buf.readUInt32LE(o + B.tokens_lost),
         seqs,
+      };
+    }
+    case EventType.SPLIT: {
+      const S = LAYOUT.pi_split;
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        cgraph: buf.readBigUInt64LE(o + S.cgraph),
+        backend: buf.readBigUInt64LE(o + S.backend),
+        device: buf.readBigUInt64LE(o + S.device),
+        deviceGetName: buf.readBigUInt64LE(o + S.device_get_name),
+        schedGraph: buf.readBigUInt64LE(o + S.sched_graph),
+        firstNode: buf.readInt32LE(o + S.first_node),
+        nNodes: buf.readInt32LE(o + S.n_nodes),
+      };
+    }
+    case EventType.COPY_BEGIN: {
+      const C = LAYOUT.pi_copy;
+      const ne: number[] = [];
+      const nb: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        ne.push(Number(buf.readBigInt64LE(o + C.ne + 8 * i)));
+        nb.push(Number(buf.readBigUInt64LE(o + C.nb + 8 * i)));
+      }
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        src: buf.readBigUInt64LE(o + C.src),
+        dst: buf.readBigUInt64LE(o + C.dst),
+        backendSrc: buf.readBigUInt64LE(o + C.backend_src),
+        backendDst: buf.readBigUInt64LE(o + C.backend_dst),
+        ne,
+        nb,
+        typeIndex: buf.readInt32LE(o + C.type),
+        via: buf.readUInt32LE(o + C.via),
+        srcName: cString(buf, o + C.src_name, PI_MAX_NAME),
+        dstName: cString(buf, o + C.dst_name, PI_MAX_NAME),
+      };
+    }
+    case EventType.COPY_END:
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        via: buf.readUInt32LE(o + LAYOUT.pi_copy_end.via),
+        ret: buf.readInt32LE(o + LAYOUT.pi_copy_end.ret),
+      };
+    case EventType.SYNC_BEGIN:
+    case EventType.SYNC_END:
+      return { type, cpu, tgid, tid, ts, backend: buf.readBigUInt64LE(o + LAYOUT.pi_sync.backend) };
+    case EventType.BACKEND_CALL_BEGIN:
+    case EventType.BACKEND_CALL_END: {
+      const A = LAYOUT.pi_backend_call;
+      return {
+        type,
+        cpu,
+        tgid,
+        tid,
+        ts,
+        call: buf.readUInt32LE(o + A.call),
+        args: [
+          buf.readBigUInt64LE(o + A.args),
+          buf.readBigUInt64LE(o + A.args + 8),
+          buf.readBigUInt64LE(o + A.args + 16),
+        ],
       };
     }
     default:

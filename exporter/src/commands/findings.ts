@@ -2,9 +2,9 @@
 // profinfer findings RUN_DIR: what a recorded run's figures say is slow, why, where and what to
 // try, from its events.pinf. No root needed.
 import type { Command } from "commander";
-import { computeStats } from "../sinks/stats.js";
+import { runStats } from "../sinks/runOutputs.js";
 import { formatFindings } from "../sinks/statsSummary.js";
-import { readRunDir } from "./options.js";
+import { requireRunDir } from "./options.js";
 
 export function registerFindingsCommand(program: Command): void {
   program
@@ -15,7 +15,7 @@ export function registerFindingsCommand(program: Command): void {
     .argument("<run-dir>", "a folder written by record or attach")
     .option("--json", "print them as JSON (stats.json's findings)")
     .action((runDir: string, opts: { json?: boolean }) => {
-      const stats = computeStats(readRunDir(runDir).run);
+      const stats = runStats(requireRunDir(runDir));
       if (opts.json) {
         process.stdout.write(`${JSON.stringify(stats.findings, null, 2)}\n`);
         return;

@@ -5,13 +5,15 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { MAX_BATCH_TOKENS } from "../abi/constants.js";
+import { parseSize as sizeInBytes } from "../agent/config.js";
 import { UserError } from "../errors.js";
+import { log } from "./log.js";
 import { resolveCounters } from "../record/counters.js";
 import type { OpTiming } from "../record/options.js";
 import type { SessionConfig } from "../session/session.js";
 import { DEFAULT_METRICS_ADDR, parseMetricsAddr } from "../sinks/metrics/server.js";
 import { EXPORT_DEFAULTS, type EndpointConfig } from "../sinks/otel/exporter.js";
-import type { OtlpExportConfig } from "../sinks/otel/liveOtlp.js";
+import { DEFAULT_OTLP_CPU_PERCENT, type OtlpExportConfig } from "../sinks/otel/liveOtlp.js";
 import { collectHeader, endpointConfig, endpointFrom, timeoutFrom } from "../sinks/otel/options.js";
 import { resourceIdentity } from "../sinks/otel/resource.js";
 import {
@@ -21,13 +23,19 @@ import {
   type OpSampling,
 } from "../sinks/otel/spans.js";
 import { buildRun } from "../trace/buildRun.js";
-import type { RecordLevel } from "../trace/header.js";
-import { readRawFile } from "../trace/rawFile.js";
+import type { RecordLevel, RunHeader } from "../trace/header.js";
+import { RawFileReader, readRawFile } from "../trace/rawFile.js";
+import {
+  JSON_TIMELINE_MAX_RAW_BYTES,
+  TIMELINE_FORMATS,
+  type TimelineFormat,
+} from "../sinks/runOutputs.js";
 import type { Run } from "../trace/types.js";
 import { modelName } from "../trace/modelName.js";
 import { modelsOfCommand, modelsOfProcess } from "../discovery/modelFile.js";
 import { REQUEST_IDLE_NS } from "../trace/requests.js";
 import { VERSION } from "../version.js";
+import type { ProfilesExportConfig } from "../sinks/profiles/liveProfiles.js";
 
 export interface OtlpOptions {
   otlpEndpoint?: string;
@@ -43,6 +51,14 @@ export interface OtlpOptions {
 }
 
 export interface CommonOptions extends OtlpOptions {
+  /** percent of one core */
+  otlpCpu: number;
+  /** bytes */
+  rotateSize?: number;
+  /** seconds */
+  rotateTime?: number;
+  /** bytes */
+  maxDisk?: number;
   out?: string;
   level: RecordLevel;
   ops?: string;
@@ -62,12 +78,14 @@ export interface CommonOptions extends OtlpOptions {
   metricsLayers?: boolean;
   metricsMoe?: boolean;
   report: boolean;
+  timeline: TimelineFormat;
+  profilesEndpoint?: string;
+  /** seconds */
+  profilesInterval: number;
 }
 
-/** profinfer's own messages on stderr. */
-export const log = (message: string): void => {
-  process.stderr.write(`profinfer: ${message}\n`);
-};
+/** profinfer's own messages on stderr (log.ts). */
+export { log };
 
 export function positiveInt(what: string) {
   return (value: string): number => {
@@ -101,12 +119,9 @@ function parseWindow(value: string): [number, number] {
 }
 
 function parseSize(value: string): number {
-  const m = /^(\d+)([KMG]?)i?B?$/i.exec(value);
-  if (!m) throw new InvalidArgumentError("a size such as 64M or 256M.");
-  const unit = { "": 1, K: 1 << 10, M: 1 << 20, G: 1 << 30 }[
-    m[2]!.toUpperCase() as "" | "K" | "M" | "G"
-  ];
-  return Number(m[1]) * unit;
+  const bytes = sizeInBytes(value);
+  if (bytes === null) throw new InvalidArgumentError("a size such as 64M or 256M.");
+  return bytes;
 }
 
 /** A size as parseSize reads it back, in the largest unit that divides it. */
@@ -204,6 +219,22 @@ export function addOtlpOptions(command: Command): Command {
 
 export function addCommonOptions(command: Command): Command {
   return addOtlpOptions(command)
+    .option(
+      "--otlp-cpu <percent>",
+      "the most of one core profinfer may use while the live OTLP export runs; above it, or when the export falls behind, fewer calls get operator spans (each llama_decode span says which sampling applied); 0: no bound",
+      nonNegativeNumber("--otlp-cpu"),
+      DEFAULT_OTLP_CPU_PERCENT,
+    )
+    .option(
+      "--profiles-endpoint <url>",
+      "send operator-time profiles over OTLP gRPC (profiles signal) to this endpoint every --profiles-interval, http://HOST:PORT or https://HOST:PORT; default: $OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT",
+    )
+    .option(
+      "--profiles-interval <seconds>",
+      "the span of each profile sent to --profiles-endpoint",
+      positiveSeconds("--profiles-interval"),
+      10,
+    )
     .option("--out <dir>", "run folder (default: ./profinfer-runs/<name>-<time>)")
     .addOption(
       new Option(
@@ -253,6 +284,23 @@ export function addCommonOptions(command: Command): Command {
     )
     .option("--no-moe", "do not read MoE expert ids")
     .addOption(
+      new Option(
+        "--rotate-size <size>",
+        "start a new events file once events.pinf holds this much: the full one becomes events-NNNNNN.pinf, and each reads on its own",
+      ).argParser(parseSize),
+    )
+    .option(
+      "--rotate-time <seconds>",
+      "start a new events file once events.pinf is this old",
+      positiveSeconds("--rotate-time"),
+    )
+    .addOption(
+      new Option(
+        "--max-disk <size>",
+        "remove the oldest events files once the rotated ones hold more than this (with --rotate-size or --rotate-time)",
+      ).argParser(parseSize),
+    )
+    .addOption(
       new Option("--ring-buffer <size>", "BPF ring buffer size")
         .argParser(parseSize)
         .default(RING_BUFFER_BYTES, formatSize(RING_BUFFER_BYTES)),
@@ -283,10 +331,21 @@ export function addCommonOptions(command: Command): Command {
         .default("steps"),
     )
     .option("--no-report", "do not write report.html")
+    .addOption(timelineOption())
     .option(
       "--probe-all-ops",
       "also probe operator functions whose first instruction the kernel must single-step (about 10x the cost a hit; by default they are timed from the barriers)",
     );
+}
+
+/** --timeline: which timeline files the run folder gets. */
+export function timelineOption(): Option {
+  return new Option(
+    "--timeline <format>",
+    `the timeline files: protobuf (trace.pftrace, Perfetto's format for traces of any size), json (trace.json), both, or auto (protobuf, and json for runs whose events.pinf is at most ${JSON_TIMELINE_MAX_RAW_BYTES >> 20} MiB)`,
+  )
+    .choices(TIMELINE_FORMATS)
+    .default("auto");
 }
 
 export function defaultRunDir(name: string): string {
@@ -305,6 +364,13 @@ export function requireRunDir(runDir: string): string {
   return dir;
 }
 
+/** A run folder's run header (requireRunDir's checks first). */
+export function readRunHeader(dir: string): RunHeader {
+  const reader = RawFileReader.open(join(dir, "events.pinf"));
+  reader.close();
+  return reader.header;
+}
+
 /** A run folder's trace model, read from its events.pinf (requireRunDir's checks first). */
 export function readRunDir(runDir: string): { dir: string; run: Run } {
   const dir = requireRunDir(runDir);
@@ -313,6 +379,24 @@ export function readRunDir(runDir: string): { dir: string; run: Run } {
 
 /** Option combinations that cannot work, refused before the target starts. */
 export function checkOptions(opts: CommonOptions): void {
+  if (
+    opts.maxDisk !== undefined &&
+    opts.rotateSize === undefined &&
+    opts.rotateTime === undefined
+  ) {
+    throw new UserError(
+      "--max-disk removes the oldest events files of a rotated run: give --rotate-size (or --rotate-time) too, e.g. --rotate-size 256M --max-disk 2G",
+    );
+  }
+  if (
+    opts.maxDisk !== undefined &&
+    opts.rotateSize !== undefined &&
+    opts.maxDisk < 2 * opts.rotateSize
+  ) {
+    throw new UserError(
+      `--max-disk ${formatSize(opts.maxDisk)} keeps less than two segments of --rotate-size ${formatSize(opts.rotateSize)}: make it at least ${formatSize(2 * opts.rotateSize)}`,
+    );
+  }
   if (opts.pmc) {
     if (opts.level === "token" || opts.level === "graph") {
       throw new UserError(
@@ -332,6 +416,23 @@ export function otlpEndpoint(opts: OtlpOptions): EndpointConfig | null {
     opts.otlpHeader ?? {},
     timeoutFrom(opts.otlpTimeout, EXPORT_DEFAULTS.timeoutMs),
   );
+}
+
+/** The profiles export of the options or the environment; null when it is off. */
+function profilesConfig(opts: CommonOptions): ProfilesExportConfig | null {
+  const url = opts.profilesEndpoint ?? process.env.OTEL_EXPORTER_OTLP_PROFILES_ENDPOINT;
+  if (url === undefined || url.trim() === "") return null;
+  return {
+    endpoint: endpointConfig(
+      url.trim(),
+      opts.otlpHeader ?? {},
+      timeoutFrom(opts.otlpTimeout, EXPORT_DEFAULTS.timeoutMs),
+    ),
+    intervalMs: Math.round(opts.profilesInterval * 1000),
+    ...(opts.serviceName !== undefined ? { serviceName: opts.serviceName } : {}),
+    version: VERSION,
+    log,
+  };
 }
 
 /** --request-idle in ns. */
@@ -427,18 +528,36 @@ export function sessionConfig(
       aggregate: metrics !== null,
       aggregateLayers: opts.metricsLayers ?? false,
       aggregateMoe: opts.metricsMoe ?? false,
+      rotation:
+        opts.rotateSize !== undefined || opts.rotateTime !== undefined
+          ? {
+              maxBytes: opts.rotateSize ?? null,
+              maxMs: opts.rotateTime !== undefined ? opts.rotateTime * 1000 : null,
+              maxDiskBytes: opts.maxDisk ?? null,
+            }
+          : null,
       resource: resourceIdentity(opts.serviceName, opts.model),
       log,
       version: VERSION,
     },
     otlp: endpoint
-      ? otlpExportConfig(opts, endpoint, resolve(opts.otlpSpool ?? join(outDir, "otlp-spool")))
+      ? {
+          ...otlpExportConfig(
+            opts,
+            endpoint,
+            resolve(opts.otlpSpool ?? join(outDir, "otlp-spool")),
+          ),
+          cpuShare: opts.otlpCpu / 100,
+        }
       : null,
     metrics,
+    profiles: profilesConfig(opts),
     status: opts.status,
     toggleOpProbesMs: opts.toggleOpProbes ?? null,
+    machineProfile: pid === null ? "measure" : "cached",
     outputs: {
       report: opts.report,
+      timeline: opts.timeline,
       opSampling: opts.otlpOpSample,
       requestIdleNs: requestIdleNs(opts),
       ...(opts.serviceName !== undefined ? { serviceName: opts.serviceName } : {}),

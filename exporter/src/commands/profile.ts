@@ -4,8 +4,8 @@ import type { Command } from "commander";
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { UserError } from "../errors.js";
-import { writeRunProfiles } from "../sinks/pprof.js";
-import { log, readRunDir } from "./options.js";
+import { writeRunProfileFiles } from "../sinks/runOutputs.js";
+import { log, readRunHeader, requireRunDir } from "./options.js";
 
 export function registerProfileCommand(program: Command): void {
   program
@@ -16,15 +16,15 @@ export function registerProfileCommand(program: Command): void {
     .argument("<run-dir>", "a folder written by record or attach")
     .option("--out <dir>", "where to write them (default: RUN_DIR)")
     .action((runDir: string, opts: { out?: string }) => {
-      const { dir, run } = readRunDir(runDir);
-      if (run.header.level === "metrics") {
+      const dir = requireRunDir(runDir);
+      if (readRunHeader(dir).level === "metrics") {
         throw new UserError(
           "level metrics records no event per call, so there is no operator run to profile; record at --level op (the default)",
         );
       }
       const out = resolve(opts.out ?? dir);
       mkdirSync(out, { recursive: true });
-      for (const path of writeRunProfiles(run, out)) log(`profile ${path}`);
+      for (const path of writeRunProfileFiles(dir, out)) log(`profile ${path}`);
       log(`open one with: go tool pprof -http=localhost:8080 ${join(out, "profile.pb.gz")}`);
     });
 }

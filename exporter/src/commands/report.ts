@@ -2,9 +2,8 @@
 // profinfer report RUN_DIR: report.html of a run folder, offline.
 import type { Command } from "commander";
 import { join, resolve } from "node:path";
-import { writeReport } from "../sinks/report.js";
-import { computeStats } from "../sinks/stats.js";
-import { log, readRunDir } from "./options.js";
+import { writeRunReport } from "../sinks/runOutputs.js";
+import { log, requireRunDir } from "./options.js";
 
 export function registerReportCommand(program: Command): void {
   program
@@ -15,9 +14,9 @@ export function registerReportCommand(program: Command): void {
     .argument("<run-dir>", "a folder written by record or attach")
     .option("--out <file>", "where to write it (default: RUN_DIR/report.html)")
     .action((runDir: string, opts: { out?: string }) => {
-      const { dir, run } = readRunDir(runDir);
+      const dir = requireRunDir(runDir);
       const out = resolve(opts.out ?? join(dir, "report.html"));
-      writeReport(run, computeStats(run), out);
+      writeRunReport(dir, out);
       log(`report ${out}`);
     });
 }

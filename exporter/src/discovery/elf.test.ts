@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
-import { readElf } from "./elf.js";
+import { namesSymbol, readElf } from "./elf.js";
 
 const dir = mkdtempSync(join(tmpdir(), "profinfer-elf-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,4 +45,19 @@ test("a stripped library keeps only its exported symbols", () => {
   assert.equal(elf.hasSymbolTable, false);
   assert.ok(elf.symbols.get("pi_api")?.exported);
   assert.equal(elf.symbols.has("hidden"), false);
+});
+
+test("namesSymbol finds a symbol's name in the string tables without reading the symbols", () => {
+  const source = join(dir, "named.c");
+  writeFileSync(
+    source,
+    "int llama_decode(void) { return 0; }\nint other_thing(void) { return 1; }\n",
+  );
+  const library = join(dir, "libnamed.so");
+  const cc = spawnSync("cc", ["-shared", "-fPIC", "-o", library, source], { encoding: "utf8" });
+  assert.equal(cc.status, 0, cc.stderr);
+  assert.equal(namesSymbol(library, "llama_decode"), true);
+  assert.equal(namesSymbol(library, "other_thing"), true);
+  assert.equal(namesSymbol(library, "llama_dec"), false, "a whole name, not a prefix");
+  assert.equal(namesSymbol(library, "llama_decode_more"), false);
 });

@@ -123,6 +123,37 @@ export function readElfSections(path: string): ElfSection[] {
   }
 }
 
+const SHT_STRTAB = 3;
+const NAME_SCAN_CHUNK = 1 << 20;
+
+/**
+ * Whether a symbol table of the file names `name` (its string tables hold "\0name\0"): a check
+ * that reads the string tables in chunks of 1 MiB, never the symbols, so that the host agent can
+ * ask it of every program it sees (some carry hundreds of thousands of symbols) without holding
+ * them. A true answer is a candidate for readElf, not a symbol of a given kind.
+ */
+export function namesSymbol(path: string, name: string): boolean {
+  const needle = Buffer.from(`\0${name}\0`, "latin1");
+  const fd = openSync(path, "r");
+  try {
+    const read = fileReader(fd, path);
+    const tables = parseElfSections(read, path).filter(
+      (s) => s.type === SHT_STRTAB && (s.name === ".dynstr" || s.name === ".strtab"),
+    );
+    for (const table of tables) {
+      // chunks overlap by the needle's length, so that a name across two chunks is found
+      for (let at = 0; at < table.size; at += NAME_SCAN_CHUNK - needle.length) {
+        const length = Math.min(NAME_SCAN_CHUNK, table.size - at);
+        if (read(table.offset + at, length).includes(needle)) return true;
+        if (at + length >= table.size) break;
+      }
+    }
+    return false;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 const SHT_SYMTAB = 2;
 const SHT_DYNSYM = 11;
 const STT_FUNC = 2;

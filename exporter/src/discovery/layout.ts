@@ -36,6 +36,12 @@ export interface ProbedLayout {
   unaryOpNames: string[];
   gluOpNames: string[];
   typeNames: string[];
+  /**
+   * bytes per block and elements per block of each type (ggml_type_size, ggml_blck_size), by
+   * type index; null when the build does not export them
+   */
+  typeSizes: number[] | null;
+  blockSizes: number[] | null;
 }
 
 export class LayoutError extends Error {

@@ -208,13 +208,12 @@ function codeToSearch(elf: ElfFile): Code[] {
     .map((s) => ({ name: null, start: s.address, size: s.size }));
 }
 
-/**
- * The compute loop's barrier calls in a CPU backend library: one per loop (the compiler may
- * duplicate a loop) plus the final barriers its exits branch to. Empty when the pattern is not
- * there (another architecture or an unfamiliar build).
- */
 export function findStepSites(elf: ElfFile, nNodesOffset: number): StepSite[] {
-  const barrier = callTargetsOf(elf, "ggml_barrier");
+  // an OpenMP build that inlines ggml_barrier calls GOMP_barrier there, behind a check for one thread
+  const barrier = new Set([
+    ...callTargetsOf(elf, "ggml_barrier"),
+    ...callTargetsOf(elf, "GOMP_barrier"),
+  ]);
   if (barrier.size === 0) return [];
   const sites = new Map<number, StepSite>();
   const factory = new InstructionInfoFactory();
@@ -225,17 +224,10 @@ export function findStepSites(elf: ElfFile, nNodesOffset: number): StepSite[] {
     decoder.ip = BigInt(code.start);
     const window: Iced.Instruction[] = [];
     const loops: LoopSite[] = [];
-    const barrierCalls = new Set<number>();
     while (decoder.canDecode) {
       const ins = decoder.decode();
-      const ip = Number(ins.ip);
-      const isBarrierCall =
-        ins.flowControl === FlowControl.Call &&
-        ins.op0Kind === OpKind.NearBranch64 &&
-        barrier.has(Number(ins.nearBranchTarget));
-      if (isBarrierCall) {
-        barrierCalls.add(ip);
-        const found = loopSite(window, ip, nNodesOffset, factory);
+      if (ins.flowControl === FlowControl.ConditionalBranch) {
+        const found = loopSite(elf, window, ins, nNodesOffset, barrier, code, factory);
         if (found) loops.push(found);
       }
       window.push(ins);
@@ -243,17 +235,14 @@ export function findStepSites(elf: ElfFile, nNodesOffset: number): StepSite[] {
     }
     for (const ins of window) ins.free();
     decoder.free();
-    // a site is a barrier call of this code; the final one may lie behind other instructions
-    // (then it is left out: the model ends the last step with the graph)
-    const add = (address: number, final: boolean, register: StepRegister | null): boolean => {
+    const add = (address: number, final: boolean, register: StepRegister | null): void => {
       const fileOffset = elf.fileOffsetOf(address);
-      if (!barrierCalls.has(address) || fileOffset === null || sites.has(address)) return false;
+      if (fileOffset === null || sites.has(address)) return;
       sites.set(address, { address, fileOffset, final, register, function: code.name });
-      return true;
     };
     for (const loop of loops) {
-      if (loop.register && add(loop.loopCall, false, loop.register))
-        add(loop.finalCall, true, null);
+      add(loop.loopCall, false, loop.register);
+      if (!sites.get(loop.finalCall)) add(loop.finalCall, true, null);
     }
   }
   factory.free();
@@ -271,36 +260,91 @@ interface LoopSite {
   loopCall: number;
   /** the call the loop's exit leads to */
   finalCall: number;
-  register: StepRegister | null;
+  register: StepRegister;
+}
+
+/** How far a path from the branch may run, jumps included, before it reaches the call. */
+const MAX_PATH = 8;
+
+/**
+ * The barrier call a path from `ip` reaches: straight-line instructions and unconditional jumps
+ * within the code, none writing `register` (when given), then `call ggml_barrier` (or an inlined
+ * ggml_barrier's `call GOMP_barrier`, which a conditional branch may skip, and nothing else).
+ * Null when the path does anything else first.
+ */
+function followToBarrier(
+  elf: ElfFile,
+  ip: number,
+  barrier: ReadonlySet<number>,
+  code: Code,
+  register: number | null,
+  factory: Iced.InstructionInfoFactory,
+): number | null {
+  const skips: number[] = [];
+  for (let step = 0; step < MAX_PATH; step++) {
+    if (ip < code.start || ip >= code.start + code.size) return null;
+    const bytes = elf.bytesAt(ip, Math.min(16, code.start + code.size - ip));
+    if (!bytes) return null;
+    const decoder = new Decoder(64, bytes, DecoderOptions.None);
+    decoder.ip = BigInt(ip);
+    const ins = decoder.decode();
+    decoder.free();
+    try {
+      if (ins.flowControl === FlowControl.Call) {
+        const isBarrier =
+          ins.op0Kind === OpKind.NearBranch64 && barrier.has(Number(ins.nearBranchTarget));
+        return isBarrier && skips.every((to) => to === Number(ins.nextIP)) ? ip : null;
+      }
+      if (
+        ins.flowControl === FlowControl.UnconditionalBranch &&
+        ins.op0Kind === OpKind.NearBranch64
+      )
+        ip = Number(ins.nearBranchTarget);
+      else if (ins.flowControl === FlowControl.ConditionalBranch) {
+        skips.push(Number(ins.nearBranchTarget));
+        ip = Number(ins.nextIP);
+      } else if (ins.flowControl !== FlowControl.Next) return null;
+      else if (register !== null && writesRegister(factory, ins, register)) return null;
+      else ip = Number(ins.nextIP);
+    } finally {
+      ins.free();
+    }
+  }
+  return null;
 }
 
 /**
- * Looking back from a barrier call: `cmp REG, [X + n_nodes]`, then a conditional branch forward
- * past the call, and no write to REG before the call. Either the branch skips this call when the
- * loop is done (this call is the loop's, the branch target the final one), or it jumps to the
- * loop's call while nodes remain (this call, its fall-through, is the final one).
+ * At a conditional branch: `cmp REG, [X + n_nodes]` shortly before it, with nothing between that
+ * writes REG or leaves the straight line; then the way taken while nodes remain (REG, node_n + 1,
+ * below n_nodes) must reach a barrier call without writing REG (the loop's call), and the other
+ * way a barrier call too (the final one). Compilers lay this out either way round, with the calls
+ * right after the branch or behind a jump.
  */
 function loopSite(
+  elf: ElfFile,
   window: readonly Iced.Instruction[],
-  callIp: number,
+  branch: Iced.Instruction,
   nNodesOffset: number,
+  barrier: ReadonlySet<number>,
+  code: Code,
   factory: Iced.InstructionInfoFactory,
 ): LoopSite | null {
   for (let i = window.length - 1; i >= 0; i--) {
     const compared = comparedWithNNodes(window[i]!, nNodesOffset);
     if (compared === null) continue;
     const between = window.slice(i + 1);
-    const branch = between.find((ins) => ins.flowControl === FlowControl.ConditionalBranch);
-    if (!branch || Number(branch.nearBranchTarget) <= callIp) return null;
-    if (between.some((ins) => ins !== branch && ins.flowControl !== FlowControl.Next)) return null;
+    if (between.some((ins) => ins.flowControl !== FlowControl.Next)) return null;
     if (between.some((ins) => writesRegister(factory, ins, compared.register))) return null;
     const remain = takenWhileNodesRemain(branch.conditionCode, compared.registerFirst);
-    if (remain === null) return null;
-    const target = Number(branch.nearBranchTarget);
     const register = stepRegisterName(compared.register);
-    // jumping to the loop's call: nothing may come between the branch and that call
-    if (remain) return { loopCall: target, finalCall: callIp, register };
-    return { loopCall: callIp, finalCall: target, register };
+    if (remain === null || register === null) return null;
+    const [whileRemain, whenDone] = remain
+      ? [Number(branch.nearBranchTarget), Number(branch.nextIP)]
+      : [Number(branch.nextIP), Number(branch.nearBranchTarget)];
+    const loopCall = followToBarrier(elf, whileRemain, barrier, code, compared.register, factory);
+    const finalCall = followToBarrier(elf, whenDone, barrier, code, null, factory);
+    if (loopCall === null || finalCall === null || loopCall === finalCall) return null;
+    return { loopCall, finalCall, register };
   }
   return null;
 }

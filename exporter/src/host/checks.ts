@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // What every check of `profinfer doctor` returns, and the machine it reads through: parsing is
 // split from I/O so that tests can feed captured text to a fake DoctorHost.
+import type { MachineProfile } from "@profinfer/contract";
 import type { ElfSection } from "../discovery/elf.js";
 import type { CacheManifest } from "../setup/cache.js";
 
@@ -57,4 +58,6 @@ export interface DoctorHost {
   readManifest(): CacheManifest | null;
   manifestPath(): string;
   readElfSections(path: string): ElfSection[];
+  /** this host's machine profile: the cached one, else measured now; or why there is none */
+  machineProfile(): MachineProfile | { error: string };
 }

@@ -21,7 +21,8 @@ import {
   checkPermissions,
   parseEffectiveCapabilities,
 } from "./permissions.js";
-import { checkLlamaTargets } from "./targets.js";
+import { UNVERIFIED_BUILDS, checkLlamaTargets, checkVerifiedBuilds } from "./targets.js";
+import type { CacheManifest, LlamaCppBuild } from "../setup/cache.js";
 import { summarizeDoctorReport } from "../commands/doctor.js";
 import { ElfFormatError, readElfSections } from "../discovery/elf.js";
 
@@ -291,6 +292,68 @@ test("llama.cpp targets: without a manifest the fix is npm run setup", () => {
       fix: "npm run setup",
     },
   ]);
+});
+
+test("verified builds: each build set-up made, with what it took; every unverified kind", () => {
+  const build = (release: string, version: string, times: object): LlamaCppBuild => ({
+    key: release,
+    nodeLlamaCppVersion: version,
+    llamaCppRelease: release,
+    commit: "0",
+    srcDir: "/src",
+    buildDir: "/build",
+    binDir: "/build/bin",
+    options: {},
+    targets: ["llama-cli"],
+    ...times,
+  });
+  const manifest = {
+    version: 1,
+    nodeLlamaCpp: { version: "3.22.1", dir: "/n", prebuiltDir: "/n/bins", bundle: "/n/b" },
+    llamaCpp: build("v0.5.0", "3.22.1", { buildSeconds: 420 }),
+    builds: {
+      static: {
+        ...build("v0.5.0", "3.22.1", { buildSeconds: 900, cpuSeconds: 1500 }),
+        variants: {
+          static: { options: {}, binDir: "/s" },
+          "static-openmp": { options: {}, binDir: "/o" },
+        },
+      },
+      releases: [build("b3889", "3.1.1", {}), build("b7347", "3.14.5", { buildSeconds: 600 })],
+      llamaCppPython: {
+        key: "p",
+        version: "0.3.36",
+        dir: "/p",
+        python: "/p/python",
+        libDir: "/p/lib",
+        options: {},
+        buildSeconds: 300,
+        cpuSeconds: 250,
+      },
+    },
+  } satisfies CacheManifest;
+
+  const check = checkVerifiedBuilds(manifest);
+
+  assert.equal(check.status, "ok");
+  assert.deepEqual(check.notes?.slice(0, 6), [
+    "verified: v0.5.0 shared libraries (node-llama-cpp 3.22.1's source), built in 420 s",
+    "verified: node-llama-cpp 3.22.1 prebuilt libraries",
+    "verified: v0.5.0 linked into one executable, without and with OpenMP (static, static-openmp), built in 900 s (1500 s of CPU)",
+    "verified: b3889 shared libraries (node-llama-cpp 3.1.1's source)",
+    "verified: b7347 shared libraries (node-llama-cpp 3.14.5's source), built in 600 s",
+    "verified: llama-cpp-python 0.3.36, pip's build of its source, built in 300 s (250 s of CPU)",
+  ]);
+  assert.deepEqual(
+    check.notes?.slice(6),
+    UNVERIFIED_BUILDS.map((line) => `unverified: ${line}`),
+  );
+  const bare = checkVerifiedBuilds({ ...manifest, builds: undefined });
+  assert.equal(bare.status, "warn");
+  assert.deepEqual(
+    bare.notes,
+    UNVERIFIED_BUILDS.map((line) => `unverified: ${line}`),
+  );
 });
 
 test("summary: problems first, then warnings; no problems reads ready", () => {

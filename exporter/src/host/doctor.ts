@@ -3,14 +3,7 @@
 // counters, and are the llama.cpp targets of `npm run setup` there? The checks run in the order
 // of the table, each through the injectable DoctorHost (systemHost is the real machine).
 import { spawnSync } from "node:child_process";
-import {
-  accessSync,
-  constants as fsConstants,
-  existsSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-} from "node:fs";
+import { accessSync, constants as fsConstants, existsSync, statSync } from "node:fs";
 import { release } from "node:os";
 import { delimiter, join } from "node:path";
 import { readElfSections } from "../discovery/elf.js";
@@ -21,6 +14,8 @@ import { checkBtf, checkKernel, checkTracefs, checkUprobes } from "./kernel.js";
 import { checkPerfEvents, probePerfEvents } from "./perfEvents.js";
 import { checkPermissions, gatherPermissionFacts } from "./permissions.js";
 import { checkLlamaTargets } from "./targets.js";
+import { listDirOrNull, readTextOrNull } from "./files.js";
+import { checkMachineProfile, machineProfile } from "./machineProfile.js";
 
 export function runDoctor(host: DoctorHost = systemHost()): DoctorReport {
   const checks = [
@@ -32,6 +27,7 @@ export function runDoctor(host: DoctorHost = systemHost()): DoctorReport {
     ...checkPerfEvents(probePerfEvents(host)),
     checkBuildTools(host),
     ...checkLlamaTargets(host),
+    checkMachineProfile(host),
   ];
   return {
     checks: checks.map(inReadingOrder),
@@ -69,20 +65,8 @@ export function systemHost(env: NodeJS.ProcessEnv = process.env): DoctorHost {
     kernelRelease: () => release(),
     effectiveUid: () => (typeof process.geteuid === "function" ? process.geteuid() : null),
     exists: (path) => existsSync(path),
-    readText: (path) => {
-      try {
-        return readFileSync(path, "utf8");
-      } catch {
-        return null;
-      }
-    },
-    listDir: (path) => {
-      try {
-        return readdirSync(path);
-      } catch {
-        return null;
-      }
-    },
+    readText: readTextOrNull,
+    listDir: listDirOrNull,
     findOnPath: (name) => {
       for (const dir of (env.PATH ?? "").split(delimiter)) {
         if (dir && isExecutableFile(join(dir, name))) return join(dir, name);
@@ -108,5 +92,12 @@ export function systemHost(env: NodeJS.ProcessEnv = process.env): DoctorHost {
     readManifest: () => readManifest(env),
     manifestPath: () => manifestPath(env),
     readElfSections,
+    machineProfile: () => {
+      try {
+        return machineProfile({ env });
+      } catch (error) {
+        return { error: (error as Error).message };
+      }
+    },
   };
 }

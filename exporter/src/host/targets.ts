@@ -4,6 +4,7 @@
 import { basename, join } from "node:path";
 import { classifyLibrary } from "../discovery/libraries.js";
 import type { CacheManifest } from "../setup/cache.js";
+import { checkBackends } from "./backends.js";
 import type { DoctorCheck, DoctorHost } from "./checks.js";
 
 export interface DebugInfoSummary {
@@ -64,7 +65,12 @@ export function checkLlamaTargets(host: DoctorHost): DoctorCheck[] {
       },
     ];
   }
-  return [checkLlamaBuild(host, manifest), checkNodeLlamaCppPrebuilt(host, manifest)];
+  return [
+    checkLlamaBuild(host, manifest),
+    checkBackends(host, manifest),
+    checkNodeLlamaCppPrebuilt(host, manifest),
+    checkVerifiedBuilds(manifest),
+  ];
 }
 
 export function checkLlamaBuild(host: DoctorHost, manifest: CacheManifest): DoctorCheck {
@@ -165,4 +171,65 @@ export function checkNodeLlamaCppPrebuilt(host: DoctorHost, manifest: CacheManif
   }
   // Prebuilt libraries ship without DWARF; their exported symbols are enough to attach.
   return { ...base, status: "ok", found, notes, data };
+}
+
+/**
+ * What each kind of build not among the verified ones is expected to give, from how discovery
+ * works (docs/builds.md says why for each).
+ */
+export const UNVERIFIED_BUILDS: readonly string[] = [
+  "another release from October 2024 on, shared or static: every level; a compute loop without the step pattern is timed by probing the operator functions and the barrier (ggml_barrier, or the GOMP_barrier an OpenMP build inlined it into), and record says so",
+  "a release whose ggml_barrier is inlined into a build without OpenMP: as above, but with no barrier to probe, only the operators whose functions are probed are timed (record says so)",
+  "a release before ggml_graph_n_nodes and ggml_graph_node (mid-2024): the token level; the layout probe names the symbols it misses, and the graph and operator levels need the layout",
+  "an executable stripped of its symbol table (strip --strip-all): nothing, and record says the executable is stripped; strip --strip-debug keeps what tracing needs",
+  "an executable linked at fixed addresses (-no-pie): the token level; its layout cannot be resolved (it cannot be loaded beside the layout probe), and the graph and operator levels need it",
+  "GPU backends other than Vulkan (CUDA, Metal, ...): calls, graphs and every split with its copies and the host's waits; operators only of the splits the CPU or BLAS computes (docs/cuda.md)",
+  "other architectures than x86-64 (aarch64): operator functions probed instead of step sites",
+];
+
+/**
+ * The builds the tests verify, as set-up built them on this machine: the pinned shared build and
+ * node-llama-cpp's prebuilt libraries (checked above), one static executable with and without
+ * OpenMP, older releases, llama-cpp-python.
+ */
+export function checkVerifiedBuilds(manifest: CacheManifest | null): DoctorCheck {
+  const base = { id: "verified-builds", name: "verified builds" };
+  const builds = manifest?.builds;
+  const unverified = UNVERIFIED_BUILDS.map((line) => `unverified: ${line}`);
+  if (!manifest || !builds) {
+    return {
+      ...base,
+      status: "warn",
+      found: "the test builds are not set up on this machine",
+      notes: unverified,
+      fix: "npm run setup (only the tests need them)",
+    };
+  }
+  const seconds = (t: { buildSeconds?: number; cpuSeconds?: number }) =>
+    t.buildSeconds === undefined
+      ? ""
+      : `, built in ${t.buildSeconds} s` +
+        (t.cpuSeconds === undefined ? "" : ` (${t.cpuSeconds} s of CPU)`);
+  const verified = [
+    `${manifest.llamaCpp.llamaCppRelease} shared libraries (node-llama-cpp ${manifest.nodeLlamaCpp.version}'s source)${seconds(manifest.llamaCpp)}`,
+    `node-llama-cpp ${manifest.nodeLlamaCpp.version} prebuilt libraries`,
+    `${builds.static.llamaCppRelease} linked into one executable, without and with OpenMP (${Object.keys(builds.static.variants ?? {}).join(", ")})${seconds(builds.static)}`,
+    ...builds.releases.map(
+      (r) =>
+        `${r.llamaCppRelease} shared libraries (node-llama-cpp ${r.nodeLlamaCppVersion}'s source)${seconds(r)}`,
+    ),
+    `llama-cpp-python ${builds.llamaCppPython.version}, pip's build of its source${seconds(builds.llamaCppPython)}`,
+    ...(manifest.backends
+      ? [
+          `${manifest.backends.llamaCppRelease} with the BLAS (OpenBLAS), Vulkan (lavapipe) and RPC backends, split by split${seconds(manifest.backends)}`,
+        ]
+      : []),
+  ];
+  return {
+    ...base,
+    status: "ok",
+    found: `${verified.length} kinds of build verified by the tests`,
+    notes: [...verified.map((line) => `verified: ${line}`), ...unverified],
+    data: { verified, unverified: UNVERIFIED_BUILDS },
+  };
 }

@@ -2,10 +2,15 @@
 // Following the target's libraries: what it has mapped now and what it maps later (the dynamic
 // linker's hook stops it after each dlopen), which of them are llama.cpp's and ggml's, and of a
 // folder of dynamically loaded CPU backend variants the one ggml will compute with.
-import { readdirSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { scoreCpuVariants } from "../discovery/layout.js";
-import { classifyLibrary, mappedFiles, type LibraryRoles } from "../discovery/libraries.js";
+import {
+  carriesGgml,
+  classifyLibrary,
+  mappedFiles,
+  type LibraryRoles,
+} from "../discovery/libraries.js";
 import { layoutProbePath } from "./nativeTracer.js";
 
 export interface NewLibraries {
@@ -20,6 +25,11 @@ export class LibraryFollower {
   private readonly chosenVariants = new Map<string, string | null>();
   /** the llama.cpp and ggml libraries found so far */
   readonly libraries: LibraryRoles[] = [];
+  /**
+   * the process's executable when it carries ggml but has no symbol table: a llama.cpp linked
+   * into one executable exports nothing, so once stripped nothing in it can be found
+   */
+  strippedExecutable: string | null = null;
 
   constructor(
     private readonly pid: number,
@@ -35,14 +45,30 @@ export class LibraryFollower {
     } catch {
       return out;
     }
+    let executable: string | null = null;
+    try {
+      executable = readlinkSync(`/proc/${this.pid}/exe`);
+    } catch {
+      // gone
+    }
     for (const path of files) {
       if (this.examined.has(path)) continue;
       this.examined.add(path);
       const roles = classifyLibrary(path);
       if (!roles) continue;
+      if (
+        path === executable &&
+        !roles.hasSymbolTable &&
+        !roles.llama &&
+        !roles.ggmlBase &&
+        carriesGgml(path)
+      )
+        this.strippedExecutable = path;
       if (roles.dynamicLinker) out.dynamicLinkers.push(roles);
       if (roles.ggmlCpu && !this.isChosenCpuVariant(path)) continue;
-      if (roles.llama || roles.ggmlBase || roles.ggmlCpu) out.found.push(roles);
+      const backend =
+        roles.ggmlRegistry || roles.backendCalls.length + roles.asyncCopies.length > 0;
+      if (roles.llama || roles.ggmlBase || roles.ggmlCpu || backend) out.found.push(roles);
     }
     out.found.sort((a, b) => Number(b.ggmlBase) - Number(a.ggmlBase));
     this.libraries.push(...out.found);

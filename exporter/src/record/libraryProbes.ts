@@ -3,19 +3,21 @@
 // calls and graphs, the ggml layout resolved from ggml's base library (the CPU backend's probes
 // read tensors through it), then the operators: step probes on the compute loop where it is
 // found, else probes on the operator functions and ggml_barrier.
+import { BackendProbeError, probeBackends, type ProbedBackends } from "../discovery/backends.js";
 import { LayoutError, probeLayout, type ProbedLayout } from "../discovery/layout.js";
 import { functionLabel, type LibraryRoles } from "../discovery/libraries.js";
 import { readElf } from "../discovery/elf.js";
 import { findStepSites, type StepSite } from "../discovery/stepSites.js";
 import { PiLevel } from "../abi/constants.js";
-import type { OpFunction } from "../trace/header.js";
+import type { BackendCall, OpFunction } from "../trace/header.js";
 import type { RunNote } from "../trace/notes.js";
 import { toNativeLayout } from "./nativeLayout.js";
-import { layoutProbePath, type NativeTracer } from "./nativeTracer.js";
+import { backendsProbePath, layoutProbePath, type NativeTracer } from "./nativeTracer.js";
 import { ProbeAttacher, stepProbeError } from "./probeAttacher.js";
 import {
-  BARRIER_PROBES,
+  barrierProbes,
   LEVELS,
+  backendApiProbes,
   MOE_CONSUMERS,
   callProbes,
   cpuGraphProbes,
@@ -36,6 +38,10 @@ export class LibraryProbes {
   readonly operatorFunctions: { index: number; op: string }[] = [];
   /** the libraries timed by step probes */
   readonly stepLibraries: string[] = [];
+  /** the known backends' own functions probed, in the order of their index (the header's) */
+  readonly backendCalls: BackendCall[] = [];
+  /** the build's backends, as its registry lists them (the first registry library seen) */
+  backends: ProbedBackends | null = null;
   /** the libraries probed so far */
   private readonly libraries: LibraryRoles[] = [];
 
@@ -53,6 +59,9 @@ export class LibraryProbes {
     const level = LEVELS[this.options.level];
     for (const probe of callProbes(roles, level)) this.attacher.attachFunction(roles, probe);
     if (roles.ggmlBase && level >= PiLevel.GRAPH && !this.layout) this.resolveLayout(roles.path);
+    if (roles.ggmlRegistry && level >= PiLevel.GRAPH && !this.backends) this.listBackends(roles);
+    for (const probe of backendApiProbes(roles, level)) this.attacher.attachFunction(roles, probe);
+    if (level >= PiLevel.OP) this.attachBackendCalls(roles);
     for (const probe of cpuGraphProbes(roles, level)) this.attacher.attachFunction(roles, probe);
     if (!roles.ggmlCpu || level < PiLevel.OP) return;
     if (!this.layout) {
@@ -68,7 +77,11 @@ export class LibraryProbes {
       if (this.options.moe) this.attachOpFunctions(roles, MOE_CONSUMERS, true);
       return;
     }
-    for (const probe of BARRIER_PROBES) this.attacher.attachFunction(roles, probe);
+    if (!roles.barrier)
+      this.warn(
+        `${roles.path} has no barrier to probe (neither ggml_barrier nor an OpenMP barrier): operators whose functions are not probed are not timed`,
+      );
+    for (const probe of barrierProbes(roles)) this.attacher.attachFunction(roles, probe);
     this.attachOpFunctions(roles, this.options.ops, false);
   }
 
@@ -164,6 +177,52 @@ export class LibraryProbes {
     this.note({ kind: "attach", library: roles.path, opFuncs: attached });
   }
 
+  /**
+   * The devices of the build's registry, for naming each split's backend, and the offset of a
+   * backend's device, which the split probe reads (set in the layout once both are known).
+   */
+  private listBackends(roles: LibraryRoles): void {
+    try {
+      this.backends = probeBackends(backendsProbePath, roles.path);
+    } catch (error) {
+      if (!(error instanceof BackendProbeError)) throw error;
+      this.warn(`${error.message}; splits are traced, their backends named by their copies only`);
+      return;
+    }
+    if (this.backends.backendDevice === null) {
+      this.warn(
+        `the offset of a backend's device in ${roles.path} could not be found; splits are traced, their backends named by their copies only`,
+      );
+    }
+    if (this.layout) this.setLayout();
+  }
+
+  /** Entry and return probes on the known backends' own functions (BLAS nodes, Vulkan command buffers). */
+  private attachBackendCalls(roles: LibraryRoles): void {
+    for (const call of roles.backendCalls) {
+      const index = this.backendCalls.length;
+      const attached = ["backend_call_enter", "backend_call_exit"].every((handler) =>
+        this.attacher.attachFunction(
+          roles,
+          { handler: handler as "backend_call_enter" | "backend_call_exit", symbol: call.symbol },
+          index,
+        ),
+      );
+      if (attached) this.backendCalls.push({ index, ...call, library: roles.path });
+    }
+  }
+
+  /** Gives the tracer the layout, with the backend's device offset once the registry told it. */
+  private setLayout(): void {
+    const error = this.tracer.setLayout(
+      toNativeLayout(this.layout!, this.backends?.backendDevice ?? null),
+    );
+    if (error) {
+      this.warn(error);
+      this.layout = null;
+    }
+  }
+
   private resolveLayout(ggmlBase: string, ggmlCpu?: string): void {
     try {
       this.layout = probeLayout(
@@ -176,10 +235,6 @@ export class LibraryProbes {
       this.warn(error.message);
       return;
     }
-    const error = this.tracer.setLayout(toNativeLayout(this.layout));
-    if (error) {
-      this.warn(error);
-      this.layout = null;
-    }
+    this.setLayout();
   }
 }

@@ -5,8 +5,11 @@ import type { ProbedLayout } from "../discovery/layout.js";
 import { EMPTY_OPS } from "../trace/dag.js";
 import type { NativeLayout } from "./nativeTracer.js";
 
-/** The offsets and op values the BPF programs read, from the layout the probe gave. */
-export function toNativeLayout(p: ProbedLayout): NativeLayout {
+/**
+ * The offsets and op values the BPF programs read, from the layout the probe gave, and the offset
+ * of a backend's device the backends probe found (null: unknown, not read).
+ */
+export function toNativeLayout(p: ProbedLayout, backendDevice: number | null = null): NativeLayout {
   return {
     tensorType: p.tensor.type,
     tensorNe: p.tensor.ne,
@@ -28,6 +31,12 @@ export function toNativeLayout(p: ProbedLayout): NativeLayout {
     ...emptyOpMask(p.opNames),
     opUnary: opIndex(p.opNames, "UNARY"),
     opGlu: opIndex(p.opNames, "GLU"),
+    opGetRows: opIndex(p.opNames, "GET_ROWS"),
+    opSetRows: opIndex(p.opNames, "SET_ROWS"),
+    opMulMatId: opIndex(p.opNames, "MUL_MAT_ID"),
+    typeSizes: p.typeSizes ?? [],
+    blockSizes: p.blockSizes ?? [],
+    backendDevice: backendDevice ?? 0,
   };
 }
 

@@ -33,6 +33,15 @@ export interface NativeLayout {
   /** enum values of GGML_OP_UNARY and GGML_OP_GLU (255 when the build has none) */
   opUnary: number;
   opGlu: number;
+  /** ... and of the ops whose bytes are not their tensors' whole sizes */
+  opGetRows: number;
+  opSetRows: number;
+  opMulMatId: number;
+  /** ggml_type_size and ggml_blck_size by type index (empty: the build did not say) */
+  typeSizes: number[];
+  blockSizes: number[];
+  /** offset of `device` in struct ggml_backend; 0 when unknown (splits then name no device) */
+  backendDevice: number;
 }
 
 export interface NativeTracerOptions {
@@ -42,6 +51,8 @@ export interface NativeTracerOptions {
   sampleEvery: number;
   windowFirst: number;
   windowLast: number;
+  /** nothing of the calls after windowLast streams (the host agent's windows) */
+  windowOnly?: boolean;
   opsWithoutTokens: boolean;
   moe: boolean;
   ringBufferBytes: number;
@@ -59,6 +70,12 @@ export interface NativeTracerOptions {
   batchTokens: number;
   /** perf events to read at operator and barrier boundaries, per CPU */
   counters: { name: string; type: number; config: bigint; config1: bigint; config2: bigint }[];
+  /**
+   * the host agent: probes serve every process that maps their file (tgid 0), the processes
+   * followed are those addTarget() names, exec, exit and dynamic linker activity of every process
+   * come as control events
+   */
+  multi?: boolean;
 }
 
 export type ProbeHandler =
@@ -75,7 +92,17 @@ export type ProbeHandler =
   | "barrier_enter"
   | "barrier_exit"
   | "step_site"
-  | "dl_activity";
+  | "dl_activity"
+  | "split_enter"
+  | "split_exit"
+  | "copy_enter"
+  | "copy_exit"
+  | "copy_async_enter"
+  | "copy_async_exit"
+  | "sync_enter"
+  | "sync_exit"
+  | "backend_call_enter"
+  | "backend_call_exit";
 
 export interface NativeTracer {
   /**
@@ -100,7 +127,15 @@ export interface NativeTracer {
   dropLastMultiLink(): void;
   /** closes the links of `program` (single and uprobe_multi); returns how many */
   detachProgram(program: ProbeHandler): number;
+  /** closes the single uprobes attached to `binary` (the path attachUprobe was given) */
+  detachBinary(binary: string): number;
   attachSchedTracepoints(): string;
+  /** multi: exec and exit of processes as control events (abi/constants EV_PROCESS_*) */
+  attachProcessTracepoints(): string;
+  /** multi: follow process `tgid` from now on, its state empty; "" or why not */
+  addTarget(tgid: number): string;
+  /** multi: forget process `tgid` and what the maps hold of it */
+  removeTarget(tgid: number): void;
   setLayout(layout: NativeLayout): string;
   /**
    * Batches of `u32 length + event` records, delivered on the JS thread; null once after the
@@ -114,8 +149,11 @@ export interface NativeTracer {
   counters(): { drops: number[]; hits: number[]; attached: number };
   /** each requested perf counter: opened on every CPU, or the reason (errno in words) */
   counterStatus(): { name: string; opened: boolean; error: string }[];
-  /** bpf/profinfer.h pi_token_agg / pi_op_agg ..., summed over CPUs, cumulative */
-  aggregates(): Aggregates;
+  /**
+   * bpf/profinfer.h pi_token_agg / pi_op_agg ..., summed over CPUs, cumulative; the token
+   * aggregates are process `tgid`'s (multi), else the target's
+   */
+  aggregates(tgid?: number): Aggregates;
   /** the requests the kernel follows; `finished` ones are handed out once */
   requests(): KernelRequests;
 }
@@ -162,6 +200,12 @@ const nativeDir = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "
 
 /** The compiled ggml layout probe (native/layout-probe/ggml_layout_probe.c). */
 export const layoutProbePath = join(nativeDir, "build", "Release", "ggml-layout-probe");
+
+/** The compiled backends probe (native/layout-probe/ggml_backends_probe.c). */
+export const backendsProbePath = join(nativeDir, "build", "Release", "ggml-backends-probe");
+
+/** The compiled machine probe (native/machine-probe/machine_probe.c). */
+export const machineProbePath = join(nativeDir, "build", "Release", "profinfer-machine-probe");
 
 export function loadNativeModule(): NativeModule {
   const path = join(nativeDir, "build", "Release", "profinfer_native.node");

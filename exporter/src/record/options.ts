@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // What a recording records and how: the one object record and attach build from their options.
+import type { Rotation } from "./runWriter.js";
+import type { MachineProfile } from "@profinfer/contract";
 import type { RecordListener } from "../sinks/liveSink.js";
 import type { RecordLevel, ResourceIdentity } from "../trace/header.js";
 import type { CounterSelection } from "./counters.js";
@@ -15,6 +17,8 @@ export interface RecordOptions {
   sampleEvery: number;
   /** only for llama_decode calls first..last (1-based); null: all */
   window: [number, number] | null;
+  /** nothing at all of the calls after the window (the host agent's windows) */
+  windowOnly?: boolean;
   moe: boolean;
   ringBufferBytes: number;
   /** tokens of each llama_decode batch read at most */
@@ -34,8 +38,12 @@ export interface RecordOptions {
   /** ...per layer too, and MoE expert selections (bounded by the BPF maps' sizes) */
   aggregateLayers: boolean;
   aggregateMoe: boolean;
+  /** events.pinf rotated by size or age, the segments bounded on disk (null: one file) */
+  rotation?: Rotation | null;
   /** the OpenTelemetry resource the user gave, kept in the run header for replay */
   resource?: ResourceIdentity;
+  /** this host's machine profile, kept in the run header (the roofline's ceilings) */
+  machine?: MachineProfile | null;
   /** called with warnings and progress a user should see */
   log: (message: string) => void;
   version: string;

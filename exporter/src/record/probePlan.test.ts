@@ -4,6 +4,8 @@ import { test } from "node:test";
 import { OP_BY_TENSOR, OP_NO_AGGREGATE, STEP_FINAL, STEP_REGISTERS } from "../abi/constants.js";
 import type { LibraryRoles } from "../discovery/libraries.js";
 import {
+  backendApiProbes,
+  barrierProbes,
   callProbes,
   cpuGraphProbes,
   operatorFunctionSites,
@@ -22,11 +24,15 @@ function cpuLibrary(sites: Record<string, boolean>): LibraryRoles {
     llama: false,
     ggmlBase: false,
     ggmlCpu: true,
+    barrier: "ggml_barrier",
     opFunctions: symbols.filter((s) => s.startsWith("ggml_compute_forward_")),
     extraComputes: symbols.filter((s) => s.startsWith("_Z")),
     probeSites: new Map(
       symbols.map((s, i) => [s, { fileOffset: 0x1000 + 16 * i, emulated: sites[s]! }]),
     ) as LibraryRoles["probeSites"],
+    ggmlRegistry: false,
+    backendCalls: [],
+    asyncCopies: [],
     dynamicLinker: false,
     hasDebugInfo: true,
     hasSymbolTable: true,
@@ -102,6 +108,20 @@ test("step sites: the loop's cookie names its register, the final one is PI_STEP
   );
 });
 
+test("barrier probes: ggml_barrier, else the GOMP_barrier an inlined one calls, else none", () => {
+  const probes = (barrier: LibraryRoles["barrier"]) =>
+    barrierProbes({ ...cpuLibrary({}), barrier }).map((p) => `${p.handler} ${p.symbol}`);
+  assert.deepEqual(probes("ggml_barrier"), [
+    "barrier_enter ggml_barrier",
+    "barrier_exit ggml_barrier",
+  ]);
+  assert.deepEqual(probes("GOMP_barrier"), [
+    "barrier_enter GOMP_barrier",
+    "barrier_exit GOMP_barrier",
+  ]);
+  assert.deepEqual(probes(null), []);
+});
+
 test("call probes by level: tokens always, graphs from the graph level, the allocation at op level", () => {
   const base: LibraryRoles = {
     ...cpuLibrary({}),
@@ -127,4 +147,37 @@ test("call probes by level: tokens always, graphs from the graph level, the allo
   ]);
   assert.ok(handlers(LEVELS.op).includes("sched_alloc"));
   assert.deepEqual(handlers(LEVELS.metrics), handlers(LEVELS.op));
+});
+
+test("backend API probes from the graph level: splits, copies, waits, a known backend's async copy", () => {
+  const sites = new Map(
+    [
+      "ggml_backend_graph_compute_async",
+      "ggml_backend_tensor_copy",
+      "ggml_backend_synchronize",
+      "ggml_backend_vk_cpy_tensor_async",
+    ].map((s, i) => [s, { fileOffset: 16 * i, emulated: true }]),
+  ) as LibraryRoles["probeSites"];
+  const roles: LibraryRoles = {
+    ...cpuLibrary({}),
+    ggmlBase: true,
+    probeSites: sites,
+    asyncCopies: ["ggml_backend_vk_cpy_tensor_async"],
+  };
+  assert.deepEqual(backendApiProbes(roles, LEVELS.token), []);
+  assert.deepEqual(
+    backendApiProbes(roles, LEVELS.graph).map((p) => `${p.handler} ${p.symbol}`),
+    [
+      "split_enter ggml_backend_graph_compute_async",
+      "split_exit ggml_backend_graph_compute_async",
+      "copy_enter ggml_backend_tensor_copy",
+      "copy_exit ggml_backend_tensor_copy",
+      "sync_enter ggml_backend_synchronize",
+      "sync_exit ggml_backend_synchronize",
+      "copy_async_enter ggml_backend_vk_cpy_tensor_async",
+      "copy_async_exit ggml_backend_vk_cpy_tensor_async",
+    ],
+  );
+  // a library without the API (the CPU backend's own) gets none
+  assert.deepEqual(backendApiProbes(cpuLibrary({}), LEVELS.op), []);
 });

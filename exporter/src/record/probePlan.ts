@@ -79,6 +79,24 @@ export function callProbes(roles: LibraryRoles, level: number): FunctionProbe[] 
   return probes;
 }
 
+/**
+ * ggml's backend API that every backend goes through, at the graph level and above: each split
+ * handed to a backend, each tensor copied to another backend's buffer (ggml_backend_tensor_copy,
+ * and a known backend's own async copy), each wait of the host for a backend.
+ */
+export function backendApiProbes(roles: LibraryRoles, level: number): FunctionProbe[] {
+  if (level < PiLevel.GRAPH) return [];
+  const probes: FunctionProbe[] = [];
+  const both = (symbol: string, enter: ProbeHandler, exit: ProbeHandler) => {
+    if (roles.probeSites.has(symbol)) probes.push(...entryAndReturn(symbol, enter, exit));
+  };
+  both("ggml_backend_graph_compute_async", "split_enter", "split_exit");
+  both("ggml_backend_tensor_copy", "copy_enter", "copy_exit");
+  both("ggml_backend_synchronize", "sync_enter", "sync_exit");
+  for (const symbol of roles.asyncCopies) both(symbol, "copy_async_enter", "copy_async_exit");
+  return probes;
+}
+
 /** The CPU backend's graph compute (one CPU split), at the graph level and above. */
 export function cpuGraphProbes(roles: LibraryRoles, level: number): FunctionProbe[] {
   return roles.ggmlCpu && level >= PiLevel.GRAPH
@@ -86,12 +104,13 @@ export function cpuGraphProbes(roles: LibraryRoles, level: number): FunctionProb
     : [];
 }
 
-/** ggml_barrier's entry and return: the boundaries between operators, for function probes. */
-export const BARRIER_PROBES: readonly FunctionProbe[] = entryAndReturn(
-  "ggml_barrier",
-  "barrier_enter",
-  "barrier_exit",
-);
+/**
+ * The barrier's entry and return (ggml_barrier, or the GOMP_barrier an inlined one calls): the
+ * boundaries between operators, for function probes.
+ */
+export function barrierProbes(roles: LibraryRoles): FunctionProbe[] {
+  return roles.barrier ? entryAndReturn(roles.barrier, "barrier_enter", "barrier_exit") : [];
+}
 
 /** The step sites as probe sites: the loop's (cookie: its register) and the final ones. */
 export function stepProbeSites(sites: readonly StepSite[]): {

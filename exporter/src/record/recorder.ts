@@ -11,7 +11,8 @@ import { modelsOfProcess } from "../discovery/modelFile.js";
 import { kernelHasUprobeMulti } from "../host/kernel.js";
 import type { LiveRecording } from "../sinks/liveSink.js";
 import type { RunHeader } from "../trace/header.js";
-import type { Aggregates, HitsNote, RunNote } from "../trace/notes.js";
+import type { Aggregates, BackendsNote, HitsNote, RunNote } from "../trace/notes.js";
+import { mappedBases } from "../discovery/libraries.js";
 import type { BackendStallFormula } from "../trace/backendStall.js";
 import type { CounterRequest } from "./counters.js";
 import { LayoutCheck } from "./layoutCheck.js";
@@ -21,7 +22,7 @@ import type { KernelRequests, NativeModule, NativeTracer } from "./nativeTracer.
 import { ProbeAttacher } from "./probeAttacher.js";
 import { LEVELS } from "./probePlan.js";
 import type { RecordOptions } from "./options.js";
-import { RunWriter } from "./runWriter.js";
+import { RunWriter, type SegmentStats } from "./runWriter.js";
 
 export interface RecorderStats {
   tokens: number;
@@ -78,6 +79,7 @@ export class Recorder implements LiveRecording {
       join(options.outDir, "events.pinf"),
       options.listeners,
       options.log,
+      options.rotation ?? null,
     );
     this.tracer = new native.Tracer({
       tgid: pid,
@@ -85,6 +87,7 @@ export class Recorder implements LiveRecording {
       sampleEvery: options.sampleEvery,
       windowFirst: options.window?.[0] ?? 0,
       windowLast: options.window?.[1] ?? 0,
+      windowOnly: options.windowOnly ?? false,
       opsWithoutTokens: true,
       moe: options.moe,
       // nothing but the dynamic linker's control events travel at level metrics
@@ -195,8 +198,18 @@ export class Recorder implements LiveRecording {
   }
 
   /** the llama.cpp / ggml libraries found in the target so far */
+  /** What the events files hold: the segments of a rotated run, what --max-disk removed. */
+  get segments(): SegmentStats {
+    return this.writer.segments;
+  }
+
   get libraries(): string[] {
     return this.follower.libraries.map((r) => r.path);
+  }
+
+  /** the target's executable, when it has no symbol table to find llama.cpp in (stripped) */
+  get strippedExecutable(): string | null {
+    return this.follower.strippedExecutable;
   }
 
   get refusal(): string | null {
@@ -234,6 +247,57 @@ export class Recorder implements LiveRecording {
     for (const linker of dynamicLinkers)
       this.attacher.attachFunction(linker, { handler: "dl_activity", symbol: "_dl_debug_state" });
     for (const roles of found) this.probes.attach(roles);
+    this.noteBackends();
+  }
+
+  /** The text of the last backends note, to write one only when something more resolved. */
+  private backendsNoted = "";
+
+  /**
+   * The build's backend devices with their get_name functions placed in the target, and the ggml
+   * libraries it mapped: what names each split's backend (a library loaded later resolves more).
+   */
+  private noteBackends(): void {
+    const backends = this.probes.backends;
+    if (!backends) return;
+    let bases: Map<string, bigint>;
+    try {
+      bases = mappedBases(this.pid);
+    } catch {
+      return;
+    }
+    const hex = (n: bigint) => `0x${n.toString(16)}`;
+    const note: BackendsNote = {
+      kind: "backends",
+      devices: backends.devices.map((d) => {
+        const base = d.getName ? bases.get(d.getName.library) : undefined;
+        return {
+          name: d.name,
+          description: d.description,
+          registry: d.registry,
+          getName: base !== undefined ? hex(base + BigInt(d.getName!.offset)) : null,
+        };
+      }),
+      libraries: [...bases]
+        .filter(([path]) => /\/lib(ggml|llama)[^/]*\.so/.test(path))
+        .map(([path, base]) => ({ path, base: hex(base) })),
+    };
+    this.backendDevices = note.devices;
+    const text = JSON.stringify(note);
+    if (text === this.backendsNoted) return;
+    this.backendsNoted = text;
+    this.note(note);
+  }
+
+  /** the build's devices located in the target (the last backends note's) */
+  private backendDevices: BackendsNote["devices"] = [];
+
+  backendName(deviceGetName: bigint): string {
+    const named = this.backendDevices.filter(
+      (d) => d.getName !== null && BigInt(d.getName) === deviceGetName,
+    );
+    // several devices of one implementation share it: their registry's name then
+    return named.length === 1 ? named[0]!.name : (named[0]?.registry ?? "unknown");
   }
 
   private warn(message: string): void {
@@ -287,6 +351,7 @@ export class Recorder implements LiveRecording {
       gluOpNames: layout?.gluOpNames ?? [],
       typeNames: layout?.typeNames ?? [],
       opFuncs: this.probes.opFuncs,
+      ...(this.probes.backendCalls.length > 0 ? { backendCalls: this.probes.backendCalls } : {}),
       host: {
         hostname: hostname(),
         kernel: release(),
@@ -294,6 +359,7 @@ export class Recorder implements LiveRecording {
         cpus: cpus().length,
       },
       ...(this.options.resource ? { resource: this.options.resource } : {}),
+      ...(this.options.machine ? { machine: this.options.machine } : {}),
     };
   }
 
@@ -384,9 +450,7 @@ export class Recorder implements LiveRecording {
     }
     if (wanted >= PiLevel.OP) {
       if (!roles.some((r) => r.ggmlCpu))
-        missing.push(
-          "operator level: no CPU backend (ggml_graph_compute with ggml_barrier) was mapped",
-        );
+        missing.push("operator level: no CPU backend (ggml_graph_compute) was mapped");
       else if (!this.probes.layout)
         missing.push("operator level: the ggml tensor layout of this build could not be resolved");
       else if (this.probes.opFuncs.length === 0 && this.probes.stepLibraries.length === 0)
@@ -431,9 +495,16 @@ export class Recorder implements LiveRecording {
       ...Object.fromEntries(DROP_COUNTERS.map((d, i) => [d.note, counters.drops[i] ?? 0])),
     });
     if (this.options.level === "metrics") {
+      const aggregates = this.finalReadings.aggregates;
       this.note({
         kind: "aggregates",
-        ...this.finalReadings.aggregates,
+        ...aggregates,
+        // JSON has no BigInt: the backends' keys as hex
+        backends: (aggregates.backends ?? []).map((b) => ({
+          ...b,
+          deviceGetName: `0x${BigInt(b.deviceGetName).toString(16)}`,
+          device: `0x${BigInt(b.device).toString(16)}`,
+        })),
         boundsNs: [...this.native.aggregateBoundsNs],
       });
     }

@@ -10,18 +10,27 @@ export function reportRun(
   recorder: Recorder,
   options: RunOutputOptions,
   log: (message: string) => void,
+  printSummary = true,
 ): void {
-  if (recorder.libraries.length === 0) {
+  const stripped = recorder.strippedExecutable;
+  if (recorder.libraries.length === 0 && stripped) {
+    log(
+      `${stripped} is stripped (it has no symbol table), and it maps no llama.cpp library: profinfer finds ` +
+        `llama_decode and ggml's functions by their symbols, which a llama.cpp linked into one executable ` +
+        `does not export. Nothing was traced. Trace a build that is not stripped, or strip it with ` +
+        `--strip-debug, which keeps the symbol table.`,
+    );
+  } else if (recorder.libraries.length === 0) {
     log(
       `no llama.cpp library was found in the target: none of the files it mapped defines llama_decode, ` +
-        `ggml_backend_sched_graph_compute_async, or ggml_graph_compute with ggml_barrier. Is it a llama.cpp program ` +
+        `ggml_backend_sched_graph_compute_async, or ggml_graph_compute. Is it a llama.cpp program ` +
         `(llama-cli, llama-server, a node-llama-cpp app)? Nothing was traced.`,
     );
   } else {
     for (const line of recorder.levelReport()) log(`not traced: ${line}`);
   }
   const outputs = writeRunOutputs(outDir, options);
-  process.stdout.write(outputs.summary);
+  if (printSummary) process.stdout.write(outputs.summary);
   const self = recorder.profilerCpu;
   if (self && self.wallMs >= 1000) {
     log(
@@ -32,6 +41,16 @@ export function reportRun(
     log(`used ${self.cpuMs.toFixed(0)} ms of CPU while tracing`);
   }
   reportOutputFiles(outputs, log);
+  const segments = recorder.segments;
+  if (segments.segments > 1) {
+    const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+    log(
+      `events: ${segments.segments - segments.removed} files kept (${mib(segments.keptBytes)})` +
+        (segments.removed > 0
+          ? `, the oldest ${segments.removed} removed (${mib(segments.removedBytes)}) to stay within --max-disk`
+          : ""),
+    );
+  }
   log(`run folder ${outDir}`);
 }
 

@@ -15,22 +15,93 @@ export interface CacheManifest {
     /** llama.cpp source as a git bundle, shipped inside node-llama-cpp */
     bundle: string;
   };
-  llamaCpp: {
-    key: string;
-    nodeLlamaCppVersion: string;
-    llamaCppRelease: string;
-    commit: string;
-    srcDir: string;
-    buildDir: string;
-    binDir: string;
-    options: Record<string, string>;
-    targets: string[];
-  };
+  llamaCpp: LlamaCppBuild;
+  /**
+   * Other kinds of build that the tests trace (test/builds.test.ts); absent in manifests written
+   * before set-up built them.
+   */
+  builds?: OtherBuilds;
+  /**
+   * llama.cpp with ggml's BLAS, Vulkan and RPC backends (test/backends.test.ts); absent in
+   * manifests written before set-up built it
+   */
+  backends?: CacheManifest["llamaCpp"] & { patches?: string[]; buildSeconds?: number };
   /**
    * The observability stack the tests run for real (otelcol, jaeger, prometheus), built from the
    * Go modules pinned in test/stack/; absent in manifests written before set-up built it.
    */
   stack?: Record<string, StackComponent>;
+  /**
+   * Python tools the tests run (kubernetes-validate), each pinned in package.json's profinfer
+   * field and installed by set-up into a virtual environment of its own; absent before set-up
+   * installed them.
+   */
+  python?: Record<string, PythonTool>;
+}
+
+export interface PythonTool {
+  version: string;
+  /** the virtual environment */
+  dir: string;
+  /** command name -> path */
+  binaries: Record<string, string>;
+}
+
+/** A llama.cpp built by set-up from the source a node-llama-cpp version ships. */
+export interface LlamaCppBuild {
+  key: string;
+  nodeLlamaCppVersion: string;
+  llamaCppRelease: string;
+  commit: string;
+  srcDir: string;
+  buildDir: string;
+  binDir: string;
+  options: Record<string, string>;
+  /**
+   * option sets built in turn in one tree, each one's targets copied into its own folder, with
+   * what each took (absent in builds made before set-up recorded it)
+   */
+  variants?: Record<
+    string,
+    { options: Record<string, string>; binDir: string } & Partial<BuildTimes>
+  >;
+  targets: string[];
+  /** the cold build's wall time (absent in builds made before set-up recorded it) */
+  buildSeconds?: number;
+  /** its CPU time (absent in builds made before set-up recorded it) */
+  cpuSeconds?: number;
+}
+
+/**
+ * What a cold build took: wall time, and CPU time (user and system of the build's processes),
+ * which another load on the machine changes far less than the wall time.
+ */
+export interface BuildTimes {
+  buildSeconds: number;
+  cpuSeconds: number;
+}
+
+export interface OtherBuilds {
+  /** the pinned source linked into one executable; variants "static" and "static-openmp" */
+  static: LlamaCppBuild;
+  /** older releases, oldest first */
+  releases: LlamaCppBuild[];
+  llamaCppPython: LlamaCppPythonBuild;
+}
+
+/** llama-cpp-python in a virtual environment of its own, built by pip from its source. */
+export interface LlamaCppPythonBuild {
+  key: string;
+  version: string;
+  dir: string;
+  /** the environment's interpreter */
+  python: string;
+  /** the package's llama.cpp and ggml libraries */
+  libDir: string;
+  options: Record<string, string>;
+  buildSeconds: number;
+  /** absent in builds made before set-up recorded it */
+  cpuSeconds?: number;
 }
 
 export interface StackComponent {
@@ -44,6 +115,17 @@ export interface StackComponent {
   binaries: Record<string, string>;
   downloadSeconds: number;
   buildSeconds: number;
+}
+
+/** A command of a Python tool set-up installed (manifest.python). */
+export function pythonToolBinary(manifest: CacheManifest, tool: string, binary = tool): string {
+  const path = manifest.python?.[tool]?.binaries[binary];
+  if (!path || !existsSync(path)) {
+    throw new SetupMissingError(
+      `${binary} (Python package ${tool}) is not installed in ${cacheRoot()}: run 'npm run setup'.`,
+    );
+  }
+  return path;
 }
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
@@ -88,6 +170,27 @@ export function llamaBinary(manifest: CacheManifest, name: string): string {
   if (!existsSync(path)) {
     throw new SetupMissingError(
       `${name} is not in ${manifest.llamaCpp.binDir}; built targets are ${manifest.llamaCpp.targets.join(", ")}. Run 'npm run setup'.`,
+    );
+  }
+  return path;
+}
+
+/** The other builds set-up made, or an error that says to run it. */
+export function otherBuilds(manifest: CacheManifest): OtherBuilds {
+  if (!manifest.builds) {
+    throw new SetupMissingError(
+      `the static, older-release and llama-cpp-python builds are not in ${cacheRoot()}: run 'npm run setup'.`,
+    );
+  }
+  return manifest.builds;
+}
+
+/** A program of the BLAS, Vulkan and RPC build (llama-completion, llama-bench, ggml-rpc-server). */
+export function backendsBinary(manifest: CacheManifest, name: string): string {
+  const path = manifest.backends ? join(manifest.backends.binDir, name) : null;
+  if (!path || !existsSync(path)) {
+    throw new SetupMissingError(
+      `${name} of the BLAS, Vulkan and RPC build is not in ${cacheRoot()}: run 'npm run setup'.`,
     );
   }
   return path;

@@ -1,55 +1,59 @@
 // SPDX-License-Identifier: Apache-2.0
-// Two runs compared: phases, operator types, barrier waits, layers and tensors, each as a mean per
-// llama_decode call (or per prompt token) with the per-call values of both runs behind it. A change
-// counts when it is more than the runs' own call-to-call noise: the bootstrap interval of the ratio
-// of the means (calls resampled with replacement, a seeded generator, so a diff is reproducible)
-// lies wholly beyond ±minRelative. Written here: no maintained npm library does a seeded
-// bootstrap of a ratio of means, and it is twenty lines.
-import type {
-  DiffReport,
-  DiffRow,
-  DiffRunInfo,
-  DiffSection,
-  DiffVerdict,
+// Two runs compared: phases, requests, operator types, barrier waits, layers, tensors and threads,
+// each as a mean per llama_decode call (or per prompt token, or per request) with the per-call (or
+// per-request) values of both runs behind it, and the findings that appear or disappear. A change
+// counts when it is more than the runs' own sample-to-sample noise: the bootstrap interval of the
+// ratio of the means (samples resampled with replacement, a seeded generator, so a diff is
+// reproducible) lies wholly beyond ±minRelative. Written here: no maintained npm library does a
+// seeded bootstrap of a ratio of means, and it is twenty lines.
+import {
+  DIFF_DEFAULTS,
+  UNNAMED_TENSOR,
+  diffTensorKey,
+  type DiffFindings,
+  type DiffReport,
+  type DiffRow,
+  type DiffRunInfo,
+  type DiffSection,
+  type DiffVerdict,
+  type Finding,
 } from "@profinfer/contract";
 import { displayOpName } from "../trace/dag.js";
 import { modelNameOfRun } from "../trace/modelName.js";
-import type { GraphRun, OpRun, Run, Token } from "../trace/types.js";
+import { requestTpotNs, requestTtftNs } from "../trace/requests.js";
+import type { GraphRun, Run, Token } from "../trace/types.js";
+import { computeStats } from "./stats.js";
 
 export interface DiffOptions {
-  /** the interval's confidence (default 0.99) */
+  /** the interval's confidence */
   confidence?: number;
-  /** changes below this share of the base are "same" (default 0.15: two runs of one command drift by up to 10% on shared machines) */
+  /** changes below this share of the base are "same" */
   minRelative?: number;
-  /** bootstrap resamples (default 2000) */
+  /** bootstrap resamples */
   resamples?: number;
-  /** fewer calls than this on a side: no verdict (default 5) */
+  /** fewer samples (calls, requests) than this on a side: no verdict */
   minCalls?: number;
-  /**
-   * changes per decode call smaller than this share of the decode call's time are "same"
-   * (default 0.01): two runs of one command differ by a few µs in small operators, more than
-   * either run's own calls vary
-   */
+  /** changes per decode call smaller than this share of the decode call's time are "same" */
   minShare?: number;
 }
 
-const DEFAULTS = {
-  confidence: 0.99,
-  minRelative: 0.15,
-  resamples: 2000,
-  minCalls: 5,
-  minShare: 0.01,
-};
+type Method = Required<DiffOptions>;
 
-/** Per-call values of one figure: a number per call, in the call order of the run. */
-type Samples = Map<string, number[]>;
+/** One figure's samples (per call or per request), its unit, and which way is better. */
+interface Figure {
+  unit: string;
+  values: number[];
+  /** tokens per second: more is faster */
+  higherIsBetter?: boolean;
+}
+type Figures = Map<string, Figure>;
 
 export function diffRuns(
   base: { dir: string; run: Run },
   next: { dir: string; run: Run },
   options: DiffOptions = {},
 ): DiffReport {
-  const method = { ...DEFAULTS, ...options };
+  const method: Method = { ...DIFF_DEFAULTS, ...options };
   const notCompared: string[] = [];
   return {
     format: "profinfer-diff",
@@ -58,15 +62,21 @@ export function diffRuns(
     new: info(next.dir, next.run),
     method: { name: METHOD, ...method },
     sections: compareSections(base.run, next.run, method, notCompared),
+    findings: compareFindings(findingsOf(base.run), findingsOf(next.run)),
     notCompared,
   };
+}
+
+/** stats.json's findings of a run, as `record` and `replay` write them. */
+function findingsOf(run: Run): Finding[] {
+  return computeStats(run).findings;
 }
 
 /** The sections both runs can fill; what they cannot goes to `notCompared`, with why. */
 function compareSections(
   base: Run,
   next: Run,
-  method: typeof DEFAULTS,
+  method: Method,
   notCompared: string[],
 ): DiffSection[] {
   const sections: DiffSection[] = [];
@@ -83,19 +93,25 @@ function compareSections(
   const [pa, pb] = [phaseSamples(base), phaseSamples(next)];
   const callMs = Math.max(...[pa, pb].map((p) => mean(p.get("decode call")?.values ?? [])));
   const floor = { unit: UNIT_CALL, ms: method.minShare * callMs };
-  sections.push(section("phases", pa, pb, method, floor));
+  const calls = (name: string, a: Figures, b: Figures) =>
+    section(name, "calls", a, b, method, floor);
+  sections.push(calls("phases", pa, pb));
+  sections.push(
+    section("requests", "requests", requestSamples(base), requestSamples(next), method, floor),
+  );
   const opsOf = (run: Run) => (decodeWithOps(run).length > 0 ? operatorSamples(run) : null);
   const [a, b] = [opsOf(base), opsOf(next)];
   if (a && b) {
-    sections.push(section("operators", a.ops, b.ops, method, floor));
-    sections.push(section("barrier wait", a.barrier, b.barrier, method, floor));
-    sections.push(section("layers", a.layers, b.layers, method, floor));
-    sections.push(section("tensors", a.tensors, b.tensors, method, floor));
+    sections.push(calls("operators", a.ops, b.ops));
+    sections.push(calls("barrier wait", a.barrier, b.barrier));
+    sections.push(calls("layers", a.layers, b.layers));
+    sections.push(calls("tensors", a.tensors, b.tensors));
+    sections.push(calls("threads", a.threads, b.threads));
     sections.push(structureSection(base, next));
   } else {
     const which = [a ? null : "BASE", b ? null : "NEW"].filter(Boolean).join(" and ");
     notCompared.push(
-      `operators, barrier waits, layers and tensors: ${which} recorded no decode call with operators ` +
+      `operators, barrier waits, layers, tensors and threads: ${which} recorded no decode call with operators ` +
         `(level ${[base, next].map((r) => r.header.level).join(" against ")}); record both at --level op`,
     );
   }
@@ -111,6 +127,7 @@ function info(dir: string, run: Run): DiffRunInfo {
     model: modelNameOfRun(run.header, run.notes),
     decodeCalls: complete.filter((t) => t.phase === "decode").length,
     prefillCalls: complete.filter((t) => t.phase === "prefill").length,
+    requests: run.requests.filter((r) => r.incomplete === null).length,
   };
 }
 
@@ -119,10 +136,10 @@ const MS = 1e6;
 const UNIT_CALL = "ms per decode call";
 
 /** The calls' own figures: decode call time, prefill time per prompt token, per call. */
-function phaseSamples(run: Run): Map<string, { unit: string; values: number[] }> {
+function phaseSamples(run: Run): Figures {
   const complete = run.tokens.filter((t) => t.ret !== null);
   const ns = (t: Token) => Number(t.endNs - t.startNs);
-  const out = new Map<string, { unit: string; values: number[] }>();
+  const out: Figures = new Map();
   const decode = complete.filter((t) => t.phase === "decode");
   if (decode.length)
     out.set("decode call", { unit: UNIT_CALL, values: decode.map((t) => ns(t) / MS) });
@@ -136,6 +153,42 @@ function phaseSamples(run: Run): Map<string, { unit: string; values: number[] }>
   return out;
 }
 
+/**
+ * Per request that ran whole: its time to first token, time per output token, and generated
+ * tokens per second of its whole duration (first call's start to last call's end).
+ */
+function requestSamples(run: Run): Figures {
+  const whole = run.requests.filter((r) => r.incomplete === null);
+  const out: Figures = new Map();
+  const put = (name: string, unit: string, values: (number | null)[], higherIsBetter = false) => {
+    const known = values.filter((v): v is number => v !== null);
+    if (known.length)
+      out.set(name, { unit, values: known, ...(higherIsBetter ? { higherIsBetter } : {}) });
+  };
+  put(
+    "TTFT",
+    "ms per request",
+    whole.map((r) => nsToMs(requestTtftNs(r))),
+  );
+  put(
+    "TPOT",
+    "ms per generated token",
+    whole.map((r) => nsToMs(requestTpotNs(r))),
+  );
+  put(
+    "tokens/s",
+    "generated tokens per second",
+    whole.map((r) => {
+      const seconds = Number(r.endNs - r.startNs) / 1e9;
+      return r.generatedTokens > 0 && seconds > 0 ? r.generatedTokens / seconds : null;
+    }),
+    true,
+  );
+  return out;
+}
+
+const nsToMs = (ns: number | null) => (ns === null ? null : ns / MS);
+
 /** The complete decode calls whose graphs carry operators, with those graphs. */
 function decodeWithOps(run: Run): { token: Token; graphs: GraphRun[] }[] {
   return run.tokens
@@ -144,34 +197,57 @@ function decodeWithOps(run: Run): { token: Token; graphs: GraphRun[] }[] {
     .filter((c) => c.graphs.length > 0);
 }
 
-/** Per decode call: each op type's, layer's and tensor's time, and each op type's barrier wait. */
+/**
+ * Per decode call: each op type's, layer's and tensor's time, each op type's barrier wait, and
+ * per place in the thread pool (ggml's ith: a program may compute each graph on new threads, so
+ * tids do not match between runs) its compute, barrier wait and preempted time.
+ */
 function operatorSamples(run: Run) {
   const calls = decodeWithOps(run);
-  const ops: Samples = new Map();
-  const barrier: Samples = new Map();
-  const layers: Samples = new Map();
-  const tensors: Samples = new Map();
-  const add = (to: Samples, key: string, call: number, value: number) => {
+  const [ops, barrier, layers, tensors, threads] = [0, 0, 0, 0, 0].map(
+    () => new Map<string, number[]>(),
+  ) as [Samples, Samples, Samples, Samples, Samples];
+  const add = (to: Samples, key: string, call: number, ns: number) => {
     let values = to.get(key);
     if (!values) to.set(key, (values = new Array<number>(calls.length).fill(0)));
-    values[call]! += value;
+    values[call]! += ns / MS;
   };
   calls.forEach(({ graphs }, i) => {
     for (const g of graphs) {
       for (const op of g.ops) {
         const name = displayOpName(op.label);
-        add(ops, name, i, op.durationNs / MS);
-        add(barrier, name, i, barrierNs(op) / MS);
+        add(ops, name, i, op.durationNs);
+        add(
+          barrier,
+          name,
+          i,
+          op.threads.reduce((n, t) => n + t.barrierWaitNs, 0),
+        );
         const layer = op.tensor.layer === null ? "(no layer)" : `layer ${op.tensor.layer}`;
-        add(layers, layer, i, op.durationNs / MS);
-        add(tensors, tensorKey(op, name, layer), i, op.durationNs / MS);
+        add(layers, layer, i, op.durationNs);
+        add(tensors, diffTensorKey(op.tensor.name, name, op.tensor.layer), i, op.durationNs);
+      }
+      for (const t of g.threads) {
+        const place = `thread ${t.ith ?? "?"}`;
+        add(threads, `${place}: compute`, i, t.computeNs);
+        add(threads, `${place}: barrier wait`, i, t.barrierWaitNs);
+        add(threads, `${place}: preempted`, i, t.preemptedNs);
       }
     }
   });
-  const unit = (s: Samples) =>
+  const unit = (s: Samples): Figures =>
     new Map([...s].map(([k, values]) => [k, { unit: UNIT_CALL, values }] as const));
-  return { ops: unit(ops), barrier: unit(barrier), layers: unit(layers), tensors: unit(tensors) };
+  return {
+    ops: unit(ops),
+    barrier: unit(barrier),
+    layers: unit(layers),
+    tensors: unit(tensors),
+    threads: unit(threads),
+  };
 }
+
+/** Per-call values of one figure: a number per call, in the call order of the run. */
+type Samples = Map<string, number[]>;
 
 /**
  * The nodes ggml computes over every graph of the run that was described (prompt and decode
@@ -192,16 +268,13 @@ export function graphNodes(run: Run): { named: Set<string>; unnamed: Map<string,
     for (const i of dag.computed) {
       const t = dag.nodes[i]!.tensor;
       const op = displayOpName(t.opLabel);
-      if (UNNAMED.test(t.name)) counts.set(op, (counts.get(op) ?? 0) + 1);
+      if (UNNAMED_TENSOR.test(t.name)) counts.set(op, (counts.get(op) ?? 0) + 1);
       else named.add(`${t.name} (${op})`);
     }
     for (const [op, n] of counts) unnamed.set(op, Math.max(n, unnamed.get(op) ?? 0));
   }
   return { named, unnamed };
 }
-
-/** ggml's name for a node its builder left unnamed */
-export const UNNAMED = /^(node_\d+)?$/;
 
 function structureSection(base: Run, next: Run): DiffSection {
   const [a, b] = [graphNodes(base), graphNodes(next)];
@@ -211,38 +284,74 @@ function structureSection(base: Run, next: Run): DiffSection {
       .filter(([op, n]) => n > (y.unnamed.get(op) ?? 0))
       .map(([op, n]) => `${n - (y.unnamed.get(op) ?? 0)} unnamed (${op})`),
   ];
-  return { name: "graph nodes", rows: [], added: more(b, a).sort(), removed: more(a, b).sort() };
+  return {
+    name: "graph nodes",
+    samples: "calls",
+    rows: [],
+    added: more(b, a).sort(),
+    removed: more(a, b).sort(),
+  };
 }
 
-/** A tensor's row: `name (op)`, or for a node ggml left unnamed its op and layer (its name, node_<index>, shifts with every node before it). */
-function tensorKey(op: OpRun, name: string, layer: string): string {
-  return UNNAMED.test(op.tensor.name)
-    ? `unnamed (${name}) in ${layer}`
-    : `${op.tensor.name} (${name})`;
+/**
+ * The findings of both runs matched by id (any id, those of contract/src/findings.ts and those
+ * added later alike): one of an id on each side pairs; several of one id pair by where they are,
+ * and what stays unpaired appeared or disappeared.
+ */
+export function compareFindings(base: Finding[], next: Finding[]): DiffFindings {
+  const out: DiffFindings = { appeared: [], disappeared: [], both: [] };
+  const ids = [...new Set([...base, ...next].map((f) => f.id))];
+  for (const id of ids) {
+    const a = base.filter((f) => f.id === id);
+    const b = next.filter((f) => f.id === id);
+    if (a.length === 1 && b.length === 1) {
+      out.both.push({ id, base: a[0]!, new: b[0]! });
+      continue;
+    }
+    const left = [...b];
+    for (const f of a) {
+      const at = left.findIndex((g) => placeOf(g) === placeOf(f));
+      if (at < 0) out.disappeared.push(f);
+      else out.both.push({ id, base: f, new: left.splice(at, 1)[0]! });
+    }
+    out.appeared.push(...left);
+  }
+  return out;
 }
 
-function barrierNs(op: OpRun): number {
-  return op.threads.reduce((n, t) => n + t.barrierWaitNs, 0);
+/** Where a finding is, without the process id (another run's process is another pid). */
+function placeOf(f: Finding): string {
+  const { process, ...where } = f.where;
+  return JSON.stringify({ ...where, comm: process?.comm });
 }
 
 function section(
   name: string,
-  base: Map<string, { unit: string; values: number[] }>,
-  next: Map<string, { unit: string; values: number[] }>,
-  method: typeof DEFAULTS,
+  samples: DiffSection["samples"],
+  base: Figures,
+  next: Figures,
+  method: Method,
   floor: { unit: string; ms: number },
 ): DiffSection {
   const rows: DiffRow[] = [];
   for (const key of new Set([...base.keys(), ...next.keys()])) {
     const a = base.get(key);
     const b = next.get(key);
-    const unit = (a ?? b)!.unit;
-    const least = unit === floor.unit ? floor.ms : 0;
-    rows.push(compare(key, unit, a?.values ?? [], b?.values ?? [], method, least));
+    const figure = (a ?? b)!;
+    const least = figure.unit === floor.unit ? floor.ms : 0;
+    rows.push(
+      compare(key, figure, a?.values ?? [], b?.values ?? [], method, {
+        least,
+        tooFew: samples === "requests" ? "too few requests" : "too few calls",
+      }),
+    );
   }
-  rows.sort((x, y) => Math.abs(y.change) - Math.abs(x.change) || (x.name < y.name ? -1 : 1));
+  // a request's figures have three units: they keep their order (TTFT, TPOT, tokens/s)
+  if (samples === "calls")
+    rows.sort((x, y) => Math.abs(y.change) - Math.abs(x.change) || (x.name < y.name ? -1 : 1));
   return {
     name,
+    samples,
     rows,
     added: [...next.keys()].filter((k) => !base.has(k)).sort(),
     removed: [...base.keys()].filter((k) => !next.has(k)).sort(),
@@ -253,11 +362,11 @@ const mean = (v: readonly number[]) => (v.length ? v.reduce((a, b) => a + b, 0) 
 
 function compare(
   name: string,
-  unit: string,
+  figure: Figure,
   a: number[],
   b: number[],
-  method: typeof DEFAULTS,
-  least: number,
+  method: Method,
+  judge: { least: number; tooFew: DiffVerdict },
 ): DiffRow {
   const base = a.length ? mean(a) : null;
   const next = b.length ? mean(b) : null;
@@ -269,21 +378,24 @@ function compare(
     // a figure only one run has (an op of another build, another architecture's block)
     verdict = a.length === 0 ? "added" : "removed";
   } else if (a.length < method.minCalls || b.length < method.minCalls) {
-    verdict = "too few calls";
+    verdict = judge.tooFew;
   } else {
     interval = bootstrapRatio(a, b, method.resamples, method.confidence);
+    const [more, less]: [DiffVerdict, DiffVerdict] = figure.higherIsBetter
+      ? ["faster", "slower"]
+      : ["slower", "faster"];
     verdict =
-      Math.abs(change) < least
+      Math.abs(change) < judge.least
         ? "same"
         : interval[0] > method.minRelative
-          ? "slower"
+          ? more
           : interval[1] < -method.minRelative
-            ? "faster"
+            ? less
             : "same";
   }
   return {
     name,
-    unit,
+    unit: figure.unit,
     base,
     new: next,
     change,
@@ -340,14 +452,15 @@ export function formatDiff(report: DiffReport, options: { all?: boolean } = {}):
   const lines: string[] = [];
   const runLine = (label: string, r: DiffRunInfo) =>
     `${label} ${r.dir}: ${r.command.join(" ")} (level ${r.level}, ${r.decodeCalls} decode calls, ` +
-    `${r.prefillCalls} prefill calls)`;
+    `${r.prefillCalls} prefill calls, ${r.requests} whole requests)`;
   const m = report.method;
   lines.push(
     runLine("base", report.base),
     runLine("new ", report.new),
     `a change counts when the ${m.confidence * 100}% bootstrap interval of new/base - 1 lies beyond ` +
-      `±${m.minRelative * 100}% (each run's calls resampled ${m.resamples} times) and, per decode ` +
-      `call, it is at least ${m.minShare * 100}% of the call's time`,
+      `±${m.minRelative * 100}% (each run's calls, or requests, resampled ${m.resamples} times; ` +
+      `${m.minCalls} or more a side) and, per decode call, it is at least ${m.minShare * 100}% of ` +
+      `the call's time`,
   );
   const num = (v: number | null) => (v === null ? "-" : v.toFixed(3));
   const signed = (v: number) => `${v >= 0 ? "+" : ""}${v.toFixed(3)}`;
@@ -365,7 +478,8 @@ export function formatDiff(report: DiffReport, options: { all?: boolean } = {}):
     const width = Math.max(12, ...shown.map((r) => r.name.length));
     lines.push(
       "",
-      `${s.name}, in ${[...new Set(shown.map((r) => r.unit))].join(" / ")}, by the size of the change`,
+      `${s.name}, in ${[...new Set(shown.map((r) => r.unit))].join(" / ")}` +
+        (s.samples === "calls" ? ", by the size of the change" : `, over ${s.samples}`),
       [
         "".padEnd(width),
         "base".padStart(9),
@@ -398,6 +512,28 @@ export function formatDiff(report: DiffReport, options: { all?: boolean } = {}):
     if (s.added.length) lines.push(`only in new: ${s.added.join(", ")}`);
     if (s.removed.length) lines.push(`only in base: ${s.removed.join(", ")}`);
   }
+  lines.push(...formatFindingChanges(report.findings));
   for (const n of report.notCompared) lines.push("", `not compared: ${n}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** The findings that appeared, disappeared, or stayed with each side's evidence. */
+function formatFindingChanges(f: DiffFindings): string[] {
+  if (f.appeared.length + f.disappeared.length + f.both.length === 0) return [];
+  const evidence = (x: Finding) =>
+    Object.entries(x.evidence)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ");
+  const one = (x: Finding) => `${x.severity} ${x.id}: ${x.title}`;
+  return [
+    "",
+    "findings (stats.json), by id",
+    ...f.appeared.map((x) => `appeared     ${one(x)}`),
+    ...f.disappeared.map((x) => `disappeared  ${one(x)}`),
+    ...f.both.flatMap((x) => [
+      `in both      ${x.id}`,
+      `  base: ${evidence(x.base)}`,
+      `  new:  ${evidence(x.new)}`,
+    ]),
+  ];
 }

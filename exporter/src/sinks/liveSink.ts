@@ -38,6 +38,11 @@ export interface LiveRecording {
   readonly backendStall?: BackendStallFormula | null;
   /** events user space received so far (0 at level metrics) */
   eventsReceived(): number;
+  /**
+   * the name llama.cpp gives the backend device whose get_name function is at `deviceGetName`
+   * (the build's registry lists them); "unknown" for one it does not list
+   */
+  backendName?(deviceGetName: bigint): string;
   /** the build's op, unary and glu names by enum value (step aggregate keys hold enum values) */
   readonly opNames?: { ops: readonly string[]; unary: readonly string[]; glu: readonly string[] };
 }

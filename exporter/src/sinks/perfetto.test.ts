@@ -5,6 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { moeRunFixture } from "../../../test/support/fixtures.js";
+import {
+  readPerfettoJson,
+  readPerfettoProto,
+  sortedSlices,
+} from "../../../test/support/perfettoReader.js";
 import { buildRun } from "../trace/buildRun.js";
 import {
   GRAPHS_TRACK_TID,
@@ -14,6 +19,7 @@ import {
   renderPerfettoTrace,
   writePerfettoTrace,
 } from "./perfetto.js";
+import { renderPerfettoProto } from "./perfettoProto.js";
 
 const dir = mkdtempSync(join(tmpdir(), "profinfer-perfetto-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -153,4 +159,17 @@ test("timestamps are microseconds from the first event, exact to the nanosecond"
   const ev = x.find((e) => e.name === run.graphRuns[1]!.ops[3]!.tensor.name && e.tid === op.tid)!;
   assert.equal(ev.ts, Number(op.startNs - run.firstNs) / 1000);
   assert.equal(ev.dur, Number(op.endNs - op.startNs) / 1000);
+});
+
+test("the protobuf timeline, read with Perfetto's schema, holds trace.json's tracks, slices and arguments", () => {
+  const proto = readPerfettoProto(renderPerfettoProto(run));
+  const json = readPerfettoJson(text);
+  const withoutNulls = (args: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(args).filter(([, v]) => v !== null));
+  assert.deepEqual(
+    sortedSlices(proto.slices),
+    sortedSlices(json.map((s) => ({ ...s, args: withoutNulls(s.args) }))),
+  );
+  assert.deepEqual(proto.process, { pid: 1000, name: "llama-simple -m tiny.gguf -n 2" });
+  assert.deepEqual(proto.threads.map((t) => t.name).sort(), ["main", "worker 1", "worker 2"]);
 });

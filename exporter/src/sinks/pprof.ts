@@ -13,12 +13,13 @@ import { Function as PprofFunction, Line, Location, Profile, StringTable } from 
 import type { Phase } from "@profinfer/contract";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
+import type { RunTotals } from "../trace/runStream.js";
 import type { GraphRun, OpRun, Run, Token } from "../trace/types.js";
 
 /** What a frame of a stack is; pprof keeps functions of equal name but other file apart. */
 type FrameKind = "phase" | "layer" | "op" | "tensor" | "time";
 
-interface Frame {
+export interface Frame {
   kind: FrameKind;
   name: string;
 }
@@ -37,7 +38,7 @@ export const GRAPH_WITHOUT_OPS = "(graph_compute, operators not recorded)";
 /** The layer frame of operators outside every layer (embeddings, output). */
 export const NO_LAYER = "(no layer)";
 
-interface Sample {
+export interface Sample {
   root: ProfileRoot;
   frames: Frame[];
   /** values in the order of the profile's sample types */
@@ -54,17 +55,67 @@ export interface RunProfiles {
   byRoot: Map<ProfileRoot, Uint8Array>;
 }
 
-/** The profiles of a run: the whole run and one per phase, gzipped protobuf. */
-export function buildRunProfiles(run: Run): RunProfiles {
-  const counters = (run.counters ?? []).map((c) => c.name);
-  const sampleTypes = [
+/** The sample types of a run's profiles, in the order of each sample's values. */
+export function profileSampleTypes(run: Pick<Run, "counters">): { type: string; unit: string }[] {
+  return [
     { type: "wall", unit: "nanoseconds" },
     { type: "thread", unit: "nanoseconds" },
     { type: "barrier", unit: "nanoseconds" },
     { type: "runs", unit: "count" },
-    ...counters.map((name) => ({ type: name, unit: "count" })),
+    ...(run.counters ?? []).map((c) => ({ type: c.name, unit: "count" })),
   ];
-  const samples = collectSamples(run, counters);
+}
+
+/** Threads beyond this many get one sample per stack and thread name, without their tid. */
+const MAX_PROFILE_TIDS = 256;
+
+/**
+ * Samples of one stack and thread summed, in the order first seen: a run's profile keeps one
+ * sample per operator, layer, phase and thread however long the run (a program that computes
+ * each graph on new threads, as node-llama-cpp's do, is summed by thread name past
+ * MAX_PROFILE_TIDS threads).
+ */
+export class SampleSet {
+  private readonly samples = new Map<string, Sample>();
+  private readonly tids = new Set<number>();
+
+  add(samples: readonly Sample[]): void {
+    for (const s of samples) {
+      let thread = s.thread;
+      if (thread && !this.tids.has(thread.tid)) {
+        if (this.tids.size < MAX_PROFILE_TIDS) this.tids.add(thread.tid);
+        else thread = { name: thread.name, tid: 0 };
+      }
+      const key = `${s.frames.map((f) => `${f.kind}:${f.name}`).join("\u0000")}\u0001${thread?.tid ?? -1}\u0001${thread?.name ?? ""}`;
+      const have = this.samples.get(key);
+      if (have) s.values.forEach((v, i) => (have.values[i] = (have.values[i] ?? 0) + v));
+      else this.samples.set(key, { ...s, thread, values: [...s.values] });
+    }
+  }
+
+  get size(): number {
+    return this.samples.size;
+  }
+
+  list(): Sample[] {
+    return [...this.samples.values()];
+  }
+
+  clear(): void {
+    this.samples.clear();
+    this.tids.clear();
+  }
+}
+
+/** What a profile says of its run beside the samples (a run built whole, or a streamed one's totals). */
+type ProfiledRun = Pick<RunTotals, "header" | "clock" | "firstNs" | "lastNs" | "eventCount">;
+
+/** The profiles of a run's samples: the whole run and one per phase, gzipped protobuf. */
+export function encodeRunProfiles(
+  run: ProfiledRun,
+  sampleTypes: { type: string; unit: string }[],
+  samples: readonly Sample[],
+): RunProfiles {
   const byRoot = new Map<ProfileRoot, Uint8Array>();
   for (const root of new Set(samples.map((s) => s.root))) {
     byRoot.set(
@@ -79,9 +130,43 @@ export function buildRunProfiles(run: Run): RunProfiles {
   return { sampleTypes, whole: encode(run, sampleTypes, samples), byRoot };
 }
 
+/** The profiles of a run built whole. */
+export function buildRunProfiles(run: Run): RunProfiles {
+  const set = new SampleSet();
+  set.add(collectSamples(run));
+  return encodeRunProfiles(run, profileSampleTypes(run), set.list());
+}
+
+/**
+ * Samples of a run streamed chunk by chunk, the threads named at the end (a chunk does not know
+ * every thread of the run: "main" becomes "main <tid>" when another thread called llama_decode).
+ */
+export class ProfileAccumulator {
+  private readonly set = new SampleSet();
+  private sampleTypes: { type: string; unit: string }[] | null = null;
+
+  add(run: Run): void {
+    this.sampleTypes ??= profileSampleTypes(run);
+    this.set.add(collectSamples(run));
+  }
+
+  finish(totals: RunTotals): RunProfiles {
+    const samples = this.set.list().map((s) => {
+      const name = s.thread && totals.threads.get(s.thread.tid)?.name;
+      return name ? { ...s, thread: { ...s.thread!, name } } : s;
+    });
+    const sampleTypes = this.sampleTypes ?? profileSampleTypes({ counters: totals.counters });
+    return encodeRunProfiles(totals, sampleTypes, samples);
+  }
+}
+
 /** profile.pb.gz of the whole run and profile-<phase>.pb.gz per phase, in `dir`; their paths. */
 export function writeRunProfiles(run: Run, dir: string): string[] {
-  const profiles = buildRunProfiles(run);
+  return writeProfiles(buildRunProfiles(run), dir);
+}
+
+/** Writes profiles into `dir`; their paths. */
+export function writeProfiles(profiles: RunProfiles, dir: string): string[] {
   const written = [join(dir, "profile.pb.gz")];
   writeFileSync(written[0]!, profiles.whole);
   for (const [root, bytes] of profiles.byRoot) {
@@ -96,12 +181,19 @@ function rootFrame(root: ProfileRoot): Frame {
   return { kind: "phase", name: root === "outside" ? OUTSIDE_DECODE : root };
 }
 
-function collectSamples(run: Run, counters: readonly string[]): Sample[] {
+/**
+ * Every stack of a run with its values (profileSampleTypes' order) and thread, named by
+ * `threadName` (by default the run's own names).
+ */
+export function collectSamples(
+  run: Run,
+  threadName: (tid: number) => string = (tid) => run.threads.get(tid)?.name ?? `thread ${tid}`,
+): Sample[] {
+  const counters = (run.counters ?? []).map((c) => c.name);
   const width = 4 + counters.length;
   const zero = () => new Array<number>(width).fill(0);
   const samples: Sample[] = [];
   const tokenOf = new Map<string, Token>(run.tokens.map((t) => [`${t.tgid}:${t.seq}`, t]));
-  const threadName = (tid: number) => run.threads.get(tid)?.name ?? `thread ${tid}`;
   const rootOf = (g: GraphRun): ProfileRoot => {
     const token = g.tokenSeq === null ? undefined : tokenOf.get(`${g.tgid}:${g.tokenSeq}`);
     return token?.phase ?? "outside";
@@ -181,7 +273,7 @@ function collectSamples(run: Run, counters: readonly string[]): Sample[] {
 
 /** One profile.proto message of `samples`, gzipped. */
 function encode(
-  run: Run,
+  run: ProfiledRun,
   sampleTypes: readonly { type: string; unit: string }[],
   samples: readonly Sample[],
 ): Uint8Array {
@@ -217,7 +309,7 @@ function encode(
       label: s.thread
         ? [
             { key: threadKey, str: strings.dedup(s.thread.name) },
-            { key: tidKey, num: s.thread.tid },
+            ...(s.thread.tid > 0 ? [{ key: tidKey, num: s.thread.tid }] : []),
           ]
         : [],
     })),

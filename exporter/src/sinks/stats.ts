@@ -2,7 +2,10 @@
 // ProfStat: statistics of a run per token, phase, operator type, layer, tensor, thread, scheduler
 // interference and MoE expert, as stats.json (deterministic: fixed key order, sorted arrays);
 // statsSummary.ts prints them for the terminal.
-import { computeFindings } from "./findings.js";
+import { BackendStatsAccumulator } from "./backendStats.js";
+import { FindingsAccumulator, computeFindings } from "./findings.js";
+import { DurationSeries } from "./durations.js";
+import { RooflineAcc } from "./roofline.js";
 import { writeFileSync } from "node:fs";
 import { toWallClockNs } from "../trace/clock.js";
 import { displayOpName } from "../trace/dag.js";
@@ -18,7 +21,6 @@ import type {
   OpTypeStat,
   Phase,
   PhaseStat,
-  PreemptorStat,
   ProfStats,
   RequestStat,
   RequestsStat,
@@ -26,7 +28,11 @@ import type {
   ThreadStat,
   TokenStat,
 } from "@profinfer/contract";
-import type { OpRun, Run } from "../trace/types.js";
+import type { MachineProfile } from "@profinfer/contract";
+import type { RunHeader } from "../trace/header.js";
+import type { NoteRecord } from "../trace/notes.js";
+import { chunkOfRun, totalsOfRun, type RunChunk, type RunTotals } from "../trace/runStream.js";
+import type { OffCpuInterval, OpRun, Request, Run } from "../trace/types.js";
 
 export interface StatsOptions {
   /** how many of the slowest tensors to list (default 10) */
@@ -69,37 +75,38 @@ function latency(valuesMs: number[]): LatencyStat | null {
   };
 }
 
+/** A request's figures; its times counted from `base`, the run's first event. */
+function requestStat(r: Request, base: bigint): RequestStat {
+  const calls = { prompt: 0, decode: 0, speculative: 0 };
+  let mine = 0;
+  let all = 0;
+  for (const step of r.steps) {
+    calls[step.kind] += 1;
+    mine += step.nTokens;
+    all += step.token.nTokens;
+  }
+  const ttft = requestTtftNs(r);
+  const tpot = requestTpotNs(r);
+  return {
+    id: r.id,
+    pid: r.tgid,
+    context: `0x${r.ctx.toString(16)}`,
+    seqId: r.seqId,
+    startMs: ms(Number(r.startNs - base)),
+    durationMs: ms(Number(r.endNs - r.startNs)),
+    ttftMs: ttft === null ? null : ms(ttft),
+    tpotMs: tpot === null ? null : ms(tpot),
+    promptTokens: r.promptTokens,
+    cachedTokens: r.cachedTokens,
+    generatedTokens: r.generatedTokens,
+    calls,
+    batchShare: ratio(mine, all),
+    incomplete: r.incomplete,
+  };
+}
+
 /** Per-request figures; the latencies over the requests that ran whole. */
-function requestsStat(run: Run): RequestsStat {
-  const base = run.firstNs;
-  const list: RequestStat[] = run.requests.map((r) => {
-    const calls = { prompt: 0, decode: 0, speculative: 0 };
-    let mine = 0;
-    let all = 0;
-    for (const step of r.steps) {
-      calls[step.kind] += 1;
-      mine += step.nTokens;
-      all += step.token.nTokens;
-    }
-    const ttft = requestTtftNs(r);
-    const tpot = requestTpotNs(r);
-    return {
-      id: r.id,
-      pid: r.tgid,
-      context: `0x${r.ctx.toString(16)}`,
-      seqId: r.seqId,
-      startMs: ms(Number(r.startNs - base)),
-      durationMs: ms(Number(r.endNs - r.startNs)),
-      ttftMs: ttft === null ? null : ms(ttft),
-      tpotMs: tpot === null ? null : ms(tpot),
-      promptTokens: r.promptTokens,
-      cachedTokens: r.cachedTokens,
-      generatedTokens: r.generatedTokens,
-      calls,
-      batchShare: ratio(mine, all),
-      incomplete: r.incomplete,
-    };
-  });
+function requestsStat(list: RequestStat[]): RequestsStat {
   const whole = list.filter((r) => r.incomplete === null);
   const values = (pick: (r: RequestStat) => number | null) =>
     whole.map(pick).filter((v): v is number => v !== null);
@@ -127,306 +134,423 @@ function imbalanceOf(op: OpRun): number | null {
   return slow > 0 ? (slow - fast) / slow : null;
 }
 
-export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
-  const base = run.firstNs;
-  const tokens: TokenStat[] = run.tokens.map((t) => ({
-    seq: t.seq,
-    phase: t.phase,
-    nTokens: t.nTokens,
-    sequences: t.steps?.length ?? 1,
-    startMs: ms(Number(t.startNs - base)),
-    durationMs: ms(Number(t.endNs - t.startNs)),
-    ret: t.ret,
-    complete: t.ret !== null,
-    graphs: t.graphs.length,
-    opsSampled: t.opsSampled,
-  }));
-  const byPhase = (phase: Phase) => run.tokens.filter((t) => t.phase === phase && t.ret !== null);
-  const prefill = byPhase("prefill");
-  const decode = byPhase("decode");
-  const mixed = byPhase("mixed");
-  const durationsOf = (list: typeof prefill) => list.map((t) => Number(t.endNs - t.startNs));
-  const decodeStat = phaseStat(
-    durationsOf(decode),
-    decode.reduce((n, t) => n + t.nTokens, 0),
-  );
-  const firstPrefill = prefill[0];
+/** Summed counter deltas, and the summed thread time they cover. */
+interface CounterAcc {
+  counters: Record<string, number>;
+  threadNs: number;
+}
 
-  // Operators: every op run of every graph that carries them.
-  const phaseOfSeq = new Map(run.tokens.map((t) => [`${t.tgid}:${t.seq}`, t.phase]));
-  interface CounterAcc {
-    /** summed counter deltas, and the summed thread time they cover */
-    counters: Record<string, number>;
-    threadNs: number;
+interface OpAcc extends CounterAcc {
+  durations: DurationSeries;
+  roofline: Map<Phase, RooflineAcc>;
+  inferred: number;
+  barrierNs: number;
+  imbalanceSum: number;
+  imbalanceN: number;
+  threadRuns: number;
+}
+
+interface TensorAcc extends CounterAcc {
+  op: string;
+  layer: number | null;
+  count: number;
+  totalNs: number;
+  roofline: RooflineAcc;
+}
+
+/** Exact operator durations kept in all, over every op type, before the longest become sketches. */
+const EXACT_DURATIONS = 4_000_000;
+
+/**
+ * ProfStat of a run added up chunk by chunk (trace/runStream.ts; a whole run is one chunk), so
+ * that its memory is the per-call series (a few numbers a llama_decode call and a request) and the
+ * operator durations the percentiles need, not the model.
+ */
+export class StatsAccumulator {
+  private readonly tokens: TokenStat[] = [];
+  private readonly durations: Record<Phase, number[]> = { prefill: [], decode: [], mixed: [] };
+  private readonly phaseTokens: Record<Phase, number> = { prefill: 0, decode: 0, mixed: 0 };
+  private firstPrefillNs: number | null = null;
+  private readonly requests: RequestStat[] = [];
+  private readonly opAcc = new Map<string, OpAcc>();
+  private readonly layerAcc = new Map<number | null, CounterAcc & { ops: number; ns: number }>();
+  /** per tensor, over the decode calls, and over every call (for a run without decode calls) */
+  private readonly tensorDecode = new Map<string, TensorAcc>();
+  private readonly tensorAll = new Map<string, TensorAcc>();
+  private opGraphNs = 0;
+  private graphRuns = 0;
+  private withOps = 0;
+  private incomplete = 0;
+  private withWork = false;
+  private readonly threadAcc = new Map<number, { compute: number; barrier: number }>();
+  private readonly offCpuAcc = new Map<
+    number,
+    { off: number; pre: number; intervals: number; preemptions: number }
+  >();
+  private readonly preemptors = new Map<
+    string,
+    { comm: string; tgid: number; count: number; ns: number }
+  >();
+  private readonly expertAcc = new Map<
+    number,
+    { k: number; rows: number; counts: Map<number, number> }
+  >();
+  private readonly findings = new FindingsAccumulator();
+  private readonly backends = new BackendStatsAccumulator();
+  private readonly recorded: boolean;
+  private readonly machine: MachineProfile | null;
+
+  /** `base`: the run's first event time, which the series' times count from */
+  constructor(
+    private readonly header: RunHeader,
+    private readonly base: bigint,
+    private readonly options: StatsOptions = {},
+  ) {
+    this.recorded = (header.counters?.length ?? 0) > 0;
+    this.machine = header.machine ?? null;
   }
-  interface OpAcc extends CounterAcc {
-    durations: number[];
-    inferred: number;
-    barrierNs: number;
-    imbalanceSum: number;
-    imbalanceN: number;
-    threadRuns: number;
+
+  add(chunk: RunChunk): void {
+    const run = chunk.run;
+    const base = this.base;
+    for (const t of run.tokens) {
+      this.tokens.push({
+        seq: t.seq,
+        phase: t.phase,
+        nTokens: t.nTokens,
+        sequences: t.steps?.length ?? 1,
+        startMs: ms(Number(t.startNs - base)),
+        durationMs: ms(Number(t.endNs - t.startNs)),
+        ret: t.ret,
+        complete: t.ret !== null,
+        graphs: t.graphs.length,
+        opsSampled: t.opsSampled,
+      });
+      if (t.ret === null) continue;
+      const ns = Number(t.endNs - t.startNs);
+      this.durations[t.phase].push(ns);
+      this.phaseTokens[t.phase] += t.nTokens;
+      if (t.phase === "prefill" && this.firstPrefillNs === null) this.firstPrefillNs = ns;
+    }
+    for (const r of chunk.requestsEnded) this.requests.push(requestStat(r, base));
+    this.addOperators(run);
+    for (const g of run.graphRuns) {
+      this.graphRuns++;
+      if (!g.complete) this.incomplete++;
+      for (const gt of g.threads) {
+        const a = this.threadAcc.get(gt.tid) ?? { compute: 0, barrier: 0 };
+        a.compute += gt.computeNs;
+        a.barrier += gt.barrierWaitNs;
+        this.threadAcc.set(gt.tid, a);
+      }
+    }
+    for (const iv of chunk.offCpuClosed) this.addOffCpu(iv);
+    for (const t of run.tokens) {
+      for (const [layer, rows] of t.experts ?? []) {
+        const e = this.expertAcc.get(layer) ?? { k: 0, rows: 0, counts: new Map<number, number>() };
+        for (const row of rows) {
+          e.k = Math.max(e.k, row.length);
+          e.rows++;
+          for (const id of row) e.counts.set(id, (e.counts.get(id) ?? 0) + 1);
+        }
+        this.expertAcc.set(layer, e);
+      }
+    }
+    this.backends.add(run.graphRuns);
+    this.findings.add(chunk);
+    this.boundDurations();
   }
-  const recorded = (run.counters?.length ?? 0) > 0;
-  const stall = run.backendStall ?? null;
-  const addOp = (acc: CounterAcc, op: OpRun): void => {
-    if (!recorded) return;
+
+  private addOffCpu(iv: OffCpuInterval): void {
+    const d = Number(iv.endNs - iv.startNs);
+    const a = this.offCpuAcc.get(iv.tid) ?? { off: 0, pre: 0, intervals: 0, preemptions: 0 };
+    a.off += d;
+    a.intervals++;
+    if (iv.preempted) {
+      a.pre += d;
+      a.preemptions++;
+      if (iv.by) {
+        const key = `${iv.by.comm}\u0000${iv.by.tgid}`;
+        const p = this.preemptors.get(key) ?? {
+          comm: iv.by.comm,
+          tgid: iv.by.tgid,
+          count: 0,
+          ns: 0,
+        };
+        p.count++;
+        p.ns += d;
+        this.preemptors.set(key, p);
+      }
+    }
+    this.offCpuAcc.set(iv.tid, a);
+  }
+
+  private addCounters(acc: CounterAcc, op: OpRun): void {
+    if (!this.recorded) return;
     for (const t of op.threads) {
       if (!t.counters) continue;
       addCounters(acc.counters, t.counters);
       acc.threadNs += Number(t.endNs - t.startNs);
     }
-  };
-  const counterFields = (acc: CounterAcc) =>
-    recorded
-      ? { counters: acc.counters, derived: deriveFigures(acc.counters, acc.threadNs, stall) }
-      : {};
-  const opAcc = new Map<string, OpAcc>();
-  const layerAcc = new Map<number | null, CounterAcc & { ops: number; ns: number }>();
-  const tensorAcc = new Map<
-    string,
-    CounterAcc & { op: string; layer: number | null; durations: number[] }
-  >();
-  let opGraphNs = 0;
-  let withOps = 0;
-  for (const g of run.graphRuns) {
-    if (g.ops.length === 0) continue;
-    withOps++;
-    opGraphNs += Number(g.endNs - g.startNs);
-    const phase = g.tokenSeq === null ? null : phaseOfSeq.get(`${g.tgid}:${g.tokenSeq}`);
-    for (const op of g.ops) {
-      let acc = opAcc.get(op.label);
-      if (!acc) {
-        acc = {
-          durations: [],
-          inferred: 0,
-          barrierNs: 0,
-          imbalanceSum: 0,
-          imbalanceN: 0,
-          threadRuns: 0,
-          counters: {},
-          threadNs: 0,
-        };
-        opAcc.set(op.label, acc);
-      }
-      acc.durations.push(op.durationNs);
-      acc.threadRuns += op.threads.length;
-      addOp(acc, op);
-      if (!op.visible) acc.inferred++;
-      for (const t of op.threads) acc.barrierNs += t.barrierWaitNs;
-      const imbalance = imbalanceOf(op);
-      if (imbalance !== null) {
-        acc.imbalanceSum += imbalance;
-        acc.imbalanceN++;
-      }
-      const layer = op.tensor.layer;
-      const l = layerAcc.get(layer) ?? { ops: 0, ns: 0, counters: {}, threadNs: 0 };
-      l.ops++;
-      l.ns += op.durationNs;
-      addOp(l, op);
-      layerAcc.set(layer, l);
-      if (phase === "decode" || decode.length === 0) {
-        const name = op.tensor.name;
-        const t = tensorAcc.get(name) ?? {
-          op: op.label,
-          layer,
-          durations: [],
-          counters: {},
-          threadNs: 0,
-        };
-        t.durations.push(op.durationNs);
-        addOp(t, op);
-        tensorAcc.set(name, t);
+  }
+
+  /** Operators: every op run of every graph that carries them. */
+  private addOperators(run: Run): void {
+    const machine = this.machine;
+    const phaseOfSeq = new Map(run.tokens.map((t) => [`${t.tgid}:${t.seq}`, t.phase]));
+    for (const g of run.graphRuns) {
+      if (g.ops.length === 0) continue;
+      this.withOps++;
+      this.opGraphNs += Number(g.endNs - g.startNs);
+      const phase = g.tokenSeq === null ? null : phaseOfSeq.get(`${g.tgid}:${g.tokenSeq}`);
+      for (const op of g.ops) {
+        let acc = this.opAcc.get(op.label);
+        if (!acc) {
+          acc = {
+            durations: new DurationSeries(),
+            roofline: new Map(),
+            inferred: 0,
+            barrierNs: 0,
+            imbalanceSum: 0,
+            imbalanceN: 0,
+            threadRuns: 0,
+            counters: {},
+            threadNs: 0,
+          };
+          this.opAcc.set(op.label, acc);
+        }
+        acc.durations.push(op.durationNs);
+        if (op.work) this.withWork = true;
+        if (phase && op.work) {
+          let roof = acc.roofline.get(phase);
+          if (!roof) acc.roofline.set(phase, (roof = new RooflineAcc(machine)));
+          roof.add(op);
+        }
+        acc.threadRuns += op.threads.length;
+        this.addCounters(acc, op);
+        if (!op.visible) acc.inferred++;
+        for (const t of op.threads) acc.barrierNs += t.barrierWaitNs;
+        const imbalance = imbalanceOf(op);
+        if (imbalance !== null) {
+          acc.imbalanceSum += imbalance;
+          acc.imbalanceN++;
+        }
+        const layer = op.tensor.layer;
+        const l = this.layerAcc.get(layer) ?? { ops: 0, ns: 0, counters: {}, threadNs: 0 };
+        l.ops++;
+        l.ns += op.durationNs;
+        this.addCounters(l, op);
+        this.layerAcc.set(layer, l);
+        // the slowest tensors are over the decode calls when the run has any, which only its
+        // end tells: both are kept
+        this.addTensor(this.tensorAll, op);
+        if (phase === "decode") this.addTensor(this.tensorDecode, op);
       }
     }
   }
-  const ops: OpTypeStat[] = [...opAcc]
-    .map(([label, acc]) => {
-      const sorted = [...acc.durations].sort((a, b) => a - b);
-      const total = sorted.reduce((a, b) => a + b, 0);
-      return {
-        op: label,
-        display: displayOpName(label),
-        count: sorted.length,
-        inferred: acc.inferred,
-        totalMs: ms(total),
-        meanMs: ms(total / sorted.length),
-        p50Ms: ms(percentile(sorted, 50)),
-        p99Ms: ms(percentile(sorted, 99)),
-        share: ratio(total, opGraphNs),
-        barrierWaitMs: ms(acc.barrierNs),
-        imbalance: acc.imbalanceN ? Math.round((acc.imbalanceSum / acc.imbalanceN) * 1e4) / 1e4 : 0,
-        threadRuns: acc.threadRuns,
-        ...counterFields(acc),
-      };
-    })
-    .sort((a, b) => b.totalMs - a.totalMs || (a.op < b.op ? -1 : 1));
-  const layers: LayerStat[] = [...layerAcc]
-    .sort((a, b) => (a[0] ?? Infinity) - (b[0] ?? Infinity))
-    .map(([layer, l]) => ({
-      layer,
-      ops: l.ops,
-      totalMs: ms(l.ns),
-      share: ratio(l.ns, opGraphNs),
-      ...counterFields(l),
-    }));
-  const slowestTensors: TensorStat[] = [...tensorAcc]
-    .map(([tensor, t]) => {
-      const total = t.durations.reduce((a, b) => a + b, 0);
-      return {
+
+  private addTensor(tensors: Map<string, TensorAcc>, op: OpRun): void {
+    const name = op.tensor.name;
+    const t = tensors.get(name) ?? {
+      op: op.label,
+      layer: op.tensor.layer,
+      count: 0,
+      totalNs: 0,
+      counters: {},
+      threadNs: 0,
+      roofline: new RooflineAcc(this.machine),
+    };
+    t.count++;
+    t.totalNs += op.durationNs;
+    t.roofline.add(op);
+    this.addCounters(t, op);
+    tensors.set(name, t);
+  }
+
+  /** Keeps the exact durations within EXACT_DURATIONS values: the longest series become sketches. */
+  private boundDurations(): void {
+    let total = 0;
+    for (const acc of this.opAcc.values()) total += acc.durations.exactCount;
+    if (total <= EXACT_DURATIONS) return;
+    const longest = [...this.opAcc.values()].sort(
+      (a, b) => b.durations.exactCount - a.durations.exactCount,
+    );
+    for (const acc of longest) {
+      if (total <= EXACT_DURATIONS / 2) break;
+      total -= acc.durations.exactCount;
+      acc.durations.sketch();
+    }
+  }
+
+  finish(totals: RunTotals): ProfStats {
+    const run = totals;
+    const decodeStat = phaseStat(this.durations.decode, this.phaseTokens.decode);
+    const opGraphNs = this.opGraphNs;
+    const stall = run.backendStall ?? null;
+    const counterFields = (acc: CounterAcc) =>
+      this.recorded
+        ? { counters: acc.counters, derived: deriveFigures(acc.counters, acc.threadNs, stall) }
+        : {};
+    const withWork = this.withWork;
+    const ops: OpTypeStat[] = [...this.opAcc]
+      .map(([label, acc]) => {
+        const d = acc.durations;
+        return {
+          op: label,
+          display: displayOpName(label),
+          count: d.count,
+          inferred: acc.inferred,
+          totalMs: ms(d.total),
+          meanMs: ms(d.total / d.count),
+          p50Ms: ms(d.percentile(50)),
+          p99Ms: ms(d.percentile(99)),
+          share: ratio(d.total, opGraphNs),
+          barrierWaitMs: ms(acc.barrierNs),
+          imbalance: acc.imbalanceN
+            ? Math.round((acc.imbalanceSum / acc.imbalanceN) * 1e4) / 1e4
+            : 0,
+          threadRuns: acc.threadRuns,
+          ...counterFields(acc),
+          ...(withWork ? { roofline: rooflineByPhase(acc.roofline) } : {}),
+        };
+      })
+      .sort((a, b) => b.totalMs - a.totalMs || (a.op < b.op ? -1 : 1));
+    const layers: LayerStat[] = [...this.layerAcc]
+      .sort((a, b) => (a[0] ?? Infinity) - (b[0] ?? Infinity))
+      .map(([layer, l]) => ({
+        layer,
+        ops: l.ops,
+        totalMs: ms(l.ns),
+        share: ratio(l.ns, opGraphNs),
+        ...counterFields(l),
+      }));
+    const decodeCalls = this.durations.decode.length;
+    const tensors = decodeCalls > 0 ? this.tensorDecode : this.tensorAll;
+    const slowestTensors: TensorStat[] = [...tensors]
+      .map(([tensor, t]) => ({
         tensor,
         op: t.op,
         layer: t.layer,
-        count: t.durations.length,
-        meanMs: ms(total / t.durations.length),
-        totalMs: ms(total),
+        count: t.count,
+        meanMs: ms(t.totalNs / t.count),
+        totalMs: ms(t.totalNs),
         ...counterFields(t),
+        ...(withWork && t.roofline.figures() ? { roofline: t.roofline.figures()! } : {}),
+      }))
+      .sort((a, b) => b.meanMs - a.meanMs || (a.tensor < b.tensor ? -1 : 1))
+      .slice(0, this.options.slowest ?? 10);
+
+    // Threads and interference.
+    let offCpuNs = 0;
+    let preemptedNs = 0;
+    let preemptions = 0;
+    const threads: ThreadStat[] = [...run.threads.values()].map((t) => {
+      const o = this.offCpuAcc.get(t.tid) ?? { off: 0, pre: 0, intervals: 0, preemptions: 0 };
+      offCpuNs += o.off;
+      preemptedNs += o.pre;
+      preemptions += o.preemptions;
+      const acc = this.threadAcc.get(t.tid);
+      return {
+        tid: t.tid,
+        ith: t.ith,
+        name: t.name,
+        computeMs: ms(acc?.compute ?? 0),
+        barrierWaitMs: ms(acc?.barrier ?? 0),
+        offCpuMs: ms(o.off),
+        preemptedMs: ms(o.pre),
+        offCpuIntervals: o.intervals,
+        preemptions: o.preemptions,
       };
-    })
-    .sort((a, b) => b.meanMs - a.meanMs || (a.tensor < b.tensor ? -1 : 1))
-    .slice(0, options.slowest ?? 10);
+    });
+    const by = [...this.preemptors.values()]
+      .map(({ comm, tgid, count, ns }) => ({ comm, tgid, count, ms: ms(ns) }))
+      .sort(
+        (a, b) => b.ms - a.ms || (a.comm < b.comm ? -1 : a.comm > b.comm ? 1 : a.tgid - b.tgid),
+      );
 
-  // Threads and interference.
-  const threadAcc = new Map<number, { compute: number; barrier: number }>();
-  for (const g of run.graphRuns) {
-    for (const gt of g.threads) {
-      const a = threadAcc.get(gt.tid) ?? { compute: 0, barrier: 0 };
-      a.compute += gt.computeNs;
-      a.barrier += gt.barrierWaitNs;
-      threadAcc.set(gt.tid, a);
-    }
-  }
-  const preemptors = new Map<string, PreemptorStat & { ns: number }>();
-  let offCpuNs = 0;
-  let preemptedNs = 0;
-  let preemptions = 0;
-  const threads: ThreadStat[] = [...run.threads.values()].map((t) => {
-    const intervals = run.offCpu.get(t.tid) ?? [];
-    let off = 0;
-    let pre = 0;
-    let count = 0;
-    for (const iv of intervals) {
-      const d = Number(iv.endNs - iv.startNs);
-      off += d;
-      if (iv.preempted) {
-        pre += d;
-        count++;
-        if (iv.by) {
-          const key = `${iv.by.comm}\u0000${iv.by.tgid}`;
-          const p = preemptors.get(key) ?? {
-            comm: iv.by.comm,
-            tgid: iv.by.tgid,
-            count: 0,
-            ms: 0,
-            ns: 0,
-          };
-          p.count++;
-          p.ns += d;
-          preemptors.set(key, p);
-        }
-      }
-    }
-    offCpuNs += off;
-    preemptedNs += pre;
-    preemptions += count;
-    const acc = threadAcc.get(t.tid);
-    return {
-      tid: t.tid,
-      ith: t.ith,
-      name: t.name,
-      computeMs: ms(acc?.compute ?? 0),
-      barrierWaitMs: ms(acc?.barrier ?? 0),
-      offCpuMs: ms(off),
-      preemptedMs: ms(pre),
-      offCpuIntervals: intervals.length,
-      preemptions: count,
+    const experts: ExpertLayerStat[] = [...this.expertAcc]
+      .sort((a, b) => a[0] - b[0])
+      .map(([layer, e]) => ({
+        layer,
+        k: e.k,
+        rows: e.rows,
+        counts: Object.fromEntries(
+          [...e.counts].sort((a, b) => a[0] - b[0]).map(([id, n]) => [String(id), n]),
+        ),
+      }));
+
+    const uses = [...run.snapshotUses.values()].filter((n) => n > 0);
+    const machine = this.machine;
+    const stats: Omit<ProfStats, "findings"> = {
+      format: "profinfer-stats",
+      version: 1,
+      run: {
+        command: run.header.target.command,
+        pid: run.header.target.pid,
+        level: run.header.level,
+        events: run.eventCount,
+        firstEventRealtimeNs: toWallClockNs(run.clock, run.firstNs).toString(),
+        durationMs: ms(Number(run.lastNs - run.firstNs)),
+        truncated: run.truncatedAt !== null,
+      },
+      machine,
+      counters: run.counters ?? null,
+      backendStall: run.backendStall
+        ? {
+            formula: run.backendStall.id,
+            metric: run.backendStall.metric,
+            unit: run.backendStall.unit,
+            events: run.backendStall.events.map((e) => e.name),
+          }
+        : null,
+      tokens: this.tokens,
+      requests: requestsStat([...this.requests].sort((a, b) => a.id - b.id)),
+      backends: this.backends.finish(run.backends),
+      phases: {
+        prefill: phaseStat(this.durations.prefill, this.phaseTokens.prefill),
+        decode: decodeStat,
+        mixed: phaseStat(this.durations.mixed, this.phaseTokens.mixed),
+        ttftMs: this.firstPrefillNs !== null ? ms(this.firstPrefillNs) : null,
+        tpotMs: decodeCalls ? decodeStat.meanMs : null,
+      },
+      graphs: {
+        runs: this.graphRuns,
+        withOps: this.withOps,
+        incomplete: this.incomplete,
+        snapshots: uses.length,
+        reuses: uses.reduce((n, u) => n + u - 1, 0),
+        opGraphMs: ms(opGraphNs),
+      },
+      ops,
+      layers,
+      slowestTensors,
+      slowestTensorsOver: decodeCalls > 0 ? "decode" : "all",
+      threads,
+      interference: { offCpuMs: ms(offCpuNs), preemptedMs: ms(preemptedNs), preemptions, by },
+      experts,
+      drops: run.drops,
+      warnings: run.warnings,
     };
-  });
-  const by = [...preemptors.values()]
-    .map(({ comm, tgid, count, ns }) => ({ comm, tgid, count, ms: ms(ns) }))
-    .sort((a, b) => b.ms - a.ms || (a.comm < b.comm ? -1 : a.comm > b.comm ? 1 : a.tgid - b.tgid));
-
-  // Experts per layer.
-  const expertAcc = new Map<number, { k: number; rows: number; counts: Map<number, number> }>();
-  for (const t of run.tokens) {
-    for (const [layer, rows] of t.experts ?? []) {
-      const e = expertAcc.get(layer) ?? { k: 0, rows: 0, counts: new Map<number, number>() };
-      for (const row of rows) {
-        e.k = Math.max(e.k, row.length);
-        e.rows++;
-        for (const id of row) e.counts.set(id, (e.counts.get(id) ?? 0) + 1);
-      }
-      expertAcc.set(layer, e);
-    }
+    if (run.header.level === "metrics")
+      return { ...withKernelAggregates(stats, run.header, run.notes), findings: [] };
+    return { ...stats, findings: computeFindings(this.findings.input(), stats) };
   }
-  const experts: ExpertLayerStat[] = [...expertAcc]
-    .sort((a, b) => a[0] - b[0])
-    .map(([layer, e]) => ({
-      layer,
-      k: e.k,
-      rows: e.rows,
-      counts: Object.fromEntries(
-        [...e.counts].sort((a, b) => a[0] - b[0]).map(([id, n]) => [String(id), n]),
-      ),
-    }));
+}
 
-  const snapshotsUsed = [...run.snapshots.values()].filter((s) => s.uses > 0);
-  const stats: Omit<ProfStats, "findings"> = {
-    format: "profinfer-stats",
-    version: 1,
-    run: {
-      command: run.header.target.command,
-      pid: run.header.target.pid,
-      level: run.header.level,
-      events: run.eventCount,
-      firstEventRealtimeNs: toWallClockNs(run.clock, run.firstNs).toString(),
-      durationMs: ms(Number(run.lastNs - run.firstNs)),
-      truncated: run.truncatedAt !== null,
-    },
-    counters: run.counters ?? null,
-    backendStall: run.backendStall
-      ? {
-          formula: run.backendStall.id,
-          metric: run.backendStall.metric,
-          unit: run.backendStall.unit,
-          events: run.backendStall.events.map((e) => e.name),
-        }
-      : null,
-    tokens,
-    requests: requestsStat(run),
-    phases: {
-      prefill: phaseStat(
-        durationsOf(prefill),
-        prefill.reduce((n, t) => n + t.nTokens, 0),
-      ),
-      decode: decodeStat,
-      mixed: phaseStat(
-        durationsOf(mixed),
-        mixed.reduce((n, t) => n + t.nTokens, 0),
-      ),
-      ttftMs: firstPrefill ? ms(Number(firstPrefill.endNs - firstPrefill.startNs)) : null,
-      tpotMs: decode.length ? decodeStat.meanMs : null,
-    },
-    graphs: {
-      runs: run.graphRuns.length,
-      withOps,
-      incomplete: run.graphRuns.filter((g) => !g.complete).length,
-      snapshots: snapshotsUsed.length,
-      reuses: snapshotsUsed.reduce((n, s) => n + s.uses - 1, 0),
-      opGraphMs: ms(opGraphNs),
-    },
-    ops,
-    layers,
-    slowestTensors,
-    slowestTensorsOver: decode.length > 0 ? "decode" : "all",
-    threads,
-    interference: { offCpuMs: ms(offCpuNs), preemptedMs: ms(preemptedNs), preemptions, by },
-    experts,
-    drops: run.drops,
-    warnings: run.warnings,
-  };
-  if (run.header.level === "metrics") return { ...withKernelAggregates(stats, run), findings: [] };
-  return { ...stats, findings: computeFindings(run, stats) };
+export function computeStats(run: Run, options: StatsOptions = {}): ProfStats {
+  const acc = new StatsAccumulator(run.header, run.firstNs, options);
+  acc.add(chunkOfRun(run));
+  return acc.finish(totalsOfRun(run));
+}
+
+/** Roofline figures per phase, in phase order. */
+function rooflineByPhase(accs: Map<Phase, RooflineAcc>): OpTypeStat["roofline"] {
+  const out: NonNullable<OpTypeStat["roofline"]> = {};
+  for (const phase of ["prefill", "decode", "mixed"] as const) {
+    const figures = accs.get(phase)?.figures();
+    if (figures) out[phase] = figures;
+  }
+  return out;
 }
 
 /** Upper bound (ns) of the bucket that holds the p-th percentile of per-bucket `counts`. */
@@ -450,9 +574,10 @@ function bucketPercentileNs(counts: readonly number[], boundsNs: readonly number
  */
 function withKernelAggregates(
   stats: Omit<ProfStats, "findings">,
-  run: Run,
+  header: RunHeader,
+  notes: readonly NoteRecord[],
 ): Omit<ProfStats, "findings"> {
-  const note = run.notes.map((n) => n.note).find((n) => n.kind === "aggregates");
+  const note = notes.map((n) => n.note).find((n) => n.kind === "aggregates");
   if (!note) return stats;
   const boundsNs = note.boundsNs ?? [];
   const phase = (i: number): PhaseStat => {
@@ -470,13 +595,13 @@ function withKernelAggregates(
   };
   const naming = {
     operatorFunctions: [
-      ...run.header.opFuncs,
-      ...run.notes.flatMap((n) => (n.note.kind === "attach" ? n.note.opFuncs : [])),
+      ...header.opFuncs,
+      ...notes.flatMap((n) => (n.note.kind === "attach" ? n.note.opFuncs : [])),
     ].map((f) => ({ index: f.index, op: functionLabel(f.symbol) })),
     opNames: {
-      ops: run.header.opNames,
-      unary: run.header.unaryOpNames,
-      glu: run.header.gluOpNames,
+      ops: header.opNames,
+      unary: header.unaryOpNames,
+      glu: header.gluOpNames,
     },
   };
   const opAcc = new Map<

@@ -43,6 +43,41 @@ function fmtCount(v: number): string {
   return String(Math.round(v));
 }
 
+/**
+ * Each op type's decode runs (else its prompt runs) on the roofline: bytes and operations per
+ * second, their shares of the machine profile's peaks, and the class (docs/findings.md).
+ */
+function rooflineSummary(stats: ProfStats, top: OpTypeStat[]): string[] {
+  const phase = top.some((o) => o.roofline?.decode) ? "decode" : "prefill";
+  const rows = top.flatMap((o) => {
+    const r = o.roofline?.[phase];
+    return r ? [{ o, r }] : [];
+  });
+  if (rows.length === 0) return [];
+  const share = (v: number | null) => (v === null ? "-" : pct(v));
+  const m = stats.machine;
+  const head = m
+    ? `roofline of the ${phase} calls (machine: ${(Math.max(...m.bandwidth.points.map((p) => p.bytesPerSecond)) / 1e9).toFixed(1)} GB/s read at most; docs/findings.md)`
+    : `roofline of the ${phase} calls (no machine profile: run 'profinfer machine', then replay)`;
+  return [
+    head,
+    ...table(
+      ["op", "MB/run", "GB/s", "of peak", "GOP/s", "of peak", "barrier", "class"],
+      rows.map(({ o, r }) => [
+        o.display,
+        (r.bytes / 1e6).toFixed(3),
+        (r.bandwidth / 1e9).toFixed(2),
+        share(r.bandwidthShare),
+        (r.rate / 1e9).toFixed(2),
+        share(r.computeShare),
+        pct(r.barrierShare),
+        r.class ?? "-",
+      ]),
+    ),
+    "",
+  ];
+}
+
 /** Counter totals and derived figures per operator type, and which counters are hardware. */
 function counterSummary(stats: ProfStats, top: OpTypeStat[]): string[] {
   const counters = stats.counters ?? [];
@@ -194,8 +229,34 @@ export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {
     `TTFT ${ph.ttftMs === null ? "-" : `${fmtMs(ph.ttftMs)} ms`} (first prefill call)   ` +
       `TPOT ${ph.tpotMs === null ? "-" : `${fmtMs(ph.tpotMs)} ms`} (mean decode call)`,
     "",
-    ...requestSummary(stats, options.requests ?? 20),
   );
+  // one backend that is the CPU is the usual case: the table only says something beside another
+  if (stats.backends.some((b) => b.registry !== "CPU")) {
+    out.push(
+      ...table(
+        ["backend", "splits", "submit ms", "to done ms", "wait ms", "copies", "copy KiB", "ops"],
+        stats.backends.map((b) => [
+          b.name,
+          String(b.splits),
+          fmtMs(b.submitMs),
+          fmtMs(b.completeMs),
+          fmtMs(b.waitMs),
+          String(b.copies),
+          (b.copyBytes / 1024).toFixed(1),
+          String(b.ops),
+        ]),
+      ),
+      ...stats.backends.map((b) =>
+        clip(
+          `${b.name}: ${b.measured ?? "graph level only"}` +
+            (b.notSeen.length > 0 ? `; not seen: ${b.notSeen.join("; ")}` : ""),
+          WIDTH,
+        ),
+      ),
+      "",
+    );
+  }
+  out.push(...requestSummary(stats, options.requests ?? 20));
 
   if (stats.ops.length > 0) {
     const top = stats.ops.slice(0, options.ops ?? 15);
@@ -224,6 +285,7 @@ export function formatStatsSummary(stats: ProfStats, options: SummaryOptions = {
       out.push("* not probed: timed from the barriers around it");
     }
     out.push("");
+    out.push(...rooflineSummary(stats, top));
     if (stats.counters && stats.counters.length > 0) out.push(...counterSummary(stats, top));
 
     const layerCells = stats.layers.map(

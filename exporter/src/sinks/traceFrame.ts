@@ -20,7 +20,10 @@ import { resourceAttributes } from "./otel/resource.js";
 import { buildRunSpans, graphSignature, type SpanRecord } from "./otel/spans.js";
 
 /** The model name users know a run by: the GGUF file it ran (or its -m argument), else the program. */
-export function runModelName(run: Run): string {
+export function runModelName(run: {
+  header: Run["header"];
+  notes: readonly Run["notes"][number][];
+}): string {
   return (
     modelNameOfRun(run.header, run.notes) ?? basename(run.header.target.command[0] ?? "llama.cpp")
   );

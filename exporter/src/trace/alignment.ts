@@ -4,7 +4,10 @@
 //
 // ggml's CPU loop (ggml_graph_compute_thread) walks the nodes, skips empty ops and nodes without
 // the COMPUTE flag, computes each remaining node (or a fused group), and calls ggml_barrier after
-// it unless it was the last node; after the loop every thread passes one more barrier. Some op
+// it unless it was the last node; after the loop every thread passes one more barrier. Releases
+// before it skipped empty ops (October 2024's b3889) passed a barrier after every node, views
+// included, and none after the loop: which of the two a graph ran is read from its threads'
+// barrier counts, and the barriers of empty nodes are then waits of the step before them. Some op
 // implementations pass barriers of their own (mul_mat, mul_mat_id): inside a probed op they nest
 // inside its OP events, inside an unprobed op they cut its time into several segments. So, per
 // thread, the barriers outside OP events cut the timeline into segments; a segment with an OP event
@@ -136,7 +139,10 @@ function barrierNs(s: Segment): number {
   return b && b.endNs !== null && b.endNs > b.beginNs ? Number(b.endNs - b.beginNs) : 0;
 }
 
-/** Computed nodes (by position in dag.computed) one thread computed in one step. */
+/**
+ * Nodes (by position in the loop's steps: dag.computed, or every node where the loop passed a
+ * barrier after each) one thread computed in one step.
+ */
 interface ThreadGroup {
   positions: number[];
   segments: Segment[];
@@ -156,9 +162,16 @@ interface GapNode {
   expect: number;
   /** cost of computing it in the previous node's step; Infinity when that cannot be fusion */
   fuseCost: number;
-  /** the pseudo node for what follows the last computed node (trailing empty nodes) */
-  tail: boolean;
+  /**
+   * a node; or the pseudo node for what follows the last computed node (trailing empty nodes:
+   * "tail"), or for a barrier before the loop's first node ("head": OpenMP's own, at the end of
+   * the `omp single` that starts ggml's parallel region, seen where GOMP_barrier is probed)
+   */
+  kind: "node" | "head" | "tail";
 }
+
+const HEAD: GapNode = { expect: 0, fuseCost: Infinity, kind: "head" };
+const TAIL: GapNode = { expect: 0, fuseCost: Infinity, kind: "tail" };
 
 const MISSING_COST = 4;
 const DP_LIMIT = 2_000_000;
@@ -166,8 +179,8 @@ const DP_LIMIT = 2_000_000;
 /**
  * Assign `u` segments, in order, to the gap's nodes. Per node: k >= 1 segments of its own (cost
  * |k - 1 - expected inner barriers|), 0 (fused into the previous step, or nothing for the tail
- * pseudo node), or -1 (missing, cost MISSING_COST). Minimum total cost; ties keep the earlier,
- * simpler choice.
+ * pseudo node), or -1 (missing, cost MISSING_COST). The head pseudo node takes none or one, at
+ * no cost. Minimum total cost; ties keep the earlier, simpler choice.
  */
 function solveGap(
   nodes: readonly GapNode[],
@@ -196,11 +209,16 @@ function solveGap(
             from[to] = at;
           }
         };
+        if (node.kind === "head") {
+          relax(j, p, base, 0);
+          if (j < u) relax(j + 1, p, base, 1);
+          continue;
+        }
         for (let k = 1; j + k <= u; k++) {
-          const c = node.tail ? k - 1 : Math.abs(k - 1 - node.expect);
+          const c = node.kind === "tail" ? k - 1 : Math.abs(k - 1 - node.expect);
           relax(j + k, 1, base + c, k);
         }
-        if (node.tail) relax(j, p, base, 0);
+        if (node.kind === "tail") relax(j, p, base, 0);
         else {
           if (p === 1 && node.fuseCost !== Infinity) relax(j, 1, base + node.fuseCost, 0);
           relax(j, 0, base + MISSING_COST, -1);
@@ -231,11 +249,12 @@ function alignThread(
   ith: number | null,
   segments: Segment[],
   dag: Dag,
-  posOfNode: Int32Array,
+  steps: LoopSteps,
   gapNode: (pos: number) => GapNode,
   hasTail: boolean,
 ): ThreadAlignment {
-  const m = dag.computed.length;
+  const { posOfNode } = steps;
+  const m = steps.nodes.length;
   const positionOf = (addr: bigint): number => {
     const node = dag.nodeByAddr.get(addr);
     return node === undefined ? -1 : posOfNode[node]!;
@@ -274,10 +293,11 @@ function alignThread(
   for (const anchor of anchors) {
     const isEnd = anchor.segment === segments.length;
     const gapSegments = segments.slice(prevSegment + 1, anchor.segment);
-    const nodes: GapNode[] = [];
+    const nodes: GapNode[] = prevSegment === -1 ? [HEAD] : [];
+    const firstPos = prevPos + 1 - nodes.length;
     for (let p = prevPos + 1; p < anchor.positions[0]!; p++) nodes.push(gapNode(p));
-    if (isEnd && hasTail) nodes.push({ expect: 0, fuseCost: Infinity, tail: true });
-    if (nodes.length === 0) {
+    if (isEnd && hasTail) nodes.push(TAIL);
+    if (nodes.length === 0 || (nodes.length === 1 && nodes[0] === HEAD && gapSegments.length > 1)) {
       if (gapSegments.length > 0) {
         // Barriers no node explains: fold them into the step before.
         anomalies++;
@@ -289,8 +309,11 @@ function alignThread(
       let next = 0;
       for (let i = 0; i < take.length; i++) {
         const k = take[i]!;
-        const pos = prevPos + 1 + i;
-        if (nodes[i]!.tail) {
+        const pos = firstPos + i;
+        if (nodes[i]!.kind === "head") {
+          // before the loop: no step's
+          next += k;
+        } else if (nodes[i]!.kind === "tail") {
           if (k > 0 && current) current.tail.push(...gapSegments.slice(next, next + k));
           next += Math.max(k, 0);
         } else if (k > 0) {
@@ -390,6 +413,67 @@ function mergeInto(target: OpThreadRun, more: OpThreadRun): void {
   target.innerBarrierWaitNs += more.innerBarrierWaitNs;
 }
 
+/** The nodes the compute loop passed a barrier after, in order, and each node's place among them. */
+interface LoopSteps {
+  nodes: readonly number[];
+  posOfNode: Int32Array;
+  /** the loop passed a barrier after every node, empty ones included, and none after the loop */
+  everyNode: boolean;
+}
+
+/**
+ * Whether the threads' top-level barriers are better explained by a barrier after every node
+ * (empty ones included) than by one after each computed node: per thread, a computed node
+ * passes one barrier, plus the inner barriers of its op where no OP event of it holds them.
+ */
+function barrierAfterEveryNode(
+  dag: Dag,
+  itemsByTid: ReadonlyMap<number, readonly ThreadItem[]>,
+  expectInner: InnerBarrierExpectations,
+): boolean {
+  const empty = dag.nodes.length - dag.computed.length;
+  if (empty === 0) return false;
+  let skippingOff = 0;
+  let everyOff = 0;
+  for (const items of itemsByTid.values()) {
+    const barriers = items.filter((it) => !it.op).length;
+    const probed = new Set(items.filter((it) => it.op).map((it) => it.dst));
+    let expected = 0;
+    for (const node of dag.computed) {
+      const tensor = dag.nodes[node]!.tensor;
+      expected += 1 + (probed.has(tensor.addr) ? 0 : expectInner(tensor.opName));
+    }
+    skippingOff += Math.abs(barriers - expected);
+    everyOff += Math.abs(barriers - expected - empty);
+  }
+  return everyOff < skippingOff;
+}
+
+function loopSteps(dag: Dag, everyNode: boolean): LoopSteps {
+  const nodes = everyNode ? dag.nodes.map((n) => n.index) : dag.computed;
+  const posOfNode = new Int32Array(dag.nodes.length).fill(-1);
+  nodes.forEach((node, p) => (posOfNode[node] = p));
+  return { nodes, posOfNode, everyNode };
+}
+
+/**
+ * An alignment over every node, as one over the computed nodes: an empty node's barrier is a
+ * wait of the step before it (its tail), and it is no operator.
+ */
+function withoutEmptySteps(a: ThreadAlignment, dag: Dag, steps: LoopSteps): void {
+  const computedPos = new Int32Array(dag.nodes.length).fill(-1);
+  dag.computed.forEach((node, p) => (computedPos[node] = p));
+  const groups: ThreadGroup[] = [];
+  for (const group of a.groups) {
+    const positions = group.positions
+      .map((p) => computedPos[steps.nodes[p]!]!)
+      .filter((p) => p >= 0);
+    if (positions.length > 0) groups.push({ ...group, positions });
+    else groups.at(-1)?.tail.push(...group.segments, ...group.tail);
+  }
+  a.groups = groups;
+}
+
 /** What the reconstruction of one graph knows of the whole run. */
 export interface ReconstructContext {
   expectInner: InnerBarrierExpectations;
@@ -423,21 +507,23 @@ export function reconstructGraph(
   }
   const computed = dag.computed;
   const m = computed.length;
-  const posOfNode = new Int32Array(dag.nodes.length).fill(-1);
-  computed.forEach((node, p) => (posOfNode[node] = p));
-  const hasTail = m > 0 && computed[m - 1]! < dag.nodes.length - 1;
-  const gapNodes = new Array<GapNode | undefined>(m);
+  const steps = loopSteps(dag, barrierAfterEveryNode(dag, itemsByTid, expectInner));
+  const stepNodes = steps.nodes;
+  const hasTail = !steps.everyNode && m > 0 && computed[m - 1]! < dag.nodes.length - 1;
+  const gapNodes = new Array<GapNode | undefined>(stepNodes.length);
   const gapNode = (p: number): GapNode => {
     let node = gapNodes[p];
     if (!node) {
-      const tensor = dag.nodes[computed[p]!]!.tensor;
+      const { tensor, computed: isComputed } = dag.nodes[stepNodes[p]!]!;
       let fuseCost = Infinity;
-      if (p > 0 && consumes(dag, computed[p]!, computed[p - 1]!)) {
-        const prevOp = dag.nodes[computed[p - 1]!]!.tensor.opName;
+      const prev = p > 0 ? dag.nodes[stepNodes[p - 1]!]! : null;
+      // an empty node passed its own barrier: nothing fuses with it
+      if (isComputed && prev?.computed && consumes(dag, stepNodes[p]!, prev.index)) {
+        const prevOp = prev.tensor.opName;
         if (FUSION_PATTERNS.some(([a, b]) => a === prevOp && b === tensor.opName)) fuseCost = 0.2;
         else if (!lossPossible) fuseCost = 1.5;
       }
-      node = { expect: expectInner(tensor.opName), fuseCost, tail: false };
+      node = { expect: isComputed ? expectInner(tensor.opName) : 0, fuseCost, kind: "node" };
       gapNodes[p] = node;
     }
     return node;
@@ -452,7 +538,9 @@ export function reconstructGraph(
       (tid === g.tid ? 0 : null);
     for (const it of items) if (it.broken) broken++;
     const segments = segmentsOf(items, g.startNs);
-    alignments.push(alignThread(tid, ith, segments, dag, posOfNode, gapNode, hasTail));
+    const alignment = alignThread(tid, ith, segments, dag, steps, gapNode, hasTail);
+    if (steps.everyNode) withoutEmptySteps(alignment, dag, steps);
+    alignments.push(alignment);
   }
   if (broken > 0) fail(`${broken} operator/barrier intervals lost a begin or end event`);
   alignments.sort(byIth);

@@ -185,6 +185,17 @@ export function formulaOfRun(
   return GENERIC_STALL.events.every((e) => names.has(e.name)) ? GENERIC_STALL : null;
 }
 
+/** The formula of a run's stall figure, from its header (the counters it recorded). */
+export function formulaOfHeader(header: {
+  backendStall?: { formula?: string } | undefined;
+  counters?: readonly { name: string }[] | undefined;
+}): BackendStallFormula | null {
+  return formulaOfRun(
+    header.backendStall?.formula,
+    (header.counters ?? []).map((c) => c.name),
+  );
+}
+
 /** Both sides of the formula over summed counter deltas; null when an event is missing. */
 export function backendStallParts(
   formula: BackendStallFormula,

@@ -14,6 +14,7 @@ import {
   FixtureRecorder,
   moeLayerGraph,
   moeRunFixture,
+  type ComputeOptions,
   type ComputeResult,
 } from "../../../test/support/fixtures.js";
 import { buildRun } from "./buildRun.js";
@@ -36,6 +37,24 @@ function opOf(g: GraphRun, name: string) {
   const op = g.ops.find((o) => o.tensor.name === name);
   assert.ok(op, `op ${name}`);
   return op;
+}
+
+/** One llama_decode call of moeLayerGraph(0) on two threads, as `options` change it. */
+function oneCall(options: Partial<ComputeOptions> = {}) {
+  const rec = new FixtureRecorder();
+  let result: ComputeResult | undefined;
+  rec.token(1, 1, 1001, () => {
+    result = rec.compute({
+      cgraph: 0x1n,
+      signature: 0x2n,
+      graph: moeLayerGraph(0),
+      changed: true,
+      threads: [1001, 1002],
+      duration: () => 1000,
+      ...options,
+    });
+  });
+  return { rec, result: result! };
 }
 
 test("a clean recording builds without warnings and with the recorder's notes", () => {
@@ -432,18 +451,7 @@ test("a run cut short keeps its earlier tokens whole and marks the rest", () => 
 });
 
 test("operator events without a description leave the graph incomplete, not wrong", () => {
-  const rec = new FixtureRecorder();
-  rec.token(1, 1, 1001, () => {
-    rec.compute({
-      cgraph: 0x1n,
-      signature: 0x2n,
-      graph: moeLayerGraph(0),
-      changed: false,
-      threads: [1001, 1002],
-      duration: () => 1000,
-    });
-  });
-  const r = buildRun(rec.recording());
+  const r = buildRun(oneCall({ changed: false }).rec.recording());
   const g = cpuGraphs(r)[0]!;
   assert.equal(g.snapshot, null);
   assert.equal(g.complete, false);
@@ -452,19 +460,7 @@ test("operator events without a description leave the graph incomplete, not wron
 });
 
 test("an unprobed first operator starts at the graph's start, marked as inferred", () => {
-  const rec = new FixtureRecorder();
-  let result: ComputeResult | undefined;
-  rec.token(1, 1, 1001, () => {
-    result = rec.compute({
-      cgraph: 0x1n,
-      signature: 0x2n,
-      graph: moeLayerGraph(0),
-      changed: true,
-      threads: [1001, 1002],
-      probed: (n) => n.op !== "GET_ROWS",
-      duration: () => 1000,
-    });
-  });
+  const { rec, result } = oneCall({ probed: (n) => n.op !== "GET_ROWS" });
   const g = cpuGraphs(buildRun(rec.recording()))[0]!;
   const first = g.ops[0]!;
   assert.equal(first.tensor.name, "inp_embd");
@@ -472,24 +468,13 @@ test("an unprobed first operator starts at the graph's start, marked as inferred
   for (const t of first.threads) {
     assert.equal(t.startNs, g.startNs);
     assert.equal(t.startInferred, true);
-    assert.equal(t.endNs, result!.steps[0]!.threads[t.ith!]!.barrierBeginNs);
+    assert.equal(t.endNs, result.steps[0]!.threads[t.ith!]!.barrierBeginNs);
   }
   assert.equal(g.complete, true, g.problems.join());
 });
 
 test("without barrier events probed operators keep their times and unprobed ones are missing", () => {
-  const rec = new FixtureRecorder();
-  rec.token(1, 1, 1001, () => {
-    rec.compute({
-      cgraph: 0x1n,
-      signature: 0x2n,
-      graph: moeLayerGraph(0),
-      changed: true,
-      threads: [1001, 1002],
-      duration: () => 1000,
-    });
-  });
-  const recording = rec.recording();
+  const recording = oneCall().rec.recording();
   recording.events = recording.events.filter(
     (e) => e.type !== EventType.BARRIER_BEGIN && e.type !== EventType.BARRIER_END,
   );
@@ -511,22 +496,49 @@ test("without barrier events probed operators keep their times and unprobed ones
   );
 });
 
+test("the loop of older releases: a barrier after every node, views included, and OpenMP's before it", () => {
+  const { rec, result } = oneCall({
+    probed: (n) => n.op !== "MUL_MAT_ID" && n.op !== "UNARY",
+    duration: (_, ith) => 1000 + 300 * ith,
+    olderLoop: true,
+  });
+  const g = cpuGraphs(buildRun(rec.recording()))[0]!;
+  assert.equal(g.complete, true, g.problems.join());
+  const dag = g.snapshot!.dag;
+  // one operator per computed node, none for a view, none fused (RMS_NORM and MUL apart)
+  assert.deepEqual(
+    g.ops.map((o) => o.nodeIndex),
+    dag.computed,
+  );
+  const steps = result.steps;
+  for (const [s, step] of steps.entries()) {
+    const node = step.nodes[0]!;
+    const op = g.ops.find((o) => o.nodeIndex === node);
+    if (!dag.nodes[node]!.computed) {
+      assert.equal(op, undefined, `${dag.nodes[node]!.tensor.name} is no operator`);
+      continue;
+    }
+    // a view's barrier right after it is a wait of this operator
+    const waitedUntil = dag.nodes[node + 1]?.computed === false ? steps[s + 1]! : step;
+    for (const t of op!.threads) {
+      const expected = step.threads[t.ith!]!;
+      assert.equal(t.startNs, step.probed ? expected.opStartNs : step.releaseNs);
+      assert.equal(t.startInferred, false, "the barrier before the loop starts no operator");
+      assert.equal(t.barrierStartNs, expected.barrierBeginNs, op!.tensor.name);
+      assert.equal(t.barrierEndNs, waitedUntil.threads[t.ith!]!.barrierEndNs, op!.tensor.name);
+    }
+  }
+  assert.ok(opOf(g, "ffn_moe_gate-0").threads.every((t) => t.innerBarrierWaitNs > 0));
+});
+
 test("step probes: the same operators and fused steps as function probes, times from the steps", () => {
   const record = (steps: boolean) => {
-    const rec = new FixtureRecorder();
-    let result: ComputeResult | null = null;
-    rec.token(1, 1, 1001, () => {
-      result = rec.compute({
-        cgraph: 0xa000n,
-        signature: 0x1n,
-        graph: moeLayerGraph(0),
-        changed: true,
-        threads: [1001, 1002, 1003],
-        duration: (n, ith) => 1000 + 300 * ith + (n.op === "MUL_MAT_ID" ? 5000 : 0),
-        steps,
-      });
+    const { rec, result } = oneCall({
+      threads: [1001, 1002, 1003],
+      duration: (n, ith) => 1000 + 300 * ith + (n.op === "MUL_MAT_ID" ? 5000 : 0),
+      steps,
     });
-    return { run: buildRun(rec.recording()), result: result! };
+    return { run: buildRun(rec.recording()), result };
   };
   const byFunctions = record(false);
   const bySteps = record(true);

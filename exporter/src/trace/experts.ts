@@ -6,14 +6,13 @@ import type { MoeIdsEvent } from "../abi/events.js";
 import type { CallAt, GraphIndex } from "./placement.js";
 import type { Dag, GraphRun, GraphSnapshot } from "./types.js";
 
-/** Fills each call's `experts`; what cannot be placed is counted in `warnings`. */
+/** Fills each call's `experts`; returns how many events could not be placed. */
 export function attachExperts(
   moeEvents: readonly MoeIdsEvent[],
   tokenAt: CallAt,
   indexes: Map<number, GraphIndex>,
   snapshots: Map<string, GraphSnapshot>,
-  warnings: string[],
-): void {
+): number {
   let unplaced = 0;
   const names = new Map<Dag, Map<bigint, string>>();
   const nameIn = (dag: Dag, addr: bigint): string | null => {
@@ -52,13 +51,8 @@ export function attachExperts(
     rows.forEach((row, r) => (have[ev.firstToken + r] = row));
     token.experts.set(layer, have);
   }
-  if (unplaced > 0) {
-    warnings.push(
-      `${unplaced} MoE expert-id events could not be placed (no token, or the routing tensor's ` +
-        "layer is unknown)",
-    );
-  }
   for (const t of new Set(moeEvents.map((e) => tokenAt(e.tgid, e.ts)))) {
     if (t?.experts) t.experts = new Map([...t.experts].sort((a, b) => a[0] - b[0]));
   }
+  return unplaced;
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // The run header of events.pinf (docs/raw-events.md "Run header"): what was recorded, how, from
 // which process and build. Checked once when a file is opened, so that readers need not.
+import type { MachineProfile } from "@profinfer/contract";
 import { READABLE_EVENT_ABIS } from "../abi/events.js";
 
 /** What a run recorded (record --level): the event stream's depth, or only in-kernel aggregates. */
@@ -11,6 +12,19 @@ export interface OpFunction {
   index: number;
   symbol: string;
   library: string;
+}
+
+/**
+ * A known backend's own function that was probed: BACKEND_CALL events name it by `index`, `role`
+ * says what it does (discovery/backends.ts BackendCallRole).
+ */
+export interface BackendCall {
+  index: number;
+  symbol: string;
+  library: string;
+  /** the backend implementation (its registry's name: "BLAS", "Vulkan") */
+  backend: string;
+  role: "op" | "submit" | "wait" | "record";
 }
 
 /** What a mapped library offered the tracer. */
@@ -54,13 +68,24 @@ export interface RunHeader {
     libraries?: Record<string, LibraryEntry>;
   };
   /** the ggml layout resolved for the build (the layout probe's output) */
-  layout?: { library?: string; ggmlVersion?: string | null; commit?: string | null };
+  layout?: {
+    library?: string;
+    ggmlVersion?: string | null;
+    commit?: string | null;
+    /** ggml_type_size and ggml_blck_size by type index (absent in runs before they were probed) */
+    typeSizes?: number[] | null;
+    blockSizes?: number[] | null;
+  };
+  /** this host's machine profile when the run was recorded (absent: none was measured) */
+  machine?: MachineProfile;
   /** ggml op names, indexed by ggml_tensor.op for the binary in hand */
   opNames: string[];
   unaryOpNames: string[];
   gluOpNames: string[];
   typeNames: string[];
   opFuncs: OpFunction[];
+  /** the known backends' own functions probed (absent: none, or a run before ABI 5) */
+  backendCalls?: BackendCall[];
   host?: { hostname?: string; kernel?: string; cpuModel?: string; cpus?: number; arch?: string };
   /**
    * the OpenTelemetry resource the user asked for when recording (--service-name,

@@ -90,6 +90,9 @@ export interface Aggregates {
     count: number;
     ns: number;
     barrierNs: number;
+    /** operator runs, each once (absent in older files), and the bytes their shapes say they moved */
+    runs?: number;
+    bytes?: number;
     /** by recorded counter, in order */
     counters: number[];
     buckets: number[];
@@ -98,6 +101,24 @@ export interface Aggregates {
   layers: { layer: number; func: number; count: number; ns: number }[];
   /** selections by layer and expert id (record --metrics-moe) */
   moe: { layer: number; expert: number; count: number }[];
+  /**
+   * by backend device (bpf/backends.bpf.h; absent in older files): splits handed to it and the
+   * time in their submission, the host's waits for it, the copies of the splits' inputs
+   */
+  backends?: BackendAggregate[];
+}
+
+export interface BackendAggregate {
+  /** the device's get_name function and the device (BigInt in memory, hex in a note) */
+  deviceGetName: bigint | string;
+  device: bigint | string;
+  splits: number;
+  submitNs: number;
+  syncs: number;
+  syncNs: number;
+  copies: number;
+  copyBytes: number;
+  copyNs: number;
 }
 
 /** The in-kernel aggregates at the end of a --level metrics run. */
@@ -141,6 +162,29 @@ export interface EndNote {
   stoppedNs?: string;
 }
 
+/** One device of the build's backend registry, located in the target. */
+export interface BackendDeviceEntry {
+  /** ggml_backend_dev_name: the name llama.cpp gives a split's backend ("CPU", "Vulkan0") */
+  name: string;
+  description: string;
+  /** the backend implementation: its registry's name ("CPU", "BLAS", "Vulkan") */
+  registry: string;
+  /** its get_name function's address in the target (hex), which a split's event carries; null
+   * when its library was not mapped (yet) */
+  getName: string | null;
+}
+
+/**
+ * The build's backends, as its registry lists them, and the ggml libraries the target mapped
+ * (their load addresses, hex), which place a get_name function of a device the registry did not
+ * list. A later note supersedes an earlier one (a library loaded later resolves more).
+ */
+export interface BackendsNote {
+  kind: "backends";
+  devices: BackendDeviceEntry[];
+  libraries: { path: string; base: string }[];
+}
+
 /** When tracing stopped, from an end note; null when it does not say (older files). */
 export function stoppedNsOf(note: EndNote): bigint | null {
   return note.stoppedNs !== undefined && /^\d+$/.test(note.stoppedNs)
@@ -148,8 +192,23 @@ export function stoppedNsOf(note: EndNote): bigint | null {
     : null;
 }
 
+/**
+ * The start of a segment of a rotated events file (--rotate-size, --rotate-time): which one it is,
+ * and how many records after this note repeat what the segments before told (the sticky notes and
+ * the graph descriptions), so that the segment reads on its own once those are gone.
+ */
+export interface SegmentNote {
+  kind: "segment";
+  index: number;
+  carriedNotes: number;
+  carriedEvents: number;
+  /** segments removed so far to stay within --max-disk, and their bytes */
+  removed?: { segments: number; bytes: number };
+}
+
 export type RunNote =
   | WarningNote
+  | SegmentNote
   | UnprobedNote
   | AttachNote
   | StepsNote
@@ -160,7 +219,8 @@ export type RunNote =
   | HitsNote
   | ProfilerNote
   | ExitNote
-  | EndNote;
+  | EndNote
+  | BackendsNote;
 
 export type NoteKind = RunNote["kind"];
 
@@ -180,6 +240,7 @@ type FieldSpec = readonly (FieldType | "null" | "?")[];
 /** The fields every version of each note has had, with their JSON types. */
 const NOTE_FIELDS: { readonly [K in NoteKind]: Readonly<Record<string, FieldSpec>> } = {
   warning: { message: ["string"] },
+  segment: { index: ["number"], carriedNotes: ["number"], carriedEvents: ["number"] },
   unprobed: { library: ["string"], reason: ["string"], ops: ["array"] },
   attach: { library: ["string"], opFuncs: ["array"] },
   steps: { library: ["string"], sites: ["array"] },
@@ -191,6 +252,7 @@ const NOTE_FIELDS: { readonly [K in NoteKind]: Readonly<Record<string, FieldSpec
   profiler: { cpuMs: ["number"], wallMs: ["number"] },
   exit: { code: ["number", "null"], signal: ["string", "null"] },
   end: { stoppedNs: ["string", "?"] },
+  backends: { devices: ["array"], libraries: ["array"] },
 };
 
 function typeOf(value: unknown): FieldType | "null" | "?" {

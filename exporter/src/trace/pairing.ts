@@ -5,13 +5,20 @@
 import {
   EventType,
   GraphFn,
+  STEPS_RECORD,
   type BarrierEvent,
+  type BackendCallEvent,
   type BatchEvent,
+  type CopyBeginEvent,
+  type CopyEndEvent,
+  type SplitEvent,
+  type SyncEvent,
   type GraphNodesEvent,
   type MoeIdsEvent,
   type OpEvent,
-  type RawEvent,
+  type ChunkEvent,
   type SchedSwitchEvent,
+  type StepBatchEvent,
   type StepEvent,
   type TensorEvent,
   type TokenBeginEvent,
@@ -35,6 +42,8 @@ export interface SortedEvents {
   /** OP and BARRIER events per thread, in the thread's own order */
   threadEvents: Map<number, (OpEvent | BarrierEvent)[]>;
   stepEvents: Map<number, StepEvent[]>;
+  /** batches of steps kept as bytes (the live exports), per thread in its order */
+  stepBatches: Map<number, StepBatchEvent[]>;
   switches: SchedSwitchEvent[];
   moeEvents: MoeIdsEvent[];
   /** the target's processes: the recorded pid and every process that decoded or computed */
@@ -43,21 +52,25 @@ export interface SortedEvents {
   comms: Map<number, string>;
   /** token or graph end events without their begin */
   unpaired: number;
+  /** the backends' events (ABI 5): each split's backend by its graph run, and per thread in order */
+  splitEvents: Map<GraphRun, SplitEvent>;
+  backendEvents: Map<number, (CopyBeginEvent | CopyEndEvent | SyncEvent | BackendCallEvent)[]>;
 }
 
 function graphFnName(code: number): GraphRun["fn"] {
-  return code === GraphFn.SCHED ? "sched" : "cpu";
+  return code === GraphFn.SCHED ? "sched" : code === GraphFn.SPLIT ? "split" : "cpu";
 }
 
 function byStart<T extends { startNs: bigint }>(a: T, b: T): number {
   return a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0;
 }
 
-function eventSpan(events: readonly RawEvent[]): { firstNs: bigint; lastNs: bigint } {
+function eventSpan(events: readonly ChunkEvent[]): { firstNs: bigint; lastNs: bigint } {
   let firstNs = -1n;
   let lastNs = 0n;
   for (const ev of events) {
-    if (firstNs < 0n || ev.ts < firstNs) firstNs = ev.ts;
+    const first = ev.type === STEPS_RECORD ? ev.firstNs : ev.ts;
+    if (firstNs < 0n || first < firstNs) firstNs = first;
     if (ev.ts > lastNs) lastNs = ev.ts;
   }
   return { firstNs: firstNs < 0n ? 0n : firstNs, lastNs };
@@ -79,7 +92,7 @@ function newToken(b: TokenBeginEvent, endNs: bigint, ret: number | null): Token 
   };
 }
 
-function newGraphRun(ev: Extract<RawEvent, { type: typeof EventType.GRAPH_BEGIN }>): GraphRun {
+function newGraphRun(ev: Extract<ChunkEvent, { type: typeof EventType.GRAPH_BEGIN }>): GraphRun {
   return {
     id: -1,
     fn: graphFnName(ev.fn),
@@ -100,11 +113,12 @@ function newGraphRun(ev: Extract<RawEvent, { type: typeof EventType.GRAPH_BEGIN 
     threads: [],
     complete: true,
     problems: [],
+    eventProblems: 0,
   };
 }
 
 /** Pairs and sorts the events of a recording of process `targetPid`. */
-export function sortEvents(events: readonly RawEvent[], targetPid: number): SortedEvents {
+export function sortEvents(events: readonly ChunkEvent[], targetPid: number): SortedEvents {
   const { firstNs, lastNs } = eventSpan(events);
   const tokens: Token[] = [];
   const openTokens = new Map<number, TokenBeginEvent>();
@@ -120,11 +134,14 @@ export function sortEvents(events: readonly RawEvent[], targetPid: number): Sort
     tensorsBySignature: new Map(),
     threadEvents: new Map(),
     stepEvents: new Map(),
+    stepBatches: new Map(),
     switches: [],
     moeEvents: [],
     targetTgids: new Set([targetPid]),
     comms: new Map(),
     unpaired: 0,
+    splitEvents: new Map(),
+    backendEvents: new Map(),
   };
 
   for (const ev of events) {
@@ -137,6 +154,9 @@ export function sortEvents(events: readonly RawEvent[], targetPid: number): Sort
         break;
       case EventType.STEP:
         pushTo(out.stepEvents, ev.tid, ev);
+        break;
+      case STEPS_RECORD:
+        pushTo(out.stepBatches, ev.tid, ev);
         break;
       case EventType.TOKEN_BEGIN: {
         out.targetTgids.add(ev.tgid);
@@ -210,6 +230,20 @@ export function sortEvents(events: readonly RawEvent[], targetPid: number): Sort
         break;
       case EventType.BATCH:
         batches.set(`${ev.tgid}:${ev.seq}`, ev);
+        break;
+      case EventType.SPLIT: {
+        // right after its GRAPH_BEGIN on the same thread
+        const top = graphStacks.get(ev.tid)?.at(-1);
+        if (top && top.fn === "split" && top.cgraph === ev.cgraph) out.splitEvents.set(top, ev);
+        break;
+      }
+      case EventType.COPY_BEGIN:
+      case EventType.COPY_END:
+      case EventType.SYNC_BEGIN:
+      case EventType.SYNC_END:
+      case EventType.BACKEND_CALL_BEGIN:
+      case EventType.BACKEND_CALL_END:
+        pushTo(out.backendEvents, ev.tid, ev);
         break;
     }
   }

@@ -2,7 +2,13 @@
 // Where each recorded thing belongs in time: graph computations in the llama_decode call that
 // contains their start, and operator, barrier and step events in the innermost graph of their
 // process that contains them.
-import type { BarrierEvent, OpEvent, StepEvent } from "../abi/events.js";
+import {
+  stepsOfBatch,
+  type BarrierEvent,
+  type OpEvent,
+  type StepBatchEvent,
+  type StepEvent,
+} from "../abi/events.js";
 import { pushTo } from "./multimap.js";
 import type { StepItem } from "./steps.js";
 import { pairThreadEvents, type ThreadItem } from "./threadItems.js";
@@ -93,6 +99,8 @@ export interface PlacedItems {
   itemsByGraph: Map<GraphRun, Map<number, ThreadItem[]>>;
   /** each graph's steps, per thread */
   stepsByGraph: Map<GraphRun, Map<number, StepItem[]>>;
+  /** each graph's batches of steps still as bytes, per thread (stepsOf decodes them) */
+  stepBatchesByGraph: Map<GraphRun, Map<number, StepBatchEvent[]>>;
   /** ggml worker index of each thread, from its OP events */
   ithByTid: Map<number, number>;
   /** intervals and steps that fell outside any graph */
@@ -109,10 +117,12 @@ export function placeThreadEvents(
   threadEvents: ReadonlyMap<number, readonly (OpEvent | BarrierEvent)[]>,
   stepEvents: ReadonlyMap<number, readonly StepEvent[]>,
   indexes: ReadonlyMap<number, GraphIndex>,
+  stepBatches: ReadonlyMap<number, readonly StepBatchEvent[]> = new Map(),
 ): PlacedItems {
   const out: PlacedItems = {
     itemsByGraph: new Map(),
     stepsByGraph: new Map(),
+    stepBatchesByGraph: new Map(),
     ithByTid: new Map(),
     lost: 0,
     broken: 0,
@@ -132,8 +142,7 @@ export function placeThreadEvents(
       pushTo(perThread, tid, item);
     }
   }
-  for (const [tid, list] of stepEvents) {
-    const index = indexes.get(list[0]!.tgid);
+  const placeSteps = (tid: number, index: GraphIndex | undefined, list: readonly StepEvent[]) => {
     for (const ev of list) {
       const g = index?.innermostAt(ev.ts) ?? null;
       if (!g) {
@@ -143,6 +152,46 @@ export function placeThreadEvents(
       let perThread = out.stepsByGraph.get(g);
       if (!perThread) out.stepsByGraph.set(g, (perThread = new Map()));
       pushTo(perThread, tid, { ts: ev.ts, next: ev.next });
+    }
+  };
+  for (const [tid, list] of stepEvents) placeSteps(tid, indexes.get(list[0]!.tgid), list);
+  // a batch is sent when its graph ends on that thread (or when it is full): its first and last
+  // step in one graph place it whole, else its steps are placed one by one
+  for (const [tid, list] of stepBatches) {
+    const index = indexes.get(list[0]!.tgid);
+    for (const batch of list) {
+      const g = index?.innermostAt(batch.firstNs) ?? null;
+      if (g && index?.innermostAt(batch.ts) === g) {
+        let perThread = out.stepBatchesByGraph.get(g);
+        if (!perThread) out.stepBatchesByGraph.set(g, (perThread = new Map()));
+        pushTo(perThread, tid, batch);
+      } else placeSteps(tid, index, stepsOfBatch(batch));
+    }
+  }
+  return out;
+}
+
+/**
+ * A graph's steps per thread, in each thread's order: those placed one by one and those of its
+ * batches kept as bytes; null when it has none.
+ */
+export function stepsOf(g: GraphRun, placed: PlacedItems): Map<number, StepItem[]> | null {
+  const single = placed.stepsByGraph.get(g);
+  const batches = placed.stepBatchesByGraph.get(g);
+  if (!batches) return single ?? null;
+  const out = new Map<number, StepItem[]>();
+  for (const [tid, list] of batches) {
+    const items: StepItem[] = [];
+    for (const batch of list)
+      for (const ev of stepsOfBatch(batch)) items.push({ ts: ev.ts, next: ev.next });
+    out.set(tid, items);
+  }
+  for (const [tid, items] of single ?? []) {
+    const have = out.get(tid);
+    if (!have) out.set(tid, items);
+    else {
+      have.push(...items);
+      have.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
     }
   }
   return out;

@@ -72,6 +72,41 @@ function sampleRecorder(): FixtureRecorder {
     wakerTid: 1001,
     targetCpu: 1,
   });
+  // a split handed to a backend, the copy of its input, the host's wait, a backend's own call
+  const at = rec.now;
+  const h = { cpu: 0, tgid: 1000, tid: 1001 };
+  rec.emit({
+    ...h,
+    type: EventType.SPLIT,
+    ts: at,
+    cgraph: 0xb000n,
+    backend: 0xb1n,
+    device: 0xd1n,
+    deviceGetName: 0x71n,
+    schedGraph: 0xa000n,
+    firstNode: 3,
+    nNodes: 4,
+  });
+  rec.emit({
+    ...h,
+    type: EventType.COPY_BEGIN,
+    ts: at + 1n,
+    src: 0x1n,
+    dst: 0x2n,
+    backendSrc: 0n,
+    backendDst: 0n,
+    ne: [8, 2, 1, 1],
+    nb: [4, 32, 64, 64],
+    typeIndex: 0,
+    via: 1,
+    srcName: "inp_embd",
+    dstName: "Vulkan0#inp_embd#0",
+  });
+  rec.emit({ ...h, type: EventType.COPY_END, ts: at + 2n, via: 1, ret: 1 });
+  rec.emit({ ...h, type: EventType.SYNC_BEGIN, ts: at + 3n, backend: 0xb1n });
+  rec.emit({ ...h, type: EventType.SYNC_END, ts: at + 4n, backend: 0n });
+  rec.emit({ ...h, type: EventType.BACKEND_CALL_BEGIN, ts: at + 5n, call: 0, args: [1n, 2n, 3n] });
+  rec.emit({ ...h, type: EventType.BACKEND_CALL_END, ts: at + 6n, call: 0, args: [1n, 0n, 0n] });
   rec.note({ kind: "drops", counts: { ringbuf_full: 0, read_failed: 0 } });
   rec.note({ kind: "exit", code: 0, signal: null });
   return rec;

@@ -24,6 +24,18 @@ const WINDOW = 4 << 20;
 
 export type RawRecord = RawEvent | NoteRecord;
 
+/** One record of a file as RawFileReader.frames() walks it. */
+export interface RawFrame {
+  /** byte offset of the record in the file */
+  offset: number;
+  /** an event's bytes: `length` bytes at `at` of `buffer` (0 for a note) */
+  buffer: Buffer;
+  at: number;
+  length: number;
+  /** the note, when the record is one (null: an event) */
+  note: RunNote | null;
+}
+
 /** Everything a file holds, read at once. */
 export interface RawRecording {
   path: string;
@@ -121,12 +133,15 @@ export class RawFileReader implements Iterable<RawRecord> {
     return 0;
   }
 
-  *[Symbol.iterator](): Generator<RawRecord, void, undefined> {
+  /**
+   * Walks the records in file order without decoding events: each event's bytes are at
+   * `frame.at` of `frame.buffer` (valid until the next step), each note is parsed. One object is
+   * reused for every frame. Sets `truncatedAt` at the end, as iteration does.
+   */
+  *frames(): Generator<RawFrame, void, undefined> {
     const size = this.fileSize;
     let pos = this.recordsStart;
-    let events = 0;
-    // one record's events (a batch of steps holds several), reused from record to record
-    const decoded: RawEvent[] = [];
+    const frame: RawFrame = { offset: 0, buffer: this.buffer, at: 0, length: 0, note: null };
     while (pos < size) {
       if (pos + 4 > size) break;
       let rel = this.window(pos, 4);
@@ -141,7 +156,12 @@ export class RawFileReader implements Iterable<RawRecord> {
         const note = parseNote(this.buffer.subarray(rel + 8, rel + 8 + m), (reason) =>
           this.fail(pos + 8, reason),
         );
-        if (note) yield { type: "note", offset: pos, afterEvents: events, note };
+        if (note) {
+          frame.offset = pos;
+          frame.note = note;
+          frame.length = 0;
+          yield frame;
+        }
         pos += 8 + m;
         continue;
       }
@@ -150,24 +170,54 @@ export class RawFileReader implements Iterable<RawRecord> {
       }
       if (pos + 4 + n > size) break;
       rel = this.window(pos, 4 + n);
-      decoded.length = 0;
-      try {
-        decodeRecord(this.buffer, rel + 4, n, decoded);
-      } catch (error) {
-        if (error instanceof EventLayoutError) this.fail(pos, error.message);
-        throw error;
-      }
-      for (const event of decoded) {
-        events++;
-        yield event;
-      }
+      frame.offset = pos;
+      frame.buffer = this.buffer;
+      frame.at = rel + 4;
+      frame.length = n;
+      frame.note = null;
+      yield frame;
       pos += 4 + n;
     }
     this.truncatedAt = pos < size ? pos : null;
   }
 
+  *[Symbol.iterator](): Generator<RawRecord, void, undefined> {
+    yield* recordsOf(this.path, this.frames());
+  }
+
   private fail(offset: number, reason: string): never {
     throw new RawFormatError(this.path, offset, reason);
+  }
+}
+
+/**
+ * The records of `frames` in order: each note, and each event decoded (a batch of steps holds
+ * several). An event that does not decode is a RawFormatError at its frame's offset in `path`.
+ */
+export function* recordsOf(
+  path: string,
+  frames: Iterable<RawFrame>,
+): Generator<RawRecord, void, undefined> {
+  let events = 0;
+  // one record's events, reused from record to record
+  const decoded: RawEvent[] = [];
+  for (const frame of frames) {
+    if (frame.note) {
+      yield { type: "note", offset: frame.offset, afterEvents: events, note: frame.note };
+      continue;
+    }
+    decoded.length = 0;
+    try {
+      decodeRecord(frame.buffer, frame.at, frame.length, decoded);
+    } catch (error) {
+      if (error instanceof EventLayoutError)
+        throw new RawFormatError(path, frame.offset, error.message);
+      throw error;
+    }
+    for (const event of decoded) {
+      events++;
+      yield event;
+    }
   }
 }
 

@@ -31,6 +31,18 @@ export function cutOffAtEnd(endNs: bigint, stoppedNs: bigint, intervalNs: bigint
   return stoppedNs - endNs < 2n * intervalNs;
 }
 
+/**
+ * What a request tracker keeps of a call: everything but its graphs and expert rows, so that a
+ * long request held open across chunks does not hold its calls' operators, and the call's own
+ * token keeps its phase and steps until they are copied back (the tracker sets both on the copy).
+ */
+export function callOf(token: Token): Token {
+  const call: Token = { ...token, graphs: [] };
+  delete call.experts;
+  delete call.steps;
+  return call;
+}
+
 /** A sequence's state between calls. */
 interface SequenceState {
   request: Request;

@@ -4,80 +4,132 @@
 import type { SchedSwitchEvent } from "../abi/events.js";
 import type { GraphRun, OffCpuInterval, OffCpuTarget } from "./types.js";
 
+type OpenOffCpu = Omit<OffCpuInterval, "endNs" | "open">;
+
+/** The first of a thread's own event times (ascending) in (after, before), if any. */
+function firstRunBetween(times: readonly bigint[] | undefined, after: bigint, before: bigint) {
+  if (!times || times.length === 0) return null;
+  let lo = 0;
+  let hi = times.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (times[mid]! <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  const t = times[lo];
+  return t !== undefined && t < before ? t : null;
+}
+
 /**
- * Per target thread, its off-CPU intervals in time order. A switch concerns a target thread when
- * it is the header's thread (`h.tid`) or belongs to a target process; the state machine ignores
- * repeated leaves and takes, so the same switch reported for both sides counts once.
+ * Off-CPU intervals of the target's threads from sched_switch, fed chunk after chunk in time
+ * order (a whole run is one chunk). A switch concerns a target thread when it is the header's
+ * thread (`h.tid`) or belongs to a target process; the state machine ignores repeated leaves and
+ * takes, so the same switch reported for both sides counts once. The thread's own events prove
+ * it was running: an interval whose switch back was not seen (the tracepoint does not always
+ * report it) ends at the first of them after its start. An interval still open when the run ends
+ * closes there (`open`).
  */
+export class OffCpuTracker {
+  private readonly open = new Map<number, OpenOffCpu>();
+  /** the previous chunk's cut: intervals are clipped to it in the chunk's pieces */
+  private from: bigint | null = null;
+
+  /**
+   * One chunk: its switches (events before `cut`; null for the last chunk, the run ending at
+   * `endNs`), the target's processes and the times of its threads' own operator and barrier
+   * events (ascending, per thread). Returns the intervals closed in it, and each thread's intervals
+   * as far as they lie in the chunk (from the previous cut to this one): what its operators are
+   * charged with.
+   */
+  chunk(
+    switches: readonly SchedSwitchEvent[],
+    targetTgids: ReadonlySet<number>,
+    ranAt: ReadonlyMap<number, readonly bigint[]>,
+    cut: bigint | null,
+    endNs: bigint,
+  ): { closed: OffCpuInterval[]; pieces: Map<number, OffCpuInterval[]> } {
+    const open = this.open;
+    const closed: OffCpuInterval[] = [];
+    const closeIfRan = (tid: number, before: bigint): void => {
+      const off = open.get(tid);
+      if (!off) return;
+      const ran = firstRunBetween(ranAt.get(tid), off.startNs, before);
+      if (ran === null) return;
+      closed.push({ ...off, endNs: ran, open: false });
+      open.delete(tid);
+    };
+    // they arrive in time order but for the ring buffer's small reorderings
+    let inOrder = true;
+    for (let i = 1; i < switches.length && inOrder; i++)
+      inOrder = switches[i - 1]!.ts <= switches[i]!.ts;
+    const sorted = inOrder
+      ? switches
+      : [...switches].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
+    for (const ev of sorted) {
+      const leaves =
+        ev.prevTid !== 0 && (ev.prevTid === ev.tid || targetTgids.has(ev.prevTgid))
+          ? ev.prevTid
+          : -1;
+      const takes =
+        ev.nextTid !== 0 && (ev.nextTid === ev.tid || targetTgids.has(ev.nextTgid))
+          ? ev.nextTid
+          : -1;
+      if (takes >= 0) closeIfRan(takes, ev.ts);
+      if (leaves >= 0) closeIfRan(leaves, ev.ts);
+      if (takes >= 0) {
+        const off = open.get(takes);
+        if (off) {
+          closed.push({ ...off, endNs: ev.ts, open: false });
+          open.delete(takes);
+        }
+      }
+      if (leaves >= 0 && !open.has(leaves)) {
+        const preempted = ev.prevState === 0;
+        open.set(leaves, {
+          tid: leaves,
+          startNs: ev.ts,
+          cpu: ev.cpu,
+          preempted,
+          prevState: ev.prevState,
+          by: preempted ? { comm: ev.nextComm, tgid: ev.nextTgid, tid: ev.nextTid } : null,
+        });
+      }
+    }
+    const stillOpen: OffCpuInterval[] = [];
+    for (const off of [...open.values()]) {
+      closeIfRan(off.tid, cut ?? endNs + 1n);
+      if (!open.has(off.tid)) continue;
+      if (cut !== null) stillOpen.push({ ...off, endNs: cut, open: true });
+      else {
+        if (endNs > off.startNs) closed.push({ ...off, endNs, open: true });
+        open.delete(off.tid);
+      }
+    }
+    // a thread's intervals close in time order, and the one still open comes after them
+    const from = this.from;
+    this.from = cut;
+    const pieces = new Map<number, OffCpuInterval[]>();
+    for (const list of [closed, stillOpen]) {
+      for (const iv of list) {
+        const piece = from !== null && iv.startNs < from ? { ...iv, startNs: from } : iv;
+        const have = pieces.get(iv.tid);
+        if (have) have.push(piece);
+        else pieces.set(iv.tid, [piece]);
+      }
+    }
+    return { closed, pieces };
+  }
+}
+
+/** Per target thread, its off-CPU intervals in time order, over a whole run (OffCpuTracker). */
 export function offCpuIntervals(
   switches: readonly SchedSwitchEvent[],
   targetTgids: ReadonlySet<number>,
   endNs: bigint,
   ranAt: ReadonlyMap<number, readonly bigint[]> = new Map(),
 ): Map<number, OffCpuInterval[]> {
-  // The thread's own events (ascending) prove it was running: an interval whose switch back was
-  // not seen (the tracepoint does not always report it) ends at the first of them after its start.
-  const firstRunAfter = (tid: number, after: bigint, before: bigint): bigint | null => {
-    const times = ranAt.get(tid);
-    if (!times || times.length === 0) return null;
-    let lo = 0;
-    let hi = times.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (times[mid]! <= after) lo = mid + 1;
-      else hi = mid;
-    }
-    const t = times[lo];
-    return t !== undefined && t < before ? t : null;
-  };
-  const closeIfRan = (tid: number, before: bigint): void => {
-    const off = open.get(tid);
-    if (!off) return;
-    const ran = firstRunAfter(tid, off.startNs, before);
-    if (ran === null) return;
-    push({ ...off, endNs: ran, open: false });
-    open.delete(tid);
-  };
-  const sorted = [...switches].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0));
-  const open = new Map<number, Omit<OffCpuInterval, "endNs" | "open">>();
-  const out = new Map<number, OffCpuInterval[]>();
-  function push(iv: OffCpuInterval): void {
-    const list = out.get(iv.tid);
-    if (list) list.push(iv);
-    else out.set(iv.tid, [iv]);
-  }
-  for (const ev of sorted) {
-    const leaves =
-      ev.prevTid !== 0 && (ev.prevTid === ev.tid || targetTgids.has(ev.prevTgid)) ? ev.prevTid : -1;
-    const takes =
-      ev.nextTid !== 0 && (ev.nextTid === ev.tid || targetTgids.has(ev.nextTgid)) ? ev.nextTid : -1;
-    if (takes >= 0) closeIfRan(takes, ev.ts);
-    if (leaves >= 0) closeIfRan(leaves, ev.ts);
-    if (takes >= 0) {
-      const off = open.get(takes);
-      if (off) {
-        push({ ...off, endNs: ev.ts, open: false });
-        open.delete(takes);
-      }
-    }
-    if (leaves >= 0 && !open.has(leaves)) {
-      const preempted = ev.prevState === 0;
-      open.set(leaves, {
-        tid: leaves,
-        startNs: ev.ts,
-        cpu: ev.cpu,
-        preempted,
-        prevState: ev.prevState,
-        by: preempted ? { comm: ev.nextComm, tgid: ev.nextTgid, tid: ev.nextTid } : null,
-      });
-    }
-  }
-  for (const off of [...open.values()]) {
-    closeIfRan(off.tid, endNs + 1n);
-    if (open.has(off.tid) && endNs > off.startNs) push({ ...off, endNs, open: true });
-  }
-  for (const list of out.values()) list.sort((a, b) => (a.startNs < b.startNs ? -1 : 1));
-  return new Map([...out.entries()].sort((a, b) => a[0] - b[0]));
+  const { pieces } = new OffCpuTracker().chunk(switches, targetTgids, ranAt, null, endNs);
+  return new Map([...pieces].sort((a, b) => a[0] - b[0]));
 }
 
 /**

@@ -5,7 +5,7 @@
 // that builds the model (buildRun.ts and its passes do); docs/trace-model.md describes the rules.
 import type { BackendStallFormula } from "./backendStall.js";
 import type { Drops, Phase } from "@profinfer/contract";
-import type { BatchSequence, RawEvent } from "../abi/events.js";
+import type { BatchSequence, ChunkEvent } from "../abi/events.js";
 import type { RunHeader } from "./header.js";
 import type { ExitNote, NoteRecord } from "./notes.js";
 
@@ -31,6 +31,8 @@ export interface Run {
   requests: Request[];
   /** every graph computation, in start order (nested CPU graphs after their sched graph) */
   graphRuns: GraphRun[];
+  /** the backends the splits were handed to (recordings of ABI 5), in order of first use */
+  backends: Backend[];
   /** graph descriptions by snapshotKey(cgraph, signature) */
   snapshots: Map<string, GraphSnapshot>;
   /** the target's threads: decode callers first, then workers by ith */
@@ -47,6 +49,8 @@ export interface Run {
   /** where the file was cut short (the events after it are lost); null when it is whole */
   truncatedAt: number | null;
   warnings: string[];
+  /** what was lost on the way, by kind (the counts behind the warnings) */
+  losses: RunLosses;
   /**
    * The perf counters recorded (the run header's), in order: `hardware` says whether it counts
    * real hardware events (false: a software event of the kernel), `scaled` whether any reading
@@ -55,6 +59,20 @@ export interface Run {
   counters?: { name: string; hardware: boolean; scaled: boolean }[];
   /** the formula of the backend-stall figure; absent when its events were not recorded */
   backendStall?: BackendStallFormula;
+}
+
+/** Events the model could not place, by what went wrong (docs/trace-model.md "Completeness"). */
+export interface RunLosses {
+  /** token or graph end events without their begin */
+  unpaired: number;
+  /** graph computations outside any recorded llama_decode call */
+  outside: number;
+  /** operator, barrier and step intervals outside any graph */
+  lost: number;
+  /** operator and barrier intervals that lost their begin or end */
+  broken: number;
+  /** MoE expert-id events that could not be placed */
+  expertsUnplaced: number;
 }
 
 export interface ThreadInfo {
@@ -155,7 +173,14 @@ export interface TokenBatch {
 export interface GraphRun {
   /** index in Run.graphRuns */
   id: number;
-  fn: "sched" | "cpu";
+  /**
+   * sched: the scheduler's graph (all backends); split: one split handed to its backend
+   * (ggml_backend_graph_compute_async, ABI 5), inside its sched graph; cpu: the CPU backend's
+   * compute of a split (inside that split's run, or the sched graph's before ABI 5)
+   */
+  fn: "sched" | "split" | "cpu";
+  /** a split's backend, place and copies (fn "split") */
+  split?: SplitInfo;
   cgraph: bigint;
   signature: bigint;
   tgid: number;
@@ -183,6 +208,91 @@ export interface GraphRun {
   complete: boolean;
   /** why it is not complete, for people */
   problems: string[];
+  /**
+   * how many of `problems` its own begin and end events gave (the rest are its operators'):
+   * what a graph span says when the call's operators are not exported
+   */
+  eventProblems: number;
+}
+
+/** A backend a run computed on: one device of one backend implementation. */
+export interface Backend {
+  /** index in Run.backends */
+  id: number;
+  /** as llama.cpp names it ("CPU", "BLAS", "Vulkan0"); "backend <id>" when nothing named it */
+  name: string;
+  /** its implementation, its registry's name ("CPU", "BLAS", "Vulkan"); null when not known */
+  registry: string | null;
+  /**
+   * where the name came from: the build's device list (registry), the scheduler's names of the
+   * tensors it copied to it (copies), the CPU graph it ran (cpu), nothing (none)
+   */
+  namedBy: "registry" | "copies" | "cpu" | "none";
+  /** profinfer probes this implementation's own functions (discovery/backends.ts) */
+  known: boolean;
+  /** what profinfer measured of it beyond graph level (null: graph level only) */
+  measures: string | null;
+  /** what could not be seen of it, for people */
+  unseen: string[];
+  /** the ggml_backend_t objects (one per context using the device) */
+  addresses: bigint[];
+  /** its device and the device's get_name function (0n when not read) */
+  device: bigint;
+  deviceGetName: bigint;
+  /** the library its get_name function lies in, when the run says */
+  library: string | null;
+}
+
+/** A split: a run of a scheduler graph's nodes handed to one backend. */
+export interface SplitInfo {
+  backend: Backend;
+  /** the scheduler graph it is part of; null when it ran outside one */
+  sched: GraphRun | null;
+  /** its position among that graph's splits, from 0 */
+  index: number;
+  /** its first node's index in the scheduler graph; -1 when unknown */
+  firstNode: number;
+  nNodes: number;
+  /** its inputs copied to its backend before it was handed over (on its thread) */
+  copies: TensorCopy[];
+  /**
+   * when the host saw it complete: at its return for a backend that computes before returning
+   * (returned), else at the end of the first wait of the host for its backend after it
+   * (synchronized), or not at all before its backend was given more work (unobserved: its end)
+   */
+  completeNs: bigint;
+  completion: "returned" | "synchronized" | "unobserved";
+  /** the waits of the host for its backend while it was pending */
+  waits: BackendInterval[];
+  /** its backend's own host-side work inside it (Vulkan: nodes recorded, submissions, fence waits) */
+  calls: BackendInterval[];
+}
+
+/** A tensor copied to another backend's buffer (ggml_backend_tensor_copy, or an async copy). */
+export interface TensorCopy {
+  src: bigint;
+  dst: bigint;
+  srcName: string;
+  /** the scheduler names a split's input "<backend>#<tensor>#<copy>" */
+  dstName: string;
+  /** ggml_nbytes of the source; null without the run's type sizes */
+  bytes: number | null;
+  startNs: bigint;
+  endNs: bigint;
+  tid: number;
+  via: "sync" | "async";
+  /** the backend it was copied to, when known */
+  to: Backend | null;
+}
+
+/** An interval of the host's side of a backend's work: a wait, a submission, a node recorded. */
+export interface BackendInterval {
+  kind: "wait" | "submit" | "record" | "op" | "fence";
+  tid: number;
+  startNs: bigint;
+  endNs: bigint;
+  /** record: the node's index in its split; -1 otherwise */
+  node: number;
 }
 
 export interface GraphThread {
@@ -216,6 +326,20 @@ export interface OpRun {
   endNs: bigint | null;
   /** endNs - startNs, 0 when unknown */
   durationNs: number;
+  /** what it moved and computed (trace/work.ts); absent when the run lacks ggml's type sizes */
+  work?: OpWork;
+}
+
+/** The bytes an operator run moves and the operations it computes, from its tensors' shapes. */
+export interface OpWork {
+  /** read from its sources, each once, and written to its destination */
+  bytes: number;
+  /** arithmetic operations (a multiply-add is 2) */
+  ops: number;
+  /** the arithmetic peak it is measured against: int8 dot products (quantised matmuls) or f32 */
+  kind: "int8" | "f32";
+  /** the bytes rest on an assumption (MUL_MAT_ID without the routing's ids: distinct experts) */
+  estimated: boolean;
 }
 
 export interface OpThreadRun extends OffCpuTarget {
@@ -245,7 +369,7 @@ export interface OpThreadRun extends OffCpuTarget {
 
 export interface RawInput {
   header: RunHeader;
-  events: readonly RawEvent[];
+  events: readonly ChunkEvent[];
   notes?: readonly NoteRecord[];
   truncatedAt?: number | null;
   path?: string | null;

@@ -9,6 +9,7 @@
 // The parts are in dag/: the toolbar, the svg (nodes, edges), the legend, the tooltip, and the
 // hooks for the toolbar's choices, the drawn model, pan, zoom and hover.
 import React, { useCallback, useLayoutEffect, useRef } from "react";
+import type { NodeChange } from "../data/dagChange.js";
 import type { DagModel } from "../data/dagModel.js";
 import type { DagOptions } from "../types.js";
 import { DagGraph } from "./dag/DagGraph.js";
@@ -31,6 +32,10 @@ export interface ProfDagProps {
   theme: ViewTheme;
   options: DagOptions;
   onGraphChange?: (graphId: string) => void;
+  /** comparing two graphs (DagComparison): each node's change, drawn instead of the metric */
+  changes?: ReadonlyMap<string, NodeChange>;
+  /** outline the nodes of this op (as users type it: "mul_mat"), such as a finding's */
+  highlightOp?: string | null;
   /** called after each commit with how long the layout took */
   onRendered?: (info: { layoutMs: number; nodes: number; edges: number }) => void;
 }
@@ -42,13 +47,16 @@ export function ProfDag({
   theme,
   options,
   onGraphChange,
+  changes: modelChanges,
   onRendered,
+  highlightOp = null,
 }: ProfDagProps) {
   const choices = useDagChoices(options);
-  const { canFold, shown, layout, layoutMs, metric, colorBy, scale, path } = useShownDag(
+  const { canFold, shown, layout, layoutMs, metric, colorBy, scale, path, changes } = useShownDag(
     model,
     options,
     choices,
+    modelChanges,
   );
 
   const graphHeight = Math.max(60, height - TOOLBAR_HEIGHT - LEGEND_HEIGHT);
@@ -100,12 +108,22 @@ export function ProfDag({
         layout={layout}
         scale={scale}
         colorBy={colorBy}
+        changes={changes}
         path={path}
+        highlightOp={highlightOp}
         theme={theme}
         onMouseMove={onMouseMove}
         onMouseLeave={onMouseLeave}
       />
-      <DagLegend nodes={shown.nodes} metric={metric} scale={scale} width={width} theme={theme} />
+      <DagLegend
+        nodes={shown.nodes}
+        backends={shown.backends}
+        metric={metric}
+        scale={scale}
+        changes={changes}
+        width={width}
+        theme={theme}
+      />
       {hovered && hover && (
         <NodeTooltip
           node={hovered}

@@ -5,10 +5,12 @@ import React, { useMemo, useState } from "react";
 import type { GrafanaTheme2, PanelProps } from "@grafana/data";
 import { PanelDataErrorView } from "@grafana/runtime";
 import { useTheme2 } from "@grafana/ui";
+import { DEFAULT_GRAPH_CHANGE_BOUNDS, comparisonFromFrames } from "../data/dagChange.js";
 import { isModelError } from "../data/errors.js";
 import type { FrameLike } from "../data/frames.js";
 import { dagModelFromFrames, heatmapModelFromFrames } from "../data/panelData.js";
 import type { Options } from "../types.js";
+import { DagComparison } from "./DagComparison.js";
 import { ExpertHeatmap } from "./ExpertHeatmap.js";
 import { ProfDag } from "./ProfDag.js";
 import type { ViewTheme } from "./theme.js";
@@ -49,10 +51,30 @@ export function ProfinferPanel({
   const theme = viewTheme(useTheme2());
   const frames = data.series as unknown as FrameLike[];
   const [graphId, setGraphId] = useState<string | null>(null);
+  const [newGraphId, setNewGraphId] = useState<string | null>(null);
   const [layer, setLayer] = useState<number | null>(null);
+  const comparing = options.view === "dag" && options.compare;
   const dag = useMemo(
-    () => (options.view === "dag" ? build(() => dagModelFromFrames(frames, graphId)) : null),
-    [frames, options.view, graphId],
+    () =>
+      options.view === "dag" && !comparing
+        ? build(() => dagModelFromFrames(frames, graphId))
+        : null,
+    [frames, options.view, comparing, graphId],
+  );
+  const comparison = useMemo(
+    () =>
+      comparing
+        ? build(() =>
+            comparisonFromFrames(frames, {
+              baseRefId: options.compareBase,
+              minRelative: options.compareMinChange / 100,
+              minShare: DEFAULT_GRAPH_CHANGE_BOUNDS.minShare,
+              baseGraphId: graphId,
+              nextGraphId: newGraphId,
+            }),
+          )
+        : null,
+    [frames, comparing, options.compareBase, options.compareMinChange, graphId, newGraphId],
   );
   const heatmap = useMemo(
     () =>
@@ -66,10 +88,22 @@ export function ProfinferPanel({
         : null,
     [frames, options, layer],
   );
-  const error = dag?.error ?? heatmap?.error;
+  const error = dag?.error ?? comparison?.error ?? heatmap?.error;
   if (error !== undefined)
     return (
       <PanelDataErrorView panelId={id} data={data} fieldConfig={fieldConfig} message={error} />
+    );
+  if (comparison?.model)
+    return (
+      <DagComparison
+        comparison={comparison.model}
+        width={width}
+        height={height}
+        theme={theme}
+        options={options}
+        onBaseGraphChange={setGraphId}
+        onNewGraphChange={setNewGraphId}
+      />
     );
   if (dag?.model)
     return (

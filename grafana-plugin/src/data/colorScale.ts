@@ -79,6 +79,38 @@ export function makeColorScale(
   };
 }
 
+/**
+ * Distinct colours for categories (backends), told apart without a legend of shades: d3's
+ * Tableau 10 palette, which is made for that.
+ */
+export const CATEGORY_COLORS = [
+  "#4e79a7",
+  "#f28e2c",
+  "#e15759",
+  "#76b7b2",
+  "#59a14f",
+  "#edc949",
+  "#af7aa1",
+  "#ff9da7",
+  "#9c755f",
+  "#bab0ab",
+];
+
+/** A scale over category indices 0..n-1: each its own colour. */
+export function categoryScale(n: number): ColorScale {
+  const color = (v: number | undefined) =>
+    v === undefined || !Number.isInteger(v) || v < 0
+      ? NO_VALUE_COLOR
+      : CATEGORY_COLORS[v % CATEGORY_COLORS.length]!;
+  return {
+    type: "linear",
+    domain: [0, Math.max(0, n - 1)],
+    color,
+    ticks: Array.from({ length: n }, (_, i) => i),
+    at: (t) => color(Math.round(t * Math.max(0, n - 1))),
+  };
+}
+
 /** A readable text colour on a background colour ("rgb(r, g, b)" or "#rrggbb"). */
 export function textOn(background: string): string {
   let r = 128;

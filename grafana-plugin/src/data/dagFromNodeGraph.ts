@@ -94,6 +94,7 @@ export function dagFromNodeGraph(nodesFrame: FrameLike, edgesFrame: FrameLike): 
     nodes.push({
       id,
       label: title,
+      backend: null,
       op,
       kind: opKind(op),
       layer: layerMatch ? Number(layerMatch[1]) : null,
@@ -120,6 +121,7 @@ export function dagFromNodeGraph(nodesFrame: FrameLike, edgesFrame: FrameLike): 
     nodes,
     edges,
     metrics: metricDefsOf(nodes, extra),
+    backends: [],
     graphs: [],
     graphId: null,
     inputs: dangling,

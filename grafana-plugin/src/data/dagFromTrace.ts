@@ -9,9 +9,14 @@ import {
   ATTR_COUNTER_PREFIX,
   ATTR_GEN_AI_OPERATION_NAME,
   ATTR_GRAPH_COMPLETE,
+  ATTR_GRAPH_FN,
   ATTR_GRAPH_SIGNATURE,
   ATTR_IPC,
   ATTR_LAYER,
+  ATTR_OP_BYTES,
+  ATTR_ROOFLINE_BANDWIDTH_SHARE,
+  ATTR_ROOFLINE_CLASS,
+  ATTR_ROOFLINE_COMPUTE_SHARE,
   ATTR_NODE_INDEX,
   ATTR_OP,
   ATTR_SRC_NAMES,
@@ -46,12 +51,44 @@ import {
 } from "./dagModel.js";
 import { ancestorNamed, type Span, type Trace } from "./trace.js";
 
-/** The graph_compute spans that have operator spans, in start order. */
+const opChildren = (trace: Trace, graph: Span) =>
+  (trace.children.get(graph.spanId) ?? []).filter((c) => c.attrs.has(ATTR_OP));
+
+/**
+ * The graph spans under `graph` (itself first) that hold operator spans, in start order: a
+ * scheduler graph's operators are those of its splits, on every backend.
+ */
+function opOwners(trace: Trace, graph: Span): Span[] {
+  const out: Span[] = [];
+  const walk = (g: Span) => {
+    if (opChildren(trace, g).length > 0) out.push(g);
+    for (const c of trace.children.get(g.spanId) ?? []) if (c.name === SPAN_GRAPH) walk(c);
+  };
+  walk(graph);
+  return out;
+}
+
+/** The backends of a graph's operator spans (their ggml.backend, else their graph's). */
+function backendsUnder(trace: Trace, graph: Span): Set<string> {
+  const out = new Set<string>();
+  for (const owner of opOwners(trace, graph))
+    for (const op of opChildren(trace, owner)) {
+      const b = op.attrs.get(ATTR_BACKEND) ?? owner.attrs.get(ATTR_BACKEND);
+      if (b !== undefined) out.add(String(b));
+    }
+  return out;
+}
+
+/**
+ * The graph_compute spans that have operator spans, in start order, and the scheduler graphs
+ * whose splits computed operators on more than one backend (their DAG shows every backend).
+ */
 export function graphSpans(trace: Trace): Span[] {
   return trace.spans.filter(
     (s) =>
       s.name === SPAN_GRAPH &&
-      (trace.children.get(s.spanId) ?? []).some((c) => c.attrs.has(ATTR_OP)),
+      (opChildren(trace, s).length > 0 ||
+        (s.attrs.get(ATTR_GRAPH_FN) === "sched" && backendsUnder(trace, s).size > 1)),
   );
 }
 
@@ -102,7 +139,7 @@ const OP_HINT = "profinfer writes it on every operator span; was the run recorde
 const SRC_NODES_HINT =
   "profinfer writes it on every operator span; a trace sent by an older profinfer lacks it: send the run again with 'profinfer replay RUN_DIR --otlp-endpoint URL'.";
 
-function opNode(span: Span, graph: Span, order: number): DagNodeModel {
+function opNode(span: Span, graph: Span, order: number, owner: Span = graph): DagNodeModel {
   const a = span.attrs;
   const name = a.get(ATTR_TENSOR_NAME);
   if (name === undefined)
@@ -121,6 +158,13 @@ function opNode(span: Span, graph: Span, order: number): DagNodeModel {
   num(ATTR_BARRIER_WAIT_NS, "barrierWait", 1e-6);
   num(ATTR_THREAD_IMBALANCE, "imbalance");
   num(ATTR_THREAD_SLOWEST_NS, "slowestThread", 1e-6);
+  num(ATTR_OP_BYTES, "memoryTraffic", 1e-6);
+  if (metrics["memoryTraffic"] !== undefined && span.durationMs > 0) {
+    // MB per ms is GB per s
+    metrics["bandwidth"] = metrics["memoryTraffic"] / span.durationMs;
+  }
+  num(ATTR_ROOFLINE_BANDWIDTH_SHARE, "bandwidthShare");
+  num(ATTR_ROOFLINE_COMPUTE_SHARE, "computeShare");
   num(ATTR_IPC, "ipc");
   num(ATTR_BACKEND_STALL_RATIO, "backendStallRatio");
   for (const [key, value] of a) {
@@ -145,8 +189,13 @@ function opNode(span: Span, graph: Span, order: number): DagNodeModel {
   ];
   const srcNames = toStringArray(a.get(ATTR_SRC_NAMES));
   if (srcNames) details.push(["sources", srcNames.join(", ")]);
+  const roofline = a.get(ATTR_ROOFLINE_CLASS);
+  if (roofline !== undefined) details.push(["roofline", String(roofline)]);
+  const backend = a.get(ATTR_BACKEND) ?? owner.attrs.get(ATTR_BACKEND);
+  if (backend !== undefined) details.push(["backend", String(backend)]);
   return {
     id: span.spanId,
+    backend: backend === undefined ? null : String(backend),
     label: String(name),
     op,
     kind: opKind(op),
@@ -179,46 +228,58 @@ export function dagFromTrace(trace: Trace, options: DagFromTraceOptions = {}): D
   const graph =
     (options.graphId ? graphs.find((g) => g.spanId === options.graphId) : undefined) ??
     defaultGraph(trace, graphs)!;
-  const opSpans = (trace.children.get(graph.spanId) ?? []).filter((c) => c.attrs.has(ATTR_OP));
-  for (const s of opSpans)
-    if (!s.attrs.has(ATTR_NODE_INDEX))
-      throw new MissingFieldError(ATTR_NODE_INDEX, `operator span "${s.name}"`, OP_HINT);
-  opSpans.sort(
-    (x, y) =>
-      (toNumber(x.attrs.get(ATTR_NODE_INDEX)) ?? 0) - (toNumber(y.attrs.get(ATTR_NODE_INDEX)) ?? 0),
-  );
+  // a split's node indices are its own: nodes and their sources are keyed by their graph span
+  const owned = opOwners(trace, graph).map((owner) => {
+    const ops = opChildren(trace, owner);
+    for (const s of ops)
+      if (!s.attrs.has(ATTR_NODE_INDEX))
+        throw new MissingFieldError(ATTR_NODE_INDEX, `operator span "${s.name}"`, OP_HINT);
+    ops.sort(
+      (x, y) =>
+        (toNumber(x.attrs.get(ATTR_NODE_INDEX)) ?? 0) -
+        (toNumber(y.attrs.get(ATTR_NODE_INDEX)) ?? 0),
+    );
+    return { owner, ops };
+  });
 
   const nodes: DagNodeModel[] = [];
   const edges: DagEdgeModel[] = [];
   const edgeIds = new Set<string>();
-  const spanOfNode = new Map<number, string>();
-  for (const span of opSpans)
-    spanOfNode.set(toNumber(span.attrs.get(ATTR_NODE_INDEX))!, span.spanId);
+  const spanOfNode = new Map<string, string>();
+  for (const { owner, ops } of owned)
+    for (const span of ops)
+      spanOfNode.set(`${owner.spanId}:${toNumber(span.attrs.get(ATTR_NODE_INDEX))!}`, span.spanId);
   let inputs = 0;
-  opSpans.forEach((span, order) => {
-    const node = opNode(span, graph, order);
-    nodes.push(node);
-    const producers = toNumberArray(span.attrs.get(ATTR_SRC_NODES));
-    if (!producers)
-      throw new MissingFieldError(ATTR_SRC_NODES, `operator span "${span.name}"`, SRC_NODES_HINT);
-    for (const producer of producers) {
-      const from = producer < 0 ? undefined : spanOfNode.get(producer);
-      if (from === undefined) {
-        inputs++;
-        continue;
+  let order = 0;
+  for (const { owner, ops } of owned) {
+    for (const span of ops) {
+      const node = opNode(span, graph, order++, owner);
+      nodes.push(node);
+      const producers = toNumberArray(span.attrs.get(ATTR_SRC_NODES));
+      if (!producers)
+        throw new MissingFieldError(ATTR_SRC_NODES, `operator span "${span.name}"`, SRC_NODES_HINT);
+      for (const producer of producers) {
+        const from = producer < 0 ? undefined : spanOfNode.get(`${owner.spanId}:${producer}`);
+        if (from === undefined) {
+          inputs++;
+          continue;
+        }
+        if (from === node.id) continue;
+        const id = `${from}->${node.id}`;
+        if (edgeIds.has(id)) continue;
+        edgeIds.add(id);
+        edges.push({ id, source: from, target: node.id });
       }
-      if (from === node.id) continue;
-      const id = `${from}->${node.id}`;
-      if (edgeIds.has(id)) continue;
-      edgeIds.add(id);
-      edges.push({ id, source: from, target: node.id });
     }
-  });
+  }
+  const backends = [...new Set(nodes.flatMap((n) => (n.backend === null ? [] : [n.backend])))];
+  for (const n of nodes) if (n.backend !== null) n.metrics["backend"] = backends.indexOf(n.backend);
   return {
     title: graphLabel(trace, graph),
     nodes,
     edges,
     metrics: metricDefsOf(nodes),
+    backends,
     graphs: graphs.map((g): GraphChoice => ({ id: g.spanId, label: graphLabel(trace, g) })),
     graphId: graph.spanId,
     inputs,

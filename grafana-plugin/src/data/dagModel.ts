@@ -21,6 +21,8 @@ export interface DagNodeModel {
   op: string;
   kind: OpKind;
   layer: number | null;
+  /** the backend that computed it ("CPU", "BLAS", "Vulkan0"); null when the trace does not say */
+  backend: string | null;
   /** position in the graph's node list (order of execution) */
   order: number;
   /** metric id -> value */
@@ -43,7 +45,7 @@ export interface DagEdgeModel {
 export interface MetricDef {
   id: string;
   label: string;
-  unit: "ms" | "ratio" | "count" | "";
+  unit: "ms" | "ratio" | "count" | "MB" | "GB/s" | "";
 }
 
 export interface GraphChoice {
@@ -57,6 +59,8 @@ export interface DagModel {
   edges: DagEdgeModel[];
   /** the metrics at least one node carries, duration first */
   metrics: MetricDef[];
+  /** the backends of its nodes, in order of first appearance; metric "backend" indexes it */
+  backends: string[];
   /** graphs the trace holds (empty for a node graph frame) and the one shown */
   graphs: GraphChoice[];
   graphId: string | null;
@@ -68,12 +72,20 @@ export interface DagModel {
 export const METRIC_DURATION: MetricDef = { id: "duration", label: "duration", unit: "ms" };
 export const METRIC_SHARE: MetricDef = { id: "share", label: "share of the graph", unit: "ratio" };
 
+/** a category, not a quantity: the node's backend, an index into DagModel.backends */
+export const METRIC_BACKEND: MetricDef = { id: "backend", label: "backend", unit: "" };
+
 export const KNOWN_METRICS: MetricDef[] = [
   METRIC_DURATION,
   METRIC_SHARE,
+  METRIC_BACKEND,
   { id: "barrierWait", label: "barrier wait (sum over threads)", unit: "ms" },
   { id: "imbalance", label: "thread imbalance (slowest / mean)", unit: "ratio" },
   { id: "slowestThread", label: "slowest thread", unit: "ms" },
+  { id: "memoryTraffic", label: "memory traffic (bytes read and written)", unit: "MB" },
+  { id: "bandwidth", label: "bandwidth (memory traffic over duration)", unit: "GB/s" },
+  { id: "bandwidthShare", label: "share of the machine's read bandwidth", unit: "ratio" },
+  { id: "computeShare", label: "share of the machine's arithmetic peak", unit: "ratio" },
   { id: "ipc", label: "instructions per cycle", unit: "" },
   { id: "backendStallRatio", label: "backend stall ratio", unit: "ratio" },
 ];

@@ -3,7 +3,7 @@
 // operators of the other layers (tensor name without its layer suffix, op, and the how-many-th
 // such operator of its layer), and each match becomes one node carrying an aggregate of its
 // members' metrics. Unfolding is the original model: folding never changes it.
-import type { DagEdgeModel, DagModel, DagNodeModel } from "./dagModel.js";
+import { METRIC_BACKEND, type DagEdgeModel, type DagModel, type DagNodeModel } from "./dagModel.js";
 
 export type Aggregate = "mean" | "sum" | "max" | "min";
 export const AGGREGATES: Aggregate[] = ["mean", "sum", "max", "min"];
@@ -103,6 +103,11 @@ export function foldLayers(model: DagModel, how: Aggregate): DagModel {
         members.flatMap((m) => (m.metrics[id] === undefined ? [] : [m.metrics[id]!])),
         how,
       );
+    // a category is not aggregated: a block keeps its backend where its layers agree
+    const backends = new Set(members.map((m) => m.backend));
+    if (backends.size > 1) delete metrics[METRIC_BACKEND.id];
+    else if (n.metrics[METRIC_BACKEND.id] !== undefined)
+      metrics[METRIC_BACKEND.id] = n.metrics[METRIC_BACKEND.id]!;
     const label = blockName(n.label, layerOf.get(n.id)!);
     nodes.push({
       id: key,
@@ -110,6 +115,7 @@ export function foldLayers(model: DagModel, how: Aggregate): DagModel {
       op: n.op,
       kind: n.kind,
       layer: null,
+      backend: backends.size === 1 ? n.backend : null,
       order: n.order,
       metrics,
       details: [

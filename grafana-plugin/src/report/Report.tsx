@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // The offline report: the findings, ProfDAG of the main decode graph, the expert heatmap (MoE models), the
 // timeline overview and the ProfStat tables, from the same frames and components as the panel.
-import React, { useMemo, useState } from "react";
+import React, { useMemo, useRef, useState } from "react";
+import type { Finding } from "@profinfer/contract";
+import { focusOfFinding, type FindingFocus } from "../data/findingFocus.js";
 import { ExpertHeatmap } from "../components/ExpertHeatmap.js";
 import { ProfDag } from "../components/ProfDag.js";
 import { Timeline } from "../components/Timeline.js";
@@ -43,6 +45,18 @@ export function Report({
 }) {
   const [graphId, setGraphId] = useState<string | null>(data.mainGraphSpanId);
   const [layer, setLayer] = useState<number | null>(null);
+  const [focus, setFocus] = useState<(FindingFocus & { id: string }) | null>(null);
+  const dagRef = useRef<HTMLHeadingElement>(null);
+  const choose = (finding: Finding) => {
+    const next = focusOfFinding(finding, data.findingGraphSpanIds ?? {});
+    setFocus({ ...next, id: finding.id });
+    if (next.graphId) setGraphId(next.graphId);
+    dagRef.current?.scrollIntoView({ behavior: "smooth" });
+  };
+  const dagOptions = useMemo(
+    () => (focus ? { ...defaultOptions, colorMetric: focus.colorMetric } : defaultOptions),
+    [focus],
+  );
   const dag = useMemo(
     () => attempt(() => dagModelFromFrames(data.frames, graphId)),
     [data, graphId],
@@ -103,16 +117,24 @@ export function Report({
         {s.run.truncated ? " (event file cut short)" : ""}
       </div>
       <h2 style={h2}>Findings</h2>
-      <Findings findings={s.findings ?? []} theme={theme} />
-      <h2 style={h2}>ProfDAG</h2>
+      <Findings
+        findings={s.findings ?? []}
+        theme={theme}
+        chosen={focus?.id ?? null}
+        onChoose={choose}
+      />
+      <h2 style={h2} ref={dagRef}>
+        ProfDAG
+      </h2>
       {dag.value ? (
         <ProfDag
           model={dag.value}
           width={width}
           height={720}
           theme={theme}
-          options={defaultOptions}
+          options={dagOptions}
           onGraphChange={setGraphId}
+          highlightOp={focus?.op ?? null}
         />
       ) : (
         <Note text={dag.error ?? ""} theme={theme} />
@@ -146,6 +168,12 @@ export function Report({
         </>
       )}
       <h2 style={h2}>Timeline</h2>
+      {data.callSample && data.callSample.shown < data.callSample.total && (
+        <Note
+          text={`A long run: the timeline and the per-call detail hold ${data.callSample.rule}; the statistics cover the whole run.`}
+          theme={theme}
+        />
+      )}
       {timeline ? (
         <>
           <Timeline

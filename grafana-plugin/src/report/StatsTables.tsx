@@ -3,64 +3,8 @@
 import React from "react";
 import type { ViewTheme } from "../components/theme.js";
 import type { LatencyStat, ProfStats } from "@profinfer/contract";
+import { Table, fmt } from "./Table.js";
 
-type Cell = string | number | null;
-
-function Table({
-  title,
-  head,
-  rows,
-  theme,
-  testId,
-}: {
-  title: string;
-  head: string[];
-  rows: Cell[][];
-  theme: ViewTheme;
-  testId: string;
-}) {
-  const cell = {
-    padding: "2px 8px",
-    borderBottom: `1px solid ${theme.border}`,
-    textAlign: "right" as const,
-  };
-  return (
-    <section style={{ marginBottom: 16 }}>
-      <h3 style={{ fontSize: 14, margin: "8px 0 4px" }}>{title}</h3>
-      <table
-        data-testid={testId}
-        style={{ borderCollapse: "collapse", fontSize: 12, fontVariantNumeric: "tabular-nums" }}
-      >
-        <thead>
-          <tr>
-            {head.map((h, i) => (
-              <th
-                key={h}
-                style={{ ...cell, textAlign: i === 0 ? "left" : "right", color: theme.textWeak }}
-              >
-                {h}
-              </th>
-            ))}
-          </tr>
-        </thead>
-        <tbody>
-          {rows.map((r, i) => (
-            <tr key={i}>
-              {r.map((c, j) => (
-                <td key={j} style={{ ...cell, textAlign: j === 0 ? "left" : "right" }}>
-                  {c === null ? "-" : typeof c === "number" ? fmt(c) : c}
-                </td>
-              ))}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-    </section>
-  );
-}
-
-const fmt = (n: number) =>
-  Number.isInteger(n) ? String(n) : Math.abs(n) >= 100 ? n.toFixed(1) : n.toFixed(3);
 const pct = (n: number) => `${(n * 100).toFixed(1)}%`;
 
 const latency = (l: LatencyStat | null) =>

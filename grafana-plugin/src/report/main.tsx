@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // Entry of the standalone bundle (dist/report/report.js) that the exporter inlines into
-// report.html: renders the embedded report (window.profinfer.renderReport).
+// report.html and the diff page: renders the embedded data (window.profinfer.renderReport), a
+// run's report or two runs' comparison by its format.
 import React from "react";
 import { flushSync } from "react-dom";
 import { createRoot, type Root } from "react-dom/client";
 import { REPORT_THEME } from "../components/theme.js";
-import { REPORT_DATA_ELEMENT_ID, type ReportData } from "@profinfer/contract";
+import { REPORT_DATA_ELEMENT_ID, type DiffPageData, type ReportData } from "@profinfer/contract";
+import { DiffPage } from "./DiffPage.js";
 import { Report } from "./Report.js";
 
 const roots = new WeakMap<Element, Root>();
@@ -19,11 +21,15 @@ function rootOf(container: Element): Root {
 }
 
 export const api = {
-  renderReport(container: Element, data: ReportData): void {
+  renderReport(container: Element, data: ReportData | DiffPageData): void {
     const width = Math.max(900, Math.min(1600, window.innerWidth - 40));
-    flushSync(() =>
-      rootOf(container).render(<Report data={data} theme={REPORT_THEME} width={width} />),
-    );
+    const page =
+      data.format === "profinfer-diff-page" ? (
+        <DiffPage data={data} theme={REPORT_THEME} width={width} />
+      ) : (
+        <Report data={data} theme={REPORT_THEME} width={width} />
+      );
+    flushSync(() => rootOf(container).render(page));
   },
 };
 
@@ -39,5 +45,5 @@ if (embedded?.textContent) {
   const mount =
     document.getElementById("profinfer-report") ??
     document.body.appendChild(document.createElement("div"));
-  api.renderReport(mount, JSON.parse(embedded.textContent) as ReportData);
+  api.renderReport(mount, JSON.parse(embedded.textContent) as ReportData | DiffPageData);
 }

@@ -2,6 +2,7 @@
 // The Prometheus endpoint as a live sink of record and attach: it serves from before the target
 // runs until after it is gone (for a last scrape, --metrics-linger), every value read at scrape
 // time from the recording (profinferMetrics.ts).
+import { registerBackendMetrics } from "./backendMetrics.js";
 import { Registry } from "prom-client";
 import type { LiveRecording, LiveSink } from "../liveSink.js";
 import { ProfinferMetrics, type SpanExportCounts } from "./profinferMetrics.js";
@@ -55,6 +56,12 @@ export class MetricsEndpointSink implements LiveSink {
       moe: this.config.moe,
       requestIdleNs: this.config.requestIdleNs,
     });
+    registerBackendMetrics(
+      this.registry,
+      recording,
+      this.config.model,
+      (a) => recording.backendName?.(BigInt(a.deviceGetName)) ?? "unknown",
+    );
     if (this.spanCounts) this.metrics.followSpanExport(this.spanCounts);
     // between scrapes too: the kernel's queue of ended requests is bounded
     const metrics = this.metrics;

@@ -200,6 +200,8 @@ test("the metrics read the aggregates once per scrape and expose them under the 
           "layer",
           "expert",
           "outcome",
+          // the machine profile's bandwidth by thread count (a count, bounded by the CPUs)
+          "threads",
         ].includes(label),
         label,
       );

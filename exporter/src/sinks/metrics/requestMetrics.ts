@@ -84,27 +84,42 @@ export class KernelRequestFollower {
   }
 }
 
-/** Registers the per-request metrics on `registry`; `poll` feeds them (each scrape calls it). */
+/** A traced process's requests, and the labels of its series. */
+export interface RequestTarget {
+  labels: Readonly<Record<string, string>>;
+  source: RequestSource;
+}
+
+/**
+ * Registers the per-request metrics on `registry`, one label set per target; `poll` feeds them
+ * (each scrape calls it). A target that is no longer listed loses its series.
+ */
 export class RequestMetrics {
-  private readonly ttft: Histogram<typeof N.LABEL_MODEL>;
-  private readonly tpot: Histogram<typeof N.LABEL_MODEL>;
-  private readonly duration: Histogram<typeof N.LABEL_MODEL>;
-  private readonly outcomes: Counter<typeof N.LABEL_MODEL | typeof N.LABEL_OUTCOME>;
-  private activeCount = 0;
+  private readonly ttft: Histogram;
+  private readonly tpot: Histogram;
+  private readonly duration: Histogram;
+  private readonly outcomes: Counter;
+  /** by target: its follower (which remembers what it handed out), labels and active count */
+  private readonly followed = new Map<
+    string,
+    { follower: KernelRequestFollower; labels: Readonly<Record<string, string>>; active: number }
+  >();
   private lastPoll = -Infinity;
 
   constructor(
     registry: Registry,
-    private readonly follower: KernelRequestFollower,
-    private readonly model: string,
+    labelNames: readonly string[],
+    private readonly targets: () => readonly RequestTarget[],
+    private readonly idleNs?: bigint,
+    /** hears of every request that ended, with its target's labels */
+    private readonly onEnded?: (labels: Readonly<Record<string, string>>, r: EndedRequest) => void,
   ) {
-    const labels = { [N.LABEL_MODEL]: model };
     // every metric of a scrape sees one poll of the kernel's requests
     const sync = () => this.poll();
     this.ttft = new Histogram({
       name: N.TIME_TO_FIRST_TOKEN,
       help: "Per request: from the start of the llama_decode call that began its prompt to the end of the call that produced its first token",
-      labelNames: [N.LABEL_MODEL] as const,
+      labelNames,
       buckets: [...N.TTFT_BUCKETS],
       registers: [registry],
       collect: sync,
@@ -112,7 +127,7 @@ export class RequestMetrics {
     this.tpot = new Histogram({
       name: N.TIME_PER_OUTPUT_TOKEN,
       help: "Per request: time from its first token to its last, per token generated after the first",
-      labelNames: [N.LABEL_MODEL] as const,
+      labelNames,
       buckets: [...N.TPOT_BUCKETS],
       registers: [registry],
       collect: sync,
@@ -120,7 +135,7 @@ export class RequestMetrics {
     this.duration = new Histogram({
       name: N.REQUEST_DURATION,
       help: "Per request: from the start of its first llama_decode call to the end of its last",
-      labelNames: [N.LABEL_MODEL] as const,
+      labelNames,
       buckets: [...N.REQUEST_DURATION_BUCKETS],
       registers: [registry],
       collect: sync,
@@ -128,20 +143,20 @@ export class RequestMetrics {
     this.outcomes = new Counter({
       name: N.REQUESTS,
       help: "Requests that ended: complete (in the histograms), no_output (a prompt only), incomplete (not followed whole)",
-      labelNames: [N.LABEL_MODEL, N.LABEL_OUTCOME] as const,
+      labelNames: [...labelNames, N.LABEL_OUTCOME],
       registers: [registry],
       collect: sync,
     });
-    for (const outcome of N.OUTCOMES) this.outcomes.inc({ ...labels, outcome }, 0);
-    const active = () => this.activeCount;
+    const followed = this.followed;
     new Gauge({
       name: N.ACTIVE_REQUESTS,
       help: "Requests in progress: sequences that took part in a llama_decode call within the idle bound",
-      labelNames: [N.LABEL_MODEL] as const,
+      labelNames,
       registers: [registry],
       collect() {
         sync();
-        this.set(labels, active());
+        this.reset();
+        for (const f of followed.values()) this.set(f.labels, f.active);
       },
     });
   }
@@ -151,10 +166,41 @@ export class RequestMetrics {
     const now = performance.now();
     if (now - this.lastPoll < 100) return;
     this.lastPoll = now;
-    const labels = { [N.LABEL_MODEL]: this.model };
-    const { ended, active } = this.follower.poll(process.hrtime.bigint());
-    this.activeCount = active;
+    const listed = new Set<string>();
+    for (const target of this.targets()) {
+      const key = JSON.stringify(target.labels);
+      listed.add(key);
+      let f = this.followed.get(key);
+      if (!f) {
+        f = {
+          follower: new KernelRequestFollower(target.source, this.idleNs),
+          labels: target.labels,
+          active: 0,
+        };
+        this.followed.set(key, f);
+        for (const outcome of N.OUTCOMES) this.outcomes.inc({ ...f.labels, outcome }, 0);
+      }
+      this.observe(f);
+    }
+    for (const [key, f] of this.followed) {
+      if (listed.has(key)) continue;
+      // gone: its series go with it
+      this.followed.delete(key);
+      for (const h of [this.ttft, this.tpot, this.duration]) h.remove(f.labels);
+      for (const outcome of N.OUTCOMES) this.outcomes.remove({ ...f.labels, outcome });
+    }
+  }
+
+  private observe(f: {
+    follower: KernelRequestFollower;
+    labels: Readonly<Record<string, string>>;
+    active: number;
+  }): void {
+    const { ended, active } = f.follower.poll(process.hrtime.bigint());
+    f.active = active;
+    const labels = f.labels;
     for (const r of ended) {
+      this.onEnded?.(labels, r);
       this.outcomes.inc({ ...labels, [N.LABEL_OUTCOME]: r.outcome });
       if (r.outcome !== "complete") continue;
       this.duration.observe(labels, r.durationSeconds);

@@ -30,13 +30,28 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** Starts serving `registry` at /metrics; a port in use or a bad host is a UserError. */
+/** A page served beside /metrics (the host agent's /healthz): its status and JSON body. */
+export type ExtraRoute = () => { status: number; body: unknown };
+
+/**
+ * Starts serving `registry` at /metrics, and each of `routes` at its path; a port in use or a bad
+ * host is a UserError.
+ */
 export async function startMetricsServer(
   registry: Registry,
   addr: MetricsAddress,
+  routes: Readonly<Record<string, ExtraRoute>> = {},
 ): Promise<MetricsServer> {
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const route = req.method === "GET" ? routes[path] : undefined;
+    if (route) {
+      const { status, body } = route();
+      res
+        .writeHead(status, { "content-type": "application/json" })
+        .end(`${JSON.stringify(body)}\n`);
+      return;
+    }
     if (req.method !== "GET" || path !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" }).end("profinfer serves /metrics\n");
       return;

@@ -1,15 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
-// Sending spans over OTLP gRPC without losing any: OpenTelemetry's OTLPTraceExporter does one
-// attempt per export and drops the batch when it fails. SpanExport sends one batch at a time;
-// a batch that fails goes to the disk spool, and while the endpoint is down every new batch goes
-// there too; the spool is re-sent, oldest first, with backoff, and a batch leaves the spool only
-// once the endpoint has accepted it. Nothing here blocks the caller: add() only queues.
+// Sending spans over OTLP gRPC without losing any: OpenTelemetry's gRPC export (the transport of
+// its OTLPTraceExporter) does one attempt per export and drops the batch when it fails.
+// SpanExport sends one batch at a time; a batch that fails goes to the disk spool, and while the
+// endpoint is down every new batch goes there too; the spool is re-sent, oldest first, with
+// backoff, and a batch leaves the spool only once the endpoint has accepted it. Nothing here
+// blocks the caller: add() only queues. Batches come encoded (otlpEncoder.ts: the live export
+// writes them straight from the trace model), so OpenTelemetry's transport is given the request's
+// bytes as they are.
 import type { Attributes } from "@opentelemetry/api";
 import { Metadata } from "@grpc/grpc-js";
 import { ExportResultCode } from "@opentelemetry/core";
-import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
-import { resourceFromAttributes, type Resource } from "@opentelemetry/resources";
-import { toReadableSpans } from "./readable.js";
+import { OTLPExporterBase } from "@opentelemetry/otlp-exporter-base";
+import {
+  convertLegacyOtlpGrpcOptions,
+  createOtlpGrpcExportDelegate,
+} from "@opentelemetry/otlp-grpc-exporter-base";
+import {
+  ProtobufTraceSerializer,
+  type IExportTraceServiceResponse,
+  type ISerializer,
+} from "@opentelemetry/otlp-transformer";
+import { encodeSpanRecords, type EncodedBatch } from "./otlpEncoder.js";
 import type { SpanRecord } from "./spans.js";
 import { Spool, SpoolReadError } from "./spool.js";
 
@@ -52,13 +63,7 @@ export interface SpanExportOptions extends EndpointConfig {
   log: (message: string) => void;
 }
 
-export const EXPORT_DEFAULTS = {
-  timeoutMs: 5000,
-  spoolMaxBytes: 256 << 20,
-  batchSpans: 2048,
-  retryInitialMs: 500,
-  retryMaxMs: 5000,
-};
+export { EXPORT_DEFAULTS } from "./defaults.js";
 
 function metadataOf(headers: Record<string, string>): Metadata {
   const metadata = new Metadata();
@@ -66,22 +71,40 @@ function metadataOf(headers: Record<string, string>): Metadata {
   return metadata;
 }
 
-function newExporter(config: EndpointConfig): OTLPTraceExporter {
-  return new OTLPTraceExporter({
-    url: config.url,
-    metadata: metadataOf(config.headers),
-    timeoutMillis: config.timeoutMs,
-  });
+/** The request is already encoded: its bytes go as they are; the answer is read as OTLP's. */
+const encodedSerializer: ISerializer<EncodedBatch, IExportTraceServiceResponse> = {
+  serializeRequest: (batch) => batch.bytes,
+  deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
+};
+
+type TraceExporter = OTLPExporterBase<EncodedBatch>;
+
+/** OpenTelemetry's OTLP gRPC trace export (its transport, timeouts, retries within an export). */
+function newExporter(config: EndpointConfig): TraceExporter {
+  return new OTLPExporterBase(
+    createOtlpGrpcExportDelegate(
+      convertLegacyOtlpGrpcOptions(
+        {
+          url: config.url,
+          metadata: metadataOf(config.headers),
+          timeoutMillis: config.timeoutMs,
+        },
+        "TRACES",
+      ),
+      encodedSerializer,
+      // the component type and item count of OpenTelemetry's own exporter metrics
+      "otlp_grpc_span_exporter",
+      { name: "span", countItems: (batch) => batch.spans },
+      undefined,
+      "TraceExportService",
+      "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    ),
+  );
 }
 
-function exportOnce(
-  exporter: OTLPTraceExporter,
-  records: readonly SpanRecord[],
-  resource: Resource,
-  version: string,
-): Promise<Error | null> {
+function exportOnce(exporter: TraceExporter, batch: EncodedBatch): Promise<Error | null> {
   return new Promise((resolve) => {
-    exporter.export(toReadableSpans(records, resource, version), (result) =>
+    exporter.export(batch, (result) =>
       resolve(
         result.code === ExportResultCode.SUCCESS
           ? null
@@ -109,7 +132,7 @@ export function describeExportError(error: Error): string {
 export async function checkEndpoint(config: EndpointConfig): Promise<string | null> {
   const exporter = newExporter(config);
   try {
-    const error = await exportOnce(exporter, [], resourceFromAttributes({}), "");
+    const error = await exportOnce(exporter, { bytes: new Uint8Array(0), spans: 0 });
     return error ? describeExportError(error) : null;
   } finally {
     await exporter.shutdown();
@@ -126,9 +149,9 @@ export class SpanExport {
     failedAttempts: 0,
     connected: true,
   };
-  private exporter: OTLPTraceExporter;
+  private exporter: TraceExporter;
   private readonly spool: Spool;
-  private memory: SpanRecord[][] = [];
+  private memory: EncodedBatch[] = [];
   private memorySpans = 0;
   private pumping = false;
   private retryAt = 0;
@@ -139,15 +162,13 @@ export class SpanExport {
   /** spool files whose sending failed at least once (they count as re-sent when delivered) */
   private readonly failedFiles = new Set<string>();
   private closed = false;
-  private resource: Resource;
 
   constructor(
     private readonly options: SpanExportOptions,
     private resourceAttributes: Attributes,
   ) {
-    this.resource = resourceFromAttributes(resourceAttributes);
     this.exporter = newExporter(options);
-    this.spool = new Spool(options.spoolDir, options.spoolMaxBytes);
+    this.spool = new Spool(options.spoolDir, options.spoolMaxBytes, options.version);
     this.backoffMs = options.retryInitialMs;
     this.stats.queued = this.spool.spans;
     if (!this.spool.empty) {
@@ -164,28 +185,36 @@ export class SpanExport {
     this.retryAt = Date.now() + this.backoffMs;
   }
 
-  /** The resource of spans added from now on (the live export learns the model after start). */
+  /** The resource of span records added from now on (add(); encoded batches carry their own). */
   setResource(attributes: Attributes): void {
     this.resourceAttributes = attributes;
-    this.resource = resourceFromAttributes(attributes);
   }
 
   get spoolDir(): string {
     return this.options.spoolDir;
   }
 
-  /** Queues spans for export; returns at once. */
+  /** Queues span records for export, under the resource set last; returns at once. */
   add(records: readonly SpanRecord[]): void {
     if (records.length === 0) return;
-    const batch = this.options.batchSpans;
-    for (let at = 0; at < records.length; at += batch) {
-      const part = records.slice(at, at + batch);
-      this.memory.push(part);
-      this.memorySpans += part.length;
-    }
+    const { version, batchSpans } = this.options;
+    for (const batch of encodeSpanRecords(records, this.resourceAttributes, version, batchSpans))
+      this.addEncoded(batch);
+  }
+
+  /** Queues an encoded request for export; returns at once. */
+  addEncoded(batch: EncodedBatch): void {
+    if (batch.spans === 0) return;
+    this.memory.push(batch);
+    this.memorySpans += batch.spans;
     // while the endpoint is down, or when sending falls behind, batches wait on disk, not in memory
-    if (!this.stats.connected || this.memorySpans > 8 * batch) this.spoolMemory();
+    if (!this.stats.connected || this.memorySpans > 8 * this.options.batchSpans) this.spoolMemory();
     this.schedule(0);
+  }
+
+  /** Spans queued in memory, not yet sent (the live export's back-pressure signal). */
+  get queuedInMemory(): number {
+    return this.memorySpans;
   }
 
   private spoolMemory(): void {
@@ -194,14 +223,14 @@ export class SpanExport {
     this.memorySpans = 0;
   }
 
-  private toSpool(records: readonly SpanRecord[]): void {
+  private toSpool(batch: EncodedBatch): void {
     // held while the endpoint is down: they count as re-sent; held behind a slow one: as sent
-    if (this.spool.write(this.resourceAttributes, records, !this.stats.connected)) {
-      this.stats.spooled += records.length;
-      this.stats.queued += records.length;
+    if (this.spool.write(batch, !this.stats.connected)) {
+      this.stats.spooled += batch.spans;
+      this.stats.queued += batch.spans;
       return;
     }
-    this.stats.dropped += records.length;
+    this.stats.dropped += batch.spans;
     if (!this.warnedFull) {
       this.warnedFull = true;
       this.options.log(
@@ -242,28 +271,27 @@ export class SpanExport {
           }
           throw error;
         }
-        let records: SpanRecord[];
-        if (spooled) records = spooled.records;
+        let batch: EncodedBatch;
+        if (spooled) batch = spooled.batch;
         else {
           // taken out of the queue while in flight: add() may move the queue to the spool meanwhile
           const next = this.memory.shift();
           if (!next) break;
-          records = next;
-          this.memorySpans -= records.length;
+          batch = next;
+          this.memorySpans -= batch.spans;
         }
-        const resource = spooled ? resourceFromAttributes(spooled.resource) : this.resource;
-        const error = await exportOnce(this.exporter, records, resource, this.options.version);
+        const error = await exportOnce(this.exporter, batch);
         if (!error) {
           if (spooled) {
             this.spool.remove(spooled.file);
             if (spooled.failed || this.failedFiles.delete(spooled.file))
-              this.stats.resent += records.length;
-            else this.stats.sent += records.length;
-            this.stats.queued -= records.length;
-          } else this.stats.sent += records.length;
+              this.stats.resent += batch.spans;
+            else this.stats.sent += batch.spans;
+            this.stats.queued -= batch.spans;
+          } else this.stats.sent += batch.spans;
           if (!this.stats.connected) {
             this.options.log(
-              `OTLP endpoint ${this.options.url} is back: re-sending ${this.stats.queued + records.length} spooled spans`,
+              `OTLP endpoint ${this.options.url} is back: re-sending ${this.stats.queued + batch.spans} spooled spans`,
             );
           }
           this.stats.connected = true;
@@ -278,7 +306,7 @@ export class SpanExport {
         }
         this.stats.connected = false;
         if (spooled) this.failedFiles.add(spooled.file);
-        else this.toSpool(records);
+        else this.toSpool(batch);
         this.spoolMemory();
         this.retryAt = Date.now() + this.backoffMs;
         this.backoffMs = Math.min(this.backoffMs * 2, this.options.retryMaxMs);

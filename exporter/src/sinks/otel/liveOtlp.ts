@@ -12,8 +12,16 @@ import {
   type ExportStats,
 } from "./exporter.js";
 import { LiveSpanExport } from "./live.js";
+import { OtlpSpanEncoder } from "./otlpEncoder.js";
 import { resourceAttributes } from "./resource.js";
 import type { OpSampling } from "./spans.js";
+
+/**
+ * The default bound on profinfer's CPU while the live export runs, in percent of one core: what
+ * operator spans of every call of a fast model would pass, not the default sampling's cost
+ * (docs/spans.md "Cost" has both).
+ */
+export const DEFAULT_OTLP_CPU_PERCENT = 5;
 
 export interface OtlpExportConfig {
   endpoint: EndpointConfig;
@@ -24,6 +32,8 @@ export interface OtlpExportConfig {
   flushTimeoutMs: number;
   /** which llama_decode calls get operator spans */
   opSampling: OpSampling;
+  /** the most of one core profinfer may use while the live export runs (0.01: 1%; 0: no bound) */
+  cpuShare?: number;
   /** a request whose sequence had no call for this long (ns) has ended */
   requestIdleNs: bigint;
   /** service.name of the spans (default: the program's name) */
@@ -67,14 +77,20 @@ export class LiveOtlpSink implements LiveSink {
       );
       exporter.markDown();
     }
+    // spans encoded straight into the requests the exporter sends (ready before the target runs)
+    const encoder = new OtlpSpanEncoder({}, config.version, EXPORT_DEFAULTS.batchSpans, (batch) =>
+      exporter.addEncoded(batch),
+    );
     const live = new LiveSpanExport({
       opSampling: config.opSampling,
       requestIdleNs: config.requestIdleNs,
       intervalMs: 1000,
       marginNs: 200_000_000n,
-      send: (records) => exporter.add(records),
+      sink: encoder,
+      cpuShare: config.cpuShare ?? 0,
+      backlog: () => exporter.queuedInMemory,
       runInfo: (header, notes) =>
-        exporter.setResource(resourceAttributes(header, notes, config.serviceName)),
+        encoder.setResource(resourceAttributes(header, notes, config.serviceName)),
       log: config.log,
     });
     return new LiveOtlpSink(config, exporter, live);
@@ -93,6 +109,11 @@ export class LiveOtlpSink implements LiveSink {
       log(`the OTLP endpoint did not take every span within ${flushTimeoutMs / 1000} s`);
     await this.exporter.close();
     log(formatExportStats(this.exporter.stats, this.exporter.spoolDir));
+    const governed = this.listener.governed;
+    if (governed.lowered > 0)
+      log(
+        `OTLP export: operator spans were sampled down to ${governed.lowest} calls at times to keep profinfer within ${((this.config.cpuShare ?? 0) * 100).toFixed(1)}% of a core (profinfer.token.op_sampling on each llama_decode span says which)`,
+      );
   }
 
   async close(): Promise<void> {

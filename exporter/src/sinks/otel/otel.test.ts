@@ -5,17 +5,21 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
-import { encodeEvent } from "../../../../test/support/encodeEvent.js";
+import { batchOf } from "../../../../test/support/encodeEvent.js";
 import {
   moeRunFixture,
   serverRecorder,
   serverRunFixture,
   syntheticRecorder,
 } from "../../../../test/support/fixtures.js";
+import { EventType } from "../../abi/events.js";
 import { buildRun } from "../../trace/buildRun.js";
 import { toWallClockNs } from "../../trace/clock.js";
 import * as C from "@profinfer/contract";
+import { OtlpCollector } from "../../../../test/support/otlpCollector.js";
 import { LiveSpanExport } from "./live.js";
+import { encodeSpanRecords } from "./otlpEncoder.js";
+import { RecordSink } from "./spanSink.js";
 import { collectHeader, endpointFrom, parseEndpoint } from "./options.js";
 import { hrTimeOf } from "./readable.js";
 import { REQUEST_IDLE_NS } from "../../trace/requests.js";
@@ -274,24 +278,13 @@ test("MoE routing: a moe.route event per layer with the expert ids row-major", (
 type Recording = ReturnType<ReturnType<typeof syntheticRecorder>["recording"]>;
 
 /** A batch of records as the recorder hands them to its listeners. */
-function batchOf(events: Recording["events"]): Buffer {
-  const parts: Buffer[] = [];
-  for (const ev of events) {
-    const body = encodeEvent(ev);
-    const length = Buffer.alloc(4);
-    length.writeUInt32LE(body.length);
-    parts.push(length, body);
-  }
-  return Buffer.concat(parts);
-}
-
-function liveExport(out: SpanRecord[], nowNs?: () => bigint): LiveSpanExport {
+function liveExport(out: RecordSink, nowNs?: () => bigint): LiveSpanExport {
   return new LiveSpanExport({
     opSampling: { kind: "every", n: 4 },
     requestIdleNs: REQUEST_IDLE_NS,
     intervalMs: 1000,
     marginNs: 0n,
-    send: (records) => out.push(...records),
+    sink: out,
     log: (m) => assert.fail(m),
     // the clock never runs ahead of the events: only cuts end idle requests
     nowNs: nowNs ?? (() => 0n),
@@ -300,8 +293,8 @@ function liveExport(out: SpanRecord[], nowNs?: () => bigint): LiveSpanExport {
 
 /** Feeds a recording to the live exporter in `slices` batches, exporting after each. */
 function liveSpans(recording: Recording, slices: number) {
-  const out: SpanRecord[] = [];
-  const live = liveExport(out);
+  const sink = new RecordSink();
+  const live = liveExport(sink);
   live.header(recording.header);
   const per = Math.ceil(recording.events.length / slices);
   for (let at = 0; at < recording.events.length; at += per) {
@@ -310,15 +303,18 @@ function liveSpans(recording: Recording, slices: number) {
   }
   for (const { note } of recording.notes) live.note(note);
   live.finish();
-  return { out, chunks: live.counts.chunks };
+  return { out: sink.records, chunks: live.counts.chunks };
 }
 
 test("live export chunk by chunk gives the spans of the whole run", () => {
   const byId = (list: SpanRecord[]) => new Map(list.map((s) => [s.spanId, s]));
-  for (const recording of [
-    syntheticRecorder(30, 2, 2).recording(),
-    serverRunFixture().recording(),
-  ]) {
+  const server = serverRunFixture().recording();
+  // the tracer stamps a call's batch just before its TOKEN_BEGIN: a cut must not part them
+  const earlyBatches = {
+    ...server,
+    events: server.events.map((e) => (e.type === EventType.BATCH ? { ...e, ts: e.ts - 90n } : e)),
+  };
+  for (const recording of [syntheticRecorder(30, 2, 2).recording(), server, earlyBatches]) {
     const whole = buildRunSpans(buildRun(recording), { kind: "every", n: 4 });
     for (const slices of [1, 7, 23]) {
       const { out, chunks } = liveSpans(recording, slices);
@@ -337,8 +333,9 @@ test("live export: an idle server's requests leave once the clock passes the idl
   const before = recording.events.slice(0, pause);
   const lastNs = before.at(-1)!.ts;
   let now = lastNs;
-  const out: SpanRecord[] = [];
-  const live = liveExport(out, () => now);
+  const sink = new RecordSink();
+  const out = sink.records;
+  const live = liveExport(sink, () => now);
   live.header(recording.header);
   live.events(batchOf(before));
   live.exportFinished();
@@ -364,22 +361,44 @@ test("live export: an idle server's requests leave once the clock passes the idl
   );
 });
 
-test("the spool keeps batches exactly (BigInt times), refuses past its bound, and is found again", () => {
+test("the spool keeps encoded batches exactly, refuses past its bound, is found again, and reads an older profinfer's", () => {
   const dir = mkdtempSync(join(tmpdir(), "profinfer-spool-"));
   try {
     const run = buildRun(syntheticRecorder(3, 1, 2).recording());
     const spans = buildRunSpans(run, { kind: "all" });
+    const [batch] = encodeSpanRecords(spans.slice(0, 5), { "service.name": "x" }, "1", 2048);
     const spool = new Spool(join(dir, "s"), 64 << 10);
-    assert.ok(spool.write({ "service.name": "x" }, spans.slice(0, 5)));
-    const big = Array.from({ length: 400 }, () => spans).flat();
-    assert.equal(spool.write({}, big), false, "a batch over the bound is refused");
+    assert.ok(spool.write(batch!));
+    const [big] = encodeSpanRecords(
+      Array.from({ length: 400 }, () => spans).flat(),
+      {},
+      "1",
+      Infinity,
+    );
+    assert.equal(spool.write(big!), false, "a batch over the bound is refused");
     const again = new Spool(join(dir, "s"), 64 << 10);
     assert.equal(again.spans, 5);
-    const batch = again.oldest()!;
-    assert.deepEqual(batch.records, spans.slice(0, 5));
-    assert.deepEqual(batch.resource, { "service.name": "x" });
-    again.remove(batch.file);
+    const kept = again.oldest()!;
+    assert.deepEqual(Buffer.from(kept.batch.bytes), Buffer.from(batch!.bytes));
+    assert.equal(kept.batch.spans, 5);
+    again.remove(kept.file);
     assert.ok(again.empty);
+    // a file of the JSON format profinfer spooled before: the resource, then a record a line
+    const line = (r: SpanRecord) =>
+      JSON.stringify(r, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v));
+    writeFileSync(
+      join(dir, "s", "000000000005.spool"),
+      `${JSON.stringify({ resource: { "service.name": "x" }, failed: true })}\n${spans.slice(0, 5).map(line).join("\n")}\n`,
+    );
+    const older = new Spool(join(dir, "s"), 64 << 10, "1");
+    assert.equal(older.spans, 5);
+    const read = older.oldest()!;
+    assert.deepEqual(
+      OtlpCollector.decode(read.batch.bytes).map((s) => [s.spanId, s.startNs]),
+      spans.slice(0, 5).map((s) => [s.spanId, s.startNs]),
+      "re-encoded with its resource, times exact",
+    );
+    older.remove(read.file);
     writeFileSync(join(dir, "s", "000000000009.spool"), "not json\n{");
     const broken = new Spool(join(dir, "s"), 64 << 10);
     assert.throws(() => broken.oldest(), /unreadable/);

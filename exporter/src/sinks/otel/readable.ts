@@ -65,26 +65,59 @@ export function toReadableSpans(
 export const SPANS_PER_REQUEST = 1000;
 
 /**
- * Writes traces.otlp.jsonl: the OTLP JSON encoding (hex ids, ns times as strings), one
- * ExportTraceServiceRequest per line, as the OpenTelemetry Collector's file exporter writes it.
+ * Writes traces.otlp.jsonl as spans come: the OTLP JSON encoding (hex ids, ns times as strings),
+ * one ExportTraceServiceRequest of SPANS_PER_REQUEST spans per line (the last may hold fewer), as
+ * the OpenTelemetry Collector's file exporter writes it. Holds at most one line's spans.
  */
+export class OtlpJsonLinesWriter {
+  private readonly fd: number;
+  private pending: SpanRecord[] = [];
+  lines = 0;
+  spans = 0;
+
+  constructor(
+    path: string,
+    private readonly resource: Resource,
+    private readonly version: string,
+  ) {
+    this.fd = openSync(path, "w");
+  }
+
+  add(records: readonly SpanRecord[]): void {
+    for (const r of records) {
+      this.pending.push(r);
+      if (this.pending.length === SPANS_PER_REQUEST) this.writeLine();
+    }
+  }
+
+  private writeLine(): void {
+    const spans = toReadableSpans(this.pending, this.resource, this.version);
+    writeSync(this.fd, JsonTraceSerializer.serializeRequest(spans)!);
+    writeSync(this.fd, "\n");
+    this.lines++;
+    this.spans += this.pending.length;
+    this.pending = [];
+  }
+
+  /** Writes what is left and closes the file; the lines written. */
+  close(): number {
+    try {
+      if (this.pending.length > 0) this.writeLine();
+    } finally {
+      closeSync(this.fd);
+    }
+    return this.lines;
+  }
+}
+
+/** Writes traces.otlp.jsonl of spans in memory. */
 export function writeOtlpJsonLines(
   path: string,
   records: readonly SpanRecord[],
   resource: Resource,
   version: string,
 ): number {
-  const fd = openSync(path, "w");
-  let lines = 0;
-  try {
-    for (let at = 0; at < records.length; at += SPANS_PER_REQUEST) {
-      const spans = toReadableSpans(records.slice(at, at + SPANS_PER_REQUEST), resource, version);
-      writeSync(fd, JsonTraceSerializer.serializeRequest(spans)!);
-      writeSync(fd, "\n");
-      lines++;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return lines;
+  const writer = new OtlpJsonLinesWriter(path, resource, version);
+  writer.add(records);
+  return writer.close();
 }

@@ -10,8 +10,8 @@
 // span re-sent after an outage carries the id it had the first time.
 import { backendStallRatio, type BackendStallFormula } from "../../trace/backendStall.js";
 import { createHash } from "node:crypto";
-import type { AttributeValue, Attributes } from "@opentelemetry/api";
-import { toWallClockNs } from "../../trace/clock.js";
+import { clockFrom, toWallClockNs } from "../../trace/clock.js";
+import type { RunHeader } from "../../trace/header.js";
 import type { RunClock } from "../../trace/types.js";
 import { displayOpName } from "../../trace/dag.js";
 import type { Dag } from "../../trace/types.js";
@@ -28,41 +28,19 @@ import type { OffCpuInterval } from "../../trace/types.js";
 import {
   REQUEST_IDLE_NS,
   RequestTracker,
+  callOf,
   recordingCutOff,
   requestTpotNs,
   requestTtftNs,
 } from "../../trace/requests.js";
 import * as C from "@profinfer/contract";
+import type { MachineProfile } from "@profinfer/contract";
+import { RooflineAcc } from "../roofline.js";
 import { modelNameOfRun } from "../../trace/modelName.js";
+import type { AttributeValue } from "@opentelemetry/api";
+import { RecordSink, type AttributeGroup, type SpanRecord, type SpanSink } from "./spanSink.js";
 
-export interface SpanEventRecord {
-  name: string;
-  /** wall-clock ns since the Unix epoch */
-  timeNs: bigint;
-  attributes: Attributes;
-}
-
-/** A span link: the span it points to, in its own trace, and what the link says. */
-export interface SpanLinkRecord {
-  traceId: string;
-  spanId: string;
-  attributes: Attributes;
-}
-
-export interface SpanRecord {
-  traceId: string;
-  spanId: string;
-  parentSpanId: string | null;
-  name: string;
-  /** wall-clock ns since the Unix epoch, from the BPF clock (exact) */
-  startNs: bigint;
-  endNs: bigint;
-  attributes: Attributes;
-  events: SpanEventRecord[];
-  links: SpanLinkRecord[];
-  /** set when the span records a failure (status ERROR with this message) */
-  error?: string;
-}
+export type { SpanEventRecord, SpanLinkRecord, SpanRecord } from "./spanSink.js";
 
 /** Which llama_decode calls get operator spans. */
 export type OpSampling =
@@ -108,8 +86,11 @@ export function formatOpSampling(s: OpSampling): string {
   }
 }
 
-/** Whether a call gets operator spans; `indices` are its steps' positions in their requests. */
-function sampled(s: OpSampling, call: Token, indices: readonly number[]): boolean {
+/**
+ * Whether a call gets operator spans; `indices` are its steps' positions in their requests
+ * (stepIndices).
+ */
+export function sampled(s: OpSampling, call: Token, indices: readonly number[]): boolean {
   switch (s.kind) {
     case "all":
       return true;
@@ -120,6 +101,11 @@ function sampled(s: OpSampling, call: Token, indices: readonly number[]): boolea
     case "first":
       return indices.some((i) => i < s.k);
   }
+}
+
+/** Each step of a call (its steps and phase set by a request tracker): its place in its request. */
+export function stepIndices(call: Token): number[] {
+  return (call.steps ?? []).map((s) => s.request.steps.lastIndexOf(s));
 }
 
 /** The step span's name: what the request's tokens in the call were. */
@@ -149,8 +135,14 @@ export class SpanIds {
   private readonly salts = new Map<number, bigint>();
   constructor(readonly runKey: string) {}
 
+  /** The ids of a run: its pid and clock pair (the header's), the same live and replayed. */
+  static forHeader(header: RunHeader): SpanIds {
+    const clock = clockFrom(header);
+    return new SpanIds(`${header.target.pid}:${clock.realtimeNs}:${clock.monotonicNs}`);
+  }
+
   static forRun(run: Run): SpanIds {
-    return new SpanIds(`${run.header.target.pid}:${run.clock.realtimeNs}:${run.clock.monotonicNs}`);
+    return SpanIds.forHeader(run.header);
   }
 
   private hash(text: string): string {
@@ -178,11 +170,13 @@ export class SpanIds {
   }
 
   span(kind: bigint, tgid: number, seq: number, graph: number, node: number): string {
+    // a call computes a graph per split (hundreds where BLAS takes every large matmul of a
+    // prompt): 14 bits of graph, 18 of node (PI_MAX_GRAPH_NODES is 2^14)
     const packed =
       (kind << 62n) |
       ((BigInt(seq) & 0x3fffffffn) << 32n) |
-      ((BigInt(graph) & 0xffn) << 24n) |
-      BigInt(node & 0xffffff);
+      ((BigInt(graph) & 0x3fffn) << 18n) |
+      BigInt(node & 0x3ffff);
     let id = packed ^ this.salt(tgid);
     if (id === 0n) id = 1n; // the all-zero id is invalid in OTLP
     return id.toString(16).padStart(16, "0");
@@ -201,24 +195,24 @@ export class SpanIds {
   callSpan(tgid: number, seq: number): string {
     return this.span(SPAN_KIND_TOKEN, tgid, seq, 0, 0);
   }
-}
 
-/**
- * What the request tracker keeps of a call: everything but its graphs and expert rows, so that a
- * long request held open in a live export does not hold its calls' operators, and the run's own
- * tokens keep their phase and steps (the tracker sets both).
- */
-function callOf(token: Token): Token {
-  const call: Token = { ...token, graphs: [] };
-  delete call.experts;
-  delete call.steps;
-  return call;
+  /** The span of the graph at `index` of call `seq`'s graphs. */
+  graphSpan(tgid: number, seq: number, index: number): string {
+    return this.span(SPAN_KIND_GRAPH, tgid, seq, index, 0);
+  }
 }
 
 export interface SpanOptions {
   opSampling: OpSampling;
   /** only these graphs get operator spans, whatever the sampling says (the report's choice) */
   opGraphs?: ReadonlySet<GraphRun>;
+  /**
+   * only these calls get spans (their own trace and their steps), every call still following
+   * the requests (the report's sample); root spans of requests are given to `requests`' choice
+   */
+  calls?: (token: Token) => boolean;
+  /** which ended requests get their root span (default: all) */
+  requests?: (request: Request) => boolean;
   /** gen_ai.request.model: the model's name */
   model: string;
   /** a request whose sequence had no call for this long (ns) has ended */
@@ -236,6 +230,71 @@ const sourceCache = new WeakMap<
   Dag,
   Map<number, { names: string[]; ops: string[]; producers: number[] }>
 >();
+
+/** An operator span's attributes that its graph's node gives, kept per node. */
+interface NodeAttributes extends AttributeGroup {
+  label: string;
+  backend: string | null;
+  fusedWith: readonly number[] | undefined;
+}
+
+const nodeAttributeCache = new WeakMap<Dag, Map<number, NodeAttributes>>();
+
+function sameIndexes(a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  if (a === b) return true;
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The op's name, backend, tensor, node and layer, its sources and the names of the nodes fused
+ * into it: the same every run of its node with the same fusion, so the span sinks may encode them
+ * once (an operator span's attributes are most of its cost).
+ */
+function nodeAttributes(
+  dag: Dag,
+  op: OpRun,
+  name: string,
+  backend: string | null,
+  sources: { names: string[]; ops: string[] },
+): NodeAttributes {
+  let perDag = nodeAttributeCache.get(dag);
+  if (!perDag) nodeAttributeCache.set(dag, (perDag = new Map()));
+  const kept = perDag.get(op.nodeIndex);
+  if (
+    kept &&
+    kept.label === op.label &&
+    kept.backend === backend &&
+    sameIndexes(kept.fusedWith, op.fusedWith)
+  )
+    return kept;
+  const t = op.tensor;
+  const entries: [string, AttributeValue][] = [[C.ATTR_OP, name]];
+  if (backend !== null) entries.push([C.ATTR_BACKEND, backend]);
+  entries.push(
+    [C.ATTR_TENSOR_NAME, t.name],
+    [C.ATTR_TENSOR_SHAPE, t.ne],
+    [C.ATTR_TENSOR_TYPE, t.typeName],
+    [C.ATTR_NODE_INDEX, op.nodeIndex],
+  );
+  if (t.layer !== null) entries.push([C.ATTR_LAYER, t.layer]);
+  entries.push([C.ATTR_SRC_NAMES, sources.names], [C.ATTR_SRC_OPS, sources.ops]);
+  if (op.fusedWith && op.fusedWith.length > 0) {
+    entries.push([
+      C.ATTR_FUSED_NAMES,
+      [t.name, ...op.fusedWith.map((i) => dag.nodes[i]?.tensor.name ?? "")],
+    ]);
+  }
+  const group: NodeAttributes = {
+    label: op.label,
+    backend,
+    fusedWith: op.fusedWith ? [...op.fusedWith] : undefined,
+    entries,
+  };
+  perDag.set(op.nodeIndex, group);
+  return group;
+}
 
 /**
  * The sources of an operator (every node of a fused group; what the group makes itself is not a
@@ -286,6 +345,13 @@ function stepOfNode(g: GraphRun): Map<number, number> {
   return steps;
 }
 
+/** The backend a graph run computed on: its split's, or the CPU's for a CPU graph; null for the scheduler's. */
+function backendOf(g: GraphRun): string | null {
+  if (g.split) return g.split.backend.name;
+  if (g.fn === "cpu") return g.parent?.split?.backend.name ?? "CPU";
+  return null;
+}
+
 /** The ggml.graph.signature of a graph run: its description's signature, in hex. */
 export function graphSignature(g: GraphRun): string {
   return `0x${g.signature.toString(16)}`;
@@ -330,22 +396,31 @@ export class SpanBuilder {
     this.options.model = name;
   }
 
+  /** The operator-span sampling from now on (the live export's governor lowers it). */
+  setOpSampling(sampling: OpSampling): void {
+    this.options.opSampling = sampling;
+  }
+
+  /** The graphs that get operator spans from now on, whatever the sampling says. */
+  setOpGraphs(graphs: ReadonlySet<GraphRun>): void {
+    this.options.opGraphs = graphs;
+  }
+
   private wall(ts: bigint): bigint {
     return toWallClockNs(this.clock, ts);
   }
 
   /**
-   * The spans of `tokens` (in start order) of `run`, appended to `out`: each call's trace, the
+   * The spans of `tokens` (in start order) of `run`, written to `sink`: each call's trace, the
    * step of each request it served, and the root spans of the requests that ended before it
-   * (idle for the bound, or followed by a new request on their sequence). `out` is the caller's
-   * batch.
+   * (idle for the bound, or followed by a new request on their sequence).
    */
-  addTokens(run: Run, tokens: readonly Token[], out: SpanRecord[]): void {
+  addTokens(run: Run, tokens: readonly Token[], sink: SpanSink): void {
     for (const token of tokens) {
-      this.endIdle(token.startNs, out);
+      this.endIdle(token.startNs, sink);
       const call = callOf(token);
       const { started, ended } = this.requests.add(call);
-      for (const r of ended) out.push(this.requestSpan(r));
+      for (const r of ended) this.endRequest(r, sink);
       for (const r of started) {
         const firstSeq = r.steps[0]?.token.seq ?? call.seq;
         this.open.set(r, {
@@ -353,17 +428,23 @@ export class SpanBuilder {
           spanId: this.ids.requestSpan(r.tgid, firstSeq, r.seqId),
         });
       }
-      this.addCall(run, token, call, out);
+      if (!this.options.calls || this.options.calls(token)) this.addCall(run, token, call, sink);
     }
+  }
+
+  private endRequest(r: Request, sink: SpanSink): void {
+    const ids = this.idsOf(r);
+    this.open.delete(r);
+    if (!this.options.requests || this.options.requests(r)) this.requestSpan(r, ids, sink);
   }
 
   /**
    * Ends the requests whose sequence had no call for the idle bound by `ns`, a time before which
-   * every call has been given (a live export's cut): their root spans, appended to `out`.
+   * every call has been given (a live export's cut): their root spans, written to `sink`.
    */
-  endIdle(ns: bigint, out: SpanRecord[]): void {
+  endIdle(ns: bigint, sink: SpanSink): void {
     for (const r of this.requests.endIdle(ns - this.options.requestIdleNs))
-      out.push(this.requestSpan(r));
+      this.endRequest(r, sink);
   }
 
   /**
@@ -371,14 +452,10 @@ export class SpanBuilder {
    * target's `exit` (its exit note; null: tracing stopped while it ran): the requests idle by then
    * end as idle, every other one as cut off or not by the end (recordingCutOff).
    */
-  finish(
-    stoppedNs: bigint | null,
-    exit: { signal: string | null } | null,
-    out: SpanRecord[],
-  ): void {
-    if (stoppedNs !== null) this.endIdle(stoppedNs, out);
+  finish(stoppedNs: bigint | null, exit: { signal: string | null } | null, sink: SpanSink): void {
+    if (stoppedNs !== null) this.endIdle(stoppedNs, sink);
     for (const r of this.requests.endAll(recordingCutOff(stoppedNs, exit)))
-      out.push(this.requestSpan(r));
+      this.endRequest(r, sink);
   }
 
   private idsOf(r: Request): RequestIds {
@@ -388,48 +465,42 @@ export class SpanBuilder {
   }
 
   /** The root span of a request that has ended. */
-  private requestSpan(r: Request): SpanRecord {
-    const { traceId, spanId } = this.idsOf(r);
-    this.open.delete(r);
+  private requestSpan(r: Request, ids: RequestIds, sink: SpanSink): void {
     let mine = 0;
     let all = 0;
     for (const step of r.steps) {
       mine += step.nTokens;
       all += step.token.nTokens;
     }
-    const attributes: Attributes = {
-      [C.ATTR_GEN_AI_OPERATION_NAME]: C.GEN_AI_OPERATION_TEXT_COMPLETION,
-      [C.ATTR_GEN_AI_PROVIDER_NAME]: C.GEN_AI_PROVIDER_LLAMA_CPP,
-      [C.ATTR_GEN_AI_REQUEST_MODEL]: this.options.model,
-      // the GenAI conventions count cached prompt tokens in the input tokens
-      [C.ATTR_GEN_AI_USAGE_INPUT_TOKENS]: r.promptTokens + (r.cachedTokens ?? 0),
-      [C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS]: r.generatedTokens,
-      [C.ATTR_REQUEST_PROMPT_TOKENS]: r.promptTokens,
-      [C.ATTR_REQUEST_SEQ_ID]: r.seqId,
-      [C.ATTR_REQUEST_CONTEXT]: `0x${r.ctx.toString(16)}`,
-      [C.ATTR_REQUEST_FIRST_SEQ]: r.steps[0]!.token.seq,
-      [C.ATTR_REQUEST_LAST_SEQ]: r.steps.at(-1)!.token.seq,
-      [C.ATTR_REQUEST_STEPS]: r.steps.length,
-      [C.ATTR_REQUEST_BATCH_SHARE]: all > 0 ? mine / all : 1,
-    };
+    sink.start(
+      ids.traceId,
+      ids.spanId,
+      null,
+      C.requestSpanName(this.options.model),
+      this.wall(r.startNs),
+      this.wall(r.endNs),
+    );
+    sink.attribute(C.ATTR_GEN_AI_OPERATION_NAME, C.GEN_AI_OPERATION_TEXT_COMPLETION);
+    sink.attribute(C.ATTR_GEN_AI_PROVIDER_NAME, C.GEN_AI_PROVIDER_LLAMA_CPP);
+    sink.attribute(C.ATTR_GEN_AI_REQUEST_MODEL, this.options.model);
+    // the GenAI conventions count cached prompt tokens in the input tokens
+    sink.attribute(C.ATTR_GEN_AI_USAGE_INPUT_TOKENS, r.promptTokens + (r.cachedTokens ?? 0));
+    sink.attribute(C.ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, r.generatedTokens);
+    sink.attribute(C.ATTR_REQUEST_PROMPT_TOKENS, r.promptTokens);
+    sink.attribute(C.ATTR_REQUEST_SEQ_ID, r.seqId);
+    sink.attribute(C.ATTR_REQUEST_CONTEXT, `0x${r.ctx.toString(16)}`);
+    sink.attribute(C.ATTR_REQUEST_FIRST_SEQ, r.steps[0]!.token.seq);
+    sink.attribute(C.ATTR_REQUEST_LAST_SEQ, r.steps.at(-1)!.token.seq);
+    sink.attribute(C.ATTR_REQUEST_STEPS, r.steps.length);
+    sink.attribute(C.ATTR_REQUEST_BATCH_SHARE, all > 0 ? mine / all : 1);
     if (r.cachedTokens !== null)
-      attributes[C.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = r.cachedTokens;
+      sink.attribute(C.ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, r.cachedTokens);
     const ttft = requestTtftNs(r);
-    if (ttft !== null) attributes[C.ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN] = ttft / 1e9;
+    if (ttft !== null) sink.attribute(C.ATTR_GEN_AI_SERVER_TIME_TO_FIRST_TOKEN, ttft / 1e9);
     const tpot = requestTpotNs(r);
-    if (tpot !== null) attributes[C.ATTR_GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN] = tpot / 1e9;
-    return {
-      traceId,
-      spanId,
-      parentSpanId: null,
-      name: C.requestSpanName(this.options.model),
-      startNs: this.wall(r.startNs),
-      endNs: this.wall(r.endNs),
-      attributes,
-      events: [],
-      links: [],
-      ...(r.incomplete !== null ? { error: r.incomplete } : {}),
-    };
+    if (tpot !== null) sink.attribute(C.ATTR_GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN, tpot / 1e9);
+    if (r.incomplete !== null) sink.error(r.incomplete);
+    sink.end();
   }
 
   /** Why a call's span is an error, if it is. */
@@ -442,139 +513,148 @@ export class SpanBuilder {
   /**
    * One call: its own trace (llama_decode > graphs > operators) and its step in the trace of
    * each request it served, linked both ways. `call` is the tracker's copy, with steps and phase.
+   * Written in the order the spans are whole: the steps, each graph's operators, the call, its
+   * graphs (whose operator counts are known by then).
    */
-  private addCall(run: Run, token: Token, call: Token, out: SpanRecord[]): void {
+  private addCall(run: Run, token: Token, call: Token, sink: SpanSink): void {
     const ids = this.ids;
     const traceId = ids.callTrace(token.tgid, token.ctx, token.seq);
     const tokenSpanId = ids.callSpan(token.tgid, token.seq);
     const steps = call.steps ?? [];
-    const indices = steps.map((s) => s.request.steps.lastIndexOf(s));
+    const indices = stepIndices(call);
     const opsWanted = sampled(this.options.opSampling, call, indices);
     const error = SpanBuilder.callError(token);
     const startNs = this.wall(token.startNs);
     const endNs = this.wall(token.endNs);
-    const links: SpanLinkRecord[] = [];
+    const stepIds: { traceId: string; spanId: string }[] = [];
     steps.forEach((step, i) => {
       const request = this.idsOf(step.request);
       const spanId = ids.stepSpan(token.tgid, token.seq, step.request.seqId);
-      const name = STEP_NAMES[step.kind];
-      links.push({
-        traceId: request.traceId,
-        spanId,
-        attributes: {
-          [C.ATTR_REQUEST_SEQ_ID]: step.request.seqId,
-          [C.ATTR_STEP_KIND]: name,
-          [C.ATTR_STEP_TOKENS]: step.nTokens,
-        },
-      });
-      const attributes: Attributes = {
-        [C.ATTR_STEP_INDEX]: indices[i]!,
-        [C.ATTR_STEP_TOKENS]: step.nTokens,
-        [C.ATTR_STEP_OUTPUTS]: step.nOutputs,
-        [C.ATTR_STEP_SHARE]: token.nTokens > 0 ? step.nTokens / token.nTokens : 1,
-        [C.ATTR_TOKEN_SEQ]: token.seq,
-        [C.ATTR_TOKEN_N_TOKENS]: token.nTokens,
-        [C.ATTR_TOKEN_REQUESTS]: steps.length,
-      };
-      if (step.posMin >= 0) attributes[C.ATTR_STEP_POS_MIN] = step.posMin;
-      if (step.posMax >= 0) attributes[C.ATTR_STEP_POS_MAX] = step.posMax;
-      out.push({
-        traceId: request.traceId,
-        spanId,
-        parentSpanId: request.spanId,
-        name,
-        startNs,
-        endNs,
-        attributes,
-        events: [],
-        links: [{ traceId, spanId: tokenSpanId, attributes: {} }],
-        ...(error !== null ? { error } : {}),
-      });
+      stepIds.push({ traceId: request.traceId, spanId });
+      sink.start(request.traceId, spanId, request.spanId, STEP_NAMES[step.kind], startNs, endNs);
+      sink.attribute(C.ATTR_STEP_INDEX, indices[i]!);
+      sink.attribute(C.ATTR_STEP_TOKENS, step.nTokens);
+      sink.attribute(C.ATTR_STEP_OUTPUTS, step.nOutputs);
+      sink.attribute(C.ATTR_STEP_SHARE, token.nTokens > 0 ? step.nTokens / token.nTokens : 1);
+      sink.attribute(C.ATTR_TOKEN_SEQ, token.seq);
+      sink.attribute(C.ATTR_TOKEN_N_TOKENS, token.nTokens);
+      sink.attribute(C.ATTR_TOKEN_REQUESTS, steps.length);
+      if (step.posMin >= 0) sink.attribute(C.ATTR_STEP_POS_MIN, step.posMin);
+      if (step.posMax >= 0) sink.attribute(C.ATTR_STEP_POS_MAX, step.posMax);
+      sink.link(traceId, tokenSpanId);
+      if (error !== null) sink.error(error);
+      sink.end();
     });
-    const events: SpanEventRecord[] = [];
-    if (token.experts) {
-      for (const [layer, rows] of token.experts) {
-        const k = rows.find((r) => r)?.length ?? 0;
-        events.push({
-          name: C.EVENT_MOE_ROUTE,
-          timeNs: startNs,
-          attributes: {
-            [C.ATTR_LAYER]: layer,
-            [C.ATTR_MOE_K]: k,
-            // rows of k ids, one per token of the batch, row-major (a lost row reads as -1s)
-            [C.ATTR_MOE_EXPERTS]: Array.from(
-              rows,
-              (r) => r ?? new Array<number>(k).fill(-1),
-            ).flat(),
-          },
-        });
-      }
-    }
-    let opsExported = false;
     const graphSpanIds = new Map<GraphRun, string>();
-    const graphSpans: SpanRecord[] = [];
+    const graphOps: number[] = [];
     token.graphs.forEach((g, gi) => {
-      const spanId = ids.span(SPAN_KIND_GRAPH, token.tgid, token.seq, gi, 0);
+      const spanId = ids.graphSpan(token.tgid, token.seq, gi);
       graphSpanIds.set(g, spanId);
-      const parent = (g.parent && graphSpanIds.get(g.parent)) || tokenSpanId;
-      const attributes: Attributes = {
-        [C.ATTR_GRAPH_NODES]: g.nNodes,
-        [C.ATTR_GRAPH_FN]: g.fn,
-        [C.ATTR_GRAPH_COMPLETE]: g.complete,
-        [C.ATTR_GRAPH_SIGNATURE]: graphSignature(g),
-      };
-      // the scheduler's graph spans every backend; its CPU splits are the CPU graph spans
-      if (g.fn === "cpu") attributes[C.ATTR_BACKEND] = "CPU";
-      if (g.nThreads > 0) attributes[C.ATTR_GRAPH_THREADS] = g.nThreads;
-      if (g.problems.length > 0) attributes[C.ATTR_GRAPH_PROBLEMS] = [...g.problems];
-      const span: SpanRecord = {
-        traceId,
-        spanId,
-        parentSpanId: parent,
-        name: C.SPAN_GRAPH,
-        startNs: this.wall(g.startNs),
-        endNs: this.wall(g.endNs),
-        attributes,
-        events: [],
-        links: [],
-      };
-      graphSpans.push(span);
       let ops = 0;
-      const wanted = this.options.opGraphs ? this.options.opGraphs.has(g) : opsWanted;
-      if (wanted && g.opsRecorded && g.snapshot) {
-        const steps = stepOfNode(g);
+      if (this.opsWanted(g, opsWanted) && g.opsRecorded && g.snapshot) {
+        const nodeSteps = stepOfNode(g);
         for (const op of g.ops) {
           if (op.startNs === null || op.endNs === null) continue;
-          out.push(this.opSpan(run, token, gi, g, op, steps, traceId, spanId));
+          this.opSpan(run, token, gi, g, op, nodeSteps, traceId, spanId, sink);
           ops++;
         }
       }
-      attributes[C.ATTR_GRAPH_OPS] = ops;
-      if (ops > 0) opsExported = true;
+      graphOps.push(ops);
     });
-    const attributes: Attributes = {
-      [C.ATTR_TOKEN_SEQ]: token.seq,
-      [C.ATTR_TOKEN_PHASE]: call.phase,
-      [C.ATTR_TOKEN_N_TOKENS]: token.nTokens,
-      [C.ATTR_TOKEN_REQUESTS]: steps.length,
-      [C.ATTR_TOKEN_OPS_EXPORTED]: opsExported,
-      [C.ATTR_TOKEN_COMPLETE]: token.ret !== null,
-      [C.ATTR_THREAD_ID]: token.tid,
-    };
-    if (token.ret !== null) attributes[C.ATTR_TOKEN_RET] = token.ret;
-    out.push({
-      traceId,
-      spanId: tokenSpanId,
-      parentSpanId: null,
-      name: C.SPAN_TOKEN,
-      startNs,
-      endNs,
-      attributes,
-      events,
-      links,
-      ...(error !== null ? { error } : {}),
+    sink.start(traceId, tokenSpanId, null, C.SPAN_TOKEN, startNs, endNs);
+    sink.attribute(C.ATTR_TOKEN_SEQ, token.seq);
+    sink.attribute(C.ATTR_TOKEN_PHASE, call.phase);
+    sink.attribute(C.ATTR_TOKEN_N_TOKENS, token.nTokens);
+    sink.attribute(C.ATTR_TOKEN_REQUESTS, steps.length);
+    sink.attribute(
+      C.ATTR_TOKEN_OPS_EXPORTED,
+      graphOps.some((n) => n > 0),
+    );
+    sink.attribute(C.ATTR_TOKEN_OP_SAMPLING, this.samplingSpec());
+    sink.attribute(C.ATTR_TOKEN_COMPLETE, token.ret !== null);
+    sink.attribute(C.ATTR_THREAD_ID, token.tid);
+    if (token.ret !== null) sink.attribute(C.ATTR_TOKEN_RET, token.ret);
+    if (token.experts) {
+      for (const [layer, rows] of token.experts) {
+        const k = rows.find((r) => r)?.length ?? 0;
+        sink.event(C.EVENT_MOE_ROUTE, startNs);
+        sink.attribute(C.ATTR_LAYER, layer);
+        sink.attribute(C.ATTR_MOE_K, k);
+        // rows of k ids, one per token of the batch, row-major (a lost row reads as -1s)
+        sink.attribute(
+          C.ATTR_MOE_EXPERTS,
+          Array.from(rows, (r) => r ?? new Array<number>(k).fill(-1)).flat(),
+        );
+      }
+    }
+    steps.forEach((step, i) => {
+      sink.link(stepIds[i]!.traceId, stepIds[i]!.spanId);
+      sink.attribute(C.ATTR_REQUEST_SEQ_ID, step.request.seqId);
+      sink.attribute(C.ATTR_STEP_KIND, STEP_NAMES[step.kind]);
+      sink.attribute(C.ATTR_STEP_TOKENS, step.nTokens);
     });
-    out.push(...graphSpans);
+    if (error !== null) sink.error(error);
+    sink.end();
+    token.graphs.forEach((g, gi) => {
+      const parent = (g.parent && graphSpanIds.get(g.parent)) || tokenSpanId;
+      // without its operators, a graph span says what its own events say (the live export does
+      // not rebuild the operators of the calls it sends none of)
+      const problems = this.opsWanted(g, opsWanted)
+        ? g.problems
+        : g.problems.slice(0, g.eventProblems);
+      sink.start(
+        traceId,
+        graphSpanIds.get(g)!,
+        parent,
+        C.SPAN_GRAPH,
+        this.wall(g.startNs),
+        this.wall(g.endNs),
+      );
+      sink.attribute(C.ATTR_GRAPH_NODES, g.nNodes);
+      sink.attribute(C.ATTR_GRAPH_FN, g.fn);
+      sink.attribute(C.ATTR_GRAPH_COMPLETE, problems.length === 0);
+      sink.attribute(C.ATTR_GRAPH_SIGNATURE, graphSignature(g));
+      // the scheduler's graph spans every backend; each split names its own, and a CPU graph
+      // computes a split of the CPU backend
+      const backend = backendOf(g);
+      if (backend !== null) sink.attribute(C.ATTR_BACKEND, backend);
+      const split = g.split;
+      if (split) {
+        sink.attribute(C.ATTR_SPLIT_INDEX, split.index);
+        sink.attribute(C.ATTR_SPLIT_FIRST_NODE, split.firstNode);
+        sink.attribute(C.ATTR_SPLIT_COMPLETION, split.completion);
+        sink.attribute(C.ATTR_SPLIT_COMPLETE_NS, Number(split.completeNs - g.startNs));
+        sink.attribute(C.ATTR_SPLIT_COPIES, split.copies.length);
+        sink.attribute(
+          C.ATTR_SPLIT_COPY_BYTES,
+          split.copies.reduce((n, c) => n + (c.bytes ?? 0), 0),
+        );
+        sink.attribute(
+          C.ATTR_BACKEND_MEASURED,
+          split.backend.measures ??
+            "graph level only: splits, copies and waits, seen from the host",
+        );
+        if (split.backend.unseen.length > 0)
+          sink.attribute(C.ATTR_BACKEND_NOT_SEEN, [...split.backend.unseen]);
+      }
+      if (g.nThreads > 0) sink.attribute(C.ATTR_GRAPH_THREADS, g.nThreads);
+      if (problems.length > 0) sink.attribute(C.ATTR_GRAPH_PROBLEMS, [...problems]);
+      sink.attribute(C.ATTR_GRAPH_OPS, graphOps[gi]!);
+      sink.end();
+    });
+  }
+
+  private spec: [OpSampling, string] | null = null;
+  /** The sampling's spec, formatted once per sampling. */
+  private samplingSpec(): string {
+    const s = this.options.opSampling;
+    if (this.spec?.[0] !== s) this.spec = [s, formatOpSampling(s)];
+    return this.spec[1];
+  }
+
+  /** Whether graph `g` of a call gets operator spans (the report's choice, else the sampling). */
+  private opsWanted(g: GraphRun, sampledCall: boolean): boolean {
+    return this.options.opGraphs ? this.options.opGraphs.has(g) : sampledCall;
   }
 
   private opSpan(
@@ -586,34 +666,28 @@ export class SpanBuilder {
     steps: ReadonlyMap<number, number>,
     traceId: string,
     parentSpanId: string,
-  ): SpanRecord {
+    sink: SpanSink,
+  ): void {
     const dag = g.snapshot!.dag;
     const name = displayOpName(op.label);
     const opStart = op.startNs!;
-    const attributes: Attributes = {
-      [C.ATTR_OP]: name,
-      [C.ATTR_TENSOR_NAME]: op.tensor.name,
-      [C.ATTR_TENSOR_SHAPE]: op.tensor.ne,
-      [C.ATTR_TENSOR_TYPE]: op.tensor.typeName,
-      [C.ATTR_NODE_INDEX]: op.nodeIndex,
-      [C.ATTR_OP_PROBED]: op.visible,
-    };
-    if (op.tensor.layer !== null) attributes[C.ATTR_LAYER] = op.tensor.layer;
-    const sources = sourcesOf(dag, op);
-    attributes[C.ATTR_SRC_NAMES] = sources.names;
-    attributes[C.ATTR_SRC_OPS] = sources.ops;
-    attributes[C.ATTR_SRC_NODES] = sources.producers.map((n) =>
-      n < 0 ? -1 : (steps.get(n) ?? -1),
+    sink.start(
+      traceId,
+      this.ids.span(SPAN_KIND_OP, token.tgid, token.seq, graphIndex, op.nodeIndex),
+      parentSpanId,
+      name,
+      this.wall(opStart),
+      this.wall(op.endNs!),
     );
-    if (op.fusedWith && op.fusedWith.length > 0) {
-      attributes[C.ATTR_FUSED_NAMES] = [
-        op.tensor.name,
-        ...op.fusedWith.map((i) => dag.nodes[i]?.tensor.name ?? ""),
-      ];
-    }
-    const events: SpanEventRecord[] = [];
+    const sources = sourcesOf(dag, op);
+    sink.attributes(nodeAttributes(dag, op, name, backendOf(g), sources));
+    sink.attribute(C.ATTR_OP_PROBED, op.visible);
+    sink.attribute(
+      C.ATTR_SRC_NODES,
+      sources.producers.map((n) => (n < 0 ? -1 : (steps.get(n) ?? -1))),
+    );
     const threads = op.threads;
-    attributes[C.ATTR_THREADS] = threads.length;
+    sink.attribute(C.ATTR_THREADS, threads.length);
     if (threads.length > 0) {
       let slowest = 0;
       let fastest = Number.MAX_SAFE_INTEGER;
@@ -632,80 +706,78 @@ export class SpanBuilder {
         inner += t.innerBarrierWaitNs;
         offCpu += t.offCpuNs;
         preempted += t.preemptedNs;
-        const tc = (t as OpThreadRun & { counters?: Record<string, number> }).counters;
-        if (tc) {
+        if (t.counters) {
           counters ??= {};
-          for (const [event, value] of Object.entries(tc))
+          for (const [event, value] of Object.entries(t.counters))
             counters[event] = (counters[event] ?? 0) + value;
         }
-        const threadAttributes: Attributes = {
-          [C.ATTR_THREAD_ID]: t.tid,
-          [C.ATTR_THREAD_START]: Number(t.startNs - opStart),
-          [C.ATTR_THREAD_END]: Number(t.endNs - opStart),
-          [C.ATTR_THREAD_BARRIER_WAIT_NS]: t.barrierWaitNs,
-        };
-        if (t.ith !== null) threadAttributes[C.ATTR_THREAD_ITH] = t.ith;
-        events.push({
-          name: C.EVENT_THREAD,
-          timeNs: this.wall(t.startNs),
-          attributes: threadAttributes,
-        });
-        if (t.offCpuNs > 0) this.offCpuEvents(run, t, events);
       }
-      attributes[C.ATTR_THREAD_SLOWEST_NS] = slowest;
-      attributes[C.ATTR_THREAD_FASTEST_NS] = fastest;
-      attributes[C.ATTR_THREAD_IMBALANCE] = total > 0 ? slowest / (total / threads.length) : 1;
-      attributes[C.ATTR_BARRIER_WAIT_NS] = barrier;
-      if (inner > 0) attributes[C.ATTR_INNER_BARRIER_WAIT_NS] = inner;
-      if (offCpu > 0) attributes[C.ATTR_OFF_CPU_NS] = offCpu;
-      if (preempted > 0) attributes[C.ATTR_PREEMPTED_NS] = preempted;
-      if (counters) addCounters(attributes, counters, run.backendStall ?? null);
+      sink.attribute(C.ATTR_THREAD_SLOWEST_NS, slowest);
+      sink.attribute(C.ATTR_THREAD_FASTEST_NS, fastest);
+      sink.attribute(C.ATTR_THREAD_IMBALANCE, total > 0 ? slowest / (total / threads.length) : 1);
+      sink.attribute(C.ATTR_BARRIER_WAIT_NS, barrier);
+      if (inner > 0) sink.attribute(C.ATTR_INNER_BARRIER_WAIT_NS, inner);
+      if (offCpu > 0) sink.attribute(C.ATTR_OFF_CPU_NS, offCpu);
+      if (preempted > 0) sink.attribute(C.ATTR_PREEMPTED_NS, preempted);
+      if (counters) counterAttributes(sink, counters, run.backendStall ?? null);
     }
-    return {
-      traceId,
-      spanId: this.ids.span(SPAN_KIND_OP, token.tgid, token.seq, graphIndex, op.nodeIndex),
-      parentSpanId,
-      name,
-      startNs: this.wall(opStart),
-      endNs: this.wall(op.endNs!),
-      attributes,
-      events,
-      links: [],
-    };
+    if (op.work) rooflineAttributes(sink, op, run.header.machine ?? null);
+    for (const t of threads) {
+      sink.event(C.EVENT_THREAD, this.wall(t.startNs));
+      sink.attribute(C.ATTR_THREAD_ID, t.tid);
+      sink.attribute(C.ATTR_THREAD_START, Number(t.startNs - opStart));
+      sink.attribute(C.ATTR_THREAD_END, Number(t.endNs - opStart));
+      sink.attribute(C.ATTR_THREAD_BARRIER_WAIT_NS, t.barrierWaitNs);
+      if (t.ith !== null) sink.attribute(C.ATTR_THREAD_ITH, t.ith);
+      if (t.offCpuNs > 0) this.offCpuEvents(run, t, sink);
+    }
+    sink.end();
   }
 
-  private offCpuEvents(run: Run, t: OpThreadRun, events: SpanEventRecord[]): void {
+  private offCpuEvents(run: Run, t: OpThreadRun, sink: SpanSink): void {
     const intervals = run.offCpu.get(t.tid);
     if (!intervals) return;
     for (const iv of overlapping(intervals, t.startNs, t.endNs)) {
       const start = iv.startNs > t.startNs ? iv.startNs : t.startNs;
       const end = iv.endNs < t.endNs ? iv.endNs : t.endNs;
-      const attributes: Attributes = {
-        [C.ATTR_THREAD_ID]: t.tid,
-        [C.ATTR_OFF_CPU_DURATION_NS]: Number(end - start),
-        [C.ATTR_OFF_CPU_PREEMPTED]: iv.preempted,
-        [C.ATTR_CPU_ID]: iv.cpu,
-      };
-      if (iv.by) attributes[C.ATTR_OFF_CPU_BY] = `${iv.by.comm} (${iv.by.tgid}/${iv.by.tid})`;
-      events.push({ name: C.EVENT_OFF_CPU, timeNs: this.wall(start), attributes });
+      sink.event(C.EVENT_OFF_CPU, this.wall(start));
+      sink.attribute(C.ATTR_THREAD_ID, t.tid);
+      sink.attribute(C.ATTR_OFF_CPU_DURATION_NS, Number(end - start));
+      sink.attribute(C.ATTR_OFF_CPU_PREEMPTED, iv.preempted);
+      sink.attribute(C.ATTR_CPU_ID, iv.cpu);
+      if (iv.by) sink.attribute(C.ATTR_OFF_CPU_BY, `${iv.by.comm} (${iv.by.tgid}/${iv.by.tid})`);
     }
   }
 }
 
+/** The op's bytes and operations, and where this run of it sits on the machine's roofline. */
+function rooflineAttributes(sink: SpanSink, op: OpRun, machine: MachineProfile | null): void {
+  sink.attribute(C.ATTR_OP_BYTES, op.work!.bytes);
+  sink.attribute(C.ATTR_OP_OPERATIONS, op.work!.ops);
+  if (!machine || op.durationNs <= 0) return;
+  const roof = new RooflineAcc(machine);
+  roof.add(op);
+  const figures = roof.figures();
+  if (!figures) return;
+  sink.attribute(C.ATTR_ROOFLINE_BANDWIDTH_SHARE, figures.bandwidthShare!);
+  sink.attribute(C.ATTR_ROOFLINE_COMPUTE_SHARE, figures.computeShare!);
+  sink.attribute(C.ATTR_ROOFLINE_CLASS, figures.class!);
+}
+
 /** Counter deltas, and the ratios they allow, as ggml.counter.<event>, ggml.ipc, ... */
-function addCounters(
-  attributes: Attributes,
+function counterAttributes(
+  sink: SpanSink,
   counters: Record<string, number>,
   stall: BackendStallFormula | null,
 ): void {
   for (const [event, value] of Object.entries(counters))
-    attributes[`${C.ATTR_COUNTER_PREFIX}${event}`] = value as AttributeValue;
+    sink.attribute(`${C.ATTR_COUNTER_PREFIX}${event}`, value);
   const cycles = counters["cycles"];
   const instructions = counters["instructions"];
   if (cycles && cycles > 0 && instructions !== undefined)
-    attributes[C.ATTR_IPC] = instructions / cycles;
+    sink.attribute(C.ATTR_IPC, instructions / cycles);
   const stalled = backendStallRatio(stall, counters);
-  if (stalled !== undefined) attributes[C.ATTR_BACKEND_STALL_RATIO] = stalled;
+  if (stalled !== undefined) sink.attribute(C.ATTR_BACKEND_STALL_RATIO, stalled);
 }
 
 export interface RunSpanOptions {
@@ -730,8 +802,8 @@ export function buildRunSpans(
     requestIdleNs: options.requestIdleNs ?? REQUEST_IDLE_NS,
     ...(options.opGraphs ? { opGraphs: options.opGraphs } : {}),
   });
-  const out: SpanRecord[] = [];
-  builder.addTokens(run, run.tokens, out);
-  builder.finish(run.stoppedNs, run.exit, out);
-  return out;
+  const sink = new RecordSink();
+  builder.addTokens(run, run.tokens, sink);
+  builder.finish(run.stoppedNs, run.exit, sink);
+  return sink.records;
 }

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Spans that could not be sent, kept on disk until the endpoint takes them: one file per batch,
 // named in order, removed once the batch is delivered. Bounded in bytes: a batch that does not
-// fit is refused (the caller counts it as dropped). A file starts with a line holding the
-// resource it was built with, so a spool left behind by an earlier run is re-sent as that run.
+// fit is refused (the caller counts it as dropped). A file is one line of JSON (its span count,
+// whether it waited for a failed endpoint) and the encoded request as it is sent, resource
+// included, so a spool left behind by an earlier run is re-sent as that run; files of an older
+// profinfer (a resource line, then one JSON span record a line) are read too.
 // Hand-written: OpenTelemetry JS has no persistent queue for exporters.
 import type { Attributes } from "@opentelemetry/api";
 import {
@@ -15,15 +17,26 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { encodeSpanRecords, type EncodedBatch } from "./otlpEncoder.js";
 import type { SpanRecord } from "./spans.js";
 
 export interface SpooledBatch {
   file: string;
-  resource: Attributes;
-  records: SpanRecord[];
+  batch: EncodedBatch;
   /** it waited for an endpoint that failed (true), or only for a slow one to catch up */
   failed: boolean;
 }
+
+/** The first line of a spool file. */
+interface SpoolHeader {
+  format?: "otlp-protobuf";
+  spans?: number;
+  failed?: boolean;
+  /** older files: the resource of the records that follow */
+  resource?: Attributes;
+}
+
+const FORMAT = "otlp-protobuf";
 
 /** A spool file that could not be read back: its spans are lost (and counted as dropped). */
 export class SpoolReadError extends Error {
@@ -36,12 +49,6 @@ export class SpoolReadError extends Error {
 }
 
 const FILE = /^(\d{12})\.spool$/;
-
-function toLine(record: SpanRecord): string {
-  return JSON.stringify(record, (_key, value: unknown) =>
-    typeof value === "bigint" ? value.toString() : value,
-  );
-}
 
 function fromLine(line: string): SpanRecord {
   const r = JSON.parse(line) as SpanRecord & { startNs: string; endNs: string };
@@ -63,6 +70,8 @@ export class Spool {
   constructor(
     readonly dir: string,
     readonly maxBytes: number,
+    /** the scope version of records spooled by an older profinfer */
+    private readonly version = "",
   ) {
     mkdirSync(dir, { recursive: true });
     for (const name of readdirSync(dir).sort()) {
@@ -70,9 +79,7 @@ export class Spool {
       if (!m) continue;
       const path = join(dir, name);
       const bytes = statSync(path).size;
-      // the span count is the line count less the resource line
-      const spans = readFileSync(path, "utf8").split("\n").filter(Boolean).length - 1;
-      this.files.push({ name, bytes, spans: Math.max(spans, 0) });
+      this.files.push({ name, bytes, spans: spansOf(readFileSync(path)) });
       this.bytes += bytes;
       this.next = Math.max(this.next, Number(m[1]) + 1);
     }
@@ -88,16 +95,17 @@ export class Spool {
   }
 
   /** Keeps a batch; false when it does not fit in the bound (nothing is written then). */
-  write(resource: Attributes, records: readonly SpanRecord[], failed = true): boolean {
-    const text = [JSON.stringify({ resource, failed }), ...records.map(toLine)].join("\n") + "\n";
-    const bytes = Buffer.byteLength(text);
+  write(batch: EncodedBatch, failed = true): boolean {
+    const header: SpoolHeader = { format: FORMAT, spans: batch.spans, failed };
+    const data = Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), batch.bytes]);
+    const bytes = data.length;
     if (this.bytes + bytes > this.maxBytes) return false;
     const name = `${String(this.next++).padStart(12, "0")}.spool`;
     // written under a temporary name and renamed: a crash never leaves half a batch to re-send
     const tmp = join(this.dir, `${name}.tmp`);
-    writeFileSync(tmp, text);
+    writeFileSync(tmp, data);
     renameSync(tmp, join(this.dir, name));
-    this.files.push({ name, bytes, spans: records.length });
+    this.files.push({ name, bytes, spans: batch.spans });
     this.bytes += bytes;
     return true;
   }
@@ -108,13 +116,20 @@ export class Spool {
     if (!head) return null;
     const path = join(this.dir, head.name);
     try {
-      const lines = readFileSync(path, "utf8").split("\n").filter(Boolean);
-      const first = JSON.parse(lines[0] ?? "{}") as { resource?: Attributes; failed?: boolean };
+      const data = readFileSync(path);
+      const { header, body } = split(data);
+      if (header.format === FORMAT)
+        return {
+          file: head.name,
+          batch: { bytes: body, spans: header.spans ?? 0 },
+          failed: header.failed ?? true,
+        };
+      const records = body.toString("utf8").split("\n").filter(Boolean).map(fromLine);
+      const [batch] = encodeSpanRecords(records, header.resource ?? {}, this.version, Infinity);
       return {
         file: head.name,
-        resource: first.resource ?? {},
-        records: lines.slice(1).map(fromLine),
-        failed: first.failed ?? true,
+        batch: batch ?? { bytes: new Uint8Array(0), spans: 0 },
+        failed: header.failed ?? true,
       };
     } catch (error) {
       this.remove(head.name);
@@ -141,5 +156,27 @@ export class Spool {
     } catch {
       // already gone
     }
+  }
+}
+
+/** A spool file's first line and what follows it. */
+function split(data: Buffer): { header: SpoolHeader; body: Buffer } {
+  const newline = data.indexOf(10);
+  const end = newline < 0 ? data.length : newline;
+  return {
+    header: JSON.parse(data.toString("utf8", 0, end) || "{}") as SpoolHeader,
+    body: data.subarray(Math.min(end + 1, data.length)),
+  };
+}
+
+/** The spans a spool file holds (an older one's: its lines less the resource line). */
+function spansOf(data: Buffer): number {
+  try {
+    const { header, body } = split(data);
+    if (header.format === FORMAT) return header.spans ?? 0;
+    return body.toString("utf8").split("\n").filter(Boolean).length;
+  } catch {
+    // unreadable: found out, and counted as dropped, when it is sent
+    return 0;
   }
 }

@@ -4,6 +4,7 @@
 import React, { type MouseEventHandler, type RefObject } from "react";
 import type { ColorScale } from "../../data/colorScale.js";
 import type { CriticalPath } from "../../data/criticalPath.js";
+import type { NodeChange } from "../../data/dagChange.js";
 import type { DagModel } from "../../data/dagModel.js";
 import type { ViewTheme } from "../theme.js";
 import { DagEdges, EdgeArrowMarkers } from "./DagEdge.js";
@@ -20,7 +21,9 @@ export interface DagGraphProps {
   layout: DagLayout;
   scale: ColorScale;
   colorBy: string;
+  changes: ReadonlyMap<string, NodeChange> | null;
   path: CriticalPath | null;
+  highlightOp: string | null;
   theme: ViewTheme;
   onMouseMove: MouseEventHandler<SVGSVGElement>;
   onMouseLeave: MouseEventHandler<SVGSVGElement>;
@@ -35,7 +38,9 @@ export function DagGraph({
   layout,
   scale,
   colorBy,
+  changes,
   path,
+  highlightOp,
   theme,
   onMouseMove,
   onMouseLeave,
@@ -61,7 +66,9 @@ export function DagGraph({
           boxes={layout.nodes}
           scale={scale}
           colorBy={colorBy}
+          changes={changes}
           path={path}
+          highlightOp={highlightOp}
           theme={theme}
         />
       </g>

@@ -3,9 +3,15 @@
 // memoised on what it reads, so a hover or a toolbar change recomputes only what it affects;
 // the layout, the costly part, only when the drawn model or the direction changes.
 import { useMemo } from "react";
-import { makeColorScale, type ColorScale } from "../../data/colorScale.js";
+import { categoryScale, makeColorScale, type ColorScale } from "../../data/colorScale.js";
 import { criticalPath, type CriticalPath } from "../../data/criticalPath.js";
-import { METRIC_DURATION, type DagModel, type MetricDef } from "../../data/dagModel.js";
+import { foldedChange, type NodeChange } from "../../data/dagChange.js";
+import {
+  METRIC_BACKEND,
+  METRIC_DURATION,
+  type DagModel,
+  type MetricDef,
+} from "../../data/dagModel.js";
 import { foldLayers, foldableLayers } from "../../data/fold.js";
 import type { DagOptions } from "../../types.js";
 import { layoutDag, type DagLayout } from "./layout.js";
@@ -22,9 +28,16 @@ export interface ShownDag {
   colorBy: string;
   scale: ColorScale;
   path: CriticalPath | null;
+  /** comparing: the change of each drawn node (a folded block's from its members) */
+  changes: ReadonlyMap<string, NodeChange> | null;
 }
 
-export function useShownDag(model: DagModel, options: DagOptions, choices: DagChoices): ShownDag {
+export function useShownDag(
+  model: DagModel,
+  options: DagOptions,
+  choices: DagChoices,
+  modelChanges: ReadonlyMap<string, NodeChange> | null = null,
+): ShownDag {
   const { folded, aggregate, critical, metricId, scaleType } = choices;
   const canFold = useMemo(() => foldableLayers(model).length > 0, [model]);
   const shown = useMemo(
@@ -40,16 +53,37 @@ export function useShownDag(model: DagModel, options: DagOptions, choices: DagCh
   }, [shown, options.rankdir]);
   const scale = useMemo(
     () =>
-      makeColorScale(
-        shown.nodes.map((n) => n.metrics[colorBy] ?? NaN),
-        scaleType,
-        options.colorScheme,
-      ),
+      colorBy === METRIC_BACKEND.id
+        ? categoryScale(shown.backends.length)
+        : makeColorScale(
+            shown.nodes.map((n) => n.metrics[colorBy] ?? NaN),
+            scaleType,
+            options.colorScheme,
+          ),
     [shown, colorBy, scaleType, options.colorScheme],
   );
   const path = useMemo(
     () => (critical ? criticalPath(shown, METRIC_DURATION.id) : null),
     [shown, critical],
   );
-  return { canFold, shown, layout: timed.layout, layoutMs: timed.ms, metric, colorBy, scale, path };
+  const changes = useMemo(() => {
+    if (!modelChanges) return null;
+    const out = new Map<string, NodeChange>();
+    for (const n of shown.nodes) {
+      const c = foldedChange(n, modelChanges);
+      if (c) out.set(n.id, c);
+    }
+    return out;
+  }, [shown, modelChanges]);
+  return {
+    canFold,
+    shown,
+    layout: timed.layout,
+    layoutMs: timed.ms,
+    metric,
+    colorBy,
+    scale,
+    path,
+    changes,
+  };
 }
