@@ -412,13 +412,21 @@ describe("llama-server's requests on the bench model, -t 1 twice and -t 2", () =
       Math.abs(tpot.new! / own2 - 1) < 0.05,
       `TPOT ${tpot.new} against the server's ${own2}`,
     );
-    // a second thread changes the time per token by far more than the bound: faster on an idle
-    // machine of 2 cores, slower where other work holds the cores (its barriers then wait for the
-    // thread off CPU); the verdicts say what the server's own figures say
+    // a second thread changes the time per token: faster on an idle machine of 2 cores (by 28%
+    // in one CI run), slower where other work holds the cores (its barriers then wait for the
+    // thread off CPU); the verdicts say what the server's own figures say. A change well beyond
+    // the ±15% bound must be found, one well within it must not; near the bound either is right.
     const way = own2 < own1 ? "faster" : "slower";
-    assert.ok(Math.abs(own2 / own1 - 1) > 0.3, `the server's TPOT ${own1} ms, then ${own2} ms`);
-    assert.equal(tpot.verdict, way, JSON.stringify(tpot));
-    assert.equal(perSecond.verdict, way, JSON.stringify(perSecond));
+    const own = Math.abs(own2 / own1 - 1);
+    const allowed = own > 0.2 ? [way] : own < 0.1 ? ["same"] : [way, "same"];
+    assert.ok(
+      allowed.includes(tpot.verdict),
+      `${JSON.stringify(tpot)}: the server's own change ${own}`,
+    );
+    assert.ok(
+      allowed.includes(perSecond.verdict),
+      `${JSON.stringify(perSecond)}: the server's own change ${own}`,
+    );
   });
 });
 
