@@ -564,7 +564,7 @@ async function ensureBackendsBuild(nodeLlamaCpp, pinned) {
     options: backendCmakeOptions,
     targets: backendTargets,
     patches: backendPatches,
-    expected: "about 20 minutes on 2 cores when cold, most of it the Vulkan shaders and backend",
+    expected: "about 7 minutes on 2 cores when cold",
   });
 }
 
