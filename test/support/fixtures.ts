@@ -155,6 +155,8 @@ export interface ComputeOptions {
    * and at the final one, and no OP or BARRIER events
    */
   steps?: boolean;
+  /** with `steps`, OP events of the probed steps as well (as MoE consumers' probes give them) */
+  stepsWithOps?: boolean;
   /**
    * the loop of releases before ggml skipped empty nodes, built with OpenMP (b3889): a barrier
    * after every node, views included, none after the loop, no fusion, and OpenMP's barrier (of
@@ -408,7 +410,7 @@ export class FixtureRecorder {
         stepNodes.reduce((sum, n) => sum + (isComputed(n) ? opts.duration(n, ith) : 0), 0),
       );
       opts.threads.forEach((tid, ith) => {
-        if (isProbed && !opts.steps)
+        if (isProbed && (!opts.steps || opts.stepsWithOps))
           this.opEvent(EventType.OP_BEGIN, tid, opStarts[ith]!, leader, ith, threadCount);
       });
       for (let part = 0; part <= inner; part++) {
@@ -428,7 +430,7 @@ export class FixtureRecorder {
       }
       const opEnds = [...cursors];
       opts.threads.forEach((tid, ith) => {
-        if (isProbed && !opts.steps)
+        if (isProbed && (!opts.steps || opts.stepsWithOps))
           this.opEvent(EventType.OP_END, tid, opEnds[ith]!, leader, ith, threadCount);
       });
       const last = step[step.length - 1]!;
@@ -738,6 +740,9 @@ export function syntheticRecorder(
     header?: RunHeader;
     /** compute ns of a node on thread ith in call seq */
     duration?: (node: TensorSpec, ith: number, seq: number) => number;
+    /** ComputeOptions' `steps` and `stepsWithOps` */
+    steps?: boolean;
+    stepsWithOps?: boolean;
   } = {},
 ): FixtureRecorder {
   const rec = new FixtureRecorder(options.header);
@@ -756,6 +761,7 @@ export function syntheticRecorder(
         changed: seq <= 2,
         threads: tids,
         duration: (n, ith) => duration(n, ith, seq),
+        ...(options.steps ? { steps: true, stepsWithOps: options.stepsWithOps ?? false } : {}),
       });
     });
   }

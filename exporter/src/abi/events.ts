@@ -19,6 +19,11 @@ export const READABLE_EVENT_ABIS: readonly number[] = [1, 2, 3, 4, 5];
  */
 export const STEPS_RECORD = 16;
 export const PI_STEPS_PER_BATCH = 32;
+/**
+ * A run of one thread's OP events kept as their records (OpBatchEvent): no ABI record type, only
+ * what the live exports make of OP records (decodeBatchLazy).
+ */
+export const OPS_RECORD = -1;
 
 /** enum pi_event_type */
 export const EventType = {
@@ -359,6 +364,39 @@ export interface StepBatchEvent extends Omit<EventHeader, "type"> {
   entries: Buffer;
 }
 
+/**
+ * Consecutive OP events of one thread between two graph boundaries of the stream, kept as their
+ * records (decodeBatchLazy): the live exports decode the OP events of the graphs whose operators
+ * they rebuild without steps only. `ts` is its last event's time, `firstNs` its first's; `ith`
+ * the worker index its first event gives.
+ */
+export interface OpBatchEvent extends Omit<EventHeader, "type"> {
+  type: typeof OPS_RECORD;
+  firstNs: bigint;
+  count: number;
+  ith: number;
+  /** the ring buffer's batch they are in, and where each of the `count` events starts in it */
+  records: Buffer;
+  offsets: number[];
+  lengths: number[];
+}
+
+/** The OP events of a batch kept as records, as decodeRecord gives them. */
+export function opsOfBatch(batch: OpBatchEvent): OpEvent[] {
+  const out: OpEvent[] = [];
+  for (let i = 0; i < batch.count; i++)
+    out.push(decodeEvent(batch.records, batch.offsets[i]!, batch.lengths[i]!) as OpEvent);
+  return out;
+}
+
+/** The times of the OP events of a batch kept as records, in its order. */
+export function opTimesOf(batch: OpBatchEvent): bigint[] {
+  const out: bigint[] = [];
+  for (let i = 0; i < batch.count; i++)
+    out.push(batch.records.readBigUInt64LE(batch.offsets[i]! + H.ts));
+  return out;
+}
+
 /** The steps of a batch kept as bytes, as decodeRecord gives them. */
 export function stepsOfBatch(batch: StepBatchEvent): StepEvent[] {
   const E = LAYOUT.pi_step_entry;
@@ -508,8 +546,21 @@ export type RawEvent =
   | SyncEvent
   | BackendCallEvent;
 
-/** What a trace model is built from: the events, and batches of steps still as bytes (live). */
-export type ChunkEvent = RawEvent | StepBatchEvent;
+/**
+ * What a trace model is built from: the events, and batches of steps and runs of OP events still
+ * as bytes (live).
+ */
+export type ChunkEvent = RawEvent | StepBatchEvent | OpBatchEvent;
+
+/** The time of a chunk event's first event (a batch's first, else its own). */
+export function firstNsOf(ev: ChunkEvent): bigint {
+  return ev.type === STEPS_RECORD || ev.type === OPS_RECORD ? ev.firstNs : ev.ts;
+}
+
+/** The events a chunk event stands for (a batch's count, else 1). */
+export function eventsIn(ev: ChunkEvent): number {
+  return ev.type === STEPS_RECORD || ev.type === OPS_RECORD ? ev.count : 1;
+}
 
 /** Why an event's bytes cannot be decoded; the reader adds the file and offset. */
 export class EventLayoutError extends Error {
@@ -559,15 +610,69 @@ export function decodeRecord(buf: Buffer, offset: number, length: number, out: R
 }
 
 /**
- * decodeRecord, except that a batch of steps stays one StepBatchEvent holding a copy of its
- * entries (`buf` may be reused), decoded only when its steps are wanted (stepsOfBatch).
+ * The records of a batch as the ring buffer gives them (`u32 length` and the event, again and
+ * again) decoded into `out`, except what the live exports may never need: a batch of steps stays
+ * one StepBatchEvent, and, with `groupOps`, each thread's consecutive OP events between two graph
+ * boundaries (GRAPH_BEGIN, GRAPH_END) of the batch stay one OpBatchEvent; both are decoded only
+ * when a graph whose operators are wanted needs them (stepsOfBatch, opsOfBatch). They keep views
+ * of `batch`, which must not be reused (the addon copies each batch it hands over). Returns
+ * whether the batch held barrier events (operators timed by their functions and barriers, whose
+ * OP and barrier events pair together: the caller then stops grouping).
  */
-export function decodeRecordLazy(
-  buf: Buffer,
-  offset: number,
-  length: number,
-  out: ChunkEvent[],
-): void {
+export function decodeBatchLazy(batch: Buffer, out: ChunkEvent[], groupOps: boolean): boolean {
+  let barriers = false;
+  // each thread's open run of OP events
+  const open = new Map<number, OpBatchEvent>();
+  const close = (): void => {
+    for (const run of open.values()) out.push(run);
+    open.clear();
+  };
+  for (let at = 0; at + 4 <= batch.length;) {
+    const length = batch.readUInt32LE(at);
+    const offset = at + 4;
+    const type = length >= HEADER_SIZE ? batch.readUInt32LE(offset + H.type) : -1;
+    if (type === EventType.BARRIER_BEGIN || type === EventType.BARRIER_END) barriers = true;
+    if (groupOps && (type === EventType.OP_BEGIN || type === EventType.OP_END)) {
+      if (!eventSizes(type).includes(length)) decodeEvent(batch, offset, length); // throws
+      const tid = batch.readUInt32LE(offset + H.tid);
+      const ts = batch.readBigUInt64LE(offset + H.ts);
+      const run = open.get(tid);
+      if (run) {
+        run.ts = ts;
+        run.count++;
+        run.offsets.push(offset);
+        run.lengths.push(length);
+      } else {
+        open.set(tid, {
+          type: OPS_RECORD,
+          cpu: batch.readUInt32LE(offset + H.cpu),
+          tgid: batch.readUInt32LE(offset + H.tgid),
+          tid,
+          ts,
+          firstNs: ts,
+          count: 1,
+          ith: batch.readInt32LE(offset + OP.ith),
+          records: batch,
+          offsets: [offset],
+          lengths: [length],
+        });
+      }
+    } else {
+      if (type === EventType.GRAPH_BEGIN || type === EventType.GRAPH_END) close();
+      decodeRecordLazy(batch, offset, length, out);
+    }
+    at = offset + length;
+  }
+  close();
+  return barriers;
+}
+
+/**
+ * decodeRecord, except that a batch of steps stays one StepBatchEvent holding a view of its
+ * entries in `buf` (which must not be reused), decoded only when its steps are wanted
+ * (stepsOfBatch).
+ */
+function decodeRecordLazy(buf: Buffer, offset: number, length: number, out: ChunkEvent[]): void {
   if (length < HEADER_SIZE || buf.readUInt32LE(offset + H.type) !== STEPS_RECORD) {
     out.push(decodeEvent(buf, offset, length));
     return;
@@ -592,7 +697,7 @@ export function decodeRecordLazy(
     ts: buf.readBigUInt64LE(first + (count - 1) * E.size + E.ts),
     firstNs: buf.readBigUInt64LE(first + E.ts),
     count,
-    entries: Buffer.from(buf.subarray(first, first + count * E.size)),
+    entries: buf.subarray(first, first + count * E.size),
   });
 }
 

@@ -11,7 +11,7 @@
 // chunk, the consumer learns a time before which every call has been given to it: by the cut,
 // or, while nothing arrives, by the clock itself (CLOCK_MONOTONIC, less a safety margin), so that
 // an idle server's last call is known to be the last.
-import { decodeRecordLazy, type ChunkEvent } from "../abi/events.js";
+import { decodeBatchLazy, type ChunkEvent } from "../abi/events.js";
 import { stoppedNsOf, type RunNote } from "../trace/notes.js";
 import type { RunHeader } from "../trace/header.js";
 import { RunStream } from "../trace/runStream.js";
@@ -55,6 +55,8 @@ export class LiveChunks implements RecordListener {
   private incoming: Buffer[] = [];
   private timer: NodeJS.Timeout | null = null;
   private failed = false;
+  /** barrier events have come: OP events are decoded as they come (decodeIncoming) */
+  private barriersSeen = false;
   /** when tracing stopped (the end note), once known */
   private stoppedNs: bigint | null = null;
   /** the target's exit note, once it came (none: tracing stopped while it ran) */
@@ -113,18 +115,20 @@ export class LiveChunks implements RecordListener {
     }
   }
 
+  /**
+   * Batches of steps, and each thread's OP events between two graph boundaries, stay as their
+   * records until a graph whose operators are wanted needs them: most of a call's events, and
+   * most of the export's cost when they are decoded whatever the sampling. Once barrier events
+   * came (operators timed by their functions, the OP events pairing with the barriers'), OP
+   * events are decoded as they come.
+   */
   private decodeIncoming(): void {
     const stream = this.stream!;
     const decoded: ChunkEvent[] = [];
     for (const batch of this.incoming) {
-      for (let at = 0; at + 4 <= batch.length;) {
-        const length = batch.readUInt32LE(at);
-        decoded.length = 0;
-        // batches of steps stay bytes until a graph whose operators are wanted needs them
-        decodeRecordLazy(batch, at + 4, length, decoded);
-        at += 4 + length;
-        for (const ev of decoded) stream.take(ev);
-      }
+      decoded.length = 0;
+      if (decodeBatchLazy(batch, decoded, !this.barriersSeen)) this.barriersSeen = true;
+      for (const ev of decoded) stream.take(ev);
     }
     this.incoming = [];
   }

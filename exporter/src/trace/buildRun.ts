@@ -3,7 +3,7 @@
 // rules): sort and pair the events, place graphs in calls, describe the graphs, place operator
 // and step events in graphs, reconstruct each graph's operators, charge off-CPU time, place MoE
 // routing, order the threads, and say what was lost.
-import { STEPS_RECORD, type ChunkEvent } from "../abi/events.js";
+import { eventsIn, opTimesOf, type ChunkEvent } from "../abi/events.js";
 import { formulaOfHeader } from "./backendStall.js";
 import { attachBackends, type BackendKeeper } from "./backends.js";
 import type { Drops } from "@profinfer/contract";
@@ -18,13 +18,14 @@ import { sortEvents, type SortedEvents } from "./pairing.js";
 import {
   callsByTime,
   graphIndexes,
+  itemsOf,
   placeGraphsInCalls,
   placeThreadEvents,
   stepsOf,
   type PlacedItems,
 } from "./placement.js";
 import type { RawRecording } from "./rawFile.js";
-import { chargeGraphThreads, chargeOffCpu, offCpuIntervals } from "./sched.js";
+import { chargeGraphThreads, chargeOffCpu, offCpuIntervals, type RanAt } from "./sched.js";
 import { describeSnapshots, type DescriptionCache } from "./snapshots.js";
 import { buildRequests, recordingCutOff } from "./requests.js";
 import { reconstructFromSteps } from "./steps.js";
@@ -53,10 +54,7 @@ export interface BuildHooks {
    * each thread's off-CPU intervals, as far as they concern these events; `ranAt` holds the times
    * of each thread's own operator and barrier events (ascending)
    */
-  offCpu?(
-    sorted: SortedEvents,
-    ranAt: ReadonlyMap<number, bigint[]>,
-  ): Map<number, OffCpuInterval[]>;
+  offCpu?(sorted: SortedEvents, ranAt: RanAt): Map<number, OffCpuInterval[]>;
   /**
    * whether a call's operators are wanted (default: every call's): the live span export wants
    * those of the calls whose operator spans it sends, and the rest of a call costs far less
@@ -98,6 +96,7 @@ export function buildRun(input: RawInput | RawRecording, hooks: BuildHooks = {})
     sorted.stepEvents,
     indexes,
     sorted.stepBatches,
+    sorted.opBatches,
   );
   const lossPossible = truncatedAt !== null || (drops?.total ?? 0) > 0 || placed.broken > 0;
   const opIntervals = reconstructOperators(
@@ -299,15 +298,17 @@ function reconstructOperators(
   };
   const targetsByTid = new Map<number, OffCpuTarget[]>();
   for (const g of graphRuns) {
-    const items = placed.itemsByGraph.get(g);
     const token = g.tokenSeq === null ? null : tokenBySeq.get(`${g.tgid}:${g.tokenSeq}`);
     if (token && wanted && !wanted(token)) continue;
     const expectOps =
       header.level === "op" && !hasChild.has(g) && g.fn === "cpu" && (token?.opsSampled ?? false);
     const steps = stepsOf(g, placed);
     if (steps) reconstructFromSteps(g, steps, placed.ithByTid);
-    else if (items || expectOps) reconstructGraph(g, items ?? new Map(), context);
-    else continue;
+    else {
+      const items = itemsOf(g, placed);
+      if (items || expectOps) reconstructGraph(g, items ?? new Map(), context);
+      else continue;
+    }
     for (const op of g.ops) for (const t of op.threads) pushTo(targetsByTid, t.tid, t);
   }
   return targetsByTid;
@@ -321,14 +322,26 @@ function chargeScheduling(
   hooks: BuildHooks,
 ): Map<number, OffCpuInterval[]> {
   const ranAt = new Map<number, bigint[]>();
-  for (const [tid, list] of sorted.threadEvents)
-    ranAt.set(
-      tid,
-      list.map((e) => e.ts),
-    );
+  const ascending = (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0);
+  const lazyRanAt: RanAt = {
+    // made on demand: only a thread whose switch back in was lost needs them
+    get(tid) {
+      let times = ranAt.get(tid);
+      if (times) return times;
+      times = (sorted.threadEvents.get(tid) ?? []).map((e) => e.ts);
+      // the OP events of runs kept as records: only their times are read
+      const runs = sorted.opBatches.get(tid);
+      if (runs) {
+        for (const run of runs) times.push(...opTimesOf(run));
+        times.sort(ascending);
+      }
+      ranAt.set(tid, times);
+      return times;
+    },
+  };
   const offCpu = hooks.offCpu
-    ? hooks.offCpu(sorted, ranAt)
-    : offCpuIntervals(sorted.switches, sorted.targetTgids, sorted.lastNs, ranAt);
+    ? hooks.offCpu(sorted, lazyRanAt)
+    : offCpuIntervals(sorted.switches, sorted.targetTgids, sorted.lastNs, lazyRanAt);
   for (const [tid, targets] of opIntervals) {
     const intervals = offCpu.get(tid);
     if (intervals) chargeOffCpu(targets, intervals);
@@ -354,6 +367,6 @@ function recordedCounters(header: RunHeader, sorted: SortedEvents): Run["counter
 /** Events, a batch of steps kept as bytes counting one per step. */
 export function countEvents(events: readonly ChunkEvent[]): number {
   let n = 0;
-  for (const ev of events) n += ev.type === STEPS_RECORD ? ev.count : 1;
+  for (const ev of events) n += eventsIn(ev);
   return n;
 }

@@ -5,7 +5,9 @@
 import {
   EventType,
   GraphFn,
+  OPS_RECORD,
   STEPS_RECORD,
+  firstNsOf,
   type BarrierEvent,
   type BackendCallEvent,
   type BatchEvent,
@@ -19,6 +21,7 @@ import {
   type ChunkEvent,
   type SchedSwitchEvent,
   type StepBatchEvent,
+  type OpBatchEvent,
   type StepEvent,
   type TensorEvent,
   type TokenBeginEvent,
@@ -44,6 +47,8 @@ export interface SortedEvents {
   stepEvents: Map<number, StepEvent[]>;
   /** batches of steps kept as bytes (the live exports), per thread in its order */
   stepBatches: Map<number, StepBatchEvent[]>;
+  /** runs of OP events kept as records (the live exports), per thread in its order */
+  opBatches: Map<number, OpBatchEvent[]>;
   switches: SchedSwitchEvent[];
   moeEvents: MoeIdsEvent[];
   /** the target's processes: the recorded pid and every process that decoded or computed */
@@ -69,7 +74,7 @@ function eventSpan(events: readonly ChunkEvent[]): { firstNs: bigint; lastNs: bi
   let firstNs = -1n;
   let lastNs = 0n;
   for (const ev of events) {
-    const first = ev.type === STEPS_RECORD ? ev.firstNs : ev.ts;
+    const first = firstNsOf(ev);
     if (firstNs < 0n || first < firstNs) firstNs = first;
     if (ev.ts > lastNs) lastNs = ev.ts;
   }
@@ -135,6 +140,7 @@ export function sortEvents(events: readonly ChunkEvent[], targetPid: number): So
     threadEvents: new Map(),
     stepEvents: new Map(),
     stepBatches: new Map(),
+    opBatches: new Map(),
     switches: [],
     moeEvents: [],
     targetTgids: new Set([targetPid]),
@@ -157,6 +163,9 @@ export function sortEvents(events: readonly ChunkEvent[], targetPid: number): So
         break;
       case STEPS_RECORD:
         pushTo(out.stepBatches, ev.tid, ev);
+        break;
+      case OPS_RECORD:
+        pushTo(out.opBatches, ev.tid, ev);
         break;
       case EventType.TOKEN_BEGIN: {
         out.targetTgids.add(ev.tgid);

@@ -3,8 +3,11 @@
 // contains their start, and operator, barrier and step events in the innermost graph of their
 // process that contains them.
 import {
+  EventType,
+  opsOfBatch,
   stepsOfBatch,
   type BarrierEvent,
+  type OpBatchEvent,
   type OpEvent,
   type StepBatchEvent,
   type StepEvent,
@@ -101,6 +104,8 @@ export interface PlacedItems {
   stepsByGraph: Map<GraphRun, Map<number, StepItem[]>>;
   /** each graph's batches of steps still as bytes, per thread (stepsOf decodes them) */
   stepBatchesByGraph: Map<GraphRun, Map<number, StepBatchEvent[]>>;
+  /** each graph's runs of OP events still as records, per thread (itemsOf decodes them) */
+  opBatchesByGraph: Map<GraphRun, Map<number, OpBatchEvent[]>>;
   /** ggml worker index of each thread, from its OP events */
   ithByTid: Map<number, number>;
   /** intervals and steps that fell outside any graph */
@@ -118,16 +123,48 @@ export function placeThreadEvents(
   stepEvents: ReadonlyMap<number, readonly StepEvent[]>,
   indexes: ReadonlyMap<number, GraphIndex>,
   stepBatches: ReadonlyMap<number, readonly StepBatchEvent[]> = new Map(),
+  opBatches: ReadonlyMap<number, readonly OpBatchEvent[]> = new Map(),
 ): PlacedItems {
   const out: PlacedItems = {
     itemsByGraph: new Map(),
     stepsByGraph: new Map(),
     stepBatchesByGraph: new Map(),
+    opBatchesByGraph: new Map(),
     ithByTid: new Map(),
     lost: 0,
     broken: 0,
   };
-  for (const [tid, list] of [...threadEvents].sort((a, b) => a[0] - b[0])) {
+  // a run of OP events kept as records that lies in one graph stays so (its first event gives the
+  // thread's ith); the others, and every run of a thread whose barrier events came decoded (its
+  // OP and barrier events pair together), join the thread's decoded events in time order
+  let decoded = threadEvents;
+  if (opBatches.size > 0) {
+    const joined = new Map(threadEvents);
+    for (const [tid, runs] of opBatches) {
+      const index = indexes.get(runs[0]!.tgid);
+      const own = threadEvents.get(tid) ?? [];
+      const barriers = own.some(
+        (e) => e.type === EventType.BARRIER_BEGIN || e.type === EventType.BARRIER_END,
+      );
+      const join: OpEvent[] = [];
+      for (const run of runs) {
+        const g = barriers ? null : (index?.innermostAt(run.firstNs) ?? null);
+        if (g && index!.innermostAt(run.ts) === g) {
+          let perThread = out.opBatchesByGraph.get(g);
+          if (!perThread) out.opBatchesByGraph.set(g, (perThread = new Map()));
+          pushTo(perThread, tid, run);
+          if (run.ith >= 0) out.ithByTid.set(tid, run.ith);
+        } else join.push(...opsOfBatch(run));
+      }
+      if (join.length > 0)
+        joined.set(
+          tid,
+          [...own, ...join].sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : 0)),
+        );
+    }
+    decoded = joined;
+  }
+  for (const [tid, list] of [...decoded].sort((a, b) => a[0] - b[0])) {
     const index = indexes.get(list[0]!.tgid);
     for (const item of pairThreadEvents(list)) {
       if (item.broken) out.broken++;
@@ -167,6 +204,32 @@ export function placeThreadEvents(
         pushTo(perThread, tid, batch);
       } else placeSteps(tid, index, stepsOfBatch(batch));
     }
+  }
+  return out;
+}
+
+/**
+ * A graph's operator and barrier intervals per thread, in each thread's order: those placed from
+ * decoded events and those paired from its runs of OP events kept as records (whose broken
+ * intervals are counted in `placed.broken` then); null when it has none.
+ */
+export function itemsOf(g: GraphRun, placed: PlacedItems): Map<number, ThreadItem[]> | null {
+  const items = placed.itemsByGraph.get(g);
+  const runs = placed.opBatchesByGraph.get(g);
+  if (!runs) return items ?? null;
+  const out = new Map(items ?? []);
+  for (const [tid, list] of runs) {
+    const paired = pairThreadEvents(list.flatMap(opsOfBatch));
+    for (const item of paired) if (item.broken) placed.broken++;
+    const have = out.get(tid);
+    out.set(
+      tid,
+      have
+        ? [...have, ...paired].sort((a, b) =>
+            a.beginNs < b.beginNs ? -1 : a.beginNs > b.beginNs ? 1 : 0,
+          )
+        : paired,
+    );
   }
   return out;
 }

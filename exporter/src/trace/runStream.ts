@@ -10,7 +10,7 @@
 import { readRunNotes, runWarnings, addLosses, NO_LOSSES, buildRun } from "./buildRun.js";
 import { formulaOfHeader } from "./backendStall.js";
 import { BackendKeeper } from "./backends.js";
-import { STEPS_RECORD, type ChunkEvent } from "../abi/events.js";
+import { eventsIn, firstNsOf, type ChunkEvent } from "../abi/events.js";
 import type { Drops } from "@profinfer/contract";
 import { CallChunker } from "./chunker.js";
 import { clockFrom } from "./clock.js";
@@ -151,8 +151,8 @@ export class RunStream {
 
   take(ev: ChunkEvent): void {
     this.chunker.take(ev);
-    const first = ev.type === STEPS_RECORD ? ev.firstNs : ev.ts;
-    this.eventCount += ev.type === STEPS_RECORD ? ev.count : 1;
+    const first = firstNsOf(ev);
+    this.eventCount += eventsIn(ev);
     if (this.firstNs < 0n || first < this.firstNs) this.firstNs = first;
     if (ev.ts > this.lastNs) this.lastNs = ev.ts;
   }

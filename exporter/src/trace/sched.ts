@@ -29,6 +29,15 @@ function firstRunBetween(times: readonly bigint[] | undefined, after: bigint, be
  * report it) ends at the first of them after its start. An interval still open when the run ends
  * closes there (`open`).
  */
+
+/**
+ * Each thread's own event times (ascending) by thread id: when it was running. Read only for a
+ * thread with an off-CPU interval whose end was not recorded, so it may compute them on demand.
+ */
+export interface RanAt {
+  get(tid: number): readonly bigint[] | undefined;
+}
+
 export class OffCpuTracker {
   private readonly open = new Map<number, OpenOffCpu>();
   /** the previous chunk's cut: intervals are clipped to it in the chunk's pieces */
@@ -44,7 +53,7 @@ export class OffCpuTracker {
   chunk(
     switches: readonly SchedSwitchEvent[],
     targetTgids: ReadonlySet<number>,
-    ranAt: ReadonlyMap<number, readonly bigint[]>,
+    ranAt: RanAt,
     cut: bigint | null,
     endNs: bigint,
   ): { closed: OffCpuInterval[]; pieces: Map<number, OffCpuInterval[]> } {
@@ -126,7 +135,7 @@ export function offCpuIntervals(
   switches: readonly SchedSwitchEvent[],
   targetTgids: ReadonlySet<number>,
   endNs: bigint,
-  ranAt: ReadonlyMap<number, readonly bigint[]> = new Map(),
+  ranAt: RanAt = new Map(),
 ): Map<number, OffCpuInterval[]> {
   const { pieces } = new OffCpuTracker().chunk(switches, targetTgids, ranAt, null, endNs);
   return new Map([...pieces].sort((a, b) => a[0] - b[0]));

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { batchOf } from "../../../../test/support/encodeEvent.js";
 import {
+  MOE_FIXTURE_TIDS,
   moeRunFixture,
   serverRecorder,
   serverRunFixture,
@@ -23,7 +24,7 @@ import { RecordSink } from "./spanSink.js";
 import { collectHeader, endpointFrom, parseEndpoint } from "./options.js";
 import { hrTimeOf } from "./readable.js";
 import { REQUEST_IDLE_NS } from "../../trace/requests.js";
-import { buildRunSpans, parseOpSampling, type SpanRecord } from "./spans.js";
+import { buildRunSpans, parseOpSampling, type OpSampling, type SpanRecord } from "./spans.js";
 import { Spool } from "./spool.js";
 
 test("HrTime from BigInt ns is exact where a double would round", () => {
@@ -278,9 +279,13 @@ test("MoE routing: a moe.route event per layer with the expert ids row-major", (
 type Recording = ReturnType<ReturnType<typeof syntheticRecorder>["recording"]>;
 
 /** A batch of records as the recorder hands them to its listeners. */
-function liveExport(out: RecordSink, nowNs?: () => bigint): LiveSpanExport {
+function liveExport(
+  out: RecordSink,
+  nowNs?: () => bigint,
+  opSampling: OpSampling = { kind: "every", n: 4 },
+): LiveSpanExport {
   return new LiveSpanExport({
-    opSampling: { kind: "every", n: 4 },
+    opSampling,
     requestIdleNs: REQUEST_IDLE_NS,
     intervalMs: 1000,
     marginNs: 0n,
@@ -292,9 +297,9 @@ function liveExport(out: RecordSink, nowNs?: () => bigint): LiveSpanExport {
 }
 
 /** Feeds a recording to the live exporter in `slices` batches, exporting after each. */
-function liveSpans(recording: Recording, slices: number) {
+function liveSpans(recording: Recording, slices: number, opSampling?: OpSampling) {
   const sink = new RecordSink();
-  const live = liveExport(sink);
+  const live = liveExport(sink, undefined, opSampling);
   live.header(recording.header);
   const per = Math.ceil(recording.events.length / slices);
   for (let at = 0; at < recording.events.length; at += per) {
@@ -314,10 +319,45 @@ test("live export chunk by chunk gives the spans of the whole run", () => {
     ...server,
     events: server.events.map((e) => (e.type === EventType.BATCH ? { ...e, ts: e.ts - 90n } : e)),
   };
-  for (const recording of [syntheticRecorder(30, 2, 2).recording(), server, earlyBatches]) {
-    const whole = buildRunSpans(buildRun(recording), { kind: "every", n: 4 });
+  const functions = syntheticRecorder(30, 2, 2).recording();
+  // the live export keeps each thread's OP events between graph boundaries as records, decoded
+  // only for the graphs whose operators it rebuilds: with steps (which time the operators, the OP
+  // events giving the threads' ith), and with OP events alone (no barrier probes: the operators
+  // are rebuilt from them); with barriers they are decoded as they come
+  const withSteps = syntheticRecorder(30, 2, 2, { steps: true, stepsWithOps: true }).recording();
+  const opsOnly = {
+    ...functions,
+    events: functions.events.filter(
+      (e) => e.type !== EventType.BARRIER_BEGIN && e.type !== EventType.BARRIER_END,
+    ),
+  };
+  assert.ok(withSteps.events.some((e) => e.type === EventType.OP_BEGIN));
+  // a preempted worker whose switch back in was lost: its own OP events say when it ran again
+  const moe = moeRunFixture().rec.recording();
+  const switchIns = (e: (typeof moe.events)[number]) =>
+    e.type === EventType.SCHED_SWITCH && e.nextTid === MOE_FIXTURE_TIDS[1];
+  assert.ok(moe.events.some(switchIns));
+  const moeOpsOnly = {
+    ...moe,
+    events: moe.events.filter(
+      (e) =>
+        e.type !== EventType.BARRIER_BEGIN && e.type !== EventType.BARRIER_END && !switchIns(e),
+    ),
+  };
+  const every4: OpSampling = { kind: "every", n: 4 };
+  const cases: [Recording, OpSampling][] = [
+    [functions, every4],
+    [withSteps, every4],
+    [opsOnly, every4],
+    // every call's operators, the preempted one's included
+    [moeOpsOnly, { kind: "all" }],
+    [server, every4],
+    [earlyBatches, every4],
+  ];
+  for (const [recording, sampling] of cases) {
+    const whole = buildRunSpans(buildRun(recording), sampling);
     for (const slices of [1, 7, 23]) {
-      const { out, chunks } = liveSpans(recording, slices);
+      const { out, chunks } = liveSpans(recording, slices, sampling);
       assert.ok(slices === 1 || chunks > 1, `${slices} slices: exported in several chunks`);
       assert.equal(out.length, whole.length);
       assert.deepEqual(byId(out), byId(whole), `${slices} slices: the same spans`);
