@@ -3,7 +3,8 @@
 // operator aggregates in the kernel (no event stream, /metrics served); `op` with N counters reads
 // them at every boundary (software events, so any machine has them): its extra time per token over
 // `op`, divided by the probe hits, is the cost of reading N counters a hit. `op+otlp` is the op
-// level with live OTLP export (default operator-span sampling) to a real gRPC receiver.
+// level with live OTLP export (default operator-span sampling) to a real gRPC receiver; `none` and
+// `all` the same without operator spans and with every one.
 
 const COUNTER_SETS = { 1: "task-clock", 4: "task-clock,cpu-clock,page-faults,context-switches" };
 
@@ -23,6 +24,17 @@ export function recordOptions(otlpEndpoint) {
     "op+1 counter": ["--level", "op", "--pmc", COUNTER_SETS[1]],
     "op+4 counters": ["--level", "op", "--pmc", COUNTER_SETS[4]],
     "op+otlp": ["--level", "op", "--otlp-endpoint", otlpEndpoint],
+    // the export's fixed cost: every call's call, graph and step spans, no operator spans
+    "op+otlp none": [
+      "--level",
+      "op",
+      "--otlp-endpoint",
+      otlpEndpoint,
+      "--otlp-op-sample",
+      "none",
+      "--otlp-cpu",
+      "0",
+    ],
     "op+otlp all": [
       "--level",
       "op",

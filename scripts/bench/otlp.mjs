@@ -159,11 +159,14 @@ export async function measureOtlp(config, bench, results) {
     dropped: exporter.stats.dropped + (2 * exported - direct.arrived - backlog.arrived),
     opOtlpOverOpRatios: perRoundRatios(results, "op+otlp", "op", "tps"),
     opOtlpOverOpCpu: perRoundRatios(results, "op+otlp", "op", "cpuSeconds"),
+    opOtlpNoneOverOpRatios: perRoundRatios(results, "op+otlp none", "op", "tps"),
+    opOtlpNoneOverOpCpu: perRoundRatios(results, "op+otlp none", "op", "cpuSeconds"),
     opOtlpAllOverOpRatios: perRoundRatios(results, "op+otlp all", "op", "tps"),
     opOtlpAllOverOpCpu: perRoundRatios(results, "op+otlp all", "op", "cpuSeconds"),
     selfPct: {
       op: median((results.op ?? []).map((r) => r.selfPct ?? 0)),
       "op+otlp": median((results["op+otlp"] ?? []).map((r) => r.selfPct ?? 0)),
+      "op+otlp none": median((results["op+otlp none"] ?? []).map((r) => r.selfPct ?? 0)),
       "op+otlp all": median((results["op+otlp all"] ?? []).map((r) => r.selfPct ?? 0)),
     },
   };
@@ -173,6 +176,7 @@ export async function measureOtlp(config, bench, results) {
 export function otlpLines({ otlpTokens }, otlp) {
   const { opOtlpOverOpRatios: tps, opOtlpOverOpCpu: cpu } = otlp;
   const { opOtlpAllOverOpRatios: allTps, opOtlpAllOverOpCpu: allCpu } = otlp;
+  const { opOtlpNoneOverOpRatios: noneTps, opOtlpNoneOverOpCpu: noneCpu } = otlp;
   const against = (label, ratios, cpuRatios, self) =>
     ratios.length > 0
       ? [
@@ -188,6 +192,12 @@ export function otlpLines({ otlpTokens }, otlp) {
     `- profinfer CPU per span, built, encoded and sent: ${(otlp.buildUsPerSpan + otlp.sendCpuUsPerSpan).toFixed(2)} us`,
     `- export, all at once (the excess through the disk spool): ${Math.round(otlp.backlogSpansPerSecond)} spans/s, ${otlp.backlogCpuUsPerSpan.toFixed(2)} us CPU per span, ${otlp.backlogArrived} arrived, ${otlp.spooled} spooled`,
     `- dropped: ${otlp.dropped}`,
+    ...against(
+      "op with live OTLP export without operator spans (its fixed cost, no CPU bound)",
+      noneTps,
+      noneCpu,
+      otlp.selfPct["op+otlp none"],
+    ),
     ...against(
       "op with live OTLP export (default sampling and CPU bound)",
       tps,
