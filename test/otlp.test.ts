@@ -586,58 +586,51 @@ function profinferAsync(args: string[]): Promise<Ran> {
 }
 
 /**
- * An outage of the collector: `stop` takes it down mid-run, and it comes back once the run is
- * over (its "run folder" line, said before the export flushes), so the spool holds what it
- * missed. A run that ended before the outage began gets the collector back at once.
+ * A 1,500-token run of tiny-llama exporting to `collector` with `args`, through an outage: the
+ * collector goes down once the first spans arrived and comes back once the run is over (its "run
+ * folder" line, said before the export flushes, or at once when the run ended before the outage
+ * began), so the spool holds what it missed. The run must end well, the collector back.
  */
-function outageUntilRunEnds(collector: OtlpCollector) {
+async function recordThroughOutage(
+  collector: OtlpCollector,
+  args: string[],
+): Promise<{ dir: string; ran: Ran }> {
   let said = "";
   let stopped = false;
   let restarted: Promise<void> | null = null;
   const over = () => /run folder/.test(said);
-  return {
-    onStderr(text: string): void {
-      said = text;
+  const { dir, done } = recordAsync(
+    ["--otlp-endpoint", collector.url, ...args, "--otlp-flush-timeout", "60"],
+    // long enough for several of the governor's 2 s windows, and for the outage to cover calls
+    // still to come (a tiny model decodes a few hundred tokens a second on a quiet machine)
+    completion(model("llama"), 1500, ["-c", "2048"]),
+    (stderr) => {
+      said = stderr;
       if (stopped && !restarted && over()) restarted = collector.restart();
     },
-    async stop(): Promise<void> {
-      await collector.stop();
-      stopped = true;
-      if (!restarted && over()) restarted = collector.restart();
-    },
-    get restarted(): Promise<void> | null {
-      return restarted;
-    },
-  };
+  );
+  await waitFor("first spans", () => collector.spans.length > 0);
+  await collector.stop();
+  stopped = true;
+  if (!restarted && over()) restarted = collector.restart();
+  const ran = await done;
+  assert.equal(ran.code, 0, ran.stderr.slice(-3000));
+  assert.ok(restarted, "the collector came back");
+  await restarted;
+  return { dir, ran };
 }
 
 describe("the live export within its CPU bound", () => {
   test("past the bound fewer calls get operator spans, each llama_decode span says which sampling applied, and every span still arrives once across an outage", async () => {
     const collector = await OtlpCollector.start();
-    const outage = outageUntilRunEnds(collector);
-    const { dir, done } = recordAsync(
-      [
-        "--otlp-endpoint",
-        collector.url,
+    try {
+      const { dir, ran } = await recordThroughOutage(collector, [
         "--otlp-op-sample",
         "all",
         // a bound no export can stay within: the sampling goes down at every window
         "--otlp-cpu",
         "0.001",
-        "--otlp-flush-timeout",
-        "60",
-      ],
-      // long enough for several of the governor's 2 s windows, and for the outage to cover calls
-      // still to come (a tiny model decodes a few hundred tokens a second on a quiet machine)
-      completion(model("llama"), 1500, ["-c", "2048"]),
-      (stderr) => outage.onStderr(stderr),
-    );
-    try {
-      await waitFor("first spans", () => collector.spans.length > 0);
-      await outage.stop();
-      const ran = await done;
-      assert.equal(ran.code, 0, ran.stderr.slice(-3000));
-      assert.ok(outage.restarted, "the collector came back");
+      ]);
       assert.match(ran.stderr, /operator spans were sampled down to \S+ calls/);
       const counts = exportCounts(ran.stderr);
       assert.equal(counts.queued + counts.dropped, 0);
@@ -719,29 +712,13 @@ describe("nothing lost when the collector is away", () => {
   test("stopped mid-run and restarted: nothing lost within the spool bound, the excess counted as dropped", async () => {
     for (const bound of ["256M", "96K"]) {
       const collector = await OtlpCollector.start();
-      const outage = outageUntilRunEnds(collector);
-      const { dir, done } = recordAsync(
-        [
-          "--otlp-endpoint",
-          collector.url,
+      try {
+        const { dir, ran } = await recordThroughOutage(collector, [
           "--otlp-op-sample",
           "every:2",
           "--otlp-spool-max",
           bound,
-          "--otlp-flush-timeout",
-          "60",
-        ],
-        // long enough on a quiet machine (a tiny model decodes ~200 tokens/s) for the outage to
-        // cover spans of calls still to come
-        completion(model("llama"), 1500, ["-c", "2048"]),
-        (stderr) => outage.onStderr(stderr),
-      );
-      try {
-        await waitFor("first spans", () => collector.spans.length > 0);
-        await outage.stop();
-        const ran = await done;
-        assert.equal(ran.code, 0, ran.stderr.slice(-3000));
-        assert.ok(outage.restarted, "the collector came back");
+        ]);
         const counts = exportCounts(ran.stderr);
         const expected = buildRunSpans(runOf(dir), { kind: "every", n: 2 });
         const byId = assertExactlyOnce(collector.spans);
