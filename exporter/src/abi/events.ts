@@ -621,10 +621,13 @@ export function decodeRecord(buf: Buffer, offset: number, length: number, out: R
  */
 export function decodeBatchLazy(batch: Buffer, out: ChunkEvent[], groupOps: boolean): boolean {
   let barriers = false;
-  // each thread's open run of OP events
+  // each thread's open run of OP events; its last event's time is read when it closes
   const open = new Map<number, OpBatchEvent>();
   const close = (): void => {
-    for (const run of open.values()) out.push(run);
+    for (const run of open.values()) {
+      run.ts = batch.readBigUInt64LE(run.offsets[run.count - 1]! + H.ts);
+      out.push(run);
+    }
     open.clear();
   };
   for (let at = 0; at + 4 <= batch.length;) {
@@ -635,14 +638,13 @@ export function decodeBatchLazy(batch: Buffer, out: ChunkEvent[], groupOps: bool
     if (groupOps && (type === EventType.OP_BEGIN || type === EventType.OP_END)) {
       if (!eventSizes(type).includes(length)) decodeEvent(batch, offset, length); // throws
       const tid = batch.readUInt32LE(offset + H.tid);
-      const ts = batch.readBigUInt64LE(offset + H.ts);
       const run = open.get(tid);
       if (run) {
-        run.ts = ts;
         run.count++;
         run.offsets.push(offset);
         run.lengths.push(length);
       } else {
+        const ts = batch.readBigUInt64LE(offset + H.ts);
         open.set(tid, {
           type: OPS_RECORD,
           cpu: batch.readUInt32LE(offset + H.cpu),
