@@ -288,10 +288,11 @@ test("the bench model's matrices in Q4_0 against Q8_0: the layers' mul_mat time 
   const timeRatio = layerMs("new") / layerMs("base");
   // A decode call reads every layer matrix once: where reading the weights bounds the time, it
   // grows with their bytes (1.89 times). Q4_0's blocks take more work per byte to unpack than
-  // Q8_0's, so on one core the ratio lands below that (1.60 measured here), but well above 1;
-  // above the bytes' ratio by more than a tenth it would be something else than the weights.
+  // Q8_0's, so on one core the ratio lands below that (1.60 and 1.26 measured on these machines),
+  // but beyond the diff's ±15% (the weights not mattering would give 1, within the noise); above
+  // the bytes' ratio by more than a tenth it would be something else than the weights.
   assert.ok(
-    timeRatio > 1.3 && timeRatio < bytesRatio * 1.1,
+    timeRatio > 1.15 && timeRatio < bytesRatio * 1.1,
     `the layers' mul_mat took ${timeRatio.toFixed(2)} times as long for ${bytesRatio.toFixed(2)} times the bytes`,
   );
   assert.equal(sectionOf(report, "operators").rows[0]!.name, "mul_mat");
